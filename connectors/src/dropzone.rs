@@ -1,0 +1,1 @@
+//! Local drop zones watched with notify.

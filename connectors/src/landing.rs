@@ -1,0 +1,1 @@
+//! Streaming, fsynced, content-addressed writes into the flow store.

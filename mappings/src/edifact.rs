@@ -1,0 +1,1 @@
+//! EDIFACT INVOIC reader: a segment tokenizer and a message mapper.

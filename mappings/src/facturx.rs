@@ -1,0 +1,1 @@
+//! Factur-X / ZUGFeRD: find the embedded CII XML inside a PDF/A-3.

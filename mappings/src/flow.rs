@@ -1,0 +1,1 @@
+//! One flow, from its stored bytes to documents with verdicts.

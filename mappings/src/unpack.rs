@@ -1,0 +1,1 @@
+//! Open gzip, zip, tar and tar.gz flows (nested once) under limits.

@@ -1,0 +1,422 @@
+//! The spool: quai's system of record.
+//!
+//! Every state change of a flow, an invoice, an acknowledgement or a
+//! notification goes through [`Spool`]; nothing else writes spool state. Two
+//! backends sit behind the same API (SQLite in WAL mode by default, PostgreSQL
+//! for several instances), chosen by the URL scheme. Flow state moves
+//! `received → processing → processed | failed`; a flow whose partner + SHA-256
+//! (or AS2 Message-ID) was already registered is recorded as `duplicate` and
+//! never processed. Processing is idempotent: invoice rows are keyed by
+//! (flow, document index), so a flow processed again after a crash replaces
+//! its rows instead of adding to them.
+//!
+//! API CONTRACT (filled in by the spool implementation; the daemon codes
+//! against these signatures).
+
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported spool url {0:?} (expected sqlite:// or postgres://)")]
+    UnsupportedUrl(String),
+    #[error("illegal transition of flow {flow}: {from} -> {to}")]
+    IllegalTransition { flow: i64, from: String, to: String },
+    #[error("flow {0} not found")]
+    FlowNotFound(i64),
+    #[error("acknowledgement {0} not found")]
+    AckNotFound(i64),
+    #[error("flow {flow} is leased by another instance ({owner})")]
+    LeaseLost { flow: i64, owner: String },
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, SpoolError>;
+
+pub type FlowId = i64;
+pub type AckId = i64;
+
+/// Where a flow came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Dropzone,
+    Sftp,
+    As2,
+    Cli,
+}
+
+/// Lifecycle state of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowState {
+    Received,
+    Processing,
+    Processed,
+    Failed,
+    Duplicate,
+}
+
+impl FlowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FlowState::Received => "received",
+            FlowState::Processing => "processing",
+            FlowState::Processed => "processed",
+            FlowState::Failed => "failed",
+            FlowState::Duplicate => "duplicate",
+        }
+    }
+    pub fn is_terminal(self) -> bool {
+        matches!(self, FlowState::Processed | FlowState::Failed | FlowState::Duplicate)
+    }
+}
+
+/// A flow as the intake registers it, after its bytes are durably stored.
+#[derive(Debug, Clone)]
+pub struct NewFlow {
+    pub partner: String,
+    pub origin: Origin,
+    pub original_name: String,
+    pub size: i64,
+    /// Lower-case hex SHA-256 of the raw bytes; also the name in the store.
+    pub sha256: String,
+    pub as2_message_id: Option<String>,
+}
+
+/// Result of registering a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// A new flow, in state `received`.
+    New(FlowId),
+    /// Already seen (same partner + hash, or same AS2 Message-ID): a row in
+    /// state `duplicate` was recorded, pointing at `original`.
+    Duplicate { id: FlowId, original: FlowId },
+}
+
+/// A flow claimed for processing by this instance (state `processing`,
+/// lease held until `lease_expires_at`).
+#[derive(Debug, Clone)]
+pub struct ClaimedFlow {
+    pub id: FlowId,
+    pub partner: String,
+    pub origin: Origin,
+    pub original_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub attempts: i32,
+}
+
+/// Verdict of one invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+}
+
+/// One reason an invoice was rejected (or warned about).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// `BR-CO-10`, `SYNTAX`, `REJ_UNI`...
+    pub rule: String,
+    /// `BT-106`...
+    pub term: String,
+    /// `fatal` or `warning`
+    pub severity: String,
+    pub message: String,
+}
+
+/// One document of a flow, mapped and validated, ready to store.
+#[derive(Debug, Clone)]
+pub struct NewInvoice {
+    /// Position of the document in the flow (0-based, stable across reprocessing).
+    pub doc_index: i64,
+    /// Archive entry name (or the flow's own name).
+    pub entry: String,
+    pub syntax: Option<String>,
+    pub profile: Option<String>,
+    /// Seller key for duplicate detection (BT-31, else BT-30, else BT-29, else BT-27).
+    pub seller_id: Option<String>,
+    pub number: Option<String>,
+    pub issue_date: Option<NaiveDate>,
+    pub type_code: Option<String>,
+    pub currency: Option<String>,
+    pub total_without_vat: Option<Decimal>,
+    pub total_with_vat: Option<Decimal>,
+    pub amount_due: Option<Decimal>,
+    /// Verdict from the mappings (before the spool's duplicate check).
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    /// Canonical invoice as JSON (None when the document could not be read).
+    pub canonical_json: Option<String>,
+}
+
+/// What the spool decided for one stored invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredInvoice {
+    pub doc_index: i64,
+    pub verdict: Verdict,
+    /// True when the spool rejected it as a duplicate (REJ_UNI / DOUBLON).
+    pub duplicate: bool,
+    /// Reasons as stored (the mapping's, plus the duplicate reason if any).
+    pub reasons: Vec<Reason>,
+}
+
+/// How a flow ended.
+#[derive(Debug, Clone)]
+pub enum FlowOutcome {
+    /// Read to the end; its invoices are stored.
+    Processed,
+    /// Could not be read as a whole: `code` is an IRR_* reason.
+    Failed { code: String, message: String },
+}
+
+/// Kind of acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckKind {
+    IntegrationReport,
+    Cdar,
+    Contrl,
+    Mdn,
+}
+
+impl AckKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckKind::IntegrationReport => "integration_report",
+            AckKind::Cdar => "cdar",
+            AckKind::Contrl => "contrl",
+            AckKind::Mdn => "mdn",
+        }
+    }
+}
+
+/// An acknowledgement still to deliver (or delivered).
+#[derive(Debug, Clone)]
+pub struct AckRow {
+    pub id: AckId,
+    pub flow_id: FlowId,
+    pub partner: String,
+    pub kind: AckKind,
+    /// Where it goes: `dropzone`, `sftp`, `as2`.
+    pub destination: String,
+    pub file_name: String,
+    pub generated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// Counts per state / verdict.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Counts {
+    /// flows by state name
+    pub flows: std::collections::BTreeMap<String, i64>,
+    /// invoices: always has "accepted" and "rejected"
+    pub invoices: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartnerCounts {
+    pub partner: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+/// `quai status --json`: `{"totals": {...}, "partners": [...]}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusSummary {
+    pub totals: Counts,
+    pub partners: Vec<PartnerCounts>,
+}
+
+/// A flow row as listed by `quai flows`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowRow {
+    pub id: FlowId,
+    pub partner: String,
+    pub origin: Origin,
+    pub original_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub state: FlowState,
+    pub received_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub duplicate_of: Option<FlowId>,
+    pub failure_code: Option<String>,
+    pub failure_message: Option<String>,
+    pub invoices_accepted: i64,
+    pub invoices_rejected: i64,
+}
+
+/// An invoice row of a flow, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvoiceRow {
+    pub id: i64,
+    pub flow_id: FlowId,
+    pub doc_index: i64,
+    pub entry: String,
+    pub syntax: Option<String>,
+    pub profile: Option<String>,
+    pub seller_id: Option<String>,
+    pub number: Option<String>,
+    pub issue_date: Option<NaiveDate>,
+    pub type_code: Option<String>,
+    pub currency: Option<String>,
+    pub total_with_vat: Option<Decimal>,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+}
+
+/// Filter for `quai flows`.
+#[derive(Debug, Clone, Default)]
+pub struct FlowFilter {
+    pub partner: Option<String>,
+    pub state: Option<FlowState>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
+
+/// Lease settings for claiming work.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub duration: Duration,
+}
+
+/// The spool handle; cheap to clone (a connection pool inside).
+#[derive(Clone)]
+pub struct Spool {
+    _private: (),
+}
+
+impl Spool {
+    /// Open (creating if needed) the spool at `url` (`sqlite://PATH` or
+    /// `postgres://...`), run the embedded migrations, and identify this
+    /// process as `instance` in leases and event history.
+    pub async fn connect(url: &str, instance: &str) -> Result<Spool> {
+        let _ = (url, instance);
+        todo!()
+    }
+
+    /// Name of this instance (lease owner, event history).
+    pub fn instance(&self) -> &str {
+        todo!()
+    }
+
+    /// Make sure a partner row exists (idempotent).
+    pub async fn ensure_partner(&self, partner: &str) -> Result<()> {
+        let _ = partner;
+        todo!()
+    }
+
+    /// Register a durably stored flow. A flow already seen (same partner +
+    /// hash, or same AS2 Message-ID) is recorded as a duplicate.
+    pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
+        let _ = flow;
+        todo!()
+    }
+
+    /// Claim the oldest `received` flow, or a `processing` flow whose lease
+    /// has expired, moving it to `processing` under this instance's lease
+    /// (attempts + 1). `FOR UPDATE SKIP LOCKED` on PostgreSQL.
+    pub async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
+        let _ = lease;
+        todo!()
+    }
+
+    /// Claim one given flow (used by `quai replay`): a terminal flow other
+    /// than `duplicate` goes back to `processing`, its invoice rows replaced
+    /// when it is processed again.
+    pub async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
+        let _ = (flow, lease);
+        todo!()
+    }
+
+    /// Extend this instance's lease on a flow it is processing.
+    pub async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
+        let _ = (flow, lease);
+        todo!()
+    }
+
+    /// Store a batch of invoices of a claimed flow in one transaction,
+    /// replacing rows with the same (flow, doc_index). Accepted invoices whose
+    /// (seller, number, year) is already held by another document are turned
+    /// into rejects with rule `REJ_UNI` (business reason DOUBLON).
+    pub async fn store_invoices(&self, flow: FlowId, batch: &[NewInvoice]) -> Result<Vec<StoredInvoice>> {
+        let _ = (flow, batch);
+        todo!()
+    }
+
+    /// Finish a claimed flow: `processed` or `failed`. In the same
+    /// transaction, delete invoice rows with doc_index >= `documents` (left
+    /// from an earlier attempt), and create one pending acknowledgement per
+    /// entry of `acks` (kind, destination, file name).
+    pub async fn finish_flow(
+        &self,
+        flow: FlowId,
+        outcome: &FlowOutcome,
+        documents: i64,
+        acks: &[(AckKind, String, String)],
+    ) -> Result<Vec<AckId>> {
+        let _ = (flow, outcome, documents, acks);
+        todo!()
+    }
+
+    /// Acknowledgements generated but not yet delivered (oldest first).
+    pub async fn pending_acks(&self, limit: i64) -> Result<Vec<AckRow>> {
+        let _ = limit;
+        todo!()
+    }
+
+    /// Mark an acknowledgement delivered.
+    pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
+        let _ = ack;
+        todo!()
+    }
+
+    /// Record a failed delivery attempt (attempts + 1, last_error).
+    pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
+        let _ = (ack, error);
+        todo!()
+    }
+
+    /// Acknowledgements of a flow.
+    pub async fn acks_of_flow(&self, flow: FlowId) -> Result<Vec<AckRow>> {
+        let _ = flow;
+        todo!()
+    }
+
+    /// Per-partner and total counts of flows by state and invoices by verdict.
+    pub async fn status(&self) -> Result<StatusSummary> {
+        todo!()
+    }
+
+    /// Flows matching a filter, newest first.
+    pub async fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
+        let _ = filter;
+        todo!()
+    }
+
+    /// One flow.
+    pub async fn flow(&self, flow: FlowId) -> Result<FlowRow> {
+        let _ = flow;
+        todo!()
+    }
+
+    /// The invoices of a flow, by doc_index.
+    pub async fn invoices_of_flow(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
+        let _ = flow;
+        todo!()
+    }
+}
