@@ -1,1 +1,185 @@
 //! Streaming, fsynced, content-addressed writes into the flow store.
+//!
+//! Every connector lands a flow the same way: the bytes are copied in bounded
+//! chunks into a temporary file inside the store (same filesystem, so the
+//! final rename is atomic), hashed while they pass, fsynced, renamed to their
+//! SHA-256, and the directory is fsynced. A crash at any point leaves either
+//! nothing or a complete file under its hash; a leftover temporary file is
+//! never mistaken for a flow. Two flows with the same bytes share one file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Prefix of temporary files in the store (cleaned up by [`sweep_temporaries`]).
+const TEMP_PREFIX: &str = ".landing-";
+const CHUNK: usize = 64 * 1024;
+
+/// A flow's bytes, durably stored under their hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub sha256: String,
+    pub size: u64,
+    pub path: PathBuf,
+    /// False when the flow exceeded the size limit: it was hashed to the end
+    /// (so it can be registered and answered) but its bytes were not kept and
+    /// `path` does not exist.
+    pub complete: bool,
+}
+
+/// Why landing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LandingError {
+    #[error("i/o error while storing the flow: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Path of a stored flow with the given hash: `store/ab/abcdef...`.
+pub fn stored_path(store: &Path, sha256: &str) -> PathBuf {
+    let fanout = sha256.get(..2).unwrap_or("xx");
+    store.join(fanout).join(sha256)
+}
+
+/// Copy `reader` into the store, hashing and fsyncing, and return where it is.
+/// Past `max_bytes` the bytes are no longer kept (the temporary file is
+/// removed) but still hashed to the end, and the result is not `complete`.
+pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Stored, LandingError> {
+    fs::create_dir_all(store)?;
+    let temp_path = store.join(format!("{TEMP_PREFIX}{}", unique_suffix()));
+    let result = copy_hashing(reader, &temp_path, max_bytes);
+    let (sha256, size, complete) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&temp_path);
+            return Err(e);
+        }
+    };
+    let final_path = stored_path(store, &sha256);
+    if !complete {
+        fs::remove_file(&temp_path)?;
+        return Ok(Stored {
+            sha256,
+            size,
+            path: final_path,
+            complete,
+        });
+    }
+    let parent = final_path.parent().expect("stored path has a parent");
+    fs::create_dir_all(parent)?;
+    if final_path.exists() {
+        // Same bytes already stored: keep the first copy.
+        fs::remove_file(&temp_path)?;
+    } else {
+        fs::rename(&temp_path, &final_path)?;
+        sync_dir(parent)?;
+    }
+    Ok(Stored {
+        sha256,
+        size,
+        path: final_path,
+        complete,
+    })
+}
+
+/// Land a local file (used by the drop zone and `quai ingest`).
+pub fn land_file(source: &Path, store: &Path, max_bytes: u64) -> Result<Stored, LandingError> {
+    let mut file = File::open(source)?;
+    land(&mut file, store, max_bytes)
+}
+
+/// Remove temporary files left by a crash in the middle of a landing.
+pub fn sweep_temporaries(store: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    let entries = match fs::read_dir(store) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn copy_hashing(
+    reader: &mut dyn Read,
+    temp_path: &Path,
+    max_bytes: u64,
+) -> Result<(String, u64, bool), LandingError> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(temp_path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut size: u64 = 0;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        size += n as u64;
+        hasher.update(&buf[..n]);
+        if size <= max_bytes {
+            out.write_all(&buf[..n])?;
+        }
+    }
+    if size <= max_bytes {
+        out.sync_all()?;
+    }
+    Ok((hex::encode(hasher.finalize()), size, size <= max_bytes))
+}
+
+/// fsync a directory so a rename inside it survives a crash.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{}-{}", std::process::id(), nanos, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lands_under_hash_and_dedups() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = land(&mut &b"hello"[..], dir.path(), 100).unwrap();
+        assert_eq!(
+            a.sha256,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!(a.size, 5);
+        assert_eq!(fs::read(&a.path).unwrap(), b"hello");
+        let b = land(&mut &b"hello"[..], dir.path(), 100).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
+    }
+
+    #[test]
+    fn refuses_oversized_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let stored = land(&mut &[0u8; 1000][..], dir.path(), 999).unwrap();
+        assert!(!stored.complete);
+        assert_eq!(stored.size, 1000);
+        assert!(!stored.path.exists());
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

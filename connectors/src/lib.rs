@@ -38,6 +38,9 @@ pub struct LandedFlow {
     pub size: u64,
     /// Path of the stored bytes (named by the hash).
     pub stored_path: PathBuf,
+    /// False when the flow was over the size limit: hashed but not kept
+    /// (`stored_path` does not exist); the daemon rejects it (IRR_TAILLE_F).
+    pub complete: bool,
     /// AS2 Message-ID, for flows received over AS2.
     pub as2_message_id: Option<String>,
 }
