@@ -1,0 +1,233 @@
+//! BR-CO rules: conditions between terms and the document totals.
+//!
+//! The totals are checked against the sums gathered in the one pass
+//! ([`Aggregates`]), never by re-reading the lines. Equalities are exact on
+//! the decimal values after the schematron's own rounding
+//! (`round(x * 100) div 100`), which is [`round2`].
+
+use rust_decimal::Decimal;
+
+use crate::model::Invoice;
+
+use super::vat::Aggregates;
+use super::{amt, amt_opt, codes, filled, round2, Out, Scope};
+
+pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out) {
+    let t = &inv.totals;
+
+    if inv.tax_point_date.is_some() && inv.tax_point_date_code.is_some() {
+        out.emit(
+            "BR-CO-03",
+            "Both a VAT point date (BT-7) and a VAT point date code (BT-8) are given; give only one.".into(),
+        );
+    }
+
+    // BR-CO-09: VAT identifiers start with a country prefix.
+    for (id, bt) in [
+        (inv.seller.vat_id.as_deref(), "BT-31"),
+        (
+            inv.tax_representative
+                .as_ref()
+                .and_then(|r| r.vat_id.as_deref()),
+            "BT-63",
+        ),
+        (inv.buyer.vat_id.as_deref(), "BT-48"),
+    ] {
+        if let Some(id) = id {
+            if !codes::vat_prefix_ok(id) {
+                out.emit_on(
+                    "BR-CO-09",
+                    Some(bt),
+                    format!("The VAT identifier {bt} '{id}' does not start with a country code (ISO 3166-1 alpha-2, or EL for Greece)."),
+                );
+            }
+        }
+    }
+
+    // BR-CO-10: BT-106 = round(Σ BT-131).
+    if scope.lines {
+        if let (Some(stated), Some(sum)) = (t.line_net_total, agg.line_net.get()) {
+            if let Some(expected) = round2(sum) {
+                if stated != expected {
+                    out.emit(
+                        "BR-CO-10",
+                        format!(
+                            "The sum of the line net amounts (BT-131) is {} but the invoice states {} as the sum of line net amounts (BT-106).",
+                            amt(expected),
+                            amt(stated)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    if scope.vat_breakdown {
+        // BR-CO-11 / BR-CO-12: the document allowance and charge totals.
+        if let (Some(stated), Some(sum)) = (t.allowance_total, agg.allowance_sum.get()) {
+            if round2(sum).is_some_and(|e| e != stated) {
+                out.emit(
+                    "BR-CO-11",
+                    format!(
+                        "The document level allowances (BT-92) add up to {} but the sum of allowances (BT-107) is {}.",
+                        amt(sum),
+                        amt(stated)
+                    ),
+                );
+            }
+        }
+        if let (Some(stated), Some(sum)) = (t.charge_total, agg.charge_sum.get()) {
+            if round2(sum).is_some_and(|e| e != stated) {
+                out.emit(
+                    "BR-CO-12",
+                    format!(
+                        "The document level charges (BT-99) add up to {} but the sum of charges (BT-108) is {}.",
+                        amt(sum),
+                        amt(stated)
+                    ),
+                );
+            }
+        }
+    }
+
+    // BR-CO-13: BT-109 = BT-106 − BT-107 + BT-108 (as stated, not re-summed).
+    if !scope.minimum {
+        if let (Some(without), Some(lines)) = (t.total_without_vat, t.line_net_total) {
+            let expected = match (t.allowance_total, t.charge_total) {
+                (None, None) => Some(lines),
+                (a, c) => lines
+                    .checked_sub(a.unwrap_or_default())
+                    .and_then(|v| v.checked_add(c.unwrap_or_default()))
+                    .and_then(round2),
+            };
+            if let Some(expected) = expected {
+                if without != expected {
+                    out.emit(
+                        "BR-CO-13",
+                        format!(
+                            "The total without VAT (BT-109) is {} but the line net amounts (BT-106) {} minus allowances (BT-107) {} plus charges (BT-108) {} give {}.",
+                            amt(without),
+                            amt(lines),
+                            amt(t.allowance_total.unwrap_or_default()),
+                            amt(t.charge_total.unwrap_or_default()),
+                            amt(expected)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    // BR-CO-14: BT-110 = round(Σ BT-117), when there is a breakdown.
+    if scope.vat_breakdown && !inv.vat_breakdown.is_empty() {
+        if let (Some(stated), Some(sum)) = (t.vat_total, agg.breakdown_tax.get()) {
+            if round2(sum).is_some_and(|e| e != stated) {
+                out.emit(
+                    "BR-CO-14",
+                    format!(
+                        "The total VAT amount (BT-110) is {} but the VAT breakdown tax amounts (BT-117) add up to {}.",
+                        amt(stated),
+                        amt(sum)
+                    ),
+                );
+            }
+        }
+    }
+
+    // BR-CO-15: BT-112 = round(BT-109 + BT-110). The schematron requires
+    // BT-110 for it (one TaxTotal in the invoice currency).
+    if filled(&inv.currency) {
+        if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
+            match t.vat_total {
+                None => out.emit(
+                    "BR-CO-15",
+                    format!(
+                        "The invoice total VAT amount (BT-110) is missing, so the total with VAT (BT-112) {} cannot be checked against the total without VAT (BT-109) {}.",
+                        amt(with),
+                        amt(without)
+                    ),
+                ),
+                Some(vat) => {
+                    if let Some(expected) = without.checked_add(vat).and_then(round2) {
+                        if with != expected {
+                            out.emit(
+                                "BR-CO-15",
+                                format!(
+                                    "The total with VAT (BT-112) is {} but the total without VAT (BT-109) {} plus the total VAT (BT-110) {} give {}.",
+                                    amt(with),
+                                    amt(without),
+                                    amt(vat),
+                                    amt(expected)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // BR-CO-16: BT-115 = BT-112 − BT-113 + BT-114, in the schematron's four
+    // cases (a zero paid or rounding amount counts as absent there).
+    if let (Some(due), Some(with)) = (t.amount_due, t.total_with_vat) {
+        let prepaid = t.prepaid.filter(|p| !p.is_zero());
+        let rounding = t.rounding.filter(|r| !r.is_zero());
+        let ok = match (prepaid, rounding) {
+            (None, None) => Some(due == with),
+            (Some(p), None) => with.checked_sub(p).and_then(round2).map(|e| due == e),
+            (Some(p), Some(r)) => {
+                let left = due.checked_sub(r).and_then(round2);
+                let right = with.checked_sub(p).and_then(round2);
+                left.zip(right).map(|(l, r)| l == r)
+            }
+            (None, Some(r)) => due.checked_sub(r).and_then(round2).map(|l| l == with),
+        };
+        if ok == Some(false) {
+            let expected = with
+                .checked_sub(prepaid.unwrap_or_default())
+                .and_then(|v| v.checked_add(rounding.unwrap_or_default()));
+            out.emit(
+                "BR-CO-16",
+                format!(
+                    "The amount due (BT-115) is {} but the total with VAT (BT-112) {} minus the paid amount (BT-113) {} plus the rounding amount (BT-114) {} give {}.",
+                    amt(due),
+                    amt(with),
+                    amt(t.prepaid.unwrap_or_default()),
+                    amt(t.rounding.unwrap_or_default()),
+                    amt_opt(expected)
+                ),
+            );
+        }
+    }
+
+    if scope.vat_breakdown && inv.vat_breakdown.is_empty() {
+        out.emit(
+            "BR-CO-18",
+            "The invoice has no VAT breakdown (BG-23); at least one is required.".into(),
+        );
+    }
+
+    // BR-CO-25: a positive amount due needs a due date or payment terms.
+    if !scope.minimum {
+        if let Some(due) = t.amount_due {
+            if due > Decimal::ZERO && inv.due_date.is_none() && inv.payment_terms.is_none() {
+                out.emit(
+                    "BR-CO-25",
+                    format!(
+                        "The amount due (BT-115) is {} but neither a payment due date (BT-9) nor payment terms (BT-20) are given.",
+                        amt(due)
+                    ),
+                );
+            }
+        }
+    }
+
+    // BR-CO-26: the seller is identified somehow.
+    let s = &inv.seller;
+    if s.identifiers.is_empty() && s.legal_registration_id.is_none() && s.vat_id.is_none() {
+        out.emit(
+            "BR-CO-26",
+            "The seller has no identifier (BT-29), legal registration identifier (BT-30) or VAT identifier (BT-31); give at least one.".into(),
+        );
+    }
+}

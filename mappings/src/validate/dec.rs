@@ -1,0 +1,162 @@
+//! BR-DEC rules: amounts carry at most two decimals.
+//!
+//! The schematron counts the characters after the decimal point as written
+//! (`string-length(substring-after(x, '.')) <= 2`); the readers keep the
+//! written scale in the `Decimal`, so `scale()` is that count (`10.500`
+//! has scale 3 and fails, as it does in the schematron).
+
+use rust_decimal::Decimal;
+
+use crate::model::{Invoice, Line};
+
+use super::{amt, LineRef, Out, Scope};
+
+fn check(value: Option<Decimal>, rule: &'static str, what: &str, out: &mut Out) {
+    if let Some(v) = value {
+        if v.scale() > 2 {
+            out.emit(
+                rule,
+                format!(
+                    "{what} is written with {} decimals ({}); at most 2 are allowed.",
+                    v.scale(),
+                    amt(v)
+                ),
+            );
+        }
+    }
+}
+
+pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
+    let t = &inv.totals;
+    if scope.vat_breakdown {
+        for (i, a) in inv.allowances.iter().enumerate() {
+            let n = i + 1;
+            check(
+                a.amount,
+                "BR-DEC-01",
+                &format!("The amount (BT-92) of document level allowance {n}"),
+                out,
+            );
+            check(
+                a.base_amount,
+                "BR-DEC-02",
+                &format!("The base amount (BT-93) of document level allowance {n}"),
+                out,
+            );
+        }
+        for (i, c) in inv.charges.iter().enumerate() {
+            let n = i + 1;
+            check(
+                c.amount,
+                "BR-DEC-05",
+                &format!("The amount (BT-99) of document level charge {n}"),
+                out,
+            );
+            check(
+                c.base_amount,
+                "BR-DEC-06",
+                &format!("The base amount (BT-100) of document level charge {n}"),
+                out,
+            );
+        }
+    }
+    check(
+        t.line_net_total,
+        "BR-DEC-09",
+        "The sum of line net amounts (BT-106)",
+        out,
+    );
+    check(
+        t.allowance_total,
+        "BR-DEC-10",
+        "The sum of allowances (BT-107)",
+        out,
+    );
+    check(
+        t.charge_total,
+        "BR-DEC-11",
+        "The sum of charges (BT-108)",
+        out,
+    );
+    check(
+        t.total_without_vat,
+        "BR-DEC-12",
+        "The total without VAT (BT-109)",
+        out,
+    );
+    check(
+        t.vat_total,
+        "BR-DEC-13",
+        "The total VAT amount (BT-110)",
+        out,
+    );
+    check(
+        t.total_with_vat,
+        "BR-DEC-14",
+        "The total with VAT (BT-112)",
+        out,
+    );
+    check(
+        t.vat_total_accounting,
+        "BR-DEC-15",
+        "The total VAT in accounting currency (BT-111)",
+        out,
+    );
+    check(t.prepaid, "BR-DEC-16", "The paid amount (BT-113)", out);
+    check(t.rounding, "BR-DEC-17", "The rounding amount (BT-114)", out);
+    check(t.amount_due, "BR-DEC-18", "The amount due (BT-115)", out);
+    if scope.vat_breakdown {
+        for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            let n = i + 1;
+            check(
+                b.taxable_amount,
+                "BR-DEC-19",
+                &format!("The taxable amount (BT-116) of VAT breakdown {n}"),
+                out,
+            );
+            check(
+                b.tax_amount,
+                "BR-DEC-20",
+                &format!("The tax amount (BT-117) of VAT breakdown {n}"),
+                out,
+            );
+        }
+    }
+}
+
+pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
+    check(
+        l.net_amount,
+        "BR-DEC-23",
+        &format!("The net amount (BT-131) of {at}"),
+        out,
+    );
+    for (i, a) in l.allowances.iter().enumerate() {
+        check(
+            a.amount,
+            "BR-DEC-24",
+            &format!("The amount (BT-136) of allowance {} on {at}", i + 1),
+            out,
+        );
+        check(
+            a.base_amount,
+            "BR-DEC-25",
+            &format!("The base amount (BT-137) of allowance {} on {at}", i + 1),
+            out,
+        );
+    }
+    for (i, c) in l.charges.iter().enumerate() {
+        check(
+            c.amount,
+            "BR-DEC-27",
+            &format!("The amount (BT-141) of charge {} on {at}", i + 1),
+            out,
+        );
+        check(
+            c.base_amount,
+            "BR-DEC-28",
+            &format!("The base amount (BT-142) of charge {} on {at}", i + 1),
+            out,
+        );
+    }
+}
