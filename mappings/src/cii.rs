@@ -1,10 +1,692 @@
 //! UN/CEFACT Cross Industry Invoice reader (D16B, D22B, Factur-X/ZUGFeRD 2.x).
+//!
+//! Same design as the UBL reader: one streaming pass ([`crate::xml::drive`]),
+//! a flat `match` on each closing element's path relative to
+//! `rsm:CrossIndustryInvoice`, following the official EN 16931 CII binding
+//! (CEN/TS 16931-3-3). D16B, D22B and Factur-X 1.0.x all use the same `:100`
+//! namespace URIs, so one reader serves them; elements that only exist in
+//! later versions or in the EXTENDED profile simply do not match. The
+//! profile comes from BT-24 (`GuidelineSpecifiedDocumentContextParameter`).
+//! ZUGFeRD 1.0 (`CrossIndustryDocument`) is a different schema and is
+//! refused with a clear error.
+
 use std::io::BufRead;
 
+use rust_decimal::Decimal;
+
+use crate::model::{
+    Address, Attachment, Classification, Contact, CreditTransfer, Delivery, DirectDebit,
+    DocumentKind, Identifier, Invoice, ItemAttribute, Line, Note, Party, Payee, PaymentCard,
+    PaymentInstructions, Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative,
+    VatBreakdown, Violation,
+};
+use crate::ubl::{ident, set, text, AcBuf};
+use crate::xml::{self, Attrs, Handler, TextMode, Values};
 use crate::{ReadError, ReadOutcome};
+
+pub const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100";
+pub const NS_RAM: &str =
+    "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100";
+pub const NS_UDT: &str = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100";
+pub const NS_QDT: &str = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100";
+/// ZUGFeRD 1.0 root namespace (not read).
+pub const NS_ZUGFERD1: &str = "urn:ferd:CrossIndustryDocument:invoice:1p0";
 
 /// Read one CII `rsm:CrossIndustryInvoice` document, streaming.
 pub fn read<R: BufRead>(input: R) -> Result<ReadOutcome, ReadError> {
-    let _ = input;
-    todo!()
+    let mut m = Mapper::default();
+    xml::drive(input, &mut m)?;
+    Ok(m.finish())
+}
+
+#[derive(Default)]
+struct RefDoc {
+    id: Option<String>,
+    type_code: Option<String>,
+    ref_type: Option<String>,
+    att: Attachment,
+}
+
+#[derive(Default)]
+struct Mapper {
+    inv: Invoice,
+    v: Values,
+    line: Line,
+    ac: AcBuf,
+    refdoc: RefDoc,
+    line_ref: (Option<String>, Option<String>),
+    sub: VatBreakdown,
+    ct: CreditTransfer,
+    attr_name: Option<String>,
+    attr_value: Option<String>,
+    tax_totals: Vec<(Decimal, Option<String>)>,
+    gross_base_qty: Option<(Option<Decimal>, Option<String>)>,
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    Seller,
+    Buyer,
+}
+
+fn address(a: &mut Option<Address>, rest: &str, t: &str) {
+    let a = a.get_or_insert_with(Address::default);
+    let slot = match rest {
+        "LineOne" => &mut a.line1,
+        "LineTwo" => &mut a.line2,
+        "LineThree" => &mut a.line3,
+        "CityName" => &mut a.city,
+        "PostcodeCode" => &mut a.post_code,
+        "CountrySubDivisionName" => &mut a.subdivision,
+        "CountryID" => &mut a.country_code,
+        _ => return,
+    };
+    set(slot, text(t));
+}
+
+impl Mapper {
+    fn party(&mut self, role: Role, rest: &str, attrs: &Attrs<'_>, t: &str) {
+        let p: &mut Party = match role {
+            Role::Seller => &mut self.inv.seller,
+            Role::Buyer => &mut self.inv.buyer,
+        };
+        if let Some(r) = rest.strip_prefix("PostalTradeAddress/") {
+            address(&mut p.address, r, t);
+            return;
+        }
+        match rest {
+            "ID" => p.identifiers.extend(text(t).map(Identifier::new)),
+            "GlobalID" => p.identifiers.extend(ident(t, attrs, "schemeID")),
+            "Name" => set(&mut p.name, text(t)),
+            "Description" => set(&mut p.additional_legal_info, text(t)),
+            "SpecifiedLegalOrganization/ID" => {
+                set(&mut p.legal_registration_id, ident(t, attrs, "schemeID"))
+            }
+            "SpecifiedLegalOrganization/TradingBusinessName" => set(&mut p.trading_name, text(t)),
+            "DefinedTradeContact/PersonName" | "DefinedTradeContact/DepartmentName" => set(
+                &mut p.contact.get_or_insert_with(Contact::default).name,
+                text(t),
+            ),
+            "DefinedTradeContact/TelephoneUniversalCommunication/CompleteNumber" => set(
+                &mut p.contact.get_or_insert_with(Contact::default).phone,
+                text(t),
+            ),
+            "DefinedTradeContact/EmailURIUniversalCommunication/URIID" => set(
+                &mut p.contact.get_or_insert_with(Contact::default).email,
+                text(t),
+            ),
+            "URIUniversalCommunication/URIID" => {
+                set(&mut p.electronic_address, ident(t, attrs, "schemeID"))
+            }
+            "SpecifiedTaxRegistration/ID" => {
+                if attrs
+                    .get("schemeID")
+                    .is_some_and(|s| s.eq_ignore_ascii_case("FC"))
+                {
+                    set(&mut p.tax_registration_id, text(t));
+                } else {
+                    set(&mut p.vat_id, text(t));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn line_end(&mut self, rest: &str, attrs: &Attrs<'_>, t: &str) {
+        if let Some(r) =
+            rest.strip_prefix("SpecifiedLineTradeSettlement/SpecifiedTradeAllowanceCharge/")
+        {
+            ac_field(&mut self.ac, r, t);
+            return;
+        }
+        let v = &mut self.v;
+        let l = &mut self.line;
+        match rest {
+            "SpecifiedLineTradeSettlement/SpecifiedTradeAllowanceCharge" => {
+                if let Some((charge, d)) = std::mem::take(&mut self.ac).into_line(v) {
+                    if charge {
+                        l.charges.push(d);
+                    } else {
+                        l.allowances.push(d);
+                    }
+                }
+            }
+            "AssociatedDocumentLineDocument/LineID" => set(&mut l.id, text(t)),
+            "AssociatedDocumentLineDocument/IncludedNote/Content" => {
+                if let Some(n) = text(t) {
+                    match &mut l.note {
+                        Some(existing) => {
+                            existing.push('\n');
+                            existing.push_str(&n);
+                        }
+                        None => l.note = Some(n),
+                    }
+                }
+            }
+            "SpecifiedTradeProduct/GlobalID" => set(&mut l.standard_item_id, ident(t, attrs, "schemeID")),
+            "SpecifiedTradeProduct/SellerAssignedID" => set(&mut l.seller_item_id, text(t)),
+            "SpecifiedTradeProduct/BuyerAssignedID" => set(&mut l.buyer_item_id, text(t)),
+            "SpecifiedTradeProduct/Name" => set(&mut l.item_name, text(t)),
+            "SpecifiedTradeProduct/Description" => set(&mut l.item_description, text(t)),
+            "SpecifiedTradeProduct/ApplicableProductCharacteristic/Description" => self.attr_name = Some(t.to_string()),
+            "SpecifiedTradeProduct/ApplicableProductCharacteristic/Value" => self.attr_value = Some(t.to_string()),
+            "SpecifiedTradeProduct/ApplicableProductCharacteristic" => {
+                let name = self.attr_name.take().unwrap_or_default();
+                let value = self.attr_value.take().unwrap_or_default();
+                l.attributes.push(ItemAttribute { name, value });
+            }
+            "SpecifiedTradeProduct/DesignatedProductClassification/ClassCode" => {
+                if let Some(value) = text(t) {
+                    l.classifications.push(Classification {
+                        value,
+                        scheme: attrs.owned("listID"),
+                        scheme_version: attrs.owned("listVersionID"),
+                    });
+                }
+            }
+            "SpecifiedTradeProduct/OriginTradeCountry/ID" => set(&mut l.origin_country, text(t)),
+            "SpecifiedLineTradeAgreement/BuyerOrderReferencedDocument/LineID" => {
+                set(&mut l.order_line_reference, text(t))
+            }
+            "SpecifiedLineTradeAgreement/GrossPriceProductTradePrice/ChargeAmount" => {
+                l.gross_price = v.decimal("BT-148", t)
+            }
+            "SpecifiedLineTradeAgreement/GrossPriceProductTradePrice/BasisQuantity" => {
+                self.gross_base_qty = Some((v.decimal("BT-149", t), attrs.owned("unitCode")));
+            }
+            "SpecifiedLineTradeAgreement/GrossPriceProductTradePrice/AppliedTradeAllowanceCharge/ActualAmount" => {
+                l.price_discount = v.decimal("BT-147", t)
+            }
+            "SpecifiedLineTradeAgreement/NetPriceProductTradePrice/ChargeAmount" => l.net_price = v.decimal("BT-146", t),
+            "SpecifiedLineTradeAgreement/NetPriceProductTradePrice/BasisQuantity" => {
+                l.price_base_quantity = v.decimal("BT-149", t);
+                l.price_base_quantity_unit = attrs.owned("unitCode");
+            }
+            "SpecifiedLineTradeDelivery/BilledQuantity" => {
+                l.quantity = v.decimal("BT-129", t);
+                l.unit_code = attrs.owned("unitCode");
+            }
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut l.vat_category, text(t)),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => {
+                l.vat_rate = v.decimal("BT-152", t)
+            }
+            "SpecifiedLineTradeSettlement/BillingSpecifiedPeriod/StartDateTime/DateTimeString" => {
+                l.period.get_or_insert_with(Period::default).start = v.date_cii("BT-134", t, attrs.get("format"))
+            }
+            "SpecifiedLineTradeSettlement/BillingSpecifiedPeriod/EndDateTime/DateTimeString" => {
+                l.period.get_or_insert_with(Period::default).end = v.date_cii("BT-135", t, attrs.get("format"))
+            }
+            "SpecifiedLineTradeSettlement/SpecifiedTradeSettlementLineMonetarySummation/LineTotalAmount" => {
+                l.net_amount = v.decimal("BT-131", t)
+            }
+            "SpecifiedLineTradeSettlement/AdditionalReferencedDocument/IssuerAssignedID" => {
+                self.line_ref.0 = text(t)
+            }
+            "SpecifiedLineTradeSettlement/AdditionalReferencedDocument/ReferenceTypeCode" => {
+                self.line_ref.1 = text(t)
+            }
+            "SpecifiedLineTradeSettlement/AdditionalReferencedDocument" => {
+                let (id, scheme) = std::mem::take(&mut self.line_ref);
+                if let Some(value) = id {
+                    set(&mut l.object_id, Some(Identifier { value, scheme }));
+                }
+            }
+            "SpecifiedLineTradeSettlement/ReceivableSpecifiedTradeAccountingAccount/ID" => {
+                set(&mut l.buyer_accounting_reference, text(t))
+            }
+            _ => {}
+        }
+    }
+
+    fn agreement_end(&mut self, rest: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        if let Some(r) = rest.strip_prefix("SellerTradeParty/") {
+            return self.party(Role::Seller, r, attrs, t);
+        }
+        if let Some(r) = rest.strip_prefix("BuyerTradeParty/") {
+            return self.party(Role::Buyer, r, attrs, t);
+        }
+        let inv = &mut self.inv;
+        if let Some(r) = rest.strip_prefix("SellerTaxRepresentativeTradeParty/") {
+            let rep = inv
+                .tax_representative
+                .get_or_insert_with(TaxRepresentative::default);
+            if let Some(a) = r.strip_prefix("PostalTradeAddress/") {
+                return address(&mut rep.address, a, t);
+            }
+            match r {
+                "Name" => set(&mut rep.name, text(t)),
+                "SpecifiedTaxRegistration/ID" => set(&mut rep.vat_id, text(t)),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(r) = rest.strip_prefix("AdditionalReferencedDocument/") {
+            let d = &mut self.refdoc;
+            match r {
+                "IssuerAssignedID" => d.id = text(t),
+                "URIID" => set(&mut d.att.external_uri, text(t)),
+                "TypeCode" => d.type_code = text(t),
+                "Name" => set(&mut d.att.description, text(t)),
+                "ReferenceTypeCode" => d.ref_type = text(t),
+                "AttachmentBinaryObject" => {
+                    d.att.embedded_size = binary_size;
+                    if binary_size.is_none() {
+                        self.v.issues.push(Violation::fatal(
+                            "SYNTAX",
+                            "BT-125",
+                            "BT-125: the embedded attachment is not valid base64",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+            return;
+        }
+        match rest {
+            "BuyerReference" => set(&mut inv.buyer_reference, text(t)),
+            "SellerOrderReferencedDocument/IssuerAssignedID" => {
+                set(&mut inv.sales_order_reference, text(t))
+            }
+            "BuyerOrderReferencedDocument/IssuerAssignedID" => {
+                set(&mut inv.purchase_order_reference, text(t))
+            }
+            "ContractReferencedDocument/IssuerAssignedID" => {
+                set(&mut inv.contract_reference, text(t))
+            }
+            "SpecifiedProcuringProject/ID" => set(&mut inv.project_reference, text(t)),
+            "AdditionalReferencedDocument" => {
+                let d = std::mem::take(&mut self.refdoc);
+                match d.type_code.as_deref() {
+                    Some("50") => set(&mut inv.tender_reference, d.id),
+                    Some("130") => set(
+                        &mut inv.invoiced_object_id,
+                        d.id.map(|value| Identifier {
+                            value,
+                            scheme: d.ref_type,
+                        }),
+                    ),
+                    _ => {
+                        let mut att = d.att;
+                        att.reference = d.id;
+                        inv.attachments.push(att);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn delivery_end(&mut self, rest: &str, attrs: &Attrs<'_>, t: &str) {
+        let inv = &mut self.inv;
+        match rest {
+            "DespatchAdviceReferencedDocument/IssuerAssignedID" => {
+                return set(&mut inv.despatch_advice_reference, text(t))
+            }
+            "ReceivingAdviceReferencedDocument/IssuerAssignedID" => {
+                return set(&mut inv.receiving_advice_reference, text(t))
+            }
+            _ => {}
+        }
+        let d = inv.delivery.get_or_insert_with(Delivery::default);
+        if let Some(a) = rest.strip_prefix("ShipToTradeParty/PostalTradeAddress/") {
+            return address(&mut d.address, a, t);
+        }
+        match rest {
+            "ShipToTradeParty/ID" => set(&mut d.location_id, text(t).map(Identifier::new)),
+            "ShipToTradeParty/GlobalID" => set(&mut d.location_id, ident(t, attrs, "schemeID")),
+            "ShipToTradeParty/Name" => set(&mut d.party_name, text(t)),
+            "ActualDeliverySupplyChainEvent/OccurrenceDateTime/DateTimeString" => {
+                d.actual_delivery_date = self.v.date_cii("BT-72", t, attrs.get("format"))
+            }
+            _ => {}
+        }
+    }
+
+    fn settlement_end(&mut self, rest: &str, attrs: &Attrs<'_>, t: &str) {
+        if let Some(r) = rest.strip_prefix("SpecifiedTradeAllowanceCharge/") {
+            return ac_field(&mut self.ac, r, t);
+        }
+        let v = &mut self.v;
+        let inv = &mut self.inv;
+        if let Some(r) = rest.strip_prefix("ApplicableTradeTax/") {
+            let s = &mut self.sub;
+            match r {
+                "CalculatedAmount" => s.tax_amount = v.decimal("BT-117", t),
+                "BasisAmount" => s.taxable_amount = v.decimal("BT-116", t),
+                "CategoryCode" => set(&mut s.category, text(t)),
+                "RateApplicablePercent" => s.rate = v.decimal("BT-119", t),
+                "ExemptionReason" => set(&mut s.exemption_reason, text(t)),
+                "ExemptionReasonCode" => set(&mut s.exemption_reason_code, text(t)),
+                "TaxPointDate/DateString" => {
+                    let d = v.date_cii("BT-7", t, attrs.get("format"));
+                    set(&mut inv.tax_point_date, d);
+                }
+                "DueDateTypeCode" => set(&mut inv.tax_point_date_code, text(t)),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(r) = rest.strip_prefix("SpecifiedTradeSettlementHeaderMonetarySummation/") {
+            let tot = &mut inv.totals;
+            match r {
+                "LineTotalAmount" => tot.line_net_total = v.decimal("BT-106", t),
+                "ChargeTotalAmount" => tot.charge_total = v.decimal("BT-108", t),
+                "AllowanceTotalAmount" => tot.allowance_total = v.decimal("BT-107", t),
+                "TaxBasisTotalAmount" => tot.total_without_vat = v.decimal("BT-109", t),
+                "TaxTotalAmount" => {
+                    if let Some(d) = v.decimal("BT-110", t) {
+                        self.tax_totals.push((d, attrs.owned("currencyID")));
+                    }
+                }
+                "RoundingAmount" => tot.rounding = v.decimal("BT-114", t),
+                "GrandTotalAmount" => tot.total_with_vat = v.decimal("BT-112", t),
+                "TotalPrepaidAmount" => tot.prepaid = v.decimal("BT-113", t),
+                "DuePayableAmount" => tot.amount_due = v.decimal("BT-115", t),
+                _ => {}
+            }
+            return;
+        }
+        if let Some(r) = rest.strip_prefix("SpecifiedTradeSettlementPaymentMeans/") {
+            let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
+            match r {
+                "TypeCode" => set(&mut pay.means_code, text(t)),
+                "Information" => set(&mut pay.means_text, text(t)),
+                "ApplicableTradeSettlementFinancialCard/ID" => set(
+                    &mut pay
+                        .card
+                        .get_or_insert_with(PaymentCard::default)
+                        .primary_account_number,
+                    text(t),
+                ),
+                "ApplicableTradeSettlementFinancialCard/CardholderName" => set(
+                    &mut pay
+                        .card
+                        .get_or_insert_with(PaymentCard::default)
+                        .holder_name,
+                    text(t),
+                ),
+                "PayerPartyDebtorFinancialAccount/IBANID" => set(
+                    &mut pay
+                        .direct_debit
+                        .get_or_insert_with(DirectDebit::default)
+                        .debited_account_id,
+                    text(t),
+                ),
+                "PayeePartyCreditorFinancialAccount/IBANID"
+                | "PayeePartyCreditorFinancialAccount/ProprietaryID" => {
+                    set(&mut self.ct.account_id, text(t))
+                }
+                "PayeePartyCreditorFinancialAccount/AccountName" => {
+                    set(&mut self.ct.account_name, text(t))
+                }
+                "PayeeSpecifiedCreditorFinancialInstitution/BICID" => {
+                    set(&mut self.ct.service_provider_id, text(t))
+                }
+                _ => {}
+            }
+            return;
+        }
+        if let Some(r) = rest.strip_prefix("PayeeTradeParty/") {
+            let p = inv.payee.get_or_insert_with(Payee::default);
+            match r {
+                "ID" => set(&mut p.identifier, text(t).map(Identifier::new)),
+                "GlobalID" => set(&mut p.identifier, ident(t, attrs, "schemeID")),
+                "Name" => set(&mut p.name, text(t)),
+                "SpecifiedLegalOrganization/ID" => {
+                    set(&mut p.legal_registration_id, ident(t, attrs, "schemeID"))
+                }
+                _ => {}
+            }
+            return;
+        }
+        match rest {
+            "CreditorReferenceID" => {
+                let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
+                set(
+                    &mut pay
+                        .direct_debit
+                        .get_or_insert_with(DirectDebit::default)
+                        .creditor_id,
+                    text(t),
+                );
+            }
+            "PaymentReference" => set(
+                &mut inv
+                    .payment
+                    .get_or_insert_with(PaymentInstructions::default)
+                    .remittance_information,
+                text(t),
+            ),
+            "TaxCurrencyCode" => set(&mut inv.vat_currency, text(t)),
+            "InvoiceCurrencyCode" => set(&mut inv.currency, text(t)),
+            "SpecifiedTradeSettlementPaymentMeans" => {
+                let ct = std::mem::take(&mut self.ct);
+                if ct != CreditTransfer::default() {
+                    inv.payment
+                        .get_or_insert_with(PaymentInstructions::default)
+                        .credit_transfers
+                        .push(ct);
+                }
+            }
+            "ApplicableTradeTax" => inv.vat_breakdown.push(std::mem::take(&mut self.sub)),
+            "BillingSpecifiedPeriod/StartDateTime/DateTimeString" => {
+                inv.invoicing_period
+                    .get_or_insert_with(Period::default)
+                    .start = v.date_cii("BT-73", t, attrs.get("format"))
+            }
+            "BillingSpecifiedPeriod/EndDateTime/DateTimeString" => {
+                inv.invoicing_period.get_or_insert_with(Period::default).end =
+                    v.date_cii("BT-74", t, attrs.get("format"))
+            }
+            "SpecifiedTradeAllowanceCharge" => {
+                if let Some((charge, d)) = std::mem::take(&mut self.ac).into_document(v) {
+                    if charge {
+                        inv.charges.push(d);
+                    } else {
+                        inv.allowances.push(d);
+                    }
+                }
+            }
+            "SpecifiedTradePaymentTerms/Description" => {
+                if let Some(n) = text(t) {
+                    match &mut inv.payment_terms {
+                        Some(p) => {
+                            p.push('\n');
+                            p.push_str(&n);
+                        }
+                        None => inv.payment_terms = Some(n),
+                    }
+                }
+            }
+            "SpecifiedTradePaymentTerms/DueDateDateTime/DateTimeString" => {
+                let d = v.date_cii("BT-9", t, attrs.get("format"));
+                set(&mut inv.due_date, d);
+            }
+            "SpecifiedTradePaymentTerms/DirectDebitMandateID" => {
+                let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
+                set(
+                    &mut pay
+                        .direct_debit
+                        .get_or_insert_with(DirectDebit::default)
+                        .mandate_reference,
+                    text(t),
+                );
+            }
+            "InvoiceReferencedDocument/IssuerAssignedID" => {
+                if let Some(p) = inv.preceding_invoices.last_mut() {
+                    set(&mut p.number, text(t));
+                }
+            }
+            "InvoiceReferencedDocument/FormattedIssueDateTime/DateTimeString" => {
+                let d = v.date_cii("BT-26", t, attrs.get("format"));
+                if let Some(p) = inv.preceding_invoices.last_mut() {
+                    p.issue_date = d;
+                }
+            }
+            "ReceivableSpecifiedTradeAccountingAccount/ID" => {
+                set(&mut inv.buyer_accounting_reference, text(t))
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> ReadOutcome {
+        // BT-110 is the TaxTotalAmount in the invoice currency, BT-111 the one
+        // in the VAT accounting currency (BT-6).
+        let currency = self.inv.currency.clone();
+        let vat_currency = self.inv.vat_currency.clone();
+        for (amount, cur) in std::mem::take(&mut self.tax_totals) {
+            let tot = &mut self.inv.totals;
+            let accounting = cur.is_some() && cur == vat_currency && cur != currency;
+            if accounting || (tot.vat_total.is_some() && cur.is_none()) {
+                set(&mut tot.vat_total_accounting, Some(amount));
+            } else {
+                set(&mut tot.vat_total, Some(amount));
+            }
+        }
+        self.inv.syntax = Some(Syntax::Cii);
+        self.inv.kind = DocumentKind::Invoice;
+        self.inv.profile = self
+            .inv
+            .specification_id
+            .as_deref()
+            .map(Profile::from_specification_id);
+        ReadOutcome {
+            invoice: self.inv,
+            issues: self.v.issues,
+        }
+    }
+}
+
+fn ac_field(ac: &mut AcBuf, rest: &str, t: &str) {
+    let slot = match rest {
+        "ChargeIndicator/Indicator" => &mut ac.charge,
+        "CalculationPercent" => &mut ac.percent,
+        "BasisAmount" => &mut ac.base,
+        "ActualAmount" => &mut ac.amount,
+        "ReasonCode" => &mut ac.reason_code,
+        "Reason" => &mut ac.reason,
+        "CategoryTradeTax/CategoryCode" => &mut ac.category,
+        "CategoryTradeTax/RateApplicablePercent" => &mut ac.rate,
+        _ => return,
+    };
+    set(slot, Some(t.to_string()));
+}
+
+const TX: &str = "SupplyChainTradeTransaction/";
+const LINE: &str = "IncludedSupplyChainTradeLineItem";
+
+impl Handler for Mapper {
+    fn known_namespace(&self, ns: &str) -> bool {
+        ns == NS_RAM || ns == NS_UDT || ns == NS_QDT || ns == NS_RSM
+    }
+
+    fn root(&mut self, ns: &str, local: &str) -> Result<(), String> {
+        match (ns, local) {
+            (NS_RSM, "CrossIndustryInvoice") => Ok(()),
+            (NS_ZUGFERD1, _) => Err("ZUGFeRD 1.0 is not supported (CrossIndustryDocument); send ZUGFeRD 2.x / Factur-X".into()),
+            _ => Err(format!(
+                "not a CII invoice: root element {local} in namespace \"{ns}\" (expected CrossIndustryInvoice in {NS_RSM})"
+            )),
+        }
+    }
+
+    fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        let Some(rest) = path.strip_prefix(TX) else {
+            if path == "ExchangedDocument/IncludedNote" {
+                self.inv.notes.push(Note::default());
+            }
+            return TextMode::Keep;
+        };
+        if rest == LINE {
+            self.line = Line::default();
+            self.gross_base_qty = None;
+            return TextMode::Keep;
+        }
+        if let Some(r) = rest.strip_prefix(LINE) {
+            match r {
+                "/SpecifiedLineTradeSettlement/SpecifiedTradeAllowanceCharge" => {
+                    self.ac = AcBuf::default()
+                }
+                "/SpecifiedLineTradeSettlement/AdditionalReferencedDocument" => {
+                    self.line_ref = (None, None)
+                }
+                _ => {}
+            }
+            return TextMode::Keep;
+        }
+        match rest {
+            "ApplicableHeaderTradeAgreement/AdditionalReferencedDocument" => self.refdoc = RefDoc::default(),
+            "ApplicableHeaderTradeAgreement/AdditionalReferencedDocument/AttachmentBinaryObject" => {
+                self.refdoc.att.mime_code = attrs.owned("mimeCode");
+                self.refdoc.att.filename = attrs.owned("filename");
+                return TextMode::Base64Size;
+            }
+            "ApplicableHeaderTradeSettlement/SpecifiedTradeAllowanceCharge" => self.ac = AcBuf::default(),
+            "ApplicableHeaderTradeSettlement/ApplicableTradeTax" => self.sub = VatBreakdown::default(),
+            "ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementPaymentMeans" => {
+                self.ct = CreditTransfer::default()
+            }
+            "ApplicableHeaderTradeSettlement/InvoiceReferencedDocument" => {
+                self.inv.preceding_invoices.push(PrecedingInvoice::default())
+            }
+            _ => {}
+        }
+        TextMode::Keep
+    }
+
+    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        if let Some(rest) = path.strip_prefix(TX) {
+            if let Some(r) = rest.strip_prefix(LINE) {
+                if r.is_empty() {
+                    let mut line = std::mem::take(&mut self.line);
+                    if line.price_base_quantity.is_none() {
+                        if let Some((q, u)) = self.gross_base_qty.take() {
+                            line.price_base_quantity = q;
+                            line.price_base_quantity_unit = u;
+                        }
+                    }
+                    self.inv.lines.push(line);
+                } else if let Some(r) = r.strip_prefix('/') {
+                    self.line_end(r, attrs, t);
+                }
+            } else if let Some(r) = rest.strip_prefix("ApplicableHeaderTradeAgreement/") {
+                self.agreement_end(r, attrs, t, binary_size);
+            } else if let Some(r) = rest.strip_prefix("ApplicableHeaderTradeDelivery/") {
+                self.delivery_end(r, attrs, t);
+            } else if let Some(r) = rest.strip_prefix("ApplicableHeaderTradeSettlement/") {
+                self.settlement_end(r, attrs, t);
+            }
+            return;
+        }
+        let inv = &mut self.inv;
+        let v = &mut self.v;
+        match path {
+            "ExchangedDocumentContext/BusinessProcessSpecifiedDocumentContextParameter/ID" => {
+                set(&mut inv.business_process, text(t))
+            }
+            "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID" => {
+                set(&mut inv.specification_id, text(t))
+            }
+            "ExchangedDocument/ID" => set(&mut inv.number, text(t)),
+            "ExchangedDocument/TypeCode" => set(&mut inv.type_code, text(t)),
+            "ExchangedDocument/IssueDateTime/DateTimeString" => {
+                inv.issue_date = v.date_cii("BT-2", t, attrs.get("format"))
+            }
+            "ExchangedDocument/IncludedNote/Content" => {
+                if let Some(n) = inv.notes.last_mut() {
+                    if !n.text.is_empty() {
+                        n.text.push('\n');
+                    }
+                    n.text.push_str(t);
+                }
+            }
+            "ExchangedDocument/IncludedNote/SubjectCode" => {
+                if let Some(n) = inv.notes.last_mut() {
+                    set(&mut n.subject_code, text(t));
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -68,6 +68,57 @@ impl Profile {
     pub fn is_partial(self) -> bool {
         matches!(self, Profile::Minimum | Profile::BasicWl)
     }
+
+    /// The profile named by a BT-24 specification identifier (UBL
+    /// `cbc:CustomizationID`, CII `GuidelineSpecifiedDocumentContextParameter/ram:ID`).
+    /// Factur-X 1.0, ZUGFeRD 2.x, XRechnung (all versions, incl. the
+    /// extension) and Peppol BIS 3 are recognised; any other CIUS declared
+    /// `urn:cen.eu:en16931:2017#compliant#...` is EN 16931; anything else is
+    /// `Other`.
+    pub fn from_specification_id(id: &str) -> Profile {
+        let id = id.trim().to_ascii_lowercase();
+        if id.contains("xrechnung") {
+            Profile::Xrechnung
+        } else if id.contains("peppol.eu:2017:poacc:billing") {
+            Profile::PeppolBis3
+        } else if id.contains(":extended") {
+            Profile::Extended
+        } else if id.ends_with(":minimum") {
+            Profile::Minimum
+        } else if id.ends_with(":basicwl") {
+            Profile::BasicWl
+        } else if id.ends_with(":basic") {
+            Profile::Basic
+        } else if id == "urn:cen.eu:en16931:2017"
+            || id.ends_with(":en16931")
+            || id.starts_with("urn:cen.eu:en16931:2017#compliant#")
+        {
+            Profile::En16931
+        } else {
+            Profile::Other
+        }
+    }
+
+    /// The profile named by a Factur-X / ZUGFeRD XMP `fx:ConformanceLevel`
+    /// (`MINIMUM`, `BASIC WL`, `BASIC`, `EN 16931`, `EXTENDED`, `XRECHNUNG`;
+    /// ZUGFeRD 1.0 used `COMFORT` for what became EN 16931).
+    pub fn from_conformance_level(level: &str) -> Option<Profile> {
+        let level: String = level
+            .trim()
+            .to_ascii_uppercase()
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '_')
+            .collect();
+        Some(match level.as_str() {
+            "MINIMUM" => Profile::Minimum,
+            "BASICWL" => Profile::BasicWl,
+            "BASIC" => Profile::Basic,
+            "EN16931" | "COMFORT" => Profile::En16931,
+            "EXTENDED" => Profile::Extended,
+            "XRECHNUNG" => Profile::Xrechnung,
+            _ => return None,
+        })
+    }
 }
 
 /// Whether the document is an invoice or a credit note (syntax root element).
@@ -89,7 +140,10 @@ pub struct Identifier {
 
 impl Identifier {
     pub fn new(value: impl Into<String>) -> Self {
-        Identifier { value: value.into(), scheme: None }
+        Identifier {
+            value: value.into(),
+            scheme: None,
+        }
     }
 }
 
@@ -535,12 +589,30 @@ pub struct Violation {
 }
 
 impl Violation {
-    pub fn fatal(rule: impl Into<String>, term: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation { rule: rule.into(), term: term.into(), severity: Severity::Fatal, message: message.into() }
+    pub fn fatal(
+        rule: impl Into<String>,
+        term: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Violation {
+            rule: rule.into(),
+            term: term.into(),
+            severity: Severity::Fatal,
+            message: message.into(),
+        }
     }
 
-    pub fn warning(rule: impl Into<String>, term: impl Into<String>, message: impl Into<String>) -> Self {
-        Violation { rule: rule.into(), term: term.into(), severity: Severity::Warning, message: message.into() }
+    pub fn warning(
+        rule: impl Into<String>,
+        term: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Violation {
+            rule: rule.into(),
+            term: term.into(),
+            severity: Severity::Warning,
+            message: message.into(),
+        }
     }
 }
 

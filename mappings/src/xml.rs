@@ -1,3 +1,973 @@
-//! Shared quick-xml plumbing for the XML readers: a hardened reader
-//! (no DTD, no external or custom entities, bounded text nodes), encoding
-//! handling (UTF-8, UTF-16, ISO-8859-1) and value parsers (dates, decimals).
+//! Shared quick-xml plumbing for the XML readers (UBL, CII, Factur-X).
+//!
+//! Why one module: every XML syntax quai reads arrives from outside and must
+//! be read the same hardened way, in one streaming pass and bounded memory:
+//!
+//! * **No DTD, no custom or external entities.** A `<!DOCTYPE` is refused
+//!   outright ("DOCTYPE not allowed"), which closes the door on billion-laughs
+//!   and XXE; only the five predefined entities and numeric character
+//!   references are expanded (quick-xml's [`quick_xml::escape::unescape`]).
+//! * **Bounded events.** quick-xml keeps one event (a text node, a tag) in
+//!   memory at a time; [`DecodingReader`] refuses a run of more than
+//!   [`MAX_EVENT_BYTES`] without a `<`, so neither a huge text node nor a huge
+//!   tag can grow memory without bound. Nesting depth is capped too.
+//! * **Encodings.** UTF-8 with or without BOM, UTF-16 (BOM or `<?` sniffing),
+//!   ISO-8859-1 and any other encoding named in the XML declaration that
+//!   `encoding_rs` knows are transcoded to UTF-8 *before* quick-xml sees the
+//!   bytes; malformed input (e.g. invalid UTF-8) is a [`ReadError`] with the
+//!   byte position in the original document.
+//! * **Value parsers** ([`Values`]) turn dates and decimals into typed
+//!   values; a value that does not parse becomes a `SYNTAX` [`Violation`]
+//!   naming the BT term, the field stays `None`, and the document still maps.
+//!
+//! The readers themselves implement [`Handler`]: [`drive`] calls it with the
+//! path of each element relative to the root (local names joined by `/`,
+//! elements in foreign namespaces prefixed with `~` so no mapping matches
+//! them), its unqualified attributes and its trimmed text.
+
+use std::borrow::Cow;
+use std::io::{self, BufRead, Read};
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+use rust_decimal::Decimal;
+
+use crate::model::Violation;
+use crate::ReadError;
+
+/// Longest run of bytes without a `<` (one text node or one tag) accepted.
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest element nesting accepted.
+pub const MAX_DEPTH: usize = 256;
+
+// ---------------------------------------------------------------------------
+// Encoding detection and transcoding
+// ---------------------------------------------------------------------------
+
+/// How the input bytes become UTF-8.
+enum Transcode {
+    /// Decoded with encoding_rs (UTF-8 is validated this way too).
+    Rs(encoding_rs::Decoder),
+    /// ISO-8859-1 proper: every byte is the code point of the same value
+    /// (encoding_rs maps the label to windows-1252, which differs in 0x80-0x9F).
+    Latin1,
+}
+
+/// Why the decoding reader stopped (carried inside an `io::Error`).
+#[derive(Debug)]
+struct DecodeError {
+    message: String,
+    position: u64,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A `BufRead` that transcodes its input to validated UTF-8 and refuses any
+/// run longer than [`MAX_EVENT_BYTES`] without a `<`.
+pub struct DecodingReader<R: BufRead> {
+    inner: R,
+    transcode: Transcode,
+    out: Vec<u8>,
+    pos: usize,
+    /// Input bytes consumed so far (for error positions).
+    consumed: u64,
+    /// Bytes output since the last `<`.
+    run: usize,
+    max_run: usize,
+    eof: bool,
+}
+
+impl<R: BufRead> DecodingReader<R> {
+    fn fail(&self, message: String, position: u64) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            DecodeError { message, position },
+        )
+    }
+
+    fn refill(&mut self) -> io::Result<()> {
+        self.out.clear();
+        self.pos = 0;
+        while self.out.is_empty() && !self.eof {
+            let src = self.inner.fill_buf()?;
+            let last = src.is_empty();
+            let read;
+            match &mut self.transcode {
+                Transcode::Latin1 => {
+                    for &b in src {
+                        let mut tmp = [0u8; 2];
+                        self.out
+                            .extend_from_slice(char::from(b).encode_utf8(&mut tmp).as_bytes());
+                    }
+                    read = src.len();
+                }
+                Transcode::Rs(decoder) => {
+                    let cap = decoder
+                        .max_utf8_buffer_length_without_replacement(src.len())
+                        .unwrap_or(src.len() * 3 + 16);
+                    self.out.resize(cap.max(16), 0);
+                    let (result, r, written) =
+                        decoder.decode_to_utf8_without_replacement(src, &mut self.out, last);
+                    self.out.truncate(written);
+                    read = r;
+                    if let encoding_rs::DecoderResult::Malformed(bad, after) = result {
+                        let position =
+                            (self.consumed + r as u64).saturating_sub(bad as u64 + after as u64);
+                        let name = decoder.encoding().name();
+                        return Err(self.fail(format!("invalid {name} byte sequence"), position));
+                    }
+                }
+            }
+            self.inner.consume(read);
+            self.consumed += read as u64;
+            if last {
+                self.eof = true;
+            }
+        }
+        let mut run = self.run;
+        let mut longest = 0;
+        for &b in &self.out {
+            if b == b'<' {
+                run = 0;
+            } else {
+                run += 1;
+                longest = longest.max(run);
+            }
+        }
+        self.run = run;
+        if longest > self.max_run {
+            let position = self.consumed;
+            return Err(self.fail(
+                format!("a text node or tag is longer than {} bytes", self.max_run),
+                position,
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: BufRead> Read for DecodingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for DecodingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos >= self.out.len() {
+            self.refill()?;
+        }
+        Ok(&self.out[self.pos..])
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.pos = (self.pos + amt).min(self.out.len());
+    }
+}
+
+/// The reader [`decoding_reader`] returns: the sniffed prefix, then the rest.
+pub type Decoded<R> = DecodingReader<io::Chain<io::Cursor<Vec<u8>>, R>>;
+
+/// Sniff the encoding (BOM, UTF-16 without BOM, XML declaration) and wrap
+/// `input` so that it yields validated UTF-8.
+pub fn decoding_reader<R: BufRead>(input: R) -> Result<Decoded<R>, ReadError> {
+    decoding_reader_with_limit(input, MAX_EVENT_BYTES)
+}
+
+/// [`decoding_reader`] with a custom event-size bound (for tests).
+pub fn decoding_reader_with_limit<R: BufRead>(
+    mut input: R,
+    max_run: usize,
+) -> Result<Decoded<R>, ReadError> {
+    // Read a prefix large enough to hold a BOM and the XML declaration.
+    let mut prefix = Vec::with_capacity(512);
+    while prefix.len() < 512 {
+        let buf = input.fill_buf().map_err(|e| {
+            ReadError::new(format!("cannot read document: {e}"), prefix.len() as u64)
+        })?;
+        if buf.is_empty() {
+            break;
+        }
+        let n = buf.len().min(512 - prefix.len());
+        prefix.extend_from_slice(&buf[..n]);
+        input.consume(n);
+    }
+    let (transcode, skip) = sniff(&prefix)?;
+    let consumed = skip as u64;
+    let cursor = io::Cursor::new(prefix);
+    let mut chained = cursor.chain(input);
+    // Skip the BOM (encoding_rs decoders without BOM handling see plain data).
+    if skip > 0 {
+        let mut bom = [0u8; 3];
+        let _ = chained.read_exact(&mut bom[..skip]);
+    }
+    Ok(DecodingReader {
+        inner: chained,
+        transcode,
+        out: Vec::new(),
+        pos: 0,
+        consumed,
+        run: 0,
+        max_run,
+        eof: false,
+    })
+}
+
+fn sniff(prefix: &[u8]) -> Result<(Transcode, usize), ReadError> {
+    use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8};
+    if prefix.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Ok((Transcode::Rs(UTF_8.new_decoder_without_bom_handling()), 3));
+    }
+    if prefix.starts_with(&[0xFF, 0xFE]) {
+        return Ok((
+            Transcode::Rs(UTF_16LE.new_decoder_without_bom_handling()),
+            2,
+        ));
+    }
+    if prefix.starts_with(&[0xFE, 0xFF]) {
+        return Ok((
+            Transcode::Rs(UTF_16BE.new_decoder_without_bom_handling()),
+            2,
+        ));
+    }
+    if prefix.starts_with(&[b'<', 0, b'?', 0]) {
+        return Ok((
+            Transcode::Rs(UTF_16LE.new_decoder_without_bom_handling()),
+            0,
+        ));
+    }
+    if prefix.starts_with(&[0, b'<', 0, b'?']) {
+        return Ok((
+            Transcode::Rs(UTF_16BE.new_decoder_without_bom_handling()),
+            0,
+        ));
+    }
+    // ASCII-compatible: look for encoding="..." in the XML declaration.
+    let label = declared_encoding(prefix);
+    let Some(label) = label else {
+        return Ok((Transcode::Rs(UTF_8.new_decoder_without_bom_handling()), 0));
+    };
+    let lower = label.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "iso-8859-1"
+            | "iso8859-1"
+            | "iso_8859-1"
+            | "latin1"
+            | "latin-1"
+            | "l1"
+            | "iso-ir-100"
+            | "cp819"
+            | "ibm819"
+    ) {
+        return Ok((Transcode::Latin1, 0));
+    }
+    match encoding_rs::Encoding::for_label(lower.as_bytes()) {
+        Some(enc) if enc == UTF_16LE || enc == UTF_16BE => Err(ReadError::new(
+            format!("document declares encoding {label} but is not UTF-16 (no BOM)"),
+            0,
+        )),
+        Some(enc) if enc.is_single_byte() || enc == UTF_8 => {
+            Ok((Transcode::Rs(enc.new_decoder_without_bom_handling()), 0))
+        }
+        _ => Err(ReadError::new(
+            format!("unsupported XML encoding \"{label}\""),
+            0,
+        )),
+    }
+}
+
+/// The `encoding` pseudo-attribute of a leading XML declaration, if any.
+fn declared_encoding(prefix: &[u8]) -> Option<String> {
+    if !prefix.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = prefix.windows(2).position(|w| w == b"?>")?;
+    let decl = std::str::from_utf8(&prefix[..end]).ok()?;
+    let idx = decl.find("encoding")?;
+    let rest = decl[idx + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let rest = &rest[1..];
+    let close = rest.find(quote)?;
+    Some(rest[..close].trim().to_string())
+}
+
+// ---------------------------------------------------------------------------
+// The streaming driver
+// ---------------------------------------------------------------------------
+
+/// Unqualified attributes of the current element.
+#[derive(Debug, Default)]
+pub struct Attrs<'a> {
+    items: &'a [(String, String)],
+}
+
+impl<'a> Attrs<'a> {
+    /// Value of the unqualified attribute `name`, trimmed; `None` if absent or empty.
+    pub fn get(&self, name: &str) -> Option<&'a str> {
+        self.items
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Owned copy of [`Attrs::get`].
+    pub fn owned(&self, name: &str) -> Option<String> {
+        self.get(name).map(str::to_string)
+    }
+}
+
+/// What to do with an element's character content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMode {
+    /// Keep it (trimmed) and hand it to [`Handler::end`].
+    Keep,
+    /// Base64 content (BT-125): only count the decoded size, keep nothing.
+    Base64Size,
+}
+
+/// A reader for one XML syntax.
+pub trait Handler {
+    /// Whether elements of namespace `ns` belong to the syntax (others are
+    /// foreign: their path segments get a `~` prefix).
+    fn known_namespace(&self, ns: &str) -> bool;
+    /// Check the root element; an unexpected one is a [`ReadError`].
+    fn root(&mut self, ns: &str, local: &str) -> Result<(), String>;
+    /// An element opened (path relative to the root, root excluded).
+    fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        let _ = (path, attrs);
+        TextMode::Keep
+    }
+    /// An element closed: its trimmed text (for [`TextMode::Base64Size`], the
+    /// decoded byte count is in `binary_size` and `text` is empty).
+    fn end(&mut self, path: &str, attrs: &Attrs<'_>, text: &str, binary_size: Option<u64>);
+}
+
+struct Frame {
+    path_len: usize,
+    attrs_start: usize,
+    mode: TextMode,
+}
+
+#[derive(Default)]
+struct Base64Count {
+    chars: u64,
+    pad: u64,
+    invalid: bool,
+}
+
+impl Base64Count {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'/' | b'-' | b'_' => {
+                    self.chars += 1
+                }
+                b'=' => self.pad += 1,
+                b' ' | b'\t' | b'\r' | b'\n' => {}
+                _ => self.invalid = true,
+            }
+        }
+    }
+
+    fn size(&self) -> u64 {
+        ((self.chars + self.pad) / 4 * 3).saturating_sub(self.pad.min(2))
+            + (self.chars + self.pad) % 4 * 3 / 4
+    }
+}
+
+fn quick_error(err: quick_xml::Error, position: u64) -> ReadError {
+    if let quick_xml::Error::Io(io) = &err {
+        if let Some(d) = io.get_ref().and_then(|e| e.downcast_ref::<DecodeError>()) {
+            return ReadError::new(d.message.clone(), d.position);
+        }
+    }
+    ReadError::new(format!("XML is not well-formed: {err}"), position)
+}
+
+fn utf8(bytes: &[u8], position: u64) -> Result<&str, ReadError> {
+    std::str::from_utf8(bytes)
+        .map_err(|e| ReadError::new("invalid UTF-8", position + e.valid_up_to() as u64))
+}
+
+fn unescape(raw: &str, position: u64) -> Result<Cow<'_, str>, ReadError> {
+    quick_xml::escape::unescape(raw)
+        .map_err(|e| ReadError::new(format!("XML is not well-formed: {e}"), position))
+}
+
+/// Read one XML document from `input`, calling `handler` for each element.
+pub fn drive<R: BufRead, H: Handler>(input: R, handler: &mut H) -> Result<(), ReadError> {
+    drive_with_limit(input, handler, MAX_EVENT_BYTES)
+}
+
+/// [`drive`] with a custom bound on one text node or tag (for tests).
+pub fn drive_with_limit<R: BufRead, H: Handler>(
+    input: R,
+    handler: &mut H,
+    max_event: usize,
+) -> Result<(), ReadError> {
+    let decoded = decoding_reader_with_limit(input, max_event)?;
+    let mut reader = NsReader::from_reader(decoded);
+    {
+        let cfg = reader.config_mut();
+        cfg.expand_empty_elements = true;
+        cfg.check_end_names = true;
+        cfg.trim_text(false);
+    }
+    let mut buf = Vec::new();
+    let mut path = String::new();
+    let mut frames: Vec<Frame> = Vec::new();
+    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut text = String::new();
+    let mut b64 = Base64Count::default();
+    let mut seen_root = false;
+    loop {
+        buf.clear();
+        let before = reader.buffer_position();
+        let (ns, event) = match reader.read_resolved_event_into(&mut buf) {
+            Ok(v) => v,
+            Err(e) => return Err(quick_error(e, reader.error_position())),
+        };
+        match event {
+            Event::DocType(_) => return Err(ReadError::new("DOCTYPE not allowed", before)),
+            Event::Start(e) => {
+                let local = utf8(e.local_name().into_inner(), before)?.to_string();
+                let ns_str = match &ns {
+                    ResolveResult::Bound(n) => utf8(n.as_ref(), before)?.to_string(),
+                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Unknown(p) => {
+                        return Err(ReadError::new(
+                            format!(
+                                "XML is not well-formed: unbound namespace prefix \"{}\"",
+                                String::from_utf8_lossy(p)
+                            ),
+                            before,
+                        ))
+                    }
+                };
+                let attrs_start = attrs.len();
+                for a in e.attributes() {
+                    let a = a.map_err(|err| {
+                        ReadError::new(format!("XML is not well-formed: {err}"), before)
+                    })?;
+                    if a.key.prefix().is_some() || a.key.as_ref() == b"xmlns" {
+                        continue;
+                    }
+                    let key = utf8(a.key.as_ref(), before)?.to_string();
+                    let value = unescape(utf8(&a.value, before)?, before)?.into_owned();
+                    attrs.push((key, value));
+                }
+                if frames.is_empty() {
+                    if seen_root {
+                        return Err(ReadError::new(
+                            "XML is not well-formed: more than one root element",
+                            before,
+                        ));
+                    }
+                    seen_root = true;
+                    handler
+                        .root(&ns_str, &local)
+                        .map_err(|m| ReadError::new(m, before))?;
+                    frames.push(Frame {
+                        path_len: 0,
+                        attrs_start,
+                        mode: TextMode::Keep,
+                    });
+                    continue;
+                }
+                if frames.len() >= MAX_DEPTH {
+                    return Err(ReadError::new(
+                        format!("elements nested deeper than {MAX_DEPTH}"),
+                        before,
+                    ));
+                }
+                let path_len = path.len();
+                if frames.len() > 1 {
+                    path.push('/');
+                }
+                if !handler.known_namespace(&ns_str) {
+                    path.push('~');
+                }
+                path.push_str(&local);
+                text.clear();
+                let mode = handler.start(
+                    &path,
+                    &Attrs {
+                        items: &attrs[attrs_start..],
+                    },
+                );
+                if mode == TextMode::Base64Size {
+                    b64 = Base64Count::default();
+                }
+                frames.push(Frame {
+                    path_len,
+                    attrs_start,
+                    mode,
+                });
+            }
+            Event::End(_) => {
+                let Some(frame) = frames.pop() else {
+                    return Err(ReadError::new(
+                        "XML is not well-formed: unexpected end tag",
+                        before,
+                    ));
+                };
+                if !frames.is_empty() {
+                    let a = Attrs {
+                        items: &attrs[frame.attrs_start..],
+                    };
+                    match frame.mode {
+                        TextMode::Keep => handler.end(&path, &a, text.trim(), None),
+                        TextMode::Base64Size => {
+                            if b64.invalid {
+                                handler.end(&path, &a, "", None);
+                            } else {
+                                handler.end(&path, &a, "", Some(b64.size()));
+                            }
+                        }
+                    }
+                }
+                path.truncate(frame.path_len);
+                attrs.truncate(frame.attrs_start);
+                text.clear();
+            }
+            Event::Text(t) => {
+                let raw = t.into_inner();
+                match frames.last() {
+                    None => {
+                        if raw.iter().any(|b| !b.is_ascii_whitespace()) {
+                            return Err(ReadError::new(
+                                "XML is not well-formed: text outside the root element",
+                                before,
+                            ));
+                        }
+                    }
+                    Some(f) if f.mode == TextMode::Base64Size => b64.feed(&raw),
+                    Some(_) => {
+                        let s = utf8(&raw, before)?;
+                        if s.contains('&') {
+                            text.push_str(&unescape(s, before)?);
+                        } else {
+                            text.push_str(s);
+                        }
+                    }
+                }
+            }
+            Event::CData(t) => {
+                let raw = t.into_inner();
+                match frames.last() {
+                    None => {
+                        return Err(ReadError::new(
+                            "XML is not well-formed: CDATA outside the root element",
+                            before,
+                        ))
+                    }
+                    Some(f) if f.mode == TextMode::Base64Size => b64.feed(&raw),
+                    Some(_) => text.push_str(utf8(&raw, before)?),
+                }
+            }
+            Event::Empty(_) => {} // expanded into Start + End by the config
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
+            Event::Eof => {
+                if !frames.is_empty() {
+                    return Err(ReadError::new(
+                        "XML is not well-formed: document ends before its root element is closed",
+                        reader.buffer_position(),
+                    ));
+                }
+                if !seen_root {
+                    return Err(ReadError::new(
+                        "no XML root element",
+                        reader.buffer_position(),
+                    ));
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The namespace URI and local name of the root element, reading no further
+/// than the root's start tag (used to dispatch and for clear errors).
+pub fn root_element<R: BufRead>(input: R) -> Result<(String, String), ReadError> {
+    struct Probe(Option<(String, String)>);
+    impl Handler for Probe {
+        fn known_namespace(&self, _: &str) -> bool {
+            true
+        }
+        fn root(&mut self, ns: &str, local: &str) -> Result<(), String> {
+            self.0 = Some((ns.to_string(), local.to_string()));
+            Err(String::new())
+        }
+        fn end(&mut self, _: &str, _: &Attrs<'_>, _: &str, _: Option<u64>) {}
+    }
+    let mut p = Probe(None);
+    let res = drive(input, &mut p);
+    match (p.0, res) {
+        (Some(r), _) => Ok(r),
+        (None, Err(e)) => Err(e),
+        (None, Ok(())) => Err(ReadError::new("no XML root element", 0)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Value parsers
+// ---------------------------------------------------------------------------
+
+/// Collects `SYNTAX` violations while parsing values.
+#[derive(Debug, Default)]
+pub struct Values {
+    pub issues: Vec<Violation>,
+}
+
+impl Values {
+    fn syntax(&mut self, term: &str, message: String) {
+        self.issues.push(Violation::fatal(
+            "SYNTAX",
+            term,
+            format!("{term}: {message}"),
+        ));
+    }
+
+    /// A non-empty trimmed string, or `None`.
+    pub fn text(s: &str) -> Option<String> {
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.to_string())
+    }
+
+    /// A decimal keeping its written scale (`"10.50"` has scale 2).
+    pub fn decimal(&mut self, term: &str, s: &str) -> Option<Decimal> {
+        let s = s.trim();
+        if s.is_empty() {
+            self.syntax(term, "is empty (expected a number)".into());
+            return None;
+        }
+        match parse_decimal(s) {
+            Some(d) => Some(d),
+            None => {
+                self.syntax(
+                    term,
+                    format!("\"{}\" is not a number (expected digits with an optional decimal point, e.g. 1234.56)", clip(s)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A UBL / ISO date `YYYY-MM-DD` (an xs:date timezone suffix is tolerated).
+    pub fn date_iso(&mut self, term: &str, s: &str) -> Option<NaiveDate> {
+        let s = s.trim();
+        match parse_iso_date(s) {
+            Some(d) => Some(d),
+            None => {
+                self.syntax(
+                    term,
+                    format!("\"{}\" is not a date (expected YYYY-MM-DD)", clip(s)),
+                );
+                None
+            }
+        }
+    }
+
+    /// A CII `udt:DateTimeString` / `qdt:DateTimeString` with its `format`
+    /// attribute; EN 16931 allows only format 102 (`YYYYMMDD`).
+    pub fn date_cii(&mut self, term: &str, s: &str, format: Option<&str>) -> Option<NaiveDate> {
+        let s = s.trim();
+        match format.unwrap_or("102") {
+            "102" => match parse_yyyymmdd(s) {
+                Some(d) => Some(d),
+                None => {
+                    self.syntax(
+                        term,
+                        format!(
+                            "\"{}\" is not a date (expected YYYYMMDD, format 102)",
+                            clip(s)
+                        ),
+                    );
+                    None
+                }
+            },
+            other => {
+                self.syntax(
+                    term,
+                    format!(
+                        "date format \"{}\" is not allowed (expected 102, YYYYMMDD)",
+                        clip(other)
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn clip(s: &str) -> Cow<'_, str> {
+    if s.chars().count() > 60 {
+        Cow::Owned(format!("{}…", s.chars().take(60).collect::<String>()))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Strict xs:decimal: optional sign, digits, optional `.` and digits.
+pub fn parse_decimal(s: &str) -> Option<Decimal> {
+    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (body, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    Decimal::from_str(s).ok()
+}
+
+/// `YYYY-MM-DD`, optionally followed by an xs:date timezone (`Z`, `+hh:mm`).
+pub fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    if s.len() < 10 || !s.is_char_boundary(10) {
+        return None;
+    }
+    let (date, tz) = s.split_at(10);
+    let b = date.as_bytes();
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| {
+        b[r.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| date[r].parse::<u32>().ok())
+            .flatten()
+    };
+    let (y, m, d) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let tz_ok = tz.is_empty()
+        || tz == "Z"
+        || (tz.len() == 6
+            && (tz.starts_with('+') || tz.starts_with('-'))
+            && tz.as_bytes()[3] == b':'
+            && tz[1..3]
+                .bytes()
+                .chain(tz[4..6].bytes())
+                .all(|c| c.is_ascii_digit()));
+    if !tz_ok {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(y as i32, m, d)
+}
+
+/// `YYYYMMDD`.
+pub fn parse_yyyymmdd(s: &str) -> Option<NaiveDate> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y = s[0..4].parse::<i32>().ok()?;
+    let m = s[4..6].parse::<u32>().ok()?;
+    let d = s[6..8].parse::<u32>().ok()?;
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records every leaf as `path=text`.
+    #[derive(Debug, Default)]
+    struct Rec {
+        leaves: Vec<String>,
+        sizes: Vec<u64>,
+    }
+    impl Handler for Rec {
+        fn known_namespace(&self, ns: &str) -> bool {
+            ns.is_empty() || ns == "urn:x"
+        }
+        fn root(&mut self, _: &str, local: &str) -> Result<(), String> {
+            if local == "r" {
+                Ok(())
+            } else {
+                Err(format!("unexpected root {local}"))
+            }
+        }
+        fn start(&mut self, path: &str, _: &Attrs<'_>) -> TextMode {
+            if path.ends_with("bin") {
+                TextMode::Base64Size
+            } else {
+                TextMode::Keep
+            }
+        }
+        fn end(&mut self, path: &str, attrs: &Attrs<'_>, text: &str, size: Option<u64>) {
+            if let Some(s) = size {
+                self.sizes.push(s);
+            }
+            let a = attrs.get("a").map(|v| format!("@{v}")).unwrap_or_default();
+            self.leaves.push(format!("{path}{a}={text}"));
+        }
+    }
+
+    fn run(bytes: &[u8]) -> Result<Rec, ReadError> {
+        let mut r = Rec::default();
+        drive(bytes, &mut r)?;
+        Ok(r)
+    }
+
+    #[test]
+    fn paths_attrs_and_entities() {
+        let r = run(b"<?xml version='1.0'?><r xmlns:f='urn:f'><a a='1&amp;2'> x &lt;&#65;&#x42; </a><f:b><c/></f:b><![CDATA[z]]></r>").unwrap();
+        assert_eq!(r.leaves, vec!["a@1&2=x <AB", "~b/c=", "~b="]);
+    }
+
+    #[test]
+    fn doctype_is_refused() {
+        let e =
+            run(b"<?xml version='1.0'?><!DOCTYPE r [<!ENTITY x 'boom'>]><r>&x;</r>").unwrap_err();
+        assert_eq!(e.message, "DOCTYPE not allowed");
+    }
+
+    #[test]
+    fn custom_and_external_entities_are_not_expanded() {
+        // Without a DTD, an undeclared entity is an error, never an expansion.
+        let e = run(b"<r><a>&lol;</a></r>").unwrap_err();
+        assert!(e.message.contains("not well-formed"), "{e}");
+        let e = run(b"<!DOCTYPE r SYSTEM 'file:///etc/passwd'><r>&xxe;</r>").unwrap_err();
+        assert_eq!(e.message, "DOCTYPE not allowed");
+    }
+
+    #[test]
+    fn invalid_utf8_is_rejected_with_position() {
+        let mut doc = b"<r><a>abc".to_vec();
+        let at = doc.len();
+        doc.extend_from_slice(&[0xC3, 0x28]);
+        doc.extend_from_slice(b"</a></r>");
+        let e = run(&doc).unwrap_err();
+        assert!(e.message.contains("invalid UTF-8"), "{e}");
+        assert_eq!(e.position, at as u64);
+    }
+
+    #[test]
+    fn iso_8859_1_and_windows_1252_are_decoded() {
+        let doc =
+            b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r><a>Soci\xe9t\xe9 \x80</a></r>";
+        assert_eq!(run(doc).unwrap().leaves, vec!["a=Soci\u{e9}t\u{e9} \u{80}"]);
+        let doc = b"<?xml version=\"1.0\" encoding=\"windows-1252\"?><r><a>\x80 M\xfcller</a></r>";
+        assert_eq!(run(doc).unwrap().leaves, vec!["a=\u{20ac} M\u{fc}ller"]);
+    }
+
+    #[test]
+    fn utf8_bom_and_utf16_are_decoded() {
+        let mut doc = vec![0xEF, 0xBB, 0xBF];
+        doc.extend_from_slice("<r><a>é</a></r>".as_bytes());
+        assert_eq!(run(&doc).unwrap().leaves, vec!["a=é"]);
+        for be in [false, true] {
+            let s = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><r><a>ü€</a></r>";
+            let mut doc = if be {
+                vec![0xFE, 0xFF]
+            } else {
+                vec![0xFF, 0xFE]
+            };
+            for u in s.encode_utf16() {
+                doc.extend_from_slice(&if be { u.to_be_bytes() } else { u.to_le_bytes() });
+            }
+            assert_eq!(run(&doc).unwrap().leaves, vec!["a=ü€"]);
+        }
+    }
+
+    #[test]
+    fn huge_text_node_is_rejected() {
+        let mut doc = b"<r><a>".to_vec();
+        doc.extend(std::iter::repeat_n(b'x', 5000));
+        doc.extend_from_slice(b"</a></r>");
+        let mut r = Rec::default();
+        let e = drive_with_limit(&doc[..], &mut r, 1000).unwrap_err();
+        assert!(e.message.contains("longer than"), "{e}");
+        // Same document under the bound reads fine.
+        let mut r = Rec::default();
+        drive_with_limit(&doc[..], &mut r, 10_000).unwrap();
+    }
+
+    #[test]
+    fn not_well_formed_is_rejected_with_position() {
+        let e = run(b"<r><a>1</b></r>").unwrap_err();
+        assert!(e.message.contains("not well-formed"), "{e}");
+        assert!(e.position > 0);
+        assert!(run(b"<r><a>1</a>")
+            .unwrap_err()
+            .message
+            .contains("ends before"));
+        assert!(run(b"<r/><r/>")
+            .unwrap_err()
+            .message
+            .contains("more than one root"));
+        assert!(run(b"<x:r/>")
+            .unwrap_err()
+            .message
+            .contains("unbound namespace prefix"));
+        assert!(run(b"<q/>")
+            .unwrap_err()
+            .message
+            .contains("unexpected root"));
+    }
+
+    #[test]
+    fn base64_is_counted_not_kept() {
+        let r = run(b"<r><bin>SGVs\nbG8=</bin><bin>QUJD</bin><bin>QQ==</bin></r>").unwrap();
+        assert_eq!(r.sizes, vec![5, 3, 1]);
+        assert!(r.leaves.iter().all(|l| l.ends_with('=')));
+    }
+
+    #[test]
+    fn value_parsers() {
+        let mut v = Values::default();
+        let d = v.decimal("BT-131", " 10.50 ").unwrap();
+        assert_eq!((d.to_string(), d.scale()), ("10.50".to_string(), 2));
+        assert_eq!(v.decimal("BT-131", "-3").unwrap().to_string(), "-3");
+        assert_eq!(v.decimal("BT-131", "+.5").unwrap().to_string(), "0.5");
+        for bad in ["12,50", "1e5", "1_000", "", ".", "--1", "abc"] {
+            assert_eq!(v.decimal("BT-131", bad), None, "{bad}");
+        }
+        assert_eq!(
+            v.date_iso("BT-2", "2024-02-29"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        assert_eq!(
+            v.date_iso("BT-2", "2024-02-29+01:00"),
+            NaiveDate::from_ymd_opt(2024, 2, 29)
+        );
+        assert_eq!(v.date_iso("BT-2", "2024-13-45"), None);
+        assert_eq!(
+            v.date_cii("BT-2", "20240131", Some("102")),
+            NaiveDate::from_ymd_opt(2024, 1, 31)
+        );
+        assert_eq!(v.date_cii("BT-2", "2024-01-31", Some("102")), None);
+        assert_eq!(v.date_cii("BT-2", "202401", Some("610")), None);
+        let msgs: Vec<_> = v.issues.iter().map(|i| i.message.as_str()).collect();
+        assert!(
+            msgs.contains(&"BT-2: \"2024-13-45\" is not a date (expected YYYY-MM-DD)"),
+            "{msgs:?}"
+        );
+        assert!(v.issues.iter().all(|i| i.rule == "SYNTAX"));
+        assert_eq!(v.issues.len(), 7 + 3);
+    }
+}
