@@ -62,6 +62,7 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
             core::line(line, at, &mut out);
             codes::line(line, at, &mut out);
             dec::line(line, at, &mut out);
+            vat::line(line, at, &mut out);
             agg.add_line(line);
         }
     }
@@ -197,6 +198,11 @@ pub(crate) fn round2(value: Decimal) -> Option<Decimal> {
     let scaled = value.checked_mul(Decimal::ONE_HUNDRED)?;
     let rounded = scaled.checked_add(Decimal::new(5, 1))?.floor();
     rounded.checked_div(Decimal::ONE_HUNDRED)
+}
+
+/// XPath `round(x)`: to an integer, half towards +infinity.
+pub(crate) fn round0(value: Decimal) -> Option<Decimal> {
+    value.checked_add(Decimal::new(5, 1)).map(|v| v.floor())
 }
 
 /// An accumulated sum that remembers overflow instead of panicking.

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use crate::model::Invoice;
 
 use super::vat::Aggregates;
-use super::{amt, amt_opt, codes, filled, round2, Out, Scope};
+use super::{amt, amt_opt, codes, filled, round0, round2, Out, Scope};
 
 pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out) {
     let t = &inv.totals;
@@ -63,29 +63,49 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     }
 
     if scope.vat_breakdown {
-        // BR-CO-11 / BR-CO-12: the document allowance and charge totals.
-        if let (Some(stated), Some(sum)) = (t.allowance_total, agg.allowance_sum.get()) {
-            if round2(sum).is_some_and(|e| e != stated) {
-                out.emit(
-                    "BR-CO-11",
+        // BR-CO-11 / BR-CO-12: the document allowance and charge totals;
+        // the total is required as soon as there is one allowance (charge).
+        for (stated, sum, count, rule, what, bt_total, bt_item) in [
+            (
+                t.allowance_total,
+                agg.allowance_sum.get(),
+                inv.allowances.len(),
+                "BR-CO-11",
+                "allowances",
+                "BT-107",
+                "BT-92",
+            ),
+            (
+                t.charge_total,
+                agg.charge_sum.get(),
+                inv.charges.len(),
+                "BR-CO-12",
+                "charges",
+                "BT-108",
+                "BT-99",
+            ),
+        ] {
+            match (stated, sum) {
+                (Some(stated), Some(sum)) => {
+                    if round2(sum).is_some_and(|e| e != stated) {
+                        out.emit(
+                            rule,
+                            format!(
+                                "The document level {what} ({bt_item}) add up to {} but the sum of {what} ({bt_total}) is {}.",
+                                amt(sum),
+                                amt(stated)
+                            ),
+                        );
+                    }
+                }
+                (None, sum) if count > 0 => out.emit(
+                    rule,
                     format!(
-                        "The document level allowances (BT-92) add up to {} but the sum of allowances (BT-107) is {}.",
-                        amt(sum),
-                        amt(stated)
+                        "The invoice has {count} document level {what} (together {}) but no sum of {what} ({bt_total}).",
+                        amt_opt(sum)
                     ),
-                );
-            }
-        }
-        if let (Some(stated), Some(sum)) = (t.charge_total, agg.charge_sum.get()) {
-            if round2(sum).is_some_and(|e| e != stated) {
-                out.emit(
-                    "BR-CO-12",
-                    format!(
-                        "The document level charges (BT-99) add up to {} but the sum of charges (BT-108) is {}.",
-                        amt(sum),
-                        amt(stated)
-                    ),
-                );
+                ),
+                _ => {}
             }
         }
     }
@@ -197,6 +217,53 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                     amt_opt(expected)
                 ),
             );
+        }
+    }
+
+    // BR-CO-17: each breakdown's tax = taxable × rate, within 1.00; a
+    // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
+    if scope.vat_breakdown {
+        for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            let Some(tax) = b.tax_amount else { continue };
+            let rounds_to_zero = |v: Decimal| round0(v).is_some_and(|r| r.is_zero());
+            let ok = match b.rate {
+                None => rounds_to_zero(tax),
+                Some(r) if rounds_to_zero(r) => rounds_to_zero(tax),
+                Some(r) => {
+                    let Some(taxable) = b.taxable_amount else {
+                        continue;
+                    };
+                    let Some(expected) = taxable
+                        .abs()
+                        .checked_mul(r)
+                        .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
+                        .and_then(round2)
+                    else {
+                        continue;
+                    };
+                    tax.abs() - Decimal::ONE < expected && tax.abs() + Decimal::ONE > expected
+                }
+            };
+            if !ok {
+                let cat = b.category.as_deref().unwrap_or("?");
+                let msg = match (b.rate, b.taxable_amount) {
+                    (Some(r), Some(taxable)) if !rounds_to_zero(r) => format!(
+                        "VAT breakdown {} (category {cat}) states a tax amount (BT-117) of {} but the taxable amount {} at {} % gives {}.",
+                        i + 1,
+                        amt(tax),
+                        amt(taxable),
+                        super::rate(r),
+                        amt_opt(taxable.abs().checked_mul(r).and_then(|v| v.checked_div(Decimal::ONE_HUNDRED)).and_then(round2))
+                    ),
+                    _ => format!(
+                        "VAT breakdown {} (category {cat}) has a rate of {} so its tax amount (BT-117) should be 0, not {}.",
+                        i + 1,
+                        b.rate.map_or_else(|| "none".to_string(), |r| format!("{} %", super::rate(r))),
+                        amt(tax)
+                    ),
+                };
+                out.emit("BR-CO-17", msg);
+            }
         }
     }
 
