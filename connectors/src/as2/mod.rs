@@ -1,0 +1,1120 @@
+//! AS2 receiving (RFC 4130): `POST /as2`, S/MIME unwrapping, durable landing,
+//! then the MDN.
+//!
+//! # How a message is taken in
+//! 1. The request body is read with a hard cap (`max_body_bytes`, default
+//!    1 GiB; 413 beyond it) and a body shorter than its Content-Length (a
+//!    sender that disconnected mid-body) is a 400: nothing is stored.
+//! 2. The partner is identified by AS2-From, and AS2-To must be our id;
+//!    otherwise 403 and a log line (no MDN: we do not know whom to answer).
+//! 3. The layers are opened outside in: CMS EnvelopedData (decrypted with our
+//!    key), CompressedData (RFC 5402, before or after signing),
+//!    `multipart/signed` or opaque SignedData (verified with exactly the
+//!    partner's configured certificate). The partner's `require_signed` and
+//!    `require_encrypted` are then enforced.
+//! 4. The MIC is computed as RFC 4130 §7.3.1 says: for a signed message over
+//!    the signed MIME part exactly as received (its header fields and body,
+//!    i.e. the bytes between the first boundary line and the CRLF before the
+//!    next); for an unsigned message over the payload's MIME entity (header
+//!    fields and content). For an unsigned, unencrypted message those header
+//!    fields travelled as HTTP headers: the MIC then covers
+//!    `Content-Type`, `Content-Disposition` and `Content-Transfer-Encoding`
+//!    (those present, in that order, as `Name: value` CRLF lines), an empty
+//!    line, then the body. The algorithm is the first one we support in
+//!    `signed-receipt-micalg`, else the signature's `micalg`, else SHA-256.
+//! 5. The payload (the innermost entity's decoded content) is landed in the
+//!    content-addressed store and handed to the [`FlowSink`]; only once the
+//!    sink has committed is the MDN built and sent. If landing or the sink
+//!    fails the answer is HTTP 503 and no MDN: the sender retries later.
+//! 6. The MDN goes back in the HTTP response, or, when the request carries
+//!    Receipt-Delivery-Option (and the partner is allowed asynchronous MDNs),
+//!    the response is a bare 200 and the MDN is POSTed to that URL
+//!    ([`PendingMdn`], handed to an outbox or retried by a spawned task).
+//!
+//! # Repeated messages
+//! The MDN of every processed message is kept as bytes in `mdn_dir`, named
+//! `sha256(AS2-From "\n" Message-ID).mdn` (written atomically, fsynced). When
+//! the sink reports [`Accepted::Duplicate`] the kept MDN is sent again, byte
+//! for byte (its own Message-ID included), rather than a new one: MDNs
+//! contain a fresh Message-ID, a date and a signature with a signing time, so
+//! regenerating would not give the same receipt. Should the file be missing
+//! (a crash between the sink's commit and the MDN write) a new MDN is built
+//! and kept. Failed messages keep no MDN: a corrected resend is processed.
+//!
+//! # Memory
+//! OpenSSL's CMS API decrypts and verifies whole buffers, so a message is
+//! held in memory while its layers are opened: the body plus, at worst, one
+//! decrypted and one decompressed copy (decompression is capped at
+//! `max_body_bytes` as well). Peak memory is therefore about three times the
+//! body per request, and requests are processed at most `max_concurrent` at
+//! a time (default 4): set `max_body_bytes` with the machine's memory in mind.
+//! The payload itself is written to the store in bounded chunks.
+//!
+//! # TLS
+//! The endpoint speaks plain HTTP on the daemon's listener; put it behind a
+//! TLS-terminating reverse proxy (nginx, HAProxy) for partners that require
+//! HTTPS, or serve the router with a rustls acceptor. AS2 security does not
+//! depend on TLS: signatures and encryption are end to end.
+
+pub mod mdn;
+pub mod mime;
+pub mod smime;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::{landing, Accepted, Channel, FlowSink, LandedFlow};
+pub use mdn::{deliver_with_retries, send_async_mdn, MdnSendError, PendingMdn};
+use mdn::{BuiltMdn, Disposition, ErrorModifier, MdnFields, MdnRequest};
+use mime::{Entity, Header};
+use smime::{MicAlg, SmimeError};
+
+/// Default cap on a request body: 1 GiB, the platform's flow limit.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 30;
+/// Most S/MIME layers opened in one message (encrypt, compress, sign, ...).
+const MAX_LAYERS: usize = 6;
+
+/// Errors loading the AS2 configuration (keys and certificates).
+#[derive(Debug, thiserror::Error)]
+pub enum As2ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid PEM {what}: {reason}")]
+    Pem {
+        path: PathBuf,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("our AS2 certificate does not match our private key")]
+    KeyMismatch,
+    #[error("AS2 id {0:?} is configured for two partners")]
+    DuplicateAs2Id(String),
+    #[error("AS2 id must not be empty")]
+    EmptyAs2Id,
+}
+
+/// Our own AS2 identity as configured (`[as2]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    pub as2_id: String,
+    /// PEM certificate we give partners (they encrypt to it, verify our MDNs).
+    pub certificate: PathBuf,
+    /// PEM private key (PKCS #8 or traditional).
+    pub key: PathBuf,
+}
+
+/// One partner's AS2 settings as configured (`[partner.as2]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerConfig {
+    /// quai's partner id (the `[[partner]] id`).
+    #[serde(default)]
+    pub partner_id: String,
+    /// The partner's AS2 id (its AS2-From).
+    pub as2_id: String,
+    /// PEM certificate that signs the partner's messages.
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub require_signed: bool,
+    #[serde(default)]
+    pub require_encrypted: bool,
+    /// May the partner ask for an asynchronous MDN (a URL we will POST to)?
+    #[serde(default = "yes")]
+    pub allow_async_mdn: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Our identity, loaded.
+#[derive(Clone)]
+pub struct Identity {
+    pub as2_id: String,
+    pub cert: X509,
+    pub key: PKey<Private>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("Identity")
+            .field("as2_id", &self.as2_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Identity {
+    pub fn load(cfg: &IdentityConfig) -> Result<Identity, As2ConfigError> {
+        let cert_pem = read(&cfg.certificate)?;
+        let key_pem = read(&cfg.key)?;
+        Identity::from_pem(&cfg.as2_id, &cert_pem, &key_pem).map_err(|e| match e {
+            As2ConfigError::Pem { what, reason, .. } => As2ConfigError::Pem {
+                path: if what == "certificate" {
+                    cfg.certificate.clone()
+                } else {
+                    cfg.key.clone()
+                },
+                what,
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    pub fn from_pem(
+        as2_id: &str,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+    ) -> Result<Identity, As2ConfigError> {
+        if as2_id.trim().is_empty() {
+            return Err(As2ConfigError::EmptyAs2Id);
+        }
+        let cert = X509::from_pem(cert_pem).map_err(|e| pem_err("certificate", e))?;
+        let key = PKey::private_key_from_pem(key_pem).map_err(|e| pem_err("private key", e))?;
+        let matches = cert
+            .public_key()
+            .map(|p| p.public_eq(&key))
+            .unwrap_or(false);
+        if !matches {
+            return Err(As2ConfigError::KeyMismatch);
+        }
+        Ok(Identity {
+            as2_id: as2_id.to_string(),
+            cert,
+            key,
+        })
+    }
+}
+
+/// A partner, loaded.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub partner_id: String,
+    pub as2_id: String,
+    pub cert: Option<X509>,
+    pub require_signed: bool,
+    pub require_encrypted: bool,
+    pub allow_async_mdn: bool,
+}
+
+impl Partner {
+    pub fn load(cfg: &PartnerConfig) -> Result<Partner, As2ConfigError> {
+        let cert = match &cfg.certificate {
+            Some(p) => Some(X509::from_pem(&read(p)?).map_err(|e| As2ConfigError::Pem {
+                path: p.clone(),
+                what: "certificate",
+                reason: e.to_string(),
+            })?),
+            None => None,
+        };
+        if cfg.as2_id.trim().is_empty() {
+            return Err(As2ConfigError::EmptyAs2Id);
+        }
+        Ok(Partner {
+            partner_id: if cfg.partner_id.is_empty() {
+                cfg.as2_id.clone()
+            } else {
+                cfg.partner_id.clone()
+            },
+            as2_id: cfg.as2_id.clone(),
+            cert,
+            require_signed: cfg.require_signed,
+            require_encrypted: cfg.require_encrypted,
+            allow_async_mdn: cfg.allow_async_mdn,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, As2ConfigError> {
+    fs::read(path).map_err(|source| As2ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn pem_err(what: &'static str, e: openssl::error::ErrorStack) -> As2ConfigError {
+    As2ConfigError::Pem {
+        path: PathBuf::new(),
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// How asynchronous MDNs leave when the router answers a request.
+#[derive(Debug, Clone)]
+pub enum AsyncMdnDelivery {
+    /// A spawned task POSTs with retries (not persisted across restarts).
+    Spawn {
+        attempts: u32,
+        first_delay: Duration,
+    },
+    /// Hand each MDN to an outbox (e.g. the daemon's spool-backed one).
+    Outbox(tokio::sync::mpsc::UnboundedSender<PendingMdn>),
+}
+
+/// Everything the receiver needs.
+#[derive(Debug, Clone)]
+pub struct As2Settings {
+    pub identity: Identity,
+    pub partners: Vec<Partner>,
+    /// The content-addressed flow store (see [`crate::landing`]).
+    pub store: PathBuf,
+    /// Where MDNs of processed messages are kept for resending.
+    pub mdn_dir: PathBuf,
+    pub max_body_bytes: u64,
+    /// Requests processed at once (each may hold ~3x its body in memory).
+    pub max_concurrent: usize,
+    pub reporting_ua: String,
+    pub async_delivery: AsyncMdnDelivery,
+}
+
+impl As2Settings {
+    /// Defaults: 1 GiB bodies, 4 concurrent requests, MDNs kept in
+    /// `<store>/../as2-mdn`, asynchronous MDNs retried 5 times from 2 s.
+    pub fn new(identity: Identity, partners: Vec<Partner>, store: PathBuf) -> As2Settings {
+        let mdn_dir = store
+            .parent()
+            .map(|p| p.join("as2-mdn"))
+            .unwrap_or_else(|| PathBuf::from("as2-mdn"));
+        As2Settings {
+            identity,
+            partners,
+            store,
+            mdn_dir,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_concurrent: 4,
+            reporting_ua: format!("quai AS2 receiver {}", env!("CARGO_PKG_VERSION")),
+            async_delivery: AsyncMdnDelivery::Spawn {
+                attempts: 5,
+                first_delay: Duration::from_secs(2),
+            },
+        }
+    }
+}
+
+/// What became of a request (for logs, metrics and tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum As2Outcome {
+    /// Stored and committed by the sink; MDN `processed`.
+    Accepted {
+        accepted: Accepted,
+        sha256: String,
+        partner_id: String,
+    },
+    /// Understood but refused; MDN `processed/error`.
+    Failed {
+        modifier: ErrorModifier,
+        reason: String,
+    },
+    /// Unknown partner or wrong recipient (HTTP 403).
+    Refused(String),
+    /// Malformed request (HTTP 400) or too large (413).
+    BadRequest(String),
+    /// Landing or the sink failed (HTTP 503): the sender should retry.
+    Unavailable(String),
+}
+
+/// The answer to one AS2 request.
+#[derive(Debug, Clone)]
+pub struct As2Reply {
+    pub status: StatusCode,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// An asynchronous MDN to deliver after the response.
+    pub async_mdn: Option<PendingMdn>,
+    pub outcome: As2Outcome,
+}
+
+impl As2Reply {
+    fn plain(status: StatusCode, message: String, outcome: As2Outcome) -> As2Reply {
+        As2Reply {
+            status,
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: format!("{message}\n").into_bytes(),
+            async_mdn: None,
+            outcome,
+        }
+    }
+}
+
+impl IntoResponse for As2Reply {
+    fn into_response(self) -> Response {
+        let mut builder = Response::builder().status(self.status);
+        for (n, v) in &self.headers {
+            builder = builder.header(n.as_str(), v.as_str());
+        }
+        builder
+            .body(Body::from(self.body))
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    }
+}
+
+/// The AS2 receiver: settings, the sink, and a bound on concurrent work.
+pub struct As2Receiver<S: FlowSink> {
+    settings: As2Settings,
+    sink: Arc<S>,
+    permits: tokio::sync::Semaphore,
+}
+
+/// The router mounting `POST /as2`.
+pub fn router<S: FlowSink>(receiver: Arc<As2Receiver<S>>) -> axum::Router {
+    axum::Router::new()
+        .route("/as2", axum::routing::post(handle::<S>))
+        .with_state(receiver)
+}
+
+async fn handle<S: FlowSink>(
+    State(receiver): State<Arc<As2Receiver<S>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let reply = receiver.receive_http(headers, body).await;
+    if let Some(pending) = reply.async_mdn.clone() {
+        receiver.dispatch_async(pending);
+    }
+    reply.into_response()
+}
+
+impl<S: FlowSink> As2Receiver<S> {
+    pub fn new(settings: As2Settings, sink: Arc<S>) -> Result<As2Receiver<S>, As2ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for p in &settings.partners {
+            if !seen.insert(p.as2_id.as_str()) {
+                return Err(As2ConfigError::DuplicateAs2Id(p.as2_id.clone()));
+            }
+        }
+        let permits = tokio::sync::Semaphore::new(settings.max_concurrent.max(1));
+        Ok(As2Receiver {
+            settings,
+            sink,
+            permits,
+        })
+    }
+
+    pub fn settings(&self) -> &As2Settings {
+        &self.settings
+    }
+
+    /// Send an asynchronous MDN the configured way.
+    pub fn dispatch_async(&self, pending: PendingMdn) {
+        match &self.settings.async_delivery {
+            AsyncMdnDelivery::Outbox(tx) => {
+                if let Err(e) = tx.send(pending) {
+                    tracing::error!(message_id = %e.0.original_message_id, "AS2 MDN outbox closed; asynchronous MDN dropped");
+                }
+            }
+            AsyncMdnDelivery::Spawn {
+                attempts,
+                first_delay,
+            } => {
+                let (attempts, first_delay) = (*attempts, *first_delay);
+                tokio::spawn(async move {
+                    match deliver_with_retries(&pending, attempts, first_delay).await {
+                        Ok(()) => {
+                            tracing::info!(url = %pending.url, message_id = %pending.original_message_id, "asynchronous MDN delivered")
+                        }
+                        Err(e) => {
+                            tracing::error!(url = %pending.url, message_id = %pending.original_message_id, error = %e, "asynchronous MDN not delivered")
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Read an HTTP body with the size cap, then [`Self::receive`].
+    pub async fn receive_http(&self, headers: HeaderMap, body: Body) -> As2Reply {
+        let max = self.settings.max_body_bytes;
+        let declared = match content_length(&headers) {
+            Ok(v) => v,
+            Err(m) => return bad_request(m),
+        };
+        if declared.is_some_and(|n| n > max) {
+            return too_large(max);
+        }
+        let Ok(_permit) = self.permits.acquire().await else {
+            return As2Reply::plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down".into(),
+                As2Outcome::Unavailable("shutting down".into()),
+            );
+        };
+        let mut body = body;
+        let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        if buf.len() as u64 + data.len() as u64 > max {
+                            return too_large(max);
+                        }
+                        buf.extend_from_slice(&data);
+                    }
+                }
+                Err(e) => {
+                    let m = format!(
+                        "request body cut short after {} bytes{}: {e}",
+                        buf.len(),
+                        declared.map(|n| format!(" of {n}")).unwrap_or_default()
+                    );
+                    return bad_request(m);
+                }
+            }
+        }
+        self.receive_inner(&headers, Bytes::from(buf)).await
+    }
+
+    /// Process one AS2 request given its headers and complete body (no HTTP
+    /// needed). A Content-Length that does not match the body is refused.
+    pub async fn receive(&self, headers: &HeaderMap, body: Bytes) -> As2Reply {
+        if body.len() as u64 > self.settings.max_body_bytes {
+            return too_large(self.settings.max_body_bytes);
+        }
+        let Ok(_permit) = self.permits.acquire().await else {
+            return As2Reply::plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down".into(),
+                As2Outcome::Unavailable("shutting down".into()),
+            );
+        };
+        self.receive_inner(headers, body).await
+    }
+
+    async fn receive_inner(&self, headers: &HeaderMap, body: Bytes) -> As2Reply {
+        match content_length(headers) {
+            Ok(Some(n)) if n != body.len() as u64 => {
+                return bad_request(format!(
+                    "request body cut short: Content-Length {n}, {} bytes received",
+                    body.len()
+                ))
+            }
+            Ok(_) => {}
+            Err(m) => return bad_request(m),
+        }
+
+        // Required AS2 headers.
+        let get = |name: &str| -> Result<Option<String>, String> {
+            match headers.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .to_str()
+                    .map(|s| Some(s.trim().to_string()))
+                    .map_err(|_| format!("header {name} is not ASCII")),
+            }
+        };
+        let required = |name: &str| -> Result<String, String> {
+            match get(name)? {
+                Some(v) if !v.is_empty() => Ok(v),
+                _ => Err(format!("missing header {name}")),
+            }
+        };
+        let parsed = (|| -> Result<_, String> {
+            Ok((
+                required("as2-from")?,
+                required("as2-to")?,
+                required("message-id")?,
+                required("content-type")?,
+            ))
+        })();
+        let (from, to, message_id, content_type) = match parsed {
+            Ok(v) => v,
+            Err(m) => return bad_request(m),
+        };
+        let from = mime::unquote(&from);
+        let to = mime::unquote(&to);
+        let message_id = mdn::clean_header_value(&message_id);
+
+        if to != self.settings.identity.as2_id {
+            let m = format!("AS2-To {to:?} is not our AS2 id");
+            tracing::warn!(as2_from = %from, as2_to = %to, message_id = %message_id, "AS2 message refused: {m}");
+            return As2Reply::plain(StatusCode::FORBIDDEN, m.clone(), As2Outcome::Refused(m));
+        }
+        let Some(partner) = self.settings.partners.iter().find(|p| p.as2_id == from) else {
+            let m = format!("unknown AS2-From {from:?}");
+            tracing::warn!(as2_from = %from, message_id = %message_id, "AS2 message refused: {m}");
+            return As2Reply::plain(StatusCode::FORBIDDEN, m.clone(), As2Outcome::Refused(m));
+        };
+
+        let opt = |name: &str| get(name).ok().flatten();
+        let mut request = MdnRequest::from_headers(
+            opt("disposition-notification-to").as_deref(),
+            opt("disposition-notification-options").as_deref(),
+            opt("receipt-delivery-option").as_deref(),
+        );
+        if request.async_url.is_some() && !partner.allow_async_mdn {
+            tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                "partner may not ask for asynchronous MDNs; answering synchronously");
+            request.async_url = None;
+        }
+
+        // The MIME header fields that travelled as HTTP headers.
+        let mut top = vec![Header {
+            name: "Content-Type".into(),
+            value: content_type,
+        }];
+        for name in ["Content-Disposition", "Content-Transfer-Encoding"] {
+            if let Some(v) = opt(name) {
+                top.push(Header {
+                    name: name.into(),
+                    value: v,
+                });
+            }
+        }
+
+        // Open the layers (CPU-bound) off the async threads.
+        let unwrapped = {
+            let identity = self.settings.identity.clone();
+            let partner = partner.clone();
+            let max = self.settings.max_body_bytes;
+            let mic_pref = request.mic_alg.clone();
+            let body = body.clone();
+            tokio::task::spawn_blocking(move || {
+                unwrap_message(&identity, &partner, top, &body, mic_pref, max)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(Failure::new(
+                    ErrorModifier::UnexpectedProcessingError,
+                    format!("internal error: {e}"),
+                ))
+            })
+        };
+        let msg = match unwrapped {
+            Ok(m) => m,
+            Err(f) => {
+                tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                    disposition = f.modifier.as_str(), reason = %f.reason, "AS2 message not processed");
+                return self.answer_failure(partner, &message_id, &request, f);
+            }
+        };
+
+        // Land, then let the sink commit.
+        let store = self.settings.store.clone();
+        let payload = msg.payload;
+        let landed =
+            tokio::task::spawn_blocking(move || landing::land(&mut &payload[..], &store, u64::MAX))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        let stored = match landed {
+            Ok(s) => s,
+            Err(e) => return unavailable(partner, &message_id, format!("landing failed: {e}")),
+        };
+        let flow = LandedFlow {
+            partner: partner.partner_id.clone(),
+            channel: Channel::As2,
+            original_name: msg
+                .filename
+                .unwrap_or_else(|| message_id.trim_matches(['<', '>']).to_string()),
+            sha256: stored.sha256.clone(),
+            size: stored.size,
+            stored_path: stored.path.clone(),
+            complete: stored.complete,
+            as2_message_id: Some(message_id.clone()),
+        };
+        let accepted = match self.sink.accept(flow).await {
+            Ok(a) => a,
+            Err(e) => return unavailable(partner, &message_id, e.to_string()),
+        };
+        tracing::info!(partner = %partner.partner_id, message_id = %message_id, sha256 = %stored.sha256,
+            size = stored.size, signed = msg.signed, encrypted = msg.encrypted, compressed = msg.compressed,
+            duplicate = matches!(accepted, Accepted::Duplicate { .. }), "AS2 message stored");
+
+        let outcome = As2Outcome::Accepted {
+            accepted,
+            sha256: stored.sha256,
+            partner_id: partner.partner_id.clone(),
+        };
+        if !request.wanted {
+            return As2Reply {
+                status: StatusCode::OK,
+                headers: vec![("AS2-Version".into(), "1.2".into())],
+                body: Vec::new(),
+                async_mdn: None,
+                outcome,
+            };
+        }
+        let mdn_path = self.mdn_path(&partner.as2_id, &message_id);
+        let kept = match accepted {
+            Accepted::Duplicate { .. } => fs::read(&mdn_path)
+                .ok()
+                .and_then(|b| BuiltMdn::from_bytes(&b).ok()),
+            Accepted::New { .. } => None,
+        };
+        let built = match kept {
+            Some(m) => m,
+            None => {
+                let fields = MdnFields {
+                    our_as2_id: &self.settings.identity.as2_id,
+                    partner_as2_id: &partner.as2_id,
+                    original_message_id: &message_id,
+                    disposition: Disposition::Processed,
+                    mic: Some(msg.mic),
+                    reporting_ua: &self.settings.reporting_ua,
+                    explanation: "",
+                };
+                let built = match self.build_mdn(&fields, &request) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return unavailable(
+                            partner,
+                            &message_id,
+                            format!("MDN signing failed: {e}"),
+                        )
+                    }
+                };
+                if let Err(e) = keep_mdn(&mdn_path, &built) {
+                    tracing::error!(path = %mdn_path.display(), error = %e, "could not keep the MDN for resending");
+                }
+                built
+            }
+        };
+        self.deliver(partner, &message_id, &request, built, outcome)
+    }
+
+    fn answer_failure(
+        &self,
+        partner: &Partner,
+        message_id: &str,
+        request: &MdnRequest,
+        f: Failure,
+    ) -> As2Reply {
+        let outcome = As2Outcome::Failed {
+            modifier: f.modifier,
+            reason: f.reason.clone(),
+        };
+        if !request.wanted {
+            let mut r = As2Reply::plain(
+                StatusCode::BAD_REQUEST,
+                format!("processed/error: {}: {}", f.modifier.as_str(), f.reason),
+                outcome,
+            );
+            r.headers.push(("AS2-Version".into(), "1.2".into()));
+            return r;
+        }
+        let fields = MdnFields {
+            our_as2_id: &self.settings.identity.as2_id,
+            partner_as2_id: &partner.as2_id,
+            original_message_id: message_id,
+            disposition: Disposition::Error(f.modifier),
+            mic: f.mic,
+            reporting_ua: &self.settings.reporting_ua,
+            explanation: &f.reason,
+        };
+        match self.build_mdn(&fields, request) {
+            Ok(built) => self.deliver(partner, message_id, request, built, outcome),
+            Err(e) => unavailable(partner, message_id, format!("MDN signing failed: {e}")),
+        }
+    }
+
+    fn build_mdn(
+        &self,
+        fields: &MdnFields<'_>,
+        request: &MdnRequest,
+    ) -> Result<BuiltMdn, SmimeError> {
+        let id = &self.settings.identity;
+        mdn::build(fields, request.signed.then_some((&id.cert, &id.key)))
+    }
+
+    fn deliver(
+        &self,
+        partner: &Partner,
+        message_id: &str,
+        request: &MdnRequest,
+        built: BuiltMdn,
+        outcome: As2Outcome,
+    ) -> As2Reply {
+        match &request.async_url {
+            Some(url) => {
+                tracing::info!(partner = %partner.partner_id, message_id = %message_id, url = %url, "asynchronous MDN queued");
+                As2Reply {
+                    status: StatusCode::OK,
+                    headers: vec![
+                        ("AS2-Version".into(), "1.2".into()),
+                        ("Content-Type".into(), "text/plain; charset=us-ascii".into()),
+                    ],
+                    body: b"AS2 message received; the MDN follows asynchronously.\r\n".to_vec(),
+                    async_mdn: Some(PendingMdn {
+                        url: url.clone(),
+                        headers: built.headers,
+                        body: built.body,
+                        original_message_id: message_id.to_string(),
+                    }),
+                    outcome,
+                }
+            }
+            None => As2Reply {
+                status: StatusCode::OK,
+                headers: built.headers,
+                body: built.body,
+                async_mdn: None,
+                outcome,
+            },
+        }
+    }
+
+    fn mdn_path(&self, as2_from: &str, message_id: &str) -> PathBuf {
+        let mut h = Sha256::new();
+        h.update(as2_from.as_bytes());
+        h.update(b"\n");
+        h.update(message_id.as_bytes());
+        self.settings
+            .mdn_dir
+            .join(format!("{}.mdn", hex::encode(h.finalize())))
+    }
+}
+
+/// Keep an MDN for resending: temp file, fsync, rename (never overwrites).
+fn keep_mdn(path: &Path, mdn: &BuiltMdn) -> std::io::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&mdn.to_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        landing::sync_dir(dir)
+    };
+    let r = write();
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r
+}
+
+fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
+    match headers.get(axum::http::header::CONTENT_LENGTH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| "invalid Content-Length".to_string()),
+    }
+}
+
+fn bad_request(m: String) -> As2Reply {
+    tracing::warn!(reason = %m, "malformed AS2 request refused");
+    As2Reply::plain(
+        StatusCode::BAD_REQUEST,
+        m.clone(),
+        As2Outcome::BadRequest(m),
+    )
+}
+
+fn too_large(max: u64) -> As2Reply {
+    let m = format!("request body larger than the limit of {max} bytes");
+    tracing::warn!(reason = %m, "AS2 request refused");
+    As2Reply::plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        m.clone(),
+        As2Outcome::BadRequest(m),
+    )
+}
+
+fn unavailable(partner: &Partner, message_id: &str, m: String) -> As2Reply {
+    tracing::error!(partner = %partner.partner_id, message_id = %message_id, reason = %m,
+        "AS2 message not committed; the sender should retry");
+    As2Reply::plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily unable to store the message; please retry".into(),
+        As2Outcome::Unavailable(m),
+    )
+}
+
+/// Why a message could not be processed, with its MDN modifier.
+#[derive(Debug)]
+struct Failure {
+    modifier: ErrorModifier,
+    reason: String,
+    /// The MIC, when it could be computed before the failure.
+    mic: Option<(String, String)>,
+}
+
+impl Failure {
+    fn new(modifier: ErrorModifier, reason: impl Into<String>) -> Failure {
+        Failure {
+            modifier,
+            reason: reason.into(),
+            mic: None,
+        }
+    }
+}
+
+impl From<SmimeError> for Failure {
+    fn from(e: SmimeError) -> Failure {
+        let modifier = match &e {
+            SmimeError::Decryption(_) => ErrorModifier::DecryptionFailed,
+            SmimeError::Integrity(_) => ErrorModifier::IntegrityCheckFailed,
+            SmimeError::Authentication(_) => ErrorModifier::AuthenticationFailed,
+            SmimeError::Decompression(_) => ErrorModifier::DecompressionFailed,
+            SmimeError::Signing(_) => ErrorModifier::UnexpectedProcessingError,
+        };
+        Failure::new(modifier, e.to_string())
+    }
+}
+
+fn mime_failure(e: mime::MimeError) -> Failure {
+    Failure::new(
+        ErrorModifier::UnexpectedProcessingError,
+        format!("malformed MIME: {e}"),
+    )
+}
+
+/// The message with its layers opened.
+#[derive(Debug)]
+struct Unwrapped {
+    payload: Vec<u8>,
+    filename: Option<String>,
+    signed: bool,
+    encrypted: bool,
+    compressed: bool,
+    /// Base64 MIC and algorithm name.
+    mic: (String, String),
+}
+
+/// Open every S/MIME layer of a message, outside in.
+fn unwrap_message(
+    identity: &Identity,
+    partner: &Partner,
+    top_headers: Vec<Header>,
+    body: &[u8],
+    mic_pref: Option<MicAlg>,
+    max_out: u64,
+) -> Result<Unwrapped, Failure> {
+    let mut top_block = Vec::new();
+    for h in &top_headers {
+        top_block.extend_from_slice(format!("{}: {}\r\n", h.name, h.value).as_bytes());
+    }
+    top_block.extend_from_slice(b"\r\n");
+
+    let (mut signed, mut encrypted, mut compressed) = (false, false, false);
+    let mut mic: Option<(String, String)> = None;
+    // None: the top-level entity (HTTP headers + body); Some: an inner entity.
+    let mut inner: Option<Vec<u8>> = None;
+
+    for _ in 0..MAX_LAYERS {
+        let (entity, header_block): (Entity<'_>, &[u8]) = match &inner {
+            None => (
+                Entity {
+                    headers: top_headers.clone(),
+                    raw: body,
+                    body,
+                },
+                &top_block,
+            ),
+            Some(buf) => {
+                let e = mime::parse_entity(buf).map_err(mime_failure)?;
+                let split = buf.len() - e.body.len();
+                (e, &buf[..split])
+            }
+        };
+        let ct = entity.content_type().map_err(mime_failure)?;
+
+        let next: Vec<u8> = if ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime")
+        {
+            let der = entity.decoded_body().map_err(mime_failure)?;
+            let kind = match ct.param("smime-type").map(|s| s.to_ascii_lowercase()) {
+                Some(t) if t == "enveloped-data" => smime::CmsKind::Enveloped,
+                Some(t) if t == "compressed-data" => smime::CmsKind::Compressed,
+                Some(t) if t == "signed-data" => smime::CmsKind::Signed,
+                _ => smime::cms_kind(&der),
+            };
+            match kind {
+                smime::CmsKind::Enveloped => {
+                    if encrypted {
+                        return Err(Failure::new(
+                            ErrorModifier::UnexpectedProcessingError,
+                            "encrypted twice",
+                        ));
+                    }
+                    encrypted = true;
+                    entity_or_bare(smime::decrypt(&der, &identity.key, &identity.cert)?)
+                }
+                smime::CmsKind::Compressed => {
+                    if compressed {
+                        return Err(Failure::new(
+                            ErrorModifier::UnexpectedProcessingError,
+                            "compressed twice",
+                        ));
+                    }
+                    compressed = true;
+                    entity_or_bare(smime::decompress(&der, max_out)?)
+                }
+                smime::CmsKind::Signed => {
+                    let cert = partner_cert(partner, signed)?;
+                    let content = smime::verify_opaque(&der, cert)?;
+                    signed = true;
+                    let alg = mic_pref.clone().unwrap_or_else(MicAlg::default_sha256);
+                    mic = Some((alg.mic(&[&content])?, alg.name));
+                    entity_or_bare(content)
+                }
+                smime::CmsKind::Other => return Err(Failure::new(
+                    ErrorModifier::UnexpectedProcessingError,
+                    "application/pkcs7-mime content is not enveloped, compressed or signed data",
+                )),
+            }
+        } else if ct.is("multipart/signed") {
+            let boundary = ct
+                .param("boundary")
+                .ok_or_else(|| mime_failure(mime::MimeError::MissingBoundary))?;
+            let parts = mime::split_multipart(entity.body, boundary).map_err(mime_failure)?;
+            let [content, sig_part] = parts[..] else {
+                return Err(Failure::new(
+                    ErrorModifier::UnexpectedProcessingError,
+                    format!("multipart/signed has {} parts, expected 2", parts.len()),
+                ));
+            };
+            let sig_entity = mime::parse_entity(sig_part).map_err(mime_failure)?;
+            let sig_ct = sig_entity.content_type().map_err(mime_failure)?;
+            if !(sig_ct.is("application/pkcs7-signature")
+                || sig_ct.is("application/x-pkcs7-signature"))
+            {
+                return Err(Failure::new(
+                    ErrorModifier::AuthenticationFailed,
+                    format!("unsupported signature type {}", sig_ct.mime_type),
+                ));
+            }
+            let signature = sig_entity.decoded_body().map_err(mime_failure)?;
+            let cert = partner_cert(partner, signed)?;
+            let alg = mic_pref
+                .clone()
+                .or_else(|| ct.param("micalg").and_then(MicAlg::from_name))
+                .unwrap_or_else(MicAlg::default_sha256);
+            let this_mic = (alg.mic(&[content])?, alg.name);
+            if let Err(e) = smime::verify_detached(&signature, content, cert) {
+                let mut f = Failure::from(e);
+                f.mic = Some(this_mic);
+                return Err(f);
+            }
+            signed = true;
+            mic = Some(this_mic);
+            content.to_vec()
+        } else {
+            // The payload.
+            let payload = entity.decoded_body().map_err(mime_failure)?.into_owned();
+            if partner.require_encrypted && !encrypted {
+                return Err(Failure::new(
+                    ErrorModifier::InsufficientMessageSecurity,
+                    "the partner's messages must be encrypted",
+                ));
+            }
+            if partner.require_signed && !signed {
+                return Err(Failure::new(
+                    ErrorModifier::InsufficientMessageSecurity,
+                    "the partner's messages must be signed",
+                ));
+            }
+            let mic = match mic {
+                Some(m) => m,
+                None => {
+                    let alg = mic_pref.unwrap_or_else(MicAlg::default_sha256);
+                    (alg.mic(&[header_block, entity.body])?, alg.name)
+                }
+            };
+            let filename = entity
+                .header("content-disposition")
+                .and_then(|v| {
+                    mime::split_params(v)
+                        .into_iter()
+                        .skip(1)
+                        .filter_map(|p| {
+                            let (n, v) = p.split_once('=')?;
+                            n.trim()
+                                .eq_ignore_ascii_case("filename")
+                                .then(|| mime::unquote(v))
+                        })
+                        .next()
+                })
+                .and_then(|f| safe_filename(&f));
+            return Ok(Unwrapped {
+                payload,
+                filename,
+                signed,
+                encrypted,
+                compressed,
+                mic,
+            });
+        };
+        inner = Some(next);
+    }
+    Err(Failure::new(
+        ErrorModifier::UnexpectedProcessingError,
+        "too many nested S/MIME layers",
+    ))
+}
+
+fn partner_cert(partner: &Partner, already_signed: bool) -> Result<&X509, Failure> {
+    if already_signed {
+        return Err(Failure::new(
+            ErrorModifier::UnexpectedProcessingError,
+            "signed twice",
+        ));
+    }
+    partner.cert.as_ref().ok_or_else(|| {
+        Failure::new(
+            ErrorModifier::AuthenticationFailed,
+            "the message is signed but no certificate is configured for the partner",
+        )
+    })
+}
+
+/// A decrypted or decompressed content is normally a MIME entity; some
+/// senders wrap the bare payload. Give such content a neutral header block.
+fn entity_or_bare(content: Vec<u8>) -> Vec<u8> {
+    if mime::as_entity(&content).is_some() {
+        content
+    } else {
+        let mut v = b"Content-Type: application/octet-stream\r\n\r\n".to_vec();
+        v.extend_from_slice(&content);
+        v
+    }
+}
+
+/// The last path component of a sender-given file name, if usable.
+fn safe_filename(name: &str) -> Option<String> {
+    let base = name.rsplit(['/', '\\']).next()?.trim();
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        None
+    } else {
+        Some(clean)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filenames_are_sanitised() {
+        assert_eq!(safe_filename("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(safe_filename("C:\\x\\inv.xml").as_deref(), Some("inv.xml"));
+        assert_eq!(safe_filename(".."), None);
+        assert_eq!(safe_filename("a\nb"), Some("ab".into()));
+    }
+}
