@@ -10,10 +10,19 @@
 //! (flow, document index), so a flow processed again after a crash replaces
 //! its rows instead of adding to them.
 //!
-//! API CONTRACT (filled in by the spool implementation; the daemon codes
-//! against these signatures).
+//! Layout: [`state`] owns the transition table (every state change is checked
+//! there and logged as an event in the same transaction); `invoices` plans
+//! duplicate-invoice detection; `rows` converts rows; `sqlite` and `postgres`
+//! run the SQL of each backend; [`store`] is the content-addressed store of
+//! raw flows.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+mod invoices;
+mod rows;
+mod sqlite;
+pub mod state;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -37,6 +46,8 @@ pub enum SpoolError {
     LeaseLost { flow: i64, owner: String },
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("invalid invoice batch: {0}")]
+    InvalidBatch(String),
 }
 
 pub type Result<T> = std::result::Result<T, SpoolError>;
@@ -76,7 +87,10 @@ impl FlowState {
         }
     }
     pub fn is_terminal(self) -> bool {
-        matches!(self, FlowState::Processed | FlowState::Failed | FlowState::Duplicate)
+        matches!(
+            self,
+            FlowState::Processed | FlowState::Failed | FlowState::Duplicate
+        )
     }
 }
 
@@ -297,7 +311,25 @@ pub struct Lease {
 /// The spool handle; cheap to clone (a connection pool inside).
 #[derive(Clone)]
 pub struct Spool {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    instance: String,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(sqlite::SqliteBackend),
+}
+
+/// Run the same method on whichever backend this spool uses.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite($b) => $e,
+        }
+    };
 }
 
 impl Spool {
@@ -305,57 +337,64 @@ impl Spool {
     /// `postgres://...`), run the embedded migrations, and identify this
     /// process as `instance` in leases and event history.
     pub async fn connect(url: &str, instance: &str) -> Result<Spool> {
-        let _ = (url, instance);
-        todo!()
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::SqliteBackend::connect(url, instance).await?)
+        } else {
+            return Err(SpoolError::UnsupportedUrl(url.to_owned()));
+        };
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                instance: instance.to_owned(),
+                backend,
+            }),
+        })
     }
 
     /// Name of this instance (lease owner, event history).
     pub fn instance(&self) -> &str {
-        todo!()
+        &self.inner.instance
     }
 
     /// Make sure a partner row exists (idempotent).
     pub async fn ensure_partner(&self, partner: &str) -> Result<()> {
-        let _ = partner;
-        todo!()
+        dispatch!(self, b => b.ensure_partner(partner).await)
     }
 
     /// Register a durably stored flow. A flow already seen (same partner +
     /// hash, or same AS2 Message-ID) is recorded as a duplicate.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
-        let _ = flow;
-        todo!()
+        dispatch!(self, b => b.register_flow(flow).await)
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease
     /// has expired, moving it to `processing` under this instance's lease
     /// (attempts + 1). `FOR UPDATE SKIP LOCKED` on PostgreSQL.
     pub async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        let _ = lease;
-        todo!()
+        dispatch!(self, b => b.claim_flow(lease).await)
     }
 
     /// Claim one given flow (used by `quai replay`): a terminal flow other
     /// than `duplicate` goes back to `processing`, its invoice rows replaced
     /// when it is processed again.
     pub async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        let _ = (flow, lease);
-        todo!()
+        dispatch!(self, b => b.claim_for_replay(flow, lease).await)
     }
 
     /// Extend this instance's lease on a flow it is processing.
     pub async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
-        let _ = (flow, lease);
-        todo!()
+        dispatch!(self, b => b.renew_lease(flow, lease).await)
     }
 
     /// Store a batch of invoices of a claimed flow in one transaction,
     /// replacing rows with the same (flow, doc_index). Accepted invoices whose
     /// (seller, number, year) is already held by another document are turned
     /// into rejects with rule `REJ_UNI` (business reason DOUBLON).
-    pub async fn store_invoices(&self, flow: FlowId, batch: &[NewInvoice]) -> Result<Vec<StoredInvoice>> {
-        let _ = (flow, batch);
-        todo!()
+    pub async fn store_invoices(
+        &self,
+        flow: FlowId,
+        batch: &[NewInvoice],
+    ) -> Result<Vec<StoredInvoice>> {
+        dispatch!(self, b => b.store_invoices(flow, batch).await)
     }
 
     /// Finish a claimed flow: `processed` or `failed`. In the same
@@ -369,54 +408,58 @@ impl Spool {
         documents: i64,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        let _ = (flow, outcome, documents, acks);
-        todo!()
+        dispatch!(self, b => b.finish_flow(flow, outcome, documents, acks).await)
     }
 
     /// Acknowledgements generated but not yet delivered (oldest first).
     pub async fn pending_acks(&self, limit: i64) -> Result<Vec<AckRow>> {
-        let _ = limit;
-        todo!()
+        dispatch!(self, b => b.pending_acks(limit).await)
     }
 
     /// Mark an acknowledgement delivered.
     pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
-        let _ = ack;
-        todo!()
+        dispatch!(self, b => b.ack_delivered(ack).await)
     }
 
     /// Record a failed delivery attempt (attempts + 1, last_error).
     pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
-        let _ = (ack, error);
-        todo!()
+        dispatch!(self, b => b.ack_failed(ack, error).await)
     }
 
     /// Acknowledgements of a flow.
     pub async fn acks_of_flow(&self, flow: FlowId) -> Result<Vec<AckRow>> {
-        let _ = flow;
-        todo!()
+        dispatch!(self, b => b.acks_of_flow(flow).await)
     }
 
     /// Per-partner and total counts of flows by state and invoices by verdict.
     pub async fn status(&self) -> Result<StatusSummary> {
-        todo!()
+        dispatch!(self, b => b.status().await)
     }
 
     /// Flows matching a filter, newest first.
     pub async fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
-        let _ = filter;
-        todo!()
+        dispatch!(self, b => b.list_flows(filter).await)
     }
 
     /// One flow.
     pub async fn flow(&self, flow: FlowId) -> Result<FlowRow> {
-        let _ = flow;
-        todo!()
+        dispatch!(self, b => b.flow(flow).await)
     }
 
     /// The invoices of a flow, by doc_index.
     pub async fn invoices_of_flow(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
-        let _ = flow;
-        todo!()
+        dispatch!(self, b => b.invoices_of_flow(flow).await)
+    }
+
+    /// Give a flow this instance is processing back to the queue
+    /// (`processing → received`, lease released), e.g. at shutdown. Rows
+    /// already stored stay; they are replaced when the flow is processed again.
+    pub async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
+        dispatch!(self, b => b.abandon_flow(flow, reason).await)
+    }
+
+    /// Put a delivered acknowledgement back to pending (`quai resend-ack`).
+    pub async fn requeue_ack(&self, ack: AckId) -> Result<()> {
+        dispatch!(self, b => b.requeue_ack(ack).await)
     }
 }

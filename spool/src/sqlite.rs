@@ -1,0 +1,685 @@
+//! SQLite backend (the embedded default).
+//!
+//! Settings, and why:
+//! - `journal_mode=WAL`: readers (status page, CLI) never block the writer.
+//! - `synchronous=FULL`: the intake deletes the source file (or answers the
+//!   AS2 MDN) right after `register_flow` commits, so that commit must survive
+//!   a power loss, not only a process crash. In WAL mode NORMAL may lose the
+//!   last commits on power loss; FULL costs one WAL fsync per transaction,
+//!   which batched invoice writes amortise.
+//! - `busy_timeout=30s`: several handles (or processes) may write; they wait
+//!   for each other instead of failing.
+//! - `foreign_keys=ON`: rows never outlive their flow.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`: it takes the write
+//! lock up front, so a transaction never has to upgrade a read snapshot to a
+//! write lock (which fails with SQLITE_BUSY regardless of the busy timeout in
+//! WAL mode). That also makes claim (select the oldest claimable flow, then
+//! update it) atomic across handles and processes.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+
+use crate::invoices::{Key, Plan};
+use crate::rows::{self, RawAck, RawFlow, RawInvoice};
+use crate::state::{self, Event, FlowStep};
+use crate::*;
+
+/// Rows per multi-row INSERT (18 binds each, far below SQLite's 32766).
+const CHUNK: usize = 100;
+
+pub(crate) struct SqliteBackend {
+    pub(crate) pool: SqlitePool,
+    me: String,
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn lease_until(now: DateTime<Utc>, lease: Lease) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(lease.duration).unwrap_or(chrono::Duration::days(365))
+}
+
+pub(crate) async fn insert_event(
+    conn: &mut SqliteConnection,
+    me: &str,
+    at: DateTime<Utc>,
+    ev: &Event,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(at)
+    .bind(me)
+    .bind(ev.entity)
+    .bind(ev.entity_id)
+    .bind(ev.from.as_deref())
+    .bind(&ev.to)
+    .bind(ev.reason.as_deref())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Current state, lease owner and lease expiry of a flow.
+async fn flow_lock_info(
+    conn: &mut SqliteConnection,
+    flow: FlowId,
+) -> Result<(FlowState, Option<String>, Option<DateTime<Utc>>)> {
+    let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT state, lease_owner, lease_expires_at FROM flows WHERE id = $1")
+            .bind(flow)
+            .fetch_optional(conn)
+            .await?;
+    let (s, owner, exp) = row.ok_or(SpoolError::FlowNotFound(flow))?;
+    Ok((state::parse_state(&s)?, owner, exp))
+}
+
+/// Check that this instance holds the lease on a processing flow.
+async fn check_lease(
+    conn: &mut SqliteConnection,
+    me: &str,
+    flow: FlowId,
+    to: FlowState,
+) -> Result<()> {
+    let (st, owner, _) = flow_lock_info(conn, flow).await?;
+    if st != FlowState::Processing {
+        return Err(SpoolError::IllegalTransition {
+            flow,
+            from: st.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+        });
+    }
+    if owner.as_deref() != Some(me) {
+        return Err(SpoolError::LeaseLost {
+            flow,
+            owner: owner.unwrap_or_else(|| "nobody".to_owned()),
+        });
+    }
+    Ok(())
+}
+
+impl SqliteBackend {
+    pub(crate) async fn connect(url: &str, me: &str) -> Result<SqliteBackend> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteBackend {
+            pool,
+            me: me.to_owned(),
+        })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub(crate) async fn ensure_partner(&self, partner: &str) -> Result<()> {
+        sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(partner)
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&flow.partner)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        let new = state::flow(
+            0,
+            FlowStep::Register,
+            None,
+            FlowState::Received,
+            "registered",
+        )?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, state, \
+             received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(&flow.partner)
+        .bind(rows::origin_str(flow.origin))
+        .bind(&flow.original_name)
+        .bind(flow.size)
+        .bind(&flow.sha256)
+        .bind(flow.as2_message_id.as_deref())
+        .bind(new.to_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let result = match id {
+            Some(id) => {
+                insert_event(&mut tx, &self.me, now, &new.for_flow(id).event()).await?;
+                Registration::New(id)
+            }
+            None => {
+                let original: i64 = sqlx::query_scalar(
+                    "SELECT id FROM flows WHERE state <> 'duplicate' AND \
+                     ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
+                )
+                .bind(&flow.partner)
+                .bind(&flow.sha256)
+                .bind(flow.as2_message_id.as_deref())
+                .fetch_one(&mut *tx)
+                .await?;
+                let dup = state::flow(
+                    0,
+                    FlowStep::RegisterDuplicate,
+                    None,
+                    FlowState::Duplicate,
+                    format!("duplicate of flow {original}"),
+                )?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, \
+                     state, received_at, updated_at, duplicate_of) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
+                )
+                .bind(&flow.partner)
+                .bind(rows::origin_str(flow.origin))
+                .bind(&flow.original_name)
+                .bind(flow.size)
+                .bind(&flow.sha256)
+                .bind(flow.as2_message_id.as_deref())
+                .bind(dup.to_str())
+                .bind(now)
+                .bind(original)
+                .fetch_one(&mut *tx)
+                .await?;
+                insert_event(&mut tx, &self.me, now, &dup.for_flow(id).event()).await?;
+                Registration::Duplicate { id, original }
+            }
+        };
+        tx.commit().await?;
+        Ok(result)
+    }
+
+    /// Move a flow to `processing` under this instance's lease, after the
+    /// transition was checked.
+    async fn take(
+        &self,
+        conn: &mut SqliteConnection,
+        t: &state::Transition,
+        flow: FlowId,
+        now: DateTime<Utc>,
+        lease: Lease,
+    ) -> Result<ClaimedFlow> {
+        let row: Option<(i64, String, String, String, i64, String, i32)> = sqlx::query_as(
+            "UPDATE flows SET state = 'processing', lease_owner = $1, lease_expires_at = $2, \
+             attempts = attempts + 1, updated_at = $3 WHERE id = $4 AND state = $5 \
+             RETURNING id, partner, origin, original_name, size, sha256, attempts",
+        )
+        .bind(&self.me)
+        .bind(lease_until(now, lease))
+        .bind(now)
+        .bind(flow)
+        .bind(t.from_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        let (id, partner, origin, original_name, size, sha256, attempts) =
+            row.ok_or_else(|| {
+                SpoolError::Corrupt(format!("flow {flow} changed state under a write lock"))
+            })?;
+        insert_event(conn, &self.me, now, &t.event()).await?;
+        Ok(ClaimedFlow {
+            id,
+            partner,
+            origin: rows::parse_origin(&origin)?,
+            original_name,
+            size,
+            sha256,
+            attempts,
+        })
+    }
+
+    pub(crate) async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let cand: Option<(i64, String, Option<String>)> = sqlx::query_as(
+            "SELECT id, state, lease_owner FROM flows WHERE state IN ('received', 'processing') \
+             AND (state = 'received' OR lease_expires_at < $1) ORDER BY received_at, id LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((id, st, owner)) = cand else {
+            return Ok(None);
+        };
+        let from = state::parse_state(&st)?;
+        let t = if from == FlowState::Received {
+            state::flow(
+                id,
+                FlowStep::Claim,
+                Some(from),
+                FlowState::Processing,
+                "claimed",
+            )?
+        } else {
+            let owner = owner.unwrap_or_else(|| "nobody".to_owned());
+            state::flow(
+                id,
+                FlowStep::Reclaim,
+                Some(from),
+                FlowState::Processing,
+                format!("lease of {owner} expired"),
+            )?
+        };
+        let claimed = self.take(&mut tx, &t, id, now, lease).await?;
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    pub(crate) async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let (from, owner, expires) = flow_lock_info(&mut tx, flow).await?;
+        if from == FlowState::Processing
+            && owner.as_deref() != Some(self.me.as_str())
+            && expires.is_some_and(|e| e >= now)
+        {
+            return Err(SpoolError::LeaseLost {
+                flow,
+                owner: owner.unwrap_or_default(),
+            });
+        }
+        let t = state::flow(
+            flow,
+            FlowStep::Replay,
+            Some(from),
+            FlowState::Processing,
+            "replay",
+        )?;
+        let claimed = self.take(&mut tx, &t, flow, now, lease).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    pub(crate) async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
+        let now = now();
+        let done = sqlx::query(
+            "UPDATE flows SET lease_expires_at = $1 WHERE id = $2 AND state = 'processing' AND lease_owner = $3",
+        )
+        .bind(lease_until(now, lease))
+        .bind(flow)
+        .bind(&self.me)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let mut conn = self.pool.acquire().await?;
+        check_lease(&mut conn, &self.me, flow, FlowState::Processing).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        check_lease(&mut tx, &self.me, flow, FlowState::Received).await?;
+        let t = state::flow(
+            flow,
+            FlowStep::Abandon,
+            Some(FlowState::Processing),
+            FlowState::Received,
+            reason,
+        )?;
+        sqlx::query(
+            "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = $4",
+        )
+        .bind(t.to_str())
+        .bind(now)
+        .bind(flow)
+        .bind(t.from_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &self.me, now, &t.event()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn store_invoices(
+        &self,
+        flow: FlowId,
+        batch: &[NewInvoice],
+    ) -> Result<Vec<StoredInvoice>> {
+        let plan = Plan::new(batch)?;
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let now = now();
+        check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
+
+        // Release this batch's own claims, then claim again.
+        let indexes = serde_json::to_string(&plan.doc_indexes()).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "DELETE FROM invoice_keys WHERE flow_id = $1 AND doc_index IN (SELECT value FROM json_each($2))",
+        )
+        .bind(flow)
+        .bind(&indexes)
+        .execute(&mut *tx)
+        .await?;
+        let claims = plan.claims();
+        let mut refused: HashMap<Key, FlowId> = HashMap::new();
+        for chunk in claims.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) ",
+            );
+            qb.push_values(chunk, |mut b, (key, doc)| {
+                b.push_bind(&key.seller)
+                    .push_bind(&key.number)
+                    .push_bind(key.year)
+                    .push_bind(flow)
+                    .push_bind(*doc);
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING seller_id, number, year");
+            let got: Vec<(String, String, i32)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+            if got.len() < chunk.len() {
+                let got: std::collections::HashSet<Key> = got
+                    .into_iter()
+                    .map(|(seller, number, year)| Key {
+                        seller,
+                        number,
+                        year,
+                    })
+                    .collect();
+                for (key, _) in chunk.iter().filter(|(k, _)| !got.contains(*k)) {
+                    let holder: i64 = sqlx::query_scalar(
+                        "SELECT flow_id FROM invoice_keys WHERE seller_id = $1 AND number = $2 AND year = $3",
+                    )
+                    .bind(&key.seller)
+                    .bind(&key.number)
+                    .bind(key.year)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    refused.insert((*key).clone(), holder);
+                }
+            }
+        }
+        let decided = plan.decide(flow, &refused);
+
+        for chunk in decided.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \
+                 issue_date, type_code, currency, total_without_vat, total_with_vat, amount_due, verdict, \
+                 duplicate, reasons, canonical, stored_at) ",
+            );
+            qb.push_values(chunk, |mut b, d| {
+                let i = d.inv;
+                b.push_bind(flow)
+                    .push_bind(i.doc_index)
+                    .push_bind(&i.entry)
+                    .push_bind(i.syntax.as_deref())
+                    .push_bind(i.profile.as_deref())
+                    .push_bind(i.seller_id.as_deref())
+                    .push_bind(i.number.as_deref())
+                    .push_bind(i.issue_date)
+                    .push_bind(i.type_code.as_deref())
+                    .push_bind(i.currency.as_deref())
+                    .push_bind(rows::decimal_str(i.total_without_vat))
+                    .push_bind(rows::decimal_str(i.total_with_vat))
+                    .push_bind(rows::decimal_str(i.amount_due))
+                    .push_bind(rows::verdict_str(d.verdict))
+                    .push_bind(d.duplicate)
+                    .push_bind(d.reasons_json())
+                    .push_bind(i.canonical_json.as_deref())
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (flow_id, doc_index) DO UPDATE SET entry = excluded.entry, \
+                 syntax = excluded.syntax, profile = excluded.profile, seller_id = excluded.seller_id, \
+                 number = excluded.number, issue_date = excluded.issue_date, type_code = excluded.type_code, \
+                 currency = excluded.currency, total_without_vat = excluded.total_without_vat, \
+                 total_with_vat = excluded.total_with_vat, amount_due = excluded.amount_due, \
+                 verdict = excluded.verdict, duplicate = excluded.duplicate, reasons = excluded.reasons, \
+                 canonical = excluded.canonical, stored_at = excluded.stored_at",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(decided.iter().map(|d| d.stored()).collect())
+    }
+
+    pub(crate) async fn finish_flow(
+        &self,
+        flow: FlowId,
+        outcome: &FlowOutcome,
+        documents: i64,
+        acks: &[(AckKind, String, String)],
+    ) -> Result<Vec<AckId>> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let (to, step, code, message, reason) = match outcome {
+            FlowOutcome::Processed => (
+                FlowState::Processed,
+                FlowStep::Finish,
+                None,
+                None,
+                "processed".to_owned(),
+            ),
+            FlowOutcome::Failed { code, message } => (
+                FlowState::Failed,
+                FlowStep::Fail,
+                Some(code.as_str()),
+                Some(message.as_str()),
+                format!("{code}: {message}"),
+            ),
+        };
+        check_lease(&mut tx, &self.me, flow, to).await?;
+        let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
+        sqlx::query("DELETE FROM invoices WHERE flow_id = $1 AND doc_index >= $2")
+            .bind(flow)
+            .bind(documents.max(0))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
+             failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",
+        )
+        .bind(t.to_str())
+        .bind(now)
+        .bind(code)
+        .bind(message)
+        .bind(flow)
+        .bind(t.from_str())
+        .execute(&mut *tx)
+        .await?;
+        insert_event(&mut tx, &self.me, now, &t.event()).await?;
+        // Outbox: one row per rejected invoice (kept, with its notified_at,
+        // when the flow is processed again).
+        sqlx::query(
+            "DELETE FROM notifications WHERE flow_id = $1 AND notified_at IS NULL AND doc_index IN \
+             (SELECT doc_index FROM invoices WHERE flow_id = $1 AND verdict = 'accepted')",
+        )
+        .bind(flow)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO notifications (flow_id, doc_index, partner, created_at) \
+             SELECT i.flow_id, i.doc_index, f.partner, $2 FROM invoices i JOIN flows f ON f.id = i.flow_id \
+             WHERE i.flow_id = $1 AND i.verdict = 'rejected' ON CONFLICT DO NOTHING",
+        )
+        .bind(flow)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let mut ids = Vec::with_capacity(acks.len());
+        for (kind, destination, file_name) in acks {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .bind(flow)
+            .bind(kind.as_str())
+            .bind(destination)
+            .bind(file_name)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            insert_event(
+                &mut tx,
+                &self.me,
+                now,
+                &state::ack_event(id, "new", "pending", None),
+            )
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub(crate) async fn pending_acks(&self, limit: i64) -> Result<Vec<AckRow>> {
+        let rows: Vec<RawAck> = sqlx::query_as(&format!(
+            "{} WHERE a.delivered_at IS NULL ORDER BY a.generated_at, a.id LIMIT $1",
+            rows::ACK_SELECT
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert(rows)
+    }
+
+    pub(crate) async fn acks_of_flow(&self, flow: FlowId) -> Result<Vec<AckRow>> {
+        let rows: Vec<RawAck> = sqlx::query_as(&format!(
+            "{} WHERE a.flow_id = $1 ORDER BY a.id",
+            rows::ACK_SELECT
+        ))
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert(rows)
+    }
+
+    /// Update one acknowledgement (`sql` binds `$1` = now, `$2` = ack id) and
+    /// log the event, in one transaction.
+    async fn ack_update(
+        &self,
+        ack: AckId,
+        sql: &str,
+        error: Option<&str>,
+        ev: Event,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let mut q = sqlx::query(sql).bind(now).bind(ack);
+        if let Some(error) = error {
+            q = q.bind(error);
+        }
+        if q.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(SpoolError::AckNotFound(ack));
+        }
+        insert_event(&mut tx, &self.me, now, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn ack_delivered(&self, ack: AckId) -> Result<()> {
+        self.ack_update(
+            ack,
+            "UPDATE acknowledgements SET delivered_at = $1, updated_at = $1, attempts = attempts + 1, last_error = NULL \
+             WHERE id = $2",
+            None,
+            state::ack_event(ack, "pending", "delivered", None),
+        )
+        .await
+    }
+
+    pub(crate) async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
+        self.ack_update(
+            ack,
+            "UPDATE acknowledgements SET attempts = attempts + 1, last_error = $3, updated_at = $1 WHERE id = $2",
+            Some(error),
+            state::ack_event(ack, "pending", "pending", Some(format!("delivery failed: {error}"))),
+        )
+        .await
+    }
+
+    pub(crate) async fn requeue_ack(&self, ack: AckId) -> Result<()> {
+        self.ack_update(
+            ack,
+            "UPDATE acknowledgements SET delivered_at = NULL, updated_at = $1 WHERE id = $2",
+            None,
+            state::ack_event(
+                ack,
+                "delivered",
+                "pending",
+                Some("resend requested".to_owned()),
+            ),
+        )
+        .await
+    }
+
+    pub(crate) async fn status(&self) -> Result<StatusSummary> {
+        let partners: Vec<String> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let flows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT partner, state, count(*) FROM flows GROUP BY partner, state")
+                .fetch_all(&self.pool)
+                .await?;
+        let invoices: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT f.partner, i.verdict, count(*) FROM invoices i JOIN flows f ON f.id = i.flow_id \
+             GROUP BY f.partner, i.verdict",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows::build_status(partners, flows, invoices))
+    }
+
+    pub(crate) async fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
+        let rows: Vec<RawFlow> = sqlx::query_as(&format!(
+            "{} WHERE ($1 IS NULL OR f.partner = $1) AND ($2 IS NULL OR f.state = $2) \
+             AND ($3 IS NULL OR f.received_at >= $3) ORDER BY f.received_at DESC, f.id DESC LIMIT $4",
+            rows::FLOW_SELECT
+        ))
+        .bind(filter.partner.as_deref())
+        .bind(filter.state.map(FlowState::as_str))
+        .bind(filter.since)
+        .bind(filter.limit.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert(rows)
+    }
+
+    pub(crate) async fn flow(&self, flow: FlowId) -> Result<FlowRow> {
+        let row: Option<RawFlow> =
+            sqlx::query_as(&format!("{} WHERE f.id = $1", rows::FLOW_SELECT))
+                .bind(flow)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.ok_or(SpoolError::FlowNotFound(flow))?.try_into()
+    }
+
+    pub(crate) async fn invoices_of_flow(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
+        let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
+            "{} WHERE i.flow_id = $1 ORDER BY i.doc_index",
+            rows::INVOICE_SELECT
+        ))
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::convert(rows)
+    }
+}

@@ -1,0 +1,708 @@
+//! One behaviour suite, run against both backends: every scenario is an
+//! `async fn(Db)`, and `both!` instantiates it once with a fresh SQLite file
+//! and once with a fresh database on a throwaway PostgreSQL cluster (one
+//! cluster per test binary, see `support/pg.rs`).
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use quai_spool::*;
+use rust_decimal::Decimal;
+
+/// A fresh, empty spool database.
+pub struct Db {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Db {
+    async fn spool(&self, instance: &str) -> Spool {
+        Spool::connect(&self.url, instance).await.expect("connect")
+    }
+}
+
+fn sqlite_db() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
+    Db {
+        url,
+        _dir: Some(dir),
+    }
+}
+
+fn pg_db(name: &str) -> Db {
+    let url = support::pg::PgCluster::shared().create_database(name);
+    Db { url, _dir: None }
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::sqlite_db()).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::pg_db(stringify!($name))).await
+                }
+            )*
+        }
+    };
+}
+
+both!(
+    register_and_duplicates,
+    claim_lease_and_expiry,
+    store_and_reprocess_idempotently,
+    duplicate_invoice_across_and_within_flows,
+    finish_deletes_leftover_rows,
+    illegal_transitions,
+    status_shape,
+    concurrent_claims_never_share_a_flow,
+    acknowledgements_lifecycle,
+);
+
+const LEASE: Lease = Lease {
+    duration: Duration::from_secs(60),
+};
+
+fn new_flow(partner: &str, sha: &str) -> NewFlow {
+    NewFlow {
+        partner: partner.into(),
+        origin: Origin::Dropzone,
+        original_name: format!("{sha}.zip"),
+        size: 1234,
+        sha256: sha.into(),
+        as2_message_id: None,
+    }
+}
+
+fn invoice(doc: i64, seller: &str, number: &str, year: i32, verdict: Verdict) -> NewInvoice {
+    NewInvoice {
+        doc_index: doc,
+        entry: format!("inv-{doc}.xml"),
+        syntax: Some("ubl".into()),
+        profile: None,
+        seller_id: Some(seller.into()),
+        number: Some(number.into()),
+        issue_date: NaiveDate::from_ymd_opt(year, 6, 30),
+        type_code: Some("380".into()),
+        currency: Some("EUR".into()),
+        total_without_vat: Some(Decimal::new(10000, 2)),
+        total_with_vat: Some(Decimal::new(12000 + doc, 2)),
+        amount_due: Some(Decimal::new(12000, 2)),
+        verdict,
+        reasons: if verdict == Verdict::Rejected {
+            vec![Reason {
+                rule: "BR-CO-15".into(),
+                term: "BT-112".into(),
+                severity: "fatal".into(),
+                message: "total with VAT is not total without VAT plus VAT".into(),
+            }]
+        } else {
+            vec![]
+        },
+        canonical_json: Some(format!("{{\"number\":\"{number}\"}}")),
+    }
+}
+
+async fn registered(spool: &Spool, partner: &str, sha: &str) -> FlowId {
+    match spool.register_flow(&new_flow(partner, sha)).await.unwrap() {
+        Registration::New(id) => id,
+        other => panic!("expected a new flow, got {other:?}"),
+    }
+}
+
+/// Register and claim one flow.
+async fn claimed(spool: &Spool, partner: &str, sha: &str) -> FlowId {
+    let id = registered(spool, partner, sha).await;
+    let c = spool
+        .claim_flow(LEASE)
+        .await
+        .unwrap()
+        .expect("a flow to claim");
+    assert_eq!(c.id, id);
+    id
+}
+
+fn verdicts(stored: &[StoredInvoice]) -> Vec<(i64, Verdict, bool)> {
+    stored
+        .iter()
+        .map(|s| (s.doc_index, s.verdict, s.duplicate))
+        .collect()
+}
+
+async fn register_and_duplicates(db: Db) {
+    let spool = db.spool("i1").await;
+    let a = registered(&spool, "acme", "aa11").await;
+    let row = spool.flow(a).await.unwrap();
+    assert_eq!(row.state, FlowState::Received);
+    assert_eq!(
+        (row.partner.as_str(), row.size, row.sha256.as_str()),
+        ("acme", 1234, "aa11")
+    );
+    assert_eq!(row.attempts, 0);
+
+    // same partner + hash: a duplicate row pointing at the original
+    let dup = spool
+        .register_flow(&new_flow("acme", "aa11"))
+        .await
+        .unwrap();
+    let Registration::Duplicate { id, original } = dup else {
+        panic!("expected a duplicate, got {dup:?}")
+    };
+    assert_eq!(original, a);
+    assert_ne!(id, a);
+    let d = spool.flow(id).await.unwrap();
+    assert_eq!(d.state, FlowState::Duplicate);
+    assert_eq!(d.duplicate_of, Some(a));
+    // a third time still points at the original, not at the duplicate
+    let again = spool
+        .register_flow(&new_flow("acme", "aa11"))
+        .await
+        .unwrap();
+    assert!(matches!(again, Registration::Duplicate { original, .. } if original == a));
+
+    // same hash for another partner is another flow
+    let b = registered(&spool, "globex", "aa11").await;
+    assert_ne!(b, a);
+
+    // same AS2 Message-ID with other bytes is a duplicate
+    let mut as2 = new_flow("acme", "bb22");
+    as2.origin = Origin::As2;
+    as2.as2_message_id = Some("<m1@acme>".into());
+    let first = spool.register_flow(&as2).await.unwrap();
+    let Registration::New(first) = first else {
+        panic!("{first:?}")
+    };
+    as2.sha256 = "cc33".into();
+    let second = spool.register_flow(&as2).await.unwrap();
+    assert_eq!(
+        second,
+        Registration::Duplicate {
+            id: match second {
+                Registration::Duplicate { id, .. } => id,
+                _ => panic!("{second:?}"),
+            },
+            original: first
+        }
+    );
+
+    // duplicates are never claimed
+    let mut claimed = vec![];
+    while let Some(c) = spool.claim_flow(LEASE).await.unwrap() {
+        claimed.push(c.id);
+    }
+    claimed.sort();
+    assert_eq!(claimed, vec![a, b, first]);
+    let flows = spool.list_flows(&FlowFilter::default()).await.unwrap();
+    assert_eq!(flows.len(), 6);
+    let dups = spool
+        .list_flows(&FlowFilter {
+            state: Some(FlowState::Duplicate),
+            partner: Some("acme".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dups.len(), 3);
+}
+
+async fn claim_lease_and_expiry(db: Db) {
+    let one = db.spool("one").await;
+    let two = db.spool("two").await;
+    let a = registered(&one, "acme", "a1").await;
+    let b = registered(&one, "acme", "b2").await;
+    let short = Lease {
+        duration: Duration::from_millis(600),
+    };
+    // oldest first
+    let c = one.claim_flow(short).await.unwrap().unwrap();
+    assert_eq!((c.id, c.attempts, c.sha256.as_str()), (a, 1, "a1"));
+    let c = two.claim_flow(LEASE).await.unwrap().unwrap();
+    assert_eq!(c.id, b);
+    assert!(one.claim_flow(short).await.unwrap().is_none());
+    assert!(two.claim_flow(short).await.unwrap().is_none());
+    assert_eq!(one.flow(a).await.unwrap().state, FlowState::Processing);
+
+    // renewing keeps it
+    one.renew_lease(a, short).await.unwrap();
+    assert!(two.claim_flow(short).await.unwrap().is_none());
+
+    // the lease of `one` expires: `two` takes the flow over
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let c = two
+        .claim_flow(LEASE)
+        .await
+        .unwrap()
+        .expect("expired lease reclaimed");
+    assert_eq!((c.id, c.attempts), (a, 2));
+
+    // `one` lost it: every write is refused
+    for err in [
+        one.renew_lease(a, short).await.unwrap_err(),
+        one.store_invoices(a, &[invoice(0, "S", "N", 2024, Verdict::Accepted)])
+            .await
+            .unwrap_err(),
+        one.finish_flow(a, &FlowOutcome::Processed, 0, &[])
+            .await
+            .unwrap_err(),
+    ] {
+        match err {
+            SpoolError::LeaseLost { flow, owner } => assert_eq!((flow, owner.as_str()), (a, "two")),
+            other => panic!("expected LeaseLost, got {other}"),
+        }
+    }
+    two.finish_flow(a, &FlowOutcome::Processed, 0, &[])
+        .await
+        .unwrap();
+    assert_eq!(two.flow(a).await.unwrap().state, FlowState::Processed);
+
+    // abandon gives a flow back to the queue
+    two.abandon_flow(b, "shutdown").await.unwrap();
+    assert_eq!(one.flow(b).await.unwrap().state, FlowState::Received);
+    let c = one.claim_flow(LEASE).await.unwrap().unwrap();
+    assert_eq!((c.id, c.attempts), (b, 2));
+}
+
+async fn store_and_reprocess_idempotently(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = claimed(&spool, "acme", "f1").await;
+    let batch: Vec<NewInvoice> = (0..5)
+        .map(|i| {
+            let v = if i % 2 == 1 {
+                Verdict::Rejected
+            } else {
+                Verdict::Accepted
+            };
+            invoice(i, "FR123", &format!("INV-{i}"), 2024, v)
+        })
+        .collect();
+    let stored = spool.store_invoices(f, &batch).await.unwrap();
+    let expected = vec![
+        (0, Verdict::Accepted, false),
+        (1, Verdict::Rejected, false),
+        (2, Verdict::Accepted, false),
+        (3, Verdict::Rejected, false),
+        (4, Verdict::Accepted, false),
+    ];
+    assert_eq!(verdicts(&stored), expected);
+    assert_eq!(stored[1].reasons[0].rule, "BR-CO-15");
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 5, &[])
+        .await
+        .unwrap();
+    let first = spool.invoices_of_flow(f).await.unwrap();
+    assert_eq!(first.len(), 5);
+    assert_eq!(first[2].total_with_vat, Some(Decimal::new(12002, 2)));
+    assert_eq!(first[2].total_with_vat.unwrap().to_string(), "120.02");
+    assert_eq!(first[3].reasons[0].term, "BT-112");
+    assert_eq!(first[0].issue_date, NaiveDate::from_ymd_opt(2024, 6, 30));
+
+    // replay, stored again in other batch boundaries and order
+    let c = spool.claim_for_replay(f, LEASE).await.unwrap();
+    assert_eq!(c.attempts, 2);
+    let mut again = spool
+        .store_invoices(f, &[batch[4].clone(), batch[3].clone()])
+        .await
+        .unwrap();
+    again.extend(spool.store_invoices(f, &batch[..3]).await.unwrap());
+    again.sort_by_key(|s| s.doc_index);
+    assert_eq!(verdicts(&again), expected);
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 5, &[])
+        .await
+        .unwrap();
+    let second = spool.invoices_of_flow(f).await.unwrap();
+    assert_eq!(second.len(), 5, "same rows once");
+    let ids = |rows: &[InvoiceRow]| {
+        rows.iter()
+            .map(|r| (r.id, r.doc_index, r.verdict))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&first), ids(&second));
+    let row = spool.flow(f).await.unwrap();
+    assert_eq!((row.invoices_accepted, row.invoices_rejected), (3, 2));
+    assert_eq!(row.state, FlowState::Processed);
+}
+
+async fn duplicate_invoice_across_and_within_flows(db: Db) {
+    let spool = db.spool("i1").await;
+    let a = claimed(&spool, "acme", "a").await;
+    let s = spool
+        .store_invoices(
+            a,
+            &[
+                invoice(0, "FR1", "N-1", 2024, Verdict::Accepted),
+                invoice(1, "FR1", "N-2", 2024, Verdict::Rejected),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts(&s),
+        vec![(0, Verdict::Accepted, false), (1, Verdict::Rejected, false)]
+    );
+    spool
+        .finish_flow(a, &FlowOutcome::Processed, 2, &[])
+        .await
+        .unwrap();
+
+    let b = claimed(&spool, "acme", "b").await;
+    let batch = vec![
+        invoice(0, "FR1", "N-1", 2024, Verdict::Accepted), // held by flow a
+        invoice(1, "FR1", "N-1", 2023, Verdict::Accepted), // another year
+        invoice(2, "FR2", "N-1", 2024, Verdict::Accepted), // another seller
+        invoice(3, "FR1", "N-2", 2024, Verdict::Accepted), // a's N-2 was rejected: free
+        invoice(4, "FR2", "N-1", 2024, Verdict::Accepted), // same as doc 2, same flow
+    ];
+    let s = spool.store_invoices(b, &batch[..3]).await.unwrap();
+    let mut all = s.clone();
+    all.extend(spool.store_invoices(b, &batch[3..]).await.unwrap());
+    let expected = vec![
+        (0, Verdict::Rejected, true),
+        (1, Verdict::Accepted, false),
+        (2, Verdict::Accepted, false),
+        (3, Verdict::Accepted, false),
+        (4, Verdict::Rejected, true),
+    ];
+    assert_eq!(verdicts(&all), expected);
+    let reason = all[0].reasons.last().unwrap();
+    assert_eq!(
+        (
+            reason.rule.as_str(),
+            reason.term.as_str(),
+            reason.severity.as_str()
+        ),
+        ("REJ_UNI", "BT-1", "fatal")
+    );
+    assert_eq!(
+        reason.message,
+        format!("duplicate invoice: number N-1 of seller FR1 for year 2024 was already received in flow {a} (DOUBLON)")
+    );
+    assert_eq!(
+        all[4].reasons.last().unwrap().message,
+        format!("duplicate invoice: number N-1 of seller FR2 for year 2024 was already received in flow {b} (DOUBLON)")
+    );
+    spool
+        .finish_flow(b, &FlowOutcome::Processed, 5, &[])
+        .await
+        .unwrap();
+    let rows = spool.invoices_of_flow(b).await.unwrap();
+    assert_eq!(rows[0].verdict, Verdict::Rejected);
+    assert_eq!(rows[0].reasons.len(), 1);
+    assert_eq!(rows[0].reasons[0].rule, "REJ_UNI");
+
+    // reprocessing either flow keeps the same verdicts
+    spool.claim_for_replay(b, LEASE).await.unwrap();
+    let again = spool.store_invoices(b, &batch).await.unwrap();
+    assert_eq!(verdicts(&again), expected);
+    assert_eq!(again[0].reasons.len(), 1, "no reason added twice");
+    spool
+        .finish_flow(b, &FlowOutcome::Processed, 5, &[])
+        .await
+        .unwrap();
+    spool.claim_for_replay(a, LEASE).await.unwrap();
+    let again = spool
+        .store_invoices(
+            a,
+            &[
+                invoice(0, "FR1", "N-1", 2024, Verdict::Accepted),
+                invoice(1, "FR1", "N-2", 2024, Verdict::Rejected),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts(&again),
+        vec![(0, Verdict::Accepted, false), (1, Verdict::Rejected, false)]
+    );
+    spool
+        .finish_flow(a, &FlowOutcome::Processed, 2, &[])
+        .await
+        .unwrap();
+    let st = spool.status().await.unwrap();
+    assert_eq!(st.totals.invoices["accepted"], 4);
+    assert_eq!(st.totals.invoices["rejected"], 3);
+}
+
+async fn finish_deletes_leftover_rows(db: Db) {
+    let one = db.spool("one").await;
+    let two = db.spool("two").await;
+    let short = Lease {
+        duration: Duration::from_millis(300),
+    };
+    let f = registered(&one, "acme", "f").await;
+    one.claim_flow(short).await.unwrap().unwrap();
+    let batch: Vec<NewInvoice> = (0..5)
+        .map(|i| invoice(i, "FR9", &format!("X-{i}"), 2024, Verdict::Accepted))
+        .collect();
+    one.store_invoices(f, &batch).await.unwrap();
+    // instance one dies; two takes over and finds only 3 documents this time
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    two.claim_flow(LEASE).await.unwrap().unwrap();
+    two.store_invoices(f, &batch[..3]).await.unwrap();
+    let ids = two
+        .finish_flow(
+            f,
+            &FlowOutcome::Processed,
+            3,
+            &[(
+                AckKind::IntegrationReport,
+                "dropzone".into(),
+                "f.report.xml".into(),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    let rows = two.invoices_of_flow(f).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.doc_index).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    let row = two.flow(f).await.unwrap();
+    assert_eq!(
+        (row.invoices_accepted, row.invoices_rejected, row.attempts),
+        (3, 0, 2)
+    );
+    // the deleted documents released their keys
+    let g = claimed(&two, "acme", "g").await;
+    let s = two
+        .store_invoices(
+            g,
+            &[
+                invoice(0, "FR9", "X-4", 2024, Verdict::Accepted),
+                invoice(1, "FR9", "X-2", 2024, Verdict::Accepted),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        verdicts(&s),
+        vec![(0, Verdict::Accepted, false), (1, Verdict::Rejected, true)]
+    );
+
+    // a failed flow keeps no rows when told it has no documents
+    let h = claimed(&two, "acme", "h").await;
+    two.store_invoices(h, &[invoice(0, "FR9", "Z-0", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    let failed = FlowOutcome::Failed {
+        code: "IRR_SYNTAX".into(),
+        message: "truncated archive".into(),
+    };
+    two.finish_flow(h, &failed, 0, &[]).await.unwrap();
+    assert!(two.invoices_of_flow(h).await.unwrap().is_empty());
+    let k = claimed(&two, "acme", "k").await;
+    let s = two
+        .store_invoices(k, &[invoice(0, "FR9", "Z-0", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    assert_eq!(verdicts(&s), vec![(0, Verdict::Accepted, false)]);
+}
+
+async fn illegal_transitions(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = registered(&spool, "acme", "f").await;
+    let err = spool
+        .finish_flow(f, &FlowOutcome::Processed, 0, &[])
+        .await
+        .unwrap_err();
+    match err {
+        SpoolError::IllegalTransition { flow, from, to } => {
+            assert_eq!(
+                (flow, from.as_str(), to.as_str()),
+                (f, "received", "processed")
+            )
+        }
+        other => panic!("expected IllegalTransition, got {other}"),
+    }
+    spool.claim_flow(LEASE).await.unwrap().unwrap();
+    spool
+        .finish_flow(
+            f,
+            &FlowOutcome::Failed {
+                code: "IRR_SYNTAX".into(),
+                message: "not XML".into(),
+            },
+            0,
+            &[],
+        )
+        .await
+        .unwrap();
+    let row = spool.flow(f).await.unwrap();
+    assert_eq!(row.state, FlowState::Failed);
+    assert_eq!(row.failure_code.as_deref(), Some("IRR_SYNTAX"));
+    let err = spool
+        .finish_flow(f, &FlowOutcome::Processed, 0, &[])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, SpoolError::IllegalTransition { from, to, .. } if from == "failed" && to == "processed"),
+        "{err}"
+    );
+    let err = spool
+        .store_invoices(f, &[invoice(0, "S", "N", 2024, Verdict::Accepted)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpoolError::IllegalTransition { .. }), "{err}");
+    // a duplicate is never processed, not even on replay
+    let Registration::Duplicate { id, .. } =
+        spool.register_flow(&new_flow("acme", "f")).await.unwrap()
+    else {
+        panic!("expected duplicate")
+    };
+    let err = spool.claim_for_replay(id, LEASE).await.unwrap_err();
+    assert!(
+        matches!(&err, SpoolError::IllegalTransition { from, to, .. } if from == "duplicate" && to == "processing"),
+        "{err}"
+    );
+    assert!(matches!(
+        spool.flow(9999).await.unwrap_err(),
+        SpoolError::FlowNotFound(9999)
+    ));
+    assert!(matches!(
+        spool.claim_for_replay(9999, LEASE).await.unwrap_err(),
+        SpoolError::FlowNotFound(9999)
+    ));
+    // replay of a failed flow is legal
+    let c = spool.claim_for_replay(f, LEASE).await.unwrap();
+    assert_eq!(c.attempts, 2);
+}
+
+async fn status_shape(db: Db) {
+    let spool = db.spool("i1").await;
+    spool.ensure_partner("zeta").await.unwrap();
+    let f = claimed(&spool, "acme", "f1").await;
+    spool
+        .store_invoices(
+            f,
+            &[
+                invoice(0, "S", "1", 2024, Verdict::Accepted),
+                invoice(1, "S", "2", 2024, Verdict::Rejected),
+                invoice(2, "S", "3", 2024, Verdict::Accepted),
+            ],
+        )
+        .await
+        .unwrap();
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 3, &[])
+        .await
+        .unwrap();
+    registered(&spool, "acme", "f2").await;
+    spool.register_flow(&new_flow("acme", "f2")).await.unwrap();
+    registered(&spool, "globex", "g1").await;
+    let json = serde_json::to_value(spool.status().await.unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "totals": {
+                "flows": {"processed": 1, "received": 2, "duplicate": 1},
+                "invoices": {"accepted": 2, "rejected": 1}
+            },
+            "partners": [
+                {"partner": "acme",
+                 "flows": {"processed": 1, "received": 1, "duplicate": 1},
+                 "invoices": {"accepted": 2, "rejected": 1}},
+                {"partner": "globex",
+                 "flows": {"received": 1},
+                 "invoices": {"accepted": 0, "rejected": 0}},
+                {"partner": "zeta",
+                 "flows": {},
+                 "invoices": {"accepted": 0, "rejected": 0}}
+            ]
+        })
+    );
+}
+
+async fn concurrent_claims_never_share_a_flow(db: Db) {
+    let one = db.spool("one").await;
+    let two = db.spool("two").await;
+    let mut all = HashSet::new();
+    for i in 0..40 {
+        all.insert(registered(&one, "acme", &format!("sha{i}")).await);
+    }
+    let mut tasks = vec![];
+    for (n, spool) in [one.clone(), two.clone(), one.clone(), two.clone(), one, two]
+        .into_iter()
+        .enumerate()
+    {
+        tasks.push(tokio::spawn(async move {
+            let mut got = vec![];
+            while let Some(c) = spool.claim_flow(LEASE).await.unwrap() {
+                assert_eq!(c.attempts, 1);
+                got.push(c.id);
+                if n % 2 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            got
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut per_task = vec![];
+    for t in tasks {
+        let got = t.await.unwrap();
+        per_task.push(got.len());
+        for id in got {
+            assert!(seen.insert(id), "flow {id} claimed twice");
+        }
+    }
+    assert_eq!(seen, all, "every flow claimed once ({per_task:?})");
+}
+
+async fn acknowledgements_lifecycle(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = claimed(&spool, "acme", "f").await;
+    let ids = spool
+        .finish_flow(
+            f,
+            &FlowOutcome::Processed,
+            0,
+            &[
+                (
+                    AckKind::IntegrationReport,
+                    "dropzone".into(),
+                    "f.report.xml".into(),
+                ),
+                (AckKind::Cdar, "dropzone".into(), "f.cdar.xml".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let pending = spool.pending_acks(10).await.unwrap();
+    assert_eq!(pending.iter().map(|a| a.id).collect::<Vec<_>>(), ids);
+    assert_eq!(pending[0].kind, AckKind::IntegrationReport);
+    assert_eq!(pending[0].partner, "acme");
+    assert_eq!(pending[1].file_name, "f.cdar.xml");
+    spool
+        .ack_failed(ids[0], "outbox not writable")
+        .await
+        .unwrap();
+    spool.ack_delivered(ids[1]).await.unwrap();
+    let acks = spool.acks_of_flow(f).await.unwrap();
+    assert_eq!(acks[0].attempts, 1);
+    assert_eq!(acks[0].last_error.as_deref(), Some("outbox not writable"));
+    assert!(acks[0].delivered_at.is_none());
+    assert!(acks[1].delivered_at.is_some());
+    assert_eq!(spool.pending_acks(10).await.unwrap().len(), 1);
+    spool.ack_delivered(ids[0]).await.unwrap();
+    assert!(spool.pending_acks(10).await.unwrap().is_empty());
+    spool.requeue_ack(ids[0]).await.unwrap();
+    assert_eq!(spool.pending_acks(10).await.unwrap()[0].id, ids[0]);
+    assert!(matches!(
+        spool.ack_delivered(424242).await.unwrap_err(),
+        SpoolError::AckNotFound(424242)
+    ));
+}

@@ -1,0 +1,2 @@
+//! Test support: backends to run the suite against.
+pub mod pg;
