@@ -14,8 +14,10 @@
 use std::future::Future;
 use std::path::PathBuf;
 
+pub mod as2;
 pub mod dropzone;
 pub mod landing;
+pub mod sftp;
 
 /// Where a flow came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

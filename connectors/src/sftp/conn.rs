@@ -1,0 +1,410 @@
+//! One blocking SSH/SFTP connection (ssh2 / libssh2). Every call here blocks
+//! and is bounded by the session timeout; the async side ([`super`]) runs
+//! them on `spawn_blocking`.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ssh2::{ErrorCode, MethodType, Session, Sftp};
+
+use super::known_hosts::{self, Verdict};
+use super::{SftpError, SftpSource};
+
+/// libssh2's "no more entries" from `readdir` (LIBSSH2_ERROR_FILE).
+const LIBSSH2_ERROR_FILE: i32 = -16;
+
+fn millis(d: Duration) -> u32 {
+    // libssh2 reads 0 as "no timeout": never allow that.
+    d.as_millis().clamp(1, u32::MAX as u128) as u32
+}
+
+/// A directory entry from the remote listing.
+#[derive(Debug, Clone)]
+pub(crate) struct RemoteEntry {
+    /// File name as sent by the server (lossily decoded for display).
+    pub name: String,
+    /// Full remote path, byte-exact.
+    pub path: PathBuf,
+    pub size: u64,
+    pub mtime: u64,
+    pub is_file: bool,
+}
+
+/// Is this error the connection's (transport, session, timeout) rather than
+/// one file's (SFTP status such as "no such file" or "permission denied")?
+pub(crate) fn is_transport(e: &ssh2::Error) -> bool {
+    matches!(e.code(), ErrorCode::Session(_))
+}
+
+pub(crate) struct Conn {
+    // Field order matters: the SFTP channel closes before the session.
+    pub sftp: Sftp,
+    pub sess: Session,
+    pub target: String,
+}
+
+impl Conn {
+    /// TCP connect, handshake, strict host key check, authentication, SFTP.
+    pub fn open(src: &SftpSource) -> Result<Conn, SftpError> {
+        let target = src.label();
+        let connect_err = |detail: String| SftpError::Connect {
+            target: target.clone(),
+            detail,
+        };
+
+        // Read known_hosts first: its key types steer the handshake.
+        let known = match std::fs::read_to_string(&src.known_hosts) {
+            Ok(c) => Ok(c),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && src.trust_on_first_use => {
+                Ok(String::new())
+            }
+            Err(e) => Err(format!(
+                "cannot read known_hosts {}: {e}",
+                src.known_hosts.display()
+            )),
+        };
+
+        let addrs: Vec<SocketAddr> = (src.host.as_str(), src.port)
+            .to_socket_addrs()
+            .map_err(|e| connect_err(format!("cannot resolve {}: {e}", src.host)))?
+            .collect();
+        let mut last_err = None;
+        let mut tcp = None;
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, src.connect_timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last_err = Some(format!("{addr}: {e}")),
+            }
+        }
+        let tcp = tcp.ok_or_else(|| {
+            connect_err(last_err.unwrap_or_else(|| "no address for host".to_string()))
+        })?;
+        let _ = tcp.set_nodelay(true);
+
+        let mut sess = Session::new().map_err(|e| connect_err(e.to_string()))?;
+        sess.set_timeout(millis(src.connect_timeout));
+        if let Ok(content) = &known {
+            let types = known_hosts::known_types(content, &src.host, src.port);
+            if let Some(prefs) = known_hosts::hostkey_method_prefs(&types) {
+                // Ask for a key type we can verify; ignore a refusal (an old
+                // libssh2 without that algorithm): the check below decides.
+                let _ = sess.method_pref(MethodType::HostKey, &prefs);
+            }
+        }
+        sess.set_tcp_stream(tcp);
+        sess.handshake()
+            .map_err(|e| connect_err(format!("SSH handshake failed: {e}")))?;
+
+        verify_host_key(&sess, src, &target, known)?;
+
+        sess.set_timeout(millis(src.io_timeout));
+        authenticate(&sess, src, &target)?;
+        let sftp = sess.sftp().map_err(|e| SftpError::Io {
+            target: target.clone(),
+            op: "start the sftp subsystem".into(),
+            detail: e.to_string(),
+        })?;
+        Ok(Conn { sftp, sess, target })
+    }
+
+    pub fn io_err(&self, op: impl Into<String>, e: impl std::fmt::Display) -> SftpError {
+        SftpError::Io {
+            target: self.target.clone(),
+            op: op.into(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Reads at most `max` entries of `dir` (bounded memory), without `.`
+    /// and `..`.
+    pub fn list(&self, dir: &str, max: usize) -> Result<Vec<RemoteEntry>, SftpError> {
+        let op = || format!("list {dir}");
+        let mut handle = self
+            .sftp
+            .opendir(Path::new(dir))
+            .map_err(|e| self.io_err(op(), e))?;
+        let mut out = Vec::new();
+        while out.len() < max {
+            match handle.readdir() {
+                Ok((name, stat)) => {
+                    let name_bytes = name.as_os_str().as_encoded_bytes();
+                    if name_bytes == b"." || name_bytes == b".." || name_bytes.contains(&b'/') {
+                        continue;
+                    }
+                    out.push(RemoteEntry {
+                        name: name.to_string_lossy().into_owned(),
+                        path: join(dir, &name),
+                        size: stat.size.unwrap_or(0),
+                        mtime: stat.mtime.unwrap_or(0),
+                        is_file: stat.is_file(),
+                    });
+                }
+                Err(e) if e.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE) => break,
+                Err(e) => return Err(self.io_err(op(), e)),
+            }
+        }
+        let _ = handle.close();
+        Ok(out)
+    }
+
+    /// Is the connection still usable? (A cheap round trip.)
+    pub fn alive(&self, dir: &str) -> bool {
+        match self.sftp.lstat(Path::new(dir)) {
+            Ok(_) => true,
+            Err(e) => !is_transport(&e),
+        }
+    }
+
+    pub fn remove(&self, path: &Path) -> Result<(), ssh2::Error> {
+        self.sftp.unlink(path)
+    }
+
+    /// Renames `path` into `dir` under its own name, or under
+    /// `name.<suffix>` when that name is already taken there. Returns the new
+    /// remote path.
+    pub fn move_into(&self, path: &Path, dir: &str, suffix: &str) -> Result<PathBuf, ssh2::Error> {
+        let name = path.file_name().unwrap_or(path.as_os_str());
+        let dest = join(dir, Path::new(name));
+        match self.sftp.rename(path, &dest, None) {
+            Ok(()) => Ok(dest),
+            Err(e) if is_transport(&e) => Err(e),
+            Err(first) => {
+                // SFTP v3 rename refuses an existing target: keep both.
+                let mut alt = name.to_os_string();
+                alt.push(format!(".{suffix}"));
+                let dest = join(dir, Path::new(&alt));
+                match self.sftp.rename(path, &dest, None) {
+                    Ok(()) => Ok(dest),
+                    Err(_) => Err(first),
+                }
+            }
+        }
+    }
+
+    /// Uploads `local` to `dir/.name.part`, then renames it to `dir/name`.
+    pub fn upload(&self, local: &Path, dir: &str, name: &str) -> Result<PathBuf, SftpError> {
+        let mut src = std::fs::File::open(local).map_err(|e| SftpError::Local {
+            op: format!("open {}", local.display()),
+            source: e,
+        })?;
+        let tmp = join(dir, Path::new(&format!(".{name}.part")));
+        let dest = join(dir, Path::new(name));
+        let result = (|| -> Result<(), SftpError> {
+            let mut remote = self
+                .sftp
+                .create(&tmp)
+                .map_err(|e| self.io_err(format!("create {}", tmp.display()), e))?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = match src.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(SftpError::Local {
+                            op: format!("read {}", local.display()),
+                            source: e,
+                        })
+                    }
+                };
+                io::Write::write_all(&mut remote, &buf[..n])
+                    .map_err(|e| self.io_err(format!("write {}", tmp.display()), e))?;
+            }
+            // fsync@openssh.com where the server offers it; not fatal if not.
+            let _ = remote.fsync();
+            remote
+                .close()
+                .map_err(|e| self.io_err(format!("close {}", tmp.display()), e))?;
+            match self.sftp.rename(&tmp, &dest, None) {
+                Ok(()) => Ok(()),
+                Err(e) if is_transport(&e) => Err(self.io_err("rename", e)),
+                Err(e) => {
+                    // SFTP v3 rename does not overwrite: replace an older copy.
+                    if self.sftp.lstat(&dest).is_ok() {
+                        self.sftp
+                            .unlink(&dest)
+                            .map_err(|e| self.io_err(format!("replace {}", dest.display()), e))?;
+                        self.sftp
+                            .rename(&tmp, &dest, None)
+                            .map_err(|e| self.io_err(format!("rename to {}", dest.display()), e))
+                    } else {
+                        Err(self.io_err(format!("rename to {}", dest.display()), e))
+                    }
+                }
+            }
+        })();
+        if result.is_err() {
+            let _ = self.sftp.unlink(&tmp);
+        }
+        result.map(|()| dest)
+    }
+
+    pub fn close(self) {
+        let Conn { sftp, sess, .. } = self;
+        drop(sftp);
+        let _ = sess.disconnect(None, "quai: done", None);
+    }
+}
+
+/// `dir/name`, byte-exact (names may not be UTF-8).
+pub(crate) fn join(dir: &str, name: &Path) -> PathBuf {
+    if dir == "." {
+        return name.to_path_buf();
+    }
+    Path::new(dir).join(name)
+}
+
+/// Reads a remote file, remembering whether a failure came from the remote
+/// side, and refusing to deliver more or fewer bytes than the listing said:
+/// a file that grows or shrinks while we read it was still being written.
+pub(crate) struct RemoteReader {
+    pub file: ssh2::File,
+    pub expected: u64,
+    pub read: u64,
+    pub remote_error: Option<io::Error>,
+    pub size_changed: bool,
+}
+
+impl Read for RemoteReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = match self.file.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.remote_error = Some(e);
+                return Err(copy);
+            }
+        };
+        self.read += n as u64;
+        if self.read > self.expected || (n == 0 && self.read != self.expected) {
+            self.size_changed = true;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "remote file changed size during download",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl Conn {
+    pub fn open_file(&self, path: &Path) -> Result<ssh2::File, ssh2::Error> {
+        self.sftp.open(path)
+    }
+}
+
+fn verify_host_key(
+    sess: &Session,
+    src: &SftpSource,
+    target: &str,
+    known: Result<String, String>,
+) -> Result<(), SftpError> {
+    let (blob, _) = sess.host_key().ok_or_else(|| SftpError::Connect {
+        target: target.to_string(),
+        detail: "server sent no host key".into(),
+    })?;
+    let fingerprint = known_hosts::fingerprint_sha256(blob);
+    let key_type = known_hosts::key_type_of(blob).unwrap_or_else(|| "unknown".into());
+    let refuse = |problem: String| SftpError::HostKey {
+        target: target.to_string(),
+        key_type: key_type.clone(),
+        fingerprint: fingerprint.clone(),
+        problem,
+    };
+    let content = known.map_err(refuse)?;
+    let name = known_hosts::lookup_name(&src.host, src.port);
+    match known_hosts::check(&content, &src.host, src.port, blob) {
+        Verdict::Match => Ok(()),
+        Verdict::Changed => Err(refuse(format!(
+            "host key CHANGED: {} records a different {key_type} key for {name} \
+             (possible man-in-the-middle); if the partner really changed its key, \
+             replace the line",
+            src.known_hosts.display()
+        ))),
+        Verdict::Revoked => Err(refuse(format!(
+            "host key is marked @revoked in {}",
+            src.known_hosts.display()
+        ))),
+        Verdict::Unknown { other_types } => {
+            if src.trust_on_first_use && other_types.is_empty() {
+                known_hosts::append(&src.known_hosts, &src.host, src.port, blob).map_err(|e| {
+                    refuse(format!(
+                        "unknown host key and cannot record it in {}: {e}",
+                        src.known_hosts.display()
+                    ))
+                })?;
+                tracing::warn!(
+                    target: "quai::sftp",
+                    partner = %src.partner,
+                    host = %name,
+                    %key_type,
+                    %fingerprint,
+                    "trust on first use: recorded a new host key"
+                );
+                return Ok(());
+            }
+            let also = if other_types.is_empty() {
+                String::new()
+            } else {
+                format!(" (it records only {} keys for it)", other_types.join(", "))
+            };
+            Err(refuse(format!(
+                "unknown host: no {key_type} key for {name} in {}{also}; verify the \
+                 fingerprint with the partner and add the key (e.g. ssh-keyscan -p {} {})",
+                src.known_hosts.display(),
+                src.port,
+                src.host
+            )))
+        }
+    }
+}
+
+fn authenticate(sess: &Session, src: &SftpSource, target: &str) -> Result<(), SftpError> {
+    let mut tried = Vec::new();
+    let transport = |e: &ssh2::Error| SftpError::Io {
+        target: target.to_string(),
+        op: "authenticate".into(),
+        detail: e.to_string(),
+    };
+    if let Some(key) = &src.private_key {
+        let mut public = key.clone().into_os_string();
+        public.push(".pub");
+        let public = PathBuf::from(public);
+        let public = public.exists().then_some(public);
+        match sess.userauth_pubkey_file(&src.user, public.as_deref(), key, None) {
+            Ok(()) => {}
+            Err(e) if e.code() == ErrorCode::Session(-9) => return Err(transport(&e)),
+            Err(e) => tried.push(format!("key {}: {e}", key.display())),
+        }
+    }
+    if !sess.authenticated() {
+        if let Some(pf) = &src.password_file {
+            let raw = std::fs::read_to_string(pf).map_err(|e| SftpError::Local {
+                op: format!("read password file {}", pf.display()),
+                source: e,
+            })?;
+            let password = raw.lines().next().unwrap_or("");
+            match sess.userauth_password(&src.user, password) {
+                Ok(()) => {}
+                Err(e) if e.code() == ErrorCode::Session(-9) => return Err(transport(&e)),
+                Err(e) => tried.push(format!("password from {}: {e}", pf.display())),
+            }
+        }
+    }
+    if sess.authenticated() {
+        return Ok(());
+    }
+    if tried.is_empty() {
+        tried.push("no key or password file configured".into());
+    }
+    Err(SftpError::Auth {
+        target: target.to_string(),
+        detail: tried.join("; "),
+    })
+}
