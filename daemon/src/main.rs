@@ -1,1 +1,160 @@
-fn main() {}
+//! The `quai` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use quai::config::Config;
+use quai::{commands, telemetry};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "quai",
+    version,
+    about = "Batch EDI exchange daemon: takes invoice flows in durably, maps them to EN 16931, validates, acknowledges.",
+    after_help = "Without --config, quai runs on the embedded default rooted at $QUAI_HOME (default ./quai-data).\n\nExamples:\n  quai run                                  # watch ./quai-data/inbound/<partner>/\n  quai status --json\n  quai validate invoice.xml batch.zip       # check before you send; exit 1 on a reject\n  quai ingest batch.zip --partner acme\n  quai flows --partner acme --state failed"
+)]
+struct Cli {
+    /// Configuration file (TOML). Default: the embedded configuration under $QUAI_HOME.
+    #[arg(long, global = true, env = "QUAI_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: watch drop zones, process flows, deliver acknowledgements.
+    Run,
+    /// Flows by state and invoices by verdict, per partner and in total.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List flows, newest first.
+    Flows {
+        #[arg(long)]
+        partner: Option<String>,
+        /// received, processing, processed, failed, duplicate
+        #[arg(long)]
+        state: Option<String>,
+        /// A date (2026-11-28), a time (RFC 3339) or a duration back (2h, 3d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One flow: history, invoices, rejects with reasons, acknowledgements.
+    Flow {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Map and validate files or archives without spooling (exit 1 when an invoice is rejected).
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take files in for a partner as if dropped, and process them now.
+    Ingest {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        partner: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Process a stored flow again (idempotent).
+    Replay { id: i64 },
+    /// Check the configuration and list every problem at once.
+    CheckConfig {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn load_config(path: &Option<PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        Some(p) => Config::load(p).map_err(|e| {
+            eprint!("{e}");
+            ExitCode::from(2)
+        }),
+        None => Ok(Config::embedded_default()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init();
+    if let Command::CheckConfig { json } = &cli.command {
+        return ExitCode::from(commands::check_config(cli.config.as_deref(), *json) as u8);
+    }
+    let config = match load_config(&cli.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("quai: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run => {
+                let shutdown = CancellationToken::new();
+                let s = shutdown.clone();
+                tokio::spawn(async move {
+                    wait_for_signal().await;
+                    s.cancel();
+                });
+                quai::run(config, shutdown).await.map(|()| 0)
+            }
+            Command::Status { json } => commands::status(&config, json).await,
+            Command::Flows {
+                partner,
+                state,
+                since,
+                limit,
+                json,
+            } => commands::flows(&config, partner, state, since, limit, json).await,
+            Command::Flow { id, json } => commands::flow_detail(&config, id, json).await,
+            Command::Validate { files, json } => commands::validate(&config, &files, json),
+            Command::Ingest {
+                files,
+                partner,
+                json,
+            } => commands::ingest(&config, &partner, &files, json).await,
+            Command::Replay { id } => commands::replay(&config, id).await,
+            Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("quai: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

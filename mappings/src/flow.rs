@@ -1,1 +1,264 @@
 //! One flow, from its stored bytes to documents with verdicts.
+//!
+//! `process` opens the flow (unpacking archives under limits), detects each
+//! document's format from its content, maps it with the right reader,
+//! validates it, and hands each result to the caller one at a time, so a flow
+//! of any size runs in bounded memory. A flow that cannot be read as a whole
+//! ends in a [`FlowReject`] carrying the platform's IRR_* reason; a single
+//! document that cannot be read is a rejected document, and the rest of the
+//! flow goes on.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use crate::detect::Format;
+use crate::model::{Invoice, ReadOutcome, Syntax, Violation};
+use crate::{cii, ubl, unpack, validate, ReadError};
+
+/// Limits applied while reading one flow.
+#[derive(Debug, Clone)]
+pub struct FlowLimits {
+    /// Most invoices a flow may hold (the platform's cap is 500).
+    pub max_invoices: u64,
+    /// Most bytes once unpacked, all entries together.
+    pub max_unpacked_bytes: u64,
+    /// Most unpacked bytes per packed byte.
+    pub max_ratio: u64,
+    /// Most entries in archives.
+    pub max_entries: u64,
+    /// Largest single document.
+    pub max_document_bytes: u64,
+}
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            max_invoices: 500,
+            max_unpacked_bytes: 4 << 30,
+            max_ratio: 100,
+            max_entries: 10_000,
+            max_document_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What became of one document.
+#[derive(Debug, Clone)]
+pub enum DocumentResult {
+    /// Mapped; `violations` holds syntax issues and rule violations (fatal
+    /// ones make it a reject).
+    Mapped {
+        invoice: Box<Invoice>,
+        violations: Vec<Violation>,
+    },
+    /// Could not be read at all.
+    Unreadable { rule: String, message: String },
+}
+
+/// One document of a flow.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// 0-based position in the flow, stable across reprocessing.
+    pub index: u64,
+    /// Path inside the flow (`batch.zip/inv-1.xml`) or the flow's own name.
+    pub entry: String,
+    pub syntax: Option<Syntax>,
+    pub result: DocumentResult,
+}
+
+impl Document {
+    /// True when the document is rejected (unreadable, or a fatal violation).
+    pub fn is_rejected(&self) -> bool {
+        match &self.result {
+            DocumentResult::Unreadable { .. } => true,
+            DocumentResult::Mapped { violations, .. } => violations
+                .iter()
+                .any(|v| v.severity == crate::model::Severity::Fatal),
+        }
+    }
+}
+
+/// Why a whole flow is inadmissible, with the platform's reason code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct FlowReject {
+    /// IRR_VIDE_F, IRR_TYPE_F, IRR_SYNTAX, IRR_TAILLE_F...
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The consumer of documents asked to stop (e.g. shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop;
+
+/// Counts of a processed flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowSummary {
+    pub documents: u64,
+    pub rejected: u64,
+}
+
+/// Outcome of [`process`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowEnd {
+    Done(FlowSummary),
+    Rejected(FlowReject),
+    Stopped,
+}
+
+/// Read every document of the flow stored at `path` (`name` is the name the
+/// partner gave it), calling `on_document` for each in order.
+pub fn process(
+    path: &Path,
+    name: &str,
+    limits: &FlowLimits,
+    on_document: &mut dyn FnMut(Document) -> Result<(), Stop>,
+) -> FlowEnd {
+    let unpack_limits = unpack::Limits {
+        max_total_unpacked: limits.max_unpacked_bytes,
+        max_ratio: limits.max_ratio,
+        max_entries: limits.max_entries,
+        max_entry_bytes: limits.max_document_bytes,
+        ..unpack::Limits::default()
+    };
+    let mut summary = FlowSummary::default();
+    let mut plain_reject: Option<FlowReject> = None;
+    let walked = unpack::walk(path, name, &unpack_limits, &mut |entry: unpack::Entry<
+        '_,
+    >|
+     -> Result<(), Halt> {
+        let depth = entry.depth;
+        // Numbers each document in flow order as it is emitted.
+        let mut emit = |mut doc: Document| -> Result<(), Halt> {
+            if summary.documents >= limits.max_invoices {
+                return Err(Halt::TooMany);
+            }
+            doc.index = summary.documents;
+            summary.documents += 1;
+            if doc.is_rejected() {
+                summary.rejected += 1;
+            }
+            on_document(doc).map_err(|Stop| Halt::Stop)
+        };
+        let outcome = read_entry(entry.format, entry.path, entry.reader, &mut emit)?;
+        // A flow that is one plain document which cannot be read at all is
+        // inadmissible as a whole (IRR_*), not a rejected invoice.
+        if depth == 0 {
+            if let EntryOutcome::Inadmissible(reject) = outcome {
+                plain_reject = Some(reject);
+            }
+        } else if let EntryOutcome::Inadmissible(reject) = outcome {
+            emit(Document {
+                index: 0,
+                entry: entry.path.to_string(),
+                syntax: None,
+                result: DocumentResult::Unreadable {
+                    rule: reject.code.to_string(),
+                    message: reject.message,
+                },
+            })?;
+        }
+        Ok(())
+    });
+    match walked {
+        Ok(_) => match plain_reject {
+            Some(reject) => FlowEnd::Rejected(reject),
+            None => FlowEnd::Done(summary),
+        },
+        Err(unpack::UnpackError::Visit(Halt::Stop)) => FlowEnd::Stopped,
+        Err(unpack::UnpackError::Visit(Halt::TooMany)) => FlowEnd::Rejected(FlowReject {
+            code: "IRR_TAILLE_F",
+            message: format!(
+                "the flow holds more than {} invoices, the limit per flow",
+                limits.max_invoices
+            ),
+        }),
+        Err(e) => FlowEnd::Rejected(FlowReject {
+            code: e.irr_code(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Why the walk was stopped from inside.
+#[derive(Debug)]
+enum Halt {
+    Stop,
+    TooMany,
+}
+
+impl std::fmt::Display for Halt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Halt::Stop => f.write_str("stopped"),
+            Halt::TooMany => f.write_str("too many invoices"),
+        }
+    }
+}
+
+enum EntryOutcome {
+    /// Documents were emitted.
+    Emitted,
+    /// The entry is not something quai can read at all.
+    Inadmissible(FlowReject),
+}
+
+fn mapped(syntax: Syntax, entry: &str, outcome: ReadOutcome) -> Document {
+    let mut violations = outcome.issues;
+    violations.extend(validate::validate(&outcome.invoice));
+    Document {
+        index: 0,
+        entry: entry.to_string(),
+        syntax: Some(syntax),
+        result: DocumentResult::Mapped {
+            invoice: Box::new(outcome.invoice),
+            violations,
+        },
+    }
+}
+
+fn syntax_reject(what: &str, e: ReadError) -> FlowReject {
+    FlowReject {
+        code: "IRR_SYNTAX",
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// Map one leaf of the flow; emits its documents (`emit` numbers them).
+fn read_entry(
+    format: Format,
+    entry: &str,
+    reader: &mut dyn BufRead,
+    emit: &mut dyn FnMut(Document) -> Result<(), Halt>,
+) -> Result<EntryOutcome, Halt> {
+    match format {
+        Format::Ubl => match ubl::read(reader) {
+            Ok(outcome) => emit(mapped(Syntax::Ubl, entry, outcome)).map(|()| EntryOutcome::Emitted),
+            Err(e) => Ok(EntryOutcome::Inadmissible(syntax_reject("the UBL document cannot be read", e))),
+        },
+        Format::Cii => match cii::read(reader) {
+            Ok(outcome) => emit(mapped(Syntax::Cii, entry, outcome)).map(|()| EntryOutcome::Emitted),
+            Err(e) => Ok(EntryOutcome::Inadmissible(syntax_reject("the CII document cannot be read", e))),
+        },
+        Format::ZugferdV1 => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "ZUGFeRD 1.0 (CrossIndustryDocument) is not accepted: send Factur-X / ZUGFeRD 2.x, UBL or CII".into(),
+        })),
+        Format::Pdf => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "PDF invoices are not read yet".into(),
+        })),
+        Format::Edifact => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "EDIFACT interchanges are not read yet".into(),
+        })),
+        Format::OtherXml => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "this XML document is not an invoice quai accepts (UBL 2.1 Invoice/CreditNote, UN/CEFACT CII)".into(),
+        })),
+        Format::Unknown | Format::Gzip | Format::Zip | Format::Tar => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "unknown format: expected UBL, CII, Factur-X PDF, EDIFACT, or a zip/tar/gzip of those".into(),
+        })),
+    }
+}

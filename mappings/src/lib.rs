@@ -7,6 +7,7 @@
 //! EN 16931 business rules, and `flow` ties these together for one flow.
 //! Nothing here touches the network, the spool or the clock.
 
+pub mod ack;
 pub mod cii;
 pub mod detect;
 pub mod edifact;

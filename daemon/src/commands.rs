@@ -1,0 +1,495 @@
+//! The CLI commands other than `run`: each reads the spool (or the files it
+//! is given) and prints a human table, or JSON with `--json`. Exit codes:
+//! 0 success, 1 "something to look at" (a rejected invoice for `validate`,
+//! a discrepancy for `reconcile`), 2 usage or configuration error.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use quai_mappings::flow::{self, DocumentResult, FlowEnd};
+use quai_spool::{FlowFilter, FlowState, Lease};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::pipeline::flow_limits;
+
+/// `quai status`
+pub async fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
+    let spool = crate::open_spool(config).await?;
+    let s = spool.status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(0);
+    }
+    let states = ["received", "processing", "processed", "failed", "duplicate"];
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<20} {:>9} {:>10} {:>9} {:>7} {:>9} {:>9} {:>9}",
+        "PARTNER",
+        "RECEIVED",
+        "PROCESSING",
+        "PROCESSED",
+        "FAILED",
+        "DUPLICATE",
+        "ACCEPTED",
+        "REJECTED"
+    )?;
+    let row = |name: &str, c: &quai_spool::Counts| {
+        let f = |k: &str| c.flows.get(k).copied().unwrap_or(0);
+        let i = |k: &str| c.invoices.get(k).copied().unwrap_or(0);
+        format!(
+            "{:<20} {:>9} {:>10} {:>9} {:>7} {:>9} {:>9} {:>9}",
+            name,
+            f(states[0]),
+            f(states[1]),
+            f(states[2]),
+            f(states[3]),
+            f(states[4]),
+            i("accepted"),
+            i("rejected")
+        )
+    };
+    for p in &s.partners {
+        writeln!(out, "{}", row(&p.partner, &p.counts))?;
+    }
+    writeln!(out, "{}", row("TOTAL", &s.totals))?;
+    Ok(0)
+}
+
+/// `quai flows`
+pub async fn flows(
+    config: &Config,
+    partner: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    limit: i64,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let state = match state.as_deref() {
+        None => None,
+        Some(s) => Some(parse_state(s)?),
+    };
+    let since = match since.as_deref() {
+        None => None,
+        Some(s) => Some(parse_since(s)?),
+    };
+    let spool = crate::open_spool(config).await?;
+    let rows = spool
+        .list_flows(&FlowFilter {
+            partner,
+            state,
+            since,
+            limit: Some(limit),
+        })
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:>6} {:<16} {:<10} {:<25} {:>8} {:>8} {:<20} FILE",
+        "ID", "PARTNER", "STATE", "RECEIVED", "ACCEPTED", "REJECTED", "REASON"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:>6} {:<16} {:<10} {:<25} {:>8} {:>8} {:<20} {}",
+            r.id,
+            r.partner,
+            r.state.as_str(),
+            r.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.invoices_accepted,
+            r.invoices_rejected,
+            r.failure_code.as_deref().unwrap_or(""),
+            r.original_name
+        )?;
+    }
+    Ok(0)
+}
+
+/// `quai flow ID`
+pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
+    let spool = crate::open_spool(config).await?;
+    let flow = spool.flow(id).await?;
+    let invoices = spool.invoices_of_flow(id).await?;
+    let acks = spool.acks_of_flow(id).await?;
+    if json {
+        #[derive(Serialize)]
+        struct AckJson {
+            id: i64,
+            kind: &'static str,
+            destination: String,
+            file_name: String,
+            generated_at: String,
+            delivered_at: Option<String>,
+            attempts: i32,
+            last_error: Option<String>,
+        }
+        let acks: Vec<AckJson> = acks
+            .iter()
+            .map(|a| AckJson {
+                id: a.id,
+                kind: a.kind.as_str(),
+                destination: a.destination.clone(),
+                file_name: a.file_name.clone(),
+                generated_at: a.generated_at.to_rfc3339(),
+                delivered_at: a.delivered_at.map(|d| d.to_rfc3339()),
+                attempts: a.attempts,
+                last_error: a.last_error.clone(),
+            })
+            .collect();
+        let v = serde_json::json!({"flow": flow, "invoices": invoices, "acknowledgements": acks});
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "flow {}  partner {}  state {}",
+        flow.id,
+        flow.partner,
+        flow.state.as_str()
+    )?;
+    writeln!(
+        out,
+        "  file      {} ({} bytes, sha256 {})",
+        flow.original_name, flow.size, flow.sha256
+    )?;
+    writeln!(
+        out,
+        "  received  {}   updated {}   attempts {}",
+        flow.received_at, flow.updated_at, flow.attempts
+    )?;
+    if let Some(code) = &flow.failure_code {
+        writeln!(
+            out,
+            "  rejected  {code}: {}",
+            flow.failure_message.as_deref().unwrap_or("")
+        )?;
+    }
+    if let Some(orig) = flow.duplicate_of {
+        writeln!(out, "  duplicate of flow {orig}")?;
+    }
+    writeln!(
+        out,
+        "invoices: {} accepted, {} rejected",
+        flow.invoices_accepted, flow.invoices_rejected
+    )?;
+    for i in &invoices {
+        writeln!(
+            out,
+            "  #{:<4} {:<9} {:<20} {}",
+            i.doc_index,
+            match i.verdict {
+                quai_spool::Verdict::Accepted => "accepted",
+                quai_spool::Verdict::Rejected => "REJECTED",
+            },
+            i.number.as_deref().unwrap_or("-"),
+            i.entry
+        )?;
+        for r in &i.reasons {
+            writeln!(
+                out,
+                "         {} {} [{}] {}",
+                r.rule, r.term, r.severity, r.message
+            )?;
+        }
+    }
+    writeln!(out, "acknowledgements:")?;
+    for a in &acks {
+        writeln!(
+            out,
+            "  {} {} -> {} {}  attempts {}{}",
+            a.kind.as_str(),
+            a.file_name,
+            a.destination,
+            a.delivered_at
+                .map(|d| format!("delivered {d}"))
+                .unwrap_or_else(|| "PENDING".into()),
+            a.attempts,
+            a.last_error
+                .as_deref()
+                .map(|e| format!("  last error: {e}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(0)
+}
+
+fn parse_state(s: &str) -> anyhow::Result<FlowState> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "received" => FlowState::Received,
+        "processing" => FlowState::Processing,
+        "processed" => FlowState::Processed,
+        "failed" => FlowState::Failed,
+        "duplicate" => FlowState::Duplicate,
+        other => anyhow::bail!(
+            "unknown state {other:?} (received, processing, processed, failed, duplicate)"
+        ),
+    })
+}
+
+/// `2026-11-28`, an RFC 3339 time, or a duration back from now: `2h`, `3d`.
+pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::{NaiveDate, TimeZone, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{s:?} is not a date, a time or a duration like 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => anyhow::bail!("{s:?}: unit must be s, m, h or d"),
+    };
+    Ok(Utc::now() - chrono::Duration::seconds(secs))
+}
+
+/// One invoice as `quai validate --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ValidatedInvoice {
+    pub file: String,
+    pub entry: String,
+    pub syntax: Option<String>,
+    pub profile: Option<String>,
+    pub invoice_number: Option<String>,
+    pub verdict: &'static str,
+    pub violations: Vec<quai_mappings::Violation>,
+}
+
+/// `quai validate FILE...`: map and validate without spooling.
+pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
+    let limits = flow_limits(&config.limits);
+    let mut results = Vec::new();
+    let mut any_rejected = false;
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let file_str = file.display().to_string();
+        let end = flow::process(file, &name, &limits, &mut |doc| {
+            let rejected = doc.is_rejected();
+            let (profile, number, violations) = match doc.result {
+                DocumentResult::Mapped {
+                    invoice,
+                    violations,
+                } => (
+                    invoice.profile.map(|p| p.as_str().to_string()),
+                    invoice.number.clone(),
+                    violations,
+                ),
+                DocumentResult::Unreadable { rule, message } => (
+                    None,
+                    None,
+                    vec![quai_mappings::Violation::fatal(rule, "BG-0", message)],
+                ),
+            };
+            results.push(ValidatedInvoice {
+                file: file_str.clone(),
+                entry: doc.entry,
+                syntax: doc.syntax.map(|s| s.as_str().to_string()),
+                profile,
+                invoice_number: number,
+                verdict: if rejected { "rejected" } else { "accepted" },
+                violations,
+            });
+            Ok(())
+        });
+        if let FlowEnd::Rejected(r) = end {
+            results.push(ValidatedInvoice {
+                file: file_str.clone(),
+                entry: name.clone(),
+                syntax: None,
+                profile: None,
+                invoice_number: None,
+                verdict: "rejected",
+                violations: vec![quai_mappings::Violation::fatal(r.code, "FLOW", r.message)],
+            });
+        }
+    }
+    any_rejected |= results.iter().any(|r| r.verdict == "rejected");
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    } else {
+        let mut out = std::io::stdout().lock();
+        for r in &results {
+            writeln!(
+                out,
+                "{:<8} {} [{}{}] {}",
+                r.verdict.to_uppercase(),
+                r.entry,
+                r.syntax.as_deref().unwrap_or("?"),
+                r.profile
+                    .as_deref()
+                    .map(|p| format!(" {p}"))
+                    .unwrap_or_default(),
+                r.invoice_number.as_deref().unwrap_or("")
+            )?;
+            for v in &r.violations {
+                writeln!(
+                    out,
+                    "    {} {} [{:?}] {}",
+                    v.rule, v.term, v.severity, v.message
+                )?;
+            }
+        }
+        let rejected = results.iter().filter(|r| r.verdict == "rejected").count();
+        writeln!(
+            out,
+            "{} invoice(s): {} accepted, {} rejected",
+            results.len(),
+            results.len() - rejected,
+            rejected
+        )?;
+    }
+    Ok(if any_rejected { 1 } else { 0 })
+}
+
+/// `quai replay ID`: process a stored flow again (same idempotency rules).
+pub async fn replay(config: &Config, id: i64) -> anyhow::Result<i32> {
+    let spool = crate::open_spool(config).await?;
+    let lease = Lease {
+        duration: std::time::Duration::from_secs(config.lease_seconds),
+    };
+    let claimed = spool.claim_for_replay(id, lease).await?;
+    let daemon = std::sync::Arc::new(crate::Daemon {
+        config: config.clone(),
+        spool,
+        work: Default::default(),
+        acks: Default::default(),
+    });
+    let stop = tokio_util::sync::CancellationToken::new();
+    crate::pipeline::process_claimed(&daemon, claimed, lease, &stop).await?;
+    crate::acks::deliver_pending(&daemon).await;
+    let flow = daemon.spool.flow(id).await?;
+    println!(
+        "flow {} replayed: {} ({} accepted, {} rejected)",
+        id,
+        flow.state.as_str(),
+        flow.invoices_accepted,
+        flow.invoices_rejected
+    );
+    Ok(0)
+}
+
+/// `quai ingest FILE... --partner P`: take files in as if dropped, and
+/// process them now.
+pub async fn ingest(
+    config: &Config,
+    partner: &str,
+    files: &[PathBuf],
+    json: bool,
+) -> anyhow::Result<i32> {
+    crate::prepare_folders(config)?;
+    let spool = crate::open_spool(config).await?;
+    let daemon = std::sync::Arc::new(crate::Daemon {
+        config: config.clone(),
+        spool,
+        work: Default::default(),
+        acks: Default::default(),
+    });
+    let mut registered = Vec::new();
+    for file in files {
+        let store = config.store.clone();
+        let max = config.limits_for(partner).max_flow_bytes;
+        let src = file.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            quai_connectors::landing::land_file(&src, &store, max)
+        })
+        .await??;
+        let landed = quai_connectors::LandedFlow {
+            partner: partner.to_string(),
+            channel: quai_connectors::Channel::Cli,
+            original_name: file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            sha256: stored.sha256,
+            size: stored.size,
+            stored_path: stored.path,
+            complete: stored.complete,
+            as2_message_id: None,
+        };
+        let accepted = crate::intake::register(&daemon, &landed)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        registered.push((file.display().to_string(), accepted));
+        if !json {
+            eprintln!("ingested {} -> {:?}", file.display(), accepted);
+        }
+    }
+    // Process what we registered (and anything else waiting).
+    let lease = Lease {
+        duration: std::time::Duration::from_secs(config.lease_seconds),
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    while let Some(claimed) = daemon.spool.claim_flow(lease).await? {
+        crate::pipeline::process_claimed(&daemon, claimed, lease, &stop).await?;
+    }
+    crate::acks::deliver_pending(&daemon).await;
+    if json {
+        let v: Vec<_> = registered
+            .iter()
+            .map(|(f, a)| match a {
+                quai_connectors::Accepted::New { flow_id } => serde_json::json!({"file": f, "flow_id": flow_id, "duplicate": false}),
+                quai_connectors::Accepted::Duplicate { flow_id, original } => {
+                    serde_json::json!({"file": f, "flow_id": flow_id, "duplicate": true, "duplicate_of": original})
+                }
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
+    Ok(0)
+}
+
+/// `quai check-config`
+pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
+    let result = match path {
+        Some(p) => Config::load(p),
+        None => Ok(Config::embedded_default()),
+    };
+    match result {
+        Ok(c) => {
+            if json {
+                println!("{}", serde_json::json!({"ok": true, "problems": []}));
+            } else {
+                println!(
+                    "configuration OK ({}): spool {}, {} partner(s)",
+                    c.source
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "embedded default".into()),
+                    crate::redact_url(&c.spool_url),
+                    c.partners.len()
+                );
+            }
+            0
+        }
+        Err(errors) => {
+            if json {
+                let problems: Vec<_> = errors
+                    .0
+                    .iter()
+                    .map(
+                        |p| serde_json::json!({"line": p.line, "key": p.key, "message": p.message}),
+                    )
+                    .collect();
+                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+            } else {
+                eprint!("{errors}");
+            }
+            2
+        }
+    }
+}

@@ -1,0 +1,892 @@
+//! Configuration: one TOML file, or the embedded default rooted at `$QUAI_HOME`.
+//!
+//! The file is parsed strictly (unknown keys are errors) into [`FileConfig`],
+//! then resolved into [`Config`]: relative paths are taken relative to the
+//! file's folder, sizes like `"1GiB"` become byte counts, cron expressions are
+//! parsed. Resolution collects every problem instead of stopping at the first,
+//! so `quai check-config` can list them all at once.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// Default folder of the embedded configuration.
+pub const DEFAULT_HOME: &str = "./quai-data";
+
+// ---------------------------------------------------------------- file shape
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub spool: SpoolSection,
+    #[serde(default)]
+    pub dropzones: DropzonesSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub mail: MailSection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub processing: ProcessingSection,
+    pub as2: Option<As2Section>,
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolSection {
+    pub url: Option<String>,
+    pub store: Option<PathBuf>,
+    /// Days a terminal flow is kept before `quai purge` removes it.
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropzonesSection {
+    /// Folder whose sub-folders are partner inboxes (a new folder is a new partner).
+    pub inbound: Option<PathBuf>,
+    /// Folder under which acknowledgements go, one sub-folder per partner.
+    pub outbound: Option<PathBuf>,
+    /// Set to false to disable the partner-root drop zone.
+    pub enabled: Option<bool>,
+    /// Seconds a file must keep the same size before it is taken without a close-write event.
+    pub stable_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// `host:port`, or `"off"`.
+    pub listen: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    /// `smtp://host:port`, `smtps://host:port`, or `file:///folder`.
+    pub transport: Option<String>,
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password_file: Option<PathBuf>,
+    /// Operations mailbox for reconciliation reports.
+    pub operations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    pub timezone: Option<String>,
+    pub reject_digest: Option<String>,
+    pub reconcile: Option<String>,
+    pub purge: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    pub max_flow_bytes: Option<ByteSize>,
+    pub max_invoices_per_flow: Option<u64>,
+    pub max_unpacked_ratio: Option<u64>,
+    pub max_unpacked_bytes: Option<ByteSize>,
+    pub max_archive_entries: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingSection {
+    /// Flows processed at once (default: number of cores).
+    pub workers: Option<usize>,
+    /// Seconds a claimed flow stays leased without renewal.
+    pub lease_seconds: Option<u64>,
+    /// Invoices written per spool transaction.
+    pub batch_size: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct As2Section {
+    pub as2_id: String,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSection {
+    pub id: String,
+    #[serde(default)]
+    pub contacts: Vec<String>,
+    pub dropzone: Option<PartnerDropzone>,
+    pub sftp: Option<PartnerSftp>,
+    pub as2: Option<PartnerAs2>,
+    pub limits: Option<LimitsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerDropzone {
+    pub inbox: PathBuf,
+    pub outbox: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerSftp {
+    pub url: String,
+    pub key: Option<PathBuf>,
+    pub password_file: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    #[serde(default)]
+    pub trust_on_first_use: bool,
+    pub outbox: Option<String>,
+    pub poll: Option<String>,
+    pub after_pickup: Option<String>,
+    pub min_age_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerAs2 {
+    pub as2_id: String,
+    pub certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub require_signed: bool,
+    #[serde(default)]
+    pub require_encrypted: bool,
+}
+
+/// A byte count written as a number or a string like `"1GiB"`, `"500 MB"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size (e.g. 1GiB, 500MB, 1048576)"))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1_000_000_000_000,
+            "tib" => 1 << 40,
+            other => return Err(format!("unknown size unit {other:?} in {s:?}")),
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+// ------------------------------------------------------------ resolved shape
+
+/// Limits applied to one flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_flow_bytes: u64,
+    pub max_invoices_per_flow: u64,
+    pub max_unpacked_ratio: u64,
+    pub max_unpacked_bytes: u64,
+    pub max_archive_entries: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flow_bytes: 1 << 30,
+            max_invoices_per_flow: 500,
+            max_unpacked_ratio: 100,
+            max_unpacked_bytes: 4 << 30,
+            max_archive_entries: 10_000,
+        }
+    }
+}
+
+impl Limits {
+    fn overlay(&self, s: &LimitsSection) -> Limits {
+        Limits {
+            max_flow_bytes: s.max_flow_bytes.map(|b| b.0).unwrap_or(self.max_flow_bytes),
+            max_invoices_per_flow: s
+                .max_invoices_per_flow
+                .unwrap_or(self.max_invoices_per_flow),
+            max_unpacked_ratio: s.max_unpacked_ratio.unwrap_or(self.max_unpacked_ratio),
+            max_unpacked_bytes: s
+                .max_unpacked_bytes
+                .map(|b| b.0)
+                .unwrap_or(self.max_unpacked_bytes),
+            max_archive_entries: s.max_archive_entries.unwrap_or(self.max_archive_entries),
+        }
+    }
+}
+
+/// Mail transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailTransport {
+    /// Write each message as an `.eml` file in this folder.
+    Files(PathBuf),
+    /// SMTP relay: `smtp://` (STARTTLS when offered... or plain), `smtps://` (TLS).
+    Smtp { url: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub id: String,
+    pub contacts: Vec<String>,
+    pub inbox: Option<PathBuf>,
+    pub outbox: Option<PathBuf>,
+    pub sftp: Option<PartnerSftp>,
+    pub as2: Option<PartnerAs2>,
+    pub limits: Limits,
+}
+
+/// The resolved configuration the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, or None for the embedded default.
+    pub source: Option<PathBuf>,
+    pub home: PathBuf,
+    pub spool_url: String,
+    pub store: PathBuf,
+    pub retention_days: u32,
+    /// Partner-root drop zone (`inbound/<partner>/`), if enabled.
+    pub inbound_root: Option<PathBuf>,
+    pub outbound_root: PathBuf,
+    pub stable_seconds: u64,
+    pub http_listen: Option<String>,
+    pub http_token_file: Option<PathBuf>,
+    pub mail_transport: MailTransport,
+    pub mail_from: String,
+    pub mail_username: Option<String>,
+    pub mail_password_file: Option<PathBuf>,
+    pub operations_mail: Vec<String>,
+    pub timezone: chrono_tz::Tz,
+    pub reject_digest: Option<String>,
+    pub reconcile: Option<String>,
+    pub purge: Option<String>,
+    pub limits: Limits,
+    pub workers: usize,
+    pub lease_seconds: u64,
+    pub batch_size: usize,
+    pub as2: Option<As2Section>,
+    pub partners: Vec<Partner>,
+}
+
+impl Clone for As2Section {
+    fn clone(&self) -> Self {
+        As2Section {
+            as2_id: self.as2_id.clone(),
+            certificate: self.certificate.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `schedule.reconcile`.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "line {l}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// All problems of a configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{} problem(s) in the configuration:", self.0.len())?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The embedded default rooted at `$QUAI_HOME` (default `./quai-data`).
+    pub fn embedded_default() -> Config {
+        let home = std::env::var_os("QUAI_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME));
+        Config::embedded_at(&home)
+    }
+
+    /// The embedded default rooted at `home`.
+    pub fn embedded_at(home: &Path) -> Config {
+        let text = "";
+        Config::resolve(FileConfig::default(), home, None, text)
+            .expect("the embedded default is valid")
+    }
+
+    /// Load and resolve a configuration file, reporting every problem found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigProblem {
+                line: None,
+                key: path.display().to_string(),
+                message: e.to_string(),
+            }])
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parse configuration text as if read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let file: FileConfig = match toml::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                let first = toml_problem(text, &e);
+                let first_line = first.line;
+                let mut problems = vec![first];
+                problems.extend(
+                    unknown_keys(text)
+                        .into_iter()
+                        .filter(|p| p.line != first_line),
+                );
+                return Err(ConfigErrors(problems));
+            }
+        };
+        Config::resolve(file, &base, Some(path.to_path_buf()), text)
+    }
+
+    fn resolve(
+        file: FileConfig,
+        base: &Path,
+        source: Option<PathBuf>,
+        text: &str,
+    ) -> Result<Config, ConfigErrors> {
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                line: line_of_key(text, key),
+                key: key.to_string(),
+                message,
+            });
+        };
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let home = base.to_path_buf();
+
+        let spool_url = match &file.spool.url {
+            Some(u)
+                if u.starts_with("sqlite:")
+                    || u.starts_with("postgres:")
+                    || u.starts_with("postgresql:") =>
+            {
+                u.clone()
+            }
+            Some(u) => {
+                problem(
+                    "spool.url",
+                    format!("{u:?} is neither sqlite://PATH nor postgres://..."),
+                );
+                String::new()
+            }
+            None => format!("sqlite://{}", home.join("spool.db").display()),
+        };
+        let store = file
+            .spool
+            .store
+            .as_deref()
+            .map(abs)
+            .unwrap_or_else(|| home.join("flows"));
+
+        let inbound_root = if file.dropzones.enabled == Some(false) {
+            None
+        } else {
+            Some(
+                file.dropzones
+                    .inbound
+                    .as_deref()
+                    .map(abs)
+                    .unwrap_or_else(|| home.join("inbound")),
+            )
+        };
+        let outbound_root = file
+            .dropzones
+            .outbound
+            .as_deref()
+            .map(abs)
+            .unwrap_or_else(|| home.join("outbound"));
+
+        let http_listen = match file.http.listen.as_deref() {
+            Some("off") | Some("") => None,
+            Some(l) => {
+                if l.parse::<std::net::SocketAddr>().is_err() {
+                    problem(
+                        "http.listen",
+                        format!("{l:?} is not host:port (e.g. 127.0.0.1:8470) or \"off\""),
+                    );
+                }
+                Some(l.to_string())
+            }
+            None => Some("127.0.0.1:8470".to_string()),
+        };
+        if let Some(l) = &http_listen {
+            if let Ok(addr) = l.parse::<std::net::SocketAddr>() {
+                if !addr.ip().is_loopback() && file.http.token_file.is_none() {
+                    problem(
+                        "http.token_file",
+                        format!("http.listen = {l:?} is not a loopback address: a token_file is required"),
+                    );
+                }
+            }
+        }
+
+        let mail_transport = match file.mail.transport.as_deref() {
+            None => MailTransport::Files(home.join("mail")),
+            Some(t) if t.starts_with("file://") => {
+                MailTransport::Files(abs(Path::new(t.trim_start_matches("file://"))))
+            }
+            Some(t) if t.starts_with("smtp://") || t.starts_with("smtps://") => {
+                MailTransport::Smtp { url: t.to_string() }
+            }
+            Some(t) => {
+                problem(
+                    "mail.transport",
+                    format!("{t:?} is not smtp://, smtps:// or file://"),
+                );
+                MailTransport::Files(home.join("mail"))
+            }
+        };
+
+        let timezone = match file.schedule.timezone.as_deref() {
+            None => chrono_tz::UTC,
+            Some(tz) => tz.parse().unwrap_or_else(|_| {
+                problem(
+                    "schedule.timezone",
+                    format!("{tz:?} is not an IANA time zone (e.g. Europe/Paris)"),
+                );
+                chrono_tz::UTC
+            }),
+        };
+        let mut check_cron = |key: &str, expr: &Option<String>| {
+            if let Some(e) = expr {
+                if let Err(err) = cron::Schedule::from_str(e) {
+                    problem(
+                        key,
+                        format!("{e:?} is not a cron expression with seconds ({err})"),
+                    );
+                }
+            }
+        };
+        check_cron("schedule.reject_digest", &file.schedule.reject_digest);
+        check_cron("schedule.reconcile", &file.schedule.reconcile);
+        check_cron("schedule.purge", &file.schedule.purge);
+
+        let limits = Limits::default().overlay(&file.limits);
+
+        let mut partners = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for p in &file.partners {
+            if !valid_partner_id(&p.id) {
+                problem(
+                    "partner.id",
+                    format!(
+                        "{:?} is not a valid partner id (letters, digits, - and _)",
+                        p.id
+                    ),
+                );
+            }
+            if !seen.insert(p.id.clone()) {
+                problem("partner.id", format!("partner {:?} is defined twice", p.id));
+            }
+            if let Some(s) = &p.sftp {
+                if !s.url.starts_with("sftp://") {
+                    problem(
+                        "partner.sftp.url",
+                        format!("{:?} is not sftp://user@host:port/dir", s.url),
+                    );
+                }
+                if let Some(poll) = &s.poll {
+                    if let Err(err) = cron::Schedule::from_str(poll) {
+                        problem(
+                            "partner.sftp.poll",
+                            format!("{poll:?} is not a cron expression ({err})"),
+                        );
+                    }
+                }
+                if let Some(a) = &s.after_pickup {
+                    if a != "delete" && !a.starts_with("move:") {
+                        problem(
+                            "partner.sftp.after_pickup",
+                            format!("{a:?} is neither \"delete\" nor \"move:/dir\""),
+                        );
+                    }
+                }
+            }
+            partners.push(Partner {
+                id: p.id.clone(),
+                contacts: p.contacts.clone(),
+                inbox: p.dropzone.as_ref().map(|d| abs(&d.inbox)),
+                outbox: p
+                    .dropzone
+                    .as_ref()
+                    .and_then(|d| d.outbox.as_deref().map(abs)),
+                sftp: p.sftp.clone(),
+                as2: p.as2.clone(),
+                limits: p
+                    .limits
+                    .as_ref()
+                    .map(|l| limits.overlay(l))
+                    .unwrap_or_else(|| limits.clone()),
+            });
+        }
+
+        let workers = file.processing.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
+        Ok(Config {
+            source,
+            home,
+            spool_url,
+            store,
+            retention_days: file.spool.retention_days.unwrap_or(90),
+            inbound_root,
+            outbound_root,
+            stable_seconds: file.dropzones.stable_seconds.unwrap_or(2),
+            http_listen,
+            http_token_file: file.http.token_file.as_deref().map(abs),
+            mail_transport,
+            mail_from: file
+                .mail
+                .from
+                .clone()
+                .unwrap_or_else(|| "quai <quai@localhost>".to_string()),
+            mail_username: file.mail.username.clone(),
+            mail_password_file: file.mail.password_file.as_deref().map(abs),
+            operations_mail: file.mail.operations.clone().unwrap_or_default(),
+            timezone,
+            reject_digest: file.schedule.reject_digest.clone(),
+            reconcile: file.schedule.reconcile.clone(),
+            purge: file.schedule.purge.clone(),
+            limits,
+            workers: workers.max(1),
+            lease_seconds: file.processing.lease_seconds.unwrap_or(60),
+            batch_size: file.processing.batch_size.unwrap_or(500).max(1),
+            as2: file.as2,
+            partners,
+        })
+    }
+
+    /// The configured partner, if any.
+    pub fn partner(&self, id: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+
+    /// Limits for a partner (its own, or the global ones).
+    pub fn limits_for(&self, partner: &str) -> &Limits {
+        self.partner(partner)
+            .map(|p| &p.limits)
+            .unwrap_or(&self.limits)
+    }
+
+    /// Where a partner's drop-zone acknowledgements go.
+    pub fn outbox_for(&self, partner: &str) -> PathBuf {
+        self.partner(partner)
+            .and_then(|p| p.outbox.clone())
+            .unwrap_or_else(|| self.outbound_root.join(partner))
+    }
+}
+
+/// Partner ids become folder names: keep them boring.
+pub fn valid_partner_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+fn toml_problem(text: &str, e: &toml::de::Error) -> ConfigProblem {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    ConfigProblem {
+        line,
+        key: "toml".to_string(),
+        message: e.message().to_string(),
+    }
+}
+
+/// The line where a dotted key's last segment is first assigned (best effort).
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    let last = key.rsplit('.').next()?;
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.starts_with(last) && t[last.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
+}
+
+/// Every unknown key of the file, with its line (the strict parser stops at
+/// the first; this walks the whole document so all are reported at once).
+fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
+    const KNOWN: &[(&str, &[&str])] = &[
+        (
+            "",
+            &[
+                "spool",
+                "dropzones",
+                "http",
+                "mail",
+                "schedule",
+                "limits",
+                "processing",
+                "as2",
+                "partner",
+            ],
+        ),
+        ("spool", &["url", "store", "retention_days"]),
+        (
+            "dropzones",
+            &["inbound", "outbound", "enabled", "stable_seconds"],
+        ),
+        ("http", &["listen", "token_file"]),
+        (
+            "mail",
+            &[
+                "transport",
+                "from",
+                "username",
+                "password_file",
+                "operations",
+            ],
+        ),
+        (
+            "schedule",
+            &["timezone", "reject_digest", "reconcile", "purge"],
+        ),
+        (
+            "limits",
+            &[
+                "max_flow_bytes",
+                "max_invoices_per_flow",
+                "max_unpacked_ratio",
+                "max_unpacked_bytes",
+                "max_archive_entries",
+            ],
+        ),
+        ("processing", &["workers", "lease_seconds", "batch_size"]),
+        ("as2", &["as2_id", "certificate", "key"]),
+        (
+            "partner",
+            &["id", "contacts", "dropzone", "sftp", "as2", "limits"],
+        ),
+        ("partner.dropzone", &["inbox", "outbox"]),
+        (
+            "partner.sftp",
+            &[
+                "url",
+                "key",
+                "password_file",
+                "known_hosts",
+                "trust_on_first_use",
+                "outbox",
+                "poll",
+                "after_pickup",
+                "min_age_seconds",
+            ],
+        ),
+        (
+            "partner.as2",
+            &[
+                "as2_id",
+                "certificate",
+                "require_signed",
+                "require_encrypted",
+            ],
+        ),
+        (
+            "partner.limits",
+            &[
+                "max_flow_bytes",
+                "max_invoices_per_flow",
+                "max_unpacked_ratio",
+                "max_unpacked_bytes",
+                "max_archive_entries",
+            ],
+        ),
+    ];
+    let mut out = Vec::new();
+    let mut table = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            table = line
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+            let (parent, name) = match table.rsplit_once('.') {
+                Some((p, n)) => (p.to_string(), n.to_string()),
+                None => (String::new(), table.clone()),
+            };
+            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == parent) {
+                if !keys.contains(&name.as_str()) {
+                    out.push(ConfigProblem {
+                        line: Some(i + 1),
+                        key: table.clone(),
+                        message: "unknown section".into(),
+                    });
+                }
+            }
+            continue;
+        }
+        if let Some((k, _)) = line.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == table) {
+                if !keys.contains(&k) {
+                    let key = if table.is_empty() {
+                        k.to_string()
+                    } else {
+                        format!("{table}.{k}")
+                    };
+                    out.push(ConfigProblem {
+                        line: Some(i + 1),
+                        key,
+                        message: "unknown key".into(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("1GiB".parse::<ByteSize>().unwrap(), ByteSize(1 << 30));
+        assert_eq!("500 MB".parse::<ByteSize>().unwrap(), ByteSize(500_000_000));
+        assert_eq!("42".parse::<ByteSize>().unwrap(), ByteSize(42));
+        assert!("12 parsecs".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn embedded_default_layout() {
+        let c = Config::embedded_at(Path::new("/tmp/qh"));
+        assert_eq!(c.spool_url, "sqlite:///tmp/qh/spool.db");
+        assert_eq!(c.store, PathBuf::from("/tmp/qh/flows"));
+        assert_eq!(c.inbound_root, Some(PathBuf::from("/tmp/qh/inbound")));
+        assert_eq!(c.outbound_root, PathBuf::from("/tmp/qh/outbound"));
+        assert_eq!(
+            c.mail_transport,
+            MailTransport::Files(PathBuf::from("/tmp/qh/mail"))
+        );
+        assert_eq!(c.limits.max_invoices_per_flow, 500);
+    }
+
+    #[test]
+    fn every_problem_reported_at_once() {
+        let text = "[spool]\nurl = \"mysql://x\"\n[schedule]\ntimezone = \"Mars/Olympus\"\nreconcile = \"every day\"\n";
+        let err = Config::parse(text, Path::new("/etc/quai/quai.toml")).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["spool.url", "schedule.timezone", "schedule.reconcile"]
+        );
+        assert_eq!(err.0[0].line, Some(2));
+        assert_eq!(err.0[2].line, Some(5));
+    }
+
+    #[test]
+    fn unknown_keys_listed_with_lines() {
+        let text = "[spool]\nurl = \"sqlite:///x\"\nstorr = \"/x\"\n[http]\nlisten = \"127.0.0.1:1\"\nport = 3\n";
+        let err = Config::parse(text, Path::new("/etc/quai/quai.toml")).unwrap_err();
+        let lines: Vec<_> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [Some(3), Some(6)]);
+    }
+
+    #[test]
+    fn public_listener_needs_token() {
+        let err = Config::parse(
+            "[http]\nlisten = \"0.0.0.0:8470\"\n",
+            Path::new("/q/c.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(err.0[0].key, "http.token_file");
+    }
+
+    #[test]
+    fn partner_limits_overlay() {
+        let text = "[limits]\nmax_invoices_per_flow = 100\n[[partner]]\nid = \"acme\"\n[partner.limits]\nmax_flow_bytes = \"2GiB\"\n";
+        let c = Config::parse(text, Path::new("/q/c.toml")).unwrap();
+        let l = c.limits_for("acme");
+        assert_eq!(l.max_flow_bytes, 2 << 30);
+        assert_eq!(l.max_invoices_per_flow, 100);
+        assert_eq!(c.limits_for("other").max_flow_bytes, 1 << 30);
+    }
+}

@@ -1,0 +1,82 @@
+//! The daemon's side of intake: registering landed flows in the spool.
+//!
+//! Connectors land bytes and call [`SpoolSink::accept`]; the sink commits the
+//! flow's registration (or records a duplicate) and wakes the processing
+//! workers. Only after this returns may a connector delete its source or
+//! answer its sender.
+
+use std::sync::Arc;
+
+use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
+use quai_spool::{NewFlow, Origin, Registration};
+use tracing::info;
+
+use crate::Daemon;
+
+pub struct SpoolSink {
+    daemon: Arc<Daemon>,
+}
+
+impl SpoolSink {
+    pub fn new(daemon: Arc<Daemon>) -> Self {
+        SpoolSink { daemon }
+    }
+}
+
+pub fn origin_of(channel: Channel) -> Origin {
+    match channel {
+        Channel::Dropzone => Origin::Dropzone,
+        Channel::Sftp => Origin::Sftp,
+        Channel::As2 => Origin::As2,
+        Channel::Cli => Origin::Cli,
+    }
+}
+
+/// Register one landed flow; shared by every connector and `quai ingest`.
+pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, SinkError> {
+    if !crate::config::valid_partner_id(&flow.partner) {
+        return Err(SinkError(format!(
+            "{:?} is not a valid partner id",
+            flow.partner
+        )));
+    }
+    let spool = &daemon.spool;
+    spool
+        .ensure_partner(&flow.partner)
+        .await
+        .map_err(|e| SinkError(e.to_string()))?;
+    let new = NewFlow {
+        partner: flow.partner.clone(),
+        origin: origin_of(flow.channel),
+        original_name: flow.original_name.clone(),
+        size: flow.size as i64,
+        sha256: flow.sha256.clone(),
+        as2_message_id: flow.as2_message_id.clone(),
+    };
+    let registration = spool
+        .register_flow(&new)
+        .await
+        .map_err(|e| SinkError(e.to_string()))?;
+    Ok(match registration {
+        Registration::New(id) => {
+            info!(partner = %flow.partner, flow_id = id, stage = "received", file = %flow.original_name, size = flow.size, "flow registered");
+            daemon.work.notify_waiters();
+            daemon.work.notify_one();
+            Accepted::New { flow_id: id }
+        }
+        Registration::Duplicate { id, original } => {
+            info!(partner = %flow.partner, flow_id = id, original, stage = "duplicate", file = %flow.original_name, "flow already received: recorded as a duplicate");
+            daemon.acks.notify_one();
+            Accepted::Duplicate {
+                flow_id: id,
+                original,
+            }
+        }
+    })
+}
+
+impl FlowSink for SpoolSink {
+    async fn accept(&self, flow: LandedFlow) -> Result<Accepted, SinkError> {
+        register(&self.daemon, &flow).await
+    }
+}

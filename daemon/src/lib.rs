@@ -1,0 +1,188 @@
+//! The quai daemon: configuration, the processing pipeline, scheduled jobs,
+//! the ops HTTP listener and the CLI commands.
+//!
+//! [`run`] starts everything for one configuration and returns when the
+//! `shutdown` token is cancelled and in-flight work has been finished or
+//! safely abandoned (a flow whose processing is interrupted keeps its lease
+//! and is taken again, idempotently, after the lease expires or at the next
+//! start).
+
+pub mod acks;
+pub mod commands;
+pub mod config;
+pub mod intake;
+pub mod pipeline;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use config::Config;
+use quai_connectors::dropzone::{self, DropzoneConfig, Zone};
+use quai_spool::Spool;
+
+/// Shared state of a running daemon.
+pub struct Daemon {
+    pub config: Config,
+    pub spool: Spool,
+    /// Woken when a flow is registered.
+    pub work: Notify,
+    /// Woken when an acknowledgement is pending.
+    pub acks: Notify,
+}
+
+/// A name for this process in leases and event history.
+pub fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("{host}:{}", std::process::id())
+}
+
+/// Create the folders of the configuration (store, drop zones, outboxes, mail).
+pub fn prepare_folders(config: &Config) -> anyhow::Result<()> {
+    let mut dirs = vec![
+        config.home.clone(),
+        config.store.clone(),
+        config.outbound_root.clone(),
+    ];
+    if let Some(root) = &config.inbound_root {
+        dirs.push(root.clone());
+    }
+    if let config::MailTransport::Files(dir) = &config.mail_transport {
+        dirs.push(dir.clone());
+    }
+    for p in &config.partners {
+        dirs.extend(p.inbox.iter().cloned());
+        dirs.push(config.outbox_for(&p.id));
+        if let Some(root) = &config.inbound_root {
+            if p.inbox.is_none() && p.sftp.is_none() && p.as2.is_none() {
+                dirs.push(root.join(&p.id));
+            }
+        }
+    }
+    for d in dirs {
+        std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    Ok(())
+}
+
+/// Open the spool of a configuration.
+pub async fn open_spool(config: &Config) -> anyhow::Result<Spool> {
+    if let Some(path) = config.spool_url.strip_prefix("sqlite://") {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(parent).ok();
+        }
+    }
+    Spool::connect(&config.spool_url, &instance_name())
+        .await
+        .with_context(|| format!("cannot open the spool at {}", redact_url(&config.spool_url)))
+}
+
+/// A URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Run the daemon until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    prepare_folders(&config)?;
+    let removed = quai_connectors::landing::sweep_temporaries(&config.store).unwrap_or(0);
+    if removed > 0 {
+        warn!(removed, "removed partial landings left by an earlier crash");
+    }
+    let spool = open_spool(&config).await?;
+    for p in &config.partners {
+        spool.ensure_partner(&p.id).await?;
+    }
+    let daemon = Arc::new(Daemon {
+        config,
+        spool,
+        work: Notify::new(),
+        acks: Notify::new(),
+    });
+
+    let mut tasks = tokio::task::JoinSet::new();
+    // Children stop on their own token, cancelled after intake has stopped.
+    let workers_stop = CancellationToken::new();
+
+    for n in 0..daemon.config.workers {
+        let d = daemon.clone();
+        let stop = workers_stop.clone();
+        tasks.spawn(async move { pipeline::worker(d, n, stop).await });
+    }
+    {
+        let d = daemon.clone();
+        let stop = workers_stop.clone();
+        tasks.spawn(async move { acks::deliverer(d, stop).await });
+    }
+
+    let mut zones = Vec::new();
+    if let Some(root) = &daemon.config.inbound_root {
+        zones.push(Zone::PartnerRoot { dir: root.clone() });
+    }
+    for p in &daemon.config.partners {
+        if let Some(inbox) = &p.inbox {
+            zones.push(Zone::Inbox {
+                partner: p.id.clone(),
+                dir: inbox.clone(),
+            });
+        }
+    }
+    let intake_stop = CancellationToken::new();
+    let intake_task = if zones.is_empty() {
+        None
+    } else {
+        let mut dz = DropzoneConfig::new(zones, daemon.config.store.clone());
+        dz.max_flow_bytes = daemon.config.limits.max_flow_bytes;
+        dz.stable_for = Duration::from_secs(daemon.config.stable_seconds);
+        let sink = Arc::new(intake::SpoolSink::new(daemon.clone()));
+        let stop = intake_stop.clone();
+        Some(tokio::spawn(
+            async move { dropzone::run(dz, sink, stop).await },
+        ))
+    };
+
+    if let Some(root) = &daemon.config.inbound_root {
+        info!(
+            inbound = %root.display(),
+            outbound = %daemon.config.outbound_root.display(),
+            "quai is running: drop flows into {}/<partner>/, reports appear in {}/<partner>/",
+            root.display(),
+            daemon.config.outbound_root.display()
+        );
+    } else {
+        info!("quai is running");
+    }
+
+    shutdown.cancelled().await;
+    info!("shutting down: intake stops, in-flight flows finish or are left for the next start");
+    intake_stop.cancel();
+    if let Some(t) = intake_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "drop-zone watcher ended with an error"),
+            Err(e) => warn!(error = %e, "drop-zone watcher panicked"),
+        }
+    }
+    workers_stop.cancel();
+    while let Some(res) = tasks.join_next().await {
+        if let Err(e) = res {
+            warn!(error = %e, "a daemon task panicked");
+        }
+    }
+    info!("stopped");
+    Ok(())
+}

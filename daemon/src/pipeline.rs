@@ -1,0 +1,274 @@
+//! Processing workers: claim a flow, read it, store its invoices, finish it.
+//!
+//! Reading (unpack, detect, map, validate) is synchronous CPU work and runs
+//! on the blocking pool; it streams documents through a bounded channel to
+//! the async side, which writes them to the spool in batches (one transaction
+//! per batch) and keeps the flow's lease alive. The flow is finished — its
+//! state, the removal of rows left by an earlier attempt and its pending
+//! acknowledgements — in one transaction, so a crash at any point either
+//! leaves the flow claimable again or fully processed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
+use quai_mappings::model::{Invoice, Severity, Violation};
+use quai_spool::{AckKind, ClaimedFlow, FlowOutcome, Lease, NewInvoice, Reason, Verdict};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Limits;
+use crate::Daemon;
+
+/// Claim and process flows until `stop`.
+pub async fn worker(daemon: Arc<Daemon>, n: usize, stop: CancellationToken) {
+    let lease = Lease {
+        duration: Duration::from_secs(daemon.config.lease_seconds),
+    };
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        let notified = daemon.work.notified();
+        match daemon.spool.claim_flow(lease).await {
+            Ok(Some(claimed)) => {
+                backoff = Duration::from_millis(100);
+                let id = claimed.id;
+                if let Err(e) = process_claimed(&daemon, claimed, lease, &stop).await {
+                    warn!(worker = n, flow_id = id, error = %e, "flow processing interrupted; it will be taken again");
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = notified => {}
+                    // Expired leases of other instances are found by polling.
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                error!(worker = n, error = %e, "cannot claim work from the spool; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Mapping limits for a partner's flows.
+pub fn flow_limits(limits: &Limits) -> FlowLimits {
+    FlowLimits {
+        max_invoices: limits.max_invoices_per_flow,
+        max_unpacked_bytes: limits.max_unpacked_bytes,
+        max_ratio: limits.max_unpacked_ratio,
+        max_entries: limits.max_archive_entries,
+        ..FlowLimits::default()
+    }
+}
+
+/// Process one claimed flow to its end (or until `stop`).
+pub async fn process_claimed(
+    daemon: &Arc<Daemon>,
+    claimed: ClaimedFlow,
+    lease: Lease,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config = &daemon.config;
+    let spool = &daemon.spool;
+    let limits = config.limits_for(&claimed.partner).clone();
+    info!(partner = %claimed.partner, flow_id = claimed.id, stage = "processing", attempt = claimed.attempts, file = %claimed.original_name, "processing flow");
+
+    let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
+    let end = if claimed.size as u64 > limits.max_flow_bytes {
+        FlowEnd::Rejected(flow::FlowReject {
+            code: "IRR_TAILLE_F",
+            message: format!(
+                "the flow is {} bytes, more than the limit of {} bytes",
+                claimed.size, limits.max_flow_bytes
+            ),
+        })
+    } else if !path.exists() {
+        anyhow::bail!(
+            "stored bytes of flow {} are missing at {}",
+            claimed.id,
+            path.display()
+        );
+    } else {
+        let batch_size = config.batch_size;
+        let (tx, mut rx) = mpsc::channel::<Document>(batch_size * 2);
+        let name = claimed.original_name.clone();
+        let flow_limits = flow_limits(&limits);
+        let reader = tokio::task::spawn_blocking(move || {
+            flow::process(&path, &name, &flow_limits, &mut |doc| {
+                tx.blocking_send(doc).map_err(|_| flow::Stop)
+            })
+        });
+        let mut batch: Vec<NewInvoice> = Vec::with_capacity(batch_size);
+        let mut last_renew = Instant::now();
+        let renew_every = lease.duration / 3;
+        let mut interrupted = false;
+        while let Some(doc) = rx.recv().await {
+            batch.push(to_new_invoice(&doc));
+            if batch.len() >= batch_size {
+                spool.store_invoices(claimed.id, &batch).await?;
+                batch.clear();
+            }
+            if last_renew.elapsed() >= renew_every {
+                spool.renew_lease(claimed.id, lease).await?;
+                last_renew = Instant::now();
+            }
+            if stop.is_cancelled() {
+                interrupted = true;
+                break;
+            }
+        }
+        drop(rx);
+        let end = reader.await?;
+        if interrupted || end == FlowEnd::Stopped {
+            anyhow::bail!("stopped while processing");
+        }
+        if !batch.is_empty() {
+            spool.store_invoices(claimed.id, &batch).await?;
+        }
+        end
+    };
+
+    let report_name = report_file_name(&claimed.original_name, claimed.id);
+    let acks = vec![(
+        AckKind::IntegrationReport,
+        "dropzone".to_string(),
+        report_name,
+    )];
+    match end {
+        FlowEnd::Done(summary) => {
+            spool
+                .finish_flow(
+                    claimed.id,
+                    &FlowOutcome::Processed,
+                    summary.documents as i64,
+                    &acks,
+                )
+                .await?;
+            info!(
+                partner = %claimed.partner, flow_id = claimed.id, stage = "processed",
+                documents = summary.documents, rejected = summary.rejected,
+                elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
+            );
+        }
+        FlowEnd::Rejected(reject) => {
+            let outcome = FlowOutcome::Failed {
+                code: reject.code.to_string(),
+                message: reject.message.clone(),
+            };
+            spool.finish_flow(claimed.id, &outcome, 0, &acks).await?;
+            warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "failed", code = reject.code, reason = %reject.message, "flow rejected");
+        }
+        FlowEnd::Stopped => unreachable!("handled above"),
+    }
+    daemon.acks.notify_one();
+    Ok(())
+}
+
+/// `<original name>.<flow id>.report` stem, safe as a file name.
+pub fn report_file_name(original: &str, flow_id: i64) -> String {
+    let safe: String = original
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    format!("{safe}.{flow_id}.report")
+}
+
+/// The seller key used for duplicate detection.
+pub fn seller_key(inv: &Invoice) -> Option<String> {
+    let s = &inv.seller;
+    s.vat_id
+        .clone()
+        .or_else(|| s.legal_registration_id.as_ref().map(|i| i.value.clone()))
+        .or_else(|| s.identifiers.first().map(|i| i.value.clone()))
+        .or_else(|| s.name.clone())
+        .map(|k| k.trim().to_ascii_uppercase())
+}
+
+fn reason_of(v: &Violation) -> Reason {
+    Reason {
+        rule: v.rule.clone(),
+        term: v.term.clone(),
+        severity: match v.severity {
+            Severity::Fatal => "fatal".to_string(),
+            Severity::Warning => "warning".to_string(),
+        },
+        message: v.message.clone(),
+    }
+}
+
+/// Turn a mapped document into the spool's row.
+pub fn to_new_invoice(doc: &Document) -> NewInvoice {
+    let verdict = if doc.is_rejected() {
+        Verdict::Rejected
+    } else {
+        Verdict::Accepted
+    };
+    match &doc.result {
+        DocumentResult::Mapped {
+            invoice,
+            violations,
+        } => NewInvoice {
+            doc_index: doc.index as i64,
+            entry: doc.entry.clone(),
+            syntax: doc.syntax.map(|s| s.as_str().to_string()),
+            profile: invoice.profile.map(|p| p.as_str().to_string()),
+            seller_id: seller_key(invoice),
+            number: invoice.number.clone(),
+            issue_date: invoice.issue_date,
+            type_code: invoice.type_code.clone(),
+            currency: invoice.currency.clone(),
+            total_without_vat: invoice.totals.total_without_vat,
+            total_with_vat: invoice.totals.total_with_vat,
+            amount_due: invoice.totals.amount_due,
+            verdict,
+            reasons: violations.iter().map(reason_of).collect(),
+            canonical_json: match serde_json::to_string(invoice) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    debug!(error = %e, "canonical invoice not serializable");
+                    None
+                }
+            },
+        },
+        DocumentResult::Unreadable { rule, message } => NewInvoice {
+            doc_index: doc.index as i64,
+            entry: doc.entry.clone(),
+            syntax: doc.syntax.map(|s| s.as_str().to_string()),
+            profile: None,
+            seller_id: None,
+            number: None,
+            issue_date: None,
+            type_code: None,
+            currency: None,
+            total_without_vat: None,
+            total_with_vat: None,
+            amount_due: None,
+            verdict: Verdict::Rejected,
+            reasons: vec![Reason {
+                rule: rule.clone(),
+                term: "BG-0".to_string(),
+                severity: "fatal".to_string(),
+                message: message.clone(),
+            }],
+            canonical_json: None,
+        },
+    }
+}
