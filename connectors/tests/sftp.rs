@@ -504,6 +504,62 @@ async fn recorded_key_type_steers_the_handshake() {
 }
 
 #[tokio::test]
+async fn hashed_known_hosts_from_ssh_keygen() {
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let kh = tmp.path().join("known_hosts");
+    fs::copy(&sshd.known_hosts, &kh).unwrap();
+    let out = std::process::Command::new("ssh-keygen")
+        .arg("-H")
+        .arg("-f")
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hashed = fs::read_to_string(&kh).unwrap();
+    assert!(
+        hashed.starts_with("|1|") && !hashed.contains("127.0.0.1"),
+        "{hashed}"
+    );
+    let mut src = source(&sshd, &sshd.data);
+    src.known_hosts = kh;
+    src.poll_once(&RecordingSink::default(), tmp.path(), &mut PollState::new())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn downloads_wait_for_a_transfer_slot() {
+    let sshd = Sshd::start();
+    let dir = inbox(&sshd);
+    fs::write(dir.join("f.xml"), b"slot").unwrap();
+    let slots = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut src = source(&sshd, &dir);
+    src.transfer_slots = Some(slots.clone());
+    let store = tempfile::tempdir().unwrap();
+    let sink = RecordingSink::default();
+    let mut state = PollState::new();
+    {
+        let poll = src.poll_once(&sink, store.path(), &mut state);
+        tokio::pin!(poll);
+        // No slot: the poll lists but cannot download.
+        assert!(tokio::time::timeout(Duration::from_millis(1500), &mut poll)
+            .await
+            .is_err());
+        assert_eq!(sink.count(), 0);
+        assert!(dir.join("f.xml").exists());
+        slots.add_permits(1);
+        let r = poll.await.unwrap();
+        assert_eq!(r.picked_up.len(), 1);
+    }
+    assert_eq!(slots.available_permits(), 1, "the slot is given back");
+}
+
+#[tokio::test]
 async fn wrong_client_key_is_an_auth_error() {
     let sshd = Sshd::start();
     let tmp = tempfile::tempdir().unwrap();

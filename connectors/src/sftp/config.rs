@@ -7,7 +7,10 @@
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Semaphore;
 
 use super::SftpError;
 
@@ -205,6 +208,9 @@ pub struct SftpSource {
     pub connect_timeout: Duration,
     /// Bound on every single SSH/SFTP operation once connected.
     pub io_timeout: Duration,
+    /// Shared by all partners to bound concurrent downloads (each download
+    /// holds one permit); `None`: no bound.
+    pub transfer_slots: Option<Arc<Semaphore>>,
 }
 
 impl SftpSource {
@@ -236,6 +242,7 @@ impl SftpSource {
             max_listing: 10_000,
             connect_timeout: Duration::from_secs(15),
             io_timeout: Duration::from_secs(60),
+            transfer_slots: None,
         })
     }
 

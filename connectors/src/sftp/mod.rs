@@ -316,6 +316,15 @@ impl SftpSource {
 
         let max_bytes = self.max_file_size.unwrap_or(u64::MAX);
         for e in take {
+            let slot = match &self.transfer_slots {
+                Some(sem) => Some(
+                    sem.clone()
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| SftpError::Internal("transfer slots closed".into()))?,
+                ),
+                None => None,
+            };
             let outcome = {
                 let (conn, e, store, dir) = (
                     conn.clone(),
@@ -325,6 +334,7 @@ impl SftpSource {
                 );
                 blocking(move || download(&conn, &e, &store, max_bytes, &dir)).await?
             };
+            drop(slot);
             let stored = match outcome {
                 Download::Landed(s) => s,
                 Download::FileError(msg) => {
