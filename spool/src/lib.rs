@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod invoices;
+mod postgres;
 mod rows;
 mod sqlite;
 pub mod state;
@@ -321,6 +322,7 @@ struct Inner {
 
 enum Backend {
     Sqlite(sqlite::SqliteBackend),
+    Postgres(postgres::PgBackend),
 }
 
 /// Run the same method on whichever backend this spool uses.
@@ -328,6 +330,7 @@ macro_rules! dispatch {
     ($self:ident, $b:ident => $e:expr) => {
         match &$self.inner.backend {
             Backend::Sqlite($b) => $e,
+            Backend::Postgres($b) => $e,
         }
     };
 }
@@ -339,6 +342,8 @@ impl Spool {
     pub async fn connect(url: &str, instance: &str) -> Result<Spool> {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::SqliteBackend::connect(url, instance).await?)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres(postgres::PgBackend::connect(url, instance).await?)
         } else {
             return Err(SpoolError::UnsupportedUrl(url.to_owned()));
         };

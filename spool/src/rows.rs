@@ -239,7 +239,8 @@ pub(crate) const FLOW_SELECT: &str = "SELECT f.id, f.partner, f.origin, f.origin
 /// Columns of a [`RawInvoice`] (alias `i`), valid on both backends.
 pub(crate) const INVOICE_SELECT: &str = "SELECT i.id, i.flow_id, i.doc_index, i.entry, i.syntax, \
     i.profile, i.seller_id, i.number, i.issue_date, i.type_code, i.currency, \
-    CAST(i.total_with_vat AS TEXT) AS total_with_vat, i.verdict, i.reasons \
+    CAST(i.total_with_vat AS TEXT) AS total_with_vat, i.verdict, \
+    CAST(i.reasons AS TEXT) AS reasons \
     FROM invoices i";
 
 /// Columns of a [`RawAck`] (alias `a`, joined with `flows f`), valid on both backends.
