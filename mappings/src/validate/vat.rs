@@ -471,7 +471,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
         let Some(f) = family(code) else { continue };
         has_k |= code == "K";
         has_o |= code == "O";
-        breakdown_amounts(f, b, n, scope, agg, out);
+        breakdown_amounts(f, b, n, scope, agg, inv.syntax, out);
         let has_reason = b.exemption_reason.is_some() || b.exemption_reason_code.is_some();
         if f.exempt && !has_reason {
             out.emit(f.ids[9], format!("VAT breakdown {n} is {} ({}) and needs a VAT exemption reason (BT-120) or reason code (BT-121).", f.name, f.code));
@@ -528,9 +528,9 @@ fn breakdown_amounts(
     n: usize,
     scope: Scope,
     agg: &Aggregates<'_>,
+    syntax: Option<crate::model::Syntax>,
     out: &mut Out,
 ) {
-    let one = Decimal::ONE;
     if let Some(taxable) = b.taxable_amount {
         if f.per_rate {
             // For each rate (the breakdown has one): some item carries that
@@ -543,7 +543,7 @@ fn breakdown_amounts(
                     ),
                     Some(bucket) if scope.lines => {
                         if let Some(sum) = bucket.basis.get() {
-                            let close = taxable.checked_sub(one).is_some_and(|lo| lo < sum) && taxable.checked_add(one).is_some_and(|hi| hi > sum);
+                            let close = taxable.checked_sub(sum).is_some_and(|d| super::calc::within_one(d, Decimal::ZERO, syntax));
                             if !close {
                                 out.emit(
                                     f.ids[7],
@@ -581,7 +581,7 @@ fn breakdown_amounts(
                     .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
                     .and_then(super::round2);
                 if let Some(expected) = expected {
-                    let close = tax.abs() - one < expected && tax.abs() + one > expected;
+                    let close = super::calc::within_one(tax.abs(), expected, syntax);
                     if !close {
                         out.emit(
                             f.ids[8],
