@@ -159,6 +159,21 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     if filled(&inv.currency) {
         if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
             match t.vat_total {
+                // The UBL binding wants exactly one BT-110 in the invoice
+                // currency; the CII binding also accepts BT-112 = BT-109
+                // when there is none (an invoice with no VAT at all).
+                None if inv.syntax == Some(Syntax::Cii) || inv.syntax == Some(Syntax::FacturX) => {
+                    if with != without {
+                        out.emit(
+                            "BR-CO-15",
+                            format!(
+                                "No total VAT amount (BT-110) is given, so the total with VAT (BT-112) {} should equal the total without VAT (BT-109) {}.",
+                                amt(with),
+                                amt(without)
+                            ),
+                        );
+                    }
+                }
                 None => out.emit(
                     "BR-CO-15",
                     format!(

@@ -223,6 +223,7 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-CL-20", "BT-105", F, "Charge reason codes shall be UNCL 7161 codes."),
     ("BR-CL-21", "BT-157", F, "Item standard identifier schemes shall be ISO 6523 ICD codes."),
     ("BR-CL-22", "BT-121", F, "VAT exemption reason codes shall be CEF VATEX codes."),
+    ("BR-CL-25", "BT-34", F, "Electronic address schemes (BT-34, BT-49) shall be CEF EAS codes."),
     ("BR-CL-24", "BT-125", F, "Attached documents shall be PDF, PNG, JPEG, CSV, XLSX or ODS."),
     // --- Decimals (BR-DEC) ---
     ("BR-DEC-01", "BT-92", F, "Document level allowance amount: at most 2 decimals."),

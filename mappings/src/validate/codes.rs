@@ -9,10 +9,9 @@
 //! keeps one currency per invoice, the readers report a foreign currencyID),
 //! BR-CL-08 (note subject codes, UNCL 4451, CII only), BR-CL-23 (unit codes:
 //! UN/ECE Rec 20 has 2,000 codes revised every year, and a stale copy would
-//! reject valid invoices), BR-CL-25 and BR-CL-26 (electronic address and
-//! delivery location schemes, same reason).
+//! reject valid invoices), BR-CL-26 (delivery location schemes).
 
-use crate::model::{Invoice, Line};
+use crate::model::{Invoice, Line, Syntax};
 
 use super::{LineRef, Out, Scope};
 
@@ -26,8 +25,13 @@ const CURRENCIES: &str = "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BG
 /// UNTDID 1001, the invoice and credit note codes EN 16931 accepts.
 const TYPE_CODES: &str = "71 80 81 82 83 84 102 130 202 203 204 211 218 219 261 262 295 296 308 325 326 331 380 381 382 383 384 385 386 387 388 389 390 393 394 395 396 420 456 457 458 471 472 473 500 501 502 503 527 532 553 575 623 633 751 780 817 870 875 876 877 935";
 
-/// UNTDID 2005 subset for BT-8.
+/// UNTDID 2005 subset for BT-8 in UBL (invoice date, delivery date,
+/// payment date).
 const TAX_POINT_CODES: &str = "3 35 432";
+
+/// The same three meanings as UNTDID 2475 codes, which CII uses (the CII
+/// reader may also hand them over already translated to UNTDID 2005).
+const TAX_POINT_CODES_CII: &str = "5 29 72 3 35 432";
 
 /// UNCL 4461 payment means.
 const PAYMENT_MEANS: &str = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63 64 65 66 67 68 70 74 75 76 77 78 91 92 93 94 95 96 97 98 ZZZ";
@@ -49,6 +53,9 @@ const OBJECT_SCHEMES: &str = "AAA AAB AAC AAD AAE AAF AAG AAH AAI AAJ AAK AAL AA
 
 /// ISO 6523 ICD codes.
 const ICD: &str = "0001 0002 0003 0004 0005 0006 0007 0008 0009 0010 0011 0012 0013 0014 0015 0016 0017 0018 0019 0020 0021 0022 0023 0024 0025 0026 0027 0028 0029 0030 0031 0032 0033 0034 0035 0036 0037 0038 0039 0040 0041 0042 0043 0044 0045 0046 0047 0048 0049 0050 0051 0052 0053 0054 0055 0056 0057 0058 0059 0060 0061 0062 0063 0064 0065 0066 0067 0068 0069 0070 0071 0072 0073 0074 0075 0076 0077 0078 0079 0080 0081 0082 0083 0084 0085 0086 0087 0088 0089 0090 0091 0093 0094 0095 0096 0097 0098 0099 0100 0101 0102 0104 0105 0106 0107 0108 0109 0110 0111 0112 0113 0114 0115 0116 0117 0118 0119 0120 0121 0122 0123 0124 0125 0126 0127 0128 0129 0130 0131 0132 0133 0134 0135 0136 0137 0138 0139 0140 0141 0142 0143 0144 0145 0146 0147 0148 0149 0150 0151 0152 0153 0154 0155 0156 0157 0158 0159 0160 0161 0162 0163 0164 0165 0166 0167 0168 0169 0170 0171 0172 0173 0174 0175 0176 0177 0178 0179 0180 0183 0184 0185 0186 0187 0188 0189 0190 0191 0192 0193 0194 0195 0196 0197 0198 0199 0200 0201 0202 0203 0204 0205 0206 0207 0208 0209 0210 0211 0212 0213 0214 0215 0216 0217 0218 0219 0220 0221 0222 0223 0224 0225 0226 0227 0228 0229 0230 0231 0232 0233 0234 0235 0236 0237 0238 0239 0240";
+
+/// CEF EAS: electronic address schemes (BT-34, BT-49).
+const EAS: &str = "0002 0007 0009 0037 0060 0088 0096 0097 0106 0130 0135 0142 0147 0151 0154 0158 0170 0177 0183 0184 0188 0190 0191 0192 0193 0194 0195 0196 0198 0199 0200 0201 0202 0203 0204 0205 0208 0209 0210 0211 0212 0213 0215 0216 0217 0218 0219 0220 0221 0225 0230 0235 0240 0242 0244 0246 0248 9901 9910 9913 9914 9915 9918 9919 9920 9922 9923 9924 9925 9926 9927 9928 9929 9930 9931 9932 9933 9934 9935 9936 9937 9938 9939 9940 9941 9942 9943 9944 9945 9946 9947 9948 9949 9950 9951 9952 9953 9957 9959 AN AQ AS AU EM";
 
 /// MIME codes accepted for BT-125.
 const MIME: &str = "application/pdf image/png image/jpeg text/csv application/vnd.openxmlformats-officedocument.spreadsheetml.sheet application/vnd.oasis.opendocument.spreadsheet";
@@ -129,10 +136,17 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         }
     }
     if let Some(c) = inv.tax_point_date_code.as_deref() {
-        if !known(TAX_POINT_CODES, c) {
+        let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+        let list = if cii {
+            TAX_POINT_CODES_CII
+        } else {
+            TAX_POINT_CODES
+        };
+        if !known(list, c) {
+            let allowed = if cii { "5, 29, 72" } else { "3, 35, 432" };
             out.emit(
                 "BR-CL-06",
-                format!("The VAT point date code (BT-8) '{c}' is not one of 3, 35, 432."),
+                format!("The VAT point date code (BT-8) '{c}' is not one of {allowed}."),
             );
         }
     }
@@ -214,6 +228,24 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if let Some(d) = &inv.delivery {
         country(out, addr_country(&d.address), "BT-80", "deliver-to");
+    }
+    for (party, bt, what) in [
+        (&inv.seller, "BT-34", "seller"),
+        (&inv.buyer, "BT-49", "buyer"),
+    ] {
+        if let Some(s) = party
+            .electronic_address
+            .as_ref()
+            .and_then(|e| e.scheme.as_deref())
+        {
+            if !known(EAS, s) {
+                out.emit_on(
+                    "BR-CL-25",
+                    Some(bt),
+                    format!("The scheme '{s}' of the {what} electronic address ({bt}) is not in the CEF EAS list (e.g. 0088 GLN, 0009 SIRET, EM e-mail)."),
+                );
+            }
+        }
     }
     if let Some(m) = inv.payment.as_ref().and_then(|p| p.means_code.as_deref()) {
         if !known(PAYMENT_MEANS, m) {

@@ -264,7 +264,13 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             );
         }
     }
-    if filled(&inv.vat_currency) && inv.totals.vat_total_accounting.is_none() {
+    // BR-53 asks for a tax total in the VAT accounting currency: when that
+    // currency is the invoice currency, BT-110 is that total.
+    let same_currency =
+        inv.vat_currency.as_deref().map(str::trim) == inv.currency.as_deref().map(str::trim);
+    let accounting_total = inv.totals.vat_total_accounting.is_some()
+        || (same_currency && inv.totals.vat_total.is_some());
+    if filled(&inv.vat_currency) && !accounting_total {
         out.emit(
             "BR-53",
             format!(
