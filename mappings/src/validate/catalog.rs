@@ -224,6 +224,7 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-CL-21", "BT-157", F, "Item standard identifier schemes shall be ISO 6523 ICD codes."),
     ("BR-CL-22", "BT-121", F, "VAT exemption reason codes shall be CEF VATEX codes."),
     ("BR-CL-25", "BT-34", F, "Electronic address schemes (BT-34, BT-49) shall be CEF EAS codes."),
+    ("BR-CL-26", "BT-71", F, "The deliver-to location identifier scheme shall be an ISO 6523 ICD code."),
     ("BR-CL-24", "BT-125", F, "Attached documents shall be PDF, PNG, JPEG, CSV, XLSX or ODS."),
     // --- Decimals (BR-DEC) ---
     ("BR-DEC-01", "BT-92", F, "Document level allowance amount: at most 2 decimals."),

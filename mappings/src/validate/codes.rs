@@ -9,7 +9,7 @@
 //! keeps one currency per invoice, the readers report a foreign currencyID),
 //! BR-CL-08 (note subject codes, UNCL 4451, CII only), BR-CL-23 (unit codes:
 //! UN/ECE Rec 20 has 2,000 codes revised every year, and a stale copy would
-//! reject valid invoices), BR-CL-26 (delivery location schemes).
+//! reject valid invoices).
 
 use crate::model::{Invoice, Line, Syntax};
 
@@ -246,6 +246,16 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 );
             }
         }
+    }
+    if let Some(id) = inv.delivery.as_ref().and_then(|d| d.location_id.as_ref()) {
+        icd(
+            out,
+            "BR-CL-26",
+            "BT-71",
+            id.scheme.as_deref(),
+            "deliver-to location identifier",
+            false,
+        );
     }
     if let Some(m) = inv.payment.as_ref().and_then(|p| p.means_code.as_deref()) {
         if !known(PAYMENT_MEANS, m) {
