@@ -1,1 +1,0 @@
-//! EDIFACT INVOIC reader: a segment tokenizer and a message mapper.
