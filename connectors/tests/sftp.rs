@@ -623,15 +623,8 @@ async fn connection_failures_are_typed_and_bounded() {
 async fn server_killed_mid_transfer_then_ingested_exactly_once() {
     let sshd = Sshd::start();
     let dir = inbox(&sshd);
-    // 48 MiB of non-repeating bytes, so a truncated copy cannot pass.
-    let mut body = Vec::with_capacity(48 << 20);
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    while body.len() < 48 << 20 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        body.extend_from_slice(&x.to_le_bytes());
-    }
+    // Non-repeating bytes, so a truncated or spliced copy cannot pass.
+    let body = noise(24 << 20);
     fs::write(dir.join("big.xml"), &body).unwrap();
     let src = source(&sshd, &dir);
     let store = tempfile::tempdir().unwrap();
@@ -690,6 +683,19 @@ async fn server_killed_mid_transfer_then_ingested_exactly_once() {
     assert!(!dir.join("big.xml").exists());
 }
 
+fn noise(len: usize) -> Vec<u8> {
+    let mut body = Vec::with_capacity(len + 8);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while body.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        body.extend_from_slice(&x.to_le_bytes());
+    }
+    body.truncate(len);
+    body
+}
+
 fn fingerprint_of(pubkey: &Path) -> String {
     let out = std::process::Command::new("ssh-keygen")
         .args(["-l", "-E", "sha256", "-f"])
@@ -701,4 +707,58 @@ fn fingerprint_of(pubkey: &Path) -> String {
         .nth(1)
         .unwrap()
         .to_string()
+}
+
+#[tokio::test]
+async fn hung_server_mid_transfer_is_bounded_by_io_timeout() {
+    let sshd = Sshd::start();
+    let dir = inbox(&sshd);
+    let body = noise(16 << 20);
+    fs::write(dir.join("slow.xml"), &body).unwrap();
+    let mut src = source(&sshd, &dir);
+    src.io_timeout = Duration::from_secs(1);
+    let store = tempfile::tempdir().unwrap();
+    let sink = RecordingSink::default();
+    let mut state = PollState::new();
+
+    let sshd = Arc::new(Mutex::new(sshd));
+    let store_path = store.path().to_path_buf();
+    let freezer = {
+        let sshd = sshd.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                let (_, temp) = store_files(&store_path);
+                if temp
+                    .iter()
+                    .filter_map(|p| fs::metadata(p).ok())
+                    .any(|m| m.len() >= 1 << 20)
+                {
+                    sshd.lock().unwrap().signal_all("STOP");
+                    return Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            None
+        })
+    };
+    let result = src.poll_once(&sink, store.path(), &mut state).await;
+    let frozen_at = freezer.join().unwrap().expect("the download never started");
+    let waited = frozen_at.elapsed();
+    sshd.lock().unwrap().signal_all("CONT");
+    let err = result.expect_err("a hung server must fail the poll");
+    assert_eq!(err.kind(), "io", "{err}");
+    // io_timeout is 1 s: one timed-out read, then the socket is cut so the
+    // cleanup does not wait again.
+    assert!(waited < Duration::from_secs(3), "hung for {waited:?}");
+    assert_eq!(sink.count(), 0);
+    assert_eq!(store_files(store.path()), (vec![], vec![]));
+    assert!(dir.join("slow.xml").exists());
+
+    let r = src
+        .poll_once(&sink, store.path(), &mut state)
+        .await
+        .unwrap();
+    assert_eq!(r.picked_up.len(), 1, "{r:?}");
+    assert!(sink.flows.lock().unwrap()[0].1 == body);
 }

@@ -43,6 +43,8 @@ pub(crate) struct Conn {
     pub sftp: Sftp,
     pub sess: Session,
     pub target: String,
+    /// A handle on the session's socket, to cut a dead connection short.
+    tcp: Option<TcpStream>,
 }
 
 impl Conn {
@@ -85,6 +87,7 @@ impl Conn {
             connect_err(last_err.unwrap_or_else(|| "no address for host".to_string()))
         })?;
         let _ = tcp.set_nodelay(true);
+        let tcp_handle = tcp.try_clone().ok();
 
         let mut sess = Session::new().map_err(|e| connect_err(e.to_string()))?;
         sess.set_timeout(millis(src.connect_timeout));
@@ -109,7 +112,12 @@ impl Conn {
             op: "start the sftp subsystem".into(),
             detail: e.to_string(),
         })?;
-        Ok(Conn { sftp, sess, target })
+        Ok(Conn {
+            sftp,
+            sess,
+            target,
+            tcp: tcp_handle,
+        })
     }
 
     pub fn io_err(&self, op: impl Into<String>, e: impl std::fmt::Display) -> SftpError {
@@ -244,10 +252,27 @@ impl Conn {
         result.map(|()| dest)
     }
 
+    /// Polite goodbye on a healthy connection.
     pub fn close(self) {
         let Conn { sftp, sess, .. } = self;
         drop(sftp);
         let _ = sess.disconnect(None, "quai: done", None);
+    }
+
+    /// Tear down a connection that failed: shut the socket first so that
+    /// libssh2's cleanup (channel close, disconnect) fails at once instead
+    /// of waiting out the timeout on a hung server.
+    pub fn abort(self) {
+        self.cut();
+        drop(self);
+    }
+
+    /// Shut the socket: every later libssh2 call on this connection fails
+    /// at once.
+    pub fn cut(&self) {
+        if let Some(tcp) = &self.tcp {
+            let _ = tcp.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 

@@ -234,6 +234,9 @@ fn download(conn: &Conn, e: &RemoteEntry, store_dir: &Path, max_bytes: u64, dir:
             } else if let Some(remote) = reader.remote_error.take() {
                 let timed_out = remote.kind() == std::io::ErrorKind::TimedOut;
                 if timed_out || !conn.alive(dir) {
+                    // Before the remote file handle is dropped (a close
+                    // request that would wait out the timeout again).
+                    conn.cut();
                     Download::ConnectionLost(conn.io_err(format!("download {}", e.name), remote))
                 } else {
                     Download::FileError(format!("read: {remote}"))
@@ -270,9 +273,14 @@ impl SftpSource {
         };
         let result = self.poll_connected(&conn, sink, store_dir, state).await;
         // Closing talks to the server: do it off the async threads too.
+        let failed = result.is_err();
         let _ = blocking(move || {
             if let Ok(c) = Arc::try_unwrap(conn) {
-                c.close();
+                if failed {
+                    c.abort();
+                } else {
+                    c.close();
+                }
             }
         })
         .await;
@@ -433,7 +441,11 @@ impl SftpSource {
         blocking(move || {
             let conn = Conn::open(&src)?;
             let result = conn.upload(&local, &outbox, &name);
-            conn.close();
+            if result.is_ok() {
+                conn.close();
+            } else {
+                conn.abort();
+            }
             result.map(|p| p.to_string_lossy().into_owned())
         })
         .await?

@@ -261,6 +261,19 @@ impl Sshd {
         }
     }
 
+    /// SIGSTOPs (`"STOP"`) or SIGCONTs (`"CONT"`) the listener and every
+    /// per-connection process: a hung server that keeps its sockets open.
+    pub fn signal_all(&self, signal: &str) {
+        let Some(pid) = self.pid() else { return };
+        let mut pids = descendants(pid);
+        pids.push(pid);
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(pids.iter().map(|p| p.to_string()))
+            .stderr(Stdio::null())
+            .status();
+    }
+
     /// Kills (if running) and starts again on the same port with the same
     /// keys and data.
     pub fn restart(&mut self) {
