@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The one command that runs every test of quai on a fresh machine.
+#
+# It installs what the tests need and is missing (OpenSSH server, PostgreSQL,
+# Chromium, Python venv with the SMTP and AS2 test peers), then runs the whole
+# workspace test suite. The servers themselves are started by the tests, as
+# child processes on 127.0.0.1 with free ports in temporary folders.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+log() { printf '\n== %s\n' "$*"; }
+
+# ---------------------------------------------------------------- system packages
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+[ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing system packages: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# The packages may start system services we do not use; the tests run their own.
+mkdir -p /run/sshd 2>/dev/null || true
+
+# ---------------------------------------------------------------- python test peers
+VENV=${QUAI_TEST_VENV:-$ROOT/target/test-venv}
+export QUAI_TEST_VENV=$VENV
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd, pyas2lib' >/dev/null 2>&1; then
+  log "creating the test venv at $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/test-requirements.txt
+fi
+# oscrypto 1.3.0 (a pyas2lib dependency) cannot parse OpenSSL 3.0.10+ version
+# strings; widen its version regex (known upstream bug).
+for f in "$VENV"/lib/python3*/site-packages/oscrypto/_openssl/_libcrypto_cffi.py \
+         "$VENV"/lib/python3*/site-packages/oscrypto/_openssl/_libcrypto_ctypes.py; do
+  [ -f "$f" ] && sed -i 's/\\d\\.\\d\\.\\d/\\d+\\.\\d+\\.\\d+/g' "$f"
+done
+"$VENV/bin/python" -c 'import pyas2lib, aiosmtpd' || { echo "test venv is broken" >&2; exit 1; }
+
+# ---------------------------------------------------------------- checks and tests
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "building"
+cargo build --workspace --all-targets --locked
+
+log "running all tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
