@@ -238,34 +238,8 @@ pub fn cms_kind(der: &[u8]) -> CmsKind {
 
 /// Inflate CMS CompressedData (zlib), refusing output over `max_out` bytes.
 pub fn decompress(der: &[u8], max_out: u64) -> Result<Vec<u8>, SmimeError> {
-    let bad = |m: &str| SmimeError::Decompression(m.to_string());
-    let (ci, _) = read_tlv(der, 0).map_err(|e| bad(e))?;
-    expect_tag(&ci, 0x30).map_err(|e| bad(e))?;
-    let (oid, rest) = read_tlv(ci.content, 0).map_err(|e| bad(e))?;
-    if oid.tag != 0x06 || oid.content != OID_COMPRESSED_DATA {
-        return Err(bad("not CMS CompressedData"));
-    }
-    let (explicit, _) = read_tlv(rest, 0).map_err(|e| bad(e))?;
-    expect_tag(&explicit, 0xA0).map_err(|e| bad(e))?;
-    let (cd, _) = read_tlv(explicit.content, 0).map_err(|e| bad(e))?;
-    expect_tag(&cd, 0x30).map_err(|e| bad(e))?;
-    let (version, rest) = read_tlv(cd.content, 0).map_err(|e| bad(e))?;
-    expect_tag(&version, 0x02).map_err(|e| bad(e))?;
-    let (alg, rest) = read_tlv(rest, 0).map_err(|e| bad(e))?;
-    expect_tag(&alg, 0x30).map_err(|e| bad(e))?;
-    let (alg_oid, _) = read_tlv(alg.content, 0).map_err(|e| bad(e))?;
-    if alg_oid.tag != 0x06 || alg_oid.content != OID_ZLIB {
-        return Err(bad("compression algorithm is not zlib"));
-    }
-    let (eci, _) = read_tlv(rest, 0).map_err(|e| bad(e))?;
-    expect_tag(&eci, 0x30).map_err(|e| bad(e))?;
-    let (_ctype, rest) = read_tlv(eci.content, 0).map_err(|e| bad(e))?;
-    let (econtent, _) = read_tlv(rest, 0).map_err(|e| bad(e))?;
-    expect_tag(&econtent, 0xA0).map_err(|e| bad(e))?;
-    let (octets, _) = read_tlv(econtent.content, 0).map_err(|e| bad(e))?;
-    let mut compressed = Vec::new();
-    collect_octets(&octets, &mut compressed, 0).map_err(|e| bad(e))?;
-
+    let compressed =
+        compressed_content(der).map_err(|m| SmimeError::Decompression(m.to_string()))?;
     let mut out = Vec::new();
     let mut decoder =
         flate2::read::ZlibDecoder::new(&compressed[..]).take(max_out.saturating_add(1));
@@ -278,6 +252,37 @@ pub fn decompress(der: &[u8], max_out: u64) -> Result<Vec<u8>, SmimeError> {
         )));
     }
     Ok(out)
+}
+
+/// The zlib stream inside CompressedData, after checking the structure.
+fn compressed_content(der: &[u8]) -> Result<Vec<u8>, &'static str> {
+    let (ci, _) = read_tlv(der, 0)?;
+    expect_tag(&ci, 0x30)?;
+    let (oid, rest) = read_tlv(ci.content, 0)?;
+    if oid.tag != 0x06 || oid.content != OID_COMPRESSED_DATA {
+        return Err("not CMS CompressedData");
+    }
+    let (explicit, _) = read_tlv(rest, 0)?;
+    expect_tag(&explicit, 0xA0)?;
+    let (cd, _) = read_tlv(explicit.content, 0)?;
+    expect_tag(&cd, 0x30)?;
+    let (version, rest) = read_tlv(cd.content, 0)?;
+    expect_tag(&version, 0x02)?;
+    let (alg, rest) = read_tlv(rest, 0)?;
+    expect_tag(&alg, 0x30)?;
+    let (alg_oid, _) = read_tlv(alg.content, 0)?;
+    if alg_oid.tag != 0x06 || alg_oid.content != OID_ZLIB {
+        return Err("compression algorithm is not zlib");
+    }
+    let (eci, _) = read_tlv(rest, 0)?;
+    expect_tag(&eci, 0x30)?;
+    let (_ctype, rest) = read_tlv(eci.content, 0)?;
+    let (econtent, _) = read_tlv(rest, 0)?;
+    expect_tag(&econtent, 0xA0)?;
+    let (octets, _) = read_tlv(econtent.content, 0)?;
+    let mut compressed = Vec::new();
+    collect_octets(&octets, &mut compressed, 0)?;
+    Ok(compressed)
 }
 
 /// Build RFC 3274 CompressedData (DER) around `content` (zlib). Used by
