@@ -7,8 +7,8 @@
 //! namespace URIs, so one reader serves them; elements that only exist in
 //! later versions or in the EXTENDED profile simply do not match. The
 //! profile comes from BT-24 (`GuidelineSpecifiedDocumentContextParameter`).
-//! ZUGFeRD 1.0 (`CrossIndustryDocument`) is a different schema and is
-//! refused with a clear error.
+//! ZUGFeRD 1.0 (`CrossIndustryDocument`, D13B-era names) is read by the
+//! same mapping through an element-name alias table.
 
 use std::io::BufRead;
 
@@ -29,8 +29,38 @@ pub const NS_RAM: &str =
     "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100";
 pub const NS_UDT: &str = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100";
 pub const NS_QDT: &str = "urn:un:unece:uncefact:data:standard:QualifiedDataType:100";
-/// ZUGFeRD 1.0 root namespace (not read).
+/// ZUGFeRD 1.0 (`rsm:CrossIndustryDocument`) namespaces: D13B-era CII
+/// with other aggregate names, read through [`zugferd1_alias`].
 pub const NS_ZUGFERD1: &str = "urn:ferd:CrossIndustryDocument:invoice:1p0";
+pub const NS_RAM_12: &str =
+    "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:12";
+pub const NS_UDT_15: &str = "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:15";
+
+/// ZUGFeRD 1.0 element names in terms of the CII D16B names this reader maps.
+fn zugferd1_alias<'a>(parent: &str, local: &'a str) -> &'a str {
+    match local {
+        "SpecifiedExchangedDocumentContext" => "ExchangedDocumentContext",
+        "HeaderExchangedDocument" => "ExchangedDocument",
+        "SpecifiedSupplyChainTradeTransaction" => "SupplyChainTradeTransaction",
+        "ApplicableSupplyChainTradeAgreement" => "ApplicableHeaderTradeAgreement",
+        "ApplicableSupplyChainTradeDelivery" => "ApplicableHeaderTradeDelivery",
+        "ApplicableSupplyChainTradeSettlement" => "ApplicableHeaderTradeSettlement",
+        "SpecifiedSupplyChainTradeAgreement" => "SpecifiedLineTradeAgreement",
+        "SpecifiedSupplyChainTradeDelivery" => "SpecifiedLineTradeDelivery",
+        "SpecifiedSupplyChainTradeSettlement" => "SpecifiedLineTradeSettlement",
+        "ApplicablePercent" => "RateApplicablePercent",
+        "SpecifiedTradeSettlementMonetarySummation"
+            if parent.ends_with("SpecifiedLineTradeSettlement") =>
+        {
+            "SpecifiedTradeSettlementLineMonetarySummation"
+        }
+        "SpecifiedTradeSettlementMonetarySummation" => {
+            "SpecifiedTradeSettlementHeaderMonetarySummation"
+        }
+        "ID" if parent.ends_with("ReferencedDocument") => "IssuerAssignedID",
+        _ => local,
+    }
+}
 
 /// Read one CII `rsm:CrossIndustryInvoice` document, streaming.
 pub fn read<R: BufRead>(input: R) -> Result<ReadOutcome, ReadError> {
@@ -60,6 +90,7 @@ struct Mapper {
     attr_name: Option<String>,
     attr_value: Option<String>,
     tax_totals: Vec<(Decimal, Option<String>)>,
+    zugferd1: bool,
     gross_base_qty: Option<(Option<Decimal>, Option<String>)>,
 }
 
@@ -578,13 +609,28 @@ const LINE: &str = "IncludedSupplyChainTradeLineItem";
 
 impl Handler for Mapper {
     fn known_namespace(&self, ns: &str) -> bool {
-        ns == NS_RAM || ns == NS_UDT || ns == NS_QDT || ns == NS_RSM
+        if self.zugferd1 {
+            ns == NS_RAM_12 || ns == NS_UDT_15 || ns == NS_ZUGFERD1
+        } else {
+            ns == NS_RAM || ns == NS_UDT || ns == NS_QDT || ns == NS_RSM
+        }
+    }
+
+    fn alias<'a>(&self, parent: &str, local: &'a str) -> &'a str {
+        if self.zugferd1 {
+            zugferd1_alias(parent, local)
+        } else {
+            local
+        }
     }
 
     fn root(&mut self, ns: &str, local: &str) -> Result<(), String> {
         match (ns, local) {
             (NS_RSM, "CrossIndustryInvoice") => Ok(()),
-            (NS_ZUGFERD1, _) => Err("ZUGFeRD 1.0 is not supported (CrossIndustryDocument); send ZUGFeRD 2.x / Factur-X".into()),
+            (NS_ZUGFERD1, "CrossIndustryDocument") => {
+                self.zugferd1 = true;
+                Ok(())
+            }
             _ => Err(format!(
                 "not a CII invoice: root element {local} in namespace \"{ns}\" (expected CrossIndustryInvoice in {NS_RSM})"
             )),

@@ -89,6 +89,9 @@ impl Profile {
             Profile::BasicWl
         } else if id.ends_with(":basic") {
             Profile::Basic
+        } else if id.ends_with(":comfort") || id.ends_with(":komfort") {
+            // ZUGFeRD 1.0 COMFORT, the forerunner of EN 16931.
+            Profile::En16931
         } else if id == "urn:cen.eu:en16931:2017"
             || id.ends_with(":en16931")
             || id.starts_with("urn:cen.eu:en16931:2017#compliant#")

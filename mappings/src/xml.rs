@@ -351,6 +351,13 @@ pub trait Handler {
     /// Whether elements of namespace `ns` belong to the syntax (others are
     /// foreign: their path segments get a `~` prefix).
     fn known_namespace(&self, ns: &str) -> bool;
+    /// The name to use in paths for element `local` under `parent` (a path),
+    /// so that one mapping can serve an older schema with other names
+    /// (ZUGFeRD 1.0 in the CII reader). Identity by default.
+    fn alias<'a>(&self, parent: &str, local: &'a str) -> &'a str {
+        let _ = parent;
+        local
+    }
     /// Check the root element; an unexpected one is a [`ReadError`].
     fn root(&mut self, ns: &str, local: &str) -> Result<(), String>;
     /// An element opened (path relative to the root, root excluded).
@@ -451,10 +458,10 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
         match event {
             Event::DocType(_) => return Err(ReadError::new("DOCTYPE not allowed", before)),
             Event::Start(e) => {
-                let local = utf8(e.local_name().into_inner(), before)?.to_string();
+                let local = utf8(e.local_name().into_inner(), before)?;
                 let ns_str = match &ns {
-                    ResolveResult::Bound(n) => utf8(n.as_ref(), before)?.to_string(),
-                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Bound(n) => utf8(n.as_ref(), before)?,
+                    ResolveResult::Unbound => "",
                     ResolveResult::Unknown(p) => {
                         return Err(ReadError::new(
                             format!(
@@ -486,7 +493,7 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                     }
                     seen_root = true;
                     handler
-                        .root(&ns_str, &local)
+                        .root(ns_str, local)
                         .map_err(|m| ReadError::new(m, before))?;
                     frames.push(Frame {
                         path_len: 0,
@@ -502,13 +509,14 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                     ));
                 }
                 let path_len = path.len();
+                let local = handler.alias(&path, local);
                 if frames.len() > 1 {
                     path.push('/');
                 }
-                if !handler.known_namespace(&ns_str) {
+                if !handler.known_namespace(ns_str) {
                     path.push('~');
                 }
-                path.push_str(&local);
+                path.push_str(local);
                 text.clear();
                 let mode = handler.start(
                     &path,
