@@ -288,6 +288,35 @@ pub struct As2Settings {
 }
 
 impl As2Settings {
+    /// Load our identity and every partner's certificate, with defaults
+    /// for the rest (see [`As2Settings::new`]). Every error is returned, not
+    /// just the first, so a configuration check can report them all.
+    pub fn load(
+        identity: &IdentityConfig,
+        partners: &[PartnerConfig],
+        store: PathBuf,
+    ) -> Result<As2Settings, Vec<As2ConfigError>> {
+        let mut errors = Vec::new();
+        let identity = Identity::load(identity).map_err(|e| errors.push(e)).ok();
+        let mut loaded = Vec::new();
+        for p in partners {
+            match Partner::load(p) {
+                Ok(p) => loaded.push(p),
+                Err(e) => errors.push(e),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &loaded {
+            if !seen.insert(p.as2_id.as_str()) {
+                errors.push(As2ConfigError::DuplicateAs2Id(p.as2_id.clone()));
+            }
+        }
+        match identity {
+            Some(identity) if errors.is_empty() => Ok(As2Settings::new(identity, loaded, store)),
+            _ => Err(errors),
+        }
+    }
+
     /// Defaults: 1 GiB bodies, 4 concurrent requests, MDNs kept in
     /// `<store>/../as2-mdn`, asynchronous MDNs retried 5 times from 2 s.
     pub fn new(identity: Identity, partners: Vec<Partner>, store: PathBuf) -> As2Settings {
@@ -1109,6 +1138,71 @@ fn safe_filename(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn write_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        use openssl::asn1::Asn1Time;
+        use openssl::hash::MessageDigest;
+        use openssl::x509::X509NameBuilder;
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", name).unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let (c, k) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
+        fs::write(&c, b.build().to_pem().unwrap()).unwrap();
+        fs::write(&k, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (c, k)
+    }
+
+    #[test]
+    fn config_errors_are_all_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a_crt, a_key) = write_pair(dir.path(), "a");
+        let (b_crt, _) = write_pair(dir.path(), "b");
+        let ours = IdentityConfig {
+            as2_id: "US".into(),
+            certificate: b_crt.clone(),
+            key: a_key.clone(),
+        };
+        let partner = |id: &str, cert: PathBuf| PartnerConfig {
+            partner_id: String::new(),
+            as2_id: id.into(),
+            certificate: Some(cert),
+            require_signed: false,
+            require_encrypted: false,
+            allow_async_mdn: true,
+        };
+        let partners = vec![
+            partner("P", a_crt.clone()),
+            partner("P", a_crt.clone()),
+            partner("Q", dir.path().join("missing.crt")),
+        ];
+        let errs = As2Settings::load(&ours, &partners, dir.path().join("flows")).unwrap_err();
+        assert!(matches!(errs[0], As2ConfigError::KeyMismatch), "{errs:?}");
+        assert!(errs.iter().any(|e| matches!(e, As2ConfigError::Io { .. })));
+        assert!(errs
+            .iter()
+            .any(|e| matches!(e, As2ConfigError::DuplicateAs2Id(_))));
+        let ours = IdentityConfig {
+            certificate: a_crt.clone(),
+            ..ours
+        };
+        let ok = As2Settings::load(&ours, &partners[..1], dir.path().join("flows")).unwrap();
+        assert_eq!(ok.partners[0].partner_id, "P");
+        assert_eq!(ok.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert!(!format!("{:?}", ok.identity).contains("PRIVATE"));
+    }
 
     #[test]
     fn filenames_are_sanitised() {
