@@ -179,7 +179,9 @@ impl Out {
             // so every test checks the ids it provokes); never panic on
             // input in production, report as fatal.
             None => {
-                debug_assert!(cfg!(not(test)), "rule {id} is not in the catalog");
+                if cfg!(test) {
+                    panic!("rule {id} is not in the catalog");
+                }
                 ("", Severity::Fatal)
             }
         };
@@ -272,17 +274,19 @@ pub(crate) fn filled(value: &Option<String>) -> bool {
 
 /// The profile section of `docs/rules.md`.
 pub(crate) const PROFILE_NOTE: &str = "## Profiles\n\n\
-Factur-X MINIMUM and BASIC WL are not full invoices; quai validates them only for what they carry:\n\n\
-- **MINIMUM** (no lines, no VAT breakdown, no allowances or charges, no buyer address, no BT-106..108, \
-no due date or payment terms): skipped are BR-10, BR-11, BR-12, BR-16, BR-21..BR-28, BR-30, \
-BR-31..BR-33, BR-36..BR-38, BR-41..BR-48, BR-54, BR-64, BR-65, BR-CO-04, BR-CO-10..BR-CO-14, \
-BR-CO-17, BR-CO-18, BR-CO-20..BR-CO-25, BR-DEC-01..06, BR-DEC-19..28, every VAT category rule \
-(BR-S/Z/E/AE/IC/G/O/AF/AG/B) and the line and VAT code list rules.\n\
-- **BASIC WL** (everything but the lines): skipped are BR-16, BR-21..BR-28, BR-30, BR-41..BR-44, \
-BR-54, BR-64, BR-65, BR-CO-04, BR-CO-10, BR-CO-20, BR-CO-23, BR-CO-24, BR-DEC-23..28, \
-the line code list rules, and the VAT rules about lines (the `-02`, `-05` and `-08` rules and \
-BR-O-12); the `-08` taxable amounts are then checked against allowances and charges only \
-where the category has no lines by nature, i.e. they are skipped.\n";
+Factur-X MINIMUM and BASIC WL are not full invoices; quai validates them only for what they carry \
+(`invoice.profile`, from BT-24 or the PDF metadata):\n\n\
+- **MINIMUM** carries no lines, no VAT breakdown, no allowances or charges, no buyer address, \
+no BT-106..108, no due date or payment terms. Skipped: BR-10, BR-11, BR-12, BR-16, every line rule \
+(BR-21..BR-28, BR-30, BR-41..BR-44, BR-54, BR-64, BR-65, BR-CO-04, BR-CO-20, BR-CO-23, BR-CO-24, \
+BR-DEC-23..28, BR-CL-13/15/18/21 and line BR-CL-19/20), BR-31..BR-33, BR-36..BR-38, BR-45..BR-48, \
+BR-CO-10..BR-CO-14, BR-CO-17, BR-CO-18, BR-CO-21, BR-CO-22, BR-CO-25, BR-DEC-01/02/05/06/19/20, \
+BR-CL-17, BR-CL-22, document BR-CL-19/20, and every VAT category rule \
+(BR-S/Z/E/AE/IC/G/O/AF/AG/B). Still checked: BR-01..BR-09, BR-13..BR-15, BR-CO-15, BR-CO-16, \
+BR-CO-26, the other code lists and decimals.\n\
+- **BASIC WL** carries everything but the lines. Skipped: BR-16, every line rule (as above), \
+BR-CO-10, and the VAT category rules that count or sum lines: the `-01` (breakdown per category), \
+`-02` (identifiers for lines), `-05` (line rate) and `-08` (taxable amount) rules, and BR-O-12.\n";
 
 /// The closing section of `docs/rules.md`: what is knowingly not checked.
 pub(crate) const NOT_IMPLEMENTED_NOTE: &str = "\n## Not checked, and why\n\n\

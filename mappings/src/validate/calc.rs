@@ -86,8 +86,8 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
             ),
         ] {
             match (stated, sum) {
-                (Some(stated), Some(sum)) => {
-                    if round2(sum).is_some_and(|e| e != stated) {
+                (Some(stated), Some(sum)) if round2(sum).is_some_and(|e| e != stated) => {
+                    {
                         out.emit(
                             rule,
                             format!(

@@ -7,6 +7,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::*;
+
+type InvoiceCase = (&'static str, fn(&mut Invoice));
+type LineCase = (&'static str, fn(&mut Line));
 use crate::model::*;
 
 pub(super) fn d(s: &str) -> Decimal {
@@ -200,7 +203,7 @@ fn round2_is_half_up_like_xpath() {
 
 #[test]
 fn br_01_to_br_07_mandatory_document_terms() {
-    let cases: [(&str, fn(&mut Invoice)); 7] = [
+    let cases: [InvoiceCase; 7] = [
         ("BR-01", |i| i.specification_id = None),
         ("BR-02", |i| i.number = Some(String::new())),
         ("BR-03", |i| i.issue_date = None),
@@ -237,7 +240,7 @@ fn br_08_to_br_11_postal_addresses() {
 
 #[test]
 fn br_12_to_br_16_totals_and_lines_present() {
-    let cases: [(&str, fn(&mut Invoice)); 5] = [
+    let cases: [InvoiceCase; 5] = [
         ("BR-12", |i| i.totals.line_net_total = None),
         ("BR-13", |i| i.totals.total_without_vat = None),
         ("BR-14", |i| i.totals.total_with_vat = None),
@@ -281,7 +284,7 @@ fn br_17_to_br_20_and_br_56_payee_and_tax_representative() {
 
 #[test]
 fn br_21_to_br_28_line_terms() {
-    let cases: [(&str, fn(&mut Line)); 8] = [
+    let cases: [LineCase; 8] = [
         ("BR-21", |l| l.id = None),
         ("BR-22", |l| l.quantity = None),
         ("BR-23", |l| l.unit_code = None),
@@ -658,4 +661,360 @@ fn hostile_amounts_do_not_panic() {
     inv.vat_breakdown[0].taxable_amount = Some(Decimal::MAX);
     inv.vat_breakdown[0].rate = Some(Decimal::MAX);
     let _ = validate(&inv);
+}
+
+// ---------------------------------------------------------------- VAT families
+
+/// A valid one-line invoice in category `cat` at `rate` (None for O), with
+/// the exemption reason the family requires and the parties it needs.
+fn single(cat: &str, rate: Option<&str>) -> Invoice {
+    let taxed = matches!(cat, "S" | "L" | "M");
+    let mut inv = valid();
+    inv.allowances.clear();
+    inv.charges.clear();
+    inv.lines = vec![line("1", "1", "100.00", "100.00", cat, rate)];
+    let tax = if taxed {
+        round2(d("100.00") * d(rate.unwrap()) / d("100")).unwrap()
+    } else {
+        d("0.00")
+    };
+    inv.vat_breakdown = vec![VatBreakdown {
+        taxable_amount: Some(d("100.00")),
+        tax_amount: Some(tax),
+        category: Some(cat.into()),
+        rate: rate.map(d),
+        exemption_reason: if taxed || cat == "Z" {
+            None
+        } else {
+            Some("Exempt".into())
+        },
+        ..Default::default()
+    }];
+    inv.totals = Totals {
+        line_net_total: Some(d("100.00")),
+        total_without_vat: Some(d("100.00")),
+        vat_total: Some(tax),
+        total_with_vat: Some(d("100.00") + tax),
+        amount_due: Some(d("100.00") + tax),
+        ..Default::default()
+    };
+    match cat {
+        "AE" | "K" => inv.buyer.vat_id = Some("DE123456789".into()),
+        "O" => inv.seller.vat_id = None,
+        _ => {}
+    }
+    if cat == "O" {
+        inv.seller.legal_registration_id = Some(Identifier::new("123456789"));
+    }
+    if cat == "K" {
+        inv.delivery = Some(Delivery {
+            actual_delivery_date: Some(date("2024-02-28")),
+            address: Some(addr("DE")),
+            ..Default::default()
+        });
+    }
+    inv
+}
+
+const FAMILIES: [(&str, &str, Option<&str>); 9] = [
+    ("S", "BR-S", Some("20")),
+    ("Z", "BR-Z", Some("0")),
+    ("E", "BR-E", Some("0")),
+    ("AE", "BR-AE", Some("0")),
+    ("K", "BR-IC", Some("0")),
+    ("G", "BR-G", Some("0")),
+    ("O", "BR-O", None),
+    ("L", "BR-AF", Some("7")),
+    ("M", "BR-AG", Some("4")),
+];
+
+#[test]
+fn every_vat_family_accepts_its_valid_invoice() {
+    for (cat, _, rate) in FAMILIES {
+        let v = validate(&single(cat, rate));
+        assert!(v.is_empty(), "category {cat}: {v:#?}");
+    }
+}
+
+#[test]
+fn vat_family_01_breakdown_required() {
+    for (cat, fam, rate) in FAMILIES {
+        let mut inv = single(cat, rate);
+        inv.vat_breakdown.clear();
+        fires(&inv, &format!("{fam}-01"));
+    }
+    // Two Z breakdowns: exactly one is required.
+    let mut inv = single("Z", Some("0"));
+    inv.vat_breakdown.push(inv.vat_breakdown[0].clone());
+    fires(&inv, "BR-Z-01");
+}
+
+#[test]
+fn vat_family_02_to_04_party_identifiers() {
+    for (cat, fam, rate) in FAMILIES {
+        let mut inv = single(cat, rate);
+        let mut ac = DocumentAllowanceCharge {
+            amount: Some(d("0.00")),
+            vat_category: Some(cat.into()),
+            vat_rate: rate.map(d),
+            reason: Some("x".into()),
+            ..Default::default()
+        };
+        inv.allowances.push(ac.clone());
+        ac.reason = Some("y".into());
+        inv.charges.push(ac);
+        inv.totals.allowance_total = Some(d("0.00"));
+        inv.totals.charge_total = Some(d("0.00"));
+        quiet(&inv, &format!("{fam}-02"));
+        if cat == "O" {
+            inv.buyer.vat_id = Some("DE123456789".into());
+        } else {
+            inv.seller.vat_id = None;
+        }
+        for n in ["02", "03", "04"] {
+            fires(&inv, &format!("{fam}-{n}"));
+        }
+    }
+}
+
+#[test]
+fn vat_family_05_line_rate() {
+    let bad = [
+        ("S", "0"),
+        ("Z", "5"),
+        ("E", "5"),
+        ("AE", "5"),
+        ("K", "5"),
+        ("G", "5"),
+        ("O", "5"),
+        ("L", "-1"),
+        ("M", "-1"),
+    ];
+    for ((cat, fam, rate), (_, wrong)) in FAMILIES.into_iter().zip(bad) {
+        let mut inv = single(cat, rate);
+        inv.lines[0].vat_rate = Some(d(wrong));
+        let v = fires(&inv, &format!("{fam}-05"));
+        assert!(v.message.contains(cat), "{}", v.message);
+    }
+}
+
+#[test]
+fn vat_family_06_07_allowance_and_charge_rate() {
+    let mut inv = single("S", Some("20"));
+    let ac = DocumentAllowanceCharge {
+        amount: Some(d("0.00")),
+        vat_category: Some("S".into()),
+        vat_rate: Some(d("0")),
+        reason: Some("x".into()),
+        ..Default::default()
+    };
+    inv.allowances.push(ac.clone());
+    inv.charges.push(ac);
+    inv.totals.allowance_total = Some(d("0.00"));
+    inv.totals.charge_total = Some(d("0.00"));
+    let got = ids(&validate(&inv));
+    assert!(
+        got.iter().any(|g| g == "BR-S-06") && got.iter().any(|g| g == "BR-S-07"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn vat_family_08_taxable_amount() {
+    for (cat, fam, rate) in FAMILIES {
+        let mut inv = single(cat, rate);
+        // Within 1.00 is accepted for S, L, M only.
+        inv.vat_breakdown[0].taxable_amount = Some(d("100.50"));
+        let got = ids(&validate(&inv));
+        let fired = got.iter().any(|g| *g == format!("{fam}-08"));
+        assert_eq!(fired, !matches!(cat, "S" | "L" | "M"), "{cat}: {got:?}");
+        inv.vat_breakdown[0].taxable_amount = Some(d("102.00"));
+        fires(&inv, &format!("{fam}-08"));
+    }
+    // S per rate: a breakdown at a rate no line has.
+    let mut inv = single("S", Some("20"));
+    inv.vat_breakdown[0].rate = Some(d("10"));
+    inv.vat_breakdown[0].tax_amount = Some(d("10.00"));
+    fires(&inv, "BR-S-08");
+}
+
+#[test]
+fn vat_family_09_tax_amount() {
+    for (cat, fam, rate) in FAMILIES {
+        let mut inv = single(cat, rate);
+        let tax = inv.vat_breakdown[0].tax_amount.unwrap();
+        inv.vat_breakdown[0].tax_amount = Some(tax + d("2.00"));
+        fires(&inv, &format!("{fam}-09"));
+    }
+}
+
+#[test]
+fn vat_family_10_exemption_reason() {
+    for (cat, fam, rate) in FAMILIES {
+        let mut inv = single(cat, rate);
+        let b = &mut inv.vat_breakdown[0];
+        if b.exemption_reason.is_some() {
+            b.exemption_reason = None;
+        } else {
+            b.exemption_reason_code = Some("VATEX-EU-O".into());
+        }
+        fires(&inv, &format!("{fam}-10"));
+    }
+}
+
+#[test]
+fn br_ic_11_12_and_br_o_11_to_14() {
+    let mut inv = single("K", Some("0"));
+    inv.delivery = None;
+    let got = ids(&validate(&inv));
+    assert!(
+        got.iter().any(|g| g == "BR-IC-11") && got.iter().any(|g| g == "BR-IC-12"),
+        "{got:?}"
+    );
+
+    let mut inv = single("O", None);
+    inv.lines
+        .push(line("2", "1", "0.00", "0.00", "E", Some("0")));
+    let a = DocumentAllowanceCharge {
+        amount: Some(d("0.00")),
+        vat_category: Some("E".into()),
+        vat_rate: Some(d("0")),
+        reason: Some("x".into()),
+        ..Default::default()
+    };
+    inv.allowances.push(a.clone());
+    inv.charges.push(a);
+    inv.totals.allowance_total = Some(d("0.00"));
+    inv.totals.charge_total = Some(d("0.00"));
+    inv.vat_breakdown.push(VatBreakdown {
+        taxable_amount: Some(d("0.00")),
+        tax_amount: Some(d("0.00")),
+        category: Some("E".into()),
+        rate: Some(d("0")),
+        exemption_reason: Some("x".into()),
+        ..Default::default()
+    });
+    let got = ids(&validate(&inv));
+    for r in ["BR-O-11", "BR-O-12", "BR-O-13", "BR-O-14"] {
+        assert!(got.iter().any(|g| g == r), "{r} in {got:?}");
+    }
+}
+
+#[test]
+fn br_co_17_tax_per_breakdown() {
+    let mut inv = valid();
+    // 25.00 is right; 26.00 is exactly 1.00 off: the UBL binding rejects it.
+    inv.vat_breakdown[0].tax_amount = Some(d("26.00"));
+    fires(&inv, "BR-CO-17");
+    inv.vat_breakdown[0].tax_amount = Some(d("25.99"));
+    quiet(&inv, "BR-CO-17");
+    // A 0 % breakdown must carry a tax that rounds to 0.
+    let mut inv = single("Z", Some("0"));
+    inv.vat_breakdown[0].tax_amount = Some(d("0.49"));
+    quiet(&inv, "BR-CO-17");
+    inv.vat_breakdown[0].tax_amount = Some(d("0.50"));
+    fires(&inv, "BR-CO-17");
+}
+
+#[test]
+fn br_b_split_payment() {
+    let mut inv = valid();
+    inv.lines[2].vat_category = Some("B".into());
+    let got = ids(&validate(&inv));
+    assert!(
+        got.iter().any(|g| g == "BR-B-01") && got.iter().any(|g| g == "BR-B-02"),
+        "{got:?}"
+    );
+}
+
+// ---------------------------------------------------------------- code lists
+
+#[test]
+fn code_lists() {
+    let cases: [InvoiceCase; 16] = [
+        ("BR-CL-01", |i| i.type_code = Some("999".into())),
+        ("BR-CL-04", |i| i.currency = Some("EUX".into())),
+        ("BR-CL-05", |i| i.vat_currency = Some("AAA".into())),
+        ("BR-CL-06", |i| i.tax_point_date_code = Some("5".into())),
+        ("BR-CL-07", |i| {
+            i.invoiced_object_id = Some(Identifier {
+                value: "1".into(),
+                scheme: Some("XXA".into()),
+            })
+        }),
+        ("BR-CL-10", |i| {
+            i.seller.identifiers.push(Identifier {
+                value: "1".into(),
+                scheme: Some("0181".into()),
+            })
+        }),
+        ("BR-CL-11", |i| {
+            i.seller.legal_registration_id = Some(Identifier {
+                value: "1".into(),
+                scheme: Some("9901".into()),
+            })
+        }),
+        ("BR-CL-13", |i| {
+            i.lines[0].classifications.push(Classification {
+                value: "1".into(),
+                scheme: Some("XXX".into()),
+                scheme_version: None,
+            })
+        }),
+        ("BR-CL-14", |i| {
+            i.buyer.address.as_mut().unwrap().country_code = Some("UK".into())
+        }),
+        ("BR-CL-15", |i| {
+            i.lines[0].origin_country = Some("HC".into())
+        }),
+        ("BR-CL-16", |i| {
+            i.payment = Some(PaymentInstructions {
+                means_code: Some("99".into()),
+                ..Default::default()
+            })
+        }),
+        ("BR-CL-17", |i| {
+            i.vat_breakdown[0].category = Some("X".into())
+        }),
+        ("BR-CL-18", |i| i.lines[0].vat_category = Some("AA".into())),
+        ("BR-CL-19", |i| {
+            i.allowances[0].reason_code = Some("1".into())
+        }),
+        ("BR-CL-20", |i| i.charges[0].reason_code = Some("SB".into())),
+        ("BR-CL-25", |i| {
+            i.seller.electronic_address = Some(Identifier {
+                value: "x".into(),
+                scheme: Some("GLN".into()),
+            })
+        }),
+    ];
+    for (rule, mutate) in cases {
+        let mut inv = valid();
+        mutate(&mut inv);
+        fires(&inv, rule);
+    }
+    // And the right codes pass.
+    let mut inv = valid();
+    inv.tax_point_date_code = Some("3".into());
+    inv.due_date = Some(date("2024-03-31"));
+    inv.seller.identifiers.push(Identifier {
+        value: "1".into(),
+        scheme: Some("SEPA".into()),
+    });
+    inv.seller.legal_registration_id = Some(Identifier {
+        value: "1".into(),
+        scheme: Some("0002".into()),
+    });
+    inv.allowances[0].reason_code = Some("95".into());
+    inv.charges[0].reason_code = Some("FC".into());
+    inv.seller.electronic_address = Some(Identifier {
+        value: "x".into(),
+        scheme: Some("0088".into()),
+    });
+    inv.payment = Some(PaymentInstructions {
+        means_code: Some("31".into()),
+        ..Default::default()
+    });
+    let v = validate(&inv);
+    assert!(v.is_empty(), "{v:#?}");
 }

@@ -167,7 +167,7 @@ enum Ids {
     /// BT-31 or BT-63.
     SellerVat,
     /// None of BT-31, BT-63, BT-48.
-    NoVatIds,
+    NoVat,
 }
 
 /// One VAT category rule family, as the schematron states it.
@@ -277,7 +277,7 @@ const FAMILIES: &[Family] = &[
         ids: ids!("BR-O"),
         count: Count::ExactlyOne,
         rate: RateRule::Absent,
-        party: Ids::NoVatIds,
+        party: Ids::NoVat,
         per_rate: false,
         taxed: false,
         exempt: true,
@@ -391,7 +391,7 @@ impl PartyIds {
             Ids::SellerVatAndBuyerVat if !seller_vat => Some("the seller VAT identifier (BT-31) or the tax representative VAT identifier (BT-63) is required"),
             Ids::SellerVatAndBuyerVat if !self.buyer_vat => Some("the buyer VAT identifier (BT-48) is required"),
             Ids::SellerVat if !seller_vat => Some("the seller VAT identifier (BT-31) or the tax representative VAT identifier (BT-63) is required"),
-            Ids::NoVatIds if self.seller_vat || self.rep_vat || self.buyer_vat => Some("the seller (BT-31), tax representative (BT-63) and buyer (BT-48) VAT identifiers must be left out"),
+            Ids::NoVat if self.seller_vat || self.rep_vat || self.buyer_vat => Some("the seller (BT-31), tax representative (BT-63) and buyer (BT-48) VAT identifiers must be left out"),
             _ => None,
         }
     }
