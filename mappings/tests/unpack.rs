@@ -472,12 +472,17 @@ fn zip_bomb_refused_while_reading() {
         }
         Ok(())
     };
+    let bomb_len = bomb.len() as u64;
+    drop((data, bomb));
     let e = walk(&p, "bomb.zip", &Limits::default(), &mut visit).unwrap_err();
     assert!(
         matches!(&e, UnpackError::TooLarge { limit: LimitKind::Ratio, path, .. } if path == "bomb.zip/bomb.xml"),
         "{e:?}"
     );
-    assert!(seen <= 100 * (bomb.len() as u64).max(1 << 20));
+    assert!(
+        seen <= 100 * bomb_len.max(1 << 20) && seen > 50 << 20,
+        "{seen}"
+    );
     // A per-document limit catches it as well, sooner.
     let limits = Limits {
         max_entry_bytes: 8 << 20,
@@ -804,4 +809,173 @@ fn crc(data: &[u8]) -> u32 {
     let mut h = flate2::Crc::new();
     h.update(data);
     h.sum()
+}
+
+fn pax_record(key: &str, value: &str) -> String {
+    // "<len> key=value\n" where len counts itself.
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while format!("{len}{body}").len() != len {
+        len += 1;
+    }
+    format!("{len}{body}")
+}
+
+#[test]
+fn tar_long_names_gnu_and_pax() {
+    let long = format!("{}/inv-001.xml", "d".repeat(150));
+    // The tar crate writes a GNU long-name entry for names over 100 bytes.
+    let t = tar_of(&[(long.as_str(), UBL.as_bytes())]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "long.tar", &t);
+    let (r, leaves) = run(&p, "long.tar", &Limits::default());
+    r.unwrap();
+    assert_eq!(leaves[0].path, format!("long.tar/{long}"));
+    assert_eq!(leaves[0].bytes, UBL.as_bytes());
+
+    // A PAX header overriding the name.
+    let pax = pax_record("path", "pax/renamed.xml");
+    let t = raw_tar(&[
+        ("PaxHeader", b'x', pax.as_bytes(), ""),
+        ("short.xml", b'0', UBL.as_bytes(), ""),
+    ]);
+    let p = write(dir.path(), "pax.tar", &t);
+    let (r, leaves) = run(&p, "pax.tar", &Limits::default());
+    r.unwrap();
+    assert_eq!(leaves[0].path, "pax.tar/pax/renamed.xml");
+
+    // ... which must not smuggle a `..` past the check.
+    let pax = pax_record("path", "../../etc/cron.d/evil");
+    let t = raw_tar(&[
+        ("PaxHeader", b'x', pax.as_bytes(), ""),
+        ("short.xml", b'0', UBL.as_bytes(), ""),
+    ]);
+    let p = write(dir.path(), "paxevil.tar", &t);
+    let e = expect_err(run(&p, "paxevil.tar", &Limits::default()).0);
+    assert!(
+        matches!(
+            e,
+            UnpackError::Unsafe {
+                reason: UnsafeReason::ParentComponent,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+
+    // A PAX size disagreeing with the header (parsers would see different archives).
+    let pax = pax_record("size", "99999");
+    let t = raw_tar(&[
+        ("PaxHeader", b'x', pax.as_bytes(), ""),
+        ("short.xml", b'0', UBL.as_bytes(), ""),
+    ]);
+    let p = write(dir.path(), "paxsize.tar", &t);
+    let e = expect_err(run(&p, "paxsize.tar", &Limits::default()).0);
+    assert!(
+        matches!(&e, UnpackError::Corrupt { message, .. } if message.contains("PAX size")),
+        "{e:?}"
+    );
+
+    // An oversized GNU long-name entry is refused, not read into memory.
+    let huge = vec![b'a'; 200 * 1024];
+    let t = raw_tar(&[
+        ("././@LongLink", b'L', &huge, ""),
+        ("x.xml", b'0', UBL.as_bytes(), ""),
+    ]);
+    let p = write(dir.path(), "hugename.tar", &t);
+    let e = expect_err(run(&p, "hugename.tar", &Limits::default()).0);
+    assert!(
+        matches!(&e, UnpackError::Corrupt { message, .. } if message.contains("extended header")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn zip_symlink_refused() {
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    w.add_symlink("link.xml", "/etc/passwd", opts).unwrap();
+    let z = w.finish().unwrap().into_inner();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "sym.zip", &z);
+    let e = expect_err(run(&p, "sym.zip", &Limits::default()).0);
+    assert!(
+        matches!(
+            e,
+            UnpackError::Unsafe {
+                reason: UnsafeReason::SymbolicLink,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn nested_zip_spool_is_limited() {
+    // A zip inside a tar is spooled to a temp file; the spool obeys the
+    // per-document limit.
+    let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let inner = zip_of(&[("a.bin", &big)]);
+    let outer = tar_of(&[("inner.zip", &inner)]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "t.tar", &outer);
+    let limits = Limits {
+        max_entry_bytes: 100_000,
+        ..Limits::default()
+    };
+    let e = expect_err(run(&p, "t.tar", &limits).0);
+    assert!(
+        matches!(&e, UnpackError::TooLarge { limit: LimitKind::EntryBytes, path, .. } if path == "t.tar/inner.zip"),
+        "{e:?}"
+    );
+}
+
+/// A small deterministic generator for mutation tests.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn mutated_archives_never_panic() {
+    let inner_zip = zip_of(&[("a.xml", UBL.as_bytes()), ("b.edi", EDI.as_bytes())]);
+    let seeds = [
+        zip_of(&[("a.xml", UBL.as_bytes()), ("b.xml", CII.as_bytes())]),
+        tar_of(&[("a.xml", UBL.as_bytes()), ("z.zip", &inner_zip)]),
+        gzip(&tar_of(&[("a.xml", UBL.as_bytes())])),
+        gzip(UBL.as_bytes()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    let limits = Limits {
+        max_total_unpacked: 8 << 20,
+        max_entry_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    let mut outcomes = [0usize; 2];
+    for round in 0..400 {
+        let seed = &seeds[round % seeds.len()];
+        let mut bytes = seed.clone();
+        let edits = 1 + (rng.next() % 4) as usize;
+        for _ in 0..edits {
+            let i = (rng.next() as usize) % bytes.len();
+            match rng.next() % 3 {
+                0 => bytes[i] = rng.next() as u8,
+                1 => bytes.truncate(i.max(1)),
+                _ => bytes[i] ^= 0x80,
+            }
+        }
+        let p = write(dir.path(), "m.bin", &bytes);
+        let (r, _) = run(&p, "m.bin", &limits);
+        outcomes[r.is_ok() as usize] += 1;
+    }
+    // Both outcomes occur: the mutations reach the archive readers.
+    assert!(outcomes[0] > 0 && outcomes[1] > 0, "{outcomes:?}");
 }
