@@ -1204,6 +1204,107 @@ mod tests {
         assert!(!format!("{:?}", ok.identity).contains("PRIVATE"));
     }
 
+    /// Mutated and truncated messages through every layer parser: errors,
+    /// never a panic (a cheap, deterministic stand-in for the fuzz target).
+    #[test]
+    fn mutated_messages_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, key) = write_pair(dir.path(), "us");
+        let id =
+            Identity::from_pem("US", &fs::read(&crt).unwrap(), &fs::read(&key).unwrap()).unwrap();
+        let partner = Partner {
+            partner_id: "p".into(),
+            as2_id: "P".into(),
+            cert: Some(id.cert.clone()),
+            require_signed: false,
+            require_encrypted: false,
+            allow_async_mdn: true,
+        };
+        // A signed, compressed, encrypted message (signed with our own key,
+        // which the partner entry trusts here).
+        let entity = b"Content-Type: application/xml\r\n\r\n<a>x</a>\r\n";
+        let sig = smime::sign_detached(entity, &id.cert, &id.key).unwrap();
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig);
+        let signed = format!(
+            "Content-Type: multipart/signed; micalg=sha-256; boundary=\"S\"\r\n\r\n--S\r\n{}\r\n--S\r\nContent-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\n{b64}\r\n--S--\r\n",
+            String::from_utf8_lossy(entity)
+        );
+        let compressed_der = smime::compress(signed.as_bytes());
+        let compressed = [
+            &b"Content-Type: application/pkcs7-mime; smime-type=compressed-data\r\n\r\n"[..],
+            &compressed_der,
+        ]
+        .concat();
+        let signed_body = mime::parse_entity(signed.as_bytes()).unwrap().body.to_vec();
+        let mut certs = openssl::stack::Stack::new().unwrap();
+        certs.push(id.cert.clone()).unwrap();
+        let enveloped = openssl::cms::CmsContentInfo::encrypt(
+            &certs,
+            &compressed,
+            openssl::symm::Cipher::aes_128_cbc(),
+            openssl::cms::CMSOptions::BINARY,
+        )
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let top = |ct: &str| {
+            vec![Header {
+                name: "Content-Type".into(),
+                value: ct.into(),
+            }]
+        };
+        let run =
+            |ct: &str, body: &[u8]| unwrap_message(&id, &partner, top(ct), body, None, 1 << 20);
+        let ok = run(
+            "application/pkcs7-mime; smime-type=enveloped-data",
+            &enveloped,
+        )
+        .unwrap();
+        assert!(ok.signed && ok.encrypted && ok.compressed);
+        assert_eq!(ok.payload, b"<a>x</a>\r\n");
+        assert!(run(
+            "application/pkcs7-mime; smime-type=compressed-data",
+            &compressed_der
+        )
+        .is_ok());
+        assert!(run("multipart/signed; boundary=S", &signed_body).is_ok());
+
+        let inputs: [(&str, &[u8]); 3] = [
+            (
+                "application/pkcs7-mime; smime-type=enveloped-data",
+                &enveloped,
+            ),
+            (
+                "application/pkcs7-mime; smime-type=compressed-data",
+                &compressed[70..],
+            ),
+            (
+                "multipart/signed; boundary=S",
+                signed.as_bytes().split_at(60).1,
+            ),
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for (ct, base) in inputs {
+            for cut in (0..base.len()).step_by((base.len() / 50).max(1)) {
+                let _ = run(ct, &base[..cut]);
+            }
+            for _ in 0..300 {
+                let mut m = base.to_vec();
+                for _ in 0..(next() % 4 + 1) {
+                    let i = (next() as usize) % m.len();
+                    m[i] = next() as u8;
+                }
+                let _ = run(ct, &m);
+            }
+        }
+    }
+
     #[test]
     fn filenames_are_sanitised() {
         assert_eq!(safe_filename("../../etc/passwd").as_deref(), Some("passwd"));
