@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use quai_mappings::edifact::{Interchange, MessageOutcome};
+use quai_mappings::edifact::{EnvelopeIssueKind, Interchange, MessageOutcome};
 use quai_mappings::model::{DocumentKind, Invoice, Severity, Syntax};
 use quai_mappings::{ReadError, ReadOutcome};
 use rust_decimal::Decimal;
@@ -722,6 +722,11 @@ fn envelope_errors() {
     let (items, it) = read_all(text.as_bytes());
     assert_eq!(items.len(), 1);
     assert_eq!(it.envelope_issues().len(), 2);
+    let kinds: Vec<_> = it.envelope_issues().iter().map(|i| i.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![EnvelopeIssueKind::UnzCount, EnvelopeIssueKind::UnzReference]
+    );
     assert!(it.envelope_issues()[0]
         .message
         .contains("UNZ declares 3 messages but interchange REF1 holds 1"));
@@ -888,4 +893,62 @@ fn ten_thousand_messages_streamed() {
         "the whole interchange was read: {}",
         produced.get()
     );
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn mutated_interchanges_never_panic() {
+    // Byte flips, delimiter injections and truncations of every fixture:
+    // each must give messages or errors, never a panic or an endless loop.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/edifact");
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x != "md"))
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    seeds.sort();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let specials = [b'\'', b'+', b':', b'?', b'\n', 0xC3, b'U', b'N', b'0'];
+    let (mut ok, mut errors) = (0usize, 0usize);
+    for round in 0..3000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rng.next() % 5 {
+            let i = (rng.next() as usize) % bytes.len().max(1);
+            match rng.next() % 4 {
+                0 if !bytes.is_empty() => {
+                    bytes[i] = specials[(rng.next() as usize) % specials.len()]
+                }
+                1 => bytes.truncate(i),
+                2 if !bytes.is_empty() => bytes[i] = rng.next() as u8,
+                _ => bytes.insert(
+                    i.min(bytes.len()),
+                    specials[(rng.next() as usize) % specials.len()],
+                ),
+            }
+        }
+        let mut n = 0;
+        for item in Interchange::new(&bytes[..]) {
+            n += 1;
+            assert!(n < 10_000, "runaway iterator");
+            match item {
+                Ok(m) => match m.result {
+                    Ok(_) => ok += 1,
+                    Err(_) => errors += 1,
+                },
+                Err(_) => errors += 1,
+            }
+        }
+    }
+    assert!(ok > 0 && errors > 0, "{ok} {errors}");
 }

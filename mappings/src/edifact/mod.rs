@@ -106,9 +106,23 @@ pub struct InterchangeHeader {
     pub offset: u64,
 }
 
+/// Which envelope check an [`EnvelopeIssue`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvelopeIssueKind {
+    /// UNT segment count differs from the segments counted (the message
+    /// itself also carries an `EDIFACT-UNT` violation).
+    UntCount,
+    /// UNZ message (or group) count differs from what the interchange holds.
+    UnzCount,
+    /// UNZ control reference differs from UNB's. Common in practice: all
+    /// official EN 16931 EDIFACT examples repeat the message reference there.
+    UnzReference,
+}
+
 /// An envelope problem that does not stop the reading of messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvelopeIssue {
+    pub kind: EnvelopeIssueKind,
     pub message: String,
     pub segment: u64,
     pub offset: u64,
@@ -360,6 +374,7 @@ impl<R: BufRead> Interchange<R> {
                             });
                         }
                         self.issues.push(EnvelopeIssue {
+                            kind: EnvelopeIssueKind::UntCount,
                             message: text,
                             segment: unt_no,
                             offset: unt_off,
@@ -487,21 +502,23 @@ impl<R: BufRead> Interchange<R> {
                     };
                     let mut problems = Vec::new();
                     if unz_count != Some(counted) {
-                        problems.push(match unz_count {
+                        problems.push((EnvelopeIssueKind::UnzCount, match unz_count {
                             Some(d) => format!("UNZ declares {d} messages but interchange {expected_ref} holds {counted}"),
                             None => "UNZ interchange control count is missing or not a number".to_string(),
-                        });
+                        }));
                     }
                     if unz_ref != expected_ref {
-                        problems.push(format!(
-                            "UNZ control reference '{unz_ref}' does not match UNB control reference '{expected_ref}'"
+                        problems.push((
+                            EnvelopeIssueKind::UnzReference,
+                            format!("UNZ control reference '{unz_ref}' does not match UNB control reference '{expected_ref}'"),
                         ));
                     }
-                    for message in problems {
+                    for (kind, message) in problems {
                         if self.strict {
                             return Err(err_at(message, number, offset));
                         }
                         self.issues.push(EnvelopeIssue {
+                            kind,
                             message,
                             segment: number,
                             offset,
