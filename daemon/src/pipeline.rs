@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::model::{Invoice, Severity, Violation};
-use quai_spool::{AckKind, ClaimedFlow, FlowOutcome, Lease, NewInvoice, Reason, Verdict};
+use quai_spool::{AckKind, ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -131,7 +131,11 @@ pub async fn process_claimed(
         drop(rx);
         let end = reader.await?;
         if interrupted || end == FlowEnd::Stopped {
-            anyhow::bail!("stopped while processing");
+            // Give the flow back now rather than after its lease expires.
+            spool
+                .abandon_flow(claimed.id, "instance shutting down")
+                .await?;
+            anyhow::bail!("stopped while processing; flow given back to the queue");
         }
         if !batch.is_empty() {
             spool.store_invoices(claimed.id, &batch).await?;
@@ -142,7 +146,7 @@ pub async fn process_claimed(
     let report_name = report_file_name(&claimed.original_name, claimed.id);
     let acks = vec![(
         AckKind::IntegrationReport,
-        "dropzone".to_string(),
+        destination_of(claimed.origin).to_string(),
         report_name,
     )];
     match end {
@@ -173,6 +177,16 @@ pub async fn process_claimed(
     }
     daemon.acks.notify_one();
     Ok(())
+}
+
+/// Acknowledgements go back the way their flow came: a flow taken from a
+/// partner's SFTP server is answered in its SFTP outbox; drop-zone, CLI and
+/// AS2 flows get their reports in the local outbox (AS2 also gets its MDN).
+pub fn destination_of(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Sftp => "sftp",
+        Origin::Dropzone | Origin::Cli | Origin::As2 => "dropzone",
+    }
 }
 
 /// `<original name>.<flow id>.report` stem, safe as a file name.

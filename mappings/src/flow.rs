@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::detect::Format;
 use crate::model::{Invoice, ReadOutcome, Syntax, Violation};
-use crate::{cii, ubl, unpack, validate, ReadError};
+use crate::{cii, edifact, ubl, unpack, validate, ReadError};
 
 /// Limits applied while reading one flow.
 #[derive(Debug, Clone)]
@@ -248,10 +248,7 @@ fn read_entry(
             code: "IRR_TYPE_F",
             message: "PDF invoices are not read yet".into(),
         })),
-        Format::Edifact => Ok(EntryOutcome::Inadmissible(FlowReject {
-            code: "IRR_TYPE_F",
-            message: "EDIFACT interchanges are not read yet".into(),
-        })),
+        Format::Edifact => read_interchange(entry, reader, emit),
         Format::OtherXml => Ok(EntryOutcome::Inadmissible(FlowReject {
             code: "IRR_TYPE_F",
             message: "this XML document is not an invoice quai accepts (UBL 2.1 Invoice/CreditNote, UN/CEFACT CII)".into(),
@@ -261,4 +258,50 @@ fn read_entry(
             message: "unknown format: expected UBL, CII, Factur-X PDF, EDIFACT, or a zip/tar/gzip of those".into(),
         })),
     }
+}
+
+/// An EDIFACT interchange: one document per message. A broken envelope
+/// (no UNZ, an unterminated segment, wrong UNZ counts) makes the whole
+/// interchange inadmissible (IRR_SYNTAX): its messages cannot be trusted.
+fn read_interchange(
+    entry: &str,
+    reader: &mut dyn BufRead,
+    emit: &mut dyn FnMut(Document) -> Result<(), Halt>,
+) -> Result<EntryOutcome, Halt> {
+    let mut interchange = edifact::Interchange::new(reader);
+    for item in interchange.by_ref() {
+        let message = match item {
+            Ok(m) => m,
+            Err(e) => {
+                return Ok(EntryOutcome::Inadmissible(syntax_reject(
+                    "the EDIFACT interchange is broken",
+                    e,
+                )));
+            }
+        };
+        let doc_entry = format!("{entry}#{}", message.reference);
+        let doc = match message.result {
+            Ok(outcome) => mapped(Syntax::Edifact, &doc_entry, outcome),
+            Err(e) => Document {
+                index: 0,
+                entry: doc_entry,
+                syntax: Some(Syntax::Edifact),
+                result: DocumentResult::Unreadable {
+                    rule: "SYNTAX".to_string(),
+                    message: e.to_string(),
+                },
+            },
+        };
+        emit(doc)?;
+    }
+    if let Some(issue) = interchange.envelope_issues().first() {
+        return Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_SYNTAX",
+            message: format!(
+                "the EDIFACT interchange envelope is wrong: {}",
+                issue.message
+            ),
+        }));
+    }
+    Ok(EntryOutcome::Emitted)
 }
