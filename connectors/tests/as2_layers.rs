@@ -374,3 +374,96 @@ async fn without_mdn_request_errors_are_http_400() {
     assert!(fx.sink.flows.lock().unwrap().is_empty());
     let _ = &fx.dir;
 }
+
+/// Serve the receiver's router on a free loopback port.
+async fn serve(
+    fx: Fx,
+) -> (
+    std::net::SocketAddr,
+    Arc<As2Receiver<Sink>>,
+    tokio::task::JoinHandle<()>,
+    tempfile::TempDir,
+    Arc<Sink>,
+) {
+    let Fx { dir, sink, rx, .. } = fx;
+    let rx = Arc::new(rx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = quai_connectors::as2::router(rx.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, rx, task, dir, sink)
+}
+
+fn request_head(extra: &str) -> String {
+    format!(
+        "POST /as2 HTTP/1.1\r\nHost: localhost\r\nAS2-From: ACME\r\nAS2-To: PLATFORM\r\nMessage-ID: <raw@acme>\r\nDisposition-Notification-To: x\r\nContent-Type: application/octet-stream\r\n{extra}\r\n"
+    )
+}
+
+async fn read_status(stream: &mut tokio::net::TcpStream) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&buf);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413() {
+    use tokio::io::AsyncWriteExt;
+    let (addr, _rx, task, _dir, sink) = serve(fixture(|s| s.max_body_bytes = 100_000)).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request_head("Transfer-Encoding: chunked\r\nConnection: close\r\n").as_bytes())
+        .await
+        .unwrap();
+    let chunk = vec![b'x'; 32 * 1024];
+    for _ in 0..5 {
+        let _ = s
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .await;
+        let _ = s.write_all(&chunk).await;
+        let _ = s.write_all(b"\r\n").await;
+    }
+    let _ = s.write_all(b"0\r\n\r\n").await;
+    assert_eq!(read_status(&mut s).await, Some(413));
+    assert!(sink.flows.lock().unwrap().is_empty());
+    task.abort();
+}
+
+#[tokio::test]
+async fn sender_disconnecting_mid_body_leaves_nothing() {
+    use tokio::io::AsyncWriteExt;
+    let (addr, rx, task, dir, sink) = serve(fixture(|_| {})).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request_head("Content-Length: 50000\r\n").as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&[b'y'; 20_000]).await.unwrap();
+    drop(s);
+    // Give the server time to notice, then check nothing was taken in.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(sink.flows.lock().unwrap().is_empty());
+    assert!(
+        !dir.path().join("flows").exists()
+            || fs::read_dir(dir.path().join("flows"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
+    assert!(!rx.settings().mdn_dir.exists());
+    // The endpoint still works afterwards.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request_head("Content-Length: 5\r\nConnection: close\r\n").as_bytes())
+        .await
+        .unwrap();
+    s.write_all(b"hello").await.unwrap();
+    assert_eq!(read_status(&mut s).await, Some(200));
+    assert_eq!(sink.flows.lock().unwrap().len(), 1);
+    task.abort();
+}
