@@ -15,11 +15,24 @@ use std::time::Duration;
 use quai_mappings::ack::report::{
     FlowRejection, IntegrationReport, ReportDocument, ReportFlow, ReportReason,
 };
-use quai_spool::{AckKind, AckRow, FlowState, Verdict};
+use quai_mappings::flow::FlowEnd;
+use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowState, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::Daemon;
+
+/// The acknowledgements a finished flow is owed, as (kind, destination, file
+/// name) rows created in the same transaction that finishes the flow.
+pub fn owed(claimed: &ClaimedFlow, end: &FlowEnd) -> Vec<(AckKind, String, String)> {
+    let _ = end;
+    let report_name = crate::pipeline::report_file_name(&claimed.original_name, claimed.id);
+    vec![(
+        AckKind::IntegrationReport,
+        crate::pipeline::destination_of(claimed.origin).to_string(),
+        report_name,
+    )]
+}
 
 /// Deliver pending acknowledgements until `stop`.
 pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {

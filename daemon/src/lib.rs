@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod intake;
 pub mod pipeline;
+pub mod scheduler;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -127,6 +128,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let d = daemon.clone();
         let stop = workers_stop.clone();
         tasks.spawn(async move { acks::deliverer(d, stop).await });
+    }
+    {
+        let d = daemon.clone();
+        let stop = workers_stop.clone();
+        tasks.spawn(async move { scheduler::run(d, stop).await });
     }
 
     let mut zones = Vec::new();

@@ -143,12 +143,7 @@ pub async fn process_claimed(
         end
     };
 
-    let report_name = report_file_name(&claimed.original_name, claimed.id);
-    let acks = vec![(
-        AckKind::IntegrationReport,
-        destination_of(claimed.origin).to_string(),
-        report_name,
-    )];
+    let acks = crate::acks::owed(&claimed, &end);
     match end {
         FlowEnd::Done(summary) => {
             spool
