@@ -13,17 +13,56 @@
 //! Layout: [`state`] owns the transition table (every state change is checked
 //! there and logged as an event in the same transaction); `invoices` plans
 //! duplicate-invoice detection; `rows` converts rows; `sqlite` and `postgres`
-//! run the SQL of each backend; [`store`] is the content-addressed store of
-//! raw flows.
+//! run the SQL of each backend; `jobs` (cron locks and runs), `outbox`
+//! (reject notifications), `retention` (purge) and `reads` (history,
+//! reconciliation counts) add what the scheduled cycles need. The raw flows
+//! themselves live in the connectors' content-addressed store
+//! (`quai_connectors::landing`); the spool only records their SHA-256.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Run the same method on whichever backend this spool uses.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite($b) => $e,
+            Backend::Postgres($b) => $e,
+        }
+    };
+}
+
+/// Run the same code (SQL valid on both backends) on whichever pool this
+/// spool uses.
+macro_rules! with_pool {
+    ($self:ident, $pool:ident => $e:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => {
+                let $pool = &b.pool;
+                $e
+            }
+            Backend::Postgres(b) => {
+                let $pool = &b.pool;
+                $e
+            }
+        }
+    };
+}
+
 mod invoices;
+mod jobs;
+mod outbox;
 mod postgres;
+mod reads;
+mod retention;
 mod rows;
 mod sqlite;
 pub mod state;
+
+pub use jobs::{JobLock, JobRun};
+pub use outbox::{NewDigest, RejectRow};
+pub use reads::{EventRow, PeriodCounts};
+pub use retention::PurgeReport;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -322,17 +361,7 @@ struct Inner {
 
 enum Backend {
     Sqlite(sqlite::SqliteBackend),
-    Postgres(postgres::PgBackend),
-}
-
-/// Run the same method on whichever backend this spool uses.
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite($b) => $e,
-            Backend::Postgres($b) => $e,
-        }
-    };
+    Postgres(Box<postgres::PgBackend>),
 }
 
 impl Spool {
@@ -343,7 +372,7 @@ impl Spool {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::SqliteBackend::connect(url, instance).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres(postgres::PgBackend::connect(url, instance).await?)
+            Backend::Postgres(Box::new(postgres::PgBackend::connect(url, instance).await?))
         } else {
             return Err(SpoolError::UnsupportedUrl(url.to_owned()));
         };

@@ -141,7 +141,7 @@ impl PgBackend {
         .bind(flow.size)
         .bind(&flow.sha256)
         .bind(flow.as2_message_id.as_deref())
-        .bind(new.to_str())
+        .bind(new.new_state())
         .fetch_optional(&mut *tx)
         .await?;
         let result = match id {
@@ -177,7 +177,7 @@ impl PgBackend {
                 .bind(flow.size)
                 .bind(&flow.sha256)
                 .bind(flow.as2_message_id.as_deref())
-                .bind(dup.to_str())
+                .bind(dup.new_state())
                 .bind(original)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -206,7 +206,7 @@ impl PgBackend {
         .bind(&self.me)
         .bind(secs(lease))
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .fetch_optional(&mut *conn)
         .await?;
         let (id, partner, origin, original_name, size, sha256, attempts) =
@@ -314,9 +314,9 @@ impl PgBackend {
             "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = now() \
              WHERE id = $2 AND state = $3",
         )
-        .bind(t.to_str())
+        .bind(t.new_state())
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &self.me, &t.event()).await?;
@@ -520,11 +520,11 @@ impl PgBackend {
             "UPDATE flows SET state = $1, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, \
              failure_code = $2, failure_message = $3 WHERE id = $4 AND state = $5",
         )
-        .bind(t.to_str())
+        .bind(t.new_state())
         .bind(code)
         .bind(message)
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &self.me, &t.event()).await?;

@@ -164,7 +164,7 @@ impl SqliteBackend {
         .bind(flow.size)
         .bind(&flow.sha256)
         .bind(flow.as2_message_id.as_deref())
-        .bind(new.to_str())
+        .bind(new.new_state())
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
@@ -201,7 +201,7 @@ impl SqliteBackend {
                 .bind(flow.size)
                 .bind(&flow.sha256)
                 .bind(flow.as2_message_id.as_deref())
-                .bind(dup.to_str())
+                .bind(dup.new_state())
                 .bind(now)
                 .bind(original)
                 .fetch_one(&mut *tx)
@@ -233,7 +233,7 @@ impl SqliteBackend {
         .bind(lease_until(now, lease))
         .bind(now)
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .fetch_optional(&mut *conn)
         .await?;
         let (id, partner, origin, original_name, size, sha256, attempts) =
@@ -347,10 +347,10 @@ impl SqliteBackend {
             "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
              WHERE id = $3 AND state = $4",
         )
-        .bind(t.to_str())
+        .bind(t.new_state())
         .bind(now)
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &self.me, now, &t.event()).await?;
@@ -497,12 +497,12 @@ impl SqliteBackend {
             "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
              failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",
         )
-        .bind(t.to_str())
+        .bind(t.new_state())
         .bind(now)
         .bind(code)
         .bind(message)
         .bind(flow)
-        .bind(t.from_str())
+        .bind(t.old_state())
         .execute(&mut *tx)
         .await?;
         insert_event(&mut tx, &self.me, now, &t.event()).await?;

@@ -59,10 +59,10 @@ pub(crate) struct Transition {
 }
 
 impl Transition {
-    pub(crate) fn from_str(&self) -> Option<&'static str> {
+    pub(crate) fn old_state(&self) -> Option<&'static str> {
         self.from.map(FlowState::as_str)
     }
-    pub(crate) fn to_str(&self) -> &'static str {
+    pub(crate) fn new_state(&self) -> &'static str {
         self.to.as_str()
     }
     /// The event to append in the same transaction as the update.
@@ -70,8 +70,8 @@ impl Transition {
         Event {
             entity: FLOW,
             entity_id: self.flow,
-            from: self.from_str().map(str::to_owned),
-            to: self.to_str().to_owned(),
+            from: self.old_state().map(str::to_owned),
+            to: self.new_state().to_owned(),
             reason: Some(self.reason.clone()),
         }
     }

@@ -69,6 +69,10 @@ both!(
     status_shape,
     concurrent_claims_never_share_a_flow,
     acknowledgements_lifecycle,
+    job_locks_are_exclusive_and_runs_recorded,
+    reject_outbox_notifies_once,
+    purge_removes_only_finished_work,
+    history_and_reconciliation_counts,
 );
 
 const LEASE: Lease = Lease {
@@ -705,4 +709,317 @@ async fn acknowledgements_lifecycle(db: Db) {
         spool.ack_delivered(424242).await.unwrap_err(),
         SpoolError::AckNotFound(424242)
     ));
+}
+
+async fn job_locks_are_exclusive_and_runs_recorded(db: Db) {
+    let one = db.spool("one").await;
+    let two = db.spool("two").await;
+    let lock = one
+        .try_lock_job("reject_digest")
+        .await
+        .unwrap()
+        .expect("free lock");
+    assert_eq!(lock.job(), "reject_digest");
+    assert!(two.try_lock_job("reject_digest").await.unwrap().is_none());
+    assert!(
+        one.try_lock_job("reject_digest").await.unwrap().is_none(),
+        "not reentrant"
+    );
+    let other = two
+        .try_lock_job("purge")
+        .await
+        .unwrap()
+        .expect("another job is free");
+    lock.release().await.unwrap();
+    let again = two
+        .try_lock_job("reject_digest")
+        .await
+        .unwrap()
+        .expect("released");
+    drop(again);
+    drop(other);
+    // dropping releases too (in the background for SQLite)
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = one.try_lock_job("reject_digest").await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken.is_some(), "lock released on drop");
+
+    assert!(one.last_job_run("reconcile").await.unwrap().is_none());
+    let t = |h: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 1)
+            .unwrap()
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+            .and_utc()
+    };
+    let r1 = one.start_job_run("reconcile", t(7)).await.unwrap();
+    one.finish_job_run(r1, "ok", None).await.unwrap();
+    let r2 = two
+        .record_job_run("reconcile", t(13), t(13), "failed", Some("smtp down"))
+        .await
+        .unwrap();
+    one.start_job_run("purge", t(18)).await.unwrap();
+    let last = one.last_job_run("reconcile").await.unwrap().unwrap();
+    assert_eq!(
+        (last.id, last.scheduled_for, last.instance.as_str()),
+        (r2, t(13), "two")
+    );
+    assert_eq!(
+        (last.outcome.as_deref(), last.detail.as_deref()),
+        (Some("failed"), Some("smtp down"))
+    );
+    assert!(last.finished_at.is_some());
+}
+
+async fn reject_outbox_notifies_once(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = claimed(&spool, "acme", "f").await;
+    let batch = vec![
+        invoice(0, "S", "A-1", 2024, Verdict::Rejected),
+        invoice(1, "S", "A-2", 2024, Verdict::Accepted),
+        invoice(2, "S", "A-3", 2024, Verdict::Rejected),
+    ];
+    spool.store_invoices(f, &batch).await.unwrap();
+    assert!(
+        spool.pending_rejects("acme").await.unwrap().is_empty(),
+        "only finished flows notify"
+    );
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 3, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        spool.partners_with_pending_rejects().await.unwrap(),
+        vec!["acme".to_owned()]
+    );
+    let pending = spool.pending_rejects("acme").await.unwrap();
+    assert_eq!(
+        pending.iter().map(|r| r.doc_index).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    assert_eq!(pending[0].number.as_deref(), Some("A-1"));
+    assert_eq!(pending[0].original_name, "f.zip");
+    assert_eq!(pending[1].total_with_vat, Some(Decimal::new(12002, 2)));
+    assert_eq!(pending[1].reasons[0].rule, "BR-CO-15");
+    let digest = NewDigest {
+        partner: "acme".into(),
+        recipients: vec!["edi@acme.example".into()],
+        message_id: Some("<d1@quai>".into()),
+    };
+    let (_, marked) = spool
+        .mark_notified(&[pending[0].id], &digest)
+        .await
+        .unwrap();
+    assert_eq!(marked, 1);
+    // reprocessing the flow neither re-notifies nor loses the pending one
+    spool.claim_for_replay(f, LEASE).await.unwrap();
+    spool.store_invoices(f, &batch).await.unwrap();
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 3, &[])
+        .await
+        .unwrap();
+    let left = spool.pending_rejects("acme").await.unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.doc_index).collect::<Vec<_>>(),
+        vec![2]
+    );
+    let (_, marked) = spool
+        .mark_notified(&[pending[0].id, left[0].id], &digest)
+        .await
+        .unwrap();
+    assert_eq!(marked, 1, "only the one not yet notified");
+    assert!(spool.pending_rejects("acme").await.unwrap().is_empty());
+    assert!(spool
+        .partners_with_pending_rejects()
+        .await
+        .unwrap()
+        .is_empty());
+    // another partner's ids are not marked by acme's digest
+    let g = claimed(&spool, "globex", "g").await;
+    spool
+        .store_invoices(g, &[invoice(0, "T", "G-1", 2024, Verdict::Rejected)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow(g, &FlowOutcome::Processed, 1, &[])
+        .await
+        .unwrap();
+    let theirs = spool.pending_rejects("globex").await.unwrap();
+    assert_eq!(
+        spool
+            .mark_notified(&[theirs[0].id], &digest)
+            .await
+            .unwrap()
+            .1,
+        0
+    );
+    assert_eq!(spool.pending_rejects("globex").await.unwrap().len(), 1);
+}
+
+async fn purge_removes_only_finished_work(db: Db) {
+    let spool = db.spool("i1").await;
+    // processed, ack delivered: purgeable
+    let done = claimed(&spool, "acme", "sha-done").await;
+    spool
+        .store_invoices(done, &[invoice(0, "S", "P-1", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    let acks = spool
+        .finish_flow(
+            done,
+            &FlowOutcome::Processed,
+            1,
+            &[(AckKind::IntegrationReport, "dropzone".into(), "r".into())],
+        )
+        .await
+        .unwrap();
+    spool.ack_delivered(acks[0]).await.unwrap();
+    // its duplicate: purgeable too
+    spool
+        .register_flow(&new_flow("acme", "sha-done"))
+        .await
+        .unwrap();
+    // processed, ack not delivered: kept
+    let waiting = claimed(&spool, "acme", "sha-wait").await;
+    spool
+        .finish_flow(
+            waiting,
+            &FlowOutcome::Processed,
+            0,
+            &[(AckKind::IntegrationReport, "dropzone".into(), "r".into())],
+        )
+        .await
+        .unwrap();
+    // failed with a shared hash (other partner keeps the raw file alive)
+    let failed = claimed(&spool, "acme", "sha-shared").await;
+    let outcome = FlowOutcome::Failed {
+        code: "IRR_VIDE_F".into(),
+        message: "empty".into(),
+    };
+    spool.finish_flow(failed, &outcome, 0, &[]).await.unwrap();
+    let other = registered(&spool, "globex", "sha-shared").await;
+    // unfinished work: kept
+    let unfinished = registered(&spool, "acme", "sha-new").await;
+
+    // nothing is old enough yet
+    let cutoff_past = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(
+        spool.purge(cutoff_past).await.unwrap(),
+        PurgeReport::default()
+    );
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = spool.purge(chrono::Utc::now()).await.unwrap();
+    assert_eq!(report.flows, 3, "{report:?}");
+    assert_eq!(report.invoices, 1);
+    assert_eq!(report.unreferenced_raw, vec!["sha-done".to_owned()]);
+    for gone in [done, failed] {
+        assert!(matches!(
+            spool.flow(gone).await.unwrap_err(),
+            SpoolError::FlowNotFound(_)
+        ));
+        let history = spool.flow_events(gone).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].to_state, "purged");
+    }
+    for kept in [waiting, other, unfinished] {
+        spool.flow(kept).await.unwrap();
+    }
+    // the purged invoice no longer blocks its number
+    let n = spool.claim_flow(LEASE).await.unwrap().unwrap().id;
+    let s = spool
+        .store_invoices(n, &[invoice(0, "S", "P-1", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    assert_eq!(s[0].verdict, Verdict::Accepted);
+    let st = spool.status().await.unwrap();
+    assert_eq!(st.totals.flows.get("duplicate"), None);
+}
+
+async fn history_and_reconciliation_counts(db: Db) {
+    let one = db.spool("one").await;
+    let start = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert!(one.oldest_unfinished().await.unwrap().is_none());
+    let f = claimed(&one, "acme", "f").await;
+    one.store_invoices(
+        f,
+        &[
+            invoice(0, "S", "H-1", 2024, Verdict::Accepted),
+            invoice(1, "S", "H-2", 2024, Verdict::Rejected),
+        ],
+    )
+    .await
+    .unwrap();
+    let acks = one
+        .finish_flow(
+            f,
+            &FlowOutcome::Processed,
+            2,
+            &[(AckKind::IntegrationReport, "dropzone".into(), "r".into())],
+        )
+        .await
+        .unwrap();
+    one.ack_delivered(acks[0]).await.unwrap();
+    let g = registered(&one, "acme", "g").await;
+    one.register_flow(&new_flow("acme", "g")).await.unwrap();
+    registered(&one, "globex", "x").await;
+
+    let history = one.flow_events(f).await.unwrap();
+    let steps: Vec<(Option<&str>, &str, &str)> = history
+        .iter()
+        .map(|e| {
+            (
+                e.from_state.as_deref(),
+                e.to_state.as_str(),
+                e.entity.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (None, "received", "flow"),
+            (Some("received"), "processing", "flow"),
+            (Some("processing"), "processed", "flow"),
+            (Some("new"), "pending", "ack"),
+            (Some("pending"), "delivered", "ack"),
+        ]
+    );
+    assert!(history.iter().all(|e| e.instance == "one"));
+
+    let oldest = one.oldest_unfinished().await.unwrap().unwrap();
+    assert_eq!(oldest.id, g);
+    assert_eq!(one.unfinished_flows(None).await.unwrap().len(), 2);
+    assert!(one.unfinished_flows(Some(start)).await.unwrap().is_empty());
+    assert_eq!(one.flow_by_hash("acme", "g").await.unwrap().unwrap().id, g);
+    assert!(one.flow_by_hash("acme", "nope").await.unwrap().is_none());
+
+    let end = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let counts = one.period_counts(start, end).await.unwrap();
+    let json = serde_json::to_value(&counts).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"partner": "acme",
+             "flows": {"processed": 1, "received": 1, "duplicate": 1},
+             "invoices": {"accepted": 1, "rejected": 1},
+             "rejects": {"notified": 0, "pending": 1},
+             "acks": {"delivered": 1, "pending": 0}},
+            {"partner": "globex",
+             "flows": {"received": 1},
+             "invoices": {"accepted": 0, "rejected": 0},
+             "rejects": {"notified": 0, "pending": 0},
+             "acks": {"delivered": 0, "pending": 0}}
+        ])
+    );
+    // a period before everything is empty
+    let before = one
+        .period_counts(start - chrono::Duration::days(2), start)
+        .await
+        .unwrap();
+    assert!(before.iter().all(|c| c.flows.is_empty()));
 }

@@ -117,7 +117,7 @@ CREATE INDEX notifications_pending ON notifications(partner, id) WHERE notified_
 CREATE TABLE job_runs (
     id             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job            TEXT NOT NULL,
-    scheduled_for  TEXT NOT NULL,
+    scheduled_for  TIMESTAMPTZ NOT NULL,
     started_at     TIMESTAMPTZ NOT NULL,
     finished_at    TIMESTAMPTZ,
     instance       TEXT NOT NULL,
@@ -129,7 +129,7 @@ CREATE INDEX job_runs_job ON job_runs(job, scheduled_for);
 -- Append-only history of every state change.
 CREATE TABLE events (
     id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    at          TEXT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL,
     instance    TEXT NOT NULL,
     entity      TEXT NOT NULL,
     entity_id   BIGINT NOT NULL,

@@ -1,0 +1,211 @@
+//! The notifications outbox: rejected invoices a partner must be told about.
+//!
+//! `finish_flow` puts one row per rejected invoice of a processed flow into
+//! the outbox (a flow processed again keeps its rows, and their
+//! `notified_at`). The reject digest job reads [`Spool::pending_rejects`],
+//! sends one mail, then calls [`Spool::mark_notified`], which records the
+//! digest and marks exactly the rows it listed in one transaction: if the
+//! process dies before that commit, the rows are still pending and go out
+//! again at the next cycle; after it, they are never sent again.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::rows;
+use crate::state::{self, NOTIFICATION};
+use crate::{Backend, FlowId, Reason, Result, Spool};
+
+/// One rejected invoice waiting to be notified.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RejectRow {
+    /// Outbox row id (what [`Spool::mark_notified`] takes).
+    pub id: i64,
+    pub partner: String,
+    pub flow_id: FlowId,
+    pub original_name: String,
+    pub received_at: DateTime<Utc>,
+    pub doc_index: i64,
+    pub entry: String,
+    pub number: Option<String>,
+    pub issue_date: Option<NaiveDate>,
+    pub currency: Option<String>,
+    pub total_with_vat: Option<Decimal>,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawReject {
+    id: i64,
+    partner: String,
+    flow_id: i64,
+    original_name: String,
+    received_at: DateTime<Utc>,
+    doc_index: i64,
+    entry: String,
+    number: Option<String>,
+    issue_date: Option<NaiveDate>,
+    currency: Option<String>,
+    total_with_vat: Option<String>,
+    reasons: String,
+}
+
+/// The digest that was sent.
+#[derive(Debug, Clone)]
+pub struct NewDigest {
+    pub partner: String,
+    pub recipients: Vec<String>,
+    /// Message-ID of the mail, when known.
+    pub message_id: Option<String>,
+}
+
+const SELECT: &str =
+    "SELECT n.id, n.partner, n.flow_id, f.original_name, f.received_at, n.doc_index, \
+    i.entry, i.number, i.issue_date, i.currency, CAST(i.total_with_vat AS TEXT) AS total_with_vat, \
+    CAST(i.reasons AS TEXT) AS reasons \
+    FROM notifications n JOIN invoices i ON i.flow_id = n.flow_id AND i.doc_index = n.doc_index \
+    JOIN flows f ON f.id = n.flow_id";
+
+impl Spool {
+    /// Partners with rejected invoices not yet notified.
+    pub async fn partners_with_pending_rejects(&self) -> Result<Vec<String>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT DISTINCT partner FROM notifications WHERE notified_at IS NULL ORDER BY partner",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Rejected invoices of a partner not yet notified, by flow and document.
+    pub async fn pending_rejects(&self, partner: &str) -> Result<Vec<RejectRow>> {
+        let raw: Vec<RawReject> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{SELECT} WHERE n.partner = $1 AND n.notified_at IS NULL ORDER BY n.flow_id, n.doc_index"
+            ))
+            .bind(partner)
+            .fetch_all(pool)
+            .await?
+        });
+        raw.into_iter()
+            .map(|r| {
+                Ok(RejectRow {
+                    id: r.id,
+                    partner: r.partner,
+                    flow_id: r.flow_id,
+                    original_name: r.original_name,
+                    received_at: r.received_at,
+                    doc_index: r.doc_index,
+                    entry: r.entry,
+                    number: r.number,
+                    issue_date: r.issue_date,
+                    currency: r.currency,
+                    total_with_vat: rows::parse_decimal(r.total_with_vat)?,
+                    reasons: rows::parse_reasons(&r.reasons)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Record a sent digest and mark the listed outbox rows notified, in one
+    /// transaction. Rows already notified are left alone (never notified
+    /// twice); returns the digest id and how many rows it marked.
+    pub async fn mark_notified(&self, ids: &[i64], digest: &NewDigest) -> Result<(i64, u64)> {
+        let me = self.instance();
+        let recipients = digest.recipients.join(", ");
+        // The event of every marked row, in the same transaction.
+        let ev = state::notified_event(0, 0);
+        let (from, to) = (ev.from.unwrap_or_default(), ev.to);
+        match &self.inner.backend {
+            Backend::Sqlite(b) => {
+                let now = Utc::now();
+                let mut tx = b.pool.begin_with("BEGIN IMMEDIATE").await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
+                     VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+                )
+                .bind(&digest.partner)
+                .bind(now)
+                .bind(&recipients)
+                .bind(digest.message_id.as_deref())
+                .bind(me)
+                .fetch_one(&mut *tx)
+                .await?;
+                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                let marked = sqlx::query(
+                    "UPDATE notifications SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
+                     AND partner = $3 AND id IN (SELECT value FROM json_each($4))",
+                )
+                .bind(now)
+                .bind(id)
+                .bind(&digest.partner)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
+                    .bind(marked as i64)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                     SELECT $1, $2, $3, id, $4, $5, 'digest ' || $6 FROM notifications WHERE digest_id = $6",
+                )
+                .bind(now)
+                .bind(me)
+                .bind(NOTIFICATION)
+                .bind(&from)
+                .bind(&to)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok((id, marked))
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await?;
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
+                     VALUES ($1, now(), $2, $3, 0, $4) RETURNING id",
+                )
+                .bind(&digest.partner)
+                .bind(&recipients)
+                .bind(digest.message_id.as_deref())
+                .bind(me)
+                .fetch_one(&mut *tx)
+                .await?;
+                let marked = sqlx::query(
+                    "UPDATE notifications SET notified_at = now(), digest_id = $1 WHERE notified_at IS NULL \
+                     AND partner = $2 AND id = ANY($3)",
+                )
+                .bind(id)
+                .bind(&digest.partner)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
+                    .bind(marked as i32)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                     SELECT now(), $1, $2, id, $3, $4, 'digest ' || $5::text FROM notifications \
+                     WHERE digest_id = $5",
+                )
+                .bind(me)
+                .bind(NOTIFICATION)
+                .bind(&from)
+                .bind(&to)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok((id, marked))
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Read-only queries for operations: event history, unfinished work, lookups
+//! and the counts reconciliation compares. The SQL is valid on both backends,
+//! so each query is written once and run on whichever pool the spool uses.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::rows::{self, RawFlow};
+use crate::{Backend, FlowId, FlowRow, Result, Spool};
+
+/// One entry of the append-only history.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub instance: String,
+    /// `flow`, `ack`, `notification`
+    pub entity: String,
+    pub entity_id: i64,
+    /// None when the entity was created
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub reason: Option<String>,
+}
+
+/// What the spool knows about one partner for a period (flows received in
+/// `[from, to)`, and everything that hangs off them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PeriodCounts {
+    pub partner: String,
+    /// flows by state, duplicates included (`received`, `processing`,
+    /// `processed`, `failed`, `duplicate`)
+    pub flows: BTreeMap<String, i64>,
+    /// invoices by verdict (`accepted`, `rejected`: always both)
+    pub invoices: BTreeMap<String, i64>,
+    /// rejected invoices in the outbox (`notified`, `pending`: always both)
+    pub rejects: BTreeMap<String, i64>,
+    /// acknowledgements (`delivered`, `pending`: always both)
+    pub acks: BTreeMap<String, i64>,
+}
+
+impl PeriodCounts {
+    fn new(partner: String) -> PeriodCounts {
+        let two = |a: &str, b: &str| BTreeMap::from([(a.to_owned(), 0), (b.to_owned(), 0)]);
+        PeriodCounts {
+            partner,
+            flows: BTreeMap::new(),
+            invoices: two("accepted", "rejected"),
+            rejects: two("notified", "pending"),
+            acks: two("delivered", "pending"),
+        }
+    }
+}
+
+type Grouped = Vec<(String, String, i64)>;
+
+impl Spool {
+    /// History of a flow and of its acknowledgements, oldest first.
+    pub async fn flow_events(&self, flow: FlowId) -> Result<Vec<EventRow>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as(
+                "SELECT id, at, instance, entity, entity_id, from_state, to_state, reason FROM events \
+                 WHERE (entity = 'flow' AND entity_id = $1) OR (entity = 'ack' AND entity_id IN \
+                 (SELECT id FROM acknowledgements WHERE flow_id = $1)) ORDER BY id",
+            )
+            .bind(flow)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Flows not yet in a terminal state (`received`, `processing`), oldest
+    /// first; with `received_before`, only those received before it (stuck).
+    pub async fn unfinished_flows(
+        &self,
+        received_before: Option<DateTime<Utc>>,
+    ) -> Result<Vec<FlowRow>> {
+        with_pool!(self, pool => {
+            let raw: Vec<RawFlow> = sqlx::query_as(&format!(
+                "{} WHERE f.state IN ('received', 'processing') AND ($1 IS NULL OR f.received_at < $1) \
+                 ORDER BY f.received_at, f.id",
+                rows::FLOW_SELECT
+            ))
+            .bind(received_before)
+            .fetch_all(pool)
+            .await?;
+            rows::convert(raw)
+        })
+    }
+
+    /// The oldest flow not yet in a terminal state (for alerts and metrics).
+    pub async fn oldest_unfinished(&self) -> Result<Option<FlowRow>> {
+        with_pool!(self, pool => {
+            let raw: Option<RawFlow> = sqlx::query_as(&format!(
+                "{} WHERE f.state IN ('received', 'processing') ORDER BY f.received_at, f.id LIMIT 1",
+                rows::FLOW_SELECT
+            ))
+            .fetch_optional(pool)
+            .await?;
+            raw.map(FlowRow::try_from).transpose()
+        })
+    }
+
+    /// The (non-duplicate) flow registered for these bytes from this partner,
+    /// if any: reconciliation uses it to find files seen but never ingested.
+    pub async fn flow_by_hash(&self, partner: &str, sha256: &str) -> Result<Option<FlowRow>> {
+        with_pool!(self, pool => {
+            let raw: Option<RawFlow> = sqlx::query_as(&format!(
+                "{} WHERE f.partner = $1 AND f.sha256 = $2 AND f.state <> 'duplicate'",
+                rows::FLOW_SELECT
+            ))
+            .bind(partner)
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await?;
+            raw.map(FlowRow::try_from).transpose()
+        })
+    }
+
+    /// Per-partner counts for flows received in `[from, to)`: flows by state,
+    /// their invoices by verdict, their rejects notified or pending, their
+    /// acknowledgements delivered or pending. Every known partner is listed.
+    pub async fn period_counts(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<PeriodCounts>> {
+        const PERIOD: &str = "f.received_at >= $1 AND f.received_at < $2";
+        let q = [
+            format!("SELECT f.partner, f.state, count(*) FROM flows f WHERE {PERIOD} GROUP BY f.partner, f.state"),
+            format!(
+                "SELECT f.partner, i.verdict, count(*) FROM invoices i JOIN flows f ON f.id = i.flow_id \
+                 WHERE {PERIOD} GROUP BY f.partner, i.verdict"
+            ),
+            format!(
+                "SELECT f.partner, CASE WHEN n.notified_at IS NULL THEN 'pending' ELSE 'notified' END AS s, \
+                 count(*) FROM notifications n JOIN flows f ON f.id = n.flow_id WHERE {PERIOD} \
+                 GROUP BY f.partner, s"
+            ),
+            format!(
+                "SELECT f.partner, CASE WHEN a.delivered_at IS NULL THEN 'pending' ELSE 'delivered' END AS s, \
+                 count(*) FROM acknowledgements a JOIN flows f ON f.id = a.flow_id WHERE {PERIOD} \
+                 GROUP BY f.partner, s"
+            ),
+        ];
+        let mut out: Vec<Grouped> = Vec::with_capacity(4);
+        let partners: Vec<String> = with_pool!(self, pool => {
+            for sql in &q {
+                out.push(sqlx::query_as(sql).bind(from).bind(to).fetch_all(pool).await?);
+            }
+            sqlx::query_scalar("SELECT id FROM partners ORDER BY id").fetch_all(pool).await?
+        });
+        let mut per: BTreeMap<String, PeriodCounts> = partners
+            .into_iter()
+            .map(|p| (p.clone(), PeriodCounts::new(p)))
+            .collect();
+        for (n, rows) in out.into_iter().enumerate() {
+            for (partner, key, count) in rows {
+                let c = per
+                    .entry(partner.clone())
+                    .or_insert_with(|| PeriodCounts::new(partner));
+                let map = match n {
+                    0 => &mut c.flows,
+                    1 => &mut c.invoices,
+                    2 => &mut c.rejects,
+                    _ => &mut c.acks,
+                };
+                *map.entry(key).or_default() += count;
+            }
+        }
+        Ok(per.into_values().collect())
+    }
+}
