@@ -467,3 +467,28 @@ async fn sender_disconnecting_mid_body_leaves_nothing() {
     assert_eq!(sink.flows.lock().unwrap().len(), 1);
     task.abort();
 }
+
+#[tokio::test]
+async fn observer_sees_every_outcome() {
+    let seen: Arc<Mutex<Vec<&'static str>>> = Arc::default();
+    let s2 = seen.clone();
+    let fx = fixture(move |s| {
+        s.observer = Some(quai_connectors::as2::OutcomeObserver(Arc::new(move |o| {
+            s2.lock().unwrap().push(o.label())
+        })))
+    });
+    let h = headers("application/xml", &[]);
+    fx.rx.receive(&h, Bytes::from_static(PAYLOAD)).await;
+    fx.rx.receive(&h, Bytes::from_static(PAYLOAD)).await;
+    let mut bad = h.clone();
+    bad.insert("as2-from", HeaderValue::from_static("NOBODY"));
+    fx.rx.receive(&bad, Bytes::from_static(PAYLOAD)).await;
+    let signed = headers("multipart/signed; boundary=B", &[("message-id", "<x@y>")]);
+    fx.rx.receive(&signed, Bytes::from_static(b"--B--")).await;
+    bad.remove("as2-from");
+    fx.rx.receive(&bad, Bytes::from_static(PAYLOAD)).await;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["accepted", "duplicate", "refused", "failed", "bad_request"]
+    );
+}

@@ -271,6 +271,16 @@ pub enum AsyncMdnDelivery {
     Outbox(tokio::sync::mpsc::UnboundedSender<PendingMdn>),
 }
 
+/// Called with the outcome of every request (metrics, audit logs).
+#[derive(Clone)]
+pub struct OutcomeObserver(pub Arc<dyn Fn(&As2Outcome) + Send + Sync>);
+
+impl std::fmt::Debug for OutcomeObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutcomeObserver")
+    }
+}
+
 /// Everything the receiver needs.
 #[derive(Debug, Clone)]
 pub struct As2Settings {
@@ -285,6 +295,8 @@ pub struct As2Settings {
     pub max_concurrent: usize,
     pub reporting_ua: String,
     pub async_delivery: AsyncMdnDelivery,
+    /// Told of every request's outcome.
+    pub observer: Option<OutcomeObserver>,
 }
 
 impl As2Settings {
@@ -336,6 +348,7 @@ impl As2Settings {
                 attempts: 5,
                 first_delay: Duration::from_secs(2),
             },
+            observer: None,
         }
     }
 }
@@ -360,6 +373,24 @@ pub enum As2Outcome {
     BadRequest(String),
     /// Landing or the sink failed (HTTP 503): the sender should retry.
     Unavailable(String),
+}
+
+impl As2Outcome {
+    /// A short label for metrics: `accepted`, `duplicate`, `failed`,
+    /// `refused`, `bad_request` or `unavailable`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            As2Outcome::Accepted {
+                accepted: Accepted::New { .. },
+                ..
+            } => "accepted",
+            As2Outcome::Accepted { .. } => "duplicate",
+            As2Outcome::Failed { .. } => "failed",
+            As2Outcome::Refused(_) => "refused",
+            As2Outcome::BadRequest(_) => "bad_request",
+            As2Outcome::Unavailable(_) => "unavailable",
+        }
+    }
 }
 
 /// The answer to one AS2 request.
@@ -470,8 +501,20 @@ impl<S: FlowSink> As2Receiver<S> {
         }
     }
 
+    fn observe(&self, reply: As2Reply) -> As2Reply {
+        if let Some(o) = &self.settings.observer {
+            (o.0)(&reply.outcome);
+        }
+        reply
+    }
+
     /// Read an HTTP body with the size cap, then [`Self::receive`].
     pub async fn receive_http(&self, headers: HeaderMap, body: Body) -> As2Reply {
+        let reply = self.receive_http_unobserved(headers, body).await;
+        self.observe(reply)
+    }
+
+    async fn receive_http_unobserved(&self, headers: HeaderMap, body: Body) -> As2Reply {
         let max = self.settings.max_body_bytes;
         let declared = match content_length(&headers) {
             Ok(v) => v,
@@ -515,6 +558,11 @@ impl<S: FlowSink> As2Receiver<S> {
     /// Process one AS2 request given its headers and complete body (no HTTP
     /// needed). A Content-Length that does not match the body is refused.
     pub async fn receive(&self, headers: &HeaderMap, body: Bytes) -> As2Reply {
+        let reply = self.receive_unobserved(headers, body).await;
+        self.observe(reply)
+    }
+
+    async fn receive_unobserved(&self, headers: &HeaderMap, body: Bytes) -> As2Reply {
         if body.len() as u64 > self.settings.max_body_bytes {
             return too_large(self.settings.max_body_bytes);
         }
