@@ -261,7 +261,7 @@ fn read_entry(
 }
 
 /// An EDIFACT interchange: one document per message. A broken envelope
-/// (no UNZ, an unterminated segment, wrong UNZ counts) makes the whole
+/// (no UNZ, an unterminated segment, a wrong UNZ count) makes the whole
 /// interchange inadmissible (IRR_SYNTAX): its messages cannot be trusted.
 fn read_interchange(
     entry: &str,
@@ -294,7 +294,15 @@ fn read_interchange(
         };
         emit(doc)?;
     }
-    if let Some(issue) = interchange.envelope_issues().first() {
+    // A UNZ count that does not match means messages were lost or added in
+    // transit: the interchange is refused. A wrong UNT count is reported on
+    // its message (a warning), and a UNZ reference that differs from UNB's is
+    // tolerated: every official EN 16931 EDIFACT example has one.
+    let lost = interchange
+        .envelope_issues()
+        .iter()
+        .find(|i| i.kind == edifact::EnvelopeIssueKind::UnzCount);
+    if let Some(issue) = lost {
         return Ok(EntryOutcome::Inadmissible(FlowReject {
             code: "IRR_SYNTAX",
             message: format!(
