@@ -111,8 +111,14 @@ impl PgCluster {
         }
     }
 
-    /// Start a new cluster (a few seconds).
+    /// Start a new cluster (a few seconds), tuned for tests: no fsync.
     pub fn start() -> PgCluster {
+        PgCluster::start_with(false)
+    }
+
+    /// Start a new cluster; `durable` keeps fsync and synchronous commit on
+    /// (benchmarks that must reflect production).
+    pub fn start_with(durable: bool) -> PgCluster {
         let bin = find_bin();
         let as_postgres = is_root();
         let nanos = SystemTime::now()
@@ -153,9 +159,13 @@ impl PgCluster {
             "--locale=C",
         ]);
         cluster.run(initdb, "initdb");
+        let tuning = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c max_connections=200{tuning}",
             cluster.port,
             cluster.dir.display()
         );

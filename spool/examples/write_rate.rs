@@ -1,0 +1,223 @@
+//! How many invoices per second the spool stores, per backend.
+//!
+//! ```text
+//! cargo run --release -p quai-spool --example write_rate -- [OPTIONS]
+//!   --backend sqlite|postgres|both   (default both)
+//!   --url URL                        use this database instead of a throwaway one
+//!   --flows N                        flows to process (default 200)
+//!   --per-flow N                     invoices per flow (default 500)
+//!   --batch N                        invoices per store_invoices call (default 500)
+//!   --instances N                    Spool handles writing concurrently (default 2)
+//! ```
+//!
+//! Each instance is its own `Spool` (own pool, own instance name), as two
+//! `quai run` processes would be. Every instance loops: claim a flow, store
+//! its invoices in batches (about 1.5 KB of canonical JSON each, one in ten
+//! rejected, a few duplicates), finish it with one acknowledgement. Without
+//! `--url`, SQLite runs on a temp file and PostgreSQL on a throwaway cluster
+//! with fsync ON (production durability), started by the test harness.
+
+#[path = "../tests/support/pg.rs"]
+mod pg;
+
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use quai_spool::*;
+use rust_decimal::Decimal;
+
+struct Opts {
+    backend: String,
+    url: Option<String>,
+    flows: usize,
+    per_flow: i64,
+    batch: usize,
+    instances: usize,
+}
+
+fn opts() -> Opts {
+    let mut o = Opts {
+        backend: "both".into(),
+        url: None,
+        flows: 200,
+        per_flow: 500,
+        batch: 500,
+        instances: 2,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        let num = || {
+            v.parse::<usize>()
+                .unwrap_or_else(|_| panic!("{} needs a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--backend" => o.backend = v.clone(),
+            "--url" => o.url = Some(v.clone()),
+            "--flows" => o.flows = num(),
+            "--per-flow" => o.per_flow = num() as i64,
+            "--batch" => o.batch = num().max(1),
+            "--instances" => o.instances = num().max(1),
+            other => panic!("unknown option {other}"),
+        }
+        i += 2;
+    }
+    o
+}
+
+fn invoice(flow: usize, doc: i64) -> NewInvoice {
+    let rejected = doc % 10 == 7;
+    // a few duplicates across flows: every 50th number repeats the previous flow's
+    let (number, seller) = if doc % 50 == 3 && flow > 0 {
+        (format!("F{}-{doc}", flow - 1), (flow - 1) % 7)
+    } else {
+        (format!("F{flow}-{doc}"), flow % 7)
+    };
+    let canonical = format!(
+        "{{\"number\":\"{number}\",\"seller\":{{\"name\":\"Seller SA\",\"id\":\"FR{flow:011}\"}},\
+         \"lines\":[{}]}}",
+        (0..8)
+            .map(|l| format!(
+                "{{\"id\":\"{l}\",\"item\":\"Article number {l} with a realistic description\",\
+                 \"quantity\":\"3\",\"price\":\"41.50\",\"net\":\"124.50\",\"vat\":\"S\",\"rate\":\"20\"}}"
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    NewInvoice {
+        doc_index: doc,
+        entry: format!("invoice-{doc:04}.xml"),
+        syntax: Some("ubl".into()),
+        profile: Some("urn:cen.eu:en16931:2017".into()),
+        seller_id: Some(format!("FR{seller:011}")),
+        number: Some(number),
+        issue_date: NaiveDate::from_ymd_opt(2026, 9, 1),
+        type_code: Some("380".into()),
+        currency: Some("EUR".into()),
+        total_without_vat: Some(Decimal::new(99600, 2)),
+        total_with_vat: Some(Decimal::new(119520, 2)),
+        amount_due: Some(Decimal::new(119520, 2)),
+        verdict: if rejected {
+            Verdict::Rejected
+        } else {
+            Verdict::Accepted
+        },
+        reasons: if rejected {
+            vec![Reason {
+                rule: "BR-CO-15".into(),
+                term: "BT-112".into(),
+                severity: "fatal".into(),
+                message:
+                    "Invoice total amount with VAT is not the sum of the total without VAT and VAT"
+                        .into(),
+            }]
+        } else {
+            vec![]
+        },
+        canonical_json: Some(canonical),
+    }
+}
+
+async fn run(name: &str, url: &str, o: &Opts) {
+    let first = Spool::connect(url, "bench-0").await.expect("connect");
+    for f in 0..o.flows {
+        first
+            .register_flow(&NewFlow {
+                partner: format!("p{}", f % 3),
+                origin: Origin::Dropzone,
+                original_name: format!("flow-{f}.zip"),
+                size: 1_000_000,
+                sha256: format!("{f:064x}"),
+                as2_message_id: None,
+            })
+            .await
+            .expect("register");
+    }
+    let lease = Lease {
+        duration: Duration::from_secs(300),
+    };
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for n in 0..o.instances {
+        let spool = if n == 0 {
+            first.clone()
+        } else {
+            Spool::connect(url, &format!("bench-{n}"))
+                .await
+                .expect("connect")
+        };
+        let (per_flow, batch) = (o.per_flow, o.batch);
+        tasks.push(tokio::spawn(async move {
+            let mut stored = 0u64;
+            while let Some(c) = spool.claim_flow(lease).await.expect("claim") {
+                // the flow's number is its fake hash, in hex
+                let flow_no =
+                    usize::from_str_radix(c.sha256.trim_start_matches('0'), 16).unwrap_or(0);
+                let docs: Vec<NewInvoice> = (0..per_flow).map(|d| invoice(flow_no, d)).collect();
+                for chunk in docs.chunks(batch) {
+                    stored += spool
+                        .store_invoices(c.id, chunk)
+                        .await
+                        .expect("store")
+                        .len() as u64;
+                }
+                spool
+                    .finish_flow(
+                        c.id,
+                        &FlowOutcome::Processed,
+                        per_flow,
+                        &[(
+                            AckKind::IntegrationReport,
+                            "dropzone".into(),
+                            "report.xml".into(),
+                        )],
+                    )
+                    .await
+                    .expect("finish");
+            }
+            stored
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let status = first.status().await.expect("status");
+    println!(
+        "{name}: {total} invoices in {} flows, {} instances, batches of {}: {secs:.2} s, {:.0} invoices/s \
+         (accepted {}, rejected {})",
+        o.flows,
+        o.instances,
+        o.batch,
+        total as f64 / secs,
+        status.totals.invoices["accepted"],
+        status.totals.invoices["rejected"],
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let o = opts();
+    if o.backend == "sqlite" || o.backend == "both" {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = o
+            .url
+            .clone()
+            .filter(|u| u.starts_with("sqlite:"))
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("spool.db").display()));
+        run("sqlite", &url, &o).await;
+    }
+    if o.backend == "postgres" || o.backend == "both" {
+        let cluster;
+        let url = match o.url.clone().filter(|u| u.starts_with("postgres")) {
+            Some(u) => u,
+            None => {
+                cluster = pg::PgCluster::start_with(true);
+                cluster.create_database("bench")
+            }
+        };
+        run("postgres", &url, &o).await;
+    }
+}
