@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::detect::Format;
 use crate::model::{Invoice, ReadOutcome, Syntax, Violation};
-use crate::{cii, edifact, ubl, unpack, validate, ReadError};
+use crate::{cii, edifact, facturx, ubl, unpack, validate, ReadError};
 
 /// Limits applied while reading one flow.
 #[derive(Debug, Clone)]
@@ -244,10 +244,7 @@ fn read_entry(
             code: "IRR_TYPE_F",
             message: "ZUGFeRD 1.0 (CrossIndustryDocument) is not accepted: send Factur-X / ZUGFeRD 2.x, UBL or CII".into(),
         })),
-        Format::Pdf => Ok(EntryOutcome::Inadmissible(FlowReject {
-            code: "IRR_TYPE_F",
-            message: "PDF invoices are not read yet".into(),
-        })),
+        Format::Pdf => read_pdf(entry, reader, emit),
         Format::Edifact => read_interchange(entry, reader, emit),
         Format::OtherXml => Ok(EntryOutcome::Inadmissible(FlowReject {
             code: "IRR_TYPE_F",
@@ -312,4 +309,43 @@ fn read_interchange(
         }));
     }
     Ok(EntryOutcome::Emitted)
+}
+
+/// A Factur-X / ZUGFeRD PDF: the embedded CII is the invoice. A PDF needs
+/// random access, so this one document is read into memory; its size is
+/// capped by the walker's per-document limit.
+fn read_pdf(
+    entry: &str,
+    reader: &mut dyn BufRead,
+    emit: &mut dyn FnMut(Document) -> Result<(), Halt>,
+) -> Result<EntryOutcome, Halt> {
+    let mut pdf = Vec::new();
+    if let Err(e) = reader.read_to_end(&mut pdf) {
+        return Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_SYNTAX",
+            message: format!("the PDF cannot be read: {e}"),
+        }));
+    }
+    let embedded = match facturx::extract_bytes(&pdf) {
+        Ok(e) => e,
+        Err(e) => {
+            return Ok(EntryOutcome::Inadmissible(FlowReject {
+                code: "IRR_TYPE_F",
+                message: format!(
+                    "{}: a PDF is accepted only as Factur-X / ZUGFeRD 2.x with its invoice XML embedded",
+                    e.message
+                ),
+            }))
+        }
+    };
+    drop(pdf);
+    match facturx::map_embedded(embedded) {
+        Ok(outcome) => {
+            emit(mapped(Syntax::FacturX, entry, outcome)).map(|()| EntryOutcome::Emitted)
+        }
+        Err(e) => Ok(EntryOutcome::Inadmissible(syntax_reject(
+            "the Factur-X XML cannot be read",
+            e,
+        ))),
+    }
 }
