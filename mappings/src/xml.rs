@@ -133,17 +133,26 @@ impl<R: BufRead> DecodingReader<R> {
                 self.eof = true;
             }
         }
-        let mut run = self.run;
         let mut longest = 0;
-        for &b in &self.out {
-            if b == b'<' {
-                run = 0;
-            } else {
-                run += 1;
-                longest = longest.max(run);
+        if self.run + self.out.len() <= self.max_run {
+            // Fast path: no run in this chunk can exceed the bound; only the
+            // tail after the last `<` carries over.
+            self.run = match self.out.iter().rposition(|&b| b == b'<') {
+                Some(i) => self.out.len() - i - 1,
+                None => self.run + self.out.len(),
+            };
+        } else {
+            let mut run = self.run;
+            for &b in &self.out {
+                if b == b'<' {
+                    run = 0;
+                } else {
+                    run += 1;
+                    longest = longest.max(run);
+                }
             }
+            self.run = run;
         }
-        self.run = run;
         if longest > self.max_run {
             let position = self.consumed;
             return Err(self.fail(
@@ -578,6 +587,13 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                         } else {
                             text.push_str(s);
                         }
+                        // Text split by comments or CDATA sections adds up.
+                        if text.len() > max_event {
+                            return Err(ReadError::new(
+                                format!("a text node is longer than {max_event} bytes"),
+                                before,
+                            ));
+                        }
                     }
                 }
             }
@@ -592,6 +608,12 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                     }
                     Some(f) if f.mode == TextMode::Base64Size => b64.feed(&raw),
                     Some(_) => text.push_str(utf8(&raw, before)?),
+                }
+                if text.len() > max_event {
+                    return Err(ReadError::new(
+                        format!("a text node is longer than {max_event} bytes"),
+                        before,
+                    ));
                 }
             }
             Event::Empty(_) => {} // expanded into Start + End by the config
@@ -910,7 +932,16 @@ mod tests {
         let mut r = Rec::default();
         let e = drive_with_limit(&doc[..], &mut r, 1000).unwrap_err();
         assert!(e.message.contains("longer than"), "{e}");
-        // Same document under the bound reads fine.
+        // Pieces joined by comments count together.
+        let mut doc = b"<r><a>".to_vec();
+        for _ in 0..10 {
+            doc.extend(std::iter::repeat_n(b'y', 300));
+            doc.extend_from_slice(b"<!---->");
+        }
+        doc.extend_from_slice(b"</a></r>");
+        let e = drive_with_limit(&doc[..], &mut Rec::default(), 1000).unwrap_err();
+        assert!(e.message.contains("longer than"), "{e}");
+        // A document under the bound reads fine.
         let mut r = Rec::default();
         drive_with_limit(&doc[..], &mut r, 10_000).unwrap();
     }
