@@ -701,7 +701,7 @@ pub(crate) fn split_note(n: String) -> Note {
             {
                 return Note {
                     subject_code: Some(code.to_string()),
-                    text: n[end + 2..].to_string(),
+                    text: n[end + 2..].trim().to_string(),
                 };
             }
         }
@@ -709,5 +709,26 @@ pub(crate) fn split_note(n: String) -> Note {
     Note {
         subject_code: None,
         text: n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_note;
+
+    #[test]
+    fn note_subject_code_prefix() {
+        let n = split_note("#AAI#\n Ordered by phone".into());
+        assert_eq!(
+            (n.subject_code.as_deref(), n.text.as_str()),
+            (Some("AAI"), "Ordered by phone")
+        );
+        let n = split_note("Ordered through our website#Ordering information".into());
+        assert_eq!(
+            (n.subject_code, n.text.as_str()),
+            (None, "Ordered through our website#Ordering information")
+        );
+        let n = split_note("##Delivery terms".into());
+        assert_eq!(n.subject_code, None);
     }
 }
