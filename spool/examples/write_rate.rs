@@ -70,7 +70,7 @@ fn invoice(flow: usize, doc: i64) -> NewInvoice {
     let rejected = doc % 10 == 7;
     // a few duplicates across flows: every 50th number repeats the previous flow's
     let (number, seller) = if doc % 50 == 3 && flow > 0 {
-        (format!("F{}-{doc}", flow - 1), (flow - 1) % 7)
+        (format!("F{}-{}", flow - 1, doc + 1), (flow - 1) % 7)
     } else {
         (format!("F{flow}-{doc}"), flow % 7)
     };

@@ -95,6 +95,9 @@ pub type Result<T> = std::result::Result<T, SpoolError>;
 pub type FlowId = i64;
 pub type AckId = i64;
 
+/// Acknowledgements to create for a flow registered as a duplicate.
+pub(crate) type DupAcks<'a> = dyn Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync + 'a;
+
 /// Where a flow came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -397,7 +400,33 @@ impl Spool {
     /// Register a durably stored flow. A flow already seen (same partner +
     /// hash, or same AS2 Message-ID) is recorded as a duplicate.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
-        dispatch!(self, b => b.register_flow(flow).await)
+        dispatch!(self, b => b.register_flow(flow, &|_| Vec::new()).await)
+    }
+
+    /// [`Spool::register_flow`], and when the flow turns out to be a
+    /// duplicate, create the pending acknowledgements `duplicate_acks(id)`
+    /// returns (`id`: the duplicate's flow id) in the same transaction, so a
+    /// duplicate is always answered, even after a crash.
+    pub async fn register_flow_with_acks<F>(
+        &self,
+        flow: &NewFlow,
+        duplicate_acks: F,
+    ) -> Result<Registration>
+    where
+        F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
+    {
+        dispatch!(self, b => b.register_flow(flow, &duplicate_acks).await)
+    }
+
+    /// Create pending acknowledgements for a flow in a terminal state
+    /// (processed, failed or duplicate), e.g. an answer generated again.
+    /// Flows being processed get theirs from [`Spool::finish_flow`].
+    pub async fn add_acks(
+        &self,
+        flow: FlowId,
+        acks: &[(AckKind, String, String)],
+    ) -> Result<Vec<AckId>> {
+        dispatch!(self, b => b.add_acks(flow, acks).await)
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease

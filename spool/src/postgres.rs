@@ -51,6 +51,31 @@ pub(crate) async fn insert_event(conn: &mut PgConnection, me: &str, ev: &Event) 
     Ok(())
 }
 
+/// Create pending acknowledgements of a flow (and their events).
+async fn insert_acks(
+    conn: &mut PgConnection,
+    me: &str,
+    flow: FlowId,
+    acks: &[(AckKind, String, String)],
+) -> Result<Vec<AckId>> {
+    let mut ids = Vec::with_capacity(acks.len());
+    for (kind, destination, file_name) in acks {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
+             VALUES ($1, $2, $3, $4, now(), now()) RETURNING id",
+        )
+        .bind(flow)
+        .bind(kind.as_str())
+        .bind(destination)
+        .bind(file_name)
+        .fetch_one(&mut *conn)
+        .await?;
+        insert_event(conn, me, &state::ack_event(id, None, "pending", None)).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 /// Lock a flow row; its state, lease owner, and whether the lease is live.
 async fn lock_flow(
     conn: &mut PgConnection,
@@ -113,7 +138,11 @@ impl PgBackend {
         Ok(())
     }
 
-    pub(crate) async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
+    pub(crate) async fn register_flow(
+        &self,
+        flow: &NewFlow,
+        dup_acks: &DupAcks<'_>,
+    ) -> Result<Registration> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO partners (id, created_at) VALUES ($1, now()) ON CONFLICT DO NOTHING",
@@ -182,6 +211,7 @@ impl PgBackend {
                 .fetch_one(&mut *tx)
                 .await?;
                 insert_event(&mut tx, &self.me, &dup.for_flow(id).event()).await?;
+                insert_acks(&mut tx, &self.me, id, &dup_acks(id)).await?;
                 Registration::Duplicate { id, original }
             }
         };
@@ -543,26 +573,26 @@ impl PgBackend {
         .bind(flow)
         .execute(&mut *tx)
         .await?;
-        let mut ids = Vec::with_capacity(acks.len());
-        for (kind, destination, file_name) in acks {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, now(), now()) RETURNING id",
-            )
-            .bind(flow)
-            .bind(kind.as_str())
-            .bind(destination)
-            .bind(file_name)
-            .fetch_one(&mut *tx)
-            .await?;
-            insert_event(
-                &mut tx,
-                &self.me,
-                &state::ack_event(id, "new", "pending", None),
-            )
-            .await?;
-            ids.push(id);
+        let ids = insert_acks(&mut tx, &self.me, flow, acks).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub(crate) async fn add_acks(
+        &self,
+        flow: FlowId,
+        acks: &[(AckKind, String, String)],
+    ) -> Result<Vec<AckId>> {
+        let mut tx = self.pool.begin().await?;
+        let (st, _, _) = lock_flow(&mut tx, flow).await?;
+        if !st.is_terminal() {
+            return Err(SpoolError::IllegalTransition {
+                flow,
+                from: st.as_str().to_owned(),
+                to: "acknowledged".to_owned(),
+            });
         }
+        let ids = insert_acks(&mut tx, &self.me, flow, acks).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -617,7 +647,7 @@ impl PgBackend {
             "UPDATE acknowledgements SET delivered_at = now(), updated_at = now(), attempts = attempts + 1, \
              last_error = NULL WHERE id = $1",
             None,
-            state::ack_event(ack, "pending", "delivered", None),
+            state::ack_event(ack, Some("pending"), "delivered", None),
         )
         .await
     }
@@ -628,7 +658,7 @@ impl PgBackend {
             "UPDATE acknowledgements SET attempts = attempts + 1, last_error = $2, updated_at = now() \
              WHERE id = $1",
             Some(error),
-            state::ack_event(ack, "pending", "pending", Some(format!("delivery failed: {error}"))),
+            state::ack_event(ack, Some("pending"), "pending", Some(format!("delivery failed: {error}"))),
         )
         .await
     }
@@ -640,7 +670,7 @@ impl PgBackend {
             None,
             state::ack_event(
                 ack,
-                "delivered",
+                Some("delivered"),
                 "pending",
                 Some("resend requested".to_owned()),
             ),

@@ -68,6 +68,33 @@ pub(crate) async fn insert_event(
     Ok(())
 }
 
+/// Create pending acknowledgements of a flow (and their events).
+async fn insert_acks(
+    conn: &mut SqliteConnection,
+    me: &str,
+    now: DateTime<Utc>,
+    flow: FlowId,
+    acks: &[(AckKind, String, String)],
+) -> Result<Vec<AckId>> {
+    let mut ids = Vec::with_capacity(acks.len());
+    for (kind, destination, file_name) in acks {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+        )
+        .bind(flow)
+        .bind(kind.as_str())
+        .bind(destination)
+        .bind(file_name)
+        .bind(now)
+        .fetch_one(&mut *conn)
+        .await?;
+        insert_event(conn, me, now, &state::ack_event(id, None, "pending", None)).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 /// Current state, lease owner and lease expiry of a flow.
 async fn flow_lock_info(
     conn: &mut SqliteConnection,
@@ -138,7 +165,11 @@ impl SqliteBackend {
         Ok(())
     }
 
-    pub(crate) async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
+    pub(crate) async fn register_flow(
+        &self,
+        flow: &NewFlow,
+        dup_acks: &DupAcks<'_>,
+    ) -> Result<Registration> {
         let mut tx = self.begin().await?;
         let now = now();
         sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -207,6 +238,7 @@ impl SqliteBackend {
                 .fetch_one(&mut *tx)
                 .await?;
                 insert_event(&mut tx, &self.me, now, &dup.for_flow(id).event()).await?;
+                insert_acks(&mut tx, &self.me, now, id, &dup_acks(id)).await?;
                 Registration::Duplicate { id, original }
             }
         };
@@ -524,28 +556,27 @@ impl SqliteBackend {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let mut ids = Vec::with_capacity(acks.len());
-        for (kind, destination, file_name) in acks {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-            )
-            .bind(flow)
-            .bind(kind.as_str())
-            .bind(destination)
-            .bind(file_name)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            insert_event(
-                &mut tx,
-                &self.me,
-                now,
-                &state::ack_event(id, "new", "pending", None),
-            )
-            .await?;
-            ids.push(id);
+        let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    pub(crate) async fn add_acks(
+        &self,
+        flow: FlowId,
+        acks: &[(AckKind, String, String)],
+    ) -> Result<Vec<AckId>> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let (st, _, _) = flow_lock_info(&mut tx, flow).await?;
+        if !st.is_terminal() {
+            return Err(SpoolError::IllegalTransition {
+                flow,
+                from: st.as_str().to_owned(),
+                to: "acknowledged".to_owned(),
+            });
         }
+        let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
         tx.commit().await?;
         Ok(ids)
     }
@@ -601,7 +632,7 @@ impl SqliteBackend {
             "UPDATE acknowledgements SET delivered_at = $1, updated_at = $1, attempts = attempts + 1, last_error = NULL \
              WHERE id = $2",
             None,
-            state::ack_event(ack, "pending", "delivered", None),
+            state::ack_event(ack, Some("pending"), "delivered", None),
         )
         .await
     }
@@ -611,7 +642,7 @@ impl SqliteBackend {
             ack,
             "UPDATE acknowledgements SET attempts = attempts + 1, last_error = $3, updated_at = $1 WHERE id = $2",
             Some(error),
-            state::ack_event(ack, "pending", "pending", Some(format!("delivery failed: {error}"))),
+            state::ack_event(ack, Some("pending"), "pending", Some(format!("delivery failed: {error}"))),
         )
         .await
     }
@@ -623,7 +654,7 @@ impl SqliteBackend {
             None,
             state::ack_event(
                 ack,
-                "delivered",
+                Some("delivered"),
                 "pending",
                 Some("resend requested".to_owned()),
             ),

@@ -140,11 +140,11 @@ pub(crate) struct Event {
 
 /// Acknowledgement states: `pending → delivered`, a failed attempt keeps it
 /// `pending`, a resend puts a delivered one back to `pending`.
-pub(crate) fn ack_event(ack: i64, from: &str, to: &str, reason: Option<String>) -> Event {
+pub(crate) fn ack_event(ack: i64, from: Option<&str>, to: &str, reason: Option<String>) -> Event {
     Event {
         entity: ACK,
         entity_id: ack,
-        from: Some(from.to_owned()),
+        from: from.map(str::to_owned),
         to: to.to_owned(),
         reason,
     }

@@ -176,6 +176,39 @@ async fn register_and_duplicates(db: Db) {
         .unwrap();
     assert!(matches!(again, Registration::Duplicate { original, .. } if original == a));
 
+    // a duplicate can be answered in the same transaction
+    let report = |id: FlowId| {
+        vec![(
+            AckKind::IntegrationReport,
+            "dropzone".to_owned(),
+            format!("dup.{id}.report"),
+        )]
+    };
+    let Registration::Duplicate { id: third, .. } = spool
+        .register_flow_with_acks(&new_flow("acme", "aa11"), report)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a duplicate")
+    };
+    let acks = spool.acks_of_flow(third).await.unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].file_name, format!("dup.{third}.report"));
+    let Registration::New(fresh) = spool
+        .register_flow_with_acks(&new_flow("acme", "fresh"), report)
+        .await
+        .unwrap()
+    else {
+        panic!("expected a new flow")
+    };
+    assert!(
+        spool.acks_of_flow(fresh).await.unwrap().is_empty(),
+        "new flows get acks when finished"
+    );
+    let err = spool.add_acks(fresh, &report(fresh)).await.unwrap_err();
+    assert!(matches!(err, SpoolError::IllegalTransition { .. }), "{err}");
+    assert_eq!(spool.add_acks(id, &report(id)).await.unwrap().len(), 1);
+
     // same hash for another partner is another flow
     let b = registered(&spool, "globex", "aa11").await;
     assert_ne!(b, a);
@@ -207,9 +240,9 @@ async fn register_and_duplicates(db: Db) {
         claimed.push(c.id);
     }
     claimed.sort();
-    assert_eq!(claimed, vec![a, b, first]);
+    assert_eq!(claimed, vec![a, fresh, b, first]);
     let flows = spool.list_flows(&FlowFilter::default()).await.unwrap();
-    assert_eq!(flows.len(), 6);
+    assert_eq!(flows.len(), 8);
     let dups = spool
         .list_flows(&FlowFilter {
             state: Some(FlowState::Duplicate),
@@ -218,7 +251,7 @@ async fn register_and_duplicates(db: Db) {
         })
         .await
         .unwrap();
-    assert_eq!(dups.len(), 3);
+    assert_eq!(dups.len(), 4);
 }
 
 async fn claim_lease_and_expiry(db: Db) {
@@ -985,7 +1018,7 @@ async fn history_and_reconciliation_counts(db: Db) {
             (None, "received", "flow"),
             (Some("received"), "processing", "flow"),
             (Some("processing"), "processed", "flow"),
-            (Some("new"), "pending", "ack"),
+            (None, "pending", "ack"),
             (Some("pending"), "delivered", "ack"),
         ]
     );
