@@ -79,6 +79,7 @@ struct PartnerOpts {
     require_signed: bool,
     require_encrypted: bool,
     max_body_bytes: u64,
+    memory_body_bytes: usize,
 }
 
 impl Default for PartnerOpts {
@@ -87,6 +88,7 @@ impl Default for PartnerOpts {
             require_signed: false,
             require_encrypted: false,
             max_body_bytes: 1 << 30,
+            memory_body_bytes: 4 << 20,
         }
     }
 }
@@ -139,6 +141,7 @@ impl Fixture {
         .unwrap();
         let mut settings = As2Settings::new(identity, vec![p], dir.path().join("flows"));
         settings.max_body_bytes = opts.max_body_bytes;
+        settings.memory_body_bytes = opts.memory_body_bytes;
         settings.async_delivery = AsyncMdnDelivery::Spawn {
             attempts: 3,
             first_delay: std::time::Duration::from_millis(200),
@@ -335,7 +338,12 @@ async fn compressed_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_signed_encrypted_binary_payload() {
-    let fx = Fixture::start(PartnerOpts::default()).await;
+    // Bodies over 1 KiB are spooled to a mapped temporary file.
+    let fx = Fixture::start(PartnerOpts {
+        memory_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let data = binary_payload();
     let payload = fx.write_payload("flow.bin", &data);
     let r = &fx
@@ -347,6 +355,26 @@ async fn compressed_signed_encrypted_binary_payload() {
     assert_processed(r);
     assert_eq!(r["mdn_signed"], true);
     assert_one_flow(&fx, &data, "flow.tar.gz");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_signed_body_spooled_to_disk() {
+    let fx = Fixture::start(PartnerOpts {
+        memory_body_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let data: Vec<u8> = binary_payload().repeat(50); // 2 MB
+    let payload = fx.write_payload("large.bin", &data);
+    let r = &fx
+        .peer(fx.config(json!({
+            "sign": true, "mdn_digest_alg": "sha256",
+            "payload": payload, "content_type": "application/octet-stream", "filename": "large.bin",
+        })))
+        .await[0];
+    assert_processed(r);
+    // assert_one_flow also proves the temporary body file is gone.
+    assert_one_flow(&fx, &data, "large.bin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,13 +42,18 @@
 //! and kept. Failed messages keep no MDN: a corrected resend is processed.
 //!
 //! # Memory
-//! OpenSSL's CMS API decrypts and verifies whole buffers, so a message is
-//! held in memory while its layers are opened: the body plus, at worst, one
-//! decrypted and one decompressed copy (decompression is capped at
-//! `max_body_bytes` as well). Peak memory is therefore about three times the
-//! body per request, and requests are processed at most `max_concurrent` at
-//! a time (default 4): set `max_body_bytes` with the machine's memory in mind.
-//! The payload itself is written to the store in bounded chunks.
+//! A body up to `memory_body_bytes` (default 4 MiB) is read into memory; a
+//! larger one is written to a temporary file in the store as it arrives and
+//! memory-mapped once complete, so its pages are file-backed and can be
+//! evicted. OpenSSL's CMS API then works on whole buffers: the layers are
+//! opened by borrowing from the layer around them (the signed part of a
+//! `multipart/signed`, the payload of a plain message, are slices of the
+//! mapped body, never copies), and only decrypted, decompressed or opaque
+//! SignedData content is held in memory (decompression capped at
+//! `max_body_bytes`). So a plain or signed message costs almost no heap,
+//! an encrypted one about its own size (plus OpenSSL's transient copy while
+//! decrypting). At most `max_concurrent` requests (default 4) are processed
+//! at once. The payload is written to the store in bounded chunks.
 //!
 //! # TLS
 //! The endpoint speaks plain HTTP on the daemon's listener; put it behind a
@@ -271,6 +276,26 @@ pub enum AsyncMdnDelivery {
     Outbox(tokio::sync::mpsc::UnboundedSender<PendingMdn>),
 }
 
+/// A request body: in memory, or spilled to a temporary file and mapped.
+enum MessageBody {
+    Memory(Bytes),
+    // Field order matters: the map is dropped before the file is removed.
+    Mapped {
+        map: memmap2::Mmap,
+        _file: tempfile::TempPath,
+    },
+}
+
+impl std::ops::Deref for MessageBody {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            MessageBody::Memory(b) => b,
+            MessageBody::Mapped { map, .. } => map,
+        }
+    }
+}
+
 /// Called with the outcome of every request (metrics, audit logs).
 #[derive(Clone)]
 pub struct OutcomeObserver(pub Arc<dyn Fn(&As2Outcome) + Send + Sync>);
@@ -291,7 +316,10 @@ pub struct As2Settings {
     /// Where MDNs of processed messages are kept for resending.
     pub mdn_dir: PathBuf,
     pub max_body_bytes: u64,
-    /// Requests processed at once (each may hold ~3x its body in memory).
+    /// Bodies up to this size are read into memory; larger ones go to a
+    /// temporary file in the store, memory-mapped.
+    pub memory_body_bytes: usize,
+    /// Requests processed at once (an encrypted one holds about its size).
     pub max_concurrent: usize,
     pub reporting_ua: String,
     pub async_delivery: AsyncMdnDelivery,
@@ -342,6 +370,7 @@ impl As2Settings {
             store,
             mdn_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            memory_body_bytes: 4 << 20,
             max_concurrent: 4,
             reporting_ua: format!("quai AS2 receiver {}", env!("CARGO_PKG_VERSION")),
             async_delivery: AsyncMdnDelivery::Spawn {
@@ -530,29 +559,83 @@ impl<S: FlowSink> As2Receiver<S> {
                 As2Outcome::Unavailable("shutting down".into()),
             );
         };
-        let mut body = body;
-        let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0).min(1 << 20) as usize);
+        let body = match self.read_body(body, declared).await {
+            Ok(b) => b,
+            Err(reply) => return *reply,
+        };
+        self.receive_inner(&headers, Arc::new(body)).await
+    }
+
+    /// Read the body with the size cap: in memory up to
+    /// `memory_body_bytes`, beyond that into a temporary file in the store
+    /// (named like landing's temporaries, so a crash leaves nothing that
+    /// `landing::sweep_temporaries` does not remove), mapped once complete.
+    async fn read_body(
+        &self,
+        mut body: Body,
+        declared: Option<u64>,
+    ) -> Result<MessageBody, Box<As2Reply>> {
+        use tokio::io::AsyncWriteExt;
+        let max = self.settings.max_body_bytes;
+        let spill_at = self.settings.memory_body_bytes as u64;
+        let mut buf: Vec<u8> =
+            Vec::with_capacity(declared.unwrap_or(0).min(spill_at).min(1 << 20) as usize);
+        let mut file: Option<(tokio::fs::File, tempfile::TempPath)> = None;
+        let mut total: u64 = 0;
+        let io_err = |e: std::io::Error| {
+            Box::new(As2Reply::plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily unable to receive the message; please retry".into(),
+                As2Outcome::Unavailable(format!("spooling the request body failed: {e}")),
+            ))
+        };
         while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        if buf.len() as u64 + data.len() as u64 > max {
-                            return too_large(max);
-                        }
-                        buf.extend_from_slice(&data);
-                    }
-                }
+            let data = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
                 Err(e) => {
-                    let m = format!(
-                        "request body cut short after {} bytes{}: {e}",
-                        buf.len(),
+                    return Err(Box::new(bad_request(format!(
+                        "request body cut short after {total} bytes{}: {e}",
                         declared.map(|n| format!(" of {n}")).unwrap_or_default()
-                    );
-                    return bad_request(m);
+                    ))))
                 }
+            };
+            total += data.len() as u64;
+            if total > max {
+                return Err(Box::new(too_large(max)));
+            }
+            if file.is_none() && total > spill_at {
+                fs::create_dir_all(&self.settings.store).map_err(io_err)?;
+                let named = tempfile::Builder::new()
+                    .prefix(".landing-as2-")
+                    .tempfile_in(&self.settings.store)
+                    .map_err(io_err)?;
+                let (f, path) = named.into_parts();
+                let mut f = tokio::fs::File::from_std(f);
+                f.write_all(&buf).await.map_err(io_err)?;
+                buf = Vec::new();
+                file = Some((f, path));
+            }
+            match &mut file {
+                Some((f, _)) => f.write_all(&data).await.map_err(io_err)?,
+                None => buf.extend_from_slice(&data),
             }
         }
-        self.receive_inner(&headers, Bytes::from(buf)).await
+        match file {
+            None => Ok(MessageBody::Memory(Bytes::from(buf))),
+            Some((mut f, path)) => {
+                f.flush().await.map_err(io_err)?;
+                let f = f.into_std().await;
+                // SAFETY: the file is our own temporary (created exclusively,
+                // mode 0600, in the store); nothing writes or truncates it
+                // while it is mapped, and it is removed only after the map
+                // is dropped (field order in `MessageBody::Mapped`).
+                let map = unsafe { memmap2::Mmap::map(&f) }.map_err(io_err)?;
+                Ok(MessageBody::Mapped { map, _file: path })
+            }
+        }
     }
 
     /// Process one AS2 request given its headers and complete body (no HTTP
@@ -573,10 +656,11 @@ impl<S: FlowSink> As2Receiver<S> {
                 As2Outcome::Unavailable("shutting down".into()),
             );
         };
-        self.receive_inner(headers, body).await
+        self.receive_inner(headers, Arc::new(MessageBody::Memory(body)))
+            .await
     }
 
-    async fn receive_inner(&self, headers: &HeaderMap, body: Bytes) -> As2Reply {
+    async fn receive_inner(&self, headers: &HeaderMap, body: Arc<MessageBody>) -> As2Reply {
         match content_length(headers) {
             Ok(Some(n)) if n != body.len() as u64 => {
                 return bad_request(format!(
@@ -657,45 +741,39 @@ impl<S: FlowSink> As2Receiver<S> {
             }
         }
 
-        // Open the layers (CPU-bound) off the async threads.
-        let unwrapped = {
+        // Open the layers and land the payload (CPU and disk) off the
+        // async threads.
+        let opened = {
             let identity = self.settings.identity.clone();
             let partner = partner.clone();
             let max = self.settings.max_body_bytes;
             let mic_pref = request.mic_alg.clone();
+            let store = self.settings.store.clone();
             let body = body.clone();
             tokio::task::spawn_blocking(move || {
-                unwrap_message(&identity, &partner, top, &body, mic_pref, max)
+                open_message(&identity, &partner, &top, &body, mic_pref, max, &store)
             })
             .await
             .unwrap_or_else(|e| {
-                Err(Failure::new(
+                Err(OpenError::Message(Failure::new(
                     ErrorModifier::UnexpectedProcessingError,
                     format!("internal error: {e}"),
-                ))
+                )))
             })
         };
-        let msg = match unwrapped {
+        drop(body);
+        let msg = match opened {
             Ok(m) => m,
-            Err(f) => {
+            Err(OpenError::Message(f)) => {
                 tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
                     disposition = f.modifier.as_str(), reason = %f.reason, "AS2 message not processed");
                 return self.answer_failure(partner, &message_id, &request, f);
             }
+            Err(OpenError::Landing(e)) => {
+                return unavailable(partner, &message_id, format!("landing failed: {e}"))
+            }
         };
-
-        // Land, then let the sink commit.
-        let store = self.settings.store.clone();
-        let payload = msg.payload;
-        let landed =
-            tokio::task::spawn_blocking(move || landing::land(&mut &payload[..], &store, u64::MAX))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-        let stored = match landed {
-            Ok(s) => s,
-            Err(e) => return unavailable(partner, &message_id, format!("landing failed: {e}")),
-        };
+        let stored = msg.stored;
         let flow = LandedFlow {
             partner: partner.partner_id.clone(),
             channel: Channel::As2,
@@ -962,10 +1040,31 @@ fn mime_failure(e: mime::MimeError) -> Failure {
     )
 }
 
-/// The message with its layers opened.
+/// Why opening a message stopped.
 #[derive(Debug)]
-struct Unwrapped {
-    payload: Vec<u8>,
+enum OpenError {
+    /// The message is at fault: answer with an error MDN.
+    Message(Failure),
+    /// Our store failed: answer 503, the sender retries.
+    Landing(String),
+}
+
+impl From<Failure> for OpenError {
+    fn from(f: Failure) -> OpenError {
+        OpenError::Message(f)
+    }
+}
+
+impl From<SmimeError> for OpenError {
+    fn from(e: SmimeError) -> OpenError {
+        OpenError::Message(e.into())
+    }
+}
+
+/// The message with its layers opened and its payload landed.
+#[derive(Debug)]
+struct Opened {
+    stored: landing::Stored,
     filename: Option<String>,
     signed: bool,
     encrypted: bool,
@@ -974,46 +1073,91 @@ struct Unwrapped {
     mic: (String, String),
 }
 
-/// Open every S/MIME layer of a message, outside in.
-fn unwrap_message(
+/// What the layers found so far, and what is needed to open them.
+struct Opener<'a> {
+    identity: &'a Identity,
+    partner: &'a Partner,
+    mic_pref: Option<MicAlg>,
+    max_out: u64,
+    store: &'a Path,
+    signed: bool,
+    encrypted: bool,
+    compressed: bool,
+    mic: Option<(String, String)>,
+}
+
+/// Open every S/MIME layer of a message, outside in, and land the payload.
+/// Each layer borrows from the one around it: only decrypted, decompressed
+/// or opaque-signed content is copied, never the message itself.
+fn open_message(
     identity: &Identity,
     partner: &Partner,
-    top_headers: Vec<Header>,
+    top_headers: &[Header],
     body: &[u8],
     mic_pref: Option<MicAlg>,
     max_out: u64,
-) -> Result<Unwrapped, Failure> {
+    store: &Path,
+) -> Result<Opened, OpenError> {
     let mut top_block = Vec::new();
-    for h in &top_headers {
+    for h in top_headers {
         top_block.extend_from_slice(format!("{}: {}\r\n", h.name, h.value).as_bytes());
     }
     top_block.extend_from_slice(b"\r\n");
+    let mut opener = Opener {
+        identity,
+        partner,
+        mic_pref,
+        max_out,
+        store,
+        signed: false,
+        encrypted: false,
+        compressed: false,
+        mic: None,
+    };
+    opener.entity(top_headers, &top_block, body, 0)
+}
 
-    let (mut signed, mut encrypted, mut compressed) = (false, false, false);
-    let mut mic: Option<(String, String)> = None;
-    // None: the top-level entity (HTTP headers + body); Some: an inner entity.
-    let mut inner: Option<Vec<u8>> = None;
-
-    for _ in 0..MAX_LAYERS {
-        let (entity, header_block): (Entity<'_>, &[u8]) = match &inner {
-            None => (
-                Entity {
-                    headers: top_headers.clone(),
-                    raw: body,
-                    body,
-                },
-                &top_block,
-            ),
-            Some(buf) => {
-                let e = mime::parse_entity(buf).map_err(mime_failure)?;
-                let split = buf.len() - e.body.len();
-                (e, &buf[..split])
+impl Opener<'_> {
+    /// Open content produced by a layer: normally a MIME entity, but some
+    /// senders wrap the bare payload, which then gets a neutral header.
+    fn buffer(&mut self, content: &[u8], depth: usize) -> Result<Opened, OpenError> {
+        match mime::as_entity(content) {
+            Some(e) => {
+                let split = content.len() - e.body.len();
+                self.entity(&e.headers, &content[..split], e.body, depth)
             }
+            None => {
+                let bare = [Header {
+                    name: "Content-Type".into(),
+                    value: "application/octet-stream".into(),
+                }];
+                let block = b"Content-Type: application/octet-stream\r\n\r\n";
+                self.entity(&bare, block, content, depth)
+            }
+        }
+    }
+
+    fn entity(
+        &mut self,
+        headers: &[Header],
+        header_block: &[u8],
+        body: &[u8],
+        depth: usize,
+    ) -> Result<Opened, OpenError> {
+        if depth >= MAX_LAYERS {
+            return Err(Failure::new(
+                ErrorModifier::UnexpectedProcessingError,
+                "too many nested S/MIME layers",
+            )
+            .into());
+        }
+        let entity = Entity {
+            headers: headers.to_vec(),
+            raw: body,
+            body,
         };
         let ct = entity.content_type().map_err(mime_failure)?;
-
-        let next: Vec<u8> = if ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime")
-        {
+        if ct.is("application/pkcs7-mime") || ct.is("application/x-pkcs7-mime") {
             let der = entity.decoded_body().map_err(mime_failure)?;
             let kind = match ct.param("smime-type").map(|s| s.to_ascii_lowercase()) {
                 Some(t) if t == "enveloped-data" => smime::CmsKind::Enveloped,
@@ -1021,50 +1165,57 @@ fn unwrap_message(
                 Some(t) if t == "signed-data" => smime::CmsKind::Signed,
                 _ => smime::cms_kind(&der),
             };
-            match kind {
+            let content = match kind {
                 smime::CmsKind::Enveloped => {
-                    if encrypted {
+                    if self.encrypted {
                         return Err(Failure::new(
                             ErrorModifier::UnexpectedProcessingError,
                             "encrypted twice",
-                        ));
+                        )
+                        .into());
                     }
-                    encrypted = true;
-                    entity_or_bare(smime::decrypt(&der, &identity.key, &identity.cert)?)
+                    self.encrypted = true;
+                    smime::decrypt(&der, &self.identity.key, &self.identity.cert)?
                 }
                 smime::CmsKind::Compressed => {
-                    if compressed {
+                    if self.compressed {
                         return Err(Failure::new(
                             ErrorModifier::UnexpectedProcessingError,
                             "compressed twice",
-                        ));
+                        )
+                        .into());
                     }
-                    compressed = true;
-                    entity_or_bare(smime::decompress(&der, max_out)?)
+                    self.compressed = true;
+                    smime::decompress(&der, self.max_out)?
                 }
                 smime::CmsKind::Signed => {
-                    let cert = partner_cert(partner, signed)?;
+                    let cert = partner_cert(self.partner, self.signed)?;
                     let content = smime::verify_opaque(&der, cert)?;
-                    signed = true;
-                    let alg = mic_pref.clone().unwrap_or_else(MicAlg::default_sha256);
-                    mic = Some((alg.mic(&[&content])?, alg.name));
-                    entity_or_bare(content)
+                    self.signed = true;
+                    let alg = self.mic_pref.clone().unwrap_or_else(MicAlg::default_sha256);
+                    self.mic = Some((alg.mic(&[&content])?, alg.name));
+                    content
                 }
                 smime::CmsKind::Other => return Err(Failure::new(
                     ErrorModifier::UnexpectedProcessingError,
                     "application/pkcs7-mime content is not enveloped, compressed or signed data",
-                )),
-            }
-        } else if ct.is("multipart/signed") {
+                )
+                .into()),
+            };
+            drop(der);
+            return self.buffer(&content, depth + 1);
+        }
+        if ct.is("multipart/signed") {
             let boundary = ct
                 .param("boundary")
                 .ok_or_else(|| mime_failure(mime::MimeError::MissingBoundary))?;
-            let parts = mime::split_multipart(entity.body, boundary).map_err(mime_failure)?;
+            let parts = mime::split_multipart(body, boundary).map_err(mime_failure)?;
             let [content, sig_part] = parts[..] else {
                 return Err(Failure::new(
                     ErrorModifier::UnexpectedProcessingError,
                     format!("multipart/signed has {} parts, expected 2", parts.len()),
-                ));
+                )
+                .into());
             };
             let sig_entity = mime::parse_entity(sig_part).map_err(mime_failure)?;
             let sig_ct = sig_entity.content_type().map_err(mime_failure)?;
@@ -1074,11 +1225,13 @@ fn unwrap_message(
                 return Err(Failure::new(
                     ErrorModifier::AuthenticationFailed,
                     format!("unsupported signature type {}", sig_ct.mime_type),
-                ));
+                )
+                .into());
             }
             let signature = sig_entity.decoded_body().map_err(mime_failure)?;
-            let cert = partner_cert(partner, signed)?;
-            let alg = mic_pref
+            let cert = partner_cert(self.partner, self.signed)?;
+            let alg = self
+                .mic_pref
                 .clone()
                 .or_else(|| ct.param("micalg").and_then(MicAlg::from_name))
                 .unwrap_or_else(MicAlg::default_sha256);
@@ -1086,63 +1239,64 @@ fn unwrap_message(
             if let Err(e) = smime::verify_detached(&signature, content, cert) {
                 let mut f = Failure::from(e);
                 f.mic = Some(this_mic);
-                return Err(f);
+                return Err(f.into());
             }
-            signed = true;
-            mic = Some(this_mic);
-            content.to_vec()
-        } else {
-            // The payload.
-            let payload = entity.decoded_body().map_err(mime_failure)?.into_owned();
-            if partner.require_encrypted && !encrypted {
-                return Err(Failure::new(
-                    ErrorModifier::InsufficientMessageSecurity,
-                    "the partner's messages must be encrypted",
-                ));
+            self.signed = true;
+            self.mic = Some(this_mic);
+            let inner = mime::parse_entity(content).map_err(mime_failure)?;
+            let split = content.len() - inner.body.len();
+            return self.entity(&inner.headers, &content[..split], inner.body, depth + 1);
+        }
+
+        // The payload.
+        if self.partner.require_encrypted && !self.encrypted {
+            return Err(Failure::new(
+                ErrorModifier::InsufficientMessageSecurity,
+                "the partner's messages must be encrypted",
+            )
+            .into());
+        }
+        if self.partner.require_signed && !self.signed {
+            return Err(Failure::new(
+                ErrorModifier::InsufficientMessageSecurity,
+                "the partner's messages must be signed",
+            )
+            .into());
+        }
+        let mic = match self.mic.take() {
+            Some(m) => m,
+            None => {
+                let alg = self.mic_pref.clone().unwrap_or_else(MicAlg::default_sha256);
+                (alg.mic(&[header_block, body])?, alg.name)
             }
-            if partner.require_signed && !signed {
-                return Err(Failure::new(
-                    ErrorModifier::InsufficientMessageSecurity,
-                    "the partner's messages must be signed",
-                ));
-            }
-            let mic = match mic {
-                Some(m) => m,
-                None => {
-                    let alg = mic_pref.unwrap_or_else(MicAlg::default_sha256);
-                    (alg.mic(&[header_block, entity.body])?, alg.name)
-                }
-            };
-            let filename = entity
-                .header("content-disposition")
-                .and_then(|v| {
-                    mime::split_params(v)
-                        .into_iter()
-                        .skip(1)
-                        .filter_map(|p| {
-                            let (n, v) = p.split_once('=')?;
-                            n.trim()
-                                .eq_ignore_ascii_case("filename")
-                                .then(|| mime::unquote(v))
-                        })
-                        .next()
-                })
-                .and_then(|f| safe_filename(&f));
-            return Ok(Unwrapped {
-                payload,
-                filename,
-                signed,
-                encrypted,
-                compressed,
-                mic,
-            });
         };
-        inner = Some(next);
+        let payload = entity.decoded_body().map_err(mime_failure)?;
+        let filename = entity
+            .header("content-disposition")
+            .and_then(|v| {
+                mime::split_params(v)
+                    .into_iter()
+                    .skip(1)
+                    .filter_map(|p| {
+                        let (n, v) = p.split_once('=')?;
+                        n.trim()
+                            .eq_ignore_ascii_case("filename")
+                            .then(|| mime::unquote(v))
+                    })
+                    .next()
+            })
+            .and_then(|f| safe_filename(&f));
+        let stored = landing::land(&mut &payload[..], self.store, u64::MAX)
+            .map_err(|e| OpenError::Landing(e.to_string()))?;
+        Ok(Opened {
+            stored,
+            filename,
+            signed: self.signed,
+            encrypted: self.encrypted,
+            compressed: self.compressed,
+            mic,
+        })
     }
-    Err(Failure::new(
-        ErrorModifier::UnexpectedProcessingError,
-        "too many nested S/MIME layers",
-    ))
 }
 
 fn partner_cert(partner: &Partner, already_signed: bool) -> Result<&X509, Failure> {
@@ -1158,18 +1312,6 @@ fn partner_cert(partner: &Partner, already_signed: bool) -> Result<&X509, Failur
             "the message is signed but no certificate is configured for the partner",
         )
     })
-}
-
-/// A decrypted or decompressed content is normally a MIME entity; some
-/// senders wrap the bare payload. Give such content a neutral header block.
-fn entity_or_bare(content: Vec<u8>) -> Vec<u8> {
-    if mime::as_entity(&content).is_some() {
-        content
-    } else {
-        let mut v = b"Content-Type: application/octet-stream\r\n\r\n".to_vec();
-        v.extend_from_slice(&content);
-        v
-    }
 }
 
 /// The last path component of a sender-given file name, if usable.
@@ -1301,15 +1443,17 @@ mod tests {
                 value: ct.into(),
             }]
         };
-        let run =
-            |ct: &str, body: &[u8]| unwrap_message(&id, &partner, top(ct), body, None, 1 << 20);
+        let store = dir.path().join("flows");
+        let run = |ct: &str, body: &[u8]| {
+            open_message(&id, &partner, &top(ct), body, None, 1 << 20, &store)
+        };
         let ok = run(
             "application/pkcs7-mime; smime-type=enveloped-data",
             &enveloped,
         )
         .unwrap();
         assert!(ok.signed && ok.encrypted && ok.compressed);
-        assert_eq!(ok.payload, b"<a>x</a>\r\n");
+        assert_eq!(fs::read(&ok.stored.path).unwrap(), b"<a>x</a>\r\n");
         assert!(run(
             "application/pkcs7-mime; smime-type=compressed-data",
             &compressed_der
