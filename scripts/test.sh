@@ -33,17 +33,25 @@ mkdir -p /run/sshd 2>/dev/null || true
 # ---------------------------------------------------------------- python test peers
 VENV=${QUAI_TEST_VENV:-$ROOT/target/test-venv}
 export QUAI_TEST_VENV=$VENV
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import aiosmtpd, pyas2lib' >/dev/null 2>&1; then
+REQS_SUM=$(cat scripts/test-requirements.txt connectors/tests/as2/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.quai-reqs" 2>/dev/null)" != "$REQS_SUM" ]; then
   log "creating the test venv at $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/test-requirements.txt
+  echo "$REQS_SUM" > "$VENV/.quai-reqs"
 fi
 # oscrypto 1.3.0 (a pyas2lib dependency) cannot parse OpenSSL 3.0.10+ version
 # strings; widen its version regex (known upstream bug).
-for f in "$VENV"/lib/python3*/site-packages/oscrypto/_openssl/_libcrypto_cffi.py \
-         "$VENV"/lib/python3*/site-packages/oscrypto/_openssl/_libcrypto_ctypes.py; do
-  [ -f "$f" ] && sed -i 's/\\d\\.\\d\\.\\d/\\d+\\.\\d+\\.\\d+/g' "$f"
-done
+"$VENV/bin/python" - <<'PY'
+import glob, os
+root = os.environ["QUAI_TEST_VENV"]
+for f in glob.glob(root + "/lib/python3*/site-packages/oscrypto/_openssl/_libcrypto_c*.py"):
+    text = open(f).read()
+    fixed = text.replace(r"\\d\\.\\d\\.\\d", r"\\d+\\.\\d+\\.\\d+")
+    if fixed != text:
+        open(f, "w").write(fixed)
+        print("patched", f)
+PY
 "$VENV/bin/python" -c 'import pyas2lib, aiosmtpd' || { echo "test venv is broken" >&2; exit 1; }
 
 # ---------------------------------------------------------------- checks and tests
