@@ -476,7 +476,7 @@ impl Spool {
 
     /// Acknowledgements generated but not yet delivered (oldest first).
     pub async fn pending_acks(&self, limit: i64) -> Result<Vec<AckRow>> {
-        dispatch!(self, b => b.pending_acks(limit).await)
+        self.pending_acks_shared(limit).await
     }
 
     /// Mark an acknowledgement delivered.
@@ -491,27 +491,27 @@ impl Spool {
 
     /// Acknowledgements of a flow.
     pub async fn acks_of_flow(&self, flow: FlowId) -> Result<Vec<AckRow>> {
-        dispatch!(self, b => b.acks_of_flow(flow).await)
+        self.acks_of_flow_shared(flow).await
     }
 
     /// Per-partner and total counts of flows by state and invoices by verdict.
     pub async fn status(&self) -> Result<StatusSummary> {
-        dispatch!(self, b => b.status().await)
+        self.status_shared().await
     }
 
     /// Flows matching a filter, newest first.
     pub async fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
-        dispatch!(self, b => b.list_flows(filter).await)
+        self.list_flows_shared(filter).await
     }
 
     /// One flow.
     pub async fn flow(&self, flow: FlowId) -> Result<FlowRow> {
-        dispatch!(self, b => b.flow(flow).await)
+        self.flow_shared(flow).await
     }
 
     /// The invoices of a flow, by doc_index.
     pub async fn invoices_of_flow(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
-        dispatch!(self, b => b.invoices_of_flow(flow).await)
+        self.invoices_of_flow_shared(flow).await
     }
 
     /// Give a flow this instance is processing back to the queue

@@ -7,8 +7,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::rows::{self, RawFlow};
-use crate::{Backend, FlowId, FlowRow, Result, Spool};
+use crate::rows::{self, RawAck, RawFlow, RawInvoice};
+use crate::{
+    AckRow, Backend, FlowFilter, FlowId, FlowRow, FlowState, InvoiceRow, Result, Spool, SpoolError,
+    StatusSummary,
+};
 
 /// One entry of the append-only history.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
@@ -171,5 +174,94 @@ impl Spool {
             }
         }
         Ok(per.into_values().collect())
+    }
+}
+
+// The reads of the flow-lifecycle API (same SQL on both backends).
+impl Spool {
+    pub(crate) async fn pending_acks_shared(&self, limit: i64) -> Result<Vec<AckRow>> {
+        with_pool!(self, pool => {
+        let rows: Vec<RawAck> = sqlx::query_as(&format!(
+            "{} WHERE a.delivered_at IS NULL ORDER BY a.generated_at, a.id LIMIT $1",
+            rows::ACK_SELECT
+        ))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+        rows::convert(rows)
+        })
+    }
+
+    pub(crate) async fn acks_of_flow_shared(&self, flow: FlowId) -> Result<Vec<AckRow>> {
+        with_pool!(self, pool => {
+        let rows: Vec<RawAck> = sqlx::query_as(&format!(
+            "{} WHERE a.flow_id = $1 ORDER BY a.id",
+            rows::ACK_SELECT
+        ))
+        .bind(flow)
+        .fetch_all(pool)
+        .await?;
+        rows::convert(rows)
+        })
+    }
+
+    pub(crate) async fn status_shared(&self) -> Result<StatusSummary> {
+        with_pool!(self, pool => {
+        let partners: Vec<String> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+        let flows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT partner, state, count(*) FROM flows GROUP BY partner, state")
+                .fetch_all(pool)
+                .await?;
+        let invoices: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT f.partner, i.verdict, count(*) FROM invoices i JOIN flows f ON f.id = i.flow_id \
+             GROUP BY f.partner, i.verdict",
+        )
+        .fetch_all(pool)
+        .await?;
+        Ok(rows::build_status(partners, flows, invoices))
+        })
+    }
+
+    pub(crate) async fn list_flows_shared(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
+        with_pool!(self, pool => {
+        let rows: Vec<RawFlow> = sqlx::query_as(&format!(
+            "{} WHERE ($1 IS NULL OR f.partner = $1) AND ($2 IS NULL OR f.state = $2) \
+             AND ($3 IS NULL OR f.received_at >= $3) ORDER BY f.received_at DESC, f.id DESC LIMIT $4",
+            rows::FLOW_SELECT
+        ))
+        .bind(filter.partner.as_deref())
+        .bind(filter.state.map(FlowState::as_str))
+        .bind(filter.since)
+        .bind(filter.limit.unwrap_or(i64::MAX))
+        .fetch_all(pool)
+        .await?;
+        rows::convert(rows)
+        })
+    }
+
+    pub(crate) async fn flow_shared(&self, flow: FlowId) -> Result<FlowRow> {
+        with_pool!(self, pool => {
+        let row: Option<RawFlow> =
+            sqlx::query_as(&format!("{} WHERE f.id = $1", rows::FLOW_SELECT))
+                .bind(flow)
+                .fetch_optional(pool)
+                .await?;
+        row.ok_or(SpoolError::FlowNotFound(flow))?.try_into()
+        })
+    }
+
+    pub(crate) async fn invoices_of_flow_shared(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
+        with_pool!(self, pool => {
+        let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
+            "{} WHERE i.flow_id = $1 ORDER BY i.doc_index",
+            rows::INVOICE_SELECT
+        ))
+        .bind(flow)
+        .fetch_all(pool)
+        .await?;
+        rows::convert(rows)
+        })
     }
 }

@@ -26,7 +26,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::invoices::{Key, Plan};
-use crate::rows::{self, RawAck, RawFlow, RawInvoice};
+use crate::rows;
 use crate::state::{self, Event, FlowStep};
 use crate::*;
 
@@ -581,28 +581,6 @@ impl SqliteBackend {
         Ok(ids)
     }
 
-    pub(crate) async fn pending_acks(&self, limit: i64) -> Result<Vec<AckRow>> {
-        let rows: Vec<RawAck> = sqlx::query_as(&format!(
-            "{} WHERE a.delivered_at IS NULL ORDER BY a.generated_at, a.id LIMIT $1",
-            rows::ACK_SELECT
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows::convert(rows)
-    }
-
-    pub(crate) async fn acks_of_flow(&self, flow: FlowId) -> Result<Vec<AckRow>> {
-        let rows: Vec<RawAck> = sqlx::query_as(&format!(
-            "{} WHERE a.flow_id = $1 ORDER BY a.id",
-            rows::ACK_SELECT
-        ))
-        .bind(flow)
-        .fetch_all(&self.pool)
-        .await?;
-        rows::convert(rows)
-    }
-
     /// Update one acknowledgement (`sql` binds `$1` = now, `$2` = ack id) and
     /// log the event, in one transaction.
     async fn ack_update(
@@ -660,57 +638,5 @@ impl SqliteBackend {
             ),
         )
         .await
-    }
-
-    pub(crate) async fn status(&self) -> Result<StatusSummary> {
-        let partners: Vec<String> = sqlx::query_scalar("SELECT id FROM partners ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        let flows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT partner, state, count(*) FROM flows GROUP BY partner, state")
-                .fetch_all(&self.pool)
-                .await?;
-        let invoices: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT f.partner, i.verdict, count(*) FROM invoices i JOIN flows f ON f.id = i.flow_id \
-             GROUP BY f.partner, i.verdict",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows::build_status(partners, flows, invoices))
-    }
-
-    pub(crate) async fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowRow>> {
-        let rows: Vec<RawFlow> = sqlx::query_as(&format!(
-            "{} WHERE ($1 IS NULL OR f.partner = $1) AND ($2 IS NULL OR f.state = $2) \
-             AND ($3 IS NULL OR f.received_at >= $3) ORDER BY f.received_at DESC, f.id DESC LIMIT $4",
-            rows::FLOW_SELECT
-        ))
-        .bind(filter.partner.as_deref())
-        .bind(filter.state.map(FlowState::as_str))
-        .bind(filter.since)
-        .bind(filter.limit.unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows::convert(rows)
-    }
-
-    pub(crate) async fn flow(&self, flow: FlowId) -> Result<FlowRow> {
-        let row: Option<RawFlow> =
-            sqlx::query_as(&format!("{} WHERE f.id = $1", rows::FLOW_SELECT))
-                .bind(flow)
-                .fetch_optional(&self.pool)
-                .await?;
-        row.ok_or(SpoolError::FlowNotFound(flow))?.try_into()
-    }
-
-    pub(crate) async fn invoices_of_flow(&self, flow: FlowId) -> Result<Vec<InvoiceRow>> {
-        let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
-            "{} WHERE i.flow_id = $1 ORDER BY i.doc_index",
-            rows::INVOICE_SELECT
-        ))
-        .bind(flow)
-        .fetch_all(&self.pool)
-        .await?;
-        rows::convert(rows)
     }
 }
