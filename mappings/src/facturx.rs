@@ -77,6 +77,7 @@ pub fn read_bytes(pdf: &[u8]) -> Result<ReadOutcome, ReadError> {
     map_embedded(extract_bytes(pdf)?)
 }
 
+/// Map an already extracted embedded XML (see [`read`]).
 pub fn map_embedded(e: EmbeddedInvoice) -> Result<ReadOutcome, ReadError> {
     let mut out = crate::cii::read(&e.xml[..]).map_err(|err| {
         ReadError::new(
