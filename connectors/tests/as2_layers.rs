@@ -492,3 +492,49 @@ async fn observer_sees_every_outcome() {
         vec!["accepted", "duplicate", "refused", "failed", "bad_request"]
     );
 }
+
+#[tokio::test]
+async fn stalled_body_times_out_and_unknown_sender_is_refused_before_its_body() {
+    use tokio::io::AsyncWriteExt;
+    let (addr, _rx, task, _dir, sink) = serve(fixture(|s| {
+        s.body_idle_timeout = std::time::Duration::from_secs(2);
+        s.max_concurrent = 1;
+    }))
+    .await;
+    // A stalled sender: half its body, then silence (connection kept open).
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stalled
+        .write_all(request_head("Content-Length: 1000\r\n").as_bytes())
+        .await
+        .unwrap();
+    stalled.write_all(&[b'z'; 500]).await.unwrap();
+    // Meanwhile another sender is served at once (the stalled one holds no
+    // processing permit, though only one request is processed at a time).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(
+        request_head("Content-Length: 5\r\nConnection: close\r\n")
+            .replace("<raw@acme>", "<other@acme>")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    ok.write_all(b"hello").await.unwrap();
+    assert_eq!(read_status(&mut ok).await, Some(200));
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500));
+    assert_eq!(read_status(&mut stalled).await, Some(408));
+    // An unknown sender is answered without sending its body.
+    let mut stranger = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stranger
+        .write_all(
+            request_head("Content-Length: 100000\r\nConnection: close\r\n")
+                .replace("AS2-From: ACME", "AS2-From: NOBODY")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_status(&mut stranger).await, Some(403));
+    assert_eq!(sink.flows.lock().unwrap().len(), 1);
+    task.abort();
+}

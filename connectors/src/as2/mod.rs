@@ -319,6 +319,8 @@ pub struct As2Settings {
     /// Bodies up to this size are read into memory; larger ones go to a
     /// temporary file in the store, memory-mapped.
     pub memory_body_bytes: usize,
+    /// A body that sends nothing for this long is abandoned (408).
+    pub body_idle_timeout: Duration,
     /// Requests processed at once (an encrypted one holds about its size).
     pub max_concurrent: usize,
     pub reporting_ua: String,
@@ -371,6 +373,7 @@ impl As2Settings {
             mdn_dir,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             memory_body_bytes: 4 << 20,
+            body_idle_timeout: Duration::from_secs(120),
             max_concurrent: 4,
             reporting_ua: format!("quai AS2 receiver {}", env!("CARGO_PKG_VERSION")),
             async_delivery: AsyncMdnDelivery::Spawn {
@@ -552,16 +555,23 @@ impl<S: FlowSink> As2Receiver<S> {
         if declared.is_some_and(|n| n > max) {
             return too_large(max);
         }
+        // Refuse unknown senders before reading their body.
+        if let Err(reply) = self.identify(&headers) {
+            return *reply;
+        }
+        // No permit is held while the body arrives, so slow senders cannot
+        // starve the others; memory per connection is bounded by
+        // `memory_body_bytes`.
+        let body = match self.read_body(body, declared).await {
+            Ok(b) => b,
+            Err(reply) => return *reply,
+        };
         let Ok(_permit) = self.permits.acquire().await else {
             return As2Reply::plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting down".into(),
                 As2Outcome::Unavailable("shutting down".into()),
             );
-        };
-        let body = match self.read_body(body, declared).await {
-            Ok(b) => b,
-            Err(reply) => return *reply,
         };
         self.receive_inner(&headers, Arc::new(body)).await
     }
@@ -589,7 +599,24 @@ impl<S: FlowSink> As2Receiver<S> {
                 As2Outcome::Unavailable(format!("spooling the request body failed: {e}")),
             ))
         };
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame =
+                match tokio::time::timeout(self.settings.body_idle_timeout, body.frame()).await {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(_) => {
+                        let m = format!(
+                            "request body stalled for {:?} after {total} bytes",
+                            self.settings.body_idle_timeout
+                        );
+                        tracing::warn!(reason = %m, "AS2 request abandoned");
+                        return Err(Box::new(As2Reply::plain(
+                            StatusCode::REQUEST_TIMEOUT,
+                            m.clone(),
+                            As2Outcome::BadRequest(m),
+                        )));
+                    }
+                };
             let data = match frame {
                 Ok(frame) => match frame.into_data() {
                     Ok(d) => d,
@@ -660,30 +687,11 @@ impl<S: FlowSink> As2Receiver<S> {
             .await
     }
 
-    async fn receive_inner(&self, headers: &HeaderMap, body: Arc<MessageBody>) -> As2Reply {
-        match content_length(headers) {
-            Ok(Some(n)) if n != body.len() as u64 => {
-                return bad_request(format!(
-                    "request body cut short: Content-Length {n}, {} bytes received",
-                    body.len()
-                ))
-            }
-            Ok(_) => {}
-            Err(m) => return bad_request(m),
-        }
-
-        // Required AS2 headers.
-        let get = |name: &str| -> Result<Option<String>, String> {
-            match headers.get(name) {
-                None => Ok(None),
-                Some(v) => v
-                    .to_str()
-                    .map(|s| Some(s.trim().to_string()))
-                    .map_err(|_| format!("header {name} is not ASCII")),
-            }
-        };
+    /// Check the required AS2 headers and identify the partner: the
+    /// partner, the Message-ID and the Content-Type, or the refusal.
+    fn identify(&self, headers: &HeaderMap) -> Result<(&Partner, String, String), Box<As2Reply>> {
         let required = |name: &str| -> Result<String, String> {
-            match get(name)? {
+            match header_str(headers, name)? {
                 Some(v) if !v.is_empty() => Ok(v),
                 _ => Err(format!("missing header {name}")),
             }
@@ -698,7 +706,7 @@ impl<S: FlowSink> As2Receiver<S> {
         })();
         let (from, to, message_id, content_type) = match parsed {
             Ok(v) => v,
-            Err(m) => return bad_request(m),
+            Err(m) => return Err(Box::new(bad_request(m))),
         };
         let from = mime::unquote(&from);
         let to = mime::unquote(&to);
@@ -707,14 +715,42 @@ impl<S: FlowSink> As2Receiver<S> {
         if to != self.settings.identity.as2_id {
             let m = format!("AS2-To {to:?} is not our AS2 id");
             tracing::warn!(as2_from = %from, as2_to = %to, message_id = %message_id, "AS2 message refused: {m}");
-            return As2Reply::plain(StatusCode::FORBIDDEN, m.clone(), As2Outcome::Refused(m));
+            return Err(Box::new(As2Reply::plain(
+                StatusCode::FORBIDDEN,
+                m.clone(),
+                As2Outcome::Refused(m),
+            )));
         }
         let Some(partner) = self.settings.partners.iter().find(|p| p.as2_id == from) else {
             let m = format!("unknown AS2-From {from:?}");
             tracing::warn!(as2_from = %from, message_id = %message_id, "AS2 message refused: {m}");
-            return As2Reply::plain(StatusCode::FORBIDDEN, m.clone(), As2Outcome::Refused(m));
+            return Err(Box::new(As2Reply::plain(
+                StatusCode::FORBIDDEN,
+                m.clone(),
+                As2Outcome::Refused(m),
+            )));
         };
 
+        Ok((partner, message_id, content_type))
+    }
+
+    async fn receive_inner(&self, headers: &HeaderMap, body: Arc<MessageBody>) -> As2Reply {
+        match content_length(headers) {
+            Ok(Some(n)) if n != body.len() as u64 => {
+                return bad_request(format!(
+                    "request body cut short: Content-Length {n}, {} bytes received",
+                    body.len()
+                ))
+            }
+            Ok(_) => {}
+            Err(m) => return bad_request(m),
+        }
+
+        let (partner, message_id, content_type) = match self.identify(headers) {
+            Ok(v) => v,
+            Err(reply) => return *reply,
+        };
+        let get = |name: &str| header_str(headers, name);
         let opt = |name: &str| get(name).ok().flatten();
         let mut request = MdnRequest::from_headers(
             opt("disposition-notification-to").as_deref(),
@@ -958,6 +994,17 @@ fn keep_mdn(path: &Path, mdn: &BuiltMdn) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     r
+}
+
+/// A header's trimmed value; an error when it is not visible ASCII.
+fn header_str(headers: &HeaderMap, name: &str) -> Result<Option<String>, String> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim().to_string()))
+            .map_err(|_| format!("header {name} is not ASCII")),
+    }
 }
 
 fn content_length(headers: &HeaderMap) -> Result<Option<u64>, String> {
