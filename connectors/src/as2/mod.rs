@@ -1346,6 +1346,24 @@ impl Opener<'_> {
     }
 }
 
+/// Open a message body's layers exactly as the receiver does, landing the
+/// payload in `store`; true when a payload was landed. For fuzz targets and
+/// tools: no HTTP, no sink, no MDN.
+#[doc(hidden)]
+pub fn open_for_fuzzing(
+    identity: &Identity,
+    partner: &Partner,
+    content_type: &str,
+    body: &[u8],
+    store: &Path,
+) -> bool {
+    let top = [Header {
+        name: "Content-Type".into(),
+        value: content_type.into(),
+    }];
+    open_message(identity, partner, &top, body, None, 1 << 24, store).is_ok()
+}
+
 fn partner_cert(partner: &Partner, already_signed: bool) -> Result<&X509, Failure> {
     if already_signed {
         return Err(Failure::new(
