@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
-use quai_spool::{NewFlow, Origin, Registration};
+use quai_spool::{AckKind, NewFlow, Origin, Registration};
 use tracing::info;
 
 use crate::Daemon;
@@ -53,8 +53,18 @@ pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, Si
         sha256: flow.sha256.clone(),
         as2_message_id: flow.as2_message_id.clone(),
     };
+    // A duplicate is answered again (a report saying so), atomically with
+    // its registration.
+    let destination = crate::pipeline::destination_of(new.origin);
+    let name = flow.original_name.clone();
     let registration = spool
-        .register_flow(&new)
+        .register_flow_with_acks(&new, move |id| {
+            vec![(
+                AckKind::IntegrationReport,
+                destination.to_string(),
+                crate::pipeline::report_file_name(&name, id),
+            )]
+        })
         .await
         .map_err(|e| SinkError(e.to_string()))?;
     Ok(match registration {

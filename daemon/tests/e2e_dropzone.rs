@@ -179,6 +179,15 @@ async fn zip_of_valid_and_invalid_invoices_is_spooled_and_reported() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!d.inbox("acme").join("batch-again.zip").exists());
+    // ... and answered again: a report saying it is a duplicate of the first.
+    let reports = d.wait_reports("acme", 2, WAIT).await;
+    let dup = reports
+        .iter()
+        .map(|p| report_json(p))
+        .find(|r| r["status"] == "duplicate")
+        .expect("duplicate report");
+    assert_eq!(dup["duplicate_of"], flow.id);
+    assert_eq!(dup["flow"]["file"], "batch-again.zip");
     let status = serde_json::to_value(spool.status().await.unwrap()).unwrap();
     assert_eq!(
         status["totals"]["invoices"]["accepted"], 4,
