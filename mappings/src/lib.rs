@@ -32,6 +32,9 @@ pub struct ReadError {
 
 impl ReadError {
     pub fn new(message: impl Into<String>, position: u64) -> Self {
-        ReadError { message: message.into(), position }
+        ReadError {
+            message: message.into(),
+            position,
+        }
     }
 }
