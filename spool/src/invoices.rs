@@ -12,9 +12,11 @@
 //! claims (`ON CONFLICT DO NOTHING`) → look up the holders of the keys that
 //! were refused → [`Plan::decide`] → upsert the rows.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::Datelike;
+use sha2::{Digest, Sha256};
 
 use crate::{FlowId, NewInvoice, Reason, Result, SpoolError, StoredInvoice, Verdict};
 
@@ -24,6 +26,18 @@ pub(crate) struct Key {
     pub(crate) seller: String,
     pub(crate) number: String,
     pub(crate) year: i32,
+}
+
+/// Longest key part stored as is; longer ones are stored as their hash
+/// (index entries have a size limit, and hostile input can be long).
+const MAX_KEY_PART: usize = 200;
+
+fn key_part(s: &str) -> String {
+    if s.len() <= MAX_KEY_PART {
+        s.to_owned()
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(s.as_bytes())))
+    }
 }
 
 /// The key of an accepted invoice, when it has all three parts.
@@ -37,29 +51,94 @@ fn key_of(inv: &NewInvoice) -> Option<Key> {
         return None;
     }
     Some(Key {
-        seller: seller.to_owned(),
-        number: number.to_owned(),
+        seller: key_part(seller),
+        number: key_part(number),
         year: inv.issue_date?.year(),
     })
 }
 
 /// The REJ_UNI reason of a duplicate invoice.
-pub(crate) fn duplicate_reason(key: &Key, held_by: FlowId) -> Reason {
+pub(crate) fn duplicate_reason(inv: &NewInvoice, key: &Key, held_by: FlowId) -> Reason {
+    let number = inv.number.as_deref().map_or("", str::trim);
+    let seller = inv.seller_id.as_deref().map_or("", str::trim);
     Reason {
         rule: "REJ_UNI".to_owned(),
         term: "BT-1".to_owned(),
         severity: "fatal".to_owned(),
         message: format!(
-            "duplicate invoice: number {} of seller {} for year {} was already received in flow {} (DOUBLON)",
-            key.number, key.seller, key.year, held_by
+            "duplicate invoice: number {number} of seller {seller} for year {} was already received in flow {held_by} (DOUBLON)",
+            key.year
         ),
     }
+}
+
+/// Text both databases accept: PostgreSQL refuses NUL characters in `text`
+/// and `\u0000` in `jsonb`, so they become U+FFFD.
+pub(crate) fn clean_text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// A copy of a document that both databases accept, when it needs one:
+/// NUL characters replaced, issue dates outside years 1 to 9999 dropped
+/// (PostgreSQL `date` and the text form of SQLite only sort those).
+fn cleaned(inv: &NewInvoice) -> Option<NewInvoice> {
+    let bad = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    let bad_date = inv
+        .issue_date
+        .is_some_and(|d| !(1..=9999).contains(&d.year()));
+    let dirty = bad_date
+        || inv.entry.contains('\0')
+        || [
+            &inv.syntax,
+            &inv.profile,
+            &inv.seller_id,
+            &inv.number,
+            &inv.type_code,
+            &inv.currency,
+        ]
+        .into_iter()
+        .any(bad)
+        || inv
+            .canonical_json
+            .as_deref()
+            .is_some_and(|s| s.contains('\0'))
+        || inv.reasons.iter().any(|r| {
+            [&r.rule, &r.term, &r.severity, &r.message]
+                .iter()
+                .any(|s| s.contains('\0'))
+        });
+    if !dirty {
+        return None;
+    }
+    let c = |s: &Option<String>| s.as_deref().map(|s| clean_text(s).into_owned());
+    let mut out = inv.clone();
+    out.entry = clean_text(&inv.entry).into_owned();
+    out.syntax = c(&inv.syntax);
+    out.profile = c(&inv.profile);
+    out.seller_id = c(&inv.seller_id);
+    out.number = c(&inv.number);
+    out.type_code = c(&inv.type_code);
+    out.currency = c(&inv.currency);
+    out.canonical_json = c(&inv.canonical_json);
+    for r in &mut out.reasons {
+        for s in [&mut r.rule, &mut r.term, &mut r.severity, &mut r.message] {
+            *s = clean_text(s).into_owned();
+        }
+    }
+    if bad_date {
+        out.issue_date = None;
+    }
+    Some(out)
 }
 
 /// What a batch wants to claim.
 pub(crate) struct Plan<'a> {
     /// The batch, in doc_index order.
-    docs: Vec<&'a NewInvoice>,
+    docs: Vec<Cow<'a, NewInvoice>>,
     /// Per doc (same order): its key, and whether it is the first of the
     /// batch to want it (a claim) or a later one (an in-batch duplicate).
     keys: Vec<Option<(Key, bool)>>,
@@ -67,7 +146,7 @@ pub(crate) struct Plan<'a> {
 
 /// A decided invoice, ready to upsert.
 pub(crate) struct Decided<'a> {
-    pub(crate) inv: &'a NewInvoice,
+    pub(crate) inv: Cow<'a, NewInvoice>,
     pub(crate) verdict: Verdict,
     pub(crate) duplicate: bool,
     pub(crate) reasons: Vec<Reason>,
@@ -77,7 +156,10 @@ impl<'a> Plan<'a> {
     /// Order the batch and find the claims. A doc_index appearing twice in a
     /// batch is a caller error.
     pub(crate) fn new(batch: &'a [NewInvoice]) -> Result<Plan<'a>> {
-        let mut docs: Vec<&NewInvoice> = batch.iter().collect();
+        let mut docs: Vec<Cow<'a, NewInvoice>> = batch
+            .iter()
+            .map(|d| cleaned(d).map_or(Cow::Borrowed(d), Cow::Owned))
+            .collect();
         docs.sort_by_key(|d| d.doc_index);
         if let Some(w) = docs.windows(2).find(|w| w[0].doc_index == w[1].doc_index) {
             return Err(SpoolError::InvalidBatch(format!(
@@ -126,8 +208,8 @@ impl<'a> Plan<'a> {
                 let mut reasons = inv.reasons.clone();
                 match key {
                     None => Decided {
-                        inv,
                         verdict: inv.verdict,
+                        inv,
                         duplicate: false,
                         reasons,
                     },
@@ -146,7 +228,7 @@ impl<'a> Plan<'a> {
                                 reasons,
                             },
                             Some(holder) => {
-                                reasons.push(duplicate_reason(&key, holder));
+                                reasons.push(duplicate_reason(&inv, &key, holder));
                                 Decided {
                                     inv,
                                     verdict: Verdict::Rejected,

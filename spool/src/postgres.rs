@@ -20,7 +20,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
-use crate::invoices::{Key, Plan};
+use crate::invoices::{clean_text, Key, Plan};
 use crate::rows;
 use crate::state::{self, Event, FlowStep};
 use crate::*;
@@ -143,11 +143,15 @@ impl PgBackend {
         flow: &NewFlow,
         dup_acks: &DupAcks<'_>,
     ) -> Result<Registration> {
+        // Text from the outside world: PostgreSQL refuses NUL characters.
+        let partner = clean_text(&flow.partner);
+        let name = clean_text(&flow.original_name);
+        let msgid = flow.as2_message_id.as_deref().map(clean_text);
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO partners (id, created_at) VALUES ($1, now()) ON CONFLICT DO NOTHING",
         )
-        .bind(&flow.partner)
+        .bind(partner.as_ref())
         .execute(&mut *tx)
         .await?;
         let new = state::flow(
@@ -164,12 +168,12 @@ impl PgBackend {
              received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now()) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
-        .bind(&flow.partner)
+        .bind(partner.as_ref())
         .bind(rows::origin_str(flow.origin))
-        .bind(&flow.original_name)
+        .bind(name.as_ref())
         .bind(flow.size)
         .bind(&flow.sha256)
-        .bind(flow.as2_message_id.as_deref())
+        .bind(msgid.as_deref())
         .bind(new.new_state())
         .fetch_optional(&mut *tx)
         .await?;
@@ -183,9 +187,9 @@ impl PgBackend {
                     "SELECT id FROM flows WHERE state <> 'duplicate' AND \
                      ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
                 )
-                .bind(&flow.partner)
+                .bind(partner.as_ref())
                 .bind(&flow.sha256)
-                .bind(flow.as2_message_id.as_deref())
+                .bind(msgid.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
                 let dup = state::flow(
@@ -200,12 +204,12 @@ impl PgBackend {
                      state, received_at, updated_at, duplicate_of) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now(), $8) RETURNING id",
                 )
-                .bind(&flow.partner)
+                .bind(partner.as_ref())
                 .bind(rows::origin_str(flow.origin))
-                .bind(&flow.original_name)
+                .bind(name.as_ref())
                 .bind(flow.size)
                 .bind(&flow.sha256)
-                .bind(flow.as2_message_id.as_deref())
+                .bind(msgid.as_deref())
                 .bind(dup.new_state())
                 .bind(original)
                 .fetch_one(&mut *tx)
@@ -454,7 +458,7 @@ impl PgBackend {
         let mut reasons = Vec::with_capacity(decided.len());
         let mut canonical = Vec::with_capacity(decided.len());
         for d in &decided {
-            let i = d.inv;
+            let i = &*d.inv;
             doc_index.push(i.doc_index);
             entry.push(i.entry.as_str());
             syntax.push(i.syntax.as_deref());

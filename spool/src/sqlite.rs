@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 
-use crate::invoices::{Key, Plan};
+use crate::invoices::{clean_text, Key, Plan};
 use crate::rows;
 use crate::state::{self, Event, FlowStep};
 use crate::*;
@@ -170,10 +170,14 @@ impl SqliteBackend {
         flow: &NewFlow,
         dup_acks: &DupAcks<'_>,
     ) -> Result<Registration> {
+        // Text from the outside world: PostgreSQL refuses NUL characters.
+        let partner = clean_text(&flow.partner);
+        let name = clean_text(&flow.original_name);
+        let msgid = flow.as2_message_id.as_deref().map(clean_text);
         let mut tx = self.begin().await?;
         let now = now();
         sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(&flow.partner)
+            .bind(partner.as_ref())
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -189,12 +193,12 @@ impl SqliteBackend {
              received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
-        .bind(&flow.partner)
+        .bind(partner.as_ref())
         .bind(rows::origin_str(flow.origin))
-        .bind(&flow.original_name)
+        .bind(name.as_ref())
         .bind(flow.size)
         .bind(&flow.sha256)
-        .bind(flow.as2_message_id.as_deref())
+        .bind(msgid.as_deref())
         .bind(new.new_state())
         .bind(now)
         .fetch_optional(&mut *tx)
@@ -209,9 +213,9 @@ impl SqliteBackend {
                     "SELECT id FROM flows WHERE state <> 'duplicate' AND \
                      ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
                 )
-                .bind(&flow.partner)
+                .bind(partner.as_ref())
                 .bind(&flow.sha256)
-                .bind(flow.as2_message_id.as_deref())
+                .bind(msgid.as_deref())
                 .fetch_one(&mut *tx)
                 .await?;
                 let dup = state::flow(
@@ -226,12 +230,12 @@ impl SqliteBackend {
                      state, received_at, updated_at, duplicate_of) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
                 )
-                .bind(&flow.partner)
+                .bind(partner.as_ref())
                 .bind(rows::origin_str(flow.origin))
-                .bind(&flow.original_name)
+                .bind(name.as_ref())
                 .bind(flow.size)
                 .bind(&flow.sha256)
-                .bind(flow.as2_message_id.as_deref())
+                .bind(msgid.as_deref())
                 .bind(dup.new_state())
                 .bind(now)
                 .bind(original)
@@ -458,7 +462,7 @@ impl SqliteBackend {
                  duplicate, reasons, canonical, stored_at) ",
             );
             qb.push_values(chunk, |mut b, d| {
-                let i = d.inv;
+                let i = &*d.inv;
                 b.push_bind(flow)
                     .push_bind(i.doc_index)
                     .push_bind(&i.entry)

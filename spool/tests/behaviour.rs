@@ -73,6 +73,7 @@ both!(
     reject_outbox_notifies_once,
     purge_removes_only_finished_work,
     history_and_reconciliation_counts,
+    hostile_text_is_stored_not_refused,
 );
 
 const LEASE: Lease = Lease {
@@ -1055,4 +1056,44 @@ async fn history_and_reconciliation_counts(db: Db) {
         .await
         .unwrap();
     assert!(before.iter().all(|c| c.flows.is_empty()));
+}
+
+async fn hostile_text_is_stored_not_refused(db: Db) {
+    let spool = db.spool("i1").await;
+    let mut flow = new_flow("acme", "nul");
+    flow.original_name = "bad\0name.zip".into();
+    flow.as2_message_id = Some("<m\0@x>".into());
+    let Registration::New(f) = spool.register_flow(&flow).await.unwrap() else {
+        panic!("expected a new flow")
+    };
+    assert_eq!(
+        spool.flow(f).await.unwrap().original_name,
+        "bad\u{FFFD}name.zip"
+    );
+    spool.claim_flow(LEASE).await.unwrap().unwrap();
+    let long = "N".repeat(10_000);
+    let mut a = invoice(0, "S\0", &long, 2024, Verdict::Accepted);
+    a.entry = "e\0.xml".into();
+    let mut b = invoice(1, "S", "far", 2024, Verdict::Rejected);
+    b.reasons[0].message = "bad \0 byte".into();
+    b.issue_date = NaiveDate::from_ymd_opt(20_000, 1, 1);
+    let c = invoice(2, "S\0", &long, 2024, Verdict::Accepted);
+    let s = spool.store_invoices(f, &[a, b, c]).await.unwrap();
+    assert_eq!(
+        verdicts(&s),
+        vec![
+            (0, Verdict::Accepted, false),
+            (1, Verdict::Rejected, false),
+            (2, Verdict::Rejected, true)
+        ]
+    );
+    let rows = spool.invoices_of_flow(f).await.unwrap();
+    assert_eq!(rows[0].entry, "e\u{FFFD}.xml");
+    assert_eq!(rows[0].number.as_deref(), Some(long.as_str()));
+    assert_eq!(rows[0].seller_id.as_deref(), Some("S\u{FFFD}"));
+    assert_eq!(rows[1].reasons[0].message, "bad \u{FFFD} byte");
+    assert_eq!(rows[1].issue_date, None);
+    assert!(rows[2].reasons[0].message.starts_with(&format!(
+        "duplicate invoice: number {long} of seller S\u{FFFD}"
+    )));
 }
