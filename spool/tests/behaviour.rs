@@ -1097,3 +1097,19 @@ async fn hostile_text_is_stored_not_refused(db: Db) {
         "duplicate invoice: number {long} of seller S\u{FFFD}"
     )));
 }
+
+/// `sqlite::memory:` is one database (not one per pooled connection).
+#[tokio::test]
+async fn sqlite_in_memory_is_one_database() {
+    let spool = Spool::connect("sqlite::memory:", "mem").await.unwrap();
+    let a = registered(&spool, "acme", "m1").await;
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let s = spool.clone();
+            tokio::spawn(async move { s.flow(a).await.map(|f| f.id) })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap(), a);
+    }
+}
