@@ -1,0 +1,273 @@
+//! JSON handlers, health and metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quai_spool::{FlowFilter, FlowState, Spool, SpoolError};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{self, SpoolGauges};
+use crate::Daemon;
+
+/// Spool queries of a probe or a scrape give up after this long.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default and maximum page size of `/api/flows`.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+/// An error answered as `{"error": "..."}` with a status code.
+pub struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<SpoolError> for ApiError {
+    fn from(e: SpoolError) -> Self {
+        match e {
+            SpoolError::FlowNotFound(_) => ApiError(StatusCode::NOT_FOUND, e.to_string()),
+            other => {
+                tracing::warn!(error = %other, "spool query failed for an HTTP request");
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, other.to_string())
+            }
+        }
+    }
+}
+
+fn bad_request(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+pub async fn healthz() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], "ok\n")
+}
+
+/// The cheapest spool query that proves a connection works: one flow row.
+async fn spool_ping(spool: &Spool) -> Result<(), String> {
+    let filter = FlowFilter {
+        limit: Some(1),
+        ..FlowFilter::default()
+    };
+    let q = spool.list_flows(&filter);
+    match tokio::time::timeout(PROBE_TIMEOUT, q).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("spool: {e}")),
+        Err(_) => Err(format!(
+            "spool: no answer within {} s",
+            PROBE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+pub async fn readyz(State(d): State<Arc<Daemon>>) -> Response {
+    match spool_ping(&d.spool).await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"ready": true, "spool": "ok"})),
+        )
+            .into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({"ready": false, "reason": reason})),
+        )
+            .into_response(),
+    }
+}
+
+/// Spool-derived gauges of a scrape.
+pub async fn spool_gauges(spool: &Spool) -> Result<SpoolGauges, SpoolError> {
+    let status = spool.status().await?;
+    let mut g = SpoolGauges::default();
+    for p in &status.partners {
+        for (state, n) in &p.counts.flows {
+            g.flows.push((p.partner.clone(), state.clone(), *n));
+        }
+        for (verdict, n) in &p.counts.invoices {
+            g.invoices.push((p.partner.clone(), verdict.clone(), *n));
+        }
+    }
+    g.backlog_received = status.totals.flows.get("received").copied().unwrap_or(0);
+    g.backlog_processing = status.totals.flows.get("processing").copied().unwrap_or(0);
+    let mut oldest = None;
+    for state in [FlowState::Received, FlowState::Processing] {
+        let n = if state == FlowState::Received {
+            g.backlog_received
+        } else {
+            g.backlog_processing
+        };
+        if n == 0 {
+            continue;
+        }
+        // Newest first, so the oldest is the last of the listing; bounded.
+        let rows = spool
+            .list_flows(&FlowFilter {
+                state: Some(state),
+                limit: Some(super::overview::SCAN_LIMIT),
+                ..FlowFilter::default()
+            })
+            .await?;
+        for r in rows {
+            if oldest.map_or(true, |o| r.received_at < o) {
+                oldest = Some(r.received_at);
+            }
+        }
+    }
+    g.oldest_unfinished_seconds = oldest
+        .map(|o| (chrono::Utc::now() - o).num_milliseconds().max(0) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    Ok(g)
+}
+
+pub async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+    let gauges = match tokio::time::timeout(PROBE_TIMEOUT, spool_gauges(&d.spool)).await {
+        Ok(Ok(g)) => Some(g),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "metrics: spool query failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("metrics: spool query timed out");
+            None
+        }
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(gauges.as_ref()),
+    )
+        .into_response()
+}
+
+pub async fn status(State(d): State<Arc<Daemon>>) -> Result<Response, ApiError> {
+    Ok(Json(d.spool.status().await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FlowsQuery {
+    partner: Option<String>,
+    state: Option<String>,
+    since: Option<String>,
+    limit: Option<i64>,
+}
+
+fn parse_state(s: &str) -> Result<FlowState, ApiError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "received" => FlowState::Received,
+        "processing" => FlowState::Processing,
+        "processed" => FlowState::Processed,
+        "failed" => FlowState::Failed,
+        "duplicate" => FlowState::Duplicate,
+        _ => {
+            return Err(bad_request(
+                "state must be received, processing, processed, failed or duplicate",
+            ))
+        }
+    })
+}
+
+pub async fn flows(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<FlowsQuery>,
+) -> Result<Response, ApiError> {
+    let state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(parse_state)
+        .transpose()?;
+    let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => {
+            Some(crate::commands::parse_since(s).map_err(|e| bad_request(format!("since: {e}")))?)
+        }
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let rows = d
+        .spool
+        .list_flows(&FlowFilter {
+            partner: q.partner.filter(|p| !p.is_empty()),
+            state,
+            since,
+            limit: Some(limit),
+        })
+        .await?;
+    Ok(Json(rows).into_response())
+}
+
+/// An acknowledgement as `quai flow ID --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct AckJson {
+    pub id: i64,
+    pub kind: &'static str,
+    pub destination: String,
+    pub file_name: String,
+    pub generated_at: String,
+    pub delivered_at: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// `{"flow": ..., "invoices": [...], "acknowledgements": [...]}`, the shape
+/// of `quai flow ID --json`.
+pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Value, SpoolError> {
+    let flow = spool.flow(id).await?;
+    let invoices = spool.invoices_of_flow(id).await?;
+    let acks: Vec<AckJson> = spool
+        .acks_of_flow(id)
+        .await?
+        .iter()
+        .map(|a| AckJson {
+            id: a.id,
+            kind: a.kind.as_str(),
+            destination: a.destination.clone(),
+            file_name: a.file_name.clone(),
+            generated_at: a.generated_at.to_rfc3339(),
+            delivered_at: a.delivered_at.map(|t| t.to_rfc3339()),
+            attempts: a.attempts,
+            last_error: a.last_error.clone(),
+        })
+        .collect();
+    Ok(serde_json::json!({"flow": flow, "invoices": invoices, "acknowledgements": acks}))
+}
+
+pub async fn flow(
+    State(d): State<Arc<Daemon>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| bad_request("a flow id is a number"))?;
+    Ok(Json(flow_detail_json(&d.spool, id).await?).into_response())
+}
+
+pub async fn partners(State(d): State<Arc<Daemon>>) -> Result<Response, ApiError> {
+    Ok(Json(super::overview::partners(&d.spool).await?).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OverviewQuery {
+    pub stuck_minutes: Option<i64>,
+}
+
+pub async fn overview(
+    State(d): State<Arc<Daemon>>,
+    Query(q): Query<OverviewQuery>,
+) -> Result<Response, ApiError> {
+    let stuck = q
+        .stuck_minutes
+        .unwrap_or(super::overview::DEFAULT_STUCK_MINUTES);
+    Ok(Json(super::overview::overview(&d.spool, stuck).await?).into_response())
+}

@@ -1,0 +1,234 @@
+//! The ops HTTP listener: health, metrics, a JSON API and the status page.
+//!
+//! Everything here reads the spool; nothing writes it. Routes:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /healthz` | the process is alive (never needs a token) |
+//! | `GET /readyz` | the spool answers a cheap query (503 with a JSON reason otherwise) |
+//! | `GET /metrics` | Prometheus text format, see [`crate::metrics`] |
+//! | `GET /api/status` | same JSON as `quai status --json` |
+//! | `GET /api/flows?partner=&state=&since=&limit=` | flows, newest first, like `quai flows --json` |
+//! | `GET /api/flows/:id` | one flow with its invoices and acknowledgements, like `quai flow ID --json` |
+//! | `GET /api/partners` | per partner: last flow, flows by state, invoices, reject rate |
+//! | `GET /api/overview` | the data of the status page |
+//! | `GET /` | the status page (server-rendered HTML, refreshes itself) |
+//!
+//! `docs/api.md` documents the JSON shapes.
+//!
+//! **Authentication.** When `[http] token_file` is set, every route above
+//! except `/healthz` requires `Authorization: Bearer <token>`, compared in
+//! constant time. The token is read once when the listener starts and is
+//! never logged. [`serve`] refuses to start on a non-loopback address
+//! without a token (the configuration already refuses it; this is the
+//! second lock on the door, for listeners built by hand). Routes of `extra`
+//! (the AS2 endpoint) are merged *outside* the token check: AS2 partners
+//! authenticate with S/MIME signatures and certificates, and standard AS2
+//! clients cannot send a bearer token.
+
+mod api;
+pub mod overview;
+mod page;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::Daemon;
+
+/// A bearer token held in memory. `Debug` never prints it.
+#[derive(Clone)]
+pub struct Token(Arc<Vec<u8>>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(***)")
+    }
+}
+
+impl Token {
+    /// Read a token file: the first line, surrounding whitespace removed.
+    /// An empty or unreadable file is an error (never a disabled check).
+    pub fn from_file(path: &Path) -> anyhow::Result<Token> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the HTTP token file {}", path.display()))?;
+        let token = text.lines().next().unwrap_or("").trim();
+        if token.is_empty() {
+            bail!("the HTTP token file {} is empty", path.display());
+        }
+        Ok(Token(Arc::new(token.as_bytes().to_vec())))
+    }
+
+    /// A token from memory (tests, embedding).
+    pub fn new(token: &str) -> Token {
+        Token(Arc::new(token.trim().as_bytes().to_vec()))
+    }
+
+    /// Does an `Authorization` header value carry this token?
+    pub fn matches_header(&self, value: &[u8]) -> bool {
+        let Some(rest) = strip_bearer(value) else {
+            return false;
+        };
+        constant_time_eq(rest, &self.0)
+    }
+}
+
+fn strip_bearer(value: &[u8]) -> Option<&[u8]> {
+    if value.len() < 7 || !value[..7].eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let rest = &value[7..];
+    let start = rest.iter().position(|b| *b != b' ')?;
+    let end = rest.iter().rposition(|b| *b != b' ')? + 1;
+    Some(&rest[start..end])
+}
+
+/// Compare without an early exit on the first differing byte, so response
+/// times do not reveal how much of a guess was right. The length is not
+/// secret (it is compared too, but after the full scan).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len().max(b.len());
+    let mut diff: u8 = 0;
+    for i in 0..n {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= x ^ y;
+    }
+    diff == 0 && a.len() == b.len()
+}
+
+async fn require_token(State(token): State<Token>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| token.matches_header(v.as_bytes()))
+        .unwrap_or(false);
+    if ok {
+        return next.run(req).await;
+    }
+    let mut resp = (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(serde_json::json!({
+            "error": "unauthorized",
+            "reason": "this listener requires Authorization: Bearer <token> (see [http] token_file)"
+        })),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"quai\""),
+    );
+    resp
+}
+
+/// The ops routes (everything but `extra`), with the token check when a
+/// token is given. Exposed for tests and for embedding in another server.
+pub fn router(daemon: Arc<Daemon>, token: Option<Token>) -> Router {
+    let protected = Router::new()
+        .route("/", get(page::status_page))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .route("/api/status", get(api::status))
+        .route("/api/flows", get(api::flows))
+        .route("/api/flows/:id", get(api::flow))
+        .route("/api/partners", get(api::partners))
+        .route("/api/overview", get(api::overview))
+        .with_state(daemon);
+    let protected = match token {
+        Some(t) => protected.layer(middleware::from_fn_with_state(t, require_token)),
+        None => protected,
+    };
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .merge(protected)
+}
+
+/// Check that serving on `addr` is allowed: a non-loopback address needs a token.
+pub fn check_exposure(addr: SocketAddr, token: Option<&Token>) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() && token.is_none() {
+        bail!(
+            "refusing to serve HTTP on {addr}: it is not a loopback address and no [http] token_file is configured"
+        );
+    }
+    Ok(())
+}
+
+/// Serve the ops routes, merged with `extra` (e.g. the AS2 route `POST /as2`),
+/// on `listener` until `stop` is cancelled; in-flight requests are finished.
+///
+/// Fails at start when the token file is set but unreadable or empty, or when
+/// the listener is not on loopback and no token file is configured.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    listener: TcpListener,
+    extra: Router,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    crate::metrics::mark_started();
+    let addr = listener
+        .local_addr()
+        .context("cannot read the HTTP listener's address")?;
+    let token = match &daemon.config.http_token_file {
+        Some(path) => Some(Token::from_file(path)?),
+        None => None,
+    };
+    check_exposure(addr, token.as_ref())?;
+    let app = router(daemon, token.clone()).merge(extra);
+    info!(
+        listen = %addr,
+        token = if token.is_some() { "required" } else { "none (loopback only)" },
+        "ops HTTP listening: status page http://{addr}/ , metrics /metrics"
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+        .context("the HTTP server failed")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing_and_compare() {
+        let t = Token::new("s3cret");
+        assert!(t.matches_header(b"Bearer s3cret"));
+        assert!(t.matches_header(b"bearer  s3cret "));
+        assert!(!t.matches_header(b"Bearer s3cre"));
+        assert!(!t.matches_header(b"Bearer s3cret2"));
+        assert!(!t.matches_header(b"Basic s3cret"));
+        assert!(!t.matches_header(b"Bearer "));
+        assert!(!t.matches_header(b""));
+        assert!(constant_time_eq(b"", b""));
+        assert!(!constant_time_eq(b"a", b""));
+        assert!(!constant_time_eq(b"ab\0", b"ab"));
+    }
+
+    #[test]
+    fn public_address_needs_token() {
+        let public: SocketAddr = "0.0.0.0:8470".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:8470".parse().unwrap();
+        let local6: SocketAddr = "[::1]:8470".parse().unwrap();
+        assert!(check_exposure(public, None).is_err());
+        assert!(check_exposure(public, Some(&Token::new("x"))).is_ok());
+        assert!(check_exposure(local, None).is_ok());
+        assert!(check_exposure(local6, None).is_ok());
+    }
+
+    #[test]
+    fn token_debug_hides_value() {
+        assert_eq!(format!("{:?}", Token::new("s3cret")), "Token(***)");
+    }
+}
