@@ -77,6 +77,12 @@ pub struct DropzoneConfig {
     pub rescan_every: Duration,
     /// Files landed concurrently.
     pub concurrency: usize,
+    /// Name under which this process claims files (`host:pid`); instances
+    /// sharing a drop zone must have different names.
+    pub instance: String,
+    /// A file claimed by another instance is given back after this long
+    /// (sooner when that instance ran on this host and is gone).
+    pub claim_timeout: Duration,
 }
 
 impl DropzoneConfig {
@@ -88,6 +94,8 @@ impl DropzoneConfig {
             stable_for: Duration::from_secs(2),
             rescan_every: Duration::from_secs(30),
             concurrency: 4,
+            instance: default_instance(),
+            claim_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -257,6 +265,7 @@ impl<S: FlowSink> Taker<S> {
                 },
             };
             for dir in partner_dirs {
+                self.recover_claims(&dir);
                 let Ok(entries) = std::fs::read_dir(&dir) else {
                     continue;
                 };
@@ -343,28 +352,37 @@ impl<S: FlowSink> Taker<S> {
     }
 
     async fn land_and_commit(&self, partner: &str, path: &Path) {
-        if !path.is_file() {
-            return; // taken by a concurrent pass, or removed by its writer
-        }
         let original_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // Claim the file first: several instances may watch the same drop
+        // zone, and only the one whose rename succeeds takes it. The claimed
+        // name starts with a dot, so nobody else considers it.
+        let claimed = claim_path(path, &self.config.instance);
+        match std::fs::rename(path, &claimed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return, // taken elsewhere
+            Err(e) => {
+                warn!(partner, file = %original_name, error = %e, "cannot claim file in drop zone; will retry");
+                return;
+            }
+        }
+        let give_back = |why: &str| {
+            if let Err(e) = std::fs::rename(&claimed, path) {
+                warn!(partner, file = %original_name, error = %e, "cannot give a claimed file back");
+            }
+            warn!(partner, file = %original_name, "{why}; left in the drop zone for a later try");
+        };
         let store = self.config.store.clone();
         let max = self.config.max_flow_bytes;
-        let source = path.to_path_buf();
+        let source = claimed.clone();
         let landed =
             tokio::task::spawn_blocking(move || landing::land_file(&source, &store, max)).await;
         let stored = match landed {
             Ok(Ok(stored)) => stored,
-            Ok(Err(e)) => {
-                warn!(partner, file = %original_name, error = %e, "could not store flow; will retry");
-                return;
-            }
-            Err(e) => {
-                warn!(partner, file = %original_name, error = %e, "landing task failed; will retry");
-                return;
-            }
+            Ok(Err(e)) => return give_back(&format!("could not store flow: {e}")),
+            Err(e) => return give_back(&format!("landing task failed: {e}")),
         };
         let flow = LandedFlow {
             partner: partner.to_string(),
@@ -386,18 +404,90 @@ impl<S: FlowSink> Taker<S> {
                         info!(partner, flow_id, original, file = %original_name, "duplicate flow taken from drop zone")
                     }
                 }
-                if let Err(e) = std::fs::remove_file(path) {
+                if let Err(e) = std::fs::remove_file(&claimed) {
                     warn!(partner, file = %original_name, error = %e, "flow committed but the source could not be removed");
                 } else if let Some(parent) = path.parent() {
                     let _ = landing::sync_dir(parent);
                 }
             }
-            Err(e) => {
-                warn!(partner, file = %original_name, error = %e, "flow not committed; left in the drop zone for a later try");
-            }
+            Err(e) => give_back(&format!("flow not committed: {e}")),
         }
         debug!(file = %path.display(), "drop-zone take finished");
     }
+
+    /// Give back files claimed by an instance that died before committing
+    /// them: at once when that instance ran on this host and its process is
+    /// gone, otherwise once the claim is older than `claim_timeout`.
+    fn recover_claims(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((owner, original)) = parse_claim(&name) else {
+                continue;
+            };
+            if owner == self.config.instance {
+                continue; // ours, in flight
+            }
+            let dead_here = owner
+                .rsplit_once(':')
+                .filter(|(host, _)| *host == local_host())
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .map(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                .unwrap_or(false);
+            // ctime moves with the claiming rename (mtime does not).
+            let stale = entry
+                .metadata()
+                .ok()
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    now - m.ctime() >= self.config.claim_timeout.as_secs() as i64
+                })
+                .unwrap_or(false);
+            if dead_here || stale {
+                let target = dir.join(original);
+                if std::fs::rename(entry.path(), &target).is_ok() {
+                    warn!(file = %original, owner, "recovered a file claimed by an instance that stopped before committing it");
+                }
+            }
+        }
+    }
+}
+
+/// Prefix of a file claimed by an instance: `.quai-taking.<instance>.<name>`.
+const CLAIM_PREFIX: &str = ".quai-taking.";
+
+fn claim_path(path: &Path, instance: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tag: String = instance
+        .chars()
+        .map(|c| if c == '/' || c == '.' { '_' } else { c })
+        .collect();
+    path.with_file_name(format!("{CLAIM_PREFIX}{tag}.{name}"))
+}
+
+/// (instance, original name) of a claimed file name.
+fn parse_claim(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix(CLAIM_PREFIX)?.split_once('.')
+}
+
+fn local_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+/// The name this process claims files under: `host:pid`.
+pub fn default_instance() -> String {
+    format!("{}:{}", local_host(), std::process::id())
 }
 
 #[cfg(test)]
@@ -412,6 +502,14 @@ mod tests {
         for n in ["a.zip", "invoice.xml", "part.xml"] {
             assert!(!is_partial_name(n), "{n}");
         }
+    }
+
+    #[test]
+    fn claim_names_round_trip() {
+        let p = claim_path(Path::new("/q/inbound/acme/batch.v2.zip"), "host.example:42");
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(is_partial_name(name), "claimed files are hidden: {name}");
+        assert_eq!(parse_claim(name), Some(("host_example:42", "batch.v2.zip")));
     }
 
     #[test]
