@@ -59,11 +59,11 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "building"
-cargo build --workspace --all-targets --locked
+cargo build --workspace --all-targets
 
 log "running all tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --no-fail-fast
 fi
