@@ -19,6 +19,8 @@ use crate::Daemon;
 
 /// Seconds between automatic reloads.
 pub const REFRESH_SECONDS: u32 = 15;
+/// Reasons listed per rejected invoice (the rest: `quai flow ID`).
+const REASONS_SHOWN: usize = 4;
 
 /// Escape text for HTML element content and double-quoted attributes.
 pub fn esc(s: &str) -> String {
@@ -152,8 +154,11 @@ fn chart(o: &Overview) -> String {
          font-family=\"system-ui,sans-serif\" font-size=\"11\">",
         o.bucket_minutes
     );
-    for frac in [0.0, 0.5, 1.0] {
-        let v = (axis as f64 * frac).round() as i64;
+    let mut ticks = vec![0, axis];
+    if axis % 2 == 0 {
+        ticks.insert(1, axis / 2);
+    }
+    for v in ticks {
         let yy = y(v);
         let _ = write!(
             s,
@@ -246,7 +251,7 @@ pub fn render(o: &Overview) -> String {
         "<section id=\"backlog\"><h2>Backlog</h2><div class=\"cards\">\
          <div class=\"card\"><div class=\"v\" id=\"backlog-received\">{}</div><div class=\"l\">flows waiting</div></div>\
          <div class=\"card\"><div class=\"v\" id=\"backlog-processing\">{}</div><div class=\"l\">flows processing</div></div>\
-         <div class=\"{oldest_class}\"><div class=\"v\" id=\"oldest-age\">{}</div><div class=\"l\">oldest unfinished flow{}</div></div>\
+         <div class=\"{oldest_class}\"><div class=\"v\" id=\"oldest-age\">{}</div><div class=\"l\">oldest unfinished flow</div>{}</div>\
          <div class=\"card\"><div class=\"v\">{}</div><div class=\"l\">flows failed</div></div>\
          <div class=\"card\"><div class=\"v\">{}</div><div class=\"l\">invoices stored</div></div>\
          </div></section>",
@@ -259,7 +264,7 @@ pub fn render(o: &Overview) -> String {
         },
         match &b.oldest {
             Some(f) => format!(
-                " · #{} {} / {}{}",
+                "<div class=\"mut fname\">#{} {} / {}{}</div>",
                 f.id,
                 esc(&f.partner),
                 esc(&f.original_name),
@@ -362,11 +367,19 @@ pub fn render(o: &Overview) -> String {
         s.push_str("<tr><td colspan=\"6\" class=\"empty\">no reject</td></tr>");
     }
     for r in &o.recent_rejects {
-        let reasons: Vec<String> = r
+        let mut reasons: Vec<String> = r
             .reasons
             .iter()
+            .take(REASONS_SHOWN)
             .map(|(rule, msg)| format!("<span class=\"rule\">{}</span> {}", esc(rule), esc(msg)))
             .collect();
+        if r.reasons.len() > REASONS_SHOWN {
+            reasons.push(format!(
+                "<span class=\"mut\">… {} more (<code>quai flow {}</code>)</span>",
+                r.reasons.len() - REASONS_SHOWN,
+                r.flow_id
+            ));
+        }
         let doc = if r.entry == r.original_name {
             esc(&r.entry)
         } else {

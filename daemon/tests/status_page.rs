@@ -1,0 +1,199 @@
+//! The status page in a real browser: headless Chromium (Debian's
+//! `chromium`) loads `/` from the in-process listener and must show the
+//! flows just processed, escape hostile file names, and draw the chart.
+//!
+//! `QUAI_SAVE_SCREENSHOT=1 cargo test -p quai --test status_page` also
+//! copies the screenshot to `docs/status-page.png`.
+
+#[allow(unused_imports)]
+use quai::{commands, Daemon};
+#[allow(dead_code)]
+#[path = "../src/http/mod.rs"]
+mod http;
+mod http_support;
+#[allow(dead_code)]
+#[path = "../src/metrics.rs"]
+mod metrics;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http_support::*;
+use quai_spool::{NewFlow, Origin};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn chromium() -> PathBuf {
+    for p in [CHROMIUM, "/usr/bin/chromium-browser"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!(
+        "chromium not found at {CHROMIUM}: apt-get install chromium (scripts/test.sh installs it)"
+    );
+}
+
+/// Run headless Chromium with `args` plus the standard flags; its stdout.
+fn run_chromium(profile: &Path, args: &[String]) -> String {
+    let mut cmd = Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()))
+    .args(args)
+    .env("HOME", profile)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start chromium");
+    let started = Instant::now();
+    loop {
+        match child.try_wait().expect("wait chromium") {
+            Some(_) => break,
+            None if started.elapsed() > Duration::from_secs(90) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chromium did not finish within 90 s");
+            }
+            None => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    let out = child.wait_with_output().expect("chromium output");
+    assert!(
+        out.status.success(),
+        "chromium failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `<tr>` of the recent-flows table for flow `id`.
+fn flow_row(dom: &str, id: i64) -> &str {
+    let key = format!("data-flow-id=\"{id}\"");
+    let start = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("flow {id} is not on the page"));
+    let end = dom[start..].find("</tr>").expect("row end") + start;
+    &dom[start..end]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_renders_in_chromium() {
+    let browser = chromium();
+    let home = tempfile::tempdir().unwrap();
+    let config = config_at(home.path());
+    standard_flows(&config).await;
+    // A partner-chosen file name that would be markup if not escaped.
+    ingest(
+        &config,
+        "initech",
+        &[(
+            "flow-<img src=x onerror=alert(1)>.xml",
+            fixture("CII_example4.xml"),
+        )],
+    )
+    .await;
+    let daemon = daemon_for(config).await;
+    // A flow waiting in the backlog (registered, not processed).
+    daemon.spool.ensure_partner("initech").await.unwrap();
+    daemon
+        .spool
+        .register_flow(&NewFlow {
+            partner: "initech".into(),
+            origin: Origin::Sftp,
+            original_name: "waiting-batch.zip".into(),
+            size: 4096,
+            sha256: "ab".repeat(32),
+            as2_message_id: None,
+        })
+        .await
+        .unwrap();
+    let flows = daemon.spool.list_flows(&Default::default()).await.unwrap();
+    let valid = flows
+        .iter()
+        .find(|f| f.original_name == "acme-valid.xml")
+        .expect("acme flow")
+        .id;
+    let s = start(home, daemon, http::serve).await;
+    let url = format!("http://{}/", s.addr);
+
+    let profile = tempfile::tempdir().unwrap();
+    let dom = {
+        let p = profile.path().to_path_buf();
+        let args = vec!["--dump-dom".to_string(), url.clone()];
+        tokio::task::spawn_blocking(move || run_chromium(&p, &args))
+            .await
+            .unwrap()
+    };
+    assert!(dom.contains("<title>quai status</title>"), "{dom}");
+
+    // The flow just processed, with its partner and state.
+    let row = flow_row(&dom, valid);
+    assert!(row.contains("acme-valid.xml"), "{row}");
+    assert!(row.contains(">acme<"), "{row}");
+    assert!(row.contains(">processed<"), "{row}");
+    // The rejected invoice with its rule.
+    let rejects = &dom[dom.find("id=\"rejects\"").expect("rejects section")..];
+    assert!(rejects.contains("acme-br07.xml"), "rejected flow listed");
+    // Its reasons: the first few with their rule ids, then a pointer to the CLI.
+    assert!(rejects.contains(">BR-01<"), "reason rule shown");
+    assert!(rejects.contains("more (<code>quai flow "), "pointer to the rest");
+    // Partners with their reject rate.
+    let partners = &dom[dom.find("id=\"partners\"").expect("partners section")..];
+    assert!(
+        partners.contains("50.0 %"),
+        "acme rejects one invoice of two"
+    );
+    assert!(partners.contains("globex") && partners.contains("initech"));
+    // Backlog: the waiting flow.
+    assert!(dom.contains("id=\"backlog-received\">1<"), "backlog");
+    assert!(dom.contains("waiting-batch.zip"));
+    // The hostile name is text, not markup.
+    assert!(
+        dom.contains("flow-&lt;img src=x onerror=alert(1)&gt;.xml"),
+        "escaped name"
+    );
+    assert!(!dom.contains("<img"), "a file name became markup");
+    // The chart has accepted bars.
+    assert!(dom.contains("id=\"throughput-chart\""));
+    assert!(dom.contains("fill=\"#2e9d5b\""), "no accepted bar drawn");
+
+    // A screenshot, for the docs.
+    let shot = profile.path().join("status.png");
+    {
+        let p = profile.path().to_path_buf();
+        let args = vec![
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1000".to_string(),
+            url.clone(),
+        ];
+        tokio::task::spawn_blocking(move || run_chromium(&p, &args))
+            .await
+            .unwrap();
+    }
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 20_000,
+        "suspiciously small screenshot ({} bytes)",
+        png.len()
+    );
+    if std::env::var_os("QUAI_SAVE_SCREENSHOT").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/status-page.png");
+        std::fs::copy(&shot, &docs).expect("copy screenshot to docs/");
+    }
+    let _ = browser;
+    s.shutdown().await;
+}
