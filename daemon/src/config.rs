@@ -161,6 +161,8 @@ pub struct PartnerAs2 {
     pub require_signed: bool,
     #[serde(default)]
     pub require_encrypted: bool,
+    /// May the partner ask for an asynchronous MDN (a URL quai POSTs to)?
+    pub allow_async_mdn: Option<bool>,
 }
 
 /// A byte count written as a number or a string like `"1GiB"`, `"500 MB"`.
@@ -762,6 +764,7 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
                 "certificate",
                 "require_signed",
                 "require_encrypted",
+                "allow_async_mdn",
             ],
         ),
         (

@@ -32,6 +32,16 @@ pub fn origin_of(channel: Channel) -> Origin {
     }
 }
 
+/// The origin as a metric label.
+pub fn origin_label(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Dropzone => "dropzone",
+        Origin::Sftp => "sftp",
+        Origin::As2 => "as2",
+        Origin::Cli => "cli",
+    }
+}
+
 /// Register one landed flow; shared by every connector and `quai ingest`.
 pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, SinkError> {
     if !crate::config::valid_partner_id(&flow.partner) {
@@ -69,6 +79,8 @@ pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, Si
         .map_err(|e| SinkError(e.to_string()))?;
     Ok(match registration {
         Registration::New(id) => {
+            crate::metrics::flow_received(&flow.partner, origin_label(new.origin));
+            crate::metrics::bytes_in(&flow.partner, flow.size);
             info!(partner = %flow.partner, flow_id = id, stage = "received", file = %flow.original_name, size = flow.size, "flow registered");
             daemon.work.notify_waiters();
             daemon.work.notify_one();

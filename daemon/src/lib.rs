@@ -10,9 +10,14 @@
 pub mod acks;
 pub mod commands;
 pub mod config;
+pub mod http;
 pub mod intake;
+pub mod jobs;
+pub mod mail;
+pub mod metrics;
 pub mod pipeline;
 pub mod scheduler;
+pub mod sdnotify;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -147,6 +152,23 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             });
         }
     }
+    // The ops HTTP listener, with the AS2 endpoint when quai has an AS2 identity.
+    let http_stop = CancellationToken::new();
+    let mut http_task = match &daemon.config.http_listen {
+        None => None,
+        Some(listen) => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen} ([http] listen)"))?;
+            let extra = as2_router(&daemon)?;
+            let d = daemon.clone();
+            let stop = http_stop.clone();
+            Some(tokio::spawn(async move {
+                http::serve(d, listener, extra, stop).await
+            }))
+        }
+    };
+
     let intake_stop = CancellationToken::new();
     let intake_task = if zones.is_empty() {
         None
@@ -173,7 +195,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         info!("quai is running");
     }
 
-    shutdown.cancelled().await;
+    sdnotify::ready();
+    sdnotify::status("intake running");
+    let watchdog_stop = CancellationToken::new();
+    let watchdog = sdnotify::spawn_watchdog(watchdog_stop.clone());
+
+    // Run until asked to stop, or until the HTTP listener fails (e.g. an
+    // unreadable token file): then stop everything and report it.
+    let mut failure: Option<anyhow::Error> = None;
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        res = async {
+            match http_task.as_mut() {
+                Some(t) => t.await,
+                None => std::future::pending().await,
+            }
+        } => {
+            http_task = None;
+            failure = Some(match res {
+                Ok(Ok(())) => anyhow::anyhow!("the HTTP listener stopped"),
+                Ok(Err(e)) => e,
+                Err(e) => anyhow::anyhow!("the HTTP listener panicked: {e}"),
+            });
+        }
+    }
+    sdnotify::stopping();
     info!("shutting down: intake stops, in-flight flows finish or are left for the next start");
     intake_stop.cancel();
     if let Some(t) = intake_task {
@@ -189,6 +235,63 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             warn!(error = %e, "a daemon task panicked");
         }
     }
+    http_stop.cancel();
+    if let Some(t) = http_task {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "the HTTP listener ended with an error"),
+            Err(e) => warn!(error = %e, "the HTTP listener panicked"),
+        }
+    }
+    watchdog_stop.cancel();
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
     info!("stopped");
     Ok(())
+}
+
+/// The AS2 endpoint (`POST /as2`) for the configured identity and partners,
+/// or an empty router when quai has no `[as2]` identity.
+fn as2_router(daemon: &Arc<Daemon>) -> anyhow::Result<axum::Router> {
+    use quai_connectors::as2;
+    let Some(own) = &daemon.config.as2 else {
+        return Ok(axum::Router::new());
+    };
+    let identity = as2::IdentityConfig {
+        as2_id: own.as2_id.clone(),
+        certificate: own.certificate.clone(),
+        key: own.key.clone(),
+    };
+    let partners: Vec<as2::PartnerConfig> = daemon
+        .config
+        .partners
+        .iter()
+        .filter_map(|p| {
+            p.as2.as_ref().map(|a| as2::PartnerConfig {
+                partner_id: p.id.clone(),
+                as2_id: a.as2_id.clone(),
+                certificate: a.certificate.clone(),
+                require_signed: a.require_signed,
+                require_encrypted: a.require_encrypted,
+                allow_async_mdn: a.allow_async_mdn.unwrap_or(true),
+            })
+        })
+        .collect();
+    let mut settings = as2::As2Settings::load(&identity, &partners, daemon.config.store.clone())
+        .map_err(|errors| {
+            let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("AS2 configuration: {}", list.join("; "))
+        })?;
+    settings.max_body_bytes = daemon.config.limits.max_flow_bytes;
+    settings.observer = Some(as2::OutcomeObserver(Arc::new(|o: &as2::As2Outcome| {
+        metrics::as2_message(o.label())
+    })));
+    let sink = Arc::new(intake::SpoolSink::new(daemon.clone()));
+    let receiver = as2::As2Receiver::new(settings, sink)?;
+    info!(as2_id = %own.as2_id, partners = partners.len(), "AS2 endpoint enabled at POST /as2");
+    Ok(as2::router(Arc::new(receiver)))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::model::{Invoice, Severity, Violation};
-use quai_spool::{AckKind, ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
+use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -146,6 +146,11 @@ pub async fn process_claimed(
     let acks = crate::acks::owed(&claimed, &end);
     match end {
         FlowEnd::Done(summary) => {
+            crate::metrics::invoices_processed(
+                &claimed.partner,
+                summary.documents - summary.rejected,
+                summary.rejected,
+            );
             spool
                 .finish_flow(
                     claimed.id,
@@ -170,6 +175,7 @@ pub async fn process_claimed(
         }
         FlowEnd::Stopped => unreachable!("handled above"),
     }
+    crate::metrics::flow_processed(&claimed.partner, started.elapsed().as_secs_f64());
     daemon.acks.notify_one();
     Ok(())
 }

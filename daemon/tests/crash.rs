@@ -226,10 +226,42 @@ fn unsafe_sigterm(child: &Child) {
     assert!(status.success());
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_cleanly_after_finishing_work() {
     let home = tempfile::tempdir().unwrap();
     let config_path = write_config(home.path());
+    // This one also serves the ops HTTP listener.
+    let port = free_port();
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        text.replace(
+            "listen = \"off\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        ),
+    )
+    .unwrap();
     let config = quai::config::Config::load(&config_path).unwrap();
     let mut child = start(&config_path);
     let inbox = config.inbound_root.clone().unwrap().join("acme");
@@ -241,6 +273,10 @@ async fn sigterm_stops_cleanly_after_finishing_work() {
         assert!(Instant::now() < deadline, "no report");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let health = http_get(port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let status = http_get(port, "/api/status");
+    assert!(status.contains("\"accepted\":1"), "{status}");
     unsafe_sigterm(&child);
     let start = Instant::now();
     let status = child.wait().unwrap();
