@@ -20,7 +20,7 @@ use crate::model::{
     PaymentInstructions, Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative,
     VatBreakdown, Violation,
 };
-use crate::ubl::{ident, set, text, AcBuf};
+use crate::ubl::{ident, set, text, AcBuf, MeansBuf};
 use crate::xml::{self, Attrs, Handler, TextMode, Values};
 use crate::{ReadError, ReadOutcome};
 
@@ -92,6 +92,8 @@ struct Mapper {
     tax_totals: Vec<(Decimal, Option<String>)>,
     zugferd1: bool,
     gross_base_qty: Option<(Option<Decimal>, Option<String>)>,
+    means: MeansBuf,
+    means_count: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -207,10 +209,11 @@ impl Mapper {
                 l.attributes.push(ItemAttribute { name, value });
             }
             "SpecifiedTradeProduct/DesignatedProductClassification/ClassCode" => {
-                if let Some(value) = text(t) {
+                let scheme = attrs.owned("listID");
+                if let Some(value) = text(t).or_else(|| scheme.as_ref().map(|_| String::new())) {
                     l.classifications.push(Classification {
                         value,
-                        scheme: attrs.owned("listID"),
+                        scheme,
                         scheme_version: attrs.owned("listVersionID"),
                     });
                 }
@@ -420,8 +423,8 @@ impl Mapper {
         if let Some(r) = rest.strip_prefix("SpecifiedTradeSettlementPaymentMeans/") {
             let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
             match r {
-                "TypeCode" => set(&mut pay.means_code, text(t)),
-                "Information" => set(&mut pay.means_text, text(t)),
+                "TypeCode" => set(&mut self.means.code, text(t)),
+                "Information" => set(&mut self.means.text, text(t)),
                 "ApplicableTradeSettlementFinancialCard/ID" => set(
                     &mut pay
                         .card
@@ -492,11 +495,10 @@ impl Mapper {
             "InvoiceCurrencyCode" => set(&mut inv.currency, text(t)),
             "SpecifiedTradeSettlementPaymentMeans" => {
                 let ct = std::mem::take(&mut self.ct);
+                let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
+                std::mem::take(&mut self.means).apply(pay, self.means_count);
                 if ct != CreditTransfer::default() {
-                    inv.payment
-                        .get_or_insert_with(PaymentInstructions::default)
-                        .credit_transfers
-                        .push(ct);
+                    pay.credit_transfers.push(ct);
                 }
             }
             "ApplicableTradeTax" => inv.vat_breakdown.push(std::mem::take(&mut self.sub)),
@@ -566,17 +568,28 @@ impl Mapper {
         // in the VAT accounting currency (BT-6).
         let currency = self.inv.currency.clone();
         let vat_currency = self.inv.vat_currency.clone();
+        // An amount in another currency than BT-5 is never BT-110 (the
+        // binding selects BT-110 by `@currencyID = InvoiceCurrencyCode`); an
+        // amount without currencyID is taken as BT-110 first.
         for (amount, cur) in std::mem::take(&mut self.tax_totals) {
             let tot = &mut self.inv.totals;
-            let accounting = cur.is_some() && cur == vat_currency && cur != currency;
+            let other = cur.is_some() && currency.is_some() && cur != currency;
+            let accounting = other || (cur.is_some() && cur == vat_currency && cur != currency);
             if accounting || (tot.vat_total.is_some() && cur.is_none()) {
                 set(&mut tot.vat_total_accounting, Some(amount));
             } else {
+                if tot.vat_total.is_some() {
+                    tot.vat_total_repeats += 1;
+                }
                 set(&mut tot.vat_total, Some(amount));
             }
         }
         self.inv.syntax = Some(Syntax::Cii);
-        self.inv.kind = DocumentKind::Invoice;
+        // CII has one root for both: a credit note is told by BT-3.
+        self.inv.kind = match self.inv.type_code.as_deref() {
+            Some(code) if is_credit_note_code(code) => DocumentKind::CreditNote,
+            _ => DocumentKind::Invoice,
+        };
         self.inv.profile = self
             .inv
             .specification_id
@@ -587,6 +600,15 @@ impl Mapper {
             issues: self.v.issues,
         }
     }
+}
+
+/// UNTDID 1001 codes of credit notes among those EN 16931 allows for BT-3
+/// (the codes the UBL binding carries in a `CreditNote` root).
+pub fn is_credit_note_code(code: &str) -> bool {
+    matches!(
+        code.trim(),
+        "81" | "83" | "261" | "262" | "296" | "308" | "381" | "396" | "420" | "458" | "532"
+    )
 }
 
 fn ac_field(ac: &mut AcBuf, rest: &str, t: &str) {
@@ -651,6 +673,9 @@ impl Handler for Mapper {
         }
         if let Some(r) = rest.strip_prefix(LINE) {
             match r {
+                "/SpecifiedLineTradeSettlement/BillingSpecifiedPeriod" => {
+                    self.line.period.get_or_insert_with(Period::default);
+                }
                 "/SpecifiedLineTradeSettlement/SpecifiedTradeAllowanceCharge" => {
                     self.ac = AcBuf::default()
                 }
@@ -660,6 +685,40 @@ impl Handler for Mapper {
                 _ => {}
             }
             return TextMode::Keep;
+        }
+        // A group is present as soon as its element is, even empty: the
+        // official rules check what an empty `<ram:PayeeTradeParty/>` lacks.
+        let inv = &mut self.inv;
+        match rest {
+            "ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress" => {
+                inv.seller.address.get_or_insert_with(Address::default);
+            }
+            "ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress" => {
+                inv.buyer.address.get_or_insert_with(Address::default);
+            }
+            "ApplicableHeaderTradeAgreement/SellerTaxRepresentativeTradeParty" => {
+                inv.tax_representative
+                    .get_or_insert_with(TaxRepresentative::default);
+            }
+            "ApplicableHeaderTradeAgreement/SellerTaxRepresentativeTradeParty/PostalTradeAddress" => {
+                inv.tax_representative
+                    .get_or_insert_with(TaxRepresentative::default)
+                    .address
+                    .get_or_insert_with(Address::default);
+            }
+            "ApplicableHeaderTradeDelivery/ShipToTradeParty/PostalTradeAddress" => {
+                inv.delivery
+                    .get_or_insert_with(Delivery::default)
+                    .address
+                    .get_or_insert_with(Address::default);
+            }
+            "ApplicableHeaderTradeSettlement/PayeeTradeParty" => {
+                inv.payee.get_or_insert_with(Payee::default);
+            }
+            "ApplicableHeaderTradeSettlement/BillingSpecifiedPeriod" => {
+                inv.invoicing_period.get_or_insert_with(Period::default);
+            }
+            _ => {}
         }
         match rest {
             "ApplicableHeaderTradeAgreement/AdditionalReferencedDocument" => self.refdoc = RefDoc::default(),
@@ -671,7 +730,12 @@ impl Handler for Mapper {
             "ApplicableHeaderTradeSettlement/SpecifiedTradeAllowanceCharge" => self.ac = AcBuf::default(),
             "ApplicableHeaderTradeSettlement/ApplicableTradeTax" => self.sub = VatBreakdown::default(),
             "ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementPaymentMeans" => {
-                self.ct = CreditTransfer::default()
+                self.ct = CreditTransfer::default();
+                self.means = MeansBuf::default();
+                self.means_count += 1;
+                self.inv
+                    .payment
+                    .get_or_insert_with(PaymentInstructions::default);
             }
             "ApplicableHeaderTradeSettlement/InvoiceReferencedDocument" => {
                 self.inv.preceding_invoices.push(PrecedingInvoice::default())

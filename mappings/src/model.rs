@@ -315,6 +315,20 @@ pub struct PaymentInstructions {
     pub card: Option<PaymentCard>,
     /// BG-19
     pub direct_debit: Option<DirectDebit>,
+    /// The syntaxes repeat the payment means element once per account;
+    /// BT-81/BT-82 above come from the first, these are the others' (each
+    /// is checked against BR-49 and the code list like the first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub further_means: Vec<PaymentMeans>,
+}
+
+/// The type code and text of a payment means element after the first.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PaymentMeans {
+    /// BT-81
+    pub code: Option<String>,
+    /// BT-82
+    pub text: Option<String>,
 }
 
 /// Document-level allowance (BG-20) or charge (BG-21).
@@ -351,6 +365,11 @@ pub struct Totals {
     pub vat_total: Option<Decimal>,
     /// BT-111 Invoice total VAT amount in accounting currency (BT-6)
     pub vat_total_accounting: Option<Decimal>,
+    /// How many more BT-110 amounts (in the invoice currency) the document
+    /// gave after the first one kept above: the syntaxes can repeat the
+    /// element, EN 16931 allows one (BR-CO-15 counts them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vat_total_repeats: u32,
     /// BT-112 Invoice total amount with VAT
     pub total_with_vat: Option<Decimal>,
     /// BT-113 Paid amount
@@ -359,6 +378,10 @@ pub struct Totals {
     pub rounding: Option<Decimal>,
     /// BT-115 Amount due for payment
     pub amount_due: Option<Decimal>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// VAT breakdown (BG-23).

@@ -19,8 +19,8 @@ use rust_decimal::Decimal;
 use crate::model::{
     Address, Attachment, Classification, Contact, CreditTransfer, Delivery, DirectDebit,
     DocumentAllowanceCharge, DocumentKind, Identifier, Invoice, ItemAttribute, Line,
-    LineAllowanceCharge, Note, Party, Payee, PaymentCard, PaymentInstructions, Period,
-    PrecedingInvoice, Profile, Syntax, TaxRepresentative, VatBreakdown, Violation,
+    LineAllowanceCharge, Note, Party, Payee, PaymentCard, PaymentInstructions, PaymentMeans,
+    Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative, VatBreakdown, Violation,
 };
 use crate::xml::{self, Attrs, Handler, TextMode, Values};
 use crate::{ReadError, ReadOutcome};
@@ -42,11 +42,20 @@ pub(crate) fn text(s: &str) -> Option<String> {
     Values::text(s)
 }
 
+/// An identifier with its scheme attribute. An element with a scheme and no
+/// value (`<cbc:ID schemeID="0088"/>`) is still an identifier, with an
+/// empty value: the official rules see it (its scheme is checked, and it
+/// counts as present), so the model keeps it. An element with neither is
+/// nothing.
 pub(crate) fn ident(s: &str, attrs: &Attrs<'_>, scheme_attr: &str) -> Option<Identifier> {
-    text(s).map(|value| Identifier {
-        value,
-        scheme: attrs.owned(scheme_attr),
-    })
+    let scheme = attrs.owned(scheme_attr);
+    match text(s) {
+        Some(value) => Some(Identifier { value, scheme }),
+        None => scheme.map(|scheme| Identifier {
+            value: String::new(),
+            scheme: Some(scheme),
+        }),
+    }
 }
 
 /// Keep the first value of a single-valued term.
@@ -131,6 +140,31 @@ struct AdrBuf {
     att: Attachment,
 }
 
+/// One payment means element (UBL `cac:PaymentMeans`, CII
+/// `ram:SpecifiedTradeSettlementPaymentMeans`). The syntaxes repeat it once
+/// per account; EN 16931 has one BG-16 whose BT-81/BT-82 come from the
+/// first, so the codes of the others are kept aside for their own checks.
+#[derive(Default)]
+pub(crate) struct MeansBuf {
+    pub code: Option<String>,
+    pub text: Option<String>,
+}
+
+impl MeansBuf {
+    /// Close the `count`-th (from 1) payment means element.
+    pub fn apply(self, pay: &mut PaymentInstructions, count: usize) {
+        if count > 1 {
+            pay.further_means.push(PaymentMeans {
+                code: self.code,
+                text: self.text,
+            });
+        } else {
+            set(&mut pay.means_code, self.code);
+            set(&mut pay.means_text, self.text);
+        }
+    }
+}
+
 #[derive(Default)]
 struct TaxTotalBuf {
     amount: Option<Decimal>,
@@ -153,6 +187,8 @@ struct Mapper {
     attr_name: Option<String>,
     attr_value: Option<String>,
     sepa_creditor: Option<String>,
+    means: MeansBuf,
+    means_count: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -310,10 +346,13 @@ impl Mapper {
             }
             "Item/OriginCountry/IdentificationCode" => set(&mut l.origin_country, text(t)),
             "Item/CommodityClassification/ItemClassificationCode" => {
-                if let Some(value) = text(t) {
+                // Kept with an empty value when only its scheme is given
+                // (the official BR-CL-13 checks that scheme).
+                let scheme = attrs.owned("listID");
+                if let Some(value) = text(t).or_else(|| scheme.as_ref().map(|_| String::new())) {
                     l.classifications.push(Classification {
                         value,
-                        scheme: attrs.owned("listID"),
+                        scheme,
                         scheme_version: attrs.owned("listVersionID"),
                     });
                 }
@@ -347,6 +386,10 @@ impl Mapper {
             let Some(amount) = tt.amount else { continue };
             let in_doc = tt.currency.is_some() && tt.currency == currency;
             let in_vat = tt.currency.is_some() && tt.currency == vat_currency;
+            let tot = &mut self.inv.totals;
+            if in_doc && tot.vat_total.is_some() {
+                tot.vat_total_repeats += 1;
+            }
             let slot = if in_doc || (tt.has_subtotals && !in_vat) {
                 &mut self.inv.totals.vat_total
             } else if in_vat {
@@ -400,6 +443,51 @@ impl Handler for Mapper {
     }
 
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        // A group is present as soon as its element is, even empty: the
+        // official rules check what an empty `<cac:PayeeParty/>` lacks.
+        let inv = &mut self.inv;
+        match path {
+            "AccountingSupplierParty/Party/PostalAddress" => {
+                inv.seller.address.get_or_insert_with(Address::default);
+            }
+            "AccountingCustomerParty/Party/PostalAddress" => {
+                inv.buyer.address.get_or_insert_with(Address::default);
+            }
+            "PayeeParty" => {
+                inv.payee.get_or_insert_with(Payee::default);
+            }
+            "TaxRepresentativeParty" => {
+                inv.tax_representative
+                    .get_or_insert_with(TaxRepresentative::default);
+            }
+            "TaxRepresentativeParty/PostalAddress" => {
+                inv.tax_representative
+                    .get_or_insert_with(TaxRepresentative::default)
+                    .address
+                    .get_or_insert_with(Address::default);
+            }
+            "PaymentMeans" => {
+                inv.payment.get_or_insert_with(PaymentInstructions::default);
+                self.means = MeansBuf::default();
+                self.means_count += 1;
+            }
+            "Delivery" => {
+                inv.delivery.get_or_insert_with(Delivery::default);
+            }
+            "Delivery/DeliveryLocation/Address" => {
+                inv.delivery
+                    .get_or_insert_with(Delivery::default)
+                    .address
+                    .get_or_insert_with(Address::default);
+            }
+            "InvoicePeriod" => {
+                inv.invoicing_period.get_or_insert_with(Period::default);
+            }
+            "InvoiceLine/InvoicePeriod" | "CreditNoteLine/InvoicePeriod" => {
+                self.line.period.get_or_insert_with(Period::default);
+            }
+            _ => {}
+        }
         match path {
             "InvoiceLine" | "CreditNoteLine" => self.line = Line::default(),
             "AllowanceCharge"
@@ -477,8 +565,8 @@ impl Handler for Mapper {
             let pay = inv.payment.get_or_insert_with(PaymentInstructions::default);
             match rest {
                 "PaymentMeansCode" => {
-                    set(&mut pay.means_code, text(t));
-                    set(&mut pay.means_text, attrs.owned("name"));
+                    set(&mut self.means.code, text(t));
+                    set(&mut self.means.text, attrs.owned("name"));
                 }
                 "PaymentID" => set(&mut pay.remittance_information, text(t)),
                 "PayeeFinancialAccount/ID" => self.ct.account_id = text(t),
@@ -575,7 +663,19 @@ impl Handler for Mapper {
             }
             match rest {
                 "PartyName/Name" => set(&mut r.name, text(t)),
-                "PartyTaxScheme/CompanyID" => set(&mut r.vat_id, text(t)),
+                "PartyTaxScheme/CompanyID" => self.pts_company = text(t),
+                "PartyTaxScheme/TaxScheme/ID" => self.pts_scheme = text(t),
+                "PartyTaxScheme" => {
+                    // BT-63 is the company id of the VAT tax scheme only.
+                    let company = self.pts_company.take();
+                    let scheme = self.pts_scheme.take();
+                    if scheme
+                        .as_deref()
+                        .is_none_or(|s| s.trim().eq_ignore_ascii_case("VAT"))
+                    {
+                        set(&mut r.vat_id, company);
+                    }
+                }
                 _ => {}
             }
             return;
@@ -666,6 +766,13 @@ impl Handler for Mapper {
                 inv.vat_breakdown.push(std::mem::take(&mut self.sub));
             }
             "AllowanceCharge" => self.doc_allowance_charge(),
+            "PaymentMeans" => {
+                let means = std::mem::take(&mut self.means);
+                means.apply(
+                    inv.payment.get_or_insert_with(PaymentInstructions::default),
+                    self.means_count,
+                );
+            }
             "AdditionalDocumentReference" => {
                 let adr = std::mem::take(&mut self.adr);
                 match adr.type_code.as_deref() {

@@ -646,6 +646,7 @@ fn pair_differences(n: u32) -> Vec<Known> {
             k("lines[4].order_line_reference", "CII references order line 4, UBL none"),
             k("payee.identifier.scheme", "UBL payee ID has schemeID 0088, CII ram:ID has no scheme"),
             k("payment.credit_transfers[1]*", "CII repeats the payment means with a second account"),
+            k("payment.further_means*", "CII repeats the payment means (code 30) for that account"),
             k("payment_terms", "same two sentences; UBL keeps the source line break with indentation"),
             k("tax_point_date", "CII has TaxPointDate 2013-06-30, UBL a DescriptionCode instead"),
             k("tax_point_date_code", "UBL has InvoicePeriod/DescriptionCode 3, CII none"),
@@ -664,6 +665,7 @@ fn pair_differences(n: u32) -> Vec<Known> {
         4 => vec![
             k("lines[*].unit_code", "UBL EA, CII C62"),
             k("payment.credit_transfers[1]*", "CII repeats the payment means with a second account"),
+            k("payment.further_means*", "CII repeats the payment means (code 30) for that account"),
             k("seller.contact.email", "antonio@SubscriptionsSeller.dk vs Anthon@SellerCompany.dk"),
         ],
         5 => vec![

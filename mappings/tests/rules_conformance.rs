@@ -62,76 +62,10 @@ const ALLOWED: &[Allowed] = &[
         what: "BR-03__pass__2.xml",
         reason: "same as BR-03__pass__1.xml (Invoice root)",
     },
-    Allowed {
-        what: "BR-CO-15__fail__5.xml",
-        reason:
-            "two TaxTotal elements in the invoice currency: the model keeps one BT-110 and the \
-                 reader reports the repetition; the official rule fires on the count",
-    },
-    Allowed {
-        what: "BR-CO-15__fail__10.xml",
-        reason: "same as BR-CO-15__fail__5.xml (Invoice root)",
-    },
-    Allowed {
-        what: "cii/BR-CO-15__fail__2.xml",
-        reason: "READER: the only TaxTotalAmount is in EUR while the invoice currency is DKK; the \
-                 CII reader takes it as BT-110 instead of leaving BT-110 absent",
-    },
-    Allowed {
-        what: "cii/BR-CO-15__fail__3.xml",
-        reason: "READER: as cii/BR-CO-15__fail__2.xml",
-    },
 ];
-
-/// Files whose named rule looks at a group given as an empty element
-/// (`<cac:PostalAddress/>`, `<cac:PaymentMeans>` with only a comment, an
-/// identifier with a scheme and no value): the readers do not make a group
-/// or identifier of an element with no content, so the model has nothing
-/// to check. The verdict is the same (these documents are rejected all the
-/// same), only the rule id differs.
-const EMPTY_GROUPS: &[&str] = &[
-    "BR-08__pass__2.xml",
-    "BR-08__pass__4.xml",
-    "BR-09__fail__1.xml",
-    "BR-09__fail__3.xml",
-    "BR-10__pass__2.xml",
-    "BR-10__pass__4.xml",
-    "BR-17__fail__1.xml",
-    "BR-17__fail__2.xml",
-    "BR-18__fail__1.xml",
-    "BR-18__fail__2.xml",
-    "BR-19__pass__2.xml",
-    "BR-19__pass__4.xml",
-    "BR-49__fail__1.xml",
-    "BR-49__fail__2.xml",
-    "BR-56__fail__1.xml",
-    "BR-56__fail__2.xml",
-    "BR-56__fail__3.xml",
-    "BR-56__fail__4.xml",
-    "BR-57__fail__1.xml",
-    "BR-57__fail__3.xml",
-    "BR-CL-07__fail__1.xml",
-    "BR-CL-10__fail__1.xml",
-    "BR-CL-11__fail__1.xml",
-    "BR-CL-13__fail__1.xml",
-    "BR-CO-20__fail__1.xml",
-];
-
-const EMPTY_GROUP_REASON: Allowed = Allowed {
-    what: "(empty group elements)",
-    reason: "READER: the named rule looks at a group or identifier given as an empty element; \
-             the readers do not materialise an element with no content, so the model has \
-             nothing to check. An empty address is still rejected (BR-08, BR-10, BR-19 fire \
-             instead of BR-09, BR-11, BR-20), but an empty PayeeParty, TaxRepresentativeParty, \
-             PaymentMeans, line InvoicePeriod or scheme-only identifier is accepted where the \
-             official rules reject it: to be fixed in the readers",
-};
 
 fn allowed(rule: &str, file: &str) -> Option<&'static Allowed> {
     let name = file.rsplit('/').next().unwrap_or(file);
-    if EMPTY_GROUPS.contains(&name) {
-        return Some(&EMPTY_GROUP_REASON);
-    }
     ALLOWED.iter().find(|a| match a.what.strip_suffix('*') {
         Some(prefix) => rule.starts_with(prefix),
         None => a.what == rule || a.what == file || a.what == name,
@@ -223,15 +157,8 @@ fn official_rule_tests_agree_with_quai() {
     let mut by_rule: BTreeMap<String, Tally> = BTreeMap::new();
     let mut unexpected = Vec::new();
     let mut used_allowances = vec![false; ALLOWED.len()];
-    let mut used_empty = std::collections::BTreeSet::new();
 
     for case in &cases {
-        let name = case
-            .file
-            .rsplit('/')
-            .next()
-            .unwrap_or(&case.file)
-            .to_string();
         let (agrees, detail) = match run(case) {
             Ok(fired) => {
                 let hit = fired.iter().any(|r| r == &case.rule);
@@ -261,8 +188,6 @@ fn official_rule_tests_agree_with_quai() {
                 Some(a) => {
                     if let Some(i) = ALLOWED.iter().position(|x| std::ptr::eq(x, a)) {
                         used_allowances[i] = true;
-                    } else {
-                        used_empty.insert(name.clone());
                     }
                     if let Some(t) = by_family.get_mut(family(&case.rule)) {
                         t.allowed += 1;
@@ -323,16 +248,7 @@ fn official_rule_tests_agree_with_quai() {
     for (rule, t) in &by_rule {
         per_rule.push_str(&format!("| {rule} | {} | {} |\n", t.total(), t.agreed()));
     }
-    let mut allow_doc = format!(
-        "- {} files whose named rule looks at an empty element ({}): {}.\n",
-        EMPTY_GROUPS.len(),
-        EMPTY_GROUPS.join(", "),
-        EMPTY_GROUP_REASON
-            .reason
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let mut allow_doc = String::new();
     for a in ALLOWED {
         allow_doc.push_str(&format!(
             "- `{}`: {}.\n",
@@ -363,13 +279,9 @@ fn official_rule_tests_agree_with_quai() {
         unexpected.len(),
         unexpected.join("\n")
     );
-    let stale_empty: Vec<&&str> = EMPTY_GROUPS
-        .iter()
-        .filter(|f| !used_empty.contains(**f))
-        .collect();
     assert!(
-        stale.is_empty() && stale_empty.is_empty(),
-        "allow-list entries that no longer match any difference: {stale:?} {stale_empty:?}"
+        stale.is_empty(),
+        "allow-list entries that no longer match any difference: {stale:?}"
     );
     check_doc_section(&section);
 }

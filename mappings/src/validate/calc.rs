@@ -156,7 +156,15 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
 
     // BR-CO-15: BT-112 = round(BT-109 + BT-110). The schematron requires
     // BT-110 for it (one TaxTotal in the invoice currency).
-    if filled(&inv.currency) {
+    if filled(&inv.currency) && t.vat_total_repeats > 0 {
+        out.emit(
+            "BR-CO-15",
+            format!(
+                "The invoice total VAT amount (BT-110) is given {} times in the invoice currency; give it once.",
+                t.vat_total_repeats + 1
+            ),
+        );
+    } else if filled(&inv.currency) {
         if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
             match t.vat_total {
                 // The UBL binding wants exactly one BT-110 in the invoice

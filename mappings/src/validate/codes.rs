@@ -257,7 +257,12 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             false,
         );
     }
-    if let Some(m) = inv.payment.as_ref().and_then(|p| p.means_code.as_deref()) {
+    let means = inv.payment.iter().flat_map(|p| {
+        std::iter::once(p.means_code.as_deref())
+            .chain(p.further_means.iter().map(|m| m.code.as_deref()))
+            .flatten()
+    });
+    for m in means {
         if !known(PAYMENT_MEANS, m) {
             out.emit("BR-CL-16", format!("The payment means code (BT-81) '{m}' is not a UNCL 4461 code (e.g. 30 credit transfer, 58 SEPA credit transfer)."));
         }

@@ -228,6 +228,17 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 "The payment instructions (BG-16) have no payment means type code (BT-81).".into(),
             );
         }
+        for (i, m) in pay.further_means.iter().enumerate() {
+            if !filled(&m.code) {
+                out.emit(
+                    "BR-49",
+                    format!(
+                        "Payment means {} has no payment means type code (BT-81).",
+                        i + 2
+                    ),
+                );
+            }
+        }
         for (i, ct) in pay.credit_transfers.iter().enumerate() {
             if !filled(&ct.account_id) {
                 out.emit("BR-50", format!("Credit transfer {} (BG-17) has no payment account identifier (BT-84, e.g. the IBAN).", i + 1));
