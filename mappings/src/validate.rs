@@ -292,6 +292,9 @@ BR-CO-10, and the VAT category rules that count or sum lines: the `-01` (breakdo
 pub(crate) const NOT_IMPLEMENTED_NOTE: &str = "\n## Not checked, and why\n\n\
 - BR-CO-05 to BR-CO-08 (reason code and reason text mean the same thing): the schematron \
 states them as `true()`; no machine check exists.\n\
+- BR-CO-09 on EDIFACT documents is a warning, not fatal: the official EDIFACT binding states it \
+as `true()` (an `RFF+VA` reference traditionally carries the VAT number without its country \
+prefix, the country being in the `NAD`; the CEN EDIFACT examples do so).\n\
 - BR-66, BR-67 (at most one payment card, one mandate): the canonical model holds at most one \
 of each, so a reader reports extra ones as syntax problems.\n\
 - UBL-SR-*, UBL-CR-*, UBL-DT-*, CII-SR-*, CII-DT-*: syntax binding rules about the XML \

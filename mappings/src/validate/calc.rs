@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::model::{DocumentKind, Invoice, Syntax};
+use crate::model::{DocumentKind, Invoice, Severity, Syntax};
 
 use super::vat::Aggregates;
 use super::{amt, amt_opt, codes, filled, round0, round2, Out, Scope};
@@ -40,6 +40,16 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                     Some(bt),
                     format!("The VAT identifier {bt} '{id}' does not start with a country code (ISO 3166-1 alpha-2, or EL for Greece)."),
                 );
+                // The official EDIFACT binding states BR-CO-09 as `true()`
+                // (RFF+VA traditionally carries the number without its
+                // prefix, the country being in the NAD): reported, not fatal.
+                if inv.syntax == Some(Syntax::Edifact) {
+                    if let Some(v) = out.violations.last_mut() {
+                        v.severity = Severity::Warning;
+                        v.message
+                            .push_str(" (EDIFACT: a warning, as in the official EDIFACT binding.)");
+                    }
+                }
             }
         }
     }

@@ -554,7 +554,39 @@ fn br_co_09_vat_identifier_prefix() {
     inv.buyer.vat_id = Some("EL123456789".into());
     quiet(&inv, "BR-CO-09");
     inv.buyer.vat_id = Some("123456789".into());
-    assert_eq!(fires(&inv, "BR-CO-09").term, "BT-48");
+    let v = fires(&inv, "BR-CO-09");
+    assert_eq!((v.term.as_str(), v.severity), ("BT-48", Severity::Fatal));
+    // The official EDIFACT binding does not check it: a warning there.
+    inv.syntax = Some(Syntax::Edifact);
+    assert_eq!(fires(&inv, "BR-CO-09").severity, Severity::Warning);
+}
+
+#[test]
+fn br_co_15_counts_repeated_vat_totals() {
+    let mut inv = valid();
+    inv.totals.vat_total_repeats = 1;
+    assert!(fires(&inv, "BR-CO-15").message.contains("2 times"));
+}
+
+#[test]
+fn br_49_and_br_cl_16_on_every_payment_means() {
+    let mut inv = valid();
+    inv.payment = Some(PaymentInstructions {
+        means_code: Some("58".into()),
+        credit_transfers: vec![CreditTransfer {
+            account_id: Some("FR7630006000011234567890189".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    quiet(&inv, "BR-49");
+    let pay = inv.payment.as_mut().unwrap();
+    pay.further_means.push(PaymentMeans::default());
+    fires(&inv, "BR-49");
+    let pay = inv.payment.as_mut().unwrap();
+    pay.further_means[0].code = Some("999".into());
+    quiet(&inv, "BR-49");
+    fires(&inv, "BR-CL-16");
 }
 
 // ---------------------------------------------------------------- dec
