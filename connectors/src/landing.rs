@@ -46,7 +46,7 @@ pub fn stored_path(store: &Path, sha256: &str) -> PathBuf {
 /// Past `max_bytes` the bytes are no longer kept (the temporary file is
 /// removed) but still hashed to the end, and the result is not `complete`.
 pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Stored, LandingError> {
-    fs::create_dir_all(store)?;
+    create_private_dir(store)?;
     let temp_path = store.join(format!("{TEMP_PREFIX}{}", unique_suffix()));
     let result = copy_hashing(reader, &temp_path, max_bytes);
     let (sha256, size, complete) = match result {
@@ -67,7 +67,7 @@ pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Store
         });
     }
     let parent = final_path.parent().expect("stored path has a parent");
-    fs::create_dir_all(parent)?;
+    create_private_dir(parent)?;
     if final_path.exists() {
         // Same bytes already stored: keep the first copy.
         fs::remove_file(&temp_path)?;
@@ -112,10 +112,15 @@ fn copy_hashing(
     temp_path: &Path,
     max_bytes: u64,
 ) -> Result<(String, u64, bool), LandingError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(temp_path)?;
+    // Raw flows are partners' data: readable by quai's user only.
+    let mut out = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(temp_path)?
+    };
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size: u64 = 0;
@@ -136,6 +141,15 @@ fn copy_hashing(
         out.sync_all()?;
     }
     Ok((hex::encode(hasher.finalize()), size, size <= max_bytes))
+}
+
+/// Create a folder (and its parents) readable by quai's user only.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// fsync a directory so a rename inside it survives a crash.
@@ -168,6 +182,11 @@ mod tests {
         );
         assert_eq!(a.size, 5);
         assert_eq!(fs::read(&a.path).unwrap(), b"hello");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            fs::metadata(&a.path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let b = land(&mut &b"hello"[..], dir.path(), 100).unwrap();
         assert_eq!(a, b);
         assert_eq!(sweep_temporaries(dir.path()).unwrap(), 0);
