@@ -73,7 +73,21 @@ pub fn prepare_folders(config: &Config) -> anyhow::Result<()> {
     for d in dirs {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
     }
+    // The spool, raw flows and mail hold partners' data: quai's user only.
+    let mut private = vec![config.store.clone()];
+    if let config::MailTransport::Files(dir) = &config.mail_transport {
+        private.push(dir.clone());
+    }
+    for d in private {
+        set_mode(&d, 0o700)?;
+    }
     Ok(())
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot restrict the permissions of {}", path.display()))
 }
 
 /// Open the spool of a configuration.
@@ -83,9 +97,18 @@ pub async fn open_spool(config: &Config) -> anyhow::Result<Spool> {
             std::fs::create_dir_all(parent).ok();
         }
     }
-    Spool::connect(&config.spool_url, &instance_name())
+    let spool = Spool::connect(&config.spool_url, &instance_name())
         .await
-        .with_context(|| format!("cannot open the spool at {}", redact_url(&config.spool_url)))
+        .with_context(|| format!("cannot open the spool at {}", redact_url(&config.spool_url)))?;
+    if let Some(path) = config.spool_url.strip_prefix("sqlite://") {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{path}{suffix}"));
+            if file.exists() {
+                set_mode(&file, 0o600)?;
+            }
+        }
+    }
+    Ok(spool)
 }
 
 /// A URL without its password, for logs.
