@@ -380,6 +380,26 @@ impl Mapper {
         if let Some(r) = rest.strip_prefix("SpecifiedTradeAllowanceCharge/") {
             return ac_field(&mut self.ac, r, t);
         }
+        // A logistics service charge (Factur-X EXTENDED, ZUGFeRD 1.0) is a
+        // document-level charge: those profiles count it in BT-108.
+        if let Some(r) = rest.strip_prefix("SpecifiedLogisticsServiceCharge/") {
+            let slot = match r {
+                "Description" => &mut self.ac.reason,
+                "AppliedAmount" => &mut self.ac.amount,
+                "AppliedTradeTax/CategoryCode" => &mut self.ac.category,
+                "AppliedTradeTax/RateApplicablePercent" => &mut self.ac.rate,
+                _ => return,
+            };
+            return set(slot, Some(t.to_string()));
+        }
+        if rest == "SpecifiedLogisticsServiceCharge" {
+            let mut ac = std::mem::take(&mut self.ac);
+            ac.charge = Some("true".into());
+            if let Some((_, d)) = ac.into_document(&mut self.v) {
+                self.inv.charges.push(d);
+            }
+            return;
+        }
         let v = &mut self.v;
         let inv = &mut self.inv;
         if let Some(r) = rest.strip_prefix("ApplicableTradeTax/") {
@@ -523,12 +543,18 @@ impl Mapper {
             "SpecifiedTradePaymentTerms/Description" => {
                 if let Some(n) = text(t) {
                     match &mut inv.payment_terms {
+                        Some(p) if p.is_empty() => *p = n,
                         Some(p) => {
                             p.push('\n');
                             p.push_str(&n);
                         }
                         None => inv.payment_terms = Some(n),
                     }
+                }
+                // An empty element still counts for BR-CO-25 (the binding
+                // tests its presence).
+                else if inv.payment_terms.is_none() {
+                    inv.payment_terms = Some(String::new());
                 }
             }
             "SpecifiedTradePaymentTerms/DueDateDateTime/DateTimeString" => {
@@ -583,6 +609,9 @@ impl Mapper {
                 }
                 set(&mut tot.vat_total, Some(amount));
             }
+        }
+        if let Some(pay) = self.inv.payment.as_mut() {
+            pay.no_means_element = self.means_count == 0;
         }
         self.inv.syntax = Some(Syntax::Cii);
         // CII has one root for both: a credit note is told by BT-3.
@@ -727,7 +756,8 @@ impl Handler for Mapper {
                 self.refdoc.att.filename = attrs.owned("filename");
                 return TextMode::Base64Size;
             }
-            "ApplicableHeaderTradeSettlement/SpecifiedTradeAllowanceCharge" => self.ac = AcBuf::default(),
+            "ApplicableHeaderTradeSettlement/SpecifiedTradeAllowanceCharge"
+            | "ApplicableHeaderTradeSettlement/SpecifiedLogisticsServiceCharge" => self.ac = AcBuf::default(),
             "ApplicableHeaderTradeSettlement/ApplicableTradeTax" => self.sub = VatBreakdown::default(),
             "ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementPaymentMeans" => {
                 self.ct = CreditTransfer::default();

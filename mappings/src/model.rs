@@ -320,6 +320,12 @@ pub struct PaymentInstructions {
     /// is checked against BR-49 and the code list like the first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub further_means: Vec<PaymentMeans>,
+    /// True when the document gave BG-16 terms (CII remittance information
+    /// BT-83, creditor id BT-90, mandate BT-89) but no payment means
+    /// element at all: BR-49 asks a type code of a payment means element,
+    /// so it has nothing to ask here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_means_element: bool,
 }
 
 /// The type code and text of a payment means element after the first.

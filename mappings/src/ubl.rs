@@ -408,6 +408,9 @@ impl Mapper {
                 .get_or_insert_with(DirectDebit::default);
             set(&mut dd.creditor_id, Some(creditor));
         }
+        if let Some(pay) = self.inv.payment.as_mut() {
+            pay.no_means_element = self.means_count == 0;
+        }
         self.inv.syntax = Some(Syntax::Ubl);
         self.inv.profile = self
             .inv
@@ -745,12 +748,18 @@ impl Handler for Mapper {
             "PaymentTerms/Note" => {
                 if let Some(n) = text(t) {
                     match &mut inv.payment_terms {
+                        Some(p) if p.is_empty() => *p = n,
                         Some(p) => {
                             p.push('\n');
                             p.push_str(&n);
                         }
                         None => inv.payment_terms = Some(n),
                     }
+                }
+                // An empty element still counts for BR-CO-25 (the binding
+                // tests its presence).
+                else if inv.payment_terms.is_none() {
+                    inv.payment_terms = Some(String::new());
                 }
             }
             "TaxTotal/TaxAmount" => {

@@ -292,6 +292,9 @@ BR-CO-10, and the VAT category rules that count or sum lines: the `-01` (breakdo
 pub(crate) const NOT_IMPLEMENTED_NOTE: &str = "\n## Not checked, and why\n\n\
 - BR-CO-05 to BR-CO-08 (reason code and reason text mean the same thing): the schematron \
 states them as `true()`; no machine check exists.\n\
+- BR-CO-25 on CII and Factur-X documents: the official CII binding defines no context for it \
+(its `Amount_due` parameter is missing), so the CEN artefacts never fire it on CII; quai agrees \
+with them. It is checked on UBL invoices (not credit notes, as the UBL binding) and EDIFACT.\n\
 - BR-CO-09 on EDIFACT documents is a warning, not fatal: the official EDIFACT binding states it \
 as `true()` (an `RFF+VA` reference traditionally carries the VAT number without its country \
 prefix, the country being in the `NAD`; the CEN EDIFACT examples do so).\n\

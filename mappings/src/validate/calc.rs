@@ -178,9 +178,12 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
         if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
             match t.vat_total {
                 // The UBL binding wants exactly one BT-110 in the invoice
-                // currency; the CII binding also accepts BT-112 = BT-109
-                // when there is none (an invoice with no VAT at all).
-                None if inv.syntax == Some(Syntax::Cii) || inv.syntax == Some(Syntax::FacturX) => {
+                // currency; the CII and EDIFACT bindings also accept
+                // BT-112 = BT-109 when there is none (no VAT at all).
+                None if matches!(
+                    inv.syntax,
+                    Some(Syntax::Cii) | Some(Syntax::FacturX) | Some(Syntax::Edifact)
+                ) => {
                     if with != without {
                         out.emit(
                             "BR-CO-15",
@@ -309,8 +312,12 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
 
     // BR-CO-25: a positive amount due needs a due date or payment terms.
     // The UBL binding states it on the Invoice root only, not on a
-    // CreditNote (whose amount due is the buyer's to pay back).
-    if !scope.minimum && inv.kind != DocumentKind::CreditNote {
+    // CreditNote (whose amount due is the buyer's to pay back). The CII
+    // binding (artefacts 1.3.x) binds the rule to no context at all, so the
+    // official CII validation never fires it: neither does quai on CII.
+    let ubl_credit_note = inv.kind == DocumentKind::CreditNote && inv.syntax == Some(Syntax::Ubl);
+    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+    if !scope.minimum && !ubl_credit_note && !cii {
         if let Some(due) = t.amount_due {
             if due > Decimal::ZERO && inv.due_date.is_none() && inv.payment_terms.is_none() {
                 out.emit(

@@ -222,7 +222,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         }
     }
     if let Some(pay) = &inv.payment {
-        if !filled(&pay.means_code) {
+        if !filled(&pay.means_code) && !pay.no_means_element {
             out.emit(
                 "BR-49",
                 "The payment instructions (BG-16) have no payment means type code (BT-81).".into(),
