@@ -627,9 +627,9 @@ const fn k(key: &'static str, why: &'static str) -> Known {
     Known { key, why }
 }
 
-fn pair_differences(n: u32) -> Vec<Known> {
-    match n {
-        2 => vec![
+fn pair_differences(name: &str) -> Vec<Known> {
+    match name {
+        "example2" => vec![
             k("attachments*", "CII has Doc1 with URI and an embedded EHF.pdf; UBL splits them into Doc1 (URI) and Doc2 (test.pdf)"),
             k("business_process", "UBL has ProfileID 'Invoicing on purchase order', CII has no BusinessProcess parameter"),
             k("allowances[0].reason_code", "UBL writes reason code 88, CII 95"),
@@ -651,7 +651,7 @@ fn pair_differences(n: u32) -> Vec<Known> {
             k("tax_point_date", "CII has TaxPointDate 2013-06-30, UBL a DescriptionCode instead"),
             k("tax_point_date_code", "UBL has InvoicePeriod/DescriptionCode 3, CII none"),
         ],
-        3 => vec![
+        "example3" => vec![
             k("buyer.legal_registration_id*", "UBL has buyer CompanyID 987654321, CII none"),
             k("buyer.vat_id", "UBL has buyer VAT id, CII none"),
             k("charges[0].reason_code", "CII has reason code FC, UBL none"),
@@ -662,13 +662,13 @@ fn pair_differences(n: u32) -> Vec<Known> {
             k("totals*", "totals follow the different lines"),
             k("vat_breakdown*", "UBL has a second VAT rate (10%) for its second line"),
         ],
-        4 => vec![
+        "example4" => vec![
             k("lines[*].unit_code", "UBL EA, CII C62"),
             k("payment.credit_transfers[1]*", "CII repeats the payment means with a second account"),
             k("payment.further_means*", "CII repeats the payment means (code 30) for that account"),
             k("seller.contact.email", "antonio@SubscriptionsSeller.dk vs Anthon@SellerCompany.dk"),
         ],
-        5 => vec![
+        "example5" => vec![
             k("allowances[0].reason_code", "UBL 100, CII 95"),
             k("lines[0].allowances[0].reason_code", "UBL 100, CII 95"),
             k("attachments*", "CII lists Lot567 and OBJ999 as untyped references; UBL has Lot567 as BT-17 and an ATS description"),
@@ -685,23 +685,183 @@ fn pair_differences(n: u32) -> Vec<Known> {
             k("payment*", "UBL is a direct debit (49, mandate); CII is means 58 with creditor id DK5678 and two accounts"),
             k("tax_point_date", "CII has TaxPointDate, UBL none"),
         ],
+        "example1" => vec![
+            k("lines[*].unit_code", "UBL uses EA, CII H87"),
+            k("lines[1].item_name", "UBL 'PKAAS 50PL...', CII 'KAAS 50PL...' (typo in the UBL example)"),
+            k("lines[12].item_name", "UBL 'PK CHOCOLADEMEL', CII 'PK CHOCOLADEMELK'"),
+            k("notes[0]*", "CII note has subject code AAR; UBL has the same text without a #code# prefix and other line breaks"),
+            k("payment.credit_transfers[1].account_id", "the second account differs (NL03 INGB... vs NL57 RABO...)"),
+            k("totals.vat_total_accounting", "UBL gives a VAT total in SEK (BT-6, BT-111), CII none"),
+            k("vat_currency", "UBL has TaxCurrencyCode SEK, CII none"),
+        ],
+        "edifact2" => vec![
+            k("allowances[0].reason_code", "UBL 88, EDIFACT 95 (as CII)"),
+            k("attachments*", "EDIFACT carries Doc1 with the embedded EHF.pdf (as CII); UBL splits Doc1 and Doc2 (test.pdf)"),
+            k("business_process", "UBL ProfileID 'Invoicing on purchase order', EDIFACT FTX+DOC P3"),
+            k("buyer.vat_id", "the EDIFACT example writes the VAT number without its NO prefix (RFF+VA); see docs/rules.md on BR-CO-09"),
+            k("seller.vat_id", "as buyer.vat_id"),
+            k("tax_representative.vat_id", "as buyer.vat_id"),
+            k("lines[*].price_base_quantity_unit", "UBL writes a unit on BaseQuantity, EDIFACT none"),
+            k("lines[*].unit_code", "UBL EA, EDIFACT NAR (as CII)"),
+            k("lines[0].quantity", "UBL 2 laptops, EDIFACT 1 (as CII)"),
+            k("lines[*].standard_item_id.scheme", "UBL GTIN scheme 0088, EDIFACT 0160 (both GTIN)"),
+            k("lines[*].classifications*", "other classification codes and order"),
+            k("lines[2].gross_price", "UBL 2.70, EDIFACT 2.75 (as CII)"),
+            k("lines[2].price_discount", "UBL 0.27, EDIFACT 0.275 (as CII)"),
+            k("lines[2].standard_item_id.value", "different GTINs for line 3 (as CII)"),
+            k("lines[4].order_line_reference", "EDIFACT references order line 4 (as CII), UBL none"),
+            k("payment.credit_transfers[1]*", "EDIFACT gives a second account (as CII)"),
+            k("payment_terms", "same sentences; UBL keeps the line break and indentation, EDIFACT joins the FTX parts"),
+            k("tax_point_date", "EDIFACT has a VAT point date (as CII), UBL a code"),
+            k("tax_point_date_code", "UBL InvoicePeriod/DescriptionCode 3, EDIFACT none"),
+        ],
+        "edifact3" => vec![k("business_process", "EDIFACT FTX+DOC gives P1, CII none")],
+        "edifact4" => vec![
+            k("business_process", "EDIFACT FTX+DOC gives P1, UBL none"),
+            k("lines[*].unit_code", "UBL EA, EDIFACT C62 (as CII)"),
+            k("seller.contact.email", "antonio@SubscriptionsSeller.dk vs Anthon@SellerCompany.dk (as CII)"),
+        ],
+        "edifact6" => vec![
+            k("business_process", "EDIFACT FTX+DOC gives P1, UBL none"),
+            k("lines[*].unit_code", "UBL EA, EDIFACT C62"),
+            k("seller.vat_id", "the EDIFACT example writes the VAT number without its DK prefix; see docs/rules.md on BR-CO-09"),
+        ],
+        "edifact7" => vec![
+            k("business_process", "EDIFACT FTX+DOC gives P1, CII none"),
+            k("payment.further_means*", "CII repeats the payment means, EDIFACT has one PAI"),
+        ],
+        "edifact8" => vec![
+            k("attachments*", "UBL has an additional document reference (ATS), EDIFACT none"),
+            k("business_process", "EDIFACT FTX+DOC gives P1, UBL none"),
+            k("lines[0].item_name", "the EDIFACT file declares UNOW (UTF-8) but holds a Windows-1252 quote (byte 0x92), read as U+FFFD"),
+            k("lines[*].price_base_quantity_unit", "UBL KW, EDIFACT KWT"),
+            k("lines[*].unit_code", "UBL KW, EDIFACT KWT"),
+            k("notes[0].text", "same text; UBL keeps line breaks and indentation, EDIFACT joins the FTX parts"),
+            k("payment_terms", "as notes[0].text"),
+            k("tax_point_date", "UBL has a VAT point date, EDIFACT none"),
+        ],
+        "edifact9" => vec![
+            k("business_process", "EDIFACT FTX+DOC gives P1, CII none"),
+            k("lines[0].period.end", "CII line period ends 2016-04-01, EDIFACT 2016-06-30"),
+            k("lines[0].price_base_quantity", "CII BasisQuantity 49, EDIFACT 1"),
+            k("notes[0].text", "same text, other line breaks"),
+            k("payment.further_means*", "CII repeats the payment means, EDIFACT has one PAI"),
+        ],
         _ => vec![],
     }
 }
 
+/// The twins among the official EN 16931 examples: the same invoice written
+/// by CEN in two syntaxes (same number, date, parties and lines). The UBL
+/// and CII example sets are numbered alike (2-5 exist in both in the corpus;
+/// 1, 6, 7, 8, 9 have only one side there); `CII_example1` is the 20-line
+/// invoice 12115118 that UBL numbers `ubl-tc434-example10`. The EDIFACT
+/// examples are numbered like their UBL or CII twin (EDIFACT_EXAMPLE3 has
+/// the one line of CII_example3, the UBL example3 has two; 0 and 0a have no
+/// twin: same number as example 10 but another date and one line).
+fn pairs() -> Vec<(&'static str, Twin, Twin)> {
+    use Twin::*;
+    vec![
+        (
+            "example1",
+            Ubl("ubl-tc434-example10.xml"),
+            Cii("CII_example1.xml"),
+        ),
+        (
+            "example2",
+            Ubl("ubl-tc434-example2.xml"),
+            Cii("CII_example2.xml"),
+        ),
+        (
+            "example3",
+            Ubl("ubl-tc434-example3.xml"),
+            Cii("CII_example3.xml"),
+        ),
+        (
+            "example4",
+            Ubl("ubl-tc434-example4.xml"),
+            Cii("CII_example4.xml"),
+        ),
+        (
+            "example5",
+            Ubl("ubl-tc434-example5.xml"),
+            Cii("CII_example5.xml"),
+        ),
+        (
+            "edifact2",
+            Ubl("ubl-tc434-example2.xml"),
+            Edifact("EDIFACT_EXAMPLE2.TXT"),
+        ),
+        (
+            "edifact3",
+            Cii("CII_example3.xml"),
+            Edifact("EDIFACT_EXAMPLE3.TXT"),
+        ),
+        (
+            "edifact4",
+            Ubl("ubl-tc434-example4.xml"),
+            Edifact("EDIFACT_EXAMPLE4.TXT"),
+        ),
+        (
+            "edifact6",
+            Ubl("ubl-tc434-example6.xml"),
+            Edifact("EDIFACT_EXAMPLE6.TXT"),
+        ),
+        (
+            "edifact7",
+            Cii("CII_example7.xml"),
+            Edifact("EDIFACT_EXAMPLE7.TXT"),
+        ),
+        (
+            "edifact8",
+            Ubl("ubl-tc434-example8.xml"),
+            Edifact("EDIFACT_EXAMPLE8.TXT"),
+        ),
+        (
+            "edifact9",
+            Cii("CII_example9.xml"),
+            Edifact("EDIFACT_EXAMPLE9.TXT"),
+        ),
+    ]
+}
+
+enum Twin {
+    Ubl(&'static str),
+    Cii(&'static str),
+    Edifact(&'static str),
+}
+
+impl Twin {
+    fn read(&self) -> Invoice {
+        match self {
+            Twin::Ubl(f) => {
+                read_ubl(&fixtures("ubl").join("en16931-ubl-examples").join(f))
+                    .unwrap()
+                    .invoice
+            }
+            Twin::Cii(f) => {
+                read_cii(&fixtures("cii").join("en16931-cii-examples").join(f))
+                    .unwrap()
+                    .invoice
+            }
+            Twin::Edifact(f) => {
+                let bytes = std::fs::read(fixtures("edifact").join(f)).unwrap();
+                let mut messages = quai_mappings::edifact::Interchange::new(&bytes[..]);
+                let m = messages.next().expect("one message").expect("readable");
+                m.result.expect("mapped").invoice
+            }
+        }
+    }
+}
+
 #[test]
-fn official_ubl_and_cii_examples_map_to_equal_invoices() {
+fn official_examples_map_to_equal_invoices_in_every_syntax() {
     let mut compared = 0;
     let mut report = String::new();
-    for n in [2u32, 3, 4, 5] {
-        let u = read_ubl(
-            &fixtures("ubl").join(format!("en16931-ubl-examples/ubl-tc434-example{n}.xml")),
-        )
-        .unwrap();
-        let c = read_cii(&fixtures("cii").join(format!("en16931-cii-examples/CII_example{n}.xml")))
-            .unwrap();
-        let (fu, fc) = (flatten(&u.invoice), flatten(&c.invoice));
-        let known = pair_differences(n);
+    for (name, left, right) in pairs() {
+        let (u, c) = (left.read(), right.read());
+        let (fu, fc) = (flatten(&u), flatten(&c));
+        let known = pair_differences(name);
         let mut used = vec![false; known.len()];
         let keys: std::collections::BTreeSet<&String> = fu.keys().chain(fc.keys()).collect();
         let mut equal_fields = 0;
@@ -713,23 +873,23 @@ fn official_ubl_and_cii_examples_map_to_equal_invoices() {
             }
             match known.iter().position(|kd| key_matches(kd.key, key)) {
                 Some(i) => used[i] = true,
-                None => report.push_str(&format!("example{n}: {key}: UBL={a:?} CII={b:?}\n")),
+                None => report.push_str(&format!("{name}: {key}: left={a:?} right={b:?}\n")),
             }
         }
         for (i, kd) in known.iter().enumerate() {
             if !used[i] {
                 report.push_str(&format!(
-                    "example{n}: documented difference {} ({}) no longer occurs\n",
+                    "{name}: documented difference {} ({}) no longer occurs\n",
                     kd.key, kd.why
                 ));
             }
         }
         assert!(
-            equal_fields > 40,
-            "example{n}: only {equal_fields} equal fields"
+            equal_fields > 30,
+            "{name}: only {equal_fields} equal fields"
         );
         compared += 1;
     }
-    assert_eq!(compared, 4);
-    assert!(report.is_empty(), "UBL and CII disagree:\n{report}");
+    assert_eq!(compared, 12);
+    assert!(report.is_empty(), "twins disagree:\n{report}");
 }

@@ -598,7 +598,17 @@ impl InvoicMapper {
             };
             Identifier { value, scheme }
         });
-        let name = self.joined(seg, 4, 0, " ").or_else(|| self.text(seg, 3, 0));
+        // The EN 16931 binding (a message naming its specification, BT-24)
+        // puts the legal name in the first C080 component and the trading
+        // name (BT-28 / BT-45) in the second; older messages split one long
+        // name over the components, so they are joined there.
+        let en16931 = self.inv.specification_id.is_some();
+        let (name, trading_name) = if en16931 {
+            (self.text(seg, 4, 0), self.text(seg, 4, 1))
+        } else {
+            (self.joined(seg, 4, 0, " "), None)
+        };
+        let name = name.or_else(|| self.text(seg, 3, 0));
         let address = {
             let a = Address {
                 line1: self.text(seg, 5, 0),
@@ -625,6 +635,9 @@ impl InvoicMapper {
                 }
                 if name.is_some() {
                     p.name = name;
+                }
+                if trading_name.is_some() {
+                    p.trading_name = trading_name;
                 }
                 if address.is_some() {
                     p.address = address;
@@ -1046,6 +1059,13 @@ impl InvoicMapper {
                     b.exemption_reason = Some(reason.clone());
                 }
             }
+        }
+        if self.inv.profile.is_none() {
+            self.inv.profile = self
+                .inv
+                .specification_id
+                .as_deref()
+                .map(Profile::from_specification_id);
         }
         ReadOutcome {
             invoice: self.inv,
