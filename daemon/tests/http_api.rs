@@ -3,9 +3,9 @@
 
 // Until `daemon/src/lib.rs` declares `pub mod http; pub mod metrics;`, the
 // modules are compiled into this test crate (they only need `crate::Daemon`,
-// `crate::commands` and `crate::metrics`, provided here).
+// `crate::commands`, `crate::config` and `crate::metrics`, provided here).
 #[allow(unused_imports)]
-use quai::{commands, Daemon};
+use quai::{commands, config, Daemon};
 #[allow(dead_code)]
 #[path = "../src/http/mod.rs"]
 mod http;
@@ -22,10 +22,12 @@ async fn health_metrics_and_json_api() {
     let config = config_at(home.path());
     standard_flows(&config).await;
     // Hooks the pipeline will call; their counters must show up on /metrics.
-    metrics::bytes_in("acme", 1234);
-    metrics::flow_processed("acme", 0.3);
-    metrics::flow_processed("acme", 7.0);
-    metrics::ack_failed("integration_report");
+    // (a partner label of their own: the pipeline's calls during ingest
+    // must not change the exact values asserted below)
+    metrics::bytes_in("hook-test", 1234);
+    metrics::flow_processed("hook-test", 0.3);
+    metrics::flow_processed("hook-test", 7.0);
+    metrics::ack_failed("hook-test-kind");
     metrics::smtp_failed();
     metrics::sftp_failed("auth");
     metrics::as2_message("accepted");
@@ -94,14 +96,14 @@ async fn health_metrics_and_json_api() {
         Some(0.0)
     );
     assert_eq!(
-        sample(&m, "quai_bytes_in_total", &[("partner", "acme")]),
+        sample(&m, "quai_bytes_in_total", &[("partner", "hook-test")]),
         Some(1234.0)
     );
     assert_eq!(
         sample(
             &m,
             "quai_flow_processing_seconds_bucket",
-            &[("partner", "acme"), ("le", "0.5")]
+            &[("partner", "hook-test"), ("le", "0.5")]
         ),
         Some(1.0)
     );
@@ -109,7 +111,7 @@ async fn health_metrics_and_json_api() {
         sample(
             &m,
             "quai_flow_processing_seconds_bucket",
-            &[("partner", "acme"), ("le", "+Inf")]
+            &[("partner", "hook-test"), ("le", "+Inf")]
         ),
         Some(2.0)
     );
@@ -117,7 +119,7 @@ async fn health_metrics_and_json_api() {
         sample(
             &m,
             "quai_flow_processing_seconds_count",
-            &[("partner", "acme")]
+            &[("partner", "hook-test")]
         ),
         Some(2.0)
     );
@@ -125,7 +127,7 @@ async fn health_metrics_and_json_api() {
         sample(
             &m,
             "quai_ack_delivery_failures_total",
-            &[("kind", "integration_report")]
+            &[("kind", "hook-test-kind")]
         ),
         Some(1.0)
     );
@@ -146,7 +148,7 @@ async fn health_metrics_and_json_api() {
     let mut last = 0.0;
     for (n, l, v) in &m {
         if n == "quai_flow_processing_seconds_bucket"
-            && l.iter().any(|(k, v)| k == "partner" && v == "acme")
+            && l.iter().any(|(k, v)| k == "partner" && v == "hook-test")
         {
             assert!(*v >= last, "buckets not cumulative: {text}");
             last = *v;
@@ -340,6 +342,9 @@ async fn refuses_unsafe_listeners() {
         err.to_string().contains("not a loopback address"),
         "{err:#}"
     );
+    let config = config_at(home.path());
+    assert!(http::preflight(&config, "0.0.0.0:8470".parse().unwrap()).is_err());
+    assert!(http::preflight(&config, "127.0.0.1:8470".parse().unwrap()).is_ok());
 
     // A token file that is empty, or missing: never "no token".
     for (name, content) in [("empty.token", Some("  \n")), ("missing.token", None)] {
@@ -349,6 +354,7 @@ async fn refuses_unsafe_listeners() {
             std::fs::write(&path, c).unwrap();
         }
         config.http_token_file = Some(path);
+        assert!(http::preflight(&config, "127.0.0.1:8470".parse().unwrap()).is_err());
         let daemon = daemon_for(config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let err = http::serve(

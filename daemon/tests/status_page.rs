@@ -6,7 +6,7 @@
 //! copies the screenshot to `docs/status-page.png`.
 
 #[allow(unused_imports)]
-use quai::{commands, Daemon};
+use quai::{commands, config, Daemon};
 #[allow(dead_code)]
 #[path = "../src/http/mod.rs"]
 mod http;

@@ -112,10 +112,8 @@ pub async fn spool_gauges(spool: &Spool) -> Result<SpoolGauges, SpoolError> {
                 ..FlowFilter::default()
             })
             .await?;
-        for r in rows {
-            if oldest.map_or(true, |o| r.received_at < o) {
-                oldest = Some(r.received_at);
-            }
+        if let Some(min) = rows.iter().map(|r| r.received_at).min() {
+            oldest = Some(oldest.map_or(min, |o: chrono::DateTime<chrono::Utc>| o.min(min)));
         }
     }
     g.oldest_unfinished_seconds = oldest

@@ -164,6 +164,18 @@ pub fn check_exposure(addr: SocketAddr, token: Option<&Token>) -> anyhow::Result
     Ok(())
 }
 
+/// The checks [`serve`] runs at start, for callers that want a refused
+/// listener to fail startup (before `READY=1`) rather than a spawned task:
+/// the token file, when configured, must be readable and non-empty; a
+/// non-loopback `addr` needs one.
+pub fn preflight(config: &crate::config::Config, addr: SocketAddr) -> anyhow::Result<()> {
+    let token = match &config.http_token_file {
+        Some(path) => Some(Token::from_file(path)?),
+        None => None,
+    };
+    check_exposure(addr, token.as_ref())
+}
+
 /// Serve the ops routes, merged with `extra` (e.g. the AS2 route `POST /as2`),
 /// on `listener` until `stop` is cancelled; in-flight requests are finished.
 ///
