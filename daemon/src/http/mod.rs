@@ -47,6 +47,10 @@ use tracing::info;
 
 use crate::Daemon;
 
+/// The JSON of `quai flow ID --json` (for the CLI to share with `/api/flows/:id`).
+#[allow(unused_imports)]
+pub use api::{flow_detail_json, AckJson};
+
 /// A bearer token held in memory. `Debug` never prints it.
 #[derive(Clone)]
 pub struct Token(Arc<Vec<u8>>);

@@ -12,7 +12,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use quai_spool::{Counts, FlowFilter, FlowRow, FlowState, Spool, SpoolError, Verdict};
+use quai_spool::{
+    Counts, FlowFilter, FlowRow, FlowState, Spool, SpoolError, StatusSummary, Verdict,
+};
 use serde::Serialize;
 
 /// Most flows read by one listing.
@@ -133,6 +135,15 @@ pub struct Overview {
 /// Per-partner summaries (`/api/partners`).
 pub async fn partners(spool: &Spool) -> Result<Vec<PartnerSummary>, SpoolError> {
     let status = spool.status().await?;
+    partners_of(spool, status).await
+}
+
+/// Per-partner summaries from counts already read (one query per partner
+/// for its last flow).
+async fn partners_of(
+    spool: &Spool,
+    status: StatusSummary,
+) -> Result<Vec<PartnerSummary>, SpoolError> {
     let mut out = Vec::with_capacity(status.partners.len());
     for p in status.partners {
         let last = spool
@@ -315,14 +326,16 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
         recent_flows
     };
 
+    let totals = status.totals.clone();
+    let partners = partners_of(spool, status).await?;
     Ok(Overview {
         generated_at: now,
-        totals: status.totals,
+        totals,
         backlog,
         bucket_minutes: BUCKET_MINUTES,
         throughput: buckets,
         throughput_truncated,
-        partners: partners(spool).await?,
+        partners,
         recent_rejects,
         stuck_minutes,
         stuck,
