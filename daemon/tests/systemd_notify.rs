@@ -58,12 +58,12 @@ fn ready_status_stopping_to_a_path_socket() {
     assert_eq!(recv(&sock).as_deref(), Some("WATCHDOG=1"));
     sdnotify::stopping();
     assert_eq!(recv(&sock).as_deref(), Some("STOPPING=1"));
-    assert_eq!(sdnotify::notify("X=1").unwrap(), true);
+    assert!(sdnotify::notify("X=1").unwrap());
     assert_eq!(recv(&sock).as_deref(), Some("X=1"));
 
     // Not under systemd: a silent no-op.
     clear_env();
-    assert_eq!(sdnotify::notify("READY=1").unwrap(), false);
+    assert!(!sdnotify::notify("READY=1").unwrap());
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     assert_eq!(recv(&sock), None);
