@@ -8,6 +8,7 @@
 //!   --per-flow N                     invoices per flow (default 500)
 //!   --batch N                        invoices per store_invoices call (default 500)
 //!   --instances N                    Spool handles writing concurrently (default 2)
+//!   --no-fsync                       throwaway PostgreSQL without fsync (the CPU ceiling)
 //! ```
 //!
 //! Each instance is its own `Spool` (own pool, own instance name), as two
@@ -33,6 +34,7 @@ struct Opts {
     per_flow: i64,
     batch: usize,
     instances: usize,
+    fsync: bool,
 }
 
 fn opts() -> Opts {
@@ -43,10 +45,16 @@ fn opts() -> Opts {
         per_flow: 500,
         batch: 500,
         instances: 2,
+        fsync: true,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
+        if args[i] == "--no-fsync" {
+            o.fsync = false;
+            i += 1;
+            continue;
+        }
         let v = args.get(i + 1).cloned().unwrap_or_default();
         let num = || {
             v.parse::<usize>()
@@ -150,11 +158,18 @@ async fn run(name: &str, url: &str, o: &Opts) {
         let (per_flow, batch) = (o.per_flow, o.batch);
         tasks.push(tokio::spawn(async move {
             let mut stored = 0u64;
-            while let Some(c) = spool.claim_flow(lease).await.expect("claim") {
+            let mut spent = [Duration::ZERO; 3]; // claim, store, finish
+            loop {
+                let t = Instant::now();
+                let Some(c) = spool.claim_flow(lease).await.expect("claim") else {
+                    break;
+                };
+                spent[0] += t.elapsed();
                 // the flow's number is its fake hash, in hex
                 let flow_no =
                     usize::from_str_radix(c.sha256.trim_start_matches('0'), 16).unwrap_or(0);
                 let docs: Vec<NewInvoice> = (0..per_flow).map(|d| invoice(flow_no, d)).collect();
+                let t = Instant::now();
                 for chunk in docs.chunks(batch) {
                     stored += spool
                         .store_invoices(c.id, chunk)
@@ -162,6 +177,8 @@ async fn run(name: &str, url: &str, o: &Opts) {
                         .expect("store")
                         .len() as u64;
                 }
+                spent[1] += t.elapsed();
+                let t = Instant::now();
                 spool
                     .finish_flow(
                         c.id,
@@ -175,13 +192,19 @@ async fn run(name: &str, url: &str, o: &Opts) {
                     )
                     .await
                     .expect("finish");
+                spent[2] += t.elapsed();
             }
-            stored
+            (stored, spent)
         }));
     }
     let mut total = 0;
+    let mut spent = [Duration::ZERO; 3];
     for t in tasks {
-        total += t.await.expect("task");
+        let (n, s) = t.await.expect("task");
+        total += n;
+        for (a, b) in spent.iter_mut().zip(s) {
+            *a += b;
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     let status = first.status().await.expect("status");
@@ -194,6 +217,12 @@ async fn run(name: &str, url: &str, o: &Opts) {
         total as f64 / secs,
         status.totals.invoices["accepted"],
         status.totals.invoices["rejected"],
+    );
+    println!(
+        "  time in claim {:.2} s, store_invoices {:.2} s, finish {:.2} s (summed over instances)",
+        spent[0].as_secs_f64(),
+        spent[1].as_secs_f64(),
+        spent[2].as_secs_f64()
     );
 }
 
@@ -214,7 +243,7 @@ async fn main() {
         let url = match o.url.clone().filter(|u| u.starts_with("postgres")) {
             Some(u) => u,
             None => {
-                cluster = pg::PgCluster::start_with(true);
+                cluster = pg::PgCluster::start_with(o.fsync);
                 cluster.create_database("bench")
             }
         };

@@ -76,6 +76,13 @@ async fn insert_acks(
     Ok(ids)
 }
 
+/// A concurrent claim of the same invoice key won the race.
+fn key_race(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| {
+        d.code().as_deref() == Some("23505") && d.constraint() == Some("invoice_keys_pkey")
+    })
+}
+
 /// Lock a flow row; its state, lease owner, and whether the lease is live.
 async fn lock_flow(
     conn: &mut PgConnection,
@@ -358,11 +365,33 @@ impl PgBackend {
         Ok(())
     }
 
+    /// Claims are inserted with a plain `INSERT … WHERE NOT EXISTS` (several
+    /// times cheaper than `ON CONFLICT`'s speculative insertion); when another
+    /// instance claims one of the same keys at the same moment, the insert
+    /// fails on the primary key and the whole batch is run again, then
+    /// seeing the other claim.
     pub(crate) async fn store_invoices(
         &self,
         flow: FlowId,
         batch: &[NewInvoice],
     ) -> Result<Vec<StoredInvoice>> {
+        let mut attempt = 0;
+        loop {
+            match self.store_once(flow, batch).await {
+                Err(SpoolError::Database(e)) if attempt < 10 && key_race(&e) => {
+                    tracing::debug!(
+                        flow,
+                        attempt,
+                        "invoice key claimed concurrently; batch retried"
+                    );
+                    attempt += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn store_once(&self, flow: FlowId, batch: &[NewInvoice]) -> Result<Vec<StoredInvoice>> {
         let plan = Plan::new(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -388,8 +417,9 @@ impl PgBackend {
             let got: Vec<(String, String, i32)> = sqlx::query_as(
                 "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) \
                  SELECT s, n, y, $5, d FROM UNNEST($1::text[], $2::text[], $3::int[], $4::bigint[]) \
-                 WITH ORDINALITY AS t(s, n, y, d, o) ORDER BY o \
-                 ON CONFLICT DO NOTHING RETURNING seller_id, number, year",
+                 WITH ORDINALITY AS t(s, n, y, d, o) WHERE NOT EXISTS (SELECT 1 FROM invoice_keys k \
+                 WHERE k.seller_id = t.s AND k.number = t.n AND k.year = t.y) ORDER BY o \
+                 RETURNING seller_id, number, year",
             )
             .bind(&sellers)
             .bind(&numbers)
@@ -545,11 +575,15 @@ impl PgBackend {
         };
         check_lease(&mut tx, &self.me, flow, to).await?;
         let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
-        sqlx::query("DELETE FROM invoices WHERE flow_id = $1 AND doc_index >= $2")
+        for table in ["invoice_keys", "invoices"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE flow_id = $1 AND doc_index >= $2"
+            ))
             .bind(flow)
             .bind(documents.max(0))
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query(
             "UPDATE flows SET state = $1, updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, \
              failure_code = $2, failure_message = $3 WHERE id = $4 AND state = $5",

@@ -3,8 +3,9 @@
 //! Only flows in a terminal state (`processed`, `failed`, `duplicate`) whose
 //! last change is older than the cut-off are removed, and never one with
 //! work still hanging off it (an acknowledgement not delivered, a reject not
-//! yet notified). Their invoices, keys, acknowledgements and outbox rows go
-//! with them (foreign keys cascade), and their history is replaced by one
+//! yet notified). Their invoices, acknowledgements and outbox rows go with
+//! them (foreign keys cascade), their invoice keys are deleted explicitly,
+//! and their history is replaced by one
 //! `purged` event each. The raw files are not touched here: the report lists
 //! the SHA-256 of the purged flows that no remaining flow references, and the
 //! caller deletes those from the store after the commit.
@@ -62,6 +63,10 @@ impl Spool {
                 .bind(&ids)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query(&format!("DELETE FROM invoice_keys WHERE flow_id IN {IDS}"))
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
                 let flows = sqlx::query(&format!("DELETE FROM flows WHERE id IN {IDS}"))
                     .bind(&ids)
                     .execute(&mut *tx)
@@ -122,6 +127,10 @@ impl Spool {
                 .bind(&ids)
                 .execute(&mut *tx)
                 .await?;
+                sqlx::query("DELETE FROM invoice_keys WHERE flow_id = ANY($1)")
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
                 let flows = sqlx::query("DELETE FROM flows WHERE id = ANY($1)")
                     .bind(&ids)
                     .execute(&mut *tx)

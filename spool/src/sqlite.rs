@@ -145,8 +145,16 @@ impl SqliteBackend {
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(if memory { 1 } else { 4 })
-            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+            .idle_timeout(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if memory {
+                None
+            } else {
+                Some(Duration::from_secs(1800))
+            })
             .connect_with(opts)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -528,11 +536,15 @@ impl SqliteBackend {
         };
         check_lease(&mut tx, &self.me, flow, to).await?;
         let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
-        sqlx::query("DELETE FROM invoices WHERE flow_id = $1 AND doc_index >= $2")
+        for table in ["invoice_keys", "invoices"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE flow_id = $1 AND doc_index >= $2"
+            ))
             .bind(flow)
             .bind(documents.max(0))
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query(
             "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
              failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",

@@ -74,6 +74,7 @@ both!(
     purge_removes_only_finished_work,
     history_and_reconciliation_counts,
     hostile_text_is_stored_not_refused,
+    concurrent_duplicate_invoices_one_wins,
 );
 
 const LEASE: Lease = Lease {
@@ -1111,5 +1112,54 @@ async fn sqlite_in_memory_is_one_database() {
         .collect();
     for h in handles {
         assert_eq!(h.await.unwrap().unwrap(), a);
+    }
+}
+
+async fn concurrent_duplicate_invoices_one_wins(db: Db) {
+    let one = db.spool("one").await;
+    let two = db.spool("two").await;
+    for round in 0..3 {
+        let f = registered(&one, "acme", &format!("f{round}")).await;
+        let g = registered(&two, "globex", &format!("g{round}")).await;
+        assert_eq!(one.claim_flow(LEASE).await.unwrap().unwrap().id, f);
+        assert_eq!(two.claim_flow(LEASE).await.unwrap().unwrap().id, g);
+        // the same 60 invoice numbers, in opposite orders
+        let batch = |rev: bool| -> Vec<NewInvoice> {
+            (0..60)
+                .map(|i| {
+                    let n = if rev { 59 - i } else { i };
+                    invoice(i, "SAME", &format!("R{round}-{n}"), 2025, Verdict::Accepted)
+                })
+                .collect()
+        };
+        let (a, b) = (batch(false), batch(true));
+        let (x, y) = tokio::join!(one.store_invoices(f, &a), two.store_invoices(g, &b));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        let accepted = x
+            .iter()
+            .chain(&y)
+            .filter(|s| s.verdict == Verdict::Accepted)
+            .count();
+        assert_eq!(accepted, 60, "each number accepted exactly once");
+        let dups = x.iter().chain(&y).filter(|s| s.duplicate).count();
+        assert_eq!(dups, 60);
+        for s in x.iter().filter(|s| s.duplicate) {
+            assert!(
+                s.reasons[0]
+                    .message
+                    .ends_with(&format!("flow {g} (DOUBLON)")),
+                "{:?}",
+                s.reasons
+            );
+        }
+        for s in y.iter().filter(|s| s.duplicate) {
+            assert!(
+                s.reasons[0]
+                    .message
+                    .ends_with(&format!("flow {f} (DOUBLON)")),
+                "{:?}",
+                s.reasons
+            );
+        }
     }
 }
