@@ -12,6 +12,8 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod intake;
+pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod pipeline;
 pub mod scheduler;

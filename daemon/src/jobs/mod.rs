@@ -1,0 +1,7 @@
+//! The scheduled jobs the [`crate::scheduler`] runs (each also callable from
+//! the CLI or a test): reject digests, reconciliation, purge, SFTP polls.
+
+pub mod digest;
+pub mod purge;
+pub mod reconcile;
+pub mod sftp_poll;
