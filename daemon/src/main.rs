@@ -71,6 +71,25 @@ enum Command {
     },
     /// Process a stored flow again (idempotent).
     Replay { id: i64 },
+    /// Reconcile files seen, flows, acknowledgements, invoices and notifications
+    /// for a period (default: the last 24 hours); exit 1 when anything does not add up.
+    Reconcile {
+        /// A date (2026-11-28, midnight in [schedule] timezone) or an RFC 3339 time.
+        #[arg(long)]
+        from: Option<String>,
+        /// A date (included) or an RFC 3339 time (excluded).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove finished flows older than [spool] retention_days, and their raw files.
+    Purge {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver an acknowledgement again.
+    ResendAck { id: i64 },
     /// Check the configuration and list every problem at once.
     CheckConfig {
         #[arg(long)]
@@ -132,6 +151,11 @@ fn main() -> ExitCode {
                 json,
             } => commands::ingest(&config, &partner, &files, json).await,
             Command::Replay { id } => commands::replay(&config, id).await,
+            Command::Reconcile { from, to, json } => {
+                quai::jobs::reconcile_cli(&config, from, to, json).await
+            }
+            Command::Purge { json } => quai::jobs::purge_cli(&config, json).await,
+            Command::ResendAck { id } => quai::jobs::resend_ack_cli(&config, id).await,
             Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
         }
     });
