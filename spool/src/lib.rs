@@ -61,7 +61,7 @@ pub mod state;
 
 pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
-pub use reads::{EventRow, PeriodCounts};
+pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -1,16 +1,18 @@
-//! Read-only queries for operations: event history, unfinished work, lookups
-//! and the counts reconciliation compares. The SQL is valid on both backends,
-//! so each query is written once and run on whichever pool the spool uses.
+//! Queries for operations: event history, unfinished work, lookups, the
+//! files seen at the edge (sightings) and the counts reconciliation compares.
+//! The SQL is valid on both backends, so each query is written once and run
+//! on whichever pool the spool uses.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::invoices::clean_text;
 use crate::rows::{self, RawAck, RawFlow, RawInvoice};
 use crate::{
-    AckRow, Backend, FlowFilter, FlowId, FlowRow, FlowState, InvoiceRow, Result, Spool, SpoolError,
-    StatusSummary,
+    AckRow, Backend, FlowFilter, FlowId, FlowRow, FlowState, InvoiceRow, Origin, Result, Spool,
+    SpoolError, StatusSummary,
 };
 
 /// One entry of the append-only history.
@@ -42,7 +44,39 @@ pub struct PeriodCounts {
     pub rejects: BTreeMap<String, i64>,
     /// acknowledgements (`delivered`, `pending`: always both)
     pub acks: BTreeMap<String, i64>,
+    /// files first seen at the edge in the period (`ingested`,
+    /// `not_ingested`: always both), see [`Spool::record_sighting`]
+    pub files: BTreeMap<String, i64>,
 }
+
+/// A file seen at the edge (drop-zone scan, SFTP listing, AS2 request).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sighting {
+    pub id: i64,
+    pub partner: String,
+    pub origin: Origin,
+    pub name: String,
+    pub size: i64,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub times_seen: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct RawSighting {
+    id: i64,
+    partner: String,
+    origin: String,
+    name: String,
+    size: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    times_seen: i32,
+}
+
+/// A sighting matches a flow with the same partner, origin, name and size.
+const NOT_INGESTED: &str = "NOT EXISTS (SELECT 1 FROM flows f WHERE f.partner = s.partner \
+    AND f.origin = s.origin AND f.original_name = s.name AND f.size = s.size)";
 
 impl PeriodCounts {
     fn new(partner: String) -> PeriodCounts {
@@ -53,6 +87,7 @@ impl PeriodCounts {
             invoices: two("accepted", "rejected"),
             rejects: two("notified", "pending"),
             acks: two("delivered", "pending"),
+            files: two("ingested", "not_ingested"),
         }
     }
 }
@@ -147,8 +182,13 @@ impl Spool {
                  count(*) FROM acknowledgements a JOIN flows f ON f.id = a.flow_id WHERE {PERIOD} \
                  GROUP BY f.partner, s"
             ),
+            format!(
+                "SELECT s.partner, CASE WHEN {NOT_INGESTED} THEN 'not_ingested' ELSE 'ingested' END AS k, \
+                 count(*) FROM sightings s WHERE s.first_seen >= $1 AND s.first_seen < $2 \
+                 GROUP BY s.partner, k"
+            ),
         ];
-        let mut out: Vec<Grouped> = Vec::with_capacity(4);
+        let mut out: Vec<Grouped> = Vec::with_capacity(q.len());
         let partners: Vec<String> = with_pool!(self, pool => {
             for sql in &q {
                 out.push(sqlx::query_as(sql).bind(from).bind(to).fetch_all(pool).await?);
@@ -168,12 +208,78 @@ impl Spool {
                     0 => &mut c.flows,
                     1 => &mut c.invoices,
                     2 => &mut c.rejects,
-                    _ => &mut c.acks,
+                    3 => &mut c.acks,
+                    _ => &mut c.files,
                 };
                 *map.entry(key).or_default() += count;
             }
         }
         Ok(per.into_values().collect())
+    }
+}
+
+impl Spool {
+    /// Record that a file was seen at the edge (before any attempt to take
+    /// it). Seen again: `last_seen` and `times_seen` are updated.
+    pub async fn record_sighting(
+        &self,
+        partner: &str,
+        origin: Origin,
+        name: &str,
+        size: i64,
+    ) -> Result<()> {
+        let now = Utc::now();
+        let name = clean_text(name);
+        let partner = clean_text(partner);
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO sightings (partner, origin, name, size, first_seen, last_seen) \
+                 VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (partner, origin, name, size) DO UPDATE \
+                 SET last_seen = excluded.last_seen, times_seen = sightings.times_seen + 1",
+            )
+            .bind(partner.as_ref())
+            .bind(rows::origin_str(origin))
+            .bind(name.as_ref())
+            .bind(size)
+            .bind(now)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Files first seen in `[from, to)` for which no flow was registered
+    /// (same partner, origin, name and size), oldest first.
+    pub async fn sightings_not_ingested(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Sighting>> {
+        let raw: Vec<RawSighting> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "SELECT s.id, s.partner, s.origin, s.name, s.size, s.first_seen, s.last_seen, s.times_seen \
+                 FROM sightings s WHERE s.first_seen >= $1 AND s.first_seen < $2 AND {NOT_INGESTED} \
+                 ORDER BY s.first_seen, s.id"
+            ))
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        raw.into_iter()
+            .map(|r| {
+                Ok(Sighting {
+                    id: r.id,
+                    partner: r.partner,
+                    origin: rows::parse_origin(&r.origin)?,
+                    name: r.name,
+                    size: r.size,
+                    first_seen: r.first_seen,
+                    last_seen: r.last_seen,
+                    times_seen: r.times_seen,
+                })
+            })
+            .collect()
     }
 }
 

@@ -1033,7 +1033,32 @@ async fn history_and_reconciliation_counts(db: Db) {
     assert_eq!(one.flow_by_hash("acme", "g").await.unwrap().unwrap().id, g);
     assert!(one.flow_by_hash("acme", "nope").await.unwrap().is_none());
 
+    one.record_sighting("acme", Origin::Dropzone, "f.zip", 1234)
+        .await
+        .unwrap();
+    one.record_sighting("acme", Origin::Sftp, "lost.xml", 10)
+        .await
+        .unwrap();
+    one.record_sighting("acme", Origin::Sftp, "lost.xml", 10)
+        .await
+        .unwrap();
+    one.record_sighting("acme", Origin::Dropzone, "f.zip", 999)
+        .await
+        .unwrap(); // other size
+
     let end = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let lost = one.sightings_not_ingested(start, end).await.unwrap();
+    let lost: Vec<(&str, Origin, i64, i32)> = lost
+        .iter()
+        .map(|s| (s.name.as_str(), s.origin, s.size, s.times_seen))
+        .collect();
+    assert_eq!(
+        lost,
+        vec![
+            ("lost.xml", Origin::Sftp, 10, 2),
+            ("f.zip", Origin::Dropzone, 999, 1)
+        ]
+    );
     let counts = one.period_counts(start, end).await.unwrap();
     let json = serde_json::to_value(&counts).unwrap();
     assert_eq!(
@@ -1043,12 +1068,14 @@ async fn history_and_reconciliation_counts(db: Db) {
              "flows": {"processed": 1, "received": 1, "duplicate": 1},
              "invoices": {"accepted": 1, "rejected": 1},
              "rejects": {"notified": 0, "pending": 1},
-             "acks": {"delivered": 1, "pending": 0}},
+             "acks": {"delivered": 1, "pending": 0},
+             "files": {"ingested": 1, "not_ingested": 2}},
             {"partner": "globex",
              "flows": {"received": 1},
              "invoices": {"accepted": 0, "rejected": 0},
              "rejects": {"notified": 0, "pending": 0},
-             "acks": {"delivered": 0, "pending": 0}}
+             "acks": {"delivered": 0, "pending": 0},
+             "files": {"ingested": 0, "not_ingested": 0}}
         ])
     );
     // a period before everything is empty
