@@ -1190,3 +1190,21 @@ async fn concurrent_duplicate_invoices_one_wins(db: Db) {
         }
     }
 }
+
+/// The daemon runs spool calls inside spawned tasks: every future is Send.
+#[allow(dead_code, clippy::let_underscore_future)]
+fn futures_are_send(s: Spool, f: NewFlow, b: Vec<NewInvoice>, d: NewDigest) {
+    fn send<T: Send>(_: T) {}
+    let now = chrono::Utc::now();
+    send(s.register_flow(&f));
+    send(s.register_flow_with_acks(&f, |_| Vec::new()));
+    send(s.claim_flow(LEASE));
+    send(s.store_invoices(1, &b));
+    send(s.finish_flow(1, &FlowOutcome::Processed, 0, &[]));
+    send(s.try_lock_job("j"));
+    send(s.mark_notified(&[1], &d));
+    send(s.purge(now));
+    send(s.period_counts(now, now));
+    send(s.record_sighting("p", Origin::Sftp, "n", 1));
+    send(s.status());
+}
