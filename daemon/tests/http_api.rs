@@ -1,18 +1,9 @@
 //! The ops HTTP listener, served in-process on 127.0.0.1 over a real spool
 //! holding flows ingested through the daemon's own pipeline.
 
-// Until `daemon/src/lib.rs` declares `pub mod http; pub mod metrics;`, the
-// modules are compiled into this test crate (they only need `crate::Daemon`,
-// `crate::commands`, `crate::config` and `crate::metrics`, provided here).
-#[allow(unused_imports)]
-use quai::{commands, config, Daemon};
-#[allow(dead_code)]
-#[path = "../src/http/mod.rs"]
-mod http;
 mod http_support;
-#[allow(dead_code)]
-#[path = "../src/metrics.rs"]
-mod metrics;
+
+use quai::{http, metrics};
 
 use http_support::*;
 
@@ -143,6 +134,45 @@ async fn health_metrics_and_json_api() {
     assert_eq!(
         sample(&m, "quai_as2_messages_total", &[("outcome", "accepted")]),
         Some(1.0)
+    );
+    // The pipeline's own hooks, from the ingest above (the partner names of
+    // this test are used by no other test of this binary).
+    let acme_bytes = fixture("ubl-tc434-example2.xml").len() + fixture("BR-07__fail__1.xml").len();
+    assert_eq!(
+        sample(&m, "quai_bytes_in_total", &[("partner", "acme")]),
+        Some(acme_bytes as f64)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "quai_flows_received_total",
+            &[("partner", "acme"), ("origin", "cli")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "quai_invoices_processed_total",
+            &[("partner", "acme"), ("verdict", "rejected")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "quai_invoices_processed_total",
+            &[("partner", "globex"), ("verdict", "accepted")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "quai_flow_processing_seconds_count",
+            &[("partner", "acme")]
+        ),
+        Some(2.0)
     );
     // Buckets are cumulative.
     let mut last = 0.0;
@@ -281,8 +311,8 @@ async fn bearer_token_required_when_configured() {
     config.http_token_file = Some(token_file);
     ingest(
         &config,
-        "acme",
-        &[("acme-valid.xml", fixture("ubl-tc434-example2.xml"))],
+        "tokenco",
+        &[("tokenco.xml", fixture("ubl-tc434-example2.xml"))],
     )
     .await;
     let daemon = daemon_for(config).await;

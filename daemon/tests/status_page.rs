@@ -5,15 +5,9 @@
 //! `QUAI_SAVE_SCREENSHOT=1 cargo test -p quai --test status_page` also
 //! copies the screenshot to `docs/status-page.png`.
 
-#[allow(unused_imports)]
-use quai::{commands, config, Daemon};
-#[allow(dead_code)]
-#[path = "../src/http/mod.rs"]
-mod http;
 mod http_support;
-#[allow(dead_code)]
-#[path = "../src/metrics.rs"]
-mod metrics;
+
+use quai::http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -149,7 +143,10 @@ async fn status_page_renders_in_chromium() {
     assert!(rejects.contains("acme-br07.xml"), "rejected flow listed");
     // Its reasons: the first few with their rule ids, then a pointer to the CLI.
     assert!(rejects.contains(">BR-01<"), "reason rule shown");
-    assert!(rejects.contains("more (<code>quai flow "), "pointer to the rest");
+    assert!(
+        rejects.contains("more (<code>quai flow "),
+        "pointer to the rest"
+    );
     // Partners with their reject rate.
     let partners = &dom[dom.find("id=\"partners\"").expect("partners section")..];
     assert!(

@@ -4,9 +4,7 @@
 //! The environment is process-wide and tests run in parallel threads: every
 //! test that sets `NOTIFY_SOCKET` / `WATCHDOG_*` holds [`ENV`].
 
-#[allow(dead_code)]
-#[path = "../src/sdnotify.rs"]
-mod sdnotify;
+use quai::sdnotify;
 
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;

@@ -35,7 +35,6 @@ fn wait_for(sock: &UnixDatagram, want: &str, within: Duration, seen: &mut Vec<St
 }
 
 #[test]
-#[ignore = "enable once quai::run calls sdnotify::ready/spawn_watchdog/stopping"]
 fn quai_run_notifies_ready_watchdog_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("quai.toml");
