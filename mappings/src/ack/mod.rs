@@ -2,4 +2,6 @@
 //! bytes a partner receives (integration report in JSON and XML; CDAR
 //! lifecycle statuses and EDIFACT CONTRL live beside them).
 
+pub mod cdar;
+pub mod contrl;
 pub mod report;

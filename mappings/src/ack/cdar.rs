@@ -1,0 +1,328 @@
+//! CDAR lifecycle statuses (UN/CEFACT CrossDomainAcknowledgementAndResponse
+//! D22B, as profiled by the 2026 French e-invoicing reform: "CDV",
+//! guideline `urn.cpro.gouv.fr:1p0:CDV:invoice`).
+//!
+//! One [`CdarMessage`] carries the statuses of every invoice of one flow: one
+//! `ram:ReferenceReferencedDocument` per invoice, `MultipleReferencesIndicator`
+//! true when there is more than one (a "CDV MULTI"), so a flow of 500
+//! invoices is one file, not 500. An accepted invoice gets 200 *Déposée*
+//! (status code 10), a rejected one 213 *Rejetée* (status code 8) with one
+//! `ram:SpecifiedDocumentStatus` per failed rule: the reform's reason code
+//! (`REJ_SEMAN` for EN 16931 business rules, `REJ_UNI` for a duplicate,
+//! `REJ_COH` for syntax and coherence problems), the message, and an
+//! `ram:IncludedNote` with the rule id and the business term.
+//!
+//! The element order follows D22B (checked against a published CDV sample
+//! in the daemon's tests). Pure: no I/O, no clock.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// A party of the exchanged document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdarParty {
+    /// (scheme, id), e.g. ("0002", SIREN).
+    pub global_id: Option<(String, String)>,
+    pub name: Option<String>,
+    /// UNCL 3035 role: `SE` (seller), `WK` (working party), `DFH`...
+    pub role: String,
+}
+
+/// Why an invoice was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdarReason {
+    /// `REJ_SEMAN`, `REJ_UNI`, `REJ_COH`...
+    pub reason_code: String,
+    /// Rule id (`BR-CO-15`, `REJ_UNI`, `SYNTAX`...).
+    pub rule: String,
+    /// Business term (`BT-112`...), may be empty.
+    pub term: String,
+    pub message: String,
+}
+
+/// The status of one invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdarStatus {
+    /// BT-1 (empty when the invoice could not be read).
+    pub invoice_number: String,
+    /// BT-3 (`380`...).
+    pub type_code: String,
+    pub received_at: DateTime<Utc>,
+    /// BT-2.
+    pub issue_date: Option<NaiveDate>,
+    /// Seller identifier, when known.
+    pub seller_id: Option<String>,
+    /// Empty: 200 Déposée; otherwise 213 Rejetée.
+    pub reasons: Vec<CdarReason>,
+}
+
+impl CdarStatus {
+    pub fn is_rejected(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+/// One CDAR document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdarMessage {
+    /// Document id (MDT-4), unique per document.
+    pub id: String,
+    /// Document name (MDT-5).
+    pub name: String,
+    pub issued_at: DateTime<Utc>,
+    /// Who the statuses are for (the supplier who sent the flow).
+    pub recipient: CdarParty,
+    pub statuses: Vec<CdarStatus>,
+}
+
+/// The reform's reason code for one of quai's rule ids.
+pub fn reason_code_for(rule: &str) -> &'static str {
+    let r = rule.to_ascii_uppercase();
+    if r == "REJ_UNI" || r == "DOUBLON" || r.contains("DUPLICATE") {
+        "REJ_UNI"
+    } else if r.starts_with("BR-") || r.starts_with("PEPPOL") || r.starts_with("EN16931") {
+        "REJ_SEMAN"
+    } else {
+        // SYNTAX, EDIFACT-*, XML and reading problems: coherence of the
+        // document itself.
+        "REJ_COH"
+    }
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            // XML 1.0 forbids most control characters: drop them.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn dt204(t: &DateTime<Utc>) -> String {
+    t.format("%Y%m%d%H%M%S").to_string()
+}
+
+fn party(out: &mut String, tag: &str, p: &CdarParty, indent: &str) {
+    out.push_str(&format!("{indent}<ram:{tag}>\n"));
+    if let Some((scheme, id)) = &p.global_id {
+        out.push_str(&format!(
+            "{indent}  <ram:GlobalID schemeID=\"{}\">{}</ram:GlobalID>\n",
+            esc(scheme),
+            esc(id)
+        ));
+    }
+    if let Some(n) = &p.name {
+        out.push_str(&format!("{indent}  <ram:Name>{}</ram:Name>\n", esc(n)));
+    }
+    out.push_str(&format!(
+        "{indent}  <ram:RoleCode>{}</ram:RoleCode>\n",
+        esc(&p.role)
+    ));
+    out.push_str(&format!("{indent}</ram:{tag}>\n"));
+}
+
+/// Serialize as UTF-8 XML.
+pub fn to_xml(m: &CdarMessage) -> String {
+    let mut o = String::with_capacity(1024 + 1024 * m.statuses.len());
+    o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    o.push_str(
+        "<rsm:CrossDomainAcknowledgementAndResponse \
+         xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100\" \
+         xmlns:ram=\"urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100\" \
+         xmlns:udt=\"urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100\" \
+         xmlns:qdt=\"urn:un:unece:uncefact:data:standard:QualifiedDataType:100\" \
+         xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n",
+    );
+    o.push_str(
+        "  <rsm:ExchangedDocumentContext>\n\
+         \x20   <ram:BusinessProcessSpecifiedDocumentContextParameter>\n\
+         \x20     <ram:ID>REGULATED</ram:ID>\n\
+         \x20   </ram:BusinessProcessSpecifiedDocumentContextParameter>\n\
+         \x20   <ram:GuidelineSpecifiedDocumentContextParameter>\n\
+         \x20     <ram:ID>urn.cpro.gouv.fr:1p0:CDV:invoice</ram:ID>\n\
+         \x20   </ram:GuidelineSpecifiedDocumentContextParameter>\n\
+         \x20 </rsm:ExchangedDocumentContext>\n",
+    );
+    let issued = dt204(&m.issued_at);
+    o.push_str("  <rsm:ExchangedDocument>\n");
+    o.push_str(&format!("    <ram:ID>{}</ram:ID>\n", esc(&m.id)));
+    o.push_str(&format!("    <ram:Name>{}</ram:Name>\n", esc(&m.name)));
+    o.push_str(&format!(
+        "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
+    ));
+    let wk = CdarParty {
+        global_id: None,
+        name: None,
+        role: "WK".into(),
+    };
+    party(&mut o, "SenderTradeParty", &wk, "    ");
+    party(&mut o, "IssuerTradeParty", &wk, "    ");
+    party(&mut o, "RecipientTradeParty", &m.recipient, "    ");
+    o.push_str("  </rsm:ExchangedDocument>\n");
+    o.push_str("  <rsm:AcknowledgementDocument>\n");
+    o.push_str(&format!(
+        "    <ram:MultipleReferencesIndicator>\n      <udt:Indicator>{}</udt:Indicator>\n    </ram:MultipleReferencesIndicator>\n",
+        m.statuses.len() > 1
+    ));
+    o.push_str("    <ram:TypeCode>305</ram:TypeCode>\n");
+    o.push_str(&format!(
+        "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
+    ));
+    for s in &m.statuses {
+        let (code, label, status) = if s.is_rejected() {
+            ("213", "Rejetée", "8")
+        } else {
+            ("200", "Déposée", "10")
+        };
+        o.push_str("    <ram:ReferenceReferencedDocument>\n");
+        o.push_str(&format!(
+            "      <ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\n",
+            esc(&s.invoice_number)
+        ));
+        o.push_str(&format!(
+            "      <ram:StatusCode>{status}</ram:StatusCode>\n"
+        ));
+        o.push_str(&format!(
+            "      <ram:TypeCode>{}</ram:TypeCode>\n",
+            esc(&s.type_code)
+        ));
+        o.push_str(&format!(
+            "      <ram:ReceiptDateTime>\n        <udt:DateTimeString format=\"204\">{}</udt:DateTimeString>\n      </ram:ReceiptDateTime>\n",
+            dt204(&s.received_at)
+        ));
+        if let Some(d) = s.issue_date {
+            o.push_str(&format!(
+                "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
+                d.format("%Y%m%d")
+            ));
+        }
+        o.push_str(&format!(
+            "      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>\n"
+        ));
+        o.push_str(&format!(
+            "      <ram:ProcessCondition>{label}</ram:ProcessCondition>\n"
+        ));
+        if let Some(seller) = &s.seller_id {
+            o.push_str(&format!(
+                "      <ram:IssuerTradeParty>\n        <ram:GlobalID>{}</ram:GlobalID>\n      </ram:IssuerTradeParty>\n",
+                esc(seller)
+            ));
+        }
+        for (n, r) in s.reasons.iter().enumerate() {
+            o.push_str("      <ram:SpecifiedDocumentStatus>\n");
+            o.push_str(&format!(
+                "        <ram:ReasonCode>{}</ram:ReasonCode>\n",
+                esc(&r.reason_code)
+            ));
+            o.push_str(&format!(
+                "        <ram:Reason>{}</ram:Reason>\n",
+                esc(&r.message)
+            ));
+            o.push_str(&format!(
+                "        <ram:SequenceNumeric>{}</ram:SequenceNumeric>\n",
+                n + 1
+            ));
+            o.push_str("        <ram:IncludedNote>\n");
+            o.push_str(&format!(
+                "          <ram:ContentCode>{}</ram:ContentCode>\n",
+                esc(&r.rule)
+            ));
+            o.push_str(&format!(
+                "          <ram:Content>{}</ram:Content>\n",
+                esc(&r.message)
+            ));
+            if !r.term.is_empty() {
+                o.push_str(&format!(
+                    "          <ram:SubjectCode>{}</ram:SubjectCode>\n",
+                    esc(&r.term)
+                ));
+            }
+            o.push_str("        </ram:IncludedNote>\n");
+            o.push_str("      </ram:SpecifiedDocumentStatus>\n");
+        }
+        o.push_str("    </ram:ReferenceReferencedDocument>\n");
+    }
+    o.push_str("  </rsm:AcknowledgementDocument>\n");
+    o.push_str("</rsm:CrossDomainAcknowledgementAndResponse>\n");
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn msg(statuses: Vec<CdarStatus>) -> CdarMessage {
+        CdarMessage {
+            id: "quai-7-cdar".into(),
+            name: "batch.zip-CDV".into(),
+            issued_at: Utc.with_ymd_and_hms(2026, 11, 28, 15, 15, 0).unwrap(),
+            recipient: CdarParty {
+                global_id: None,
+                name: Some("acme".into()),
+                role: "SE".into(),
+            },
+            statuses,
+        }
+    }
+
+    fn status(number: &str, reasons: Vec<CdarReason>) -> CdarStatus {
+        CdarStatus {
+            invoice_number: number.into(),
+            type_code: "380".into(),
+            received_at: Utc.with_ymd_and_hms(2026, 11, 28, 15, 10, 0).unwrap(),
+            issue_date: NaiveDate::from_ymd_opt(2026, 11, 2),
+            seller_id: Some("FR123".into()),
+            reasons,
+        }
+    }
+
+    #[test]
+    fn reason_codes() {
+        assert_eq!(reason_code_for("BR-CO-15"), "REJ_SEMAN");
+        assert_eq!(reason_code_for("REJ_UNI"), "REJ_UNI");
+        assert_eq!(reason_code_for("SYNTAX"), "REJ_COH");
+        assert_eq!(reason_code_for("EDIFACT-UNT"), "REJ_COH");
+    }
+
+    #[test]
+    fn one_file_many_statuses() {
+        let x = to_xml(&msg(vec![
+            status("F-1", vec![]),
+            status(
+                "F-<2>",
+                vec![
+                    CdarReason {
+                        reason_code: "REJ_SEMAN".into(),
+                        rule: "BR-CO-15".into(),
+                        term: "BT-112".into(),
+                        message: "total & VAT".into(),
+                    },
+                    CdarReason {
+                        reason_code: "REJ_UNI".into(),
+                        rule: "REJ_UNI".into(),
+                        term: "BT-1".into(),
+                        message: "duplicate".into(),
+                    },
+                ],
+            ),
+        ]));
+        assert_eq!(x.matches("<ram:ReferenceReferencedDocument>").count(), 2);
+        assert!(x.contains("<udt:Indicator>true</udt:Indicator>"));
+        assert!(x.contains("<ram:ProcessConditionCode>200</ram:ProcessConditionCode>"));
+        assert!(x.contains("<ram:ProcessConditionCode>213</ram:ProcessConditionCode>"));
+        assert!(x.contains("<ram:IssuerAssignedID>F-&lt;2&gt;</ram:IssuerAssignedID>"));
+        assert!(x.contains("<ram:Reason>total &amp; VAT</ram:Reason>"));
+        assert!(x.contains("<ram:SequenceNumeric>2</ram:SequenceNumeric>"));
+        assert!(x.contains("<ram:ReasonCode>REJ_UNI</ram:ReasonCode>"));
+        let single = to_xml(&msg(vec![status("F-1", vec![])]));
+        assert!(single.contains("<udt:Indicator>false</udt:Indicator>"));
+        assert!(!single.contains("SpecifiedDocumentStatus"));
+    }
+}
