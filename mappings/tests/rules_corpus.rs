@@ -209,6 +209,7 @@ fn every_corpus_file_agrees_with_its_source_and_the_official_artefacts() {
     let bless = std::env::var_os("QUAI_BLESS").is_some();
     let mut problems = Vec::new();
     let mut by_source: BTreeMap<String, SourceTally> = BTreeMap::new();
+    let mut by_format: BTreeMap<&str, SourceTally> = BTreeMap::new();
     let mut total_files = 0;
 
     for family in FAMILIES {
@@ -296,6 +297,23 @@ fn every_corpus_file_agrees_with_its_source_and_the_official_artefacts() {
                 }
             }
 
+            let format = match *family {
+                "facturx" if path.to_ascii_lowercase().ends_with(".pdf") => {
+                    "Factur-X / ZUGFeRD PDF"
+                }
+                "facturx" => "Factur-X / ZUGFeRD XML",
+                "ubl" => "UBL",
+                "cii" => "CII",
+                _ => "EDIFACT",
+            };
+            let f = by_format.entry(format).or_default();
+            f.files += 1;
+            f.documents += got.documents;
+            if diffs.is_empty() {
+                f.passed += 1;
+            } else {
+                f.differences.push(String::new());
+            }
             let t = by_source
                 .entry(source_of(&path, &row.cols[c_repo]))
                 .or_default();
@@ -343,6 +361,18 @@ fn every_corpus_file_agrees_with_its_source_and_the_official_artefacts() {
         diffs += t.differences.len();
     }
     table.push_str(&format!("| **all** | {files} | | {passed} | {diffs} |\n"));
+    let mut formats = String::from(
+        "| format | files | documents | passed | explained differences |\n|---|---|---|---|---|\n",
+    );
+    for (format, t) in &by_format {
+        formats.push_str(&format!(
+            "| {format} | {} | {} | {} | {} |\n",
+            t.files,
+            t.documents,
+            t.passed,
+            t.differences.len()
+        ));
+    }
     let mut details = String::new();
     for (source, t) in &by_source {
         if t.differences.is_empty() && t.reviewed.is_empty() {
@@ -368,7 +398,7 @@ fn every_corpus_file_agrees_with_its_source_and_the_official_artefacts() {
          quai gives the same verdict with the same set of fatal `BR-*` rules. Every other file \
          is an explained difference (reason in the manifest's `quai_note` column). Produced by \
          `cargo test -p quai-mappings --test rules_corpus` (`QUAI_BLESS=1` rewrites this \
-         section and the `quai` column).\n\n{table}\n\
+         section and the `quai` column).\n\n{formats}\nPer source:\n\n{table}\n\
          Explained differences (quai's outcome, then why):\n{details}"
     );
     assert!(
