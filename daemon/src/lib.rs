@@ -183,6 +183,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen} ([http] listen)"))?;
+            // Fail before READY when the token file is missing or the address
+            // is public without one.
+            http::preflight(&daemon.config, listener.local_addr()?)?;
             let extra = as2_router(&daemon)?;
             let d = daemon.clone();
             let stop = http_stop.clone();
