@@ -19,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v kill >/dev/null 2>&1 || need+=(procps)
 [ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"
