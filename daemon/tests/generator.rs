@@ -128,12 +128,8 @@ fn ubl_targz_counts_match_the_validator() {
     check_kind(gen::Kind::UblTargz);
 }
 
-/// EDIFACT interchanges are rejected as unsupported (IRR_TYPE_F) until the
-/// EDIFACT reader (`mappings/src/edifact/`) is wired into
-/// `mappings/src/flow.rs`; remove the `#[ignore]` then. Run it with
-/// `cargo test -p quai --test generator -- --ignored`.
+/// One gzipped INVOIC D96A interchange per flow, through the EDIFACT reader.
 #[test]
-#[ignore = "EDIFACT is not wired into quai_mappings::flow yet"]
 fn edifact_gz_counts_match_the_validator() {
     check_kind(gen::Kind::EdifactGz);
 }

@@ -144,11 +144,14 @@ fn machine() -> Value {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let rev = Command::new("git")
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
         .args(["rev-parse", "--short", "HEAD"])
         .output()
         .ok()
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .or_else(|| std::env::var("QUAI_BENCH_REV").ok())
         .unwrap_or_default();
     json!({
         "nproc": cpus,
@@ -300,7 +303,10 @@ impl Daemon {
             .arg(&config)
             .arg("run")
             .env("QUAI_HOME", &home)
-            .env("QUAI_LOG", "warn")
+            .env(
+                "QUAI_LOG",
+                std::env::var("QUAI_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -318,7 +324,13 @@ impl Daemon {
             if let Some(status) = d.child.try_wait()? {
                 bail!("quai run exited at start ({status}): {}", d.log_tail());
             }
-            if d.status().is_ok() {
+            // `quai status` on a spool still being created races the
+            // daemon's own migrations (both run them): wait for the
+            // daemon's spool first.
+            let db = d.home.join("spool.db");
+            let ready = fs::metadata(&db).map(|m| m.len() > 0).unwrap_or(false)
+                && started.elapsed() > Duration::from_millis(300);
+            if ready && d.status().is_ok() {
                 break;
             }
             if started.elapsed() > Duration::from_secs(30) {
@@ -522,6 +534,12 @@ fn drop_scenario(
         "  baseline: {tool} over {} file(s): {unzip_s:.2}s",
         files.len()
     );
+    let (inproc_s, inproc_docs) = in_process(&cache, &files, invoices)?;
+    say!(
+        opts,
+        "  in-process read+map+validate, one core, no spool: {inproc_s:.2}s ({:.0} invoices/s)",
+        inproc_docs as f64 / inproc_s
+    );
 
     let mut d = Daemon::start(opts, name, &limits_for(invoices))?;
     // Stage hard links beside the drop zone (same filesystem), so the drop
@@ -629,9 +647,36 @@ fn drop_scenario(
         "daemon_cpu_s": cpu,
         "baseline_tool": tool,
         "baseline_seconds": unzip_s,
+        "in_process_seconds": inproc_s,
+        "in_process_invoices_per_s": inproc_docs as f64 / inproc_s,
         "ratio_quai_over_baseline": ratio,
         "status": status,
     }))
+}
+
+/// Read, map and validate `files` in this process, one core, no spool: the
+/// ceiling the daemon's pipeline could reach with one worker.
+fn in_process(dir: &Path, files: &[String], max_invoices: usize) -> anyhow::Result<(f64, u64)> {
+    let limits = quai_mappings::flow::FlowLimits {
+        max_invoices: max_invoices as u64 + 1,
+        max_unpacked_bytes: u64::MAX / 4,
+        max_ratio: 100_000,
+        max_entries: max_invoices as u64 + 1,
+        ..quai_mappings::flow::FlowLimits::default()
+    };
+    let mut docs = 0u64;
+    let t = Instant::now();
+    for f in files {
+        let end = quai_mappings::flow::process(&dir.join(f), f, &limits, &mut |_doc| {
+            docs += 1;
+            Ok(())
+        });
+        anyhow::ensure!(
+            matches!(end, quai_mappings::flow::FlowEnd::Done(_)),
+            "{f} not processed in-process: {end:?}"
+        );
+    }
+    Ok((t.elapsed().as_secs_f64(), docs))
 }
 
 // ------------------------------------------------------------------ latency
@@ -794,7 +839,7 @@ fn validate_lines(opts: &RunOptions) -> anyhow::Result<Value> {
 fn linearity(opts: &RunOptions) -> anyhow::Result<Value> {
     let mut rows = Vec::new();
     for &n in &opts.sizes {
-        let (dir, manifest) = cached_flows(opts, gen::Kind::UblTargz, 1, n, (1, 3), 0.1, 10)?;
+        let (dir, manifest) = cached_flows(opts, gen::Kind::UblTargz, 1, n, (1, 3), 0.1, 8)?;
         let f = &manifest.flows[0];
         let limits = quai_mappings::flow::FlowLimits {
             max_invoices: n as u64 + 1,
