@@ -1,4 +1,13 @@
-//! Acknowledgement delivery.
+//! Acknowledgements: what a finished flow is owed, and their delivery.
+//!
+//! Per flow: the integration report (JSON + XML), the CDAR lifecycle
+//! statuses of its invoices (one CDV MULTI file per flow, see
+//! docs/acknowledgements.md) when it held documents, and an EDIFACT CONTRL
+//! when the flow is an EDIFACT interchange. Each goes back the way the flow
+//! came: `dropzone` → the partner's local outbox, `sftp` → the partner's SFTP
+//! outbox (`[partner.sftp] outbox`). Contents are rendered at delivery time
+//! from the spool (and, for CONTRL, the stored raw interchange) with
+//! timestamps taken from the flow, so rendering again gives the same bytes.
 //!
 //! The spool holds one pending acknowledgement row per report owed (created
 //! in the same transaction that finished the flow). The deliverer renders
@@ -7,7 +16,7 @@
 //! between the write and the mark rewrites the same file under the same name:
 //! a partner never sees a half-written or a second, different report.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +24,8 @@ use std::time::Duration;
 use quai_mappings::ack::report::{
     FlowRejection, IntegrationReport, ReportDocument, ReportFlow, ReportReason,
 };
+use quai_mappings::ack::{cdar, contrl};
+use quai_mappings::edifact;
 use quai_mappings::flow::FlowEnd;
 use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowState, Verdict};
 use tokio_util::sync::CancellationToken;
@@ -23,15 +34,34 @@ use tracing::{info, warn};
 use crate::Daemon;
 
 /// The acknowledgements a finished flow is owed, as (kind, destination, file
-/// name) rows created in the same transaction that finishes the flow.
+/// name) rows created in the same transaction that finishes the flow: the
+/// integration report always, CDAR statuses when the flow held documents.
+/// (A CONTRL is added when the report is delivered, once the stored bytes
+/// show an EDIFACT interchange: see [`ensure_contrl`].)
 pub fn owed(claimed: &ClaimedFlow, end: &FlowEnd) -> Vec<(AckKind, String, String)> {
-    let _ = end;
     let report_name = crate::pipeline::report_file_name(&claimed.original_name, claimed.id);
-    vec![(
+    let destination = crate::pipeline::destination_of(claimed.origin).to_string();
+    let mut acks = vec![(
         AckKind::IntegrationReport,
-        crate::pipeline::destination_of(claimed.origin).to_string(),
-        report_name,
-    )]
+        destination.clone(),
+        report_name.clone(),
+    )];
+    if let FlowEnd::Done(summary) = end {
+        if summary.documents > 0 {
+            acks.push((
+                AckKind::Cdar,
+                destination,
+                sibling_name(&report_name, "cdar.xml"),
+            ));
+        }
+    }
+    acks
+}
+
+/// `<name>.<id>.report` → `<name>.<id>.<ext>`.
+pub fn sibling_name(report_name: &str, ext: &str) -> String {
+    let stem = report_name.strip_suffix(".report").unwrap_or(report_name);
+    format!("{stem}.{ext}")
 }
 
 /// Deliver pending acknowledgements until `stop`.
@@ -86,30 +116,267 @@ pub async fn deliver_pending(daemon: &Daemon) -> usize {
     delivered
 }
 
-async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
+/// The files of one acknowledgement: (name, bytes).
+pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     match ack.kind {
         AckKind::IntegrationReport => {
+            ensure_contrl(daemon, ack).await?;
             let report = build_report(daemon, ack.flow_id).await?;
+            Ok(vec![
+                (format!("{}.xml", ack.file_name), report.to_xml()),
+                (format!("{}.json", ack.file_name), report.to_json()),
+            ])
+        }
+        AckKind::Cdar => {
+            let m = build_cdar(daemon, ack.flow_id).await?;
+            Ok(vec![(ack.file_name.clone(), cdar::to_xml(&m).into_bytes())])
+        }
+        AckKind::Contrl => {
+            let c = build_contrl(daemon, ack.flow_id).await?;
+            Ok(vec![(
+                ack.file_name.clone(),
+                contrl::to_edifact(&c).into_bytes(),
+            )])
+        }
+        AckKind::Mdn => anyhow::bail!("MDNs are sent by the AS2 endpoint, not from the outbox"),
+    }
+}
+
+async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
+    let files = render(daemon, ack).await?;
+    match ack.destination.as_str() {
+        "sftp" => {
+            let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
+                anyhow::anyhow!("partner {} is no longer configured", ack.partner)
+            })?;
+            let src = crate::jobs::sftp_poll::source_for(&daemon.config, partner)?;
+            let tmp_root = daemon.config.home.join("tmp");
+            std::fs::create_dir_all(&tmp_root)?;
+            let tmp = tempfile_dir(&tmp_root)?;
+            for (name, bytes) in files {
+                let local = tmp.join(&name);
+                std::fs::write(&local, &bytes)?;
+                let r = src.deliver(&local, &name).await;
+                let _ = std::fs::remove_file(&local);
+                r?;
+            }
+            let _ = std::fs::remove_dir(&tmp);
+            Ok(())
+        }
+        _ => {
             let outbox = daemon.config.outbox_for(&ack.partner);
-            let json = report.to_json();
-            let xml = report.to_xml();
-            let (json_name, xml_name) = (
-                format!("{}.json", ack.file_name),
-                format!("{}.xml", ack.file_name),
-            );
             tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                 std::fs::create_dir_all(&outbox)?;
-                write_atomically(&outbox, &xml_name, &xml)?;
-                write_atomically(&outbox, &json_name, &json)
+                for (name, bytes) in files {
+                    write_atomically(&outbox, &name, &bytes)?;
+                }
+                Ok(())
             })
             .await??;
             Ok(())
         }
-        other => anyhow::bail!(
-            "delivery of {} acknowledgements is not supported yet",
-            other.as_str()
-        ),
     }
+}
+
+/// A fresh private folder under `root` for staging uploads.
+fn tempfile_dir(root: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = root.join(format!(
+        "ack-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// True when the stored bytes start (after a BOM and blanks) like an
+/// EDIFACT interchange (`UNA` or `UNB`).
+pub fn looks_like_edifact(path: &Path) -> bool {
+    let mut head = [0u8; 64];
+    let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(_) => return false,
+    };
+    let mut b = &head[..n];
+    if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        b = &b[3..];
+    }
+    let b: Vec<u8> = b
+        .iter()
+        .copied()
+        .skip_while(|c| c.is_ascii_whitespace())
+        .collect();
+    b.starts_with(b"UNA") || b.starts_with(b"UNB")
+}
+
+/// When a finished flow is an EDIFACT interchange and owes no CONTRL yet,
+/// add one (pending, same destination as its report).
+pub async fn ensure_contrl(daemon: &Daemon, report: &AckRow) -> anyhow::Result<()> {
+    let flow = daemon.spool.flow(report.flow_id).await?;
+    if !matches!(flow.state, FlowState::Processed | FlowState::Failed) {
+        return Ok(());
+    }
+    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    if !tokio::task::spawn_blocking(move || looks_like_edifact(&path)).await? {
+        return Ok(());
+    }
+    let acks = daemon.spool.acks_of_flow(flow.id).await?;
+    if acks.iter().any(|a| a.kind == AckKind::Contrl) {
+        return Ok(());
+    }
+    daemon
+        .spool
+        .add_acks(
+            flow.id,
+            &[(
+                AckKind::Contrl,
+                report.destination.clone(),
+                sibling_name(&report.file_name, "contrl.edi"),
+            )],
+        )
+        .await?;
+    daemon.acks.notify_one();
+    Ok(())
+}
+
+/// The CDAR statuses of a processed flow's invoices, from the spool.
+pub async fn build_cdar(daemon: &Daemon, flow_id: i64) -> anyhow::Result<cdar::CdarMessage> {
+    let flow = daemon.spool.flow(flow_id).await?;
+    anyhow::ensure!(
+        flow.state == FlowState::Processed,
+        "flow {flow_id} is {}: no invoice statuses",
+        flow.state.as_str()
+    );
+    let invoices = daemon.spool.invoices_of_flow(flow_id).await?;
+    let statuses = invoices
+        .into_iter()
+        .map(|i| {
+            let reasons = if i.verdict == Verdict::Rejected {
+                let fatal: Vec<_> = i.reasons.iter().filter(|r| r.severity == "fatal").collect();
+                let chosen = if fatal.is_empty() {
+                    i.reasons.iter().collect()
+                } else {
+                    fatal
+                };
+                let mut v: Vec<cdar::CdarReason> = chosen
+                    .into_iter()
+                    .map(|r| cdar::CdarReason {
+                        reason_code: cdar::reason_code_for(&r.rule).to_string(),
+                        rule: r.rule.clone(),
+                        term: r.term.clone(),
+                        message: r.message.clone(),
+                    })
+                    .collect();
+                if v.is_empty() {
+                    v.push(cdar::CdarReason {
+                        reason_code: "REJ_COH".into(),
+                        rule: "REJECTED".into(),
+                        term: String::new(),
+                        message: "rejected".into(),
+                    });
+                }
+                v
+            } else {
+                Vec::new()
+            };
+            cdar::CdarStatus {
+                invoice_number: i.number.clone().unwrap_or_else(|| i.entry.clone()),
+                type_code: i.type_code.clone().unwrap_or_else(|| "380".into()),
+                received_at: flow.received_at,
+                issue_date: i.issue_date,
+                seller_id: i.seller_id.clone(),
+                reasons,
+            }
+        })
+        .collect();
+    Ok(cdar::CdarMessage {
+        id: format!("quai-{}-cdv", flow.id),
+        name: format!("{}-CDV", flow.original_name),
+        issued_at: flow.updated_at,
+        recipient: cdar::CdarParty {
+            global_id: None,
+            name: Some(flow.partner.clone()),
+            role: "SE".into(),
+        },
+        statuses,
+    })
+}
+
+/// The CONTRL of an EDIFACT flow, from its stored bytes and the spool.
+pub async fn build_contrl(daemon: &Daemon, flow_id: i64) -> anyhow::Result<contrl::Contrl> {
+    let flow = daemon.spool.flow(flow_id).await?;
+    let invoices = if flow.state == FlowState::Processed {
+        daemon.spool.invoices_of_flow(flow_id).await?
+    } else {
+        Vec::new()
+    };
+    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let file = std::fs::File::open(&path)?;
+        let mut ic = edifact::Interchange::new(std::io::BufReader::new(file));
+        let mut messages = Vec::new();
+        for item in ic.by_ref() {
+            match item {
+                Ok(m) => messages.push((m.reference, m.message_type, m.version, m.result.is_ok())),
+                Err(_) => break,
+            }
+        }
+        let count_wrong = ic
+            .envelope_issues()
+            .iter()
+            .any(|i| i.kind == edifact::EnvelopeIssueKind::UnzCount);
+        Ok((ic.header().cloned(), messages, count_wrong))
+    })
+    .await??;
+    let (header, messages, count_wrong) = read;
+    let original = header.ok_or_else(|| {
+        anyhow::anyhow!("flow {flow_id}: no readable UNB segment, no CONTRL can be addressed")
+    })?;
+    let syntax_failed = |reference: &str| {
+        invoices.iter().any(|i| {
+            i.entry.ends_with(&format!("#{reference}"))
+                && i.reasons.iter().any(|r| {
+                    r.severity == "fatal" && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT"))
+                })
+        })
+    };
+    let (interchange, acks) = if flow.state == FlowState::Processed {
+        let acks = messages
+            .into_iter()
+            .map(|(reference, message_type, version, readable)| {
+                let action = if !readable || syntax_failed(&reference) {
+                    contrl::Action::Rejected {
+                        code: contrl::error_code::UNSPECIFIED.into(),
+                    }
+                } else {
+                    contrl::Action::Accepted
+                };
+                contrl::MessageAck {
+                    reference,
+                    message_type,
+                    version,
+                    action,
+                }
+            })
+            .collect();
+        (contrl::Action::Accepted, acks)
+    } else {
+        let code = if count_wrong {
+            contrl::error_code::CONTROL_COUNT
+        } else {
+            contrl::error_code::UNSPECIFIED
+        };
+        (contrl::Action::Rejected { code: code.into() }, Vec::new())
+    };
+    Ok(contrl::Contrl {
+        original,
+        reference: format!("Q{}", flow.id),
+        prepared: flow.updated_at.naive_utc(),
+        interchange,
+        messages: acks,
+    })
 }
 
 /// Write `name` in `dir` through a temporary dot-file, fsync, rename, fsync dir.

@@ -325,4 +325,80 @@ mod tests {
         assert!(single.contains("<udt:Indicator>false</udt:Indicator>"));
         assert!(!single.contains("SpecifiedDocumentStatus"));
     }
+
+    /// Element paths of the published CDV sample `UC1_F202500003_01-CDV-200_Deposee.xml`
+    /// (Tiime-PDP/cdar tests), in document order, with the `ExchangedDocument/ID`
+    /// the BR-FR-CDV schematron requires (and the sample omits) added.
+    const SAMPLE_PATHS: &[&str] = &[
+        "rsm:CrossDomainAcknowledgementAndResponse",
+        "rsm:ExchangedDocumentContext",
+        "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter",
+        "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID",
+        "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter",
+        "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID",
+        "rsm:ExchangedDocument",
+        "rsm:ExchangedDocument/ram:ID",
+        "rsm:ExchangedDocument/ram:Name",
+        "rsm:ExchangedDocument/ram:IssueDateTime",
+        "rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString",
+        "rsm:ExchangedDocument/ram:SenderTradeParty",
+        "rsm:ExchangedDocument/ram:SenderTradeParty/ram:RoleCode",
+        "rsm:ExchangedDocument/ram:IssuerTradeParty",
+        "rsm:ExchangedDocument/ram:IssuerTradeParty/ram:RoleCode",
+        "rsm:ExchangedDocument/ram:RecipientTradeParty",
+        "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:Name",
+        "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:RoleCode",
+        "rsm:AcknowledgementDocument",
+        "rsm:AcknowledgementDocument/ram:MultipleReferencesIndicator",
+        "rsm:AcknowledgementDocument/ram:MultipleReferencesIndicator/udt:Indicator",
+        "rsm:AcknowledgementDocument/ram:TypeCode",
+        "rsm:AcknowledgementDocument/ram:IssueDateTime",
+        "rsm:AcknowledgementDocument/ram:IssueDateTime/udt:DateTimeString",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerAssignedID",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:StatusCode",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:TypeCode",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:ReceiptDateTime",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:ReceiptDateTime/udt:DateTimeString",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:FormattedIssueDateTime",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:FormattedIssueDateTime/qdt:DateTimeString",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:ProcessConditionCode",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:ProcessCondition",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerTradeParty",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerTradeParty/ram:GlobalID",
+    ];
+
+    fn paths(xml: &str) -> Vec<String> {
+        let mut r = quick_xml::Reader::from_str(xml);
+        let mut stack: Vec<String> = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            match r.read_event().unwrap() {
+                quick_xml::events::Event::Start(e) => {
+                    let n = String::from_utf8(e.name().as_ref().to_vec()).unwrap();
+                    stack.push(n);
+                    out.push(stack[1.min(stack.len())..].join("/"));
+                }
+                quick_xml::events::Event::End(_) => {
+                    stack.pop();
+                }
+                quick_xml::events::Event::Eof => break,
+                _ => {}
+            }
+        }
+        // The root's own path is its name.
+        out[0] = "rsm:CrossDomainAcknowledgementAndResponse".into();
+        out
+    }
+
+    #[test]
+    fn same_structure_as_the_published_sample() {
+        let x = to_xml(&msg(vec![status("F202500003", vec![])]));
+        assert_eq!(paths(&x), SAMPLE_PATHS);
+        assert!(x.contains("<ram:ProcessCondition>Déposée</ram:ProcessCondition>"));
+        assert!(
+            x.contains("<udt:DateTimeString format=\"204\">20261128151000</udt:DateTimeString>")
+        );
+        assert!(x.contains("<qdt:DateTimeString format=\"102\">20261102</qdt:DateTimeString>"));
+    }
 }

@@ -1,0 +1,115 @@
+//! Acknowledgements through the running daemon: integration report, CDAR
+//! statuses (one file per flow) and EDIFACT CONTRL land in the partner's
+//! outbox; `resend-ack` delivers one again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{fixture, TestDaemon};
+
+fn edifact_fixture(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/tests/fixtures/edifact")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+async fn wait_file(dir: &std::path::Path, suffix: &str, n: usize) -> Vec<std::path::PathBuf> {
+    let start = Instant::now();
+    loop {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with(suffix))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if v.len() >= n {
+            v.sort();
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {suffix} in {}",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn cdar_and_contrl_are_delivered_with_the_report() {
+    let mut d = TestDaemon::new();
+    d.start();
+    d.drop_file("acme", "inv.edi", &edifact_fixture("invoic_d97b.edi"));
+    d.drop_file("acme", "reject.xml", &fixture("BR-07__fail__1.xml"));
+    let out = d.outbox("acme");
+    let cdars = wait_file(&out, ".cdar.xml", 2).await;
+    let contrl = wait_file(&out, ".contrl.edi", 1).await;
+    d.stop().await;
+
+    assert_eq!(
+        contrl.len(),
+        1,
+        "only the EDIFACT flow gets a CONTRL: {contrl:?}"
+    );
+    let c = std::fs::read_to_string(&contrl[0]).unwrap();
+    assert!(c.starts_with("UNA:+.? '\nUNB+"), "{c}");
+    assert!(c.contains("UNH+1+CONTRL:"), "{c}");
+    assert!(
+        c.lines()
+            .any(|l| l.starts_with("UCI+") && l.ends_with("+7'")),
+        "{c}"
+    );
+    assert!(
+        c.lines()
+            .any(|l| l.starts_with("UCM+") && l.contains("+INVOIC:")),
+        "{c}"
+    );
+
+    let all: Vec<String> = cdars
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    let rejected = all
+        .iter()
+        .find(|x| x.contains("<ram:ProcessConditionCode>213</ram:ProcessConditionCode>"))
+        .expect("a 213");
+    assert!(
+        rejected.contains("<ram:ReasonCode>REJ_SEMAN</ram:ReasonCode>"),
+        "{rejected}"
+    );
+    assert!(rejected.contains("<ram:ContentCode>BR-"), "{rejected}");
+    assert!(rejected.starts_with(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rsm:CrossDomainAcknowledgementAndResponse"
+    ));
+
+    // Rendering is idempotent, and resend-ack delivers a removed file again.
+    let spool = d.spool().await;
+    let flows = spool.list_flows(&Default::default()).await.unwrap();
+    let flow = flows
+        .iter()
+        .find(|f| f.original_name == "reject.xml")
+        .unwrap();
+    let ack = spool
+        .acks_of_flow(flow.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == quai_spool::AckKind::Cdar)
+        .unwrap();
+    assert!(ack.delivered_at.is_some());
+    let path = out.join(&ack.file_name);
+    let before = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    drop(spool);
+    let code = quai::jobs::resend_ack_cli(&d.config, ack.id).await.unwrap();
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "same bytes when rendered again"
+    );
+}
