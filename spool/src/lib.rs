@@ -49,6 +49,25 @@ macro_rules! with_pool {
     };
 }
 
+/// End a write transaction: commit on success; on error roll back *now*
+/// (a dropped transaction is only rolled back when its connection is next
+/// used, and meanwhile it would keep its row locks).
+pub(crate) async fn settle<T, DB: sqlx::Database>(
+    tx: sqlx::Transaction<'_, DB>,
+    result: Result<T>,
+) -> Result<T> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 mod invoices;
 mod jobs;
 mod outbox;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rows;
 use crate::state::{self, NOTIFICATION};
-use crate::{Backend, FlowId, Reason, Result, Spool};
+use crate::{Backend, FlowId, Reason, Result, Spool, SpoolError};
 
 /// One rejected invoice waiting to be notified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,91 +120,100 @@ impl Spool {
         match &self.inner.backend {
             Backend::Sqlite(b) => {
                 let now = Utc::now();
-                let mut tx = b.pool.begin_with("BEGIN IMMEDIATE").await?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
-                     VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
-                )
-                .bind(&digest.partner)
-                .bind(now)
-                .bind(&recipients)
-                .bind(digest.message_id.as_deref())
-                .bind(me)
-                .fetch_one(&mut *tx)
-                .await?;
-                let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                let marked = sqlx::query(
-                    "UPDATE notifications SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
-                     AND partner = $3 AND id IN (SELECT value FROM json_each($4))",
-                )
-                .bind(now)
-                .bind(id)
-                .bind(&digest.partner)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
-                    .bind(marked as i64)
+                let mut tx = b
+                    .pool
+                    .begin_with(crate::sqlite::Durability::Full.begin())
+                    .await?;
+                let result = async {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
+                         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+                    )
+                    .bind(&digest.partner)
+                    .bind(now)
+                    .bind(&recipients)
+                    .bind(digest.message_id.as_deref())
+                    .bind(me)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+                    let marked = sqlx::query(
+                        "UPDATE notifications SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
+                         AND partner = $3 AND id IN (SELECT value FROM json_each($4))",
+                    )
+                    .bind(now)
+                    .bind(id)
+                    .bind(&digest.partner)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
+                        .bind(marked as i64)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                         SELECT $1, $2, $3, id, $4, $5, 'digest ' || $6 FROM notifications WHERE digest_id = $6",
+                    )
+                    .bind(now)
+                    .bind(me)
+                    .bind(NOTIFICATION)
+                    .bind(&from)
+                    .bind(&to)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                     SELECT $1, $2, $3, id, $4, $5, 'digest ' || $6 FROM notifications WHERE digest_id = $6",
-                )
-                .bind(now)
-                .bind(me)
-                .bind(NOTIFICATION)
-                .bind(&from)
-                .bind(&to)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok((id, marked))
+                    Ok::<_, SpoolError>((id, marked))
+                }
+                .await;
+                crate::settle(tx, result).await
             }
             Backend::Postgres(b) => {
                 let mut tx = b.pool.begin().await?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
-                     VALUES ($1, now(), $2, $3, 0, $4) RETURNING id",
-                )
-                .bind(&digest.partner)
-                .bind(&recipients)
-                .bind(digest.message_id.as_deref())
-                .bind(me)
-                .fetch_one(&mut *tx)
-                .await?;
-                let marked = sqlx::query(
-                    "UPDATE notifications SET notified_at = now(), digest_id = $1 WHERE notified_at IS NULL \
-                     AND partner = $2 AND id = ANY($3)",
-                )
-                .bind(id)
-                .bind(&digest.partner)
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
-                    .bind(marked as i32)
+                let result = async {
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
+                         VALUES ($1, now(), $2, $3, 0, $4) RETURNING id",
+                    )
+                    .bind(&digest.partner)
+                    .bind(&recipients)
+                    .bind(digest.message_id.as_deref())
+                    .bind(me)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let marked = sqlx::query(
+                        "UPDATE notifications SET notified_at = now(), digest_id = $1 WHERE notified_at IS NULL \
+                         AND partner = $2 AND id = ANY($3)",
+                    )
+                    .bind(id)
+                    .bind(&digest.partner)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
+                        .bind(marked as i32)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                         SELECT now(), $1, $2, id, $3, $4, 'digest ' || $5::text FROM notifications \
+                         WHERE digest_id = $5",
+                    )
+                    .bind(me)
+                    .bind(NOTIFICATION)
+                    .bind(&from)
+                    .bind(&to)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                     SELECT now(), $1, $2, id, $3, $4, 'digest ' || $5::text FROM notifications \
-                     WHERE digest_id = $5",
-                )
-                .bind(me)
-                .bind(NOTIFICATION)
-                .bind(&from)
-                .bind(&to)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok((id, marked))
+                    Ok::<_, SpoolError>((id, marked))
+                }
+                .await;
+                crate::settle(tx, result).await
             }
         }
     }

@@ -2,11 +2,12 @@
 //!
 //! Settings, and why:
 //! - `journal_mode=WAL`: readers (status page, CLI) never block the writer.
-//! - `synchronous=FULL`: the intake deletes the source file (or answers the
-//!   AS2 MDN) right after `register_flow` commits, so that commit must survive
-//!   a power loss, not only a process crash. In WAL mode NORMAL may lose the
-//!   last commits on power loss; FULL costs one WAL fsync per transaction,
-//!   which batched invoice writes amortise.
+//! - `synchronous=FULL` by default: the intake deletes the source file (or
+//!   answers the AS2 MDN) right after `register_flow` commits, so that commit
+//!   must survive a power loss, not only a process crash (in WAL mode NORMAL
+//!   may lose the last commits on power loss). Transactions whose loss is
+//!   harmless (claims, invoice batches: the flow is processed again) commit
+//!   with NORMAL instead, see [`Durability`]; each write transaction sets its level.
 //! - `busy_timeout=30s`: several handles (or processes) may write; they wait
 //!   for each other instead of failing.
 //! - `foreign_keys=ON`: rows never outlive their flow.
@@ -29,6 +30,31 @@ use crate::invoices::{clean_text, Key, Plan};
 use crate::rows;
 use crate::state::{self, Event, FlowStep};
 use crate::*;
+
+/// How durable a write transaction's commit must be.
+#[derive(Clone, Copy)]
+pub(crate) enum Durability {
+    /// fsync the WAL at commit: registrations (the source is deleted right
+    /// after), finished flows (their answers go out right after), outbox
+    /// and acknowledgement marks.
+    Full,
+    /// No fsync at commit: claims, invoice batches, abandons. A power loss
+    /// can only drop a suffix of such commits (the next `Full` commit syncs
+    /// everything before it), and losing them only means a flow is
+    /// processed again, which is idempotent.
+    Relaxed,
+}
+
+impl Durability {
+    /// `BEGIN` statement that also sets the level for this commit (executed
+    /// as one script by SQLite).
+    pub(crate) fn begin(self) -> &'static str {
+        match self {
+            Durability::Full => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE",
+            Durability::Relaxed => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE",
+        }
+    }
+}
 
 /// Rows per multi-row INSERT (18 binds each, far below SQLite's 32766).
 const CHUNK: usize = 100;
@@ -164,8 +190,9 @@ impl SqliteBackend {
         })
     }
 
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// Start a write transaction (see the module doc on durability).
+    async fn begin(&self, sync: Durability) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with(sync.begin()).await?)
     }
 
     pub(crate) async fn ensure_partner(&self, partner: &str) -> Result<()> {
@@ -186,80 +213,83 @@ impl SqliteBackend {
         let partner = clean_text(&flow.partner);
         let name = clean_text(&flow.original_name);
         let msgid = flow.as2_message_id.as_deref().map(clean_text);
-        let mut tx = self.begin().await?;
-        let now = now();
-        sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(partner.as_ref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        let new = state::flow(
-            0,
-            FlowStep::Register,
-            None,
-            FlowState::Received,
-            "registered",
-        )?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, state, \
-             received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-             ON CONFLICT DO NOTHING RETURNING id",
-        )
-        .bind(partner.as_ref())
-        .bind(rows::origin_str(flow.origin))
-        .bind(name.as_ref())
-        .bind(flow.size)
-        .bind(&flow.sha256)
-        .bind(msgid.as_deref())
-        .bind(new.new_state())
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let result = match id {
-            Some(id) => {
-                insert_event(&mut tx, &self.me, now, &new.for_flow(id).event()).await?;
-                Registration::New(id)
-            }
-            None => {
-                let original: i64 = sqlx::query_scalar(
-                    "SELECT id FROM flows WHERE state <> 'duplicate' AND \
-                     ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
-                )
+        let mut tx = self.begin(Durability::Full).await?;
+        let result = async {
+            let now = now();
+            sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(partner.as_ref())
-                .bind(&flow.sha256)
-                .bind(msgid.as_deref())
-                .fetch_one(&mut *tx)
-                .await?;
-                let dup = state::flow(
-                    0,
-                    FlowStep::RegisterDuplicate,
-                    None,
-                    FlowState::Duplicate,
-                    format!("duplicate of flow {original}"),
-                )?;
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, \
-                     state, received_at, updated_at, duplicate_of) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
-                )
-                .bind(partner.as_ref())
-                .bind(rows::origin_str(flow.origin))
-                .bind(name.as_ref())
-                .bind(flow.size)
-                .bind(&flow.sha256)
-                .bind(msgid.as_deref())
-                .bind(dup.new_state())
                 .bind(now)
-                .bind(original)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-                insert_event(&mut tx, &self.me, now, &dup.for_flow(id).event()).await?;
-                insert_acks(&mut tx, &self.me, now, id, &dup_acks(id)).await?;
-                Registration::Duplicate { id, original }
-            }
-        };
-        tx.commit().await?;
-        Ok(result)
+            let new = state::flow(
+                0,
+                FlowStep::Register,
+                None,
+                FlowState::Received,
+                "registered",
+            )?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, state, \
+                 received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(partner.as_ref())
+            .bind(rows::origin_str(flow.origin))
+            .bind(name.as_ref())
+            .bind(flow.size)
+            .bind(&flow.sha256)
+            .bind(msgid.as_deref())
+            .bind(new.new_state())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let result = match id {
+                Some(id) => {
+                    insert_event(&mut tx, &self.me, now, &new.for_flow(id).event()).await?;
+                    Registration::New(id)
+                }
+                None => {
+                    let original: i64 = sqlx::query_scalar(
+                        "SELECT id FROM flows WHERE state <> 'duplicate' AND \
+                         ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
+                    )
+                    .bind(partner.as_ref())
+                    .bind(&flow.sha256)
+                    .bind(msgid.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let dup = state::flow(
+                        0,
+                        FlowStep::RegisterDuplicate,
+                        None,
+                        FlowState::Duplicate,
+                        format!("duplicate of flow {original}"),
+                    )?;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, \
+                         state, received_at, updated_at, duplicate_of) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
+                    )
+                    .bind(partner.as_ref())
+                    .bind(rows::origin_str(flow.origin))
+                    .bind(name.as_ref())
+                    .bind(flow.size)
+                    .bind(&flow.sha256)
+                    .bind(msgid.as_deref())
+                    .bind(dup.new_state())
+                    .bind(now)
+                    .bind(original)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    insert_event(&mut tx, &self.me, now, &dup.for_flow(id).event()).await?;
+                    insert_acks(&mut tx, &self.me, now, id, &dup_acks(id)).await?;
+                    Registration::Duplicate { id, original }
+                }
+            };
+            Ok::<_, SpoolError>(result)
+        }
+        .await;
+        crate::settle(tx, result).await
     }
 
     /// Move a flow to `processing` under this instance's lease, after the
@@ -301,65 +331,71 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        let cand: Option<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT id, state, lease_owner FROM flows WHERE state IN ('received', 'processing') \
-             AND (state = 'received' OR lease_expires_at < $1) ORDER BY received_at, id LIMIT 1",
-        )
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((id, st, owner)) = cand else {
-            return Ok(None);
-        };
-        let from = state::parse_state(&st)?;
-        let t = if from == FlowState::Received {
-            state::flow(
-                id,
-                FlowStep::Claim,
-                Some(from),
-                FlowState::Processing,
-                "claimed",
-            )?
-        } else {
-            let owner = owner.unwrap_or_else(|| "nobody".to_owned());
-            state::flow(
-                id,
-                FlowStep::Reclaim,
-                Some(from),
-                FlowState::Processing,
-                format!("lease of {owner} expired"),
-            )?
-        };
-        let claimed = self.take(&mut tx, &t, id, now, lease).await?;
-        tx.commit().await?;
-        Ok(Some(claimed))
+        let mut tx = self.begin(Durability::Relaxed).await?;
+        let result = async {
+            let now = now();
+            let cand: Option<(i64, String, Option<String>)> = sqlx::query_as(
+                "SELECT id, state, lease_owner FROM flows WHERE state IN ('received', 'processing') \
+                 AND (state = 'received' OR lease_expires_at < $1) ORDER BY received_at, id LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((id, st, owner)) = cand else {
+                return Ok(None);
+            };
+            let from = state::parse_state(&st)?;
+            let t = if from == FlowState::Received {
+                state::flow(
+                    id,
+                    FlowStep::Claim,
+                    Some(from),
+                    FlowState::Processing,
+                    "claimed",
+                )?
+            } else {
+                let owner = owner.unwrap_or_else(|| "nobody".to_owned());
+                state::flow(
+                    id,
+                    FlowStep::Reclaim,
+                    Some(from),
+                    FlowState::Processing,
+                    format!("lease of {owner} expired"),
+                )?
+            };
+            let claimed = self.take(&mut tx, &t, id, now, lease).await?;
+            Ok::<_, SpoolError>(Some(claimed))
+        }
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        let (from, owner, expires) = flow_lock_info(&mut tx, flow).await?;
-        if from == FlowState::Processing
-            && owner.as_deref() != Some(self.me.as_str())
-            && expires.is_some_and(|e| e >= now)
-        {
-            return Err(SpoolError::LeaseLost {
+        let mut tx = self.begin(Durability::Relaxed).await?;
+        let result = async {
+            let now = now();
+            let (from, owner, expires) = flow_lock_info(&mut tx, flow).await?;
+            if from == FlowState::Processing
+                && owner.as_deref() != Some(self.me.as_str())
+                && expires.is_some_and(|e| e >= now)
+            {
+                return Err(SpoolError::LeaseLost {
+                    flow,
+                    owner: owner.unwrap_or_default(),
+                });
+            }
+            let t = state::flow(
                 flow,
-                owner: owner.unwrap_or_default(),
-            });
+                FlowStep::Replay,
+                Some(from),
+                FlowState::Processing,
+                "replay",
+            )?;
+            let claimed = self.take(&mut tx, &t, flow, now, lease).await?;
+            Ok::<_, SpoolError>(claimed)
         }
-        let t = state::flow(
-            flow,
-            FlowStep::Replay,
-            Some(from),
-            FlowState::Processing,
-            "replay",
-        )?;
-        let claimed = self.take(&mut tx, &t, flow, now, lease).await?;
-        tx.commit().await?;
-        Ok(claimed)
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
@@ -381,29 +417,32 @@ impl SqliteBackend {
     }
 
     pub(crate) async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        check_lease(&mut tx, &self.me, flow, FlowState::Received).await?;
-        let t = state::flow(
-            flow,
-            FlowStep::Abandon,
-            Some(FlowState::Processing),
-            FlowState::Received,
-            reason,
-        )?;
-        sqlx::query(
-            "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
-             WHERE id = $3 AND state = $4",
-        )
-        .bind(t.new_state())
-        .bind(now)
-        .bind(flow)
-        .bind(t.old_state())
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, &self.me, now, &t.event()).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut tx = self.begin(Durability::Relaxed).await?;
+        let result = async {
+            let now = now();
+            check_lease(&mut tx, &self.me, flow, FlowState::Received).await?;
+            let t = state::flow(
+                flow,
+                FlowStep::Abandon,
+                Some(FlowState::Processing),
+                FlowState::Received,
+                reason,
+            )?;
+            sqlx::query(
+                "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
+                 WHERE id = $3 AND state = $4",
+            )
+            .bind(t.new_state())
+            .bind(now)
+            .bind(flow)
+            .bind(t.old_state())
+            .execute(&mut *tx)
+            .await?;
+            insert_event(&mut tx, &self.me, now, &t.event()).await?;
+            Ok::<_, SpoolError>(())
+        }
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn store_invoices(
@@ -415,98 +454,101 @@ impl SqliteBackend {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin().await?;
-        let now = now();
-        check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
+        let mut tx = self.begin(Durability::Relaxed).await?;
+        let result = async {
+            let now = now();
+            check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
 
-        // Release this batch's own claims, then claim again.
-        let indexes = serde_json::to_string(&plan.doc_indexes()).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "DELETE FROM invoice_keys WHERE flow_id = $1 AND doc_index IN (SELECT value FROM json_each($2))",
-        )
-        .bind(flow)
-        .bind(&indexes)
-        .execute(&mut *tx)
-        .await?;
-        let claims = plan.claims();
-        let mut refused: HashMap<Key, FlowId> = HashMap::new();
-        for chunk in claims.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) ",
-            );
-            qb.push_values(chunk, |mut b, (key, doc)| {
-                b.push_bind(&key.seller)
-                    .push_bind(&key.number)
-                    .push_bind(key.year)
-                    .push_bind(flow)
-                    .push_bind(*doc);
-            });
-            qb.push(" ON CONFLICT DO NOTHING RETURNING seller_id, number, year");
-            let got: Vec<(String, String, i32)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-            if got.len() < chunk.len() {
-                let got: std::collections::HashSet<Key> = got
-                    .into_iter()
-                    .map(|(seller, number, year)| Key {
-                        seller,
-                        number,
-                        year,
-                    })
-                    .collect();
-                for (key, _) in chunk.iter().filter(|(k, _)| !got.contains(*k)) {
-                    let holder: i64 = sqlx::query_scalar(
-                        "SELECT flow_id FROM invoice_keys WHERE seller_id = $1 AND number = $2 AND year = $3",
-                    )
-                    .bind(&key.seller)
-                    .bind(&key.number)
-                    .bind(key.year)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    refused.insert((*key).clone(), holder);
+            // Release this batch's own claims, then claim again.
+            let indexes = serde_json::to_string(&plan.doc_indexes()).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "DELETE FROM invoice_keys WHERE flow_id = $1 AND doc_index IN (SELECT value FROM json_each($2))",
+            )
+            .bind(flow)
+            .bind(&indexes)
+            .execute(&mut *tx)
+            .await?;
+            let claims = plan.claims();
+            let mut refused: HashMap<Key, FlowId> = HashMap::new();
+            for chunk in claims.chunks(CHUNK) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) ",
+                );
+                qb.push_values(chunk, |mut b, (key, doc)| {
+                    b.push_bind(&key.seller)
+                        .push_bind(&key.number)
+                        .push_bind(key.year)
+                        .push_bind(flow)
+                        .push_bind(*doc);
+                });
+                qb.push(" ON CONFLICT DO NOTHING RETURNING seller_id, number, year");
+                let got: Vec<(String, String, i32)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+                if got.len() < chunk.len() {
+                    let got: std::collections::HashSet<Key> = got
+                        .into_iter()
+                        .map(|(seller, number, year)| Key {
+                            seller,
+                            number,
+                            year,
+                        })
+                        .collect();
+                    for (key, _) in chunk.iter().filter(|(k, _)| !got.contains(*k)) {
+                        let holder: i64 = sqlx::query_scalar(
+                            "SELECT flow_id FROM invoice_keys WHERE seller_id = $1 AND number = $2 AND year = $3",
+                        )
+                        .bind(&key.seller)
+                        .bind(&key.number)
+                        .bind(key.year)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        refused.insert((*key).clone(), holder);
+                    }
                 }
             }
-        }
-        let decided = plan.decide(flow, &refused);
+            let decided = plan.decide(flow, &refused);
 
-        for chunk in decided.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \
-                 issue_date, type_code, currency, total_without_vat, total_with_vat, amount_due, verdict, \
-                 duplicate, reasons, canonical, stored_at) ",
-            );
-            qb.push_values(chunk, |mut b, d| {
-                let i = &*d.inv;
-                b.push_bind(flow)
-                    .push_bind(i.doc_index)
-                    .push_bind(&i.entry)
-                    .push_bind(i.syntax.as_deref())
-                    .push_bind(i.profile.as_deref())
-                    .push_bind(i.seller_id.as_deref())
-                    .push_bind(i.number.as_deref())
-                    .push_bind(i.issue_date)
-                    .push_bind(i.type_code.as_deref())
-                    .push_bind(i.currency.as_deref())
-                    .push_bind(rows::decimal_str(i.total_without_vat))
-                    .push_bind(rows::decimal_str(i.total_with_vat))
-                    .push_bind(rows::decimal_str(i.amount_due))
-                    .push_bind(rows::verdict_str(d.verdict))
-                    .push_bind(d.duplicate)
-                    .push_bind(d.reasons_json())
-                    .push_bind(i.canonical_json.as_deref())
-                    .push_bind(now);
-            });
-            qb.push(
-                " ON CONFLICT (flow_id, doc_index) DO UPDATE SET entry = excluded.entry, \
-                 syntax = excluded.syntax, profile = excluded.profile, seller_id = excluded.seller_id, \
-                 number = excluded.number, issue_date = excluded.issue_date, type_code = excluded.type_code, \
-                 currency = excluded.currency, total_without_vat = excluded.total_without_vat, \
-                 total_with_vat = excluded.total_with_vat, amount_due = excluded.amount_due, \
-                 verdict = excluded.verdict, duplicate = excluded.duplicate, reasons = excluded.reasons, \
-                 canonical = excluded.canonical, stored_at = excluded.stored_at",
-            );
-            qb.build().execute(&mut *tx).await?;
+            for chunk in decided.chunks(CHUNK) {
+                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \
+                     issue_date, type_code, currency, total_without_vat, total_with_vat, amount_due, verdict, \
+                     duplicate, reasons, canonical, stored_at) ",
+                );
+                qb.push_values(chunk, |mut b, d| {
+                    let i = &*d.inv;
+                    b.push_bind(flow)
+                        .push_bind(i.doc_index)
+                        .push_bind(&i.entry)
+                        .push_bind(i.syntax.as_deref())
+                        .push_bind(i.profile.as_deref())
+                        .push_bind(i.seller_id.as_deref())
+                        .push_bind(i.number.as_deref())
+                        .push_bind(i.issue_date)
+                        .push_bind(i.type_code.as_deref())
+                        .push_bind(i.currency.as_deref())
+                        .push_bind(rows::decimal_str(i.total_without_vat))
+                        .push_bind(rows::decimal_str(i.total_with_vat))
+                        .push_bind(rows::decimal_str(i.amount_due))
+                        .push_bind(rows::verdict_str(d.verdict))
+                        .push_bind(d.duplicate)
+                        .push_bind(d.reasons_json())
+                        .push_bind(i.canonical_json.as_deref())
+                        .push_bind(now);
+                });
+                qb.push(
+                    " ON CONFLICT (flow_id, doc_index) DO UPDATE SET entry = excluded.entry, \
+                     syntax = excluded.syntax, profile = excluded.profile, seller_id = excluded.seller_id, \
+                     number = excluded.number, issue_date = excluded.issue_date, type_code = excluded.type_code, \
+                     currency = excluded.currency, total_without_vat = excluded.total_without_vat, \
+                     total_with_vat = excluded.total_with_vat, amount_due = excluded.amount_due, \
+                     verdict = excluded.verdict, duplicate = excluded.duplicate, reasons = excluded.reasons, \
+                     canonical = excluded.canonical, stored_at = excluded.stored_at",
+                );
+                qb.build().execute(&mut *tx).await?;
+            }
+            Ok::<_, SpoolError>(decided.iter().map(|d| d.stored()).collect())
         }
-        tx.commit().await?;
-        Ok(decided.iter().map(|d| d.stored()).collect())
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn finish_flow(
@@ -516,69 +558,72 @@ impl SqliteBackend {
         documents: i64,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        let (to, step, code, message, reason) = match outcome {
-            FlowOutcome::Processed => (
-                FlowState::Processed,
-                FlowStep::Finish,
-                None,
-                None,
-                "processed".to_owned(),
-            ),
-            FlowOutcome::Failed { code, message } => (
-                FlowState::Failed,
-                FlowStep::Fail,
-                Some(code.as_str()),
-                Some(message.as_str()),
-                format!("{code}: {message}"),
-            ),
-        };
-        check_lease(&mut tx, &self.me, flow, to).await?;
-        let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
-        for table in ["invoice_keys", "invoices"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE flow_id = $1 AND doc_index >= $2"
-            ))
+        let mut tx = self.begin(Durability::Full).await?;
+        let result = async {
+            let now = now();
+            let (to, step, code, message, reason) = match outcome {
+                FlowOutcome::Processed => (
+                    FlowState::Processed,
+                    FlowStep::Finish,
+                    None,
+                    None,
+                    "processed".to_owned(),
+                ),
+                FlowOutcome::Failed { code, message } => (
+                    FlowState::Failed,
+                    FlowStep::Fail,
+                    Some(code.as_str()),
+                    Some(message.as_str()),
+                    format!("{code}: {message}"),
+                ),
+            };
+            check_lease(&mut tx, &self.me, flow, to).await?;
+            let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
+            for table in ["invoice_keys", "invoices"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE flow_id = $1 AND doc_index >= $2"
+                ))
+                .bind(flow)
+                .bind(documents.max(0))
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
+                 failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",
+            )
+            .bind(t.new_state())
+            .bind(now)
+            .bind(code)
+            .bind(message)
             .bind(flow)
-            .bind(documents.max(0))
+            .bind(t.old_state())
             .execute(&mut *tx)
             .await?;
+            insert_event(&mut tx, &self.me, now, &t.event()).await?;
+            // Outbox: one row per rejected invoice (kept, with its notified_at,
+            // when the flow is processed again).
+            sqlx::query(
+                "DELETE FROM notifications WHERE flow_id = $1 AND notified_at IS NULL AND doc_index IN \
+                 (SELECT doc_index FROM invoices WHERE flow_id = $1 AND verdict = 'accepted')",
+            )
+            .bind(flow)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO notifications (flow_id, doc_index, partner, created_at) \
+                 SELECT i.flow_id, i.doc_index, f.partner, $2 FROM invoices i JOIN flows f ON f.id = i.flow_id \
+                 WHERE i.flow_id = $1 AND i.verdict = 'rejected' ON CONFLICT DO NOTHING",
+            )
+            .bind(flow)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
+            Ok::<_, SpoolError>(ids)
         }
-        sqlx::query(
-            "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
-             failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",
-        )
-        .bind(t.new_state())
-        .bind(now)
-        .bind(code)
-        .bind(message)
-        .bind(flow)
-        .bind(t.old_state())
-        .execute(&mut *tx)
-        .await?;
-        insert_event(&mut tx, &self.me, now, &t.event()).await?;
-        // Outbox: one row per rejected invoice (kept, with its notified_at,
-        // when the flow is processed again).
-        sqlx::query(
-            "DELETE FROM notifications WHERE flow_id = $1 AND notified_at IS NULL AND doc_index IN \
-             (SELECT doc_index FROM invoices WHERE flow_id = $1 AND verdict = 'accepted')",
-        )
-        .bind(flow)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO notifications (flow_id, doc_index, partner, created_at) \
-             SELECT i.flow_id, i.doc_index, f.partner, $2 FROM invoices i JOIN flows f ON f.id = i.flow_id \
-             WHERE i.flow_id = $1 AND i.verdict = 'rejected' ON CONFLICT DO NOTHING",
-        )
-        .bind(flow)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
-        tx.commit().await?;
-        Ok(ids)
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn add_acks(
@@ -586,19 +631,22 @@ impl SqliteBackend {
         flow: FlowId,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        let (st, _, _) = flow_lock_info(&mut tx, flow).await?;
-        if !st.is_terminal() {
-            return Err(SpoolError::IllegalTransition {
-                flow,
-                from: st.as_str().to_owned(),
-                to: "acknowledged".to_owned(),
-            });
+        let mut tx = self.begin(Durability::Full).await?;
+        let result = async {
+            let now = now();
+            let (st, _, _) = flow_lock_info(&mut tx, flow).await?;
+            if !st.is_terminal() {
+                return Err(SpoolError::IllegalTransition {
+                    flow,
+                    from: st.as_str().to_owned(),
+                    to: "acknowledged".to_owned(),
+                });
+            }
+            let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
+            Ok::<_, SpoolError>(ids)
         }
-        let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
-        tx.commit().await?;
-        Ok(ids)
+        .await;
+        crate::settle(tx, result).await
     }
 
     /// Update one acknowledgement (`sql` binds `$1` = now, `$2` = ack id) and
@@ -610,18 +658,21 @@ impl SqliteBackend {
         error: Option<&str>,
         ev: Event,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let now = now();
-        let mut q = sqlx::query(sql).bind(now).bind(ack);
-        if let Some(error) = error {
-            q = q.bind(error);
+        let mut tx = self.begin(Durability::Full).await?;
+        let result = async {
+            let now = now();
+            let mut q = sqlx::query(sql).bind(now).bind(ack);
+            if let Some(error) = error {
+                q = q.bind(error);
+            }
+            if q.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Err(SpoolError::AckNotFound(ack));
+            }
+            insert_event(&mut tx, &self.me, now, &ev).await?;
+            Ok::<_, SpoolError>(())
         }
-        if q.execute(&mut *tx).await?.rows_affected() == 0 {
-            return Err(SpoolError::AckNotFound(ack));
-        }
-        insert_event(&mut tx, &self.me, now, &ev).await?;
-        tx.commit().await?;
-        Ok(())
+        .await;
+        crate::settle(tx, result).await
     }
 
     pub(crate) async fn ack_delivered(&self, ack: AckId) -> Result<()> {
