@@ -10,7 +10,7 @@
 //! (flow, document index), so a flow processed again after a crash replaces
 //! its rows instead of adding to them.
 //!
-//! Layout: [`state`] owns the transition table (every state change is checked
+//! Layout: `state` owns the transition table (every state change is checked
 //! there and logged as an event in the same transaction); `invoices` plans
 //! duplicate-invoice detection; `rows` converts rows; `sqlite` and `postgres`
 //! run the SQL of each backend; `jobs` (cron locks and runs), `outbox`
@@ -76,7 +76,7 @@ mod reads;
 mod retention;
 mod rows;
 mod sqlite;
-pub mod state;
+mod state;
 
 pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
