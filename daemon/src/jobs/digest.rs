@@ -389,11 +389,14 @@ pub fn compose(
         let amt = format!("{} {}", amount(r), r.currency.as_deref().unwrap_or(""))
             .trim()
             .to_string();
-        let _ = writeln!(
-            text,
-            "- flow {} {} — invoice {number} of {date}, {amt}",
-            r.flow_id, r.entry
-        );
+        let mut line = format!("- flow {} {} — invoice {number}", r.flow_id, r.entry);
+        if !date.is_empty() {
+            line.push_str(&format!(" of {date}"));
+        }
+        if !amt.is_empty() {
+            line.push_str(&format!(", {amt}"));
+        }
+        let _ = writeln!(text, "{line}");
         for x in &reasons {
             let _ = writeln!(text, "    {} ({}): {}", x.rule, x.term, x.message);
         }

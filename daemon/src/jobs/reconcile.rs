@@ -572,7 +572,15 @@ pub fn text(r: &ReconcileReport) -> String {
         if r.balanced {
             "Everything adds up.".to_string()
         } else {
-            format!("{} discrepancies:", r.discrepancies.len())
+            format!(
+                "{} discrepanc{}:",
+                r.discrepancies.len(),
+                if r.discrepancies.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                }
+            )
         }
     );
     for d in &r.discrepancies {

@@ -5,8 +5,8 @@
 //! so a server that hangs or refuses us only delays that partner. Downloads
 //! of all partners share one semaphore ([`transfer_slots`]). A failed poll is
 //! logged with its error kind (`host_key`, `auth`, `connect`, `io`...) and
-//! the partner backs off: 1, 2, 4... minutes (at most 30) before its next
-//! attempt; the first success resets it. Files are handed to the daemon's
+//! the partner backs off: it retries at its next slot, then after 1, 2, 4...
+//! minutes (at most 30); the first success resets it. Files are handed to the daemon's
 //! [`crate::intake::SpoolSink`]: a remote file is deleted (or moved) only
 //! after its registration is committed.
 
