@@ -52,9 +52,12 @@ fn start(config: &Path) -> Child {
         .expect("start quai")
 }
 
+/// (file name, zip bytes) of each flow.
+type Flows = Vec<(String, Vec<u8>)>;
+
 /// Flows of UBL invoices with unique numbers; every 7th invoice has a wrong
 /// amount due (BR-CO-16). Returns expected verdict per invoice number.
-fn make_flows(dir: &Path) -> (Vec<(String, Vec<u8>)>, BTreeMap<String, Verdict>) {
+fn make_flows() -> (Flows, BTreeMap<String, Verdict>) {
     let ubl = fixture_str("ubl-tc434-example2.xml");
     let mut expected = BTreeMap::new();
     let mut flows = Vec::new();
@@ -85,7 +88,6 @@ fn make_flows(dir: &Path) -> (Vec<(String, Vec<u8>)>, BTreeMap<String, Verdict>)
             .collect();
         flows.push((format!("flow-{f:03}.zip"), zip_of(&refs)));
     }
-    let _ = dir;
     (flows, expected)
 }
 
@@ -96,7 +98,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_duplicates_nothing() {
     let config = quai::config::Config::load(&config_path).unwrap();
     let inbox = config.inbound_root.clone().unwrap().join("acme");
     std::fs::create_dir_all(&inbox).unwrap();
-    let (flows, expected) = make_flows(home.path());
+    let (flows, expected) = make_flows();
     for (name, bytes) in &flows {
         let part = inbox.join(format!("{name}.part"));
         std::fs::write(&part, bytes).unwrap();

@@ -11,11 +11,12 @@ use quai_spool::{FlowState, Verdict};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Invoices of the test zip: (entry, expected verdict, rule expected among the reasons).
-fn batch() -> (
-    Vec<(&'static str, Vec<u8>)>,
-    Vec<(&'static str, Verdict, Option<&'static str>)>,
-) {
+/// A document of the test zip and what must become of it: (entry, verdict,
+/// a rule expected among the fatal reasons).
+type Expectation = (&'static str, Verdict, Option<&'static str>);
+
+/// Invoices of the test zip and their expectations.
+fn batch() -> (Vec<(&'static str, Vec<u8>)>, Vec<Expectation>) {
     let ubl = fixture_str("ubl-tc434-example2.xml");
     // Amount due no longer equals total with VAT − paid + rounding.
     let wrong_due = ubl.replace(

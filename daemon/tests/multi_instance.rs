@@ -6,7 +6,6 @@
 mod common;
 
 #[path = "../../spool/tests/support/pg.rs"]
-#[allow(dead_code)]
 mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};
