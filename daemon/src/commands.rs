@@ -113,38 +113,15 @@ pub async fn flows(
 /// `quai flow ID`
 pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
     let spool = crate::open_spool(config).await?;
-    let flow = spool.flow(id).await?;
-    let invoices = spool.invoices_of_flow(id).await?;
-    let acks = spool.acks_of_flow(id).await?;
     if json {
-        #[derive(Serialize)]
-        struct AckJson {
-            id: i64,
-            kind: &'static str,
-            destination: String,
-            file_name: String,
-            generated_at: String,
-            delivered_at: Option<String>,
-            attempts: i32,
-            last_error: Option<String>,
-        }
-        let acks: Vec<AckJson> = acks
-            .iter()
-            .map(|a| AckJson {
-                id: a.id,
-                kind: a.kind.as_str(),
-                destination: a.destination.clone(),
-                file_name: a.file_name.clone(),
-                generated_at: a.generated_at.to_rfc3339(),
-                delivered_at: a.delivered_at.map(|d| d.to_rfc3339()),
-                attempts: a.attempts,
-                last_error: a.last_error.clone(),
-            })
-            .collect();
-        let v = serde_json::json!({"flow": flow, "invoices": invoices, "acknowledgements": acks});
+        let v = crate::http::flow_detail_json(&spool, id).await?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
+    let flow = spool.flow(id).await?;
+    let invoices = spool.invoices_of_flow(id).await?;
+    let acks = spool.acks_of_flow(id).await?;
+    let history = spool.flow_events(id).await?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -172,6 +149,23 @@ pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result
     }
     if let Some(orig) = flow.duplicate_of {
         writeln!(out, "  duplicate of flow {orig}")?;
+    }
+    writeln!(out, "history:")?;
+    for e in &history {
+        writeln!(
+            out,
+            "  {}  {} {} {} -> {}  ({}){}",
+            e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            e.entity,
+            e.entity_id,
+            e.from_state.as_deref().unwrap_or("-"),
+            e.to_state,
+            e.instance,
+            e.reason
+                .as_deref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default()
+        )?;
     }
     writeln!(
         out,
@@ -400,7 +394,13 @@ pub async fn ingest(
         acks: Default::default(),
     });
     let mut registered = Vec::new();
-    for file in files {
+    let total_bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let mut done_bytes: u64 = 0;
+    for (n, file) in files.iter().enumerate() {
         let store = config.store.clone();
         let max = config.limits_for(partner).max_flow_bytes;
         let src = file.clone();
@@ -425,8 +425,27 @@ pub async fn ingest(
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         registered.push((file.display().to_string(), accepted));
+        done_bytes += landed.size;
         if !json {
-            eprintln!("ingested {} -> {:?}", file.display(), accepted);
+            // A progress line per file: position, bytes taken so far, outcome.
+            let pct = if total_bytes == 0 {
+                100
+            } else {
+                done_bytes * 100 / total_bytes
+            };
+            eprintln!(
+                "[{}/{}] {:>3}% {} -> {}",
+                n + 1,
+                files.len(),
+                pct,
+                file.display(),
+                match accepted {
+                    quai_connectors::Accepted::New { flow_id } => format!("flow {flow_id}"),
+                    quai_connectors::Accepted::Duplicate { flow_id, original } => {
+                        format!("flow {flow_id} (duplicate of {original})")
+                    }
+                }
+            );
         }
     }
     // Process what we registered (and anything else waiting).

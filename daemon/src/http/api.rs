@@ -238,7 +238,13 @@ pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Valu
             last_error: a.last_error.clone(),
         })
         .collect();
-    Ok(serde_json::json!({"flow": flow, "invoices": invoices, "acknowledgements": acks}))
+    let history = spool.flow_events(id).await?;
+    Ok(serde_json::json!({
+        "flow": flow,
+        "history": history,
+        "invoices": invoices,
+        "acknowledgements": acks
+    }))
 }
 
 pub async fn flow(
