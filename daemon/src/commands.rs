@@ -300,6 +300,9 @@ pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Resul
             });
             Ok(())
         });
+        if let FlowEnd::Failed(why) = &end {
+            anyhow::bail!("cannot read {}: {why}", file.display());
+        }
         if let FlowEnd::Rejected(r) = end {
             results.push(ValidatedInvoice {
                 file: file_str.clone(),

@@ -38,6 +38,11 @@ pub async fn worker(daemon: Arc<Daemon>, n: usize, stop: CancellationToken) {
                 let id = claimed.id;
                 if let Err(e) = process_claimed(&daemon, claimed, lease, &stop).await {
                     warn!(worker = n, flow_id = id, error = %e, "flow processing interrupted; it will be taken again");
+                    // A persistent local fault must not spin.
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
             Ok(None) => {
@@ -130,6 +135,12 @@ pub async fn process_claimed(
         }
         drop(rx);
         let end = reader.await?;
+        if let FlowEnd::Failed(why) = &end {
+            spool.abandon_flow(claimed.id, why).await?;
+            anyhow::bail!(
+                "quai could not read its copy of the flow: {why}; it will be tried again"
+            );
+        }
         if interrupted || end == FlowEnd::Stopped {
             // Give the flow back now rather than after its lease expires.
             spool
@@ -173,7 +184,7 @@ pub async fn process_claimed(
             spool.finish_flow(claimed.id, &outcome, 0, &acks).await?;
             warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "failed", code = reject.code, reason = %reject.message, "flow rejected");
         }
-        FlowEnd::Stopped => unreachable!("handled above"),
+        FlowEnd::Stopped | FlowEnd::Failed(_) => unreachable!("handled above"),
     }
     crate::metrics::flow_processed(&claimed.partner, started.elapsed().as_secs_f64());
     daemon.acks.notify_one();

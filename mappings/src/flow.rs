@@ -104,6 +104,10 @@ pub enum FlowEnd {
     Done(FlowSummary),
     Rejected(FlowReject),
     Stopped,
+    /// quai could not read its own copy of the flow (an I/O error of the
+    /// store or of a temporary folder): not the partner's fault, so the flow
+    /// is not rejected; it is tried again later.
+    Failed(String),
 }
 
 /// Read every document of the flow stored at `path` (`name` is the name the
@@ -173,6 +177,7 @@ pub fn process(
                 limits.max_invoices
             ),
         }),
+        Err(e) if !e.is_flow_fault() => FlowEnd::Failed(e.to_string()),
         Err(e) => FlowEnd::Rejected(FlowReject {
             code: e.irr_code(),
             message: e.to_string(),

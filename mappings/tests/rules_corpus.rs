@@ -81,6 +81,7 @@ fn run(path: &Path) -> Outcome {
             fatal.insert(r.code.to_string());
         }
         FlowEnd::Stopped => panic!("{}: flow stopped", path.display()),
+        FlowEnd::Failed(why) => panic!("{}: cannot read the fixture: {why}", path.display()),
     }
     let br = fatal
         .iter()
