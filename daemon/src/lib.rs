@@ -200,7 +200,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         None
     } else {
         let mut dz = DropzoneConfig::new(zones, daemon.config.store.clone());
-        dz.max_flow_bytes = daemon.config.limits.max_flow_bytes;
+        // Land up to the largest limit any partner has; each partner's own
+        // limit is applied when its flow is processed (IRR_TAILLE_F).
+        dz.max_flow_bytes = daemon
+            .config
+            .partners
+            .iter()
+            .map(|p| p.limits.max_flow_bytes)
+            .fold(daemon.config.limits.max_flow_bytes, u64::max);
         dz.stable_for = Duration::from_secs(daemon.config.stable_seconds);
         let sink = Arc::new(intake::SpoolSink::new(daemon.clone()));
         let stop = intake_stop.clone();
@@ -312,7 +319,12 @@ fn as2_router(daemon: &Arc<Daemon>) -> anyhow::Result<axum::Router> {
             let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             anyhow::anyhow!("AS2 configuration: {}", list.join("; "))
         })?;
-    settings.max_body_bytes = daemon.config.limits.max_flow_bytes;
+    settings.max_body_bytes = daemon
+        .config
+        .partners
+        .iter()
+        .map(|p| p.limits.max_flow_bytes)
+        .fold(daemon.config.limits.max_flow_bytes, u64::max);
     settings.observer = Some(as2::OutcomeObserver(Arc::new(|o: &as2::As2Outcome| {
         metrics::as2_message(o.label())
     })));
