@@ -37,7 +37,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0F_0A1)
+        Rng(seed ^ 0x0005_EED0_F0A1)
     }
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -329,7 +329,7 @@ fn pick_rate(rng: &mut Rng) -> Decimal {
 
 /// A SIREN with a valid Luhn check digit, and the matching FR VAT id.
 fn siren_and_vat(n: u64) -> (String, String) {
-    let base = 100_000_00 + (n % 89_999_999);
+    let base = 10_000_000 + (n % 89_999_999);
     let digits: Vec<u32> = format!("{base:08}")
         .bytes()
         .map(|b| (b - b'0') as u32)
@@ -442,7 +442,7 @@ pub fn build_invoice(
             }),
         }
     }
-    breakdown.sort_by(|a, b| b.rate.cmp(&a.rate));
+    breakdown.sort_by_key(|b| std::cmp::Reverse(b.rate));
     for b in &mut breakdown {
         b.taxable = round2(b.taxable);
         b.tax = round2(b.taxable * b.rate / Decimal::ONE_HUNDRED);
@@ -531,9 +531,9 @@ fn rate_str(r: Decimal) -> String {
 
 fn ubl_party(out: &mut String, p: &GenParty, buyer: bool) {
     out.push_str("    <cac:Party>\n");
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "      <cbc:EndpointID schemeID=\"0009\">{}00011</cbc:EndpointID>\n",
+        "      <cbc:EndpointID schemeID=\"0009\">{}00011</cbc:EndpointID>",
         p.siren
     );
     let _ = write!(
@@ -565,9 +565,9 @@ fn ubl_party(out: &mut String, p: &GenParty, buyer: bool) {
         esc(out, name);
         out.push_str("</cbc:RegistrationName>\n");
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "        <cbc:CompanyID schemeID=\"0002\">{}</cbc:CompanyID>\n",
+        "        <cbc:CompanyID schemeID=\"0002\">{}</cbc:CompanyID>",
         p.siren
     );
     if !buyer {
@@ -907,21 +907,21 @@ pub fn write_edifact_message(inv: &GenInvoice, msg_ref: usize, out: &mut String)
         });
     }
     let count = segs + 1;
-    let _ = write!(out, "UNT+{count}+{msg_ref}'\n");
+    let _ = writeln!(out, "UNT+{count}+{msg_ref}'");
     debug_assert!(out.len() > start);
 }
 
 /// The interchange header (UNA, UNB) of an EDIFACT flow.
 pub fn write_edifact_header(control_ref: &str, out: &mut String) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "UNA:+.? '\nUNB+UNOC:3+3012345000013:14+3019876000015:14+250102:0900+{control_ref}'\n"
+        "UNA:+.? '\nUNB+UNOC:3+3012345000013:14+3019876000015:14+250102:0900+{control_ref}'"
     );
 }
 
 /// The interchange trailer (UNZ) for `messages` messages.
 pub fn write_edifact_trailer(control_ref: &str, messages: usize, out: &mut String) {
-    let _ = write!(out, "UNZ+{messages}+{control_ref}'\n");
+    let _ = writeln!(out, "UNZ+{messages}+{control_ref}'");
 }
 
 // ------------------------------------------------------------------ flows
