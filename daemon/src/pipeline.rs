@@ -105,25 +105,36 @@ pub async fn process_claimed(
             path.display()
         );
     } else {
+        // The reader thread maps, validates and serializes; it hands whole
+        // batches over, so the async side only writes, and reading goes on
+        // while a batch is being committed (two batches in flight at most).
         let batch_size = config.batch_size;
-        let (tx, mut rx) = mpsc::channel::<Document>(batch_size * 2);
+        let (tx, mut rx) = mpsc::channel::<Vec<NewInvoice>>(2);
         let name = claimed.original_name.clone();
         let flow_limits = flow_limits(&limits);
         let reader = tokio::task::spawn_blocking(move || {
-            flow::process(&path, &name, &flow_limits, &mut |doc| {
-                tx.blocking_send(doc).map_err(|_| flow::Stop)
-            })
+            let mut batch: Vec<NewInvoice> = Vec::with_capacity(batch_size);
+            let end = flow::process(&path, &name, &flow_limits, &mut |doc| {
+                batch.push(to_new_invoice(&doc));
+                if batch.len() >= batch_size {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    tx.blocking_send(full).map_err(|_| flow::Stop)?;
+                }
+                Ok(())
+            });
+            if !batch.is_empty()
+                && matches!(end, FlowEnd::Done(_))
+                && tx.blocking_send(batch).is_err()
+            {
+                return FlowEnd::Stopped;
+            }
+            end
         });
-        let mut batch: Vec<NewInvoice> = Vec::with_capacity(batch_size);
         let mut last_renew = Instant::now();
         let renew_every = lease.duration / 3;
         let mut interrupted = false;
-        while let Some(doc) = rx.recv().await {
-            batch.push(to_new_invoice(&doc));
-            if batch.len() >= batch_size {
-                spool.store_invoices(claimed.id, &batch).await?;
-                batch.clear();
-            }
+        while let Some(batch) = rx.recv().await {
+            spool.store_invoices(claimed.id, &batch).await?;
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();
@@ -147,9 +158,6 @@ pub async fn process_claimed(
                 .abandon_flow(claimed.id, "instance shutting down")
                 .await?;
             anyhow::bail!("stopped while processing; flow given back to the queue");
-        }
-        if !batch.is_empty() {
-            spool.store_invoices(claimed.id, &batch).await?;
         }
         end
     };

@@ -32,6 +32,23 @@ macro_rules! dispatch {
     };
 }
 
+/// Like `dispatch!`, for a write: on SQLite, writes of one process are
+/// serialized on an in-process lock before they reach the database, so
+/// concurrent workers queue in memory instead of spinning in SQLite's busy
+/// handler (whose sleeps grow to 100 ms). Other processes still meet the
+/// busy timeout.
+macro_rules! dispatch_write {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite($b) => {
+                let _writer = $b.writer.lock().await;
+                $e
+            }
+            Backend::Postgres($b) => $e,
+        }
+    };
+}
+
 /// Run the same code (SQL valid on both backends) on whichever pool this
 /// spool uses.
 macro_rules! with_pool {
@@ -419,7 +436,7 @@ impl Spool {
     /// Register a durably stored flow. A flow already seen (same partner +
     /// hash, or same AS2 Message-ID) is recorded as a duplicate.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
-        dispatch!(self, b => b.register_flow(flow, &|_| Vec::new()).await)
+        dispatch_write!(self, b => b.register_flow(flow, &|_| Vec::new()).await)
     }
 
     /// [`Spool::register_flow`], and when the flow turns out to be a
@@ -434,7 +451,7 @@ impl Spool {
     where
         F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
     {
-        dispatch!(self, b => b.register_flow(flow, &duplicate_acks).await)
+        dispatch_write!(self, b => b.register_flow(flow, &duplicate_acks).await)
     }
 
     /// Create pending acknowledgements for a flow in a terminal state
@@ -445,26 +462,26 @@ impl Spool {
         flow: FlowId,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch!(self, b => b.add_acks(flow, acks).await)
+        dispatch_write!(self, b => b.add_acks(flow, acks).await)
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease
     /// has expired, moving it to `processing` under this instance's lease
     /// (attempts + 1). `FOR UPDATE SKIP LOCKED` on PostgreSQL.
     pub async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        dispatch!(self, b => b.claim_flow(lease).await)
+        dispatch_write!(self, b => b.claim_flow(lease).await)
     }
 
     /// Claim one given flow (used by `quai replay`): a terminal flow other
     /// than `duplicate` goes back to `processing`, its invoice rows replaced
     /// when it is processed again.
     pub async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        dispatch!(self, b => b.claim_for_replay(flow, lease).await)
+        dispatch_write!(self, b => b.claim_for_replay(flow, lease).await)
     }
 
     /// Extend this instance's lease on a flow it is processing.
     pub async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
-        dispatch!(self, b => b.renew_lease(flow, lease).await)
+        dispatch_write!(self, b => b.renew_lease(flow, lease).await)
     }
 
     /// Store a batch of invoices of a claimed flow in one transaction,
@@ -476,7 +493,7 @@ impl Spool {
         flow: FlowId,
         batch: &[NewInvoice],
     ) -> Result<Vec<StoredInvoice>> {
-        dispatch!(self, b => b.store_invoices(flow, batch).await)
+        dispatch_write!(self, b => b.store_invoices(flow, batch).await)
     }
 
     /// Finish a claimed flow: `processed` or `failed`. In the same
@@ -490,7 +507,7 @@ impl Spool {
         documents: i64,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch!(self, b => b.finish_flow(flow, outcome, documents, acks).await)
+        dispatch_write!(self, b => b.finish_flow(flow, outcome, documents, acks).await)
     }
 
     /// Acknowledgements generated but not yet delivered (oldest first).
@@ -500,12 +517,12 @@ impl Spool {
 
     /// Mark an acknowledgement delivered.
     pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
-        dispatch!(self, b => b.ack_delivered(ack).await)
+        dispatch_write!(self, b => b.ack_delivered(ack).await)
     }
 
     /// Record a failed delivery attempt (attempts + 1, last_error).
     pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
-        dispatch!(self, b => b.ack_failed(ack, error).await)
+        dispatch_write!(self, b => b.ack_failed(ack, error).await)
     }
 
     /// Acknowledgements of a flow.
@@ -537,11 +554,11 @@ impl Spool {
     /// (`processing → received`, lease released), e.g. at shutdown. Rows
     /// already stored stay; they are replaced when the flow is processed again.
     pub async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
-        dispatch!(self, b => b.abandon_flow(flow, reason).await)
+        dispatch_write!(self, b => b.abandon_flow(flow, reason).await)
     }
 
     /// Put a delivered acknowledgement back to pending (`quai resend-ack`).
     pub async fn requeue_ack(&self, ack: AckId) -> Result<()> {
-        dispatch!(self, b => b.requeue_ack(ack).await)
+        dispatch_write!(self, b => b.requeue_ack(ack).await)
     }
 }

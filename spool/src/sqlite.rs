@@ -62,6 +62,8 @@ const CHUNK: usize = 100;
 pub(crate) struct SqliteBackend {
     pub(crate) pool: SqlitePool,
     me: String,
+    /// Serializes this process's writes (see `dispatch_write!`).
+    pub(crate) writer: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn now() -> DateTime<Utc> {
@@ -183,10 +185,26 @@ impl SqliteBackend {
             })
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        // Two processes opening a new spool at once (`quai run` and a
+        // `quai status`) may both try to apply a migration: SQLite's migrator
+        // takes no lock, so the loser fails. Applied migrations are skipped
+        // on the next try, so try again a few times.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "spool migration raced; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(SqliteBackend {
             pool,
             me: me.to_owned(),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
