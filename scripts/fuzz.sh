@@ -6,7 +6,8 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`). The machine's stable
 # toolchain is used with RUSTC_BOOTSTRAP=1 (cargo-fuzz passes nightly-only
 # flags for libFuzzer and AddressSanitizer); set QUAI_FUZZ_SANITIZER=none to
-# build without ASan. Seed corpora are made from the project's fixtures into
+# build without ASan; QUAI_FUZZ_ARGS adds libFuzzer options (e.g.
+# -detect_leaks=0 once a leak is known and reported). Seed corpora are made from the project's fixtures into
 # fuzz/corpus/<target>/ (not committed); crashes land in
 # fuzz/artifacts/<target>/. Per target, the last line of libFuzzer's output
 # (executions, coverage) is appended to fuzz/last-run.txt.
@@ -87,6 +88,31 @@ PY
   printf 'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary="b1"\n--b1\r\nContent-Type: application/xml\r\n\r\n<a/>\r\n--b1\r\nContent-Type: application/pkcs7-signature\r\nContent-Transfer-Encoding: base64\r\n\r\nMIAGCSqGSIb3DQEHAqCAMIACAQEx\r\n--b1--\r\n' >"$as2/signed"
   printf 'application/pkcs7-mime; smime-type=enveloped-data\nMIAGCSqGSIb3DQEHA6CAMIACAQAx' >"$as2/enveloped"
   printf 'application/pkcs7-mime; smime-type=compressed-data\nMIAGCyqGSIb3DQEJEAEJoIAwgAIBADANBgsqhkiG9w0BCRADCDCABgkqhkiG9w0BBwE=' >"$as2/compressed"
+  # Real S/MIME messages made with the fuzz identity (fuzz/as2_fixture/):
+  # signed, encrypted (base64 and DER), signed then encrypted.
+  if command -v openssl >/dev/null; then
+    local k="$root/fuzz/as2_fixture"
+    printf 'Content-Type: application/xml\r\n\r\n%s\r\n' "$(head -c 1500 "${ubl[0]}")" >"$tmp/p.mime"
+    openssl cms -sign -in "$tmp/p.mime" -signer "$k/cert.pem" -inkey "$k/key.pem" -md sha256 -out "$tmp/signed.smime"
+    openssl cms -encrypt -in "$tmp/p.mime" -aes256 -out "$tmp/enc.smime" "$k/cert.pem"
+    openssl cms -encrypt -in "$tmp/signed.smime" -aes128 -out "$tmp/signenc.smime" "$k/cert.pem"
+    openssl cms -encrypt -in "$tmp/p.mime" -aes256 -outform DER -out "$tmp/enc.der" "$k/cert.pem"
+    python3 - "$tmp" "$as2" <<'PY'
+import re, sys
+tmp, out = sys.argv[1], sys.argv[2]
+def split(raw):
+    m = re.search(rb"\r?\n\r?\n", raw)
+    head, body = raw[:m.start()], raw[m.end():]
+    head = re.sub(rb"\r?\n[ \t]+", b" ", head)
+    ct = [l.split(b":", 1)[1].strip() for l in head.splitlines() if l.lower().startswith(b"content-type:")][0]
+    return ct, body
+for name in ["signed", "enc", "signenc"]:
+    ct, body = split(open(f"{tmp}/{name}.smime", "rb").read())
+    open(f"{out}/{name}-openssl", "wb").write(ct + b"\n" + body)
+der = open(f"{tmp}/enc.der", "rb").read()
+open(f"{out}/enc-der", "wb").write(b"application/pkcs7-mime; smime-type=enveloped-data\n" + der)
+PY
+  fi
   local seeded
   seeded="$(cd "$root/fuzz/corpus" && for d in */; do printf '%s=%s ' "${d%/}" "$(ls "$d" | wc -l)"; done)"
   echo "seed corpora: $seeded"
@@ -101,7 +127,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$root/fuzz/artifacts/$t"
   if cargo fuzz run -O -s "$sanitizer" --target-dir "$target_dir" "$t" \
       "fuzz/corpus/$t" -- -max_total_time="$seconds" -rss_limit_mb=2048 \
-      -timeout=10 -max_len=1048576 -print_final_stats=1 >"$log" 2>&1; then
+      -timeout=10 -max_len=1048576 -print_final_stats=1 ${QUAI_FUZZ_ARGS:-} >"$log" 2>&1; then
     result=ok
   else
     result="FAILED (see fuzz/$t.log and fuzz/artifacts/$t/)"

@@ -20,7 +20,6 @@ mod common;
 mod hostile_support;
 
 #[path = "../../spool/tests/support/pg.rs"]
-#[allow(dead_code)]
 mod pg;
 
 use std::collections::{BTreeMap, BTreeSet};

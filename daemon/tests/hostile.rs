@@ -283,7 +283,7 @@ fn cases(canary: &Path) -> Vec<Case> {
     let cut = edi.find("MOA+125:20.00").unwrap();
     out.push(rejected(
         "unterminated.edi",
-        edi[..cut + "MOA+125:2".len()].as_bytes().to_vec(),
+        edi.as_bytes()[..cut + "MOA+125:2".len()].to_vec(),
         "IRR_SYNTAX",
         "EDIFACT",
     ));

@@ -27,14 +27,14 @@ fn write_huge_text_node(path: &std::path::Path) -> u64 {
     let marker = "<cbc:Note>Ordered in our booth at the convention</cbc:Note>";
     let at = ubl.find(marker).expect("note in fixture");
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    f.write_all(ubl[..at].as_bytes()).unwrap();
+    f.write_all(&ubl.as_bytes()[..at]).unwrap();
     f.write_all(b"<cbc:Note>").unwrap();
     let chunk = vec![b'A'; 1 << 20];
     for _ in 0..64 {
         f.write_all(&chunk).unwrap();
     }
     f.write_all(b"</cbc:Note>").unwrap();
-    f.write_all(ubl[at + marker.len()..].as_bytes()).unwrap();
+    f.write_all(&ubl.as_bytes()[at + marker.len()..]).unwrap();
     let f = f.into_inner().unwrap();
     f.sync_all().unwrap();
     f.metadata().unwrap().len()

@@ -6,12 +6,13 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use openssl::asn1::Asn1Time;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::rsa::Rsa;
-use openssl::x509::{X509NameBuilder, X509};
+use openssl::x509::X509;
 use quai_connectors::as2::{open_for_fuzzing, Identity, Partner};
+
+/// A fixed, test-only identity (fuzz/as2_fixture/), so that the seed
+/// messages scripts/fuzz.sh signs and encrypts with it open all the way.
+const CERT: &[u8] = include_bytes!("../as2_fixture/cert.pem");
+const KEY: &[u8] = include_bytes!("../as2_fixture/key.pem");
 
 struct Fixture {
     identity: Identity,
@@ -21,38 +22,18 @@ struct Fixture {
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
-    F.get_or_init(|| {
-        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "quai fuzz").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(365).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        let cert = b.build();
-        Fixture {
-            identity: Identity {
-                as2_id: "QUAI".into(),
-                cert: cert.clone(),
-                key,
-            },
-            partner: Partner {
-                partner_id: "fuzz".into(),
-                as2_id: "FUZZ".into(),
-                cert: Some(cert),
-                require_signed: false,
-                require_encrypted: false,
-                allow_async_mdn: false,
-            },
-            store: tempfile::tempdir().unwrap(),
-        }
+    F.get_or_init(|| Fixture {
+        identity: Identity::from_pem("QUAI", CERT, KEY).expect("fuzz identity"),
+        partner: Partner {
+            partner_id: "fuzz".into(),
+            as2_id: "FUZZ".into(),
+            // The partner signs with the same test key.
+            cert: Some(X509::from_pem(CERT).expect("fuzz certificate")),
+            require_signed: false,
+            require_encrypted: false,
+            allow_async_mdn: false,
+        },
+        store: tempfile::tempdir().expect("temp dir"),
     })
 }
 

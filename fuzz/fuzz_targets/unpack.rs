@@ -3,7 +3,7 @@
 #![no_main]
 
 use std::convert::Infallible;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use libfuzzer_sys::fuzz_target;
 use quai_mappings::unpack::{walk, Entry, Limits};
