@@ -24,6 +24,10 @@ fi
 sanitizer="${QUAI_FUZZ_SANITIZER:-address}"
 target_dir="${QUAI_FUZZ_TARGET_DIR:-$root/target/fuzz}"
 export RUSTC_BOOTSTRAP=1
+# Without leak detection, also skip LeakSanitizer's check at exit.
+case "${QUAI_FUZZ_ARGS:-}" in
+  *detect_leaks=0*) export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" ;;
+esac
 
 command -v cargo-fuzz >/dev/null || {
   echo "cargo-fuzz is missing: cargo install cargo-fuzz" >&2
