@@ -716,13 +716,9 @@ async fn flow_size_limit_default_and_per_partner() {
 /// lands bytes only up to the global limit, and the flow must still be
 /// answered (read, since its partner's limit allows it).
 ///
-/// BUG (reported to the lead, issue 9): `quai::run` sets the drop zone's
-/// landing limit to the global `[limits] max_flow_bytes` only, so the bytes
-/// are not kept; `pipeline::process_claimed` then finds the partner's limit
-/// not crossed and the stored file missing, and retries forever: no report.
-/// Remove the `ignore` once fixed.
+/// (Found by this test: the drop zone used to land only up to the global
+/// limit; it now lands up to the largest partner limit, commit 28d4f53.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a partner limit above the global one leaves the flow unanswered"]
 async fn partner_limit_above_the_global_one_is_honoured() {
     let mut d = daemon_with(
         "[limits]\nmax_flow_bytes = 10000\n\
