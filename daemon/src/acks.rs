@@ -129,7 +129,32 @@ pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Vec<(String
         }
         AckKind::Cdar => {
             let m = build_cdar(daemon, ack.flow_id).await?;
-            Ok(vec![(ack.file_name.clone(), cdar::to_xml(&m).into_bytes())])
+            let per_invoice = daemon
+                .config
+                .partner(&ack.partner)
+                .map(|p| p.cdar_per_invoice)
+                .unwrap_or(false);
+            if !per_invoice {
+                return Ok(vec![(ack.file_name.clone(), cdar::to_xml(&m).into_bytes())]);
+            }
+            // The partner asked for one file per invoice:
+            // `<name>.<flow>.cdar.<n>.xml`, each a CDAR message of its own.
+            let stem = ack.file_name.strip_suffix(".xml").unwrap_or(&ack.file_name);
+            Ok(m.statuses
+                .iter()
+                .enumerate()
+                .map(|(n, status)| {
+                    let one = cdar::CdarMessage {
+                        id: format!("{}-{}", m.id, n + 1),
+                        statuses: vec![status.clone()],
+                        ..m.clone()
+                    };
+                    (
+                        format!("{stem}.{}.xml", n + 1),
+                        cdar::to_xml(&one).into_bytes(),
+                    )
+                })
+                .collect())
         }
         AckKind::Contrl => {
             let c = build_contrl(daemon, ack.flow_id).await?;

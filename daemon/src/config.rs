@@ -128,6 +128,9 @@ pub struct PartnerSection {
     pub sftp: Option<PartnerSftp>,
     pub as2: Option<PartnerAs2>,
     pub limits: Option<LimitsSection>,
+    /// One CDAR file per invoice instead of one per flow.
+    #[serde(default)]
+    pub cdar_per_invoice: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +273,8 @@ pub struct Partner {
     pub sftp: Option<PartnerSftp>,
     pub as2: Option<PartnerAs2>,
     pub limits: Limits,
+    /// One CDAR file per invoice instead of one per flow.
+    pub cdar_per_invoice: bool,
 }
 
 /// The resolved configuration the daemon runs with.
@@ -591,6 +596,7 @@ impl Config {
                     .as_ref()
                     .map(|l| limits.overlay(l))
                     .unwrap_or_else(|| limits.clone()),
+                cdar_per_invoice: p.cdar_per_invoice,
             });
         }
 
@@ -740,7 +746,15 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
         ("as2", &["as2_id", "certificate", "key"]),
         (
             "partner",
-            &["id", "contacts", "dropzone", "sftp", "as2", "limits"],
+            &[
+                "id",
+                "contacts",
+                "dropzone",
+                "sftp",
+                "as2",
+                "limits",
+                "cdar_per_invoice",
+            ],
         ),
         ("partner.dropzone", &["inbox", "outbox"]),
         (

@@ -287,3 +287,66 @@ async fn tar_gz_of_cii_and_ubl() {
     assert_eq!(r["documents"][0]["entry"], "batch.tar.gz/inv/a.xml");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdar_statuses_one_file_per_flow_or_per_invoice_on_request() {
+    let home = tempfile::tempdir().unwrap();
+    let path = home.path().join("quai.toml");
+    let text = "[http]\nlisten = \"off\"\n[dropzones]\nstable_seconds = 1\n\
+                [[partner]]\nid = \"perinvoice\"\ncdar_per_invoice = true\n";
+    std::fs::write(&path, text).unwrap();
+    let config = quai::config::Config::load(&path).unwrap();
+    let mut d = TestDaemon {
+        home,
+        config,
+        stop: Default::default(),
+        task: None,
+    };
+    d.start();
+    let two = zip_of(&[
+        ("a.xml", fixture("CII_example4.xml")),
+        ("b.xml", fixture("ubl-tc434-creditnote1.xml")),
+    ]);
+    d.drop_file("perflow", "two.zip", &two);
+    d.drop_file("perinvoice", "two.zip", &two);
+    d.wait_reports("perflow", 1, WAIT).await;
+    d.wait_reports("perinvoice", 1, WAIT).await;
+    let names = |partner: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d.outbox(partner))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".cdar"))
+            .collect();
+        v.sort();
+        v
+    };
+    // The CDAR file is delivered after the report: wait for it.
+    let start = std::time::Instant::now();
+    while names("perflow").is_empty() || names("perinvoice").len() < 2 {
+        assert!(start.elapsed() < WAIT, "CDAR files not delivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Flow ids depend on which drop is taken first.
+    let per_flow = names("perflow");
+    assert_eq!(per_flow.len(), 1, "{per_flow:?}");
+    assert!(
+        per_flow[0].starts_with("two.zip.") && per_flow[0].ends_with(".cdar.xml"),
+        "{per_flow:?}"
+    );
+    let one = std::fs::read_to_string(d.outbox("perflow").join(&per_flow[0])).unwrap();
+    let statuses = |x: &str| x.matches("<ram:ProcessConditionCode>").count();
+    assert_eq!(statuses(&one), 2, "two statuses in one file:\n{one}");
+    let per_invoice = names("perinvoice");
+    assert_eq!(per_invoice.len(), 2, "{per_invoice:?}");
+    assert!(
+        per_invoice[0].ends_with(".cdar.1.xml") && per_invoice[1].ends_with(".cdar.2.xml"),
+        "{per_invoice:?}"
+    );
+    for n in &per_invoice {
+        let x = std::fs::read_to_string(d.outbox("perinvoice").join(n)).unwrap();
+        // (Rejected as duplicates here: the same invoices came from the
+        // other partner first; still one status per file.)
+        assert_eq!(statuses(&x), 1, "one status per file:\n{x}");
+    }
+    d.stop().await;
+}
