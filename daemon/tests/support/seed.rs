@@ -34,6 +34,7 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
         sftp: None,
         as2: None,
         limits: Limits::default(),
+        cdar_per_invoice: false,
     }
 }
 
