@@ -168,6 +168,9 @@ pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Vec<(String
 }
 
 async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
+    if ack.kind == AckKind::Mdn {
+        return deliver_async_mdn(ack).await;
+    }
     let files = render(daemon, ack).await?;
     match ack.destination.as_str() {
         "sftp" => {
@@ -201,6 +204,51 @@ async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Persist an asynchronous AS2 MDN and owe its delivery in the spool: the
+/// AS2 endpoint hands it over right after its flow is registered, and the
+/// deliverer POSTs it to the partner's Receipt-Delivery-Option URL, retrying
+/// on each pass until it is taken (attempts and errors tracked like any
+/// acknowledgement).
+pub async fn queue_async_mdn(
+    daemon: &Daemon,
+    pending: quai_connectors::as2::PendingMdn,
+) -> anyhow::Result<()> {
+    let flow_id = pending
+        .flow_id
+        .ok_or_else(|| anyhow::anyhow!("asynchronous MDN without a registered flow"))?;
+    let dir = daemon.config.home.join("as2-mdn").join("outbox");
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        pending.original_message_id.hash(&mut h);
+        h.finish()
+    };
+    let name = format!("{flow_id}-{digest:016x}.json");
+    let bytes = serde_json::to_vec(&pending)?;
+    let d = dir.clone();
+    let n = name.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        quai_connectors::landing::create_private_dir(&d)?;
+        write_atomically(&d, &n, &bytes)
+    })
+    .await??;
+    let path = dir.join(&name).to_string_lossy().into_owned();
+    daemon
+        .spool
+        .add_acks(flow_id, &[(AckKind::Mdn, pending.url.clone(), path)])
+        .await?;
+    daemon.acks.notify_one();
+    Ok(())
+}
+
+/// POST a queued asynchronous MDN (its file is the ack's `file_name`).
+async fn deliver_async_mdn(ack: &AckRow) -> anyhow::Result<()> {
+    let bytes = tokio::fs::read(&ack.file_name).await?;
+    let pending: quai_connectors::as2::PendingMdn = serde_json::from_slice(&bytes)?;
+    quai_connectors::as2::send_async_mdn(&pending).await?;
+    Ok(())
 }
 
 /// A fresh private folder under `root` for staging uploads.

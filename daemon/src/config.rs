@@ -589,8 +589,17 @@ impl Config {
                     .dropzone
                     .as_ref()
                     .and_then(|d| d.outbox.as_deref().map(abs)),
-                sftp: p.sftp.clone(),
-                as2: p.as2.clone(),
+                // Paths in the file are relative to the file's folder.
+                sftp: p.sftp.clone().map(|mut s| {
+                    s.key = s.key.as_deref().map(abs);
+                    s.password_file = s.password_file.as_deref().map(abs);
+                    s.known_hosts = s.known_hosts.as_deref().map(abs);
+                    s
+                }),
+                as2: p.as2.clone().map(|mut a| {
+                    a.certificate = a.certificate.as_deref().map(abs);
+                    a
+                }),
                 limits: p
                     .limits
                     .as_ref()
@@ -637,7 +646,11 @@ impl Config {
             workers: workers.max(1),
             lease_seconds: file.processing.lease_seconds.unwrap_or(60),
             batch_size: file.processing.batch_size.unwrap_or(500).max(1),
-            as2: file.as2,
+            as2: file.as2.map(|a| As2Section {
+                as2_id: a.as2_id,
+                certificate: abs(&a.certificate),
+                key: abs(&a.key),
+            }),
             partners,
         })
     }
@@ -895,6 +908,25 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.0[0].key, "http.token_file");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let text = "[as2]\nas2_id = \"Q\"\ncertificate = \"as2/q.crt\"\nkey = \"/abs/q.key\"\n\
+                    [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\ncertificate = \"a.pem\"\n\
+                    [partner.sftp]\nurl = \"sftp://u@h/in\"\nkey = \"keys/acme\"\nknown_hosts = \"kh\"\n";
+        let c = Config::parse(text, Path::new("/etc/quai/quai.toml")).unwrap();
+        let as2 = c.as2.as_ref().unwrap();
+        assert_eq!(as2.certificate, PathBuf::from("/etc/quai/as2/q.crt"));
+        assert_eq!(as2.key, PathBuf::from("/abs/q.key"));
+        let p = c.partner("acme").unwrap();
+        assert_eq!(
+            p.as2.as_ref().unwrap().certificate,
+            Some(PathBuf::from("/etc/quai/a.pem"))
+        );
+        let sftp = p.sftp.as_ref().unwrap();
+        assert_eq!(sftp.key, Some(PathBuf::from("/etc/quai/keys/acme")));
+        assert_eq!(sftp.known_hosts, Some(PathBuf::from("/etc/quai/kh")));
     }
 
     #[test]

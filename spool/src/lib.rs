@@ -456,7 +456,8 @@ impl Spool {
 
     /// Create pending acknowledgements for a flow in a terminal state
     /// (processed, failed or duplicate), e.g. an answer generated again.
-    /// Flows being processed get theirs from [`Spool::finish_flow`].
+    /// Flows being processed get theirs from [`Spool::finish_flow`]; only
+    /// MDNs (which answer the receipt) may be added to an unfinished flow.
     pub async fn add_acks(
         &self,
         flow: FlowId,

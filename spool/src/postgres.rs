@@ -644,7 +644,10 @@ impl PgBackend {
         let mut tx = self.pool.begin().await?;
         let result = async {
             let (st, _, _) = lock_flow(&mut tx, flow).await?;
-            if !st.is_terminal() {
+            // An MDN answers the receipt of a flow, not its processing: it
+            // may be owed while the flow is still being processed.
+            let receipts_only = acks.iter().all(|(kind, _, _)| *kind == AckKind::Mdn);
+            if !st.is_terminal() && !receipts_only {
                 return Err(SpoolError::IllegalTransition {
                     flow,
                     from: st.as_str().to_owned(),

@@ -653,7 +653,10 @@ impl SqliteBackend {
         let result = async {
             let now = now();
             let (st, _, _) = flow_lock_info(&mut tx, flow).await?;
-            if !st.is_terminal() {
+            // An MDN answers the receipt of a flow, not its processing: it
+            // may be owed while the flow is still being processed.
+            let receipts_only = acks.iter().all(|(kind, _, _)| *kind == AckKind::Mdn);
+            if !st.is_terminal() && !receipts_only {
                 return Err(SpoolError::IllegalTransition {
                     flow,
                     from: st.as_str().to_owned(),

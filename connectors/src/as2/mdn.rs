@@ -375,6 +375,10 @@ pub struct PendingMdn {
     pub body: Vec<u8>,
     /// The original message's Message-ID (for logs and tracking).
     pub original_message_id: String,
+    /// The flow the message was registered as, when it was (so the daemon
+    /// can track the MDN's delivery in the spool).
+    #[serde(default)]
+    pub flow_id: Option<i64>,
 }
 
 /// Why an asynchronous MDN was not delivered.

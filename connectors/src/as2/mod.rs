@@ -949,6 +949,14 @@ impl<S: FlowSink> As2Receiver<S> {
                         headers: built.headers,
                         body: built.body,
                         original_message_id: message_id.to_string(),
+                        flow_id: match &outcome {
+                            As2Outcome::Accepted { accepted, .. } => Some(match accepted {
+                                Accepted::New { flow_id } | Accepted::Duplicate { flow_id, .. } => {
+                                    *flow_id
+                                }
+                            }),
+                            _ => None,
+                        },
                     }),
                     outcome,
                 }
