@@ -328,6 +328,21 @@ fn as2_router(daemon: &Arc<Daemon>) -> anyhow::Result<axum::Router> {
     settings.observer = Some(as2::OutcomeObserver(Arc::new(|o: &as2::As2Outcome| {
         metrics::as2_message(o.label())
     })));
+    // Asynchronous MDNs are tracked in the spool and delivered (with
+    // retries) by the acknowledgement deliverer.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<as2::PendingMdn>();
+    settings.async_delivery = as2::AsyncMdnDelivery::Outbox(tx);
+    {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            while let Some(pending) = rx.recv().await {
+                let id = pending.original_message_id.clone();
+                if let Err(e) = acks::queue_async_mdn(&d, pending).await {
+                    warn!(message_id = %id, error = %e, "asynchronous MDN not queued");
+                }
+            }
+        });
+    }
     let sink = Arc::new(intake::SpoolSink::new(daemon.clone()));
     let receiver = as2::As2Receiver::new(settings, sink)?;
     info!(as2_id = %own.as2_id, partners = partners.len(), "AS2 endpoint enabled at POST /as2");
