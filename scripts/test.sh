@@ -21,6 +21,9 @@ command -v unzip >/dev/null 2>&1 || need+=(unzip)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v kill >/dev/null 2>&1 || need+=(procps)
+command -v sqlite3 >/dev/null 2>&1 || need+=(sqlite3)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 [ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing system packages: ${need[*]}"

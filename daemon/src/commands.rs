@@ -354,7 +354,7 @@ pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Resul
 }
 
 /// `quai replay ID`: process a stored flow again (same idempotency rules).
-pub async fn replay(config: &Config, id: i64) -> anyhow::Result<i32> {
+pub async fn replay(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
     let spool = crate::open_spool(config).await?;
     let lease = Lease {
         duration: std::time::Duration::from_secs(config.lease_seconds),
@@ -370,6 +370,10 @@ pub async fn replay(config: &Config, id: i64) -> anyhow::Result<i32> {
     crate::pipeline::process_claimed(&daemon, claimed, lease, &stop).await?;
     crate::acks::deliver_pending(&daemon).await;
     let flow = daemon.spool.flow(id).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&flow)?);
+        return Ok(0);
+    }
     println!(
         "flow {} replayed: {} ({} accepted, {} rejected)",
         id,

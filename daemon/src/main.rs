@@ -70,7 +70,11 @@ enum Command {
         json: bool,
     },
     /// Process a stored flow again (idempotent).
-    Replay { id: i64 },
+    Replay {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Reconcile files seen, flows, acknowledgements, invoices and notifications
     /// for a period (default: the last 24 hours); exit 1 when anything does not add up.
     Reconcile {
@@ -89,7 +93,11 @@ enum Command {
         json: bool,
     },
     /// Deliver an acknowledgement again.
-    ResendAck { id: i64 },
+    ResendAck {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the configuration and list every problem at once.
     CheckConfig {
         #[arg(long)]
@@ -150,12 +158,12 @@ fn main() -> ExitCode {
                 partner,
                 json,
             } => commands::ingest(&config, &partner, &files, json).await,
-            Command::Replay { id } => commands::replay(&config, id).await,
+            Command::Replay { id, json } => commands::replay(&config, id, json).await,
             Command::Reconcile { from, to, json } => {
                 quai::jobs::reconcile_cli(&config, from, to, json).await
             }
             Command::Purge { json } => quai::jobs::purge_cli(&config, json).await,
-            Command::ResendAck { id } => quai::jobs::resend_ack_cli(&config, id).await,
+            Command::ResendAck { id, json } => quai::jobs::resend_ack_cli(&config, id, json).await,
             Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
         }
     });

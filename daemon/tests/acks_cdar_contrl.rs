@@ -105,7 +105,9 @@ async fn cdar_and_contrl_are_delivered_with_the_report() {
     let before = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     drop(spool);
-    let code = quai::jobs::resend_ack_cli(&d.config, ack.id).await.unwrap();
+    let code = quai::jobs::resend_ack_cli(&d.config, ack.id, false)
+        .await
+        .unwrap();
     assert_eq!(code, 0);
     assert_eq!(
         std::fs::read(&path).unwrap(),

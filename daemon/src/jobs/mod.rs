@@ -76,7 +76,7 @@ pub async fn purge_cli(config: &Config, json: bool) -> anyhow::Result<i32> {
 
 /// `quai resend-ack ID`: put an acknowledgement back to pending and deliver
 /// it now.
-pub async fn resend_ack_cli(config: &Config, id: i64) -> anyhow::Result<i32> {
+pub async fn resend_ack_cli(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
     let daemon = daemon_for_cli(config).await?;
     daemon.spool.requeue_ack(id).await?;
     let delivered = crate::acks::deliver_pending(&daemon).await;
@@ -86,6 +86,14 @@ pub async fn resend_ack_cli(config: &Config, id: i64) -> anyhow::Result<i32> {
         .await?
         .into_iter()
         .find(|a| a.id == id);
+    if json {
+        let v = match &still {
+            None => serde_json::json!({"ack": id, "delivered": true}),
+            Some(a) => serde_json::json!({"ack": id, "delivered": false, "error": a.last_error}),
+        };
+        println!("{v}");
+        return Ok(if still.is_none() { 0 } else { 1 });
+    }
     match still {
         None => {
             println!("acknowledgement {id} delivered ({delivered} delivered in this pass)");
