@@ -435,11 +435,7 @@ pub async fn ingest(
         done_bytes += landed.size;
         if !json {
             // A progress line per file: position, bytes taken so far, outcome.
-            let pct = if total_bytes == 0 {
-                100
-            } else {
-                done_bytes * 100 / total_bytes
-            };
+            let pct = (done_bytes * 100).checked_div(total_bytes).unwrap_or(100);
             eprintln!(
                 "[{}/{}] {:>3}% {} -> {}",
                 n + 1,
