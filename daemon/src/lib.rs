@@ -43,11 +43,9 @@ pub struct Daemon {
 }
 
 /// A name for this process in leases and event history.
+/// The same `host:pid` the drop zone claims files under.
 pub fn instance_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
-    format!("{host}:{}", std::process::id())
+    quai_connectors::dropzone::default_instance()
 }
 
 /// Create the folders of the configuration (store, drop zones, outboxes, mail).
