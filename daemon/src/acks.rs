@@ -38,9 +38,19 @@ use crate::Daemon;
 /// integration report always, CDAR statuses when the flow held documents.
 /// (A CONTRL is added when the report is delivered, once the stored bytes
 /// show an EDIFACT interchange: see [`ensure_contrl`].)
-pub fn owed(claimed: &ClaimedFlow, end: &FlowEnd) -> Vec<(AckKind, String, String)> {
+pub fn owed(
+    config: &crate::config::Config,
+    claimed: &ClaimedFlow,
+    end: &FlowEnd,
+) -> Vec<(AckKind, String, String)> {
     let report_name = crate::pipeline::report_file_name(&claimed.original_name, claimed.id);
-    let destination = crate::pipeline::destination_of(claimed.origin).to_string();
+    let destination = if claimed.origin == quai_spool::Origin::As2
+        && crate::as2_out::sends_over_as2(config, &claimed.partner)
+    {
+        "as2".to_string()
+    } else {
+        crate::pipeline::destination_of(claimed.origin).to_string()
+    };
     let mut acks = vec![(
         AckKind::IntegrationReport,
         destination.clone(),
@@ -190,6 +200,20 @@ async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
             }
             let _ = std::fs::remove_dir(&tmp);
             Ok(())
+        }
+        "as2" => {
+            let tmp_root = daemon.config.home.join("tmp");
+            std::fs::create_dir_all(&tmp_root)?;
+            let tmp = tempfile_dir(&tmp_root)?;
+            let mut staged = Vec::with_capacity(files.len());
+            for (name, bytes) in files {
+                let local = tmp.join(&name);
+                std::fs::write(&local, &bytes)?;
+                staged.push((name, local));
+            }
+            let r = crate::as2_out::deliver(daemon, ack, &staged).await;
+            let _ = std::fs::remove_dir_all(&tmp);
+            r
         }
         _ => {
             let outbox = daemon.config.outbox_for(&ack.partner);

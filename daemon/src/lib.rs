@@ -8,6 +8,7 @@
 //! start).
 
 pub mod acks;
+pub mod as2_out;
 pub mod commands;
 pub mod config;
 pub mod http;

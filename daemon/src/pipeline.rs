@@ -162,7 +162,7 @@ pub async fn process_claimed(
         end
     };
 
-    let acks = crate::acks::owed(&claimed, &end);
+    let acks = crate::acks::owed(&daemon.config, &claimed, &end);
     match end {
         FlowEnd::Done(summary) => {
             crate::metrics::invoices_processed(
