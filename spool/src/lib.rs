@@ -551,6 +551,19 @@ impl Spool {
         self.invoices_of_flow_shared(flow).await
     }
 
+    /// One page of a flow's invoices, by doc_index: at most `limit` rows
+    /// whose doc_index is above `after` (all from the first when `None`).
+    /// Acknowledgements of large flows are written page by page with this,
+    /// so memory does not grow with the flow.
+    pub async fn invoices_of_flow_page(
+        &self,
+        flow: FlowId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<InvoiceRow>> {
+        self.invoices_of_flow_page_shared(flow, after, limit).await
+    }
+
     /// Give a flow this instance is processing back to the queue
     /// (`processing → received`, lease released), e.g. at shutdown. Rows
     /// already stored stay; they are replaced when the flow is processed again.

@@ -370,4 +370,24 @@ impl Spool {
         rows::convert(rows)
         })
     }
+
+    pub(crate) async fn invoices_of_flow_page_shared(
+        &self,
+        flow: FlowId,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<InvoiceRow>> {
+        with_pool!(self, pool => {
+        let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
+            "{} WHERE i.flow_id = $1 AND i.doc_index > $2 ORDER BY i.doc_index LIMIT $3",
+            rows::INVOICE_SELECT
+        ))
+        .bind(flow)
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(limit.max(1))
+        .fetch_all(pool)
+        .await?;
+        rows::convert(rows)
+        })
+    }
 }

@@ -75,6 +75,7 @@ both!(
     history_and_reconciliation_counts,
     hostile_text_is_stored_not_refused,
     concurrent_duplicate_invoices_one_wins,
+    invoices_read_page_by_page,
 );
 
 const LEASE: Lease = Lease {
@@ -1207,4 +1208,51 @@ fn futures_are_send(s: Spool, f: NewFlow, b: Vec<NewInvoice>, d: NewDigest) {
     send(s.period_counts(now, now));
     send(s.record_sighting("p", Origin::Sftp, "n", 1));
     send(s.status());
+}
+
+/// Acknowledgements of large flows read the invoices page by page: pages
+/// cover every row once, in doc_index order, whatever the page size.
+async fn invoices_read_page_by_page(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = claimed(&spool, "acme", "paged").await;
+    // stored out of order, in two batches
+    let batch: Vec<NewInvoice> = [5, 0, 3, 6, 4, 2, 1]
+        .iter()
+        .map(|&i| invoice(i, "FR123", &format!("P-{i}"), 2024, Verdict::Accepted))
+        .collect();
+    spool.store_invoices(f, &batch[..4]).await.unwrap();
+    spool.store_invoices(f, &batch[4..]).await.unwrap();
+    spool
+        .finish_flow(f, &FlowOutcome::Processed, 7, &[])
+        .await
+        .unwrap();
+    let all: Vec<i64> = spool
+        .invoices_of_flow(f)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.doc_index)
+        .collect();
+    assert_eq!(all, (0..7).collect::<Vec<i64>>());
+    for page_size in [1, 2, 3, 7, 100] {
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = spool
+                .invoices_of_flow_page(f, after, page_size)
+                .await
+                .unwrap();
+            assert!(page.len() as i64 <= page_size);
+            let Some(last) = page.last() else { break };
+            after = Some(last.doc_index);
+            seen.extend(page.iter().map(|r| r.doc_index));
+        }
+        assert_eq!(seen, all, "page size {page_size}");
+    }
+    let other = claimed(&spool, "acme", "other").await;
+    assert!(spool
+        .invoices_of_flow_page(other, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
