@@ -127,9 +127,10 @@ fn party(out: &mut String, tag: &str, p: &CdarParty, indent: &str) {
     out.push_str(&format!("{indent}</ram:{tag}>\n"));
 }
 
-/// Serialize as UTF-8 XML.
-pub fn to_xml(m: &CdarMessage) -> String {
-    let mut o = String::with_capacity(1024 + 1024 * m.statuses.len());
+/// Everything before the first status. `multiple`: more than one status
+/// follows (MultipleReferencesIndicator).
+fn head_xml(m: &CdarMessage, multiple: bool) -> String {
+    let mut o = String::with_capacity(2048);
     o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     o.push_str(
         "<rsm:CrossDomainAcknowledgementAndResponse \
@@ -168,89 +169,127 @@ pub fn to_xml(m: &CdarMessage) -> String {
     o.push_str("  <rsm:AcknowledgementDocument>\n");
     o.push_str(&format!(
         "    <ram:MultipleReferencesIndicator>\n      <udt:Indicator>{}</udt:Indicator>\n    </ram:MultipleReferencesIndicator>\n",
-        m.statuses.len() > 1
+        multiple
     ));
     o.push_str("    <ram:TypeCode>305</ram:TypeCode>\n");
     o.push_str(&format!(
         "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
     ));
-    for s in &m.statuses {
-        let (code, label, status) = if s.is_rejected() {
-            ("213", "Rejetée", "8")
-        } else {
-            ("200", "Déposée", "10")
-        };
-        o.push_str("    <ram:ReferenceReferencedDocument>\n");
-        o.push_str(&format!(
-            "      <ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\n",
-            esc(&s.invoice_number)
-        ));
-        o.push_str(&format!(
-            "      <ram:StatusCode>{status}</ram:StatusCode>\n"
-        ));
-        o.push_str(&format!(
-            "      <ram:TypeCode>{}</ram:TypeCode>\n",
-            esc(&s.type_code)
-        ));
-        o.push_str(&format!(
-            "      <ram:ReceiptDateTime>\n        <udt:DateTimeString format=\"204\">{}</udt:DateTimeString>\n      </ram:ReceiptDateTime>\n",
-            dt204(&s.received_at)
-        ));
-        if let Some(d) = s.issue_date {
-            o.push_str(&format!(
-                "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
-                d.format("%Y%m%d")
-            ));
-        }
-        o.push_str(&format!(
-            "      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>\n"
-        ));
-        o.push_str(&format!(
-            "      <ram:ProcessCondition>{label}</ram:ProcessCondition>\n"
-        ));
-        if let Some(seller) = &s.seller_id {
-            o.push_str(&format!(
-                "      <ram:IssuerTradeParty>\n        <ram:GlobalID>{}</ram:GlobalID>\n      </ram:IssuerTradeParty>\n",
-                esc(seller)
-            ));
-        }
-        for (n, r) in s.reasons.iter().enumerate() {
-            o.push_str("      <ram:SpecifiedDocumentStatus>\n");
-            o.push_str(&format!(
-                "        <ram:ReasonCode>{}</ram:ReasonCode>\n",
-                esc(&r.reason_code)
-            ));
-            o.push_str(&format!(
-                "        <ram:Reason>{}</ram:Reason>\n",
-                esc(&r.message)
-            ));
-            o.push_str(&format!(
-                "        <ram:SequenceNumeric>{}</ram:SequenceNumeric>\n",
-                n + 1
-            ));
-            o.push_str("        <ram:IncludedNote>\n");
-            o.push_str(&format!(
-                "          <ram:ContentCode>{}</ram:ContentCode>\n",
-                esc(&r.rule)
-            ));
-            o.push_str(&format!(
-                "          <ram:Content>{}</ram:Content>\n",
-                esc(&r.message)
-            ));
-            if !r.term.is_empty() {
-                o.push_str(&format!(
-                    "          <ram:SubjectCode>{}</ram:SubjectCode>\n",
-                    esc(&r.term)
-                ));
-            }
-            o.push_str("        </ram:IncludedNote>\n");
-            o.push_str("      </ram:SpecifiedDocumentStatus>\n");
-        }
-        o.push_str("    </ram:ReferenceReferencedDocument>\n");
-    }
-    o.push_str("  </rsm:AcknowledgementDocument>\n");
-    o.push_str("</rsm:CrossDomainAcknowledgementAndResponse>\n");
     o
+}
+
+/// One invoice's status.
+fn status_xml(s: &CdarStatus) -> String {
+    let mut o = String::with_capacity(1024);
+    let (code, label, status) = if s.is_rejected() {
+        ("213", "Rejetée", "8")
+    } else {
+        ("200", "Déposée", "10")
+    };
+    o.push_str("    <ram:ReferenceReferencedDocument>\n");
+    o.push_str(&format!(
+        "      <ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\n",
+        esc(&s.invoice_number)
+    ));
+    o.push_str(&format!(
+        "      <ram:StatusCode>{status}</ram:StatusCode>\n"
+    ));
+    o.push_str(&format!(
+        "      <ram:TypeCode>{}</ram:TypeCode>\n",
+        esc(&s.type_code)
+    ));
+    o.push_str(&format!(
+        "      <ram:ReceiptDateTime>\n        <udt:DateTimeString format=\"204\">{}</udt:DateTimeString>\n      </ram:ReceiptDateTime>\n",
+        dt204(&s.received_at)
+    ));
+    if let Some(d) = s.issue_date {
+        o.push_str(&format!(
+            "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
+            d.format("%Y%m%d")
+        ));
+    }
+    o.push_str(&format!(
+        "      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>\n"
+    ));
+    o.push_str(&format!(
+        "      <ram:ProcessCondition>{label}</ram:ProcessCondition>\n"
+    ));
+    if let Some(seller) = &s.seller_id {
+        o.push_str(&format!(
+            "      <ram:IssuerTradeParty>\n        <ram:GlobalID>{}</ram:GlobalID>\n      </ram:IssuerTradeParty>\n",
+            esc(seller)
+        ));
+    }
+    for (n, r) in s.reasons.iter().enumerate() {
+        o.push_str("      <ram:SpecifiedDocumentStatus>\n");
+        o.push_str(&format!(
+            "        <ram:ReasonCode>{}</ram:ReasonCode>\n",
+            esc(&r.reason_code)
+        ));
+        o.push_str(&format!(
+            "        <ram:Reason>{}</ram:Reason>\n",
+            esc(&r.message)
+        ));
+        o.push_str(&format!(
+            "        <ram:SequenceNumeric>{}</ram:SequenceNumeric>\n",
+            n + 1
+        ));
+        o.push_str("        <ram:IncludedNote>\n");
+        o.push_str(&format!(
+            "          <ram:ContentCode>{}</ram:ContentCode>\n",
+            esc(&r.rule)
+        ));
+        o.push_str(&format!(
+            "          <ram:Content>{}</ram:Content>\n",
+            esc(&r.message)
+        ));
+        if !r.term.is_empty() {
+            o.push_str(&format!(
+                "          <ram:SubjectCode>{}</ram:SubjectCode>\n",
+                esc(&r.term)
+            ));
+        }
+        o.push_str("        </ram:IncludedNote>\n");
+        o.push_str("      </ram:SpecifiedDocumentStatus>\n");
+    }
+    o.push_str("    </ram:ReferenceReferencedDocument>\n");
+    o
+}
+
+const TAIL: &str =
+    "  </rsm:AcknowledgementDocument>\n</rsm:CrossDomainAcknowledgementAndResponse>\n";
+
+/// Serialize as UTF-8 XML.
+pub fn to_xml(m: &CdarMessage) -> String {
+    let mut o = head_xml(m, m.statuses.len() > 1);
+    for s in &m.statuses {
+        o.push_str(&status_xml(s));
+    }
+    o.push_str(TAIL);
+    o
+}
+
+/// Writes one CDAR message status by status, so the statuses of a large
+/// flow are never all in memory. `head.statuses` is ignored; `count` is
+/// the number of statuses that will follow (the indicator comes first).
+pub struct CdarWriter<W: std::io::Write> {
+    out: W,
+}
+
+impl<W: std::io::Write> CdarWriter<W> {
+    pub fn start(mut out: W, head: &CdarMessage, count: u64) -> std::io::Result<Self> {
+        out.write_all(head_xml(head, count > 1).as_bytes())?;
+        Ok(CdarWriter { out })
+    }
+
+    pub fn status(&mut self, s: &CdarStatus) -> std::io::Result<()> {
+        self.out.write_all(status_xml(s).as_bytes())
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out.write_all(TAIL.as_bytes())?;
+        Ok(self.out)
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! interchange's syntax version (`CONTRL:D:3:UN` for syntax 3 and lower,
 //! `CONTRL:4:1:UN` for syntax 4) and swaps sender and recipient. Pure.
 
+use std::io::Write;
+
 use chrono::NaiveDateTime;
 
 use crate::edifact::InterchangeHeader;
@@ -89,57 +91,91 @@ fn action(a: &Action) -> String {
 
 /// The CONTRL interchange, segments separated by `'` and a newline.
 pub fn to_edifact(c: &Contrl) -> String {
-    let o = &c.original;
-    let syntax4 = o.syntax_version.trim() == "4";
-    let syntax_id = if o.syntax_id.is_empty() {
-        "UNOC"
-    } else {
-        o.syntax_id.as_str()
+    let write = || -> std::io::Result<Vec<u8>> {
+        let mut w = ContrlWriter::start(Vec::new(), c)?;
+        for m in &c.messages {
+            w.message(m)?;
+        }
+        w.finish()
     };
-    let version = if syntax4 { "4" } else { "3" };
-    let date = if syntax4 {
-        c.prepared.format("%Y%m%d").to_string()
-    } else {
-        c.prepared.format("%y%m%d").to_string()
-    };
-    let time = c.prepared.format("%H%M").to_string();
-    let mut segs = vec![format!(
-        "UNB+{}:{version}+{}+{}+{date}:{time}+{}",
-        e(syntax_id),
-        party(&o.recipient, &o.recipient_qualifier),
-        party(&o.sender, &o.sender_qualifier),
-        e(&c.reference)
-    )];
-    let body_start = segs.len();
-    segs.push(format!(
-        "UNH+1+CONTRL:{}:UN",
-        if syntax4 { "4:1" } else { "D:3" }
-    ));
-    segs.push(format!(
-        "UCI+{}+{}+{}+{}",
-        e(&o.control_reference),
-        party(&o.sender, &o.sender_qualifier),
-        party(&o.recipient, &o.recipient_qualifier),
-        action(&c.interchange)
-    ));
-    for m in &c.messages {
-        segs.push(format!(
-            "UCM+{}+{}:{}+{}",
+    // Writing to a Vec cannot fail, and every part is a String.
+    String::from_utf8(write().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Writes a CONTRL one UCM at a time, so an interchange of 100,000
+/// messages is answered without holding its acknowledgements in memory.
+/// `head.messages` is ignored: pass each through [`ContrlWriter::message`].
+pub struct ContrlWriter<W: std::io::Write> {
+    out: W,
+    reference: String,
+    /// Segments from UNH on, for UNT.
+    segments: u64,
+}
+
+impl<W: std::io::Write> ContrlWriter<W> {
+    pub fn start(mut out: W, head: &Contrl) -> std::io::Result<Self> {
+        let o = &head.original;
+        let syntax4 = o.syntax_version.trim() == "4";
+        let syntax_id = if o.syntax_id.is_empty() {
+            "UNOC"
+        } else {
+            o.syntax_id.as_str()
+        };
+        let version = if syntax4 { "4" } else { "3" };
+        let date = if syntax4 {
+            head.prepared.format("%Y%m%d").to_string()
+        } else {
+            head.prepared.format("%y%m%d").to_string()
+        };
+        let time = head.prepared.format("%H%M").to_string();
+        out.write_all(b"UNA:+.? '\n")?;
+        writeln!(
+            out,
+            "UNB+{}:{version}+{}+{}+{date}:{time}+{}'",
+            e(syntax_id),
+            party(&o.recipient, &o.recipient_qualifier),
+            party(&o.sender, &o.sender_qualifier),
+            e(&head.reference)
+        )?;
+        writeln!(
+            out,
+            "UNH+1+CONTRL:{}:UN'",
+            if syntax4 { "4:1" } else { "D:3" }
+        )?;
+        writeln!(
+            out,
+            "UCI+{}+{}+{}+{}'",
+            e(&o.control_reference),
+            party(&o.sender, &o.sender_qualifier),
+            party(&o.recipient, &o.recipient_qualifier),
+            action(&head.interchange)
+        )?;
+        Ok(ContrlWriter {
+            out,
+            reference: head.reference.clone(),
+            segments: 2,
+        })
+    }
+
+    pub fn message(&mut self, m: &MessageAck) -> std::io::Result<()> {
+        writeln!(
+            self.out,
+            "UCM+{}+{}:{}+{}'",
             e(&m.reference),
             e(&m.message_type),
             comps(&m.version),
             action(&m.action)
-        ));
+        )?;
+        self.segments += 1;
+        Ok(())
     }
-    let count = segs.len() - body_start + 1;
-    segs.push(format!("UNT+{count}+1"));
-    segs.push(format!("UNZ+1+{}", e(&c.reference)));
-    let mut out = String::from("UNA:+.? '\n");
-    for s in segs {
-        out.push_str(&s);
-        out.push_str("'\n");
+
+    /// UNT (counting UNH to UNT) and UNZ; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        writeln!(self.out, "UNT+{}+1'", self.segments + 1)?;
+        writeln!(self.out, "UNZ+1+{}'", e(&self.reference))?;
+        Ok(self.out)
     }
-    out
 }
 
 #[cfg(test)]

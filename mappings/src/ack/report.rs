@@ -3,6 +3,8 @@
 //! (`*.report.json`) and XML (`*.report.xml`, namespace
 //! `urn:quai:integration-report:1`); see docs/reports.md.
 
+use std::io::Write;
+
 use serde::Serialize;
 
 /// The flow the report is about.
@@ -92,67 +94,191 @@ impl IntegrationReport {
         }
     }
 
+    /// Everything but the documents.
+    pub fn head(&self) -> ReportHead {
+        ReportHead {
+            report: self.report,
+            version: self.version,
+            flow: self.flow.clone(),
+            status: self.status.clone(),
+            rejection: self.rejection.clone(),
+            duplicate_of: self.duplicate_of,
+            counts: self.counts.clone(),
+        }
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
-        out.push(b'\n');
-        out
+        let write = || -> std::io::Result<Vec<u8>> {
+            let mut w = JsonReportWriter::start(Vec::new(), &self.head())?;
+            for d in &self.documents {
+                w.document(d)?;
+            }
+            w.finish()
+        };
+        write().unwrap_or_default()
     }
 
     pub fn to_xml(&self) -> Vec<u8> {
-        let mut x = String::with_capacity(1024 + self.documents.len() * 256);
-        x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        x.push_str("<IntegrationReport xmlns=\"urn:quai:integration-report:1\" version=\"1\">\n");
-        let f = &self.flow;
-        x.push_str(&format!(
+        let write = || -> std::io::Result<Vec<u8>> {
+            let mut w = XmlReportWriter::start(Vec::new(), &self.head())?;
+            for d in &self.documents {
+                w.document(d)?;
+            }
+            w.finish()
+        };
+        write().unwrap_or_default()
+    }
+}
+
+/// A report without its documents: what is written before them. The
+/// counts come first in both formats, so they must be known before the
+/// documents are streamed (the spool keeps them on the flow).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportHead {
+    pub report: &'static str,
+    pub version: u32,
+    pub flow: ReportFlow,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<FlowRejection>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<i64>,
+    pub counts: ReportCounts,
+}
+
+impl ReportHead {
+    pub fn new(flow: ReportFlow, status: &str, counts: ReportCounts) -> ReportHead {
+        ReportHead {
+            report: "integration",
+            version: 1,
+            flow,
+            status: status.to_string(),
+            rejection: None,
+            duplicate_of: None,
+            counts,
+        }
+    }
+}
+
+/// Writes the JSON report one document at a time (the same bytes as
+/// `serde_json::to_vec_pretty` of the whole report, plus a final newline),
+/// so a flow of a million invoices never has its report in memory.
+pub struct JsonReportWriter<W: Write> {
+    out: W,
+    documents: u64,
+}
+
+impl<W: Write> JsonReportWriter<W> {
+    pub fn start(mut out: W, head: &ReportHead) -> std::io::Result<Self> {
+        let text = serde_json::to_string_pretty(head).map_err(std::io::Error::other)?;
+        // `{ ...fields\n}`: reopen the object to append the documents.
+        let open = text
+            .strip_suffix('}')
+            .map(|t| t.trim_end())
+            .ok_or_else(|| std::io::Error::other("report head is not a JSON object"))?;
+        out.write_all(open.as_bytes())?;
+        out.write_all(b",\n  \"documents\": [")?;
+        Ok(JsonReportWriter { out, documents: 0 })
+    }
+
+    pub fn document(&mut self, d: &ReportDocument) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(d).map_err(std::io::Error::other)?;
+        self.out
+            .write_all(if self.documents == 0 { b"\n" } else { b",\n" })?;
+        // Strings are escaped, so every line break is the pretty printer's.
+        for (n, line) in text.split('\n').enumerate() {
+            if n > 0 {
+                self.out.write_all(b"\n")?;
+            }
+            self.out.write_all(b"    ")?;
+            self.out.write_all(line.as_bytes())?;
+        }
+        self.documents += 1;
+        Ok(())
+    }
+
+    /// Close the document list and the object; returns the writer.
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if self.documents > 0 {
+            self.out.write_all(b"\n  ")?;
+        }
+        self.out.write_all(b"]\n}\n")?;
+        Ok(self.out)
+    }
+}
+
+/// Writes the XML report one document at a time.
+pub struct XmlReportWriter<W: Write> {
+    out: W,
+}
+
+impl<W: Write> XmlReportWriter<W> {
+    pub fn start(mut out: W, head: &ReportHead) -> std::io::Result<Self> {
+        let x = &mut out;
+        x.write_all(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")?;
+        x.write_all(
+            b"<IntegrationReport xmlns=\"urn:quai:integration-report:1\" version=\"1\">\n",
+        )?;
+        let f = &head.flow;
+        write!(
+            x,
             "  <Flow id=\"{}\" partner=\"{}\" sha256=\"{}\" size=\"{}\">\n    <File>{}</File>\n    <ReceivedAt>{}</ReceivedAt>\n    <ProcessedAt>{}</ProcessedAt>\n  </Flow>\n",
             f.id, esc(&f.partner), esc(&f.sha256), f.size, esc(&f.file), esc(&f.received_at), esc(&f.processed_at)
-        ));
-        x.push_str(&format!("  <Status>{}</Status>\n", esc(&self.status)));
-        if let Some(r) = &self.rejection {
-            x.push_str(&format!(
-                "  <Rejection code=\"{}\">{}</Rejection>\n",
+        )?;
+        writeln!(x, "  <Status>{}</Status>", esc(&head.status))?;
+        if let Some(r) = &head.rejection {
+            writeln!(
+                x,
+                "  <Rejection code=\"{}\">{}</Rejection>",
                 esc(&r.code),
                 esc(&r.message)
-            ));
+            )?;
         }
-        if let Some(d) = self.duplicate_of {
-            x.push_str(&format!("  <DuplicateOf>{d}</DuplicateOf>\n"));
+        if let Some(d) = head.duplicate_of {
+            writeln!(x, "  <DuplicateOf>{d}</DuplicateOf>")?;
         }
-        let c = &self.counts;
-        x.push_str(&format!(
-            "  <Counts documents=\"{}\" accepted=\"{}\" rejected=\"{}\"/>\n",
+        let c = &head.counts;
+        writeln!(
+            x,
+            "  <Counts documents=\"{}\" accepted=\"{}\" rejected=\"{}\"/>",
             c.documents, c.accepted, c.rejected
-        ));
-        x.push_str("  <Documents>\n");
-        for d in &self.documents {
-            x.push_str(&format!(
-                "    <Document index=\"{}\" status=\"{}\">\n",
-                d.index,
-                esc(&d.status)
-            ));
-            x.push_str(&format!("      <Entry>{}</Entry>\n", esc(&d.entry)));
-            if let Some(n) = &d.invoice_number {
-                x.push_str(&format!(
-                    "      <InvoiceNumber>{}</InvoiceNumber>\n",
-                    esc(n)
-                ));
-            }
-            if let Some(n) = &d.issue_date {
-                x.push_str(&format!("      <IssueDate>{}</IssueDate>\n", esc(n)));
-            }
-            for r in &d.reasons {
-                x.push_str(&format!(
-                    "      <Reason rule=\"{}\" term=\"{}\" severity=\"{}\">{}</Reason>\n",
-                    esc(&r.rule),
-                    esc(&r.term),
-                    esc(&r.severity),
-                    esc(&r.message)
-                ));
-            }
-            x.push_str("    </Document>\n");
+        )?;
+        x.write_all(b"  <Documents>\n")?;
+        Ok(XmlReportWriter { out })
+    }
+
+    pub fn document(&mut self, d: &ReportDocument) -> std::io::Result<()> {
+        let x = &mut self.out;
+        writeln!(
+            x,
+            "    <Document index=\"{}\" status=\"{}\">",
+            d.index,
+            esc(&d.status)
+        )?;
+        writeln!(x, "      <Entry>{}</Entry>", esc(&d.entry))?;
+        if let Some(n) = &d.invoice_number {
+            writeln!(x, "      <InvoiceNumber>{}</InvoiceNumber>", esc(n))?;
         }
-        x.push_str("  </Documents>\n</IntegrationReport>\n");
-        x.into_bytes()
+        if let Some(n) = &d.issue_date {
+            writeln!(x, "      <IssueDate>{}</IssueDate>", esc(n))?;
+        }
+        for r in &d.reasons {
+            writeln!(
+                x,
+                "      <Reason rule=\"{}\" term=\"{}\" severity=\"{}\">{}</Reason>",
+                esc(&r.rule),
+                esc(&r.term),
+                esc(&r.severity),
+                esc(&r.message)
+            )?;
+        }
+        x.write_all(b"    </Document>\n")
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.out
+            .write_all(b"  </Documents>\n</IntegrationReport>\n")?;
+        Ok(self.out)
     }
 }
 
@@ -226,6 +352,24 @@ mod tests {
         assert_eq!(v["counts"]["rejected"], 1);
         assert_eq!(v["documents"][1]["reasons"][0]["rule"], "BR-CO-10");
         assert!(v.get("rejection").is_none());
+    }
+
+    #[test]
+    fn streamed_json_is_the_pretty_serialisation() {
+        let r = sample();
+        let mut expected = serde_json::to_vec_pretty(&r).unwrap();
+        expected.push(b'\n');
+        assert_eq!(
+            String::from_utf8(r.to_json()).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+        let mut empty = sample();
+        empty.documents.clear();
+        let mut expected = serde_json::to_vec_pretty(&empty).unwrap();
+        expected.push(b'\n');
+        assert_eq!(empty.to_json(), expected);
+        let v: serde_json::Value = serde_json::from_slice(&empty.to_json()).unwrap();
+        assert_eq!(v["documents"], serde_json::json!([]));
     }
 
     #[test]
