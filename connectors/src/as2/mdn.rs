@@ -334,7 +334,7 @@ pub fn clean_header_value(s: &str) -> String {
         .collect()
 }
 
-fn http_date() -> String {
+pub fn http_date() -> String {
     httpdate(std::time::SystemTime::now())
 }
 
@@ -363,6 +363,173 @@ fn httpdate(t: std::time::SystemTime) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ][(mth - 1) as usize];
     format!("{weekday}, {d:02} {month} {y} {h:02}:{m:02}:{s:02} GMT")
+}
+
+/// An MDN as a sender reads it back (see [`read_mdn`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMdn {
+    /// It came as `multipart/signed` and its signature was verified with the
+    /// partner's certificate.
+    pub signed: bool,
+    /// Original-Message-ID, as written (normally with angle brackets).
+    pub original_message_id: Option<String>,
+    /// The whole Disposition field, e.g.
+    /// `automatic-action/MDN-sent-automatically; processed`.
+    pub disposition: Option<String>,
+    /// Received-Content-MIC: the base64 value and the algorithm name.
+    pub mic: Option<(String, String)>,
+    /// The human-readable part (at most 2000 characters), for error messages.
+    pub text: String,
+}
+
+impl ReceivedMdn {
+    /// The disposition type and modifiers after the action modes, lower
+    /// case: `processed`, `processed/error: decryption-failed`, ...
+    pub fn disposition_type(&self) -> Option<String> {
+        let d = self.disposition.as_deref()?;
+        let after = d.rsplit_once(';').map(|(_, t)| t).unwrap_or(d);
+        Some(after.trim().to_ascii_lowercase())
+    }
+
+    /// Was the message processed without error or warning?
+    pub fn is_processed(&self) -> bool {
+        self.disposition_type().is_some_and(|t| t == "processed")
+    }
+}
+
+/// Why a received MDN could not be read or trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MdnReadError {
+    #[error("malformed MDN: {0}")]
+    Malformed(String),
+    /// A signed MDN whose signature does not verify with the partner's certificate.
+    #[error("MDN signature refused: {0}")]
+    Signature(SmimeError),
+    #[error("the MDN is signed but no certificate is configured for the partner")]
+    NoPartnerCertificate,
+}
+
+/// Most bytes of an MDN we read: an MDN is a few kilobytes.
+pub const MAX_MDN_BYTES: usize = 1 << 20;
+
+/// Read an MDN from its Content-Type and body (an HTTP response or POST):
+/// verify its signature with exactly `partner` when it is `multipart/signed`,
+/// then take the fields of its `message/disposition-notification` part.
+pub fn read_mdn(
+    content_type: &str,
+    body: &[u8],
+    partner: Option<&X509>,
+) -> Result<ReceivedMdn, MdnReadError> {
+    let malformed = |e: mime::MimeError| MdnReadError::Malformed(e.to_string());
+    if body.len() > MAX_MDN_BYTES {
+        return Err(MdnReadError::Malformed(format!(
+            "{} bytes, more than an MDN",
+            body.len()
+        )));
+    }
+    let ct = mime::ContentType::parse(content_type).map_err(malformed)?;
+    let mut signed = false;
+    let report_entity;
+    let (report_ct, report_body) = if ct.is("multipart/signed") {
+        let boundary = ct.param("boundary").ok_or(MdnReadError::Malformed(
+            "multipart/signed without boundary".into(),
+        ))?;
+        let parts = mime::split_multipart(body, boundary).map_err(malformed)?;
+        let [content, sig_part] = parts[..] else {
+            return Err(MdnReadError::Malformed(format!(
+                "multipart/signed has {} parts, expected 2",
+                parts.len()
+            )));
+        };
+        let sig_entity = mime::parse_entity(sig_part).map_err(malformed)?;
+        let sig_ct = sig_entity.content_type().map_err(malformed)?;
+        if !(sig_ct.is("application/pkcs7-signature") || sig_ct.is("application/x-pkcs7-signature"))
+        {
+            return Err(MdnReadError::Malformed(format!(
+                "unsupported signature type {}",
+                sig_ct.mime_type
+            )));
+        }
+        let signature = sig_entity.decoded_body().map_err(malformed)?;
+        let cert = partner.ok_or(MdnReadError::NoPartnerCertificate)?;
+        smime::verify_detached(&signature, content, cert).map_err(MdnReadError::Signature)?;
+        signed = true;
+        report_entity = mime::parse_entity(content).map_err(malformed)?;
+        (
+            report_entity.content_type().map_err(malformed)?,
+            report_entity.body,
+        )
+    } else {
+        (ct, body)
+    };
+    if !report_ct.is("multipart/report") {
+        return Err(MdnReadError::Malformed(format!(
+            "expected multipart/report, got {}",
+            report_ct.mime_type
+        )));
+    }
+    let boundary = report_ct.param("boundary").ok_or(MdnReadError::Malformed(
+        "multipart/report without boundary".into(),
+    ))?;
+    let mut mdn = ReceivedMdn {
+        signed,
+        original_message_id: None,
+        disposition: None,
+        mic: None,
+        text: String::new(),
+    };
+    let mut found = false;
+    for part in mime::split_multipart(report_body, boundary).map_err(malformed)? {
+        let e = mime::parse_entity(part).map_err(malformed)?;
+        let pct = e.content_type().map_err(malformed)?;
+        let content = e.decoded_body().map_err(malformed)?;
+        if pct.is("message/disposition-notification") {
+            found = true;
+            for (name, value) in report_fields(&content) {
+                match name.to_ascii_lowercase().as_str() {
+                    "original-message-id" => mdn.original_message_id = Some(value),
+                    "disposition" => mdn.disposition = Some(value),
+                    "received-content-mic" => {
+                        let (mic, alg) = value.split_once(',').unwrap_or((&value, ""));
+                        mdn.mic = Some((mic.trim().to_string(), alg.trim().to_string()));
+                    }
+                    _ => {}
+                }
+            }
+        } else if pct.mime_type.starts_with("text/") && mdn.text.is_empty() {
+            mdn.text = String::from_utf8_lossy(&content)
+                .trim()
+                .chars()
+                .take(2000)
+                .collect();
+        }
+    }
+    if !found {
+        return Err(MdnReadError::Malformed(
+            "no message/disposition-notification part".into(),
+        ));
+    }
+    Ok(mdn)
+}
+
+/// `Name: value` fields of a disposition notification, folded lines joined.
+fn report_fields(content: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(content);
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, v)) = out.last_mut() {
+                v.push(' ');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((n, v)) = line.split_once(':') {
+            out.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    out
 }
 
 /// An asynchronous MDN waiting to be delivered: everything needed to POST it,
@@ -490,6 +657,44 @@ mod tests {
         assert!(text.contains("Disposition: automatic-action/MDN-sent-automatically; processed/error: integrity-check-failed"));
         assert!(text.contains("Received-Content-MIC: abc=, sha-256"));
         assert!(text.contains("Original-Message-ID: <m1@acme>"));
+    }
+
+    #[test]
+    fn reads_back_what_it_builds() {
+        let fields = MdnFields {
+            our_as2_id: "PARTNER",
+            partner_as2_id: "QUAI",
+            original_message_id: "<m2@quai>",
+            disposition: Disposition::Processed,
+            mic: Some(("xyz=".into(), "sha-256".into())),
+            reporting_ua: "test",
+            explanation: "",
+        };
+        let mdn = build(&fields, None).unwrap();
+        let r = read_mdn(mdn.header("content-type").unwrap(), &mdn.body, None).unwrap();
+        assert!(!r.signed && r.is_processed());
+        assert_eq!(r.original_message_id.as_deref(), Some("<m2@quai>"));
+        assert_eq!(r.mic, Some(("xyz=".into(), "sha-256".into())));
+        assert!(r.text.contains("m2@quai"));
+
+        let failed = MdnFields {
+            disposition: Disposition::Error(ErrorModifier::DecryptionFailed),
+            ..fields
+        };
+        let mdn = build(&failed, None).unwrap();
+        let r = read_mdn(mdn.header("content-type").unwrap(), &mdn.body, None).unwrap();
+        assert!(!r.is_processed());
+        assert_eq!(
+            r.disposition_type().as_deref(),
+            Some("processed/error: decryption-failed")
+        );
+        assert!(read_mdn("text/plain", b"hello", None).is_err());
+        assert!(read_mdn(
+            "multipart/report; boundary=x",
+            b"--x\r\n\r\nno\r\n--x--",
+            None
+        )
+        .is_err());
     }
 
     #[test]

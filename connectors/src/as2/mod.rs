@@ -63,7 +63,12 @@
 
 pub mod mdn;
 pub mod mime;
+pub mod send;
 pub mod smime;
+
+/// The OpenSSL binding whose types ([`X509`], [`PKey`]) this API uses, for
+/// callers (and test harnesses) without a direct dependency on it.
+pub use openssl;
 
 use std::fs;
 use std::io::Write;
@@ -1082,7 +1087,9 @@ impl From<SmimeError> for Failure {
             SmimeError::Integrity(_) => ErrorModifier::IntegrityCheckFailed,
             SmimeError::Authentication(_) => ErrorModifier::AuthenticationFailed,
             SmimeError::Decompression(_) => ErrorModifier::DecompressionFailed,
-            SmimeError::Signing(_) => ErrorModifier::UnexpectedProcessingError,
+            SmimeError::Signing(_) | SmimeError::Encryption(_) => {
+                ErrorModifier::UnexpectedProcessingError
+            }
         };
         Failure::new(modifier, e.to_string())
     }

@@ -38,6 +38,8 @@ pub enum SmimeError {
     Decompression(String),
     #[error("signing failed: {0}")]
     Signing(String),
+    #[error("encryption failed: {0}")]
+    Encryption(String),
 }
 
 /// Decrypt CMS EnvelopedData (DER) with our key and certificate.
@@ -234,6 +236,223 @@ pub fn sign_detached(
 /// The `micalg` of signatures made by [`sign_detached`].
 pub const SIGNING_MICALG: &str = "sha-256";
 
+/// Sign `content` with our key, detached, with the given digest, returning
+/// DER SignedData. SHA-256 goes through OpenSSL's PKCS7_sign (its default
+/// for RSA keys); OpenSSL's Rust binding cannot choose another digest, so
+/// for the others the SignedData is assembled here (RFC 5652 §5: one
+/// SignerInfo with the contentType, signingTime and messageDigest signed
+/// attributes, an RSA PKCS #1 v1.5 signature, our certificate included).
+/// Both forms verify with OpenSSL and with pyas2lib.
+pub fn sign_detached_with(
+    content: &[u8],
+    cert: &X509,
+    key: &PKey<Private>,
+    alg: &MicAlg,
+) -> Result<Vec<u8>, SmimeError> {
+    if alg.digest == DigestKind::Sha256 {
+        return sign_detached(content, cert, key);
+    }
+    let err = |e: openssl::error::ErrorStack| SmimeError::Signing(short(&e));
+    if key.rsa().is_err() {
+        return Err(SmimeError::Signing(format!(
+            "signing with {} needs an RSA key (only sha-256 is available for other key types)",
+            alg.micalg()
+        )));
+    }
+    let md = alg.message_digest();
+    let digest = openssl::hash::hash(md, content).map_err(err)?;
+    let digest_alg = der(0x30, &[der(0x06, alg.oid()), vec![0x05, 0x00]].concat());
+    let oid_data = der(0x06, OID_DATA);
+    let now = utc_time_now();
+    let mut attrs = vec![
+        // contentType
+        der(
+            0x30,
+            &[
+                der(
+                    0x06,
+                    &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x03],
+                ),
+                der(0x31, &oid_data),
+            ]
+            .concat(),
+        ),
+        // signingTime
+        der(
+            0x30,
+            &[
+                der(
+                    0x06,
+                    &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x05],
+                ),
+                der(0x31, &der(0x17, now.as_bytes())),
+            ]
+            .concat(),
+        ),
+        // messageDigest
+        der(
+            0x30,
+            &[
+                der(
+                    0x06,
+                    &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x04],
+                ),
+                der(0x31, &der(0x04, &digest)),
+            ]
+            .concat(),
+        ),
+    ];
+    // DER orders the elements of a SET OF by their encodings.
+    attrs.sort();
+    let attrs = attrs.concat();
+    let mut signer = openssl::sign::Signer::new(md, key).map_err(err)?;
+    // The signature covers the attributes encoded as a SET (RFC 5652 §5.4).
+    signer.update(&der(0x31, &attrs)).map_err(err)?;
+    let signature = signer.sign_to_vec().map_err(err)?;
+
+    let issuer = cert.issuer_name().to_der().map_err(err)?;
+    let serial = cert.serial_number().to_bn().map_err(err)?.to_vec();
+    let serial = if serial.first().is_none_or(|b| b & 0x80 != 0) {
+        [&[0u8][..], &serial].concat()
+    } else {
+        serial
+    };
+    let rsa_encryption = der(
+        0x30,
+        &[
+            der(
+                0x06,
+                &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01],
+            ),
+            vec![0x05, 0x00],
+        ]
+        .concat(),
+    );
+    let signer_info = der(
+        0x30,
+        &[
+            der(0x02, &[1]),
+            der(0x30, &[issuer, der(0x02, &serial)].concat()),
+            digest_alg.clone(),
+            der(0xA0, &attrs),
+            rsa_encryption,
+            der(0x04, &signature),
+        ]
+        .concat(),
+    );
+    let cert_der = cert.to_der().map_err(err)?;
+    let signed_data = der(
+        0x30,
+        &[
+            der(0x02, &[1]),
+            der(0x31, &digest_alg),
+            der(0x30, &oid_data),
+            der(0xA0, &cert_der),
+            der(0x31, &signer_info),
+        ]
+        .concat(),
+    );
+    Ok(der(
+        0x30,
+        &[der(0x06, OID_SIGNED_DATA), der(0xA0, &signed_data)].concat(),
+    ))
+}
+
+/// id-data, 1.2.840.113549.1.7.1
+const OID_DATA: &[u8] = &[0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01];
+
+/// The current time as an ASN.1 UTCTime (`YYMMDDHHMMSSZ`).
+fn utc_time_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{:02}{m:02}{d:02}{:02}{:02}{:02}Z",
+        y.rem_euclid(100),
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// A content-encryption algorithm for outbound messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    Aes128Cbc,
+    Aes192Cbc,
+    Aes256Cbc,
+    TripleDesCbc,
+}
+
+impl Encryption {
+    /// `aes256-cbc`, `aes-256-cbc`, `aes_256_cbc`, `3des`, `des-ede3-cbc`, ...
+    pub fn from_name(name: &str) -> Option<Encryption> {
+        let norm: String = name
+            .trim()
+            .to_ascii_lowercase()
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect();
+        match norm.as_str() {
+            "aes128cbc" | "aes128" => Some(Encryption::Aes128Cbc),
+            "aes192cbc" | "aes192" => Some(Encryption::Aes192Cbc),
+            "aes256cbc" | "aes256" => Some(Encryption::Aes256Cbc),
+            "3des" | "3descbc" | "tripledes" | "tripledescbc" | "tripledes192cbc"
+            | "desede3cbc" | "desede3" => Some(Encryption::TripleDesCbc),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Encryption::Aes128Cbc => "aes128-cbc",
+            Encryption::Aes192Cbc => "aes192-cbc",
+            Encryption::Aes256Cbc => "aes256-cbc",
+            Encryption::TripleDesCbc => "3des-cbc",
+        }
+    }
+
+    fn cipher(self) -> openssl::symm::Cipher {
+        match self {
+            Encryption::Aes128Cbc => openssl::symm::Cipher::aes_128_cbc(),
+            Encryption::Aes192Cbc => openssl::symm::Cipher::aes_192_cbc(),
+            Encryption::Aes256Cbc => openssl::symm::Cipher::aes_256_cbc(),
+            Encryption::TripleDesCbc => openssl::symm::Cipher::des_ede3_cbc(),
+        }
+    }
+}
+
+/// Encrypt `content` to the partner's certificate as CMS EnvelopedData (DER),
+/// the content key transported with RSA PKCS #1 v1.5 (OpenSSL's default,
+/// what AS2 implementations expect).
+pub fn encrypt(content: &[u8], partner: &X509, alg: Encryption) -> Result<Vec<u8>, SmimeError> {
+    let err = |e: openssl::error::ErrorStack| SmimeError::Encryption(short(&e));
+    let mut certs = Stack::new().map_err(err)?;
+    certs.push(partner.clone()).map_err(err)?;
+    openssl::cms::CmsContentInfo::encrypt(
+        &certs,
+        content,
+        alg.cipher(),
+        openssl::cms::CMSOptions::BINARY,
+    )
+    .map_err(err)?
+    .to_der()
+    .map_err(err)
+}
+
 /// A MIC digest algorithm, named as the partner named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MicAlg {
@@ -281,6 +500,35 @@ impl MicAlg {
         MicAlg {
             name: "sha-256".into(),
             digest: DigestKind::Sha256,
+        }
+    }
+
+    /// The RFC 5751 `micalg` name: `sha-256`, `sha1`, `md5`, ...
+    pub fn micalg(&self) -> &'static str {
+        match self.digest {
+            DigestKind::Md5 => "md5",
+            DigestKind::Sha1 => "sha1",
+            DigestKind::Sha224 => "sha-224",
+            DigestKind::Sha256 => "sha-256",
+            DigestKind::Sha384 => "sha-384",
+            DigestKind::Sha512 => "sha-512",
+        }
+    }
+
+    /// Do two names denote the same digest (`sha256` and `SHA-256`)?
+    pub fn same_digest(&self, other: &MicAlg) -> bool {
+        self.digest == other.digest
+    }
+
+    /// DER contents of the digest's OID.
+    fn oid(&self) -> &'static [u8] {
+        match self.digest {
+            DigestKind::Md5 => KNOWN_DIGESTS[0],
+            DigestKind::Sha1 => KNOWN_DIGESTS[1],
+            DigestKind::Sha224 => KNOWN_DIGESTS[2],
+            DigestKind::Sha256 => KNOWN_DIGESTS[3],
+            DigestKind::Sha384 => KNOWN_DIGESTS[4],
+            DigestKind::Sha512 => KNOWN_DIGESTS[5],
         }
     }
 
@@ -609,5 +857,73 @@ mod tests {
             MicAlg::from_name("sha256").unwrap().mic(&[b"abc"]).unwrap()
         );
         assert!(MicAlg::from_name("crc32").is_none());
+    }
+
+    fn pair() -> (X509, PKey<Private>) {
+        use openssl::asn1::Asn1Time;
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut n = openssl::x509::X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", "signer").unwrap();
+        let n = n.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        let serial = openssl::bn::BigNum::from_u32(0x80_12_34).unwrap();
+        b.set_serial_number(&serial.to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&n).unwrap();
+        b.set_issuer_name(&n).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (b.build(), key)
+    }
+
+    #[test]
+    fn signatures_with_every_digest_verify_with_openssl() {
+        let (cert, key) = pair();
+        let content = b"Content-Type: application/xml\r\n\r\n<a/>";
+        for name in ["sha1", "sha-224", "sha-256", "sha-384", "sha-512", "md5"] {
+            let alg = MicAlg::from_name(name).unwrap();
+            let sig = sign_detached_with(content, &cert, &key, &alg).unwrap();
+            verify_detached(&sig, content, &cert).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                matches!(
+                    verify_detached(&sig, b"other content", &cert),
+                    Err(SmimeError::Integrity(_))
+                ),
+                "{name}"
+            );
+            let oids = signature_digest_oids(&sig).unwrap();
+            assert!(oids.iter().all(|o| *o == alg.oid()), "{name}");
+        }
+        let (other, _) = pair();
+        let sig = sign_detached_with(content, &cert, &key, &MicAlg::from_name("sha512").unwrap())
+            .unwrap();
+        assert!(matches!(
+            verify_detached(&sig, content, &other),
+            Err(SmimeError::Authentication(_))
+        ));
+    }
+
+    #[test]
+    fn encrypts_to_the_partner() {
+        let (cert, key) = pair();
+        for alg in ["aes256-cbc", "aes128", "aes_192_cbc", "3des"] {
+            let e = Encryption::from_name(alg).unwrap();
+            let der = encrypt(b"secret payload", &cert, e).unwrap();
+            assert_eq!(cms_kind(&der), CmsKind::Enveloped);
+            assert_eq!(decrypt(&der, &key, &cert).unwrap(), b"secret payload");
+        }
+        assert!(Encryption::from_name("rc4").is_none());
+    }
+
+    #[test]
+    fn utc_time_shape() {
+        let t = utc_time_now();
+        assert_eq!(t.len(), 13);
+        assert!(t.ends_with('Z') && t[..12].bytes().all(|b| b.is_ascii_digit()));
     }
 }
