@@ -105,7 +105,15 @@ impl InvoicMapper {
 
     fn text(&self, seg: &Segment, e: usize, c: usize) -> Option<String> {
         seg.get(e, c)
-            .map(|v| self.cs.decode(v).trim().to_string())
+            .map(|v| {
+                let s = self.cs.decode(v);
+                // Most values have no surrounding blanks: keep the allocation.
+                if s.trim().len() == s.len() {
+                    s
+                } else {
+                    s.trim().to_string()
+                }
+            })
             .filter(|s| !s.is_empty())
     }
 
@@ -1108,30 +1116,37 @@ pub fn parse_decimal(raw: &[u8], decimal_mark: u8) -> Option<Decimal> {
         Some(rest) => (true, rest),
         None => (false, s),
     };
-    let mut out = String::with_capacity(s.len() + 1);
-    if neg {
-        out.push('-');
-    }
+    // Mantissa and scale built directly (no intermediate string): at most
+    // 28 digits, so the mantissa fits an i128 and Decimal's 96 bits.
+    let mut mantissa: i128 = 0;
+    let mut scale = 0u32;
     let mut marks = 0;
     let mut n_digits = 0;
     for b in digits.bytes() {
         if b.is_ascii_digit() {
-            out.push(b as char);
             n_digits += 1;
+            if n_digits > 28 {
+                return None;
+            }
+            mantissa = mantissa * 10 + i128::from(b - b'0');
+            if marks > 0 {
+                scale += 1;
+            }
         } else if b == decimal_mark || b == b'.' || b == b',' {
             marks += 1;
-            out.push('.');
         } else {
             return None;
         }
     }
-    if n_digits == 0 || marks > 1 || n_digits > 28 {
+    if n_digits == 0 || marks > 1 {
         return None;
     }
-    if out.ends_with('.') {
-        out.pop();
+    if neg && mantissa == 0 {
+        // Keep the textual parse for a negative zero's sign, as before.
+        let zero = format!("-0.{}", "0".repeat(scale as usize));
+        return Decimal::from_str(zero.trim_end_matches('.')).ok();
     }
-    Decimal::from_str(&out).ok()
+    Decimal::try_from_i128_with_scale(if neg { -mantissa } else { mantissa }, scale).ok()
 }
 
 fn ymd(s: &str) -> Result<NaiveDate, String> {
@@ -1192,6 +1207,27 @@ mod tests {
         assert_eq!(parse_decimal(b"1.2.3", b'.'), None);
         assert_eq!(parse_decimal(b"-", b'.'), None);
         assert_eq!(parse_decimal(b"", b'.'), None);
+        // The written scale is kept, as a textual parse keeps it.
+        for (raw, text) in [
+            ("10.50", "10.50"),
+            ("-0.00", "-0.00"),
+            ("-0", "-0"),
+            (".5", "0.5"),
+            ("5.", "5"),
+            (" 007,10 ", "7.10"),
+            (
+                "9999999999999999999999999999",
+                "9999999999999999999999999999",
+            ),
+        ] {
+            let d = parse_decimal(raw.as_bytes(), b'.').unwrap();
+            assert_eq!(
+                d.to_string(),
+                Decimal::from_str(text).unwrap().to_string(),
+                "{raw}"
+            );
+        }
+        assert_eq!(parse_decimal(b"99999999999999999999999999999", b'.'), None);
     }
 
     #[test]

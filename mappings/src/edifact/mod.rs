@@ -69,7 +69,10 @@ impl Charset {
     /// Decode one value.
     pub fn decode(self, bytes: &[u8]) -> String {
         if bytes.is_ascii() {
-            return String::from_utf8_lossy(bytes).into_owned();
+            // ASCII is valid UTF-8: no lossy pass needed.
+            return std::str::from_utf8(bytes)
+                .map(str::to_owned)
+                .unwrap_or_default();
         }
         match self {
             Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),

@@ -154,6 +154,18 @@ impl Segment {
     }
 }
 
+/// Which bytes need a look of their own while splitting a segment.
+fn byte_classes(d: &Delimiters) -> [bool; 256] {
+    let mut class = [false; 256];
+    for b in [d.component, d.element, d.segment, b'\r', b'\n'] {
+        class[usize::from(b)] = true;
+    }
+    if let Some(r) = d.release {
+        class[usize::from(r)] = true;
+    }
+    class
+}
+
 /// `fill_buf` with the error mapped to a positioned [`TokenError`].
 macro_rules! fill {
     ($s:ident) => {{
@@ -173,6 +185,9 @@ pub struct Tokenizer<R> {
     offset: u64,
     count: u64,
     seg: Segment,
+    /// Bytes that are not plain data under `delims`: delimiters, the
+    /// release character, CR and LF (see [`byte_classes`]).
+    class: [bool; 256],
     started: bool,
     replay: bool,
     una_seen: bool,
@@ -186,6 +201,7 @@ impl<R: BufRead> Tokenizer<R> {
             offset: 0,
             count: 0,
             seg: Segment::default(),
+            class: byte_classes(&Delimiters::default()),
             started: false,
             replay: false,
             una_seen: false,
@@ -261,6 +277,7 @@ impl<R: BufRead> Tokenizer<R> {
             )));
         }
         self.delims = d;
+        self.class = byte_classes(&d);
         self.una_seen = true;
         Ok(())
     }
@@ -372,8 +389,35 @@ impl<R: BufRead> Tokenizer<R> {
                 if buf.is_empty() {
                     break;
                 }
+                // Runs of ordinary bytes (no delimiter, release character
+                // or line break) are copied whole: most bytes of a segment.
+                let class = &self.class;
                 let mut used = 0;
-                for &b in buf {
+                while used < buf.len() {
+                    let start = used;
+                    while used < buf.len() && !class[usize::from(buf[used])] {
+                        used += 1;
+                    }
+                    if used > start {
+                        let room = MAX_SEGMENT + 1 - self.seg.buf.len();
+                        if used - start >= room {
+                            // Same error point as byte by byte: the byte
+                            // that makes the segment one too long.
+                            let used = start + room;
+                            self.offset += used as u64;
+                            self.reader.consume(used);
+                            return Err(
+                                self.err(format!("segment longer than {MAX_SEGMENT} bytes"))
+                            );
+                        }
+                        self.seg.buf.extend_from_slice(&buf[start..used]);
+                        any = true;
+                        escaped = false;
+                        if used == buf.len() {
+                            break;
+                        }
+                    }
+                    let b = buf[used];
                     used += 1;
                     if (b == b'\n' && !keep_lf) || (b == b'\r' && !keep_cr) {
                         continue;
