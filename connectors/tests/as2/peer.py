@@ -2,7 +2,8 @@
 """An AS2 partner built on pyas2lib, the independent implementation quai's
 AS2 receiver is tested against.
 
-Usage: peer.py CONFIG.json
+Usage: peer.py CONFIG.json            send one message (or several) to quai
+       peer.py --receive CONFIG.json  be an AS2 receiver for quai's sender
 
 The config (written by connectors/tests/support/as2peer.rs) says how to
 build the message (sign / encrypt / compress, MDN mode, signed MDN), where to
@@ -242,5 +243,114 @@ def cut_short(url, headers, body):
     return int(m.group(1)) if m else None
 
 
+def cms_encryption(content_type, body):
+    """The content-encryption algorithm of an EnvelopedData body, as
+    asn1crypto names it (aes256_cbc, tripledes_3key...); pyas2lib does not
+    report it for AES."""
+    if "enveloped-data" not in content_type.lower():
+        return None
+    from asn1crypto import cms
+    info = cms.ContentInfo.load(body)["content"]["encrypted_content_info"]
+    return info["content_encryption_algorithm"]["algorithm"].native
+
+
+def receive(cfg):
+    """An AS2 receiver: every POST is parsed with pyas2lib's Message.parse
+    (decrypting with our key, verifying with quai's certificate), answered
+    with the MDN pyas2lib builds (synchronously), and recorded as one JSON
+    line in cfg["record"]: the payload bytes (base64), whether the message
+    was signed / encrypted / compressed, the MIC pyas2lib computed and the
+    disposition it reported. Faults on request: a fixed HTTP status instead
+    of processing, an MDN with a wrong MIC, an MDN altered after signing,
+    never signing MDNs. Prints {"port": N} once listening."""
+    import logging
+    # Refusals are expected in these tests; their tracebacks are noise.
+    logging.getLogger("pyas2lib").setLevel(logging.CRITICAL)
+    sign_key = read(cfg["org_key"]) + read(cfg["org_cert"])
+    org = Organization(
+        as2_name=cfg["org_as2"],
+        sign_key=None if cfg.get("mdn_never_signed") else sign_key,
+        decrypt_key=sign_key,
+    )
+    quai = Partner(
+        as2_name=cfg["partner_as2"],
+        verify_cert=read(cfg["partner_cert"]),
+        sign=cfg.get("require_signed", False),
+        encrypt=cfg.get("require_encrypted", False),
+    )
+    record_lock = threading.Lock()
+
+    def find_org_partner(org_id, partner_id):
+        return (org if org_id == org.as2_name else None,
+                quai if partner_id == quai.as2_name else None)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            if cfg.get("http_status"):
+                text = b"refused by test configuration\r\n"
+                self.send_response(int(cfg["http_status"]))
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+                return
+            raw = raw_message(self.headers.items(), body)
+            message = Message()
+            status, (exc, _tb), mdn = message.parse(raw, find_org_partner_cb=find_org_partner)
+            entry = {
+                "message_id": "<%s>" % message.message_id,
+                "headers": {k.lower(): v for k, v in self.headers.items()},
+                "status": status,
+                "exception": str(exc) if exc else None,
+                "signed": bool(message.signed),
+                "encrypted": bool(message.encrypted),
+                "compressed": bool(message.compressed),
+                "digest_alg": message.digest_alg,
+                "enc_alg": message.enc_alg,
+                "mic": message.mic.decode() if message.mic else None,
+                "cms_enc_alg": cms_encryption(self.headers.get("Content-Type", ""), body),
+            }
+            if status == "processed":
+                content = message.content
+                entry["payload_hex"] = content.hex()
+                entry["content_type"] = message.payload.get_content_type()
+                entry["filename"] = message.payload.get_filename()
+            if mdn is None:
+                answer_headers, answer = [("Content-Type", "text/plain")], b"no MDN requested\r\n"
+            else:
+                answer_headers = list(mdn.headers.items())
+                answer = mdn.content
+                entry["mdn_signed"] = b"multipart/signed" in mdn.headers.get("Content-Type", "").encode()
+                if cfg.get("mdn_wrong_mic") and message.mic:
+                    answer = answer.replace(message.mic, b"AAAA" + message.mic[4:], 1)
+                if cfg.get("mdn_tamper"):
+                    answer = answer.replace(b"Original-Recipient", b"Original-Recipienx", 1)
+            with record_lock:
+                with open(cfg["record"], "a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                    f.flush()
+            self.send_response(200)
+            for k, v in answer_headers:
+                if k.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", int(cfg.get("port", 0))), Handler)
+    print(json.dumps({"port": server.server_address[1]}), flush=True)
+    server.serve_forever()
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 3 and sys.argv[1] == "--receive":
+        receive(json.loads(read(sys.argv[2])))
+    else:
+        main()

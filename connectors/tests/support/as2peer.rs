@@ -17,16 +17,23 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use openssl::asn1::Asn1Time;
-use openssl::bn::{BigNum, MsbOption};
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::rsa::Rsa;
-use openssl::x509::{X509NameBuilder, X509};
+use quai_connectors::as2::openssl::asn1::Asn1Time;
+use quai_connectors::as2::openssl::bn::{BigNum, MsbOption};
+use quai_connectors::as2::openssl::hash::MessageDigest;
+use quai_connectors::as2::openssl::pkey::{PKey, Private};
+use quai_connectors::as2::openssl::rsa::Rsa;
+use quai_connectors::as2::openssl::x509::{X509NameBuilder, X509};
 use sha2::{Digest, Sha256};
 
+/// The connectors crate's folder (this file is also included by the
+/// daemon's tests, whose manifest folder is `daemon/`).
 fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if here.join("tests/as2/peer.py").exists() {
+        here
+    } else {
+        here.join("..").join("connectors")
+    }
 }
 
 /// The venv's python, ready with pyas2lib (created once per process).
@@ -194,6 +201,83 @@ pub fn run_peer(dir: &Path, config: &serde_json::Value) -> serde_json::Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("peer.py printed no JSON ({e}):\nstdout: {stdout}\nstderr: {stderr}")
     })
+}
+
+/// pyas2lib as an AS2 RECEIVER (`peer.py --receive`), listening on
+/// 127.0.0.1 until dropped. Every message it gets is recorded as one JSON
+/// line (see peer.py's `receive`), read back with [`ReceiverPeer::records`].
+pub struct ReceiverPeer {
+    child: std::process::Child,
+    pub port: u16,
+    pub url: String,
+    pub record: PathBuf,
+}
+
+impl ReceiverPeer {
+    /// Start it with this config (`org_as2`, `org_key`, `org_cert`,
+    /// `partner_as2`, `partner_cert`, optional `port`, `require_signed`,
+    /// `require_encrypted`, and faults: `http_status`, `mdn_wrong_mic`,
+    /// `mdn_tamper`, `mdn_never_signed`); `record` is set here.
+    pub fn start(dir: &Path, config: &serde_json::Value) -> ReceiverPeer {
+        use std::io::BufRead;
+        let py = python();
+        let tag = uuid_like();
+        let record = dir.join(format!("received-{tag}.jsonl"));
+        let mut config = config.clone();
+        config["record"] = serde_json::Value::String(record.to_string_lossy().into_owned());
+        let cfg_path = dir.join(format!("receiver-{tag}.json"));
+        fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let script = manifest_dir().join("tests/as2/peer.py");
+        let mut child = Command::new(py)
+            .arg(&script)
+            .arg("--receive")
+            .arg(&cfg_path)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        let read = std::io::BufReader::new(stdout).read_line(&mut line);
+        let port = read
+            .ok()
+            .and_then(|_| serde_json::from_str::<serde_json::Value>(line.trim()).ok())
+            .and_then(|v| v["port"].as_u64())
+            .map(|p| p as u16);
+        let Some(port) = port else {
+            let _ = child.kill();
+            let status = child.wait();
+            panic!("peer.py --receive did not start ({status:?}); it printed {line:?}");
+        };
+        ReceiverPeer {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}/as2"),
+            record,
+        }
+    }
+
+    /// What it received so far, in order.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        fs::read_to_string(&self.record)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSON record line"))
+            .collect()
+    }
+
+    /// The payload bytes of a record (hex in the record).
+    pub fn payload(record: &serde_json::Value) -> Vec<u8> {
+        hex::decode(record["payload_hex"].as_str().expect("a processed record"))
+            .expect("hex payload")
+    }
+}
+
+impl Drop for ReceiverPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn uuid_like() -> String {
