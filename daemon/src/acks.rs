@@ -11,23 +11,27 @@
 //!
 //! The spool holds one pending acknowledgement row per report owed (created
 //! in the same transaction that finished the flow). The deliverer renders
-//! each from spool data, writes it to the partner's outbox under a temporary
-//! name, renames it into place, and only then marks it delivered. A crash
+//! each from spool data into staged files under `$QUAI_HOME/tmp` — a page of
+//! invoices at a time, so a flow of a million invoices is answered in
+//! bounded memory — fsyncs them, renames them into the partner's outbox (or
+//! uploads them, or sends them over AS2), and only then marks it delivered. A crash
 //! between the write and the mark rewrites the same file under the same name:
 //! a partner never sees a half-written or a second, different report.
 
-use std::io::{Read, Write};
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use quai_mappings::ack::report::{
-    FlowRejection, IntegrationReport, ReportDocument, ReportFlow, ReportReason,
+    FlowRejection, JsonReportWriter, ReportCounts, ReportDocument, ReportFlow, ReportHead,
+    ReportReason, XmlReportWriter,
 };
 use quai_mappings::ack::{cdar, contrl};
 use quai_mappings::edifact;
 use quai_mappings::flow::FlowEnd;
-use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowState, Verdict};
+use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowRow, FlowState, InvoiceRow, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -126,106 +130,138 @@ pub async fn deliver_pending(daemon: &Daemon) -> usize {
     delivered
 }
 
-/// The files of one acknowledgement: (name, bytes).
-pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+/// Invoices are read from the spool this many at a time while an
+/// acknowledgement is written, so memory does not grow with the flow.
+const PAGE: i64 = 1000;
+
+/// The rendered files of one acknowledgement, staged (written and fsynced)
+/// in a private folder under `$QUAI_HOME/tmp`; the folder is removed when
+/// this is dropped, so files not published are not left behind.
+pub struct Staged {
+    dir: PathBuf,
+    /// (name the partner sees, staged path), in delivery order.
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl Staged {
+    fn new(daemon: &Daemon) -> std::io::Result<Staged> {
+        let root = daemon.config.home.join("tmp");
+        std::fs::create_dir_all(&root)?;
+        Ok(Staged {
+            dir: tempfile_dir(&root)?,
+            files: Vec::new(),
+        })
+    }
+
+    /// A new staged file named `name` (buffered; see [`close`]).
+    fn create(&mut self, name: &str) -> std::io::Result<BufWriter<File>> {
+        let path = self.dir.join(name);
+        let file = File::create(&path)?;
+        self.files.push((name.to_string(), path));
+        Ok(BufWriter::with_capacity(256 * 1024, file))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Flush and fsync a staged file.
+fn close(w: BufWriter<File>) -> std::io::Result<()> {
+    let file = w.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
+/// Render the files of one acknowledgement from the spool (and, for
+/// CONTRL, the stored interchange), streaming: a page of invoices at a time.
+pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Staged> {
+    let mut staged = Staged::new(daemon)?;
     match ack.kind {
         AckKind::IntegrationReport => {
             ensure_contrl(daemon, ack).await?;
-            let report = build_report(daemon, ack.flow_id).await?;
-            Ok(vec![
-                (format!("{}.xml", ack.file_name), report.to_xml()),
-                (format!("{}.json", ack.file_name), report.to_json()),
-            ])
+            write_report(daemon, ack, &mut staged).await?;
         }
         AckKind::Cdar => {
-            let m = build_cdar(daemon, ack.flow_id).await?;
             let per_invoice = daemon
                 .config
                 .partner(&ack.partner)
                 .map(|p| p.cdar_per_invoice)
                 .unwrap_or(false);
-            if !per_invoice {
-                return Ok(vec![(ack.file_name.clone(), cdar::to_xml(&m).into_bytes())]);
-            }
-            // The partner asked for one file per invoice:
-            // `<name>.<flow>.cdar.<n>.xml`, each a CDAR message of its own.
-            let stem = ack.file_name.strip_suffix(".xml").unwrap_or(&ack.file_name);
-            Ok(m.statuses
-                .iter()
-                .enumerate()
-                .map(|(n, status)| {
-                    let one = cdar::CdarMessage {
-                        id: format!("{}-{}", m.id, n + 1),
-                        statuses: vec![status.clone()],
-                        ..m.clone()
-                    };
-                    (
-                        format!("{stem}.{}.xml", n + 1),
-                        cdar::to_xml(&one).into_bytes(),
-                    )
-                })
-                .collect())
+            write_cdar(daemon, ack, per_invoice, &mut staged).await?;
         }
-        AckKind::Contrl => {
-            let c = build_contrl(daemon, ack.flow_id).await?;
-            Ok(vec![(
-                ack.file_name.clone(),
-                contrl::to_edifact(&c).into_bytes(),
-            )])
-        }
+        AckKind::Contrl => write_contrl(daemon, ack, &mut staged).await?,
         AckKind::Mdn => anyhow::bail!("MDNs are sent by the AS2 endpoint, not from the outbox"),
     }
+    Ok(staged)
 }
 
 async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
     if ack.kind == AckKind::Mdn {
         return deliver_async_mdn(ack).await;
     }
-    let files = render(daemon, ack).await?;
+    let staged = render(daemon, ack).await?;
     match ack.destination.as_str() {
         "sftp" => {
             let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
                 anyhow::anyhow!("partner {} is no longer configured", ack.partner)
             })?;
             let src = crate::jobs::sftp_poll::source_for(&daemon.config, partner)?;
-            let tmp_root = daemon.config.home.join("tmp");
-            std::fs::create_dir_all(&tmp_root)?;
-            let tmp = tempfile_dir(&tmp_root)?;
-            for (name, bytes) in files {
-                let local = tmp.join(&name);
-                std::fs::write(&local, &bytes)?;
-                let r = src.deliver(&local, &name).await;
-                let _ = std::fs::remove_file(&local);
-                r?;
+            for (name, local) in &staged.files {
+                src.deliver(local, name).await?;
             }
-            let _ = std::fs::remove_dir(&tmp);
             Ok(())
         }
-        "as2" => {
-            let tmp_root = daemon.config.home.join("tmp");
-            std::fs::create_dir_all(&tmp_root)?;
-            let tmp = tempfile_dir(&tmp_root)?;
-            let mut staged = Vec::with_capacity(files.len());
-            for (name, bytes) in files {
-                let local = tmp.join(&name);
-                std::fs::write(&local, &bytes)?;
-                staged.push((name, local));
-            }
-            let r = crate::as2_out::deliver(daemon, ack, &staged).await;
-            let _ = std::fs::remove_dir_all(&tmp);
-            r
-        }
+        "as2" => crate::as2_out::deliver(daemon, ack, &staged.files).await,
         _ => {
             let outbox = daemon.config.outbox_for(&ack.partner);
-            tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-                std::fs::create_dir_all(&outbox)?;
-                for (name, bytes) in files {
-                    write_atomically(&outbox, &name, &bytes)?;
-                }
-                Ok(())
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || publish(&outbox, &staged)).await??;
             Ok(())
+        }
+    }
+}
+
+/// Move staged files into `outbox` under their names: a rename, atomic
+/// for whoever watches the outbox; across file systems a copy to a
+/// dot-file, fsync, then rename. The folder is fsynced last.
+fn publish(outbox: &Path, staged: &Staged) -> std::io::Result<()> {
+    std::fs::create_dir_all(outbox)?;
+    for (name, local) in &staged.files {
+        let target = outbox.join(name);
+        if std::fs::rename(local, &target).is_err() {
+            let part = outbox.join(format!(".{name}.part"));
+            {
+                let mut from = File::open(local)?;
+                let mut to = File::create(&part)?;
+                std::io::copy(&mut from, &mut to)?;
+                to.sync_all()?;
+            }
+            std::fs::rename(&part, &target)?;
+        }
+    }
+    quai_connectors::landing::sync_dir(outbox)
+}
+
+/// Page through a flow's invoices, in doc_index order.
+async fn each_page<F>(daemon: &Daemon, flow_id: i64, mut f: F) -> anyhow::Result<()>
+where
+    F: FnMut(Vec<InvoiceRow>) -> anyhow::Result<()>,
+{
+    let mut after = None;
+    loop {
+        let page = daemon
+            .spool
+            .invoices_of_flow_page(flow_id, after, PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.doc_index);
+        let full = page.len() as i64 == PAGE;
+        f(page)?;
+        if !full {
+            return Ok(());
         }
     }
 }
@@ -338,57 +374,10 @@ pub async fn ensure_contrl(daemon: &Daemon, report: &AckRow) -> anyhow::Result<(
     Ok(())
 }
 
-/// The CDAR statuses of a processed flow's invoices, from the spool.
-pub async fn build_cdar(daemon: &Daemon, flow_id: i64) -> anyhow::Result<cdar::CdarMessage> {
-    let flow = daemon.spool.flow(flow_id).await?;
-    anyhow::ensure!(
-        flow.state == FlowState::Processed,
-        "flow {flow_id} is {}: no invoice statuses",
-        flow.state.as_str()
-    );
-    let invoices = daemon.spool.invoices_of_flow(flow_id).await?;
-    let statuses = invoices
-        .into_iter()
-        .map(|i| {
-            let reasons = if i.verdict == Verdict::Rejected {
-                let fatal: Vec<_> = i.reasons.iter().filter(|r| r.severity == "fatal").collect();
-                let chosen = if fatal.is_empty() {
-                    i.reasons.iter().collect()
-                } else {
-                    fatal
-                };
-                let mut v: Vec<cdar::CdarReason> = chosen
-                    .into_iter()
-                    .map(|r| cdar::CdarReason {
-                        reason_code: cdar::reason_code_for(&r.rule).to_string(),
-                        rule: r.rule.clone(),
-                        term: r.term.clone(),
-                        message: r.message.clone(),
-                    })
-                    .collect();
-                if v.is_empty() {
-                    v.push(cdar::CdarReason {
-                        reason_code: "REJ_COH".into(),
-                        rule: "REJECTED".into(),
-                        term: String::new(),
-                        message: "rejected".into(),
-                    });
-                }
-                v
-            } else {
-                Vec::new()
-            };
-            cdar::CdarStatus {
-                invoice_number: i.number.clone().unwrap_or_else(|| i.entry.clone()),
-                type_code: i.type_code.clone().unwrap_or_else(|| "380".into()),
-                received_at: flow.received_at,
-                issue_date: i.issue_date,
-                seller_id: i.seller_id.clone(),
-                reasons,
-            }
-        })
-        .collect();
-    Ok(cdar::CdarMessage {
+/// The CDAR message of a flow without its statuses (one per invoice, see
+/// [`cdar_status`]).
+pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
+    cdar::CdarMessage {
         id: format!("quai-{}-cdv", flow.id),
         name: format!("{}-CDV", flow.original_name),
         issued_at: flow.updated_at,
@@ -397,83 +386,207 @@ pub async fn build_cdar(daemon: &Daemon, flow_id: i64) -> anyhow::Result<cdar::C
             name: Some(flow.partner.clone()),
             role: "SE".into(),
         },
-        statuses,
-    })
+        statuses: Vec::new(),
+    }
 }
 
-/// The CONTRL of an EDIFACT flow, from its stored bytes and the spool.
-pub async fn build_contrl(daemon: &Daemon, flow_id: i64) -> anyhow::Result<contrl::Contrl> {
-    let flow = daemon.spool.flow(flow_id).await?;
-    let invoices = if flow.state == FlowState::Processed {
-        daemon.spool.invoices_of_flow(flow_id).await?
+/// The lifecycle status of one stored invoice: 200 when accepted, 213 with
+/// its fatal reasons (all reasons when none is fatal) when rejected.
+pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
+    let reasons = if i.verdict == Verdict::Rejected {
+        let fatal: Vec<_> = i.reasons.iter().filter(|r| r.severity == "fatal").collect();
+        let chosen = if fatal.is_empty() {
+            i.reasons.iter().collect()
+        } else {
+            fatal
+        };
+        let mut v: Vec<cdar::CdarReason> = chosen
+            .into_iter()
+            .map(|r| cdar::CdarReason {
+                reason_code: cdar::reason_code_for(&r.rule).to_string(),
+                rule: r.rule.clone(),
+                term: r.term.clone(),
+                message: r.message.clone(),
+            })
+            .collect();
+        if v.is_empty() {
+            v.push(cdar::CdarReason {
+                reason_code: "REJ_COH".into(),
+                rule: "REJECTED".into(),
+                term: String::new(),
+                message: "rejected".into(),
+            });
+        }
+        v
     } else {
         Vec::new()
     };
-    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
-    let read = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let file = std::fs::File::open(&path)?;
-        let mut ic = edifact::Interchange::new(std::io::BufReader::new(file));
-        let mut messages = Vec::new();
-        for item in ic.by_ref() {
-            match item {
-                Ok(m) => messages.push((m.reference, m.message_type, m.version, m.result.is_ok())),
-                Err(_) => break,
+    cdar::CdarStatus {
+        invoice_number: i.number.clone().unwrap_or_else(|| i.entry.clone()),
+        type_code: i.type_code.clone().unwrap_or_else(|| "380".into()),
+        received_at: flow.received_at,
+        issue_date: i.issue_date,
+        seller_id: i.seller_id.clone(),
+        reasons,
+    }
+}
+
+/// The CDAR statuses of a processed flow: one file, or one per invoice
+/// (`<name>.<flow>.cdar.<n>.xml`, each a CDAR message of its own).
+async fn write_cdar(
+    daemon: &Daemon,
+    ack: &AckRow,
+    per_invoice: bool,
+    staged: &mut Staged,
+) -> anyhow::Result<()> {
+    let flow = daemon.spool.flow(ack.flow_id).await?;
+    anyhow::ensure!(
+        flow.state == FlowState::Processed,
+        "flow {} is {}: no invoice statuses",
+        flow.id,
+        flow.state.as_str()
+    );
+    let head = cdar_head(&flow);
+    let expected = (flow.invoices_accepted + flow.invoices_rejected) as u64;
+    let mut written = 0u64;
+    if per_invoice {
+        let stem = ack
+            .file_name
+            .strip_suffix(".xml")
+            .unwrap_or(&ack.file_name)
+            .to_string();
+        each_page(daemon, flow.id, |page| {
+            for inv in &page {
+                written += 1;
+                let one = cdar::CdarMessage {
+                    id: format!("{}-{written}", head.id),
+                    ..head.clone()
+                };
+                let out = staged.create(&format!("{stem}.{written}.xml"))?;
+                let mut w = cdar::CdarWriter::start(out, &one, 1)?;
+                w.status(&cdar_status(&flow, inv))?;
+                close(w.finish()?)?;
             }
-        }
-        let count_wrong = ic
-            .envelope_issues()
-            .iter()
-            .any(|i| i.kind == edifact::EnvelopeIssueKind::UnzCount);
-        Ok((ic.header().cloned(), messages, count_wrong))
-    })
-    .await??;
-    let (header, messages, count_wrong) = read;
-    let original = header.ok_or_else(|| {
-        anyhow::anyhow!("flow {flow_id}: no readable UNB segment, no CONTRL can be addressed")
-    })?;
-    let syntax_failed = |reference: &str| {
-        invoices.iter().any(|i| {
-            i.entry.ends_with(&format!("#{reference}"))
-                && i.reasons.iter().any(|r| {
-                    r.severity == "fatal" && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT"))
-                })
+            Ok(())
         })
-    };
-    let (interchange, acks) = if flow.state == FlowState::Processed {
-        let acks = messages
-            .into_iter()
-            .map(|(reference, message_type, version, readable)| {
-                let action = if !readable || syntax_failed(&reference) {
+        .await?;
+    } else {
+        let out = staged.create(&ack.file_name)?;
+        let mut w = cdar::CdarWriter::start(out, &head, expected)?;
+        each_page(daemon, flow.id, |page| {
+            for inv in &page {
+                w.status(&cdar_status(&flow, inv))?;
+                written += 1;
+            }
+            Ok(())
+        })
+        .await?;
+        close(w.finish()?)?;
+    }
+    anyhow::ensure!(
+        written == expected,
+        "flow {}: {written} invoices stored, {expected} counted; statuses not sent",
+        flow.id
+    );
+    Ok(())
+}
+
+/// The CONTRL of an EDIFACT flow, from its stored bytes (read again,
+/// streaming) and the spool: a UCM per message, rejected when the message
+/// could not be read or its invoice failed on syntax.
+async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+    let flow = daemon.spool.flow(ack.flow_id).await?;
+    let processed = flow.state == FlowState::Processed;
+    // References (UNH 0062) of messages whose invoice failed on syntax:
+    // the entry of such an invoice ends with `#<reference>`.
+    let mut syntax_failed = std::collections::HashSet::new();
+    if processed {
+        each_page(daemon, flow.id, |page| {
+            for i in page {
+                let failed = i.reasons.iter().any(|r| {
+                    r.severity == "fatal" && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT"))
+                });
+                if failed {
+                    for (at, _) in i.entry.match_indices('#') {
+                        syntax_failed.insert(i.entry[at + 1..].to_string());
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    let out = staged.create(&ack.file_name)?;
+    let flow_id = flow.id;
+    let reference = format!("Q{}", flow.id);
+    let prepared = flow.updated_at.naive_utc();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let file = File::open(&path)?;
+        let mut ic = edifact::Interchange::new(std::io::BufReader::new(file));
+        let head = |header: Option<&edifact::InterchangeHeader>, interchange| {
+            let original = header.cloned().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "flow {flow_id}: no readable UNB segment, no CONTRL can be addressed"
+                )
+            })?;
+            anyhow::Ok(contrl::Contrl {
+                original,
+                reference: reference.clone(),
+                prepared,
+                interchange,
+                messages: Vec::new(),
+            })
+        };
+        let writer = if processed {
+            // The UNB is known once the first message has been read.
+            let mut next = match ic.next() {
+                Some(Ok(m)) => Some(m),
+                _ => None,
+            };
+            let mut w =
+                contrl::ContrlWriter::start(out, &head(ic.header(), contrl::Action::Accepted)?)?;
+            while let Some(m) = next {
+                let action = if m.result.is_err() || syntax_failed.contains(&m.reference) {
                     contrl::Action::Rejected {
                         code: contrl::error_code::UNSPECIFIED.into(),
                     }
                 } else {
                     contrl::Action::Accepted
                 };
-                contrl::MessageAck {
-                    reference,
-                    message_type,
-                    version,
+                w.message(&contrl::MessageAck {
+                    reference: m.reference,
+                    message_type: m.message_type,
+                    version: m.version,
                     action,
-                }
-            })
-            .collect();
-        (contrl::Action::Accepted, acks)
-    } else {
-        let code = if count_wrong {
-            contrl::error_code::CONTROL_COUNT
+                })?;
+                next = match ic.next() {
+                    Some(Ok(m)) => Some(m),
+                    _ => None,
+                };
+            }
+            w
         } else {
-            contrl::error_code::UNSPECIFIED
+            while let Some(Ok(_)) = ic.next() {}
+            let count_wrong = ic
+                .envelope_issues()
+                .iter()
+                .any(|i| i.kind == edifact::EnvelopeIssueKind::UnzCount);
+            let code = if count_wrong {
+                contrl::error_code::CONTROL_COUNT
+            } else {
+                contrl::error_code::UNSPECIFIED
+            };
+            contrl::ContrlWriter::start(
+                out,
+                &head(ic.header(), contrl::Action::Rejected { code: code.into() })?,
+            )?
         };
-        (contrl::Action::Rejected { code: code.into() }, Vec::new())
-    };
-    Ok(contrl::Contrl {
-        original,
-        reference: format!("Q{}", flow.id),
-        prepared: flow.updated_at.naive_utc(),
-        interchange,
-        messages: acks,
+        close(writer.finish()?)?;
+        Ok(())
     })
+    .await??;
+    Ok(())
 }
 
 /// Write `name` in `dir` through a temporary dot-file, fsync, rename, fsync dir.
@@ -488,46 +601,22 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result
     quai_connectors::landing::sync_dir(dir)
 }
 
-/// Render the integration report of a flow from the spool.
-pub async fn build_report(daemon: &Daemon, flow_id: i64) -> anyhow::Result<IntegrationReport> {
-    let flow = daemon.spool.flow(flow_id).await?;
-    let invoices = if flow.state == FlowState::Processed {
-        daemon.spool.invoices_of_flow(flow_id).await?
-    } else {
-        Vec::new()
-    };
-    let documents = invoices
-        .into_iter()
-        .map(|i| ReportDocument {
-            index: i.doc_index,
-            entry: i.entry,
-            invoice_number: i.number,
-            issue_date: i.issue_date.map(|d| d.to_string()),
-            status: match i.verdict {
-                Verdict::Accepted => "accepted".to_string(),
-                Verdict::Rejected => "rejected".to_string(),
-            },
-            reasons: i
-                .reasons
-                .into_iter()
-                .map(|r| ReportReason {
-                    rule: r.rule,
-                    term: r.term,
-                    severity: r.severity,
-                    message: r.message,
-                })
-                .collect(),
-        })
-        .collect();
+/// Everything of a finished flow's integration report but its documents.
+pub fn report_head(flow: &FlowRow) -> anyhow::Result<ReportHead> {
     let status = match flow.state {
         FlowState::Processed => "processed",
         FlowState::Failed => "rejected",
         FlowState::Duplicate => "duplicate",
         FlowState::Received | FlowState::Processing => {
-            anyhow::bail!("flow {flow_id} is not finished")
+            anyhow::bail!("flow {} is not finished", flow.id)
         }
     };
-    let mut report = IntegrationReport::new(
+    let (accepted, rejected) = if flow.state == FlowState::Processed {
+        (flow.invoices_accepted, flow.invoices_rejected)
+    } else {
+        (0, 0)
+    };
+    let mut head = ReportHead::new(
         ReportFlow {
             id: flow.id,
             partner: flow.partner.clone(),
@@ -538,10 +627,14 @@ pub async fn build_report(daemon: &Daemon, flow_id: i64) -> anyhow::Result<Integ
             processed_at: flow.updated_at.to_rfc3339(),
         },
         status,
-        documents,
+        ReportCounts {
+            documents: accepted + rejected,
+            accepted,
+            rejected,
+        },
     );
     if flow.state == FlowState::Failed {
-        report.rejection = Some(FlowRejection {
+        head.rejection = Some(FlowRejection {
             code: flow
                 .failure_code
                 .clone()
@@ -549,6 +642,63 @@ pub async fn build_report(daemon: &Daemon, flow_id: i64) -> anyhow::Result<Integ
             message: flow.failure_message.clone().unwrap_or_default(),
         });
     }
-    report.duplicate_of = flow.duplicate_of;
-    Ok(report)
+    head.duplicate_of = flow.duplicate_of;
+    Ok(head)
+}
+
+/// One stored invoice as a document of the report.
+pub fn report_document(i: InvoiceRow) -> ReportDocument {
+    ReportDocument {
+        index: i.doc_index,
+        entry: i.entry,
+        invoice_number: i.number,
+        issue_date: i.issue_date.map(|d| d.to_string()),
+        status: match i.verdict {
+            Verdict::Accepted => "accepted".to_string(),
+            Verdict::Rejected => "rejected".to_string(),
+        },
+        reasons: i
+            .reasons
+            .into_iter()
+            .map(|r| ReportReason {
+                rule: r.rule,
+                term: r.term,
+                severity: r.severity,
+                message: r.message,
+            })
+            .collect(),
+    }
+}
+
+/// The integration report of a flow, `<file>.xml` and `<file>.json`, written
+/// a page of invoices at a time. The counts at the top come from the flow;
+/// if the documents listed do not add up to them, nothing is sent.
+async fn write_report(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+    let flow = daemon.spool.flow(ack.flow_id).await?;
+    let head = report_head(&flow)?;
+    let mut xml = XmlReportWriter::start(staged.create(&format!("{}.xml", ack.file_name))?, &head)?;
+    let mut json =
+        JsonReportWriter::start(staged.create(&format!("{}.json", ack.file_name))?, &head)?;
+    let mut written = 0i64;
+    if flow.state == FlowState::Processed {
+        each_page(daemon, flow.id, |page| {
+            for inv in page {
+                let d = report_document(inv);
+                xml.document(&d)?;
+                json.document(&d)?;
+                written += 1;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    close(xml.finish()?)?;
+    close(json.finish()?)?;
+    anyhow::ensure!(
+        written == head.counts.documents,
+        "flow {}: {written} invoices stored, {} counted; report not sent",
+        flow.id,
+        head.counts.documents
+    );
+    Ok(())
 }

@@ -9,8 +9,6 @@
 //! interchange's syntax version (`CONTRL:D:3:UN` for syntax 3 and lower,
 //! `CONTRL:4:1:UN` for syntax 4) and swaps sender and recipient. Pure.
 
-use std::io::Write;
-
 use chrono::NaiveDateTime;
 
 use crate::edifact::InterchangeHeader;
