@@ -87,6 +87,24 @@ pub struct DecodingReader<R: BufRead> {
 }
 
 impl<R: BufRead> DecodingReader<R> {
+    fn new(inner: R, transcode: Transcode, consumed: u64, max_run: usize) -> Self {
+        DecodingReader {
+            inner,
+            transcode,
+            out: Vec::new(),
+            pos: 0,
+            consumed,
+            run: 0,
+            max_run,
+            eof: false,
+        }
+    }
+
+    /// Whether the input is UTF-8 (nothing to transcode, only to validate).
+    fn is_utf8(&self) -> bool {
+        matches!(&self.transcode, Transcode::Rs(d) if d.encoding() == encoding_rs::UTF_8)
+    }
+
     fn fail(&self, message: String, position: u64) -> io::Error {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -223,16 +241,7 @@ pub fn decoding_reader_with_limit<R: BufRead>(
         let mut bom = [0u8; 3];
         let _ = chained.read_exact(&mut bom[..skip]);
     }
-    Ok(DecodingReader {
-        inner: chained,
-        transcode,
-        out: Vec::new(),
-        pos: 0,
-        consumed,
-        run: 0,
-        max_run,
-        eof: false,
-    })
+    Ok(DecodingReader::new(chained, transcode, consumed, max_run))
 }
 
 fn sniff(prefix: &[u8]) -> Result<(Transcode, usize), ReadError> {
@@ -325,18 +334,25 @@ fn declared_encoding(prefix: &[u8]) -> Option<String> {
 // ---------------------------------------------------------------------------
 
 /// Unqualified attributes of the current element.
+///
+/// Keys and values live in one text buffer shared by the open elements
+/// (`(key start, key end = value start, value end)` ranges into it), so an
+/// attribute costs no allocation of its own.
 #[derive(Debug, Default)]
 pub struct Attrs<'a> {
-    items: &'a [(String, String)],
+    buf: &'a str,
+    items: &'a [(u32, u32, u32)],
 }
 
 impl<'a> Attrs<'a> {
     /// Value of the unqualified attribute `name`, trimmed; `None` if absent or empty.
     pub fn get(&self, name: &str) -> Option<&'a str> {
+        let buf = self.buf;
         self.items
             .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
+            .find(|&&(k, v, _)| buf.get(k as usize..v as usize) == Some(name))
+            .and_then(|&(_, v, e)| buf.get(v as usize..e as usize))
+            .map(str::trim)
             .filter(|v| !v.is_empty())
     }
 
@@ -382,6 +398,7 @@ pub trait Handler {
 struct Frame {
     path_len: usize,
     attrs_start: usize,
+    attr_buf_start: usize,
     mode: TextMode,
 }
 
@@ -431,6 +448,35 @@ fn unescape(raw: &str, position: u64) -> Result<Cow<'_, str>, ReadError> {
         .map_err(|e| ReadError::new(format!("XML is not well-formed: {e}"), position))
 }
 
+/// `bytes` as text: a slice of `doc` (already validated UTF-8 as a whole)
+/// is taken from it without a second validation; anything else (or a
+/// streamed document, `doc` = `None`) is validated here.
+fn in_doc<'a>(doc: Option<&'a str>, bytes: &'a [u8], position: u64) -> Result<&'a str, ReadError> {
+    if let Some(doc) = doc {
+        let start = (bytes.as_ptr() as usize).wrapping_sub(doc.as_ptr() as usize);
+        if let Some(s) = doc.get(start..start.wrapping_add(bytes.len())) {
+            // Same address and length: the very same bytes, already valid.
+            if s.as_ptr() == bytes.as_ptr() {
+                return Ok(s);
+            }
+        }
+    }
+    utf8(bytes, position)
+}
+
+/// Documents up to this size (after the XML declaration sniffing) are read
+/// whole into one reused buffer, validated as UTF-8 once, and parsed in
+/// place: no copy into quick-xml's event buffer, no validation per event.
+/// Larger ones are streamed, so memory stays bounded whatever the input.
+pub const SLURP_MAX: usize = 8 << 20;
+
+/// Capacity kept in the per-thread document buffer between documents.
+const SLURP_KEEP: usize = 1 << 20;
+
+thread_local! {
+    static SLURP_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Read one XML document from `input`, calling `handler` for each element.
 pub fn drive<R: BufRead, H: Handler>(input: R, handler: &mut H) -> Result<(), ReadError> {
     drive_with_limit(input, handler, MAX_EVENT_BYTES)
@@ -443,20 +489,85 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
     max_event: usize,
 ) -> Result<(), ReadError> {
     let decoded = decoding_reader_with_limit(input, max_event)?;
-    let mut reader = NsReader::from_reader(decoded);
-    {
-        let cfg = reader.config_mut();
-        cfg.expand_empty_elements = true;
-        cfg.check_end_names = true;
-        cfg.trim_text(false);
+    if !decoded.is_utf8() {
+        return drive_stream(decoded, handler, max_event);
     }
+    // UTF-8 (with or without BOM): read the document whole if it is small.
+    let skip = decoded.consumed;
+    let mut raw = decoded.inner;
+    let mut doc = SLURP_BUF.with(|b| b.take());
+    doc.clear();
+    if let Err(e) = (&mut raw).take(SLURP_MAX as u64 + 1).read_to_end(&mut doc) {
+        let position = skip + doc.len() as u64;
+        return Err(quick_error(quick_xml::Error::from(e), position));
+    }
+    if doc.len() > SLURP_MAX {
+        let rest = DecodingReader::new(
+            io::Cursor::new(doc).chain(raw),
+            Transcode::Rs(encoding_rs::UTF_8.new_decoder_without_bom_handling()),
+            skip,
+            max_event,
+        );
+        return drive_stream(rest, handler, max_event);
+    }
+    let result = drive_slice(&doc, skip, handler, max_event);
+    if doc.capacity() <= SLURP_KEEP {
+        SLURP_BUF.with(|b| b.set(doc));
+    }
+    result
+}
+
+/// Parse a whole UTF-8 document held in memory (`skip`: BOM bytes before it).
+fn drive_slice<H: Handler>(
+    doc: &[u8],
+    skip: u64,
+    handler: &mut H,
+    max_event: usize,
+) -> Result<(), ReadError> {
+    let text = std::str::from_utf8(doc).map_err(|e| {
+        ReadError::new("invalid UTF-8 byte sequence", skip + e.valid_up_to() as u64)
+    })?;
+    if doc.len() > max_event {
+        // The same bound as the streaming reader: no run of more than
+        // `max_event` bytes without a `<`.
+        let mut last = 0usize;
+        for (i, &b) in doc.iter().enumerate() {
+            if b == b'<' {
+                last = i + 1;
+            } else if i + 1 - last > max_event {
+                return Err(ReadError::new(
+                    format!("a text node or tag is longer than {max_event} bytes"),
+                    skip + i as u64,
+                ));
+            }
+        }
+    }
+    let mut reader = NsReader::from_str(text);
+    configure(reader.config_mut());
+    let mut state = Driver::new(handler, max_event);
+    loop {
+        let before = reader.buffer_position();
+        let (ns, event) = match reader.read_resolved_event() {
+            Ok(v) => v,
+            Err(e) => return Err(quick_error(e, reader.error_position())),
+        };
+        let done = state.event(ns, event, before, Some(text))?;
+        if done {
+            return state.finish(reader.buffer_position());
+        }
+    }
+}
+
+/// Parse a document as a stream (other encodings, large documents).
+fn drive_stream<R: BufRead, H: Handler>(
+    input: R,
+    handler: &mut H,
+    max_event: usize,
+) -> Result<(), ReadError> {
+    let mut reader = NsReader::from_reader(input);
+    configure(reader.config_mut());
     let mut buf = Vec::new();
-    let mut path = String::new();
-    let mut frames: Vec<Frame> = Vec::new();
-    let mut attrs: Vec<(String, String)> = Vec::new();
-    let mut text = String::new();
-    let mut b64 = Base64Count::default();
-    let mut seen_root = false;
+    let mut state = Driver::new(handler, max_event);
     loop {
         buf.clear();
         let before = reader.buffer_position();
@@ -464,10 +575,85 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
             Ok(v) => v,
             Err(e) => return Err(quick_error(e, reader.error_position())),
         };
+        let done = state.event(ns, event, before, None)?;
+        if done {
+            return state.finish(reader.buffer_position());
+        }
+    }
+}
+
+fn configure(cfg: &mut quick_xml::reader::Config) {
+    cfg.expand_empty_elements = true;
+    cfg.check_end_names = true;
+    cfg.trim_text(false);
+}
+
+/// The state of one document's walk, fed one event at a time.
+struct Driver<'h, H> {
+    handler: &'h mut H,
+    max_event: usize,
+    path: String,
+    frames: Vec<Frame>,
+    attrs: Vec<(u32, u32, u32)>,
+    attr_buf: String,
+    text: String,
+    b64: Base64Count,
+    seen_root: bool,
+}
+
+impl<'h, H: Handler> Driver<'h, H> {
+    fn new(handler: &'h mut H, max_event: usize) -> Self {
+        Driver {
+            handler,
+            max_event,
+            path: String::new(),
+            frames: Vec::new(),
+            attrs: Vec::new(),
+            attr_buf: String::new(),
+            text: String::new(),
+            b64: Base64Count::default(),
+            seen_root: false,
+        }
+    }
+
+    /// At the end of input (`position`): the document must be complete.
+    fn finish(&self, position: u64) -> Result<(), ReadError> {
+        if !self.frames.is_empty() {
+            return Err(ReadError::new(
+                "XML is not well-formed: document ends before its root element is closed",
+                position,
+            ));
+        }
+        if !self.seen_root {
+            return Err(ReadError::new("no XML root element", position));
+        }
+        Ok(())
+    }
+
+    fn too_long_text(&self, before: u64) -> Result<(), ReadError> {
+        // Text split by comments or CDATA sections adds up.
+        if self.text.len() > self.max_event {
+            return Err(ReadError::new(
+                format!("a text node is longer than {} bytes", self.max_event),
+                before,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Handle one event; `Ok(true)` at the end of input.
+    fn event(
+        &mut self,
+        ns: ResolveResult<'_>,
+        event: Event<'_>,
+        before: u64,
+        doc: Option<&str>,
+    ) -> Result<bool, ReadError> {
         match event {
             Event::DocType(_) => return Err(ReadError::new("DOCTYPE not allowed", before)),
             Event::Start(e) => {
-                let local = utf8(e.local_name().into_inner(), before)?;
+                let name = e.local_name();
+                let local = in_doc(doc, name.into_inner(), before)?;
                 let ns_str = match &ns {
                     ResolveResult::Bound(n) => utf8(n.as_ref(), before)?,
                     ResolveResult::Unbound => "",
@@ -481,7 +667,8 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                         ))
                     }
                 };
-                let attrs_start = attrs.len();
+                let attrs_start = self.attrs.len();
+                let attr_buf_start = self.attr_buf.len();
                 for a in e.attributes() {
                     let a = a.map_err(|err| {
                         ReadError::new(format!("XML is not well-formed: {err}"), before)
@@ -489,88 +676,101 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                     if a.key.prefix().is_some() || a.key.as_ref() == b"xmlns" {
                         continue;
                     }
-                    let key = utf8(a.key.as_ref(), before)?.to_string();
-                    let value = unescape(utf8(&a.value, before)?, before)?.into_owned();
-                    attrs.push((key, value));
+                    let key = in_doc(doc, a.key.into_inner(), before)?;
+                    let raw = in_doc(doc, &a.value, before)?;
+                    let k = self.attr_buf.len();
+                    self.attr_buf.push_str(key);
+                    let v = self.attr_buf.len();
+                    if raw.contains('&') {
+                        self.attr_buf.push_str(&unescape(raw, before)?);
+                    } else {
+                        self.attr_buf.push_str(raw);
+                    }
+                    let end = self.attr_buf.len();
+                    let range = |n: usize| {
+                        u32::try_from(n)
+                            .map_err(|_| ReadError::new("XML attributes are too large", before))
+                    };
+                    self.attrs.push((range(k)?, range(v)?, range(end)?));
                 }
-                if frames.is_empty() {
-                    if seen_root {
+                if self.frames.is_empty() {
+                    if self.seen_root {
                         return Err(ReadError::new(
                             "XML is not well-formed: more than one root element",
                             before,
                         ));
                     }
-                    seen_root = true;
-                    handler
+                    self.seen_root = true;
+                    self.handler
                         .root(ns_str, local)
                         .map_err(|m| ReadError::new(m, before))?;
-                    frames.push(Frame {
+                    self.frames.push(Frame {
                         path_len: 0,
                         attrs_start,
+                        attr_buf_start,
                         mode: TextMode::Keep,
                     });
-                    continue;
+                    return Ok(false);
                 }
-                if frames.len() >= MAX_DEPTH {
+                if self.frames.len() >= MAX_DEPTH {
                     return Err(ReadError::new(
                         format!("elements nested deeper than {MAX_DEPTH}"),
                         before,
                     ));
                 }
-                let path_len = path.len();
-                let local = handler.alias(&path, local);
-                if frames.len() > 1 {
-                    path.push('/');
+                let path_len = self.path.len();
+                let local = self.handler.alias(&self.path, local);
+                if self.frames.len() > 1 {
+                    self.path.push('/');
                 }
-                if !handler.known_namespace(ns_str) {
-                    path.push('~');
+                if !self.handler.known_namespace(ns_str) {
+                    self.path.push('~');
                 }
-                path.push_str(local);
-                text.clear();
-                let mode = handler.start(
-                    &path,
-                    &Attrs {
-                        items: &attrs[attrs_start..],
-                    },
-                );
+                self.path.push_str(local);
+                self.text.clear();
+                let attrs = Attrs {
+                    buf: &self.attr_buf,
+                    items: self.attrs.get(attrs_start..).unwrap_or(&[]),
+                };
+                let mode = self.handler.start(&self.path, &attrs);
                 if mode == TextMode::Base64Size {
-                    b64 = Base64Count::default();
+                    self.b64 = Base64Count::default();
                 }
-                frames.push(Frame {
+                self.frames.push(Frame {
                     path_len,
                     attrs_start,
+                    attr_buf_start,
                     mode,
                 });
             }
             Event::End(_) => {
-                let Some(frame) = frames.pop() else {
+                let Some(frame) = self.frames.pop() else {
                     return Err(ReadError::new(
                         "XML is not well-formed: unexpected end tag",
                         before,
                     ));
                 };
-                if !frames.is_empty() {
+                if !self.frames.is_empty() {
                     let a = Attrs {
-                        items: &attrs[frame.attrs_start..],
+                        buf: &self.attr_buf,
+                        items: self.attrs.get(frame.attrs_start..).unwrap_or(&[]),
                     };
                     match frame.mode {
-                        TextMode::Keep => handler.end(&path, &a, text.trim(), None),
+                        TextMode::Keep => self.handler.end(&self.path, &a, self.text.trim(), None),
                         TextMode::Base64Size => {
-                            if b64.invalid {
-                                handler.end(&path, &a, "", None);
-                            } else {
-                                handler.end(&path, &a, "", Some(b64.size()));
-                            }
+                            let size = (!self.b64.invalid).then(|| self.b64.size());
+                            self.handler.end(&self.path, &a, "", size);
                         }
                     }
                 }
-                path.truncate(frame.path_len);
-                attrs.truncate(frame.attrs_start);
-                text.clear();
+                self.path.truncate(frame.path_len);
+                self.attrs.truncate(frame.attrs_start);
+                self.attr_buf.truncate(frame.attr_buf_start);
+                self.text.clear();
             }
             Event::Text(t) => {
                 let raw = t.into_inner();
-                match frames.last() {
+                match self.frames.last() {
                     None => {
                         if raw.iter().any(|b| !b.is_ascii_whitespace()) {
                             return Err(ReadError::new(
@@ -579,61 +779,37 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
                             ));
                         }
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => b64.feed(&raw),
+                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(&raw),
                     Some(_) => {
-                        let s = utf8(&raw, before)?;
+                        let s = in_doc(doc, &raw, before)?;
                         if s.contains('&') {
-                            text.push_str(&unescape(s, before)?);
+                            self.text.push_str(&unescape(s, before)?);
                         } else {
-                            text.push_str(s);
+                            self.text.push_str(s);
                         }
-                        // Text split by comments or CDATA sections adds up.
-                        if text.len() > max_event {
-                            return Err(ReadError::new(
-                                format!("a text node is longer than {max_event} bytes"),
-                                before,
-                            ));
-                        }
+                        self.too_long_text(before)?;
                     }
                 }
             }
             Event::CData(t) => {
                 let raw = t.into_inner();
-                match frames.last() {
+                match self.frames.last() {
                     None => {
                         return Err(ReadError::new(
                             "XML is not well-formed: CDATA outside the root element",
                             before,
                         ))
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => b64.feed(&raw),
-                    Some(_) => text.push_str(utf8(&raw, before)?),
+                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(&raw),
+                    Some(_) => self.text.push_str(in_doc(doc, &raw, before)?),
                 }
-                if text.len() > max_event {
-                    return Err(ReadError::new(
-                        format!("a text node is longer than {max_event} bytes"),
-                        before,
-                    ));
-                }
+                self.too_long_text(before)?;
             }
             Event::Empty(_) => {} // expanded into Start + End by the config
             Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
-            Event::Eof => {
-                if !frames.is_empty() {
-                    return Err(ReadError::new(
-                        "XML is not well-formed: document ends before its root element is closed",
-                        reader.buffer_position(),
-                    ));
-                }
-                if !seen_root {
-                    return Err(ReadError::new(
-                        "no XML root element",
-                        reader.buffer_position(),
-                    ));
-                }
-                return Ok(());
-            }
+            Event::Eof => return Ok(true),
         }
+        Ok(false)
     }
 }
 
