@@ -374,7 +374,7 @@ async fn oversized_file_is_refused_before_sending() {
     let out = f.outbound(
         &peer.url,
         OutboundConfig {
-            max_bytes: Some(100),
+            max_send_bytes: Some(100),
             ..Default::default()
         },
     );

@@ -166,6 +166,42 @@ pub struct PartnerAs2 {
     pub require_encrypted: bool,
     /// May the partner ask for an asynchronous MDN (a URL quai POSTs to)?
     pub allow_async_mdn: Option<bool>,
+    /// The partner's AS2 endpoint: when set, acknowledgements of the
+    /// partner's AS2 flows go back over AS2 (see `as2_out`).
+    pub url: Option<String>,
+    /// Outbound: sign (default true), encrypt (default: when `certificate`
+    /// is set), compress (default false).
+    pub sign: Option<bool>,
+    pub encrypt: Option<bool>,
+    pub compress: Option<bool>,
+    /// Outbound: `aes256-cbc` (default), `aes192-cbc`, `aes128-cbc`, `3des`.
+    pub encryption: Option<String>,
+    /// Outbound signature digest: `sha256` (default), `sha384`, `sha512`, `sha224`, `sha1`.
+    pub signature: Option<String>,
+    /// Outbound: the MDN asked for, `signed` (default) or `unsigned`.
+    pub mdn: Option<String>,
+    /// Outbound: seconds for one message, connection to MDN (default 60).
+    pub timeout_seconds: Option<u64>,
+    /// Outbound: largest file sent (default 64MiB).
+    pub max_send_bytes: Option<ByteSize>,
+}
+
+impl PartnerAs2 {
+    /// The outbound settings, when `url` is set.
+    pub fn outbound(&self) -> Option<quai_connectors::as2::send::OutboundConfig> {
+        let url = self.url.clone()?;
+        Some(quai_connectors::as2::send::OutboundConfig {
+            url,
+            sign: self.sign,
+            encrypt: self.encrypt,
+            compress: self.compress,
+            encryption: self.encryption.clone(),
+            signature: self.signature.clone(),
+            mdn: self.mdn.clone(),
+            timeout_seconds: self.timeout_seconds,
+            max_send_bytes: self.max_send_bytes.map(|b| b.0),
+        })
+    }
 }
 
 /// A byte count written as a number or a string like `"1GiB"`, `"500 MB"`.
@@ -581,6 +617,9 @@ impl Config {
                     }
                 }
             }
+            if let Some(a) = &p.as2 {
+                check_as2_outbound(a, file.as2.is_some(), &mut problem);
+            }
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -672,6 +711,51 @@ impl Config {
         self.partner(partner)
             .and_then(|p| p.outbox.clone())
             .unwrap_or_else(|| self.outbound_root.join(partner))
+    }
+}
+
+/// Outbound AS2 settings of a partner: usable, and only with a URL and our
+/// own `[as2]` identity.
+fn check_as2_outbound(a: &PartnerAs2, have_identity: bool, problem: &mut impl FnMut(&str, String)) {
+    use quai_connectors::as2::send::{Outbound, OutboundConfigError as E};
+    let Some(out) = a.outbound() else {
+        let set = [
+            ("sign", a.sign.is_some()),
+            ("encrypt", a.encrypt.is_some()),
+            ("compress", a.compress.is_some()),
+            ("encryption", a.encryption.is_some()),
+            ("signature", a.signature.is_some()),
+            ("mdn", a.mdn.is_some()),
+            ("timeout_seconds", a.timeout_seconds.is_some()),
+            ("max_send_bytes", a.max_send_bytes.is_some()),
+        ];
+        for (key, _) in set.iter().filter(|(_, s)| *s) {
+            problem(
+                &format!("partner.as2.{key}"),
+                "an outbound AS2 setting without partner.as2.url".into(),
+            );
+        }
+        return;
+    };
+    if !have_identity {
+        problem(
+            "partner.as2.url",
+            "sending over AS2 needs quai's own [as2] identity".into(),
+        );
+    }
+    if let Err(errors) = Outbound::resolve(&out, a.certificate.is_some()) {
+        for e in errors {
+            let key = match e {
+                E::BadUrl(_) => "url",
+                E::UnknownEncryption(_) => "encryption",
+                E::UnknownSignature(_) => "signature",
+                E::UnknownMdn(_) => "mdn",
+                E::EncryptWithoutCertificate => "encrypt",
+                E::SignedMdnWithoutCertificate => "mdn",
+                E::ZeroTimeout => "timeout_seconds",
+            };
+            problem(&format!("partner.as2.{key}"), e.to_string());
+        }
     }
 }
 
@@ -792,6 +876,15 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
                 "require_signed",
                 "require_encrypted",
                 "allow_async_mdn",
+                "url",
+                "sign",
+                "encrypt",
+                "compress",
+                "encryption",
+                "signature",
+                "mdn",
+                "timeout_seconds",
+                "max_send_bytes",
             ],
         ),
         (
@@ -927,6 +1020,72 @@ mod tests {
         let sftp = p.sftp.as_ref().unwrap();
         assert_eq!(sftp.key, Some(PathBuf::from("/etc/quai/keys/acme")));
         assert_eq!(sftp.known_hosts, Some(PathBuf::from("/etc/quai/kh")));
+    }
+
+    #[test]
+    fn as2_outbound_settings() {
+        let base = "[as2]\nas2_id = \"Q\"\ncertificate = \"q.crt\"\nkey = \"q.key\"\n\
+                    [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\ncertificate = \"a.pem\"\n";
+        let ok = format!(
+            "{base}url = \"https://as2.acme.example/as2\"\nencryption = \"aes128-cbc\"\n\
+             signature = \"sha512\"\nmdn = \"unsigned\"\ntimeout_seconds = 30\nmax_send_bytes = \"1MiB\"\n\
+             sign = true\nencrypt = true\ncompress = true\n"
+        );
+        let c = Config::parse(&ok, Path::new("/q/c.toml")).unwrap();
+        let out = c
+            .partner("acme")
+            .unwrap()
+            .as2
+            .as_ref()
+            .unwrap()
+            .outbound()
+            .unwrap();
+        assert_eq!(out.url, "https://as2.acme.example/as2");
+        assert_eq!(out.max_send_bytes, Some(1 << 20));
+        assert_eq!(out.compress, Some(true));
+
+        // Every problem at once, each under its key.
+        let bad = format!(
+            "{base}url = \"ftp://x\"\nencryption = \"rot13\"\nsignature = \"crc\"\n\
+             mdn = \"maybe\"\ntimeout_seconds = 0\n"
+        );
+        let err = Config::parse(&bad, Path::new("/q/c.toml")).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "partner.as2.url",
+                "partner.as2.encryption",
+                "partner.as2.signature",
+                "partner.as2.mdn",
+                "partner.as2.timeout_seconds"
+            ]
+        );
+        // No identity, no certificate, settings without a URL.
+        let text = "[[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\nurl = \"http://h/as2\"\nencrypt = true\n\
+                    [[partner]]\nid = \"b\"\n[partner.as2]\nas2_id = \"B\"\nsign = false\n";
+        let err = Config::parse(text, Path::new("/q/c.toml")).unwrap_err();
+        let keys: Vec<_> = err.0.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "partner.as2.url",
+                "partner.as2.encrypt",
+                "partner.as2.mdn",
+                "partner.as2.sign"
+            ]
+        );
+        // An unknown key is reported, and only it: the new keys are known
+        // to the scan that lists every unknown key at once.
+        let err = Config::parse(
+            &format!(
+                "{base}signed = true\nurl = \"http://h/as2\"\nmdn = \"signed\"\nuknown_too = 1\n"
+            ),
+            Path::new("/q/c.toml"),
+        )
+        .unwrap_err();
+        let lines: Vec<_> = err.0.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [Some(10), Some(13)], "{err}");
     }
 
     #[test]

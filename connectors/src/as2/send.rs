@@ -75,7 +75,7 @@ pub struct OutboundConfig {
     /// Seconds for the whole exchange, connection to MDN (default 60).
     pub timeout_seconds: Option<u64>,
     /// Largest file sent (default 64 MiB).
-    pub max_bytes: Option<u64>,
+    pub max_send_bytes: Option<u64>,
 }
 
 /// Which MDN is asked for.
@@ -183,7 +183,7 @@ impl Outbound {
             signature,
             mdn,
             timeout: Duration::from_secs(timeout),
-            max_bytes: cfg.max_bytes.unwrap_or(DEFAULT_MAX_SEND_BYTES),
+            max_bytes: cfg.max_send_bytes.unwrap_or(DEFAULT_MAX_SEND_BYTES),
         })
     }
 }
@@ -802,7 +802,7 @@ mod tests {
         };
         let out = outbound(OutboundConfig {
             url: "http://127.0.0.1:1/as2".into(),
-            max_bytes: Some(10),
+            max_send_bytes: Some(10),
             ..Default::default()
         });
         let e = build_message(&us, &partner, &out, "big.xml", &[b'x'; 11]).unwrap_err();
