@@ -9,7 +9,14 @@
 //!   --batch N                        invoices per store_invoices call (default 500)
 //!   --instances N                    Spool handles writing concurrently (default 2)
 //!   --no-fsync                       throwaway PostgreSQL without fsync (the CPU ceiling)
+//!   --lines N                        invoice lines in each canonical JSON (default 8,
+//!                                    about 1.5 KB; 20 gives about 3.4 KB)
 //! ```
+//!
+//! The invoices are generated before the clock starts, so the CPU figures
+//! are the spool's: `cpu` is this process's user + system time over the
+//! timed part, `server cpu` the PostgreSQL cluster's (postmaster and its
+//! children, when the example started the cluster itself).
 //!
 //! Each instance is its own `Spool` (own pool, own instance name), as two
 //! `quai run` processes would be. Every instance loops: claim a flow, store
@@ -35,6 +42,7 @@ struct Opts {
     batch: usize,
     instances: usize,
     fsync: bool,
+    lines: usize,
 }
 
 fn opts() -> Opts {
@@ -46,6 +54,7 @@ fn opts() -> Opts {
         batch: 500,
         instances: 2,
         fsync: true,
+        lines: 8,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -67,6 +76,7 @@ fn opts() -> Opts {
             "--per-flow" => o.per_flow = num() as i64,
             "--batch" => o.batch = num().max(1),
             "--instances" => o.instances = num().max(1),
+            "--lines" => o.lines = num(),
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -74,7 +84,7 @@ fn opts() -> Opts {
     o
 }
 
-fn invoice(flow: usize, doc: i64) -> NewInvoice {
+fn invoice(flow: usize, doc: i64, lines: usize) -> NewInvoice {
     let rejected = doc % 10 == 7;
     // a few duplicates across flows: every 50th number repeats the previous flow's
     let (number, seller) = if doc % 50 == 3 && flow > 0 {
@@ -85,7 +95,7 @@ fn invoice(flow: usize, doc: i64) -> NewInvoice {
     let canonical = format!(
         "{{\"number\":\"{number}\",\"seller\":{{\"name\":\"Seller SA\",\"id\":\"FR{flow:011}\"}},\
          \"lines\":[{}]}}",
-        (0..8)
+        (0..lines)
             .map(|l| format!(
                 "{{\"id\":\"{l}\",\"item\":\"Article number {l} with a realistic description\",\
                  \"quantity\":\"3\",\"price\":\"41.50\",\"net\":\"124.50\",\"vat\":\"S\",\"rate\":\"20\"}}"
@@ -127,7 +137,52 @@ fn invoice(flow: usize, doc: i64) -> NewInvoice {
     }
 }
 
-async fn run(name: &str, url: &str, o: &Opts) {
+/// CPU seconds (user + system) of a process, with its reaped children's
+/// when `children` is set, from `/proc/PID/stat`.
+fn cpu_of(pid: &str, children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // fields after the command name (which may hold spaces): state is field 3
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        return 0.0;
+    };
+    let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+    // utime, stime, cutime, cstime are fields 14..17 (index 11..14 here)
+    let mut ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    if children {
+        ticks += f.get(13).copied().unwrap_or(0) + f.get(14).copied().unwrap_or(0);
+    }
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds of a PostgreSQL cluster: the postmaster (with the backends
+/// it reaped) and its live children.
+fn server_cpu(data_dir: &std::path::Path) -> f64 {
+    let Some(pm) = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().map(str::to_owned))
+    else {
+        return 0.0;
+    };
+    let mut total = cpu_of(&pm, true);
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split(' ').nth(1).map(str::to_owned));
+        if ppid.as_deref() == Some(pm.as_str()) {
+            total += cpu_of(&pid, false);
+        }
+    }
+    total
+}
+
+async fn run(name: &str, url: &str, o: &Opts, pg_data: Option<&std::path::Path>) {
     let first = Spool::connect(url, "bench-0").await.expect("connect");
     for f in 0..o.flows {
         first
@@ -145,17 +200,32 @@ async fn run(name: &str, url: &str, o: &Opts) {
     let lease = Lease {
         duration: Duration::from_secs(300),
     };
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for n in 0..o.instances {
-        let spool = if n == 0 {
-            first.clone()
-        } else {
+    // Every flow's invoices, generated before the clock starts.
+    let docs: std::sync::Arc<Vec<Vec<NewInvoice>>> = std::sync::Arc::new(
+        (0..o.flows)
+            .map(|f| (0..o.per_flow).map(|d| invoice(f, d, o.lines)).collect())
+            .collect(),
+    );
+    let json_bytes: usize = docs
+        .iter()
+        .flatten()
+        .map(|d| d.canonical_json.as_ref().map_or(0, String::len))
+        .sum();
+    let mut spools = vec![first.clone()];
+    for n in 1..o.instances {
+        spools.push(
             Spool::connect(url, &format!("bench-{n}"))
                 .await
-                .expect("connect")
-        };
+                .expect("connect"),
+        );
+    }
+    let cpu0 = cpu_of("self", false);
+    let server0 = pg_data.map(server_cpu);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for spool in spools {
         let (per_flow, batch) = (o.per_flow, o.batch);
+        let docs = docs.clone();
         tasks.push(tokio::spawn(async move {
             let mut stored = 0u64;
             let mut spent = [Duration::ZERO; 3]; // claim, store, finish
@@ -168,9 +238,8 @@ async fn run(name: &str, url: &str, o: &Opts) {
                 // the flow's number is its fake hash, in hex
                 let flow_no =
                     usize::from_str_radix(c.sha256.trim_start_matches('0'), 16).unwrap_or(0);
-                let docs: Vec<NewInvoice> = (0..per_flow).map(|d| invoice(flow_no, d)).collect();
                 let t = Instant::now();
-                for chunk in docs.chunks(batch) {
+                for chunk in docs[flow_no].chunks(batch) {
                     stored += spool
                         .store_invoices(c.id, chunk)
                         .await
@@ -207,13 +276,16 @@ async fn run(name: &str, url: &str, o: &Opts) {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_of("self", false) - cpu0;
+    let server = pg_data.map(server_cpu).zip(server0).map(|(b, a)| b - a);
     let status = first.status().await.expect("status");
     println!(
-        "{name}: {total} invoices in {} flows, {} instances, batches of {}: {secs:.2} s, {:.0} invoices/s \
-         (accepted {}, rejected {})",
+        "{name}: {total} invoices in {} flows, {} instances, batches of {}, canonical JSON {} B avg: \
+         {secs:.2} s, {:.0} invoices/s (accepted {}, rejected {})",
         o.flows,
         o.instances,
         o.batch,
+        json_bytes / docs.iter().map(Vec::len).sum::<usize>().max(1),
         total as f64 / secs,
         status.totals.invoices["accepted"],
         status.totals.invoices["rejected"],
@@ -224,6 +296,15 @@ async fn run(name: &str, url: &str, o: &Opts) {
         spent[1].as_secs_f64(),
         spent[2].as_secs_f64()
     );
+    let per100k = |c: f64| c * 100_000.0 / (total.max(1) as f64);
+    match server {
+        Some(server) => println!(
+            "  cpu: this process {cpu:.2} s, server {server:.2} s ({:.2} + {:.2} s per 100k invoices)",
+            per100k(cpu),
+            per100k(server)
+        ),
+        None => println!("  cpu: this process {cpu:.2} s ({:.2} s per 100k invoices)", per100k(cpu)),
+    }
 }
 
 #[tokio::main]
@@ -236,17 +317,20 @@ async fn main() {
             .clone()
             .filter(|u| u.starts_with("sqlite:"))
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("spool.db").display()));
-        run("sqlite", &url, &o).await;
+        run("sqlite", &url, &o, None).await;
     }
     if o.backend == "postgres" || o.backend == "both" {
         let cluster;
-        let url = match o.url.clone().filter(|u| u.starts_with("postgres")) {
-            Some(u) => u,
+        let (url, data) = match o.url.clone().filter(|u| u.starts_with("postgres")) {
+            Some(u) => (u, None),
             None => {
                 cluster = pg::PgCluster::start_with(o.fsync);
-                cluster.create_database("bench")
+                (
+                    cluster.create_database("bench"),
+                    Some(cluster.dir.join("data")),
+                )
             }
         };
-        run("postgres", &url, &o).await;
+        run("postgres", &url, &o, data.as_deref()).await;
     }
 }

@@ -56,8 +56,26 @@ impl Durability {
     }
 }
 
-/// Rows per multi-row INSERT (18 binds each, far below SQLite's 32766).
-const CHUNK: usize = 100;
+/// Columns bound per invoice row in the multi-row INSERT.
+const INVOICE_COLUMNS: usize = 18;
+
+/// Invoice rows per INSERT statement: as many as SQLite's bound-variable
+/// limit allows (32766 since SQLite 3.32, the bundled one is newer), so a
+/// batch of up to 1820 invoices is one statement. Fewer statements mean
+/// fewer round trips to sqlx's SQLite worker thread, each of which costs
+/// two thread wake-ups.
+pub(crate) const INVOICE_ROWS: usize = 32766 / INVOICE_COLUMNS;
+
+/// The claims of a batch as a JSON array of `[seller, number, year,
+/// doc_index]`, read back by `json_each` in SQL.
+fn claims_json(claims: &[(&Key, i64)]) -> String {
+    let rows: Vec<(&str, &str, i32, i64)> = claims
+        .iter()
+        .map(|(k, doc)| (k.seller.as_str(), k.number.as_str(), k.year, *doc))
+        .collect();
+    // Serializing strings and integers cannot fail.
+    serde_json::to_string(&rows).unwrap_or_else(|_| "[]".to_owned())
+}
 
 pub(crate) struct SqliteBackend {
     pub(crate) pool: SqlitePool,
@@ -477,7 +495,9 @@ impl SqliteBackend {
             let now = now();
             check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
 
-            // Release this batch's own claims, then claim again.
+            // Release this batch's own claims, then claim again: one
+            // statement each, the keys passed as one JSON array (no
+            // variable limit, one prepared statement whatever the batch).
             let indexes = serde_json::to_string(&plan.doc_indexes()).unwrap_or_else(|_| "[]".into());
             sqlx::query(
                 "DELETE FROM invoice_keys WHERE flow_id = $1 AND doc_index IN (SELECT value FROM json_each($2))",
@@ -488,44 +508,36 @@ impl SqliteBackend {
             .await?;
             let claims = plan.claims();
             let mut refused: HashMap<Key, FlowId> = HashMap::new();
-            for chunk in claims.chunks(CHUNK) {
-                let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) ",
-                );
-                qb.push_values(chunk, |mut b, (key, doc)| {
-                    b.push_bind(&key.seller)
-                        .push_bind(&key.number)
-                        .push_bind(key.year)
-                        .push_bind(flow)
-                        .push_bind(*doc);
-                });
-                qb.push(" ON CONFLICT DO NOTHING RETURNING seller_id, number, year");
-                let got: Vec<(String, String, i32)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-                if got.len() < chunk.len() {
-                    let got: std::collections::HashSet<Key> = got
-                        .into_iter()
-                        .map(|(seller, number, year)| Key {
-                            seller,
-                            number,
-                            year,
-                        })
-                        .collect();
-                    for (key, _) in chunk.iter().filter(|(k, _)| !got.contains(*k)) {
-                        let holder: i64 = sqlx::query_scalar(
-                            "SELECT flow_id FROM invoice_keys WHERE seller_id = $1 AND number = $2 AND year = $3",
-                        )
-                        .bind(&key.seller)
-                        .bind(&key.number)
-                        .bind(key.year)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        refused.insert((*key).clone(), holder);
-                    }
+            if !claims.is_empty() {
+                let claims_json = claims_json(&claims);
+                sqlx::query(
+                    "INSERT INTO invoice_keys (seller_id, number, year, flow_id, doc_index) \
+                     SELECT value ->> 0, value ->> 1, value ->> 2, $1, value ->> 3 FROM json_each($2) WHERE true \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(flow)
+                .bind(&claims_json)
+                .execute(&mut *tx)
+                .await?;
+                // The claims that were refused, with their holders: only
+                // those rows come back (usually none), not one per claim.
+                let lost: Vec<(String, String, i32, i64)> = sqlx::query_as(
+                    "SELECT k.seller_id, k.number, k.year, k.flow_id FROM json_each($2) AS t \
+                     JOIN invoice_keys k ON k.seller_id = t.value ->> 0 AND k.number = t.value ->> 1 \
+                     AND k.year = t.value ->> 2 \
+                     WHERE NOT (k.flow_id = $1 AND k.doc_index = t.value ->> 3)",
+                )
+                .bind(flow)
+                .bind(&claims_json)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (seller, number, year, holder) in lost {
+                    refused.insert(Key { seller, number, year }, holder);
                 }
             }
             let decided = plan.decide(flow, &refused);
 
-            for chunk in decided.chunks(CHUNK) {
+            for chunk in decided.chunks(INVOICE_ROWS) {
                 let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                     "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \
                      issue_date, type_code, currency, total_without_vat, total_with_vat, amount_due, verdict, \
