@@ -31,8 +31,8 @@ use std::str::FromStr;
 
 use chrono::NaiveDate;
 use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use quick_xml::name::{NamespaceError, PrefixDeclaration};
+use quick_xml::Reader;
 use rust_decimal::Decimal;
 
 use crate::model::Violation;
@@ -399,8 +399,23 @@ struct Frame {
     path_len: usize,
     attrs_start: usize,
     attr_buf_start: usize,
+    /// Namespace bindings in scope before this element's own.
+    bindings_len: usize,
+    ns_buf_len: usize,
     mode: TextMode,
 }
+
+/// One namespace binding in scope (`xmlns:p="uri"`, or `xmlns="uri"` with
+/// an empty prefix): ranges into the driver's namespace buffer.
+struct Binding {
+    prefix: (usize, usize),
+    uri: (usize, usize),
+    /// [`Handler::known_namespace`] of the URI, asked once per binding.
+    known: Option<bool>,
+}
+
+const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
 
 #[derive(Default)]
 struct Base64Count {
@@ -542,16 +557,16 @@ fn drive_slice<H: Handler>(
             }
         }
     }
-    let mut reader = NsReader::from_str(text);
+    let mut reader = Reader::from_str(text);
     configure(reader.config_mut());
     let mut state = Driver::new(handler, max_event);
     loop {
         let before = reader.buffer_position();
-        let (ns, event) = match reader.read_resolved_event() {
+        let event = match reader.read_event() {
             Ok(v) => v,
             Err(e) => return Err(quick_error(e, reader.error_position())),
         };
-        let done = state.event(ns, event, before, Some(text))?;
+        let done = state.event(event, before, Some(text))?;
         if done {
             return state.finish(reader.buffer_position());
         }
@@ -564,18 +579,18 @@ fn drive_stream<R: BufRead, H: Handler>(
     handler: &mut H,
     max_event: usize,
 ) -> Result<(), ReadError> {
-    let mut reader = NsReader::from_reader(input);
+    let mut reader = Reader::from_reader(input);
     configure(reader.config_mut());
     let mut buf = Vec::new();
     let mut state = Driver::new(handler, max_event);
     loop {
         buf.clear();
         let before = reader.buffer_position();
-        let (ns, event) = match reader.read_resolved_event_into(&mut buf) {
+        let event = match reader.read_event_into(&mut buf) {
             Ok(v) => v,
             Err(e) => return Err(quick_error(e, reader.error_position())),
         };
-        let done = state.event(ns, event, before, None)?;
+        let done = state.event(event, before, None)?;
         if done {
             return state.finish(reader.buffer_position());
         }
@@ -589,8 +604,19 @@ fn configure(cfg: &mut quick_xml::reader::Config) {
 }
 
 /// The state of one document's walk, fed one event at a time.
+///
+/// Namespaces are resolved here rather than by quick-xml's `NsReader`: the
+/// start tag's attributes are walked once for both the `xmlns` bindings and
+/// the element's own attributes, and whether a namespace belongs to the
+/// syntax is asked once per binding instead of once per element. The rules
+/// are quick-xml's (the same errors for `xml` / `xmlns` misuse).
 struct Driver<'h, H> {
     handler: &'h mut H,
+    /// Bindings in scope, innermost last; the first two are `xml` and `xmlns`.
+    bindings: Vec<Binding>,
+    ns_buf: String,
+    /// [`Handler::known_namespace`] of "no namespace", once asked.
+    unbound_known: Option<bool>,
     max_event: usize,
     path: String,
     frames: Vec<Frame>,
@@ -603,8 +629,24 @@ struct Driver<'h, H> {
 
 impl<'h, H: Handler> Driver<'h, H> {
     fn new(handler: &'h mut H, max_event: usize) -> Self {
+        let mut ns_buf = String::new();
+        let mut bindings = Vec::with_capacity(8);
+        for (prefix, uri) in [("xml", XML_NS), ("xmlns", XMLNS_NS)] {
+            let p = ns_buf.len();
+            ns_buf.push_str(prefix);
+            let u = ns_buf.len();
+            ns_buf.push_str(uri);
+            bindings.push(Binding {
+                prefix: (p, u),
+                uri: (u, ns_buf.len()),
+                known: None,
+            });
+        }
         Driver {
             handler,
+            bindings,
+            ns_buf,
+            unbound_known: None,
             max_event,
             path: String::new(),
             frames: Vec::new(),
@@ -614,6 +656,64 @@ impl<'h, H: Handler> Driver<'h, H> {
             b64: Base64Count::default(),
             seen_root: false,
         }
+    }
+
+    /// Record one namespace declaration of the element being opened, with
+    /// quick-xml's checks on the reserved `xml` and `xmlns` prefixes.
+    fn bind(
+        &mut self,
+        decl: PrefixDeclaration<'_>,
+        uri: &str,
+        before: u64,
+    ) -> Result<(), ReadError> {
+        let prefix: &[u8] = match decl {
+            PrefixDeclaration::Default => b"",
+            PrefixDeclaration::Named(b"xml") => {
+                if uri != XML_NS {
+                    let e = NamespaceError::InvalidXmlPrefixBind(uri.as_bytes().to_vec());
+                    return Err(ReadError::new(
+                        format!("XML is not well-formed: {e}"),
+                        before,
+                    ));
+                }
+                return Ok(());
+            }
+            PrefixDeclaration::Named(b"xmlns") => {
+                let e = NamespaceError::InvalidXmlnsPrefixBind(uri.as_bytes().to_vec());
+                return Err(ReadError::new(
+                    format!("XML is not well-formed: {e}"),
+                    before,
+                ));
+            }
+            PrefixDeclaration::Named(p) => {
+                let e = if uri == XML_NS {
+                    Some(NamespaceError::InvalidPrefixForXml(p.to_vec()))
+                } else if uri == XMLNS_NS {
+                    Some(NamespaceError::InvalidPrefixForXmlns(p.to_vec()))
+                } else {
+                    None
+                };
+                if let Some(e) = e {
+                    return Err(ReadError::new(
+                        format!("XML is not well-formed: {e}"),
+                        before,
+                    ));
+                }
+                p
+            }
+        };
+        // The prefix is part of an attribute name already read as UTF-8.
+        let prefix = utf8(prefix, before)?;
+        let p = self.ns_buf.len();
+        self.ns_buf.push_str(prefix);
+        let u = self.ns_buf.len();
+        self.ns_buf.push_str(uri);
+        self.bindings.push(Binding {
+            prefix: (p, u),
+            uri: (u, self.ns_buf.len()),
+            known: None,
+        });
+        Ok(())
     }
 
     /// At the end of input (`position`): the document must be complete.
@@ -644,7 +744,6 @@ impl<'h, H: Handler> Driver<'h, H> {
     /// Handle one event; `Ok(true)` at the end of input.
     fn event(
         &mut self,
-        ns: ResolveResult<'_>,
         event: Event<'_>,
         before: u64,
         doc: Option<&str>,
@@ -654,26 +753,19 @@ impl<'h, H: Handler> Driver<'h, H> {
             Event::Start(e) => {
                 let name = e.local_name();
                 let local = in_doc(doc, name.into_inner(), before)?;
-                let ns_str = match &ns {
-                    ResolveResult::Bound(n) => utf8(n.as_ref(), before)?,
-                    ResolveResult::Unbound => "",
-                    ResolveResult::Unknown(p) => {
-                        return Err(ReadError::new(
-                            format!(
-                                "XML is not well-formed: unbound namespace prefix \"{}\"",
-                                String::from_utf8_lossy(p)
-                            ),
-                            before,
-                        ))
-                    }
-                };
                 let attrs_start = self.attrs.len();
                 let attr_buf_start = self.attr_buf.len();
+                let bindings_len = self.bindings.len();
+                let ns_buf_len = self.ns_buf.len();
                 for a in e.attributes() {
                     let a = a.map_err(|err| {
                         ReadError::new(format!("XML is not well-formed: {err}"), before)
                     })?;
-                    if a.key.prefix().is_some() || a.key.as_ref() == b"xmlns" {
+                    if let Some(decl) = a.key.as_namespace_binding() {
+                        self.bind(decl, in_doc(doc, &a.value, before)?, before)?;
+                        continue;
+                    }
+                    if a.key.prefix().is_some() {
                         continue;
                     }
                     let key = in_doc(doc, a.key.into_inner(), before)?;
@@ -693,6 +785,32 @@ impl<'h, H: Handler> Driver<'h, H> {
                     };
                     self.attrs.push((range(k)?, range(v)?, range(end)?));
                 }
+                // The element's namespace, with its own declarations in scope.
+                let prefix = e.name().prefix().map(|p| p.into_inner());
+                let found = self.bindings.iter().rposition(|b| {
+                    let bp = &self.ns_buf.as_bytes()[b.prefix.0..b.prefix.1];
+                    match prefix {
+                        Some(p) => bp == p,
+                        None => bp.is_empty(),
+                    }
+                });
+                let found = match found {
+                    Some(i) if self.bindings[i].uri.0 < self.bindings[i].uri.1 => Some(i),
+                    // `xmlns=""` or no default: no namespace; a prefix
+                    // bound to nothing is an error.
+                    _ => match prefix {
+                        None => None,
+                        Some(p) => {
+                            return Err(ReadError::new(
+                                format!(
+                                    "XML is not well-formed: unbound namespace prefix \"{}\"",
+                                    String::from_utf8_lossy(p)
+                                ),
+                                before,
+                            ))
+                        }
+                    },
+                };
                 if self.frames.is_empty() {
                     if self.seen_root {
                         return Err(ReadError::new(
@@ -701,13 +819,28 @@ impl<'h, H: Handler> Driver<'h, H> {
                         ));
                     }
                     self.seen_root = true;
+                    let ns_str = match found {
+                        Some(i) => {
+                            let (a, b) = self.bindings[i].uri;
+                            &self.ns_buf[a..b]
+                        }
+                        None => "",
+                    };
                     self.handler
                         .root(ns_str, local)
                         .map_err(|m| ReadError::new(m, before))?;
+                    // The root may change which namespaces the handler knows
+                    // (ZUGFeRD 1.0 in the CII reader): ask again from here.
+                    for b in &mut self.bindings {
+                        b.known = None;
+                    }
+                    self.unbound_known = None;
                     self.frames.push(Frame {
                         path_len: 0,
                         attrs_start,
                         attr_buf_start,
+                        bindings_len,
+                        ns_buf_len,
                         mode: TextMode::Keep,
                     });
                     return Ok(false);
@@ -723,7 +856,21 @@ impl<'h, H: Handler> Driver<'h, H> {
                 if self.frames.len() > 1 {
                     self.path.push('/');
                 }
-                if !self.handler.known_namespace(ns_str) {
+                let known = match found {
+                    Some(i) => match self.bindings[i].known {
+                        Some(k) => k,
+                        None => {
+                            let (a, b) = self.bindings[i].uri;
+                            let k = self.handler.known_namespace(&self.ns_buf[a..b]);
+                            self.bindings[i].known = Some(k);
+                            k
+                        }
+                    },
+                    None => *self
+                        .unbound_known
+                        .get_or_insert_with(|| self.handler.known_namespace("")),
+                };
+                if !known {
                     self.path.push('~');
                 }
                 self.path.push_str(local);
@@ -740,6 +887,8 @@ impl<'h, H: Handler> Driver<'h, H> {
                     path_len,
                     attrs_start,
                     attr_buf_start,
+                    bindings_len,
+                    ns_buf_len,
                     mode,
                 });
             }
@@ -766,6 +915,8 @@ impl<'h, H: Handler> Driver<'h, H> {
                 self.path.truncate(frame.path_len);
                 self.attrs.truncate(frame.attrs_start);
                 self.attr_buf.truncate(frame.attr_buf_start);
+                self.bindings.truncate(frame.bindings_len);
+                self.ns_buf.truncate(frame.ns_buf_len);
                 self.text.clear();
             }
             Event::Text(t) => {
@@ -1043,6 +1194,78 @@ mod tests {
     fn paths_attrs_and_entities() {
         let r = run(b"<?xml version='1.0'?><r xmlns:f='urn:f'><a a='1&amp;2'> x &lt;&#65;&#x42; </a><f:b><c/></f:b><![CDATA[z]]></r>").unwrap();
         assert_eq!(r.leaves, vec!["a@1&2=x <AB", "~b/c=", "~b="]);
+    }
+
+    /// The in-place parse (small UTF-8 documents) and the streamed one give
+    /// the same leaves and the same errors.
+    fn both(bytes: &[u8]) -> Result<Vec<String>, String> {
+        let mut a = Rec::default();
+        let slice = drive(bytes, &mut a).map(|()| a.leaves);
+        let mut b = Rec::default();
+        let streamed = decoding_reader(bytes)
+            .and_then(|d| drive_stream(d, &mut b, MAX_EVENT_BYTES))
+            .map(|()| b.leaves);
+        assert_eq!(slice, streamed, "{}", String::from_utf8_lossy(bytes));
+        slice.map_err(|e| e.message)
+    }
+
+    #[test]
+    fn namespaces_are_scoped() {
+        // urn:x is known, urn:f is foreign; the default namespace and a
+        // prefix redeclared inside an element apply to it and below only.
+        let leaves = both(
+            b"<r xmlns:f='urn:f' xmlns:x='urn:x'><a/><f:b><x:c/></f:b>\
+              <d xmlns='urn:f'><e/><g xmlns=''><h/></g></d>\
+              <f:i xmlns:f='urn:x'><f:j/></f:i><f:k/><l/></r>",
+        )
+        .unwrap();
+        assert_eq!(
+            leaves,
+            vec![
+                "a=", "~b/c=", "~b=", "~d/~e=", "~d/g/h=", "~d/g=", "~d=", "i/j=", "i=", "~k=",
+                "l="
+            ]
+        );
+        // Attributes: namespaced ones and declarations are not kept.
+        let leaves = both(b"<r xmlns:p='urn:f'><a p:a='1' xml:lang='fr' a='2'/></r>").unwrap();
+        assert_eq!(leaves, vec!["a@2="]);
+    }
+
+    #[test]
+    fn namespace_errors() {
+        let msg = |doc: &[u8]| both(doc).unwrap_err();
+        assert!(msg(b"<r><p:a/></r>").contains("unbound namespace prefix \"p\""));
+        // A prefix's scope ends with its element.
+        assert!(msg(b"<r><a xmlns:p='urn:f'/><p:b/></r>").contains("unbound namespace prefix"));
+        assert!(msg(b"<r xmlns:p='urn:f'><a xmlns:p=''><p:b/></a></r>").contains("unbound"));
+        assert!(msg(b"<r xmlns:xml='urn:f'/>").contains("'xml' cannot be bound"));
+        assert!(msg(b"<r xmlns:xmlns='urn:f'/>").contains("'xmlns' cannot be bound"));
+        assert!(
+            msg(b"<r xmlns:p='http://www.w3.org/XML/1998/namespace'/>").contains("cannot be bound")
+        );
+        assert!(msg(b"<r xmlns:p='http://www.w3.org/2000/xmlns/'/>").contains("cannot be bound"));
+        // The xml prefix is always bound.
+        assert_eq!(both(b"<r><xml:a/></r>").unwrap(), vec!["~a="]);
+    }
+
+    #[test]
+    fn in_place_and_streamed_agree() {
+        for doc in [
+            &b"<?xml version='1.0'?><r xmlns:f='urn:f'><a a='1&amp;2'> x &lt;&#65;&#x42; </a><f:b><c/></f:b><![CDATA[z]]></r>"[..],
+            b"<r><a>1</b></r>",
+            b"<r><a>1</a>",
+            b"<r/><r/>",
+            b"<q/>",
+            b"<r><a b='1' b='2'/></r>",
+            b"<r><a>&lol;</a></r>",
+            b"<r><bin>SGVs\nbG8=</bin></r>",
+            "<r><a>é\u{20ac}</a><b x='ü'/></r>".as_bytes(),
+            b"",
+            b"  ",
+            b"text<r/>",
+        ] {
+            let _ = both(doc);
+        }
     }
 
     #[test]
