@@ -458,6 +458,12 @@ fn utf8(bytes: &[u8], position: u64) -> Result<&str, ReadError> {
         .map_err(|e| ReadError::new("invalid UTF-8", position + e.valid_up_to() as u64))
 }
 
+/// Whether `s` holds an entity or character reference to expand. Values
+/// are short: a plain loop beats a searcher's setup.
+fn has_entity(s: &str) -> bool {
+    s.bytes().any(|b| b == b'&')
+}
+
 fn unescape(raw: &str, position: u64) -> Result<Cow<'_, str>, ReadError> {
     quick_xml::escape::unescape(raw)
         .map_err(|e| ReadError::new(format!("XML is not well-formed: {e}"), position))
@@ -773,7 +779,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     let k = self.attr_buf.len();
                     self.attr_buf.push_str(key);
                     let v = self.attr_buf.len();
-                    if raw.contains('&') {
+                    if has_entity(raw) {
                         self.attr_buf.push_str(&unescape(raw, before)?);
                     } else {
                         self.attr_buf.push_str(raw);
@@ -790,7 +796,8 @@ impl<'h, H: Handler> Driver<'h, H> {
                 let found = self.bindings.iter().rposition(|b| {
                     let bp = &self.ns_buf.as_bytes()[b.prefix.0..b.prefix.1];
                     match prefix {
-                        Some(p) => bp == p,
+                        // Prefixes are a few bytes: compared inline, no memcmp call.
+                        Some(p) => bp.len() == p.len() && bp.iter().zip(p).all(|(a, b)| a == b),
                         None => bp.is_empty(),
                     }
                 });
@@ -933,7 +940,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(&raw),
                     Some(_) => {
                         let s = in_doc(doc, &raw, before)?;
-                        if s.contains('&') {
+                        if has_entity(s) {
                             self.text.push_str(&unescape(s, before)?);
                         } else {
                             self.text.push_str(s);
