@@ -94,9 +94,8 @@ pub async fn deliver(
                     url = %out.url, transient = e.is_transient(), error = %e,
                     "acknowledgement not accepted over AS2; will retry"
                 );
-                return Err(
-                    anyhow::Error::new(e).context(format!("{name} to {} over AS2", ack.partner))
-                );
+                // One line with the cause: the spool keeps `to_string()`.
+                return Err(anyhow::anyhow!("{name} to {} over AS2: {e}", ack.partner));
             }
         }
     }

@@ -1,0 +1,264 @@
+//! Acknowledgements of an AS2 flow go back over AS2 (issue 6).
+//!
+//! pyas2lib (PyPI) plays the partner both ways: `peer.py` posts a signed,
+//! encrypted flow to quai's `/as2` endpoint, and `peer.py --receive` is the
+//! partner's AS2 server named by `[partner.as2] url`. The integration report
+//! (XML and JSON) and the CDAR file of that flow must arrive there as AS2
+//! messages that pyas2lib decrypts and verifies, byte-identical to what the
+//! renderer (and `quai resend-ack`) produce, and be marked delivered in the
+//! spool; while the partner's server is down, delivery fails and is retried.
+
+mod common;
+
+#[path = "../../connectors/tests/support/as2peer.rs"]
+mod as2peer;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use as2peer::{KeyPair, ReceiverPeer};
+use common::*;
+use quai_spool::{AckKind, AckRow};
+use serde_json::{json, Value};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn quai_cli(config: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_quai"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run quai");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Wait until `check` says yes, or fail with `what`.
+async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
+    let home = tempfile::tempdir().unwrap();
+    let keys = home.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let quai_keys = KeyPair::generate(&keys, "quai");
+    let acme_keys = KeyPair::generate(&keys, "acme");
+    let http = free_port();
+    // The partner's AS2 server: down at first.
+    let receiver_port = free_port();
+    let text = format!(
+        "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
+         [as2]\nas2_id = \"QUAI\"\ncertificate = \"keys/quai.crt\"\nkey = \"keys/quai.key\"\n\
+         [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\ncertificate = \"keys/acme.crt\"\n\
+         require_signed = true\nrequire_encrypted = true\n\
+         url = \"http://127.0.0.1:{receiver_port}/as2\"\ntimeout_seconds = 10\n"
+    );
+    let config_path = home.path().join("quai.toml");
+    std::fs::write(&config_path, text).unwrap();
+    let config = quai::config::Config::load(&config_path).unwrap();
+    let mut d = TestDaemon {
+        home,
+        config,
+        stop: Default::default(),
+        task: None,
+    };
+    d.start();
+    let dir = d.home.path().to_path_buf();
+
+    // ACME posts a flow over AS2 (signed, encrypted, signed synchronous MDN).
+    let payload = dir.join("inv.xml");
+    std::fs::write(&payload, fixture("ubl-tc434-example2.xml")).unwrap();
+    let sender = json!({
+        "url": format!("http://127.0.0.1:{http}/as2"),
+        "sender_as2": "ACME",
+        "receiver_as2": "QUAI",
+        "sender_key": acme_keys.key_path,
+        "sender_cert": acme_keys.cert_path,
+        "receiver_cert": quai_keys.cert_path,
+        "payload": payload,
+        "content_type": "application/xml",
+        "filename": "inv.xml",
+        "sign": true,
+        "encrypt": true,
+        "mdn_mode": "SYNC",
+        "mdn_digest_alg": "sha256",
+    });
+    wait_for("the AS2 endpoint", Duration::from_secs(20), async || {
+        if d.task.as_ref().is_some_and(|t| t.is_finished()) {
+            panic!("the daemon stopped");
+        }
+        std::net::TcpStream::connect(("127.0.0.1", http)).ok()
+    })
+    .await;
+    let sent = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || as2peer::run_peer(&dir, &sender))
+            .await
+            .unwrap()
+    };
+    let first = &sent["results"][0];
+    assert_eq!(first["http_status"], 200, "{sent}");
+    assert_eq!(first["mdn_status"], "processed", "{sent}");
+
+    // The flow's acknowledgements are owed over AS2 and fail while the
+    // partner's server is down: attempts recorded, not delivered.
+    let spool = d.spool().await;
+    let flow_id = wait_for("the flow", Duration::from_secs(20), async || {
+        spool
+            .list_flows(&Default::default())
+            .await
+            .unwrap()
+            .first()
+            .map(|f| f.id)
+    })
+    .await;
+    let acks: Vec<AckRow> = wait_for("two failed attempts", Duration::from_secs(40), async || {
+        let acks = spool.acks_of_flow(flow_id).await.unwrap();
+        let report = acks.iter().find(|a| a.kind == AckKind::IntegrationReport)?;
+        (report.attempts >= 2).then_some(acks)
+    })
+    .await;
+    let kinds: Vec<AckKind> = acks.iter().map(|a| a.kind).collect();
+    assert!(
+        kinds.contains(&AckKind::IntegrationReport) && kinds.contains(&AckKind::Cdar),
+        "{acks:?}"
+    );
+    for a in &acks {
+        assert_eq!(a.destination, "as2", "{a:?}");
+        assert!(a.delivered_at.is_none(), "{a:?}");
+        let err = a.last_error.as_deref().unwrap_or("");
+        assert!(err.contains("transport"), "a transport failure: {err}");
+    }
+    // Nothing went to the local outbox.
+    assert!(std::fs::read_dir(d.outbox("acme"))
+        .map(|r| r.count() == 0)
+        .unwrap_or(true));
+
+    // The partner's server comes up: the next pass delivers every file.
+    let peer = ReceiverPeer::start(
+        &dir,
+        &json!({
+            "port": receiver_port,
+            "org_as2": "ACME",
+            "org_key": acme_keys.key_path,
+            "org_cert": acme_keys.cert_path,
+            "partner_as2": "QUAI",
+            "partner_cert": quai_keys.cert_path,
+            "require_signed": true,
+            "require_encrypted": true,
+        }),
+    );
+    let acks: Vec<AckRow> = wait_for("delivery", Duration::from_secs(40), async || {
+        let acks = spool.acks_of_flow(flow_id).await.unwrap();
+        acks.iter()
+            .all(|a| a.delivered_at.is_some())
+            .then_some(acks)
+    })
+    .await;
+
+    // What pyas2lib received: every rendered file, byte for byte, signed and
+    // encrypted, as one message each.
+    let records = peer.records();
+    let daemon = quai::jobs::daemon_for_cli(&d.config).await.unwrap();
+    let mut expected = Vec::new();
+    for a in &acks {
+        assert!(a.attempts >= 2, "retried: {a:?}");
+        let staged = quai::acks::render(&daemon, a).await.unwrap();
+        for (name, path) in &staged.files {
+            expected.push((name.clone(), std::fs::read(path).unwrap()));
+        }
+    }
+    let names: Vec<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".report.xml")),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n.ends_with(".report.json")),
+        "{names:?}"
+    );
+    assert!(names.iter().any(|n| n.ends_with(".cdar.xml")), "{names:?}");
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "one message per file: {records:?}"
+    );
+    for (name, bytes) in &expected {
+        let r = records
+            .iter()
+            .find(|r| r["filename"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not received: {records:?}"));
+        assert_eq!(r["status"], "processed", "{r}");
+        assert_eq!(&ReceiverPeer::payload(r), bytes, "{name} byte-identical");
+        assert_eq!(r["signed"], true);
+        assert_eq!(r["encrypted"], true);
+        assert_eq!(r["headers"]["as2-from"], "QUAI");
+        assert_eq!(r["headers"]["as2-to"], "ACME");
+        let ct = if name.ends_with(".json") {
+            "application/json"
+        } else {
+            "application/xml"
+        };
+        assert_eq!(r["content_type"], ct);
+    }
+
+    // `quai flow ID --json` shows them delivered over AS2.
+    let (code, out) = quai_cli(&config_path, &["flow", &flow_id.to_string(), "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let listed = v["acknowledgements"].as_array().unwrap();
+    assert_eq!(listed.len(), acks.len());
+    for a in listed {
+        assert_eq!(a["destination"], "as2", "{a}");
+        assert!(a["delivered_at"].is_string(), "{a}");
+        assert!(a["attempts"].as_i64().unwrap() >= 2, "{a}");
+    }
+
+    // `quai resend-ack` sends the report again (the daemon stopped, so the
+    // CLI's own pass is the only one): the same bytes arrive.
+    drop(daemon);
+    d.stop().await;
+    let report = acks
+        .iter()
+        .find(|a| a.kind == AckKind::IntegrationReport)
+        .unwrap();
+    let (code, out) = quai_cli(
+        &config_path,
+        &["resend-ack", &report.id.to_string(), "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let again = peer.records();
+    assert_eq!(again.len(), records.len() + 2, "{again:?}");
+    for r in &again[records.len()..] {
+        let name = r["filename"].as_str().unwrap();
+        let original = records.iter().find(|o| o["filename"] == name).unwrap();
+        assert_eq!(r["payload_hex"], original["payload_hex"], "{name}");
+        assert_ne!(r["message_id"], original["message_id"], "a new message");
+    }
+
+    drop(peer);
+}
