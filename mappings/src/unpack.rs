@@ -578,7 +578,7 @@ impl<R: Read> Peeked<R> {
         Ok(Peeked {
             prefix,
             pos: 0,
-            rest: BufReader::with_capacity(64 * 1024, inner),
+            rest: BufReader::with_capacity(16 * 1024, inner),
         })
     }
 

@@ -344,10 +344,10 @@ impl InvoicMapper {
     }
 
     fn dtm(&mut self, seg: &Segment) {
-        let q = seg.code(1, 0).unwrap_or("").to_string();
+        let q = seg.code(1, 0).unwrap_or("");
         match self.section {
             Section::Header => {
-                let term = match q.as_str() {
+                let term = match q {
                     "137" | "3" => "BT-2",
                     "131" => "BT-7",
                     "35" => "BT-72",
@@ -361,7 +361,7 @@ impl InvoicMapper {
                 let Some((d, end)) = self.date(seg, term) else {
                     return;
                 };
-                match q.as_str() {
+                match q {
                     "137" => self.inv.issue_date = Some(d),
                     "3" => {
                         self.inv.issue_date.get_or_insert(d);
@@ -405,9 +405,7 @@ impl InvoicMapper {
                 }
             }
             Section::Lines => {
-                if self.alc.is_some()
-                    || !matches!(q.as_str(), "167" | "168" | "194" | "206" | "263")
-                {
+                if self.alc.is_some() || !matches!(q, "167" | "168" | "194" | "206" | "263") {
                     return;
                 }
                 let Some((d, end)) = self.date(seg, "BG-26") else {
@@ -415,7 +413,7 @@ impl InvoicMapper {
                 };
                 if let Some(line) = self.line() {
                     let p = line.period.get_or_insert_with(Period::default);
-                    match q.as_str() {
+                    match q {
                         "167" | "194" => p.start = Some(d),
                         "168" | "206" => p.end = Some(d),
                         _ => {
@@ -430,10 +428,10 @@ impl InvoicMapper {
     }
 
     fn ftx(&mut self, seg: &Segment) {
-        let q = seg.code(1, 0).unwrap_or("").to_string();
+        let q = seg.code(1, 0).unwrap_or("");
         let text = self.joined(seg, 4, 0, " ");
         match self.section {
-            Section::Header | Section::Summary => match q.as_str() {
+            Section::Header | Section::Summary => match q {
                 "DOC" => {
                     self.inv.business_process = self.text(seg, 3, 0);
                     self.inv.specification_id = text;
@@ -455,7 +453,7 @@ impl InvoicMapper {
                         let subject_code = if q == "GEN" || q.is_empty() {
                             None
                         } else {
-                            Some(q)
+                            Some(q.to_string())
                         };
                         self.inv.notes.push(Note {
                             subject_code,
@@ -491,9 +489,9 @@ impl InvoicMapper {
     }
 
     fn rff(&mut self, seg: &Segment) {
-        let q = seg.code(1, 0).unwrap_or("").to_string();
+        let q = seg.code(1, 0).unwrap_or("");
         let v = self.text(seg, 1, 1);
-        self.last_ref = Some(q.clone());
+        self.last_ref = Some(q.to_string());
         if let Some(idx) = self.attachment {
             if let Some(a) = self.inv.attachments.get_mut(idx) {
                 a.reference = v;
@@ -510,7 +508,7 @@ impl InvoicMapper {
                     let Some(p) = self.party_mut(role) else {
                         return;
                     };
-                    match q.as_str() {
+                    match q {
                         "VA" => p.vat_id = v,
                         "GN" | "XA" | "ACD" => p.legal_registration_id = v.map(Identifier::new),
                         "FC" => p.tax_registration_id = v,
@@ -520,7 +518,7 @@ impl InvoicMapper {
                 }
                 Role::Payee => {
                     let p = self.inv.payee.get_or_insert_with(Payee::default);
-                    if matches!(q.as_str(), "GN" | "XA") {
+                    if matches!(q, "GN" | "XA") {
                         p.legal_registration_id = v.map(Identifier::new);
                     }
                 }
@@ -543,14 +541,14 @@ impl InvoicMapper {
                 }
                 let c2 = self.text(seg, 1, 2);
                 if let Some(line) = self.inv.lines.last_mut() {
-                    match q.as_str() {
+                    match q {
                         "ON" => line.order_line_reference = c2.or(v),
                         "AWQ" | "AOU" => line.buyer_accounting_reference = v,
                         _ => {}
                     }
                 }
             }
-            Section::Header => match q.as_str() {
+            Section::Header => match q {
                 "ON" => self.inv.purchase_order_reference = v,
                 "CT" => self.inv.contract_reference = v,
                 "VN" => self.inv.sales_order_reference = v,
@@ -774,7 +772,7 @@ impl InvoicMapper {
     }
 
     fn moa(&mut self, seg: &Segment) {
-        let q = seg.code(1, 0).unwrap_or("").to_string();
+        let q = seg.code(1, 0).unwrap_or("");
         if let Some(alc) = self.alc {
             match alc {
                 Alc::Doc { allowance, idx } => {
@@ -856,7 +854,7 @@ impl InvoicMapper {
         match self.section {
             Section::Header => {}
             Section::Lines => {
-                if matches!(q.as_str(), "203" | "66" | "38") {
+                if matches!(q, "203" | "66" | "38") {
                     let amt = self.amount(seg, 1, 1, "BT-131");
                     if let Some(line) = self.line() {
                         if q == "203" || line.net_amount.is_none() {
@@ -867,7 +865,7 @@ impl InvoicMapper {
             }
             Section::Summary => {
                 if let Some(idx) = self.tax {
-                    if matches!(q.as_str(), "124" | "150" | "125") {
+                    if matches!(q, "124" | "150" | "125") {
                         let term = if q == "125" { "BT-116" } else { "BT-117" };
                         let amt = self.amount(seg, 1, 1, term);
                         if let Some(b) = self.inv.vat_breakdown.get_mut(idx) {
@@ -880,7 +878,7 @@ impl InvoicMapper {
                         return;
                     }
                 }
-                let term = match q.as_str() {
+                let term = match q {
                     "79" => "BT-106",
                     "260" => "BT-107",
                     "259" => "BT-108",
@@ -895,7 +893,7 @@ impl InvoicMapper {
                 let amt = self.amount(seg, 1, 1, term);
                 let currency = self.text(seg, 1, 2);
                 let t = &mut self.inv.totals;
-                match q.as_str() {
+                match q {
                     "79" => t.line_net_total = amt,
                     "260" => t.allowance_total = amt,
                     "259" => t.charge_total = amt,
@@ -1033,9 +1031,9 @@ impl InvoicMapper {
         if self.section != Section::Lines || self.alc.is_some() {
             return;
         }
-        let q = seg.code(1, 0).unwrap_or("").to_string();
+        let q = seg.code(1, 0).unwrap_or("");
         let gross = q == "AAB";
-        if !matches!(q.as_str(), "AAA" | "AAB" | "INV" | "CAL" | "AAE" | "AAF") {
+        if !matches!(q, "AAA" | "AAB" | "INV" | "CAL" | "AAE" | "AAF") {
             return;
         }
         let price = self.amount(seg, 1, 1, if gross { "BT-148" } else { "BT-146" });

@@ -291,10 +291,15 @@ impl<R: BufRead> Interchange<R> {
                 .ok_or_else(|| ReadError::new("no UNH", 0))?;
             let reference = seg.get(1, 0).map(|v| charset.decode(v)).unwrap_or_default();
             let message_type = seg.code(2, 0).unwrap_or("").to_string();
-            let version = (1..seg.components(2))
-                .map(|c| seg.get(2, c).map(|v| charset.decode(v)).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join(":");
+            let mut version = String::new();
+            for c in 1..seg.components(2) {
+                if c > 1 {
+                    version.push(':');
+                }
+                if let Some(v) = seg.get(2, c) {
+                    version.push_str(&charset.decode(v));
+                }
+            }
             (reference, message_type, version, seg.number, seg.offset)
         };
         let mut mapper = if message_type == "INVOIC" {
