@@ -264,7 +264,7 @@ pub fn sign_detached_with(
     let digest_alg = der(0x30, &[der(0x06, alg.oid()), vec![0x05, 0x00]].concat());
     let oid_data = der(0x06, OID_DATA);
     let now = utc_time_now();
-    let mut attrs = vec![
+    let mut attrs = [
         // contentType
         der(
             0x30,
