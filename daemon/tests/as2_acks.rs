@@ -60,82 +60,137 @@ async fn wait_for<T>(
     }
 }
 
+/// quai ("QUAI") running with a partner "acme" ("ACME") that posts over
+/// AS2 and takes its acknowledgements over AS2 at `receiver_port` (nothing
+/// listens there until the test starts the receiver).
+struct Setup {
+    d: TestDaemon,
+    dir: std::path::PathBuf,
+    config_path: std::path::PathBuf,
+    quai_keys: KeyPair,
+    acme_keys: KeyPair,
+    http: u16,
+    receiver_port: u16,
+}
+
+impl Setup {
+    async fn start() -> Setup {
+        let home = tempfile::tempdir().unwrap();
+        let keys = home.path().join("keys");
+        std::fs::create_dir_all(&keys).unwrap();
+        let quai_keys = KeyPair::generate(&keys, "quai");
+        let acme_keys = KeyPair::generate(&keys, "acme");
+        let http = free_port();
+        let receiver_port = free_port();
+        let text = format!(
+            "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
+             [as2]\nas2_id = \"QUAI\"\ncertificate = \"keys/quai.crt\"\nkey = \"keys/quai.key\"\n\
+             [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\ncertificate = \"keys/acme.crt\"\n\
+             require_signed = true\nrequire_encrypted = true\n\
+             url = \"http://127.0.0.1:{receiver_port}/as2\"\ntimeout_seconds = 10\n"
+        );
+        let config_path = home.path().join("quai.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let config = quai::config::Config::load(&config_path).unwrap();
+        let mut d = TestDaemon {
+            home,
+            config,
+            stop: Default::default(),
+            task: None,
+        };
+        d.start();
+        let dir = d.home.path().to_path_buf();
+        wait_for("the AS2 endpoint", Duration::from_secs(20), async || {
+            if d.task.as_ref().is_some_and(|t| t.is_finished()) {
+                panic!("the daemon stopped");
+            }
+            std::net::TcpStream::connect(("127.0.0.1", http)).ok()
+        })
+        .await;
+        Setup {
+            d,
+            dir,
+            config_path,
+            quai_keys,
+            acme_keys,
+            http,
+            receiver_port,
+        }
+    }
+
+    /// ACME posts an invoice over AS2 (signed, encrypted, signed synchronous
+    /// MDN, checked by pyas2lib); the id of the flow it became.
+    async fn post_flow(&self, spool: &quai_spool::Spool) -> i64 {
+        let payload = self.dir.join("inv.xml");
+        std::fs::write(&payload, fixture("ubl-tc434-example2.xml")).unwrap();
+        let sender = json!({
+            "url": format!("http://127.0.0.1:{}/as2", self.http),
+            "sender_as2": "ACME",
+            "receiver_as2": "QUAI",
+            "sender_key": self.acme_keys.key_path,
+            "sender_cert": self.acme_keys.cert_path,
+            "receiver_cert": self.quai_keys.cert_path,
+            "payload": payload,
+            "content_type": "application/xml",
+            "filename": "inv.xml",
+            "sign": true,
+            "encrypt": true,
+            "mdn_mode": "SYNC",
+            "mdn_digest_alg": "sha256",
+        });
+        let dir = self.dir.clone();
+        let sent = tokio::task::spawn_blocking(move || as2peer::run_peer(&dir, &sender))
+            .await
+            .unwrap();
+        let first = &sent["results"][0];
+        assert_eq!(first["http_status"], 200, "{sent}");
+        assert_eq!(first["mdn_status"], "processed", "{sent}");
+        wait_for("the flow", Duration::from_secs(20), async || {
+            spool
+                .list_flows(&Default::default())
+                .await
+                .unwrap()
+                .first()
+                .map(|f| f.id)
+        })
+        .await
+    }
+
+    /// ACME's AS2 server (pyas2lib) on `receiver_port`; `extra` adds faults.
+    fn receiver(&self, extra: Value) -> ReceiverPeer {
+        let mut cfg = json!({
+            "port": self.receiver_port,
+            "org_as2": "ACME",
+            "org_key": self.acme_keys.key_path,
+            "org_cert": self.acme_keys.cert_path,
+            "partner_as2": "QUAI",
+            "partner_cert": self.quai_keys.cert_path,
+            "require_signed": true,
+            "require_encrypted": true,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            cfg[k] = v.clone();
+        }
+        ReceiverPeer::start(&self.dir, &cfg)
+    }
+}
+
+/// Messages the receiver processed (not those it answered 503).
+fn processed(peer: &ReceiverPeer) -> Vec<Value> {
+    peer.records()
+        .into_iter()
+        .filter(|r| r.get("unavailable").is_none())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
-    let home = tempfile::tempdir().unwrap();
-    let keys = home.path().join("keys");
-    std::fs::create_dir_all(&keys).unwrap();
-    let quai_keys = KeyPair::generate(&keys, "quai");
-    let acme_keys = KeyPair::generate(&keys, "acme");
-    let http = free_port();
-    // The partner's AS2 server: down at first.
-    let receiver_port = free_port();
-    let text = format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
-         [as2]\nas2_id = \"QUAI\"\ncertificate = \"keys/quai.crt\"\nkey = \"keys/quai.key\"\n\
-         [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\ncertificate = \"keys/acme.crt\"\n\
-         require_signed = true\nrequire_encrypted = true\n\
-         url = \"http://127.0.0.1:{receiver_port}/as2\"\ntimeout_seconds = 10\n"
-    );
-    let config_path = home.path().join("quai.toml");
-    std::fs::write(&config_path, text).unwrap();
-    let config = quai::config::Config::load(&config_path).unwrap();
-    let mut d = TestDaemon {
-        home,
-        config,
-        stop: Default::default(),
-        task: None,
-    };
-    d.start();
-    let dir = d.home.path().to_path_buf();
-
-    // ACME posts a flow over AS2 (signed, encrypted, signed synchronous MDN).
-    let payload = dir.join("inv.xml");
-    std::fs::write(&payload, fixture("ubl-tc434-example2.xml")).unwrap();
-    let sender = json!({
-        "url": format!("http://127.0.0.1:{http}/as2"),
-        "sender_as2": "ACME",
-        "receiver_as2": "QUAI",
-        "sender_key": acme_keys.key_path,
-        "sender_cert": acme_keys.cert_path,
-        "receiver_cert": quai_keys.cert_path,
-        "payload": payload,
-        "content_type": "application/xml",
-        "filename": "inv.xml",
-        "sign": true,
-        "encrypt": true,
-        "mdn_mode": "SYNC",
-        "mdn_digest_alg": "sha256",
-    });
-    wait_for("the AS2 endpoint", Duration::from_secs(20), async || {
-        if d.task.as_ref().is_some_and(|t| t.is_finished()) {
-            panic!("the daemon stopped");
-        }
-        std::net::TcpStream::connect(("127.0.0.1", http)).ok()
-    })
-    .await;
-    let sent = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || as2peer::run_peer(&dir, &sender))
-            .await
-            .unwrap()
-    };
-    let first = &sent["results"][0];
-    assert_eq!(first["http_status"], 200, "{sent}");
-    assert_eq!(first["mdn_status"], "processed", "{sent}");
+    let mut s = Setup::start().await;
+    let spool = s.d.spool().await;
+    let flow_id = s.post_flow(&spool).await;
 
     // The flow's acknowledgements are owed over AS2 and fail while the
     // partner's server is down: attempts recorded, not delivered.
-    let spool = d.spool().await;
-    let flow_id = wait_for("the flow", Duration::from_secs(20), async || {
-        spool
-            .list_flows(&Default::default())
-            .await
-            .unwrap()
-            .first()
-            .map(|f| f.id)
-    })
-    .await;
     let acks: Vec<AckRow> = wait_for("two failed attempts", Duration::from_secs(40), async || {
         let acks = spool.acks_of_flow(flow_id).await.unwrap();
         let report = acks.iter().find(|a| a.kind == AckKind::IntegrationReport)?;
@@ -154,24 +209,12 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
         assert!(err.contains("transport"), "a transport failure: {err}");
     }
     // Nothing went to the local outbox.
-    assert!(std::fs::read_dir(d.outbox("acme"))
+    assert!(std::fs::read_dir(s.d.outbox("acme"))
         .map(|r| r.count() == 0)
         .unwrap_or(true));
 
     // The partner's server comes up: the next pass delivers every file.
-    let peer = ReceiverPeer::start(
-        &dir,
-        &json!({
-            "port": receiver_port,
-            "org_as2": "ACME",
-            "org_key": acme_keys.key_path,
-            "org_cert": acme_keys.cert_path,
-            "partner_as2": "QUAI",
-            "partner_cert": quai_keys.cert_path,
-            "require_signed": true,
-            "require_encrypted": true,
-        }),
-    );
+    let peer = s.receiver(json!({}));
     let acks: Vec<AckRow> = wait_for("delivery", Duration::from_secs(40), async || {
         let acks = spool.acks_of_flow(flow_id).await.unwrap();
         acks.iter()
@@ -182,8 +225,8 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
 
     // What pyas2lib received: every rendered file, byte for byte, signed and
     // encrypted, as one message each.
-    let records = peer.records();
-    let daemon = quai::jobs::daemon_for_cli(&d.config).await.unwrap();
+    let records = processed(&peer);
+    let daemon = quai::jobs::daemon_for_cli(&s.d.config).await.unwrap();
     let mut expected = Vec::new();
     for a in &acks {
         assert!(a.attempts >= 2, "retried: {a:?}");
@@ -227,7 +270,7 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
     }
 
     // `quai flow ID --json` shows them delivered over AS2.
-    let (code, out) = quai_cli(&config_path, &["flow", &flow_id.to_string(), "--json"]);
+    let (code, out) = quai_cli(&s.config_path, &["flow", &flow_id.to_string(), "--json"]);
     assert_eq!(code, 0, "{out}");
     let v: Value = serde_json::from_str(&out).unwrap();
     let listed = v["acknowledgements"].as_array().unwrap();
@@ -241,17 +284,17 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
     // `quai resend-ack` sends the report again (the daemon stopped, so the
     // CLI's own pass is the only one): the same bytes arrive.
     drop(daemon);
-    d.stop().await;
+    s.d.stop().await;
     let report = acks
         .iter()
         .find(|a| a.kind == AckKind::IntegrationReport)
         .unwrap();
     let (code, out) = quai_cli(
-        &config_path,
+        &s.config_path,
         &["resend-ack", &report.id.to_string(), "--json"],
     );
     assert_eq!(code, 0, "{out}");
-    let again = peer.records();
+    let again = processed(&peer);
     assert_eq!(again.len(), records.len() + 2, "{again:?}");
     for r in &again[records.len()..] {
         let name = r["filename"].as_str().unwrap();
@@ -261,4 +304,48 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
     }
 
     drop(peer);
+}
+
+/// The report's XML is accepted, its JSON twin is answered "try later":
+/// the acknowledgement stays pending, and the retry sends only the JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_delivered_report_is_not_sent_twice() {
+    let mut s = Setup::start().await;
+    let peer =
+        s.receiver(json!({"unavailable_for_suffix": ".report.json", "unavailable_times": 1}));
+    let spool = s.d.spool().await;
+    let flow_id = s.post_flow(&spool).await;
+    let acks: Vec<AckRow> = wait_for("delivery", Duration::from_secs(40), async || {
+        let acks = spool.acks_of_flow(flow_id).await.unwrap();
+        (!acks.is_empty() && acks.iter().all(|a| a.delivered_at.is_some())).then_some(acks)
+    })
+    .await;
+    let report = acks
+        .iter()
+        .find(|a| a.kind == AckKind::IntegrationReport)
+        .unwrap();
+    assert_eq!(report.attempts, 2, "{report:?}");
+    let all = peer.records();
+    let unavailable: Vec<&Value> = all
+        .iter()
+        .filter(|r| r.get("unavailable").is_some())
+        .collect();
+    assert_eq!(unavailable.len(), 1, "{all:?}");
+    let names: Vec<String> = processed(&peer)
+        .iter()
+        .map(|r| r["filename"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let count = |suffix: &str| names.iter().filter(|n| n.ends_with(suffix)).count();
+    assert_eq!(
+        count(".report.xml"),
+        1,
+        "the XML was not sent again: {names:?}"
+    );
+    assert_eq!(count(".report.json"), 1, "{names:?}");
+    assert_eq!(count(".cdar.xml"), 1, "{names:?}");
+    // Nothing left behind once delivered.
+    let sent_dir = s.dir.join("as2-out").join("sent");
+    let left = std::fs::read_dir(&sent_dir).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left, 0, "markers removed");
+    s.d.stop().await;
 }

@@ -262,7 +262,9 @@ def receive(cfg):
     was signed / encrypted / compressed, the MIC pyas2lib computed and the
     disposition it reported. Faults on request: a fixed HTTP status instead
     of processing, an MDN with a wrong MIC, an MDN altered after signing,
-    never signing MDNs. Prints {"port": N} once listening."""
+    never signing MDNs, HTTP 503 (recorded as {"unavailable": filename}) for
+    the first `unavailable_times` files named *`unavailable_for_suffix`.
+    Prints {"port": N} once listening."""
     import logging
     # Refusals are expected in these tests; their tracebacks are noise.
     logging.getLogger("pyas2lib").setLevel(logging.CRITICAL)
@@ -314,6 +316,22 @@ def receive(cfg):
                 "mic": message.mic.decode() if message.mic else None,
                 "cms_enc_alg": cms_encryption(self.headers.get("Content-Type", ""), body),
             }
+            suffix = cfg.get("unavailable_for_suffix")
+            if status == "processed" and suffix and (message.payload.get_filename() or "").endswith(suffix):
+                with record_lock:
+                    refused = receive.refused = getattr(receive, "refused", 0) + 1
+                if refused <= int(cfg.get("unavailable_times", 1)):
+                    # Parsed, then answered "try later": nothing is kept.
+                    with record_lock:
+                        with open(cfg["record"], "a") as f:
+                            f.write(json.dumps({"unavailable": message.payload.get_filename()}) + "\n")
+                    text = b"temporarily unavailable\r\n"
+                    self.send_response(503)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(text)))
+                    self.end_headers()
+                    self.wfile.write(text)
+                    return
             if status == "processed":
                 content = message.content
                 entry["payload_hex"] = content.hex()
