@@ -385,3 +385,117 @@ async fn oversized_file_is_refused_before_sending() {
     assert!(matches!(err, SendError::TooLarge { .. }), "{err}");
     assert!(peer.records().is_empty());
 }
+
+#[tokio::test]
+async fn stalled_receiver_times_out_as_a_transport_error() {
+    let f = Fixture::new();
+    // Connections are accepted by the kernel, never answered.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/as2", listener.local_addr().unwrap());
+    let out = Outbound::resolve(
+        &OutboundConfig {
+            url,
+            timeout_seconds: Some(1),
+            ..Default::default()
+        },
+        true,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = f.send(&out, "a.report.xml", XML).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("timed out"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(listener);
+}
+
+/// quai's sender against quai's own receiver: every combination of layers
+/// is taken, and the MDN (with the receiver's MIC convention for unsigned
+/// messages) is accepted by the sender.
+#[tokio::test]
+async fn quai_to_quai() {
+    use quai_connectors::as2::{router, As2Receiver, As2Settings};
+    use quai_connectors::{Accepted, FlowSink, LandedFlow, SinkError};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Default)]
+    struct Sink {
+        got: Mutex<Vec<(String, Vec<u8>)>>,
+        next: AtomicI64,
+    }
+    impl FlowSink for Sink {
+        async fn accept(&self, flow: LandedFlow) -> Result<Accepted, SinkError> {
+            let bytes = std::fs::read(&flow.stored_path).map_err(|e| SinkError(e.to_string()))?;
+            self.got.lock().unwrap().push((flow.original_name, bytes));
+            Ok(Accepted::New {
+                flow_id: self.next.fetch_add(1, Ordering::SeqCst) + 1,
+            })
+        }
+    }
+
+    let f = Fixture::new();
+    // The receiving quai is "PARTNER" (the partner's keys); it knows the
+    // sending quai as "QUAI".
+    let their_identity = Identity::load(&IdentityConfig {
+        as2_id: "PARTNER".into(),
+        certificate: f.partner.cert_path.clone(),
+        key: f.partner.key_path.clone(),
+    })
+    .unwrap();
+    let sender_as_partner = Partner::load(&PartnerConfig {
+        partner_id: "quai".into(),
+        as2_id: "QUAI".into(),
+        certificate: Some(f.quai.cert_path.clone()),
+        require_signed: false,
+        require_encrypted: false,
+        allow_async_mdn: true,
+    })
+    .unwrap();
+    let settings = As2Settings::new(
+        their_identity,
+        vec![sender_as_partner],
+        f.dir.path().join("flows"),
+    );
+    let sink = Arc::new(Sink::default());
+    let receiver = Arc::new(As2Receiver::new(settings, sink.clone()).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/as2", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router(receiver)).await.unwrap();
+    });
+
+    let combos = [
+        (false, false, false, "unsigned"),
+        (true, false, false, "signed"),
+        (false, true, false, "unsigned"),
+        (false, false, true, "unsigned"),
+        (true, true, true, "signed"),
+    ];
+    for (i, (sign, encrypt, compress, mdn)) in combos.into_iter().enumerate() {
+        let out = f.outbound(
+            &url,
+            OutboundConfig {
+                sign: Some(sign),
+                encrypt: Some(encrypt),
+                compress: Some(compress),
+                mdn: Some(mdn.into()),
+                ..Default::default()
+            },
+        );
+        let name = format!("f{i}.report.json");
+        let sent = f
+            .send(&out, &name, JSON)
+            .await
+            .unwrap_or_else(|e| panic!("{sign}/{encrypt}/{compress}: {e}"));
+        assert!(sent.mdn.is_processed());
+        assert_eq!(sent.mdn.signed, mdn == "signed");
+        assert!(
+            sent.mdn.mic.is_some(),
+            "quai's receiver always reports a MIC"
+        );
+        let got = sink.got.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(got, (name, JSON.to_vec()));
+    }
+    server.abort();
+}

@@ -8,8 +8,8 @@
 //!
 //! # Layers
 //! The payload becomes a MIME entity (`Content-Type` from the file: XML,
-//! JSON or EDIFACT; `Content-Transfer-Encoding: binary`; a
-//! `Content-Disposition` with the file name), then, as configured and in
+//! JSON or EDIFACT; a `Content-Disposition` with the file name;
+//! `Content-Transfer-Encoding: binary`), then, as configured and in
 //! the order pyas2lib and most AS2 products use:
 //! 1. compressed (RFC 5402, CMS CompressedData, zlib),
 //! 2. signed (detached `multipart/signed`, the digest configurable, SHA-256
@@ -329,12 +329,15 @@ pub fn build_message(
             "Content-Type".into(),
             mime_type_for(name, bytes).to_string(),
         ),
-        ("Content-Transfer-Encoding".into(), "binary".into()),
         (
             "Content-Disposition".into(),
             format!("attachment; filename=\"{filename}\""),
         ),
+        ("Content-Transfer-Encoding".into(), "binary".into()),
     ];
+    // (This field order is also how an unsigned, unencrypted message's
+    // header fields are read back from the HTTP headers by quai's receiver
+    // for its MIC.)
     let mut body: Vec<u8> = bytes.to_vec();
     let payload_entity = entity(&fields, &body);
     // Candidates for an unsigned message's MIC (RFC 4130 §7.3.1 and quai's
