@@ -572,7 +572,7 @@ fn drive_slice<H: Handler>(
             Ok(v) => v,
             Err(e) => return Err(quick_error(e, reader.error_position())),
         };
-        let done = state.event(event, before, Some(text))?;
+        let done = state.event(&event, before, Some(text))?;
         if done {
             return state.finish(reader.buffer_position());
         }
@@ -596,7 +596,7 @@ fn drive_stream<R: BufRead, H: Handler>(
             Ok(v) => v,
             Err(e) => return Err(quick_error(e, reader.error_position())),
         };
-        let done = state.event(event, before, None)?;
+        let done = state.event(&event, before, None)?;
         if done {
             return state.finish(reader.buffer_position());
         }
@@ -750,7 +750,7 @@ impl<'h, H: Handler> Driver<'h, H> {
     /// Handle one event; `Ok(true)` at the end of input.
     fn event(
         &mut self,
-        event: Event<'_>,
+        event: &Event<'_>,
         before: u64,
         doc: Option<&str>,
     ) -> Result<bool, ReadError> {
@@ -927,7 +927,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                 self.text.clear();
             }
             Event::Text(t) => {
-                let raw = t.into_inner();
+                let raw: &[u8] = t;
                 match self.frames.last() {
                     None => {
                         if raw.iter().any(|b| !b.is_ascii_whitespace()) {
@@ -950,7 +950,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                 }
             }
             Event::CData(t) => {
-                let raw = t.into_inner();
+                let raw: &[u8] = t;
                 match self.frames.last() {
                     None => {
                         return Err(ReadError::new(
