@@ -168,7 +168,19 @@ async fn cdar_files_of_a_run(per_invoice: bool) -> (tempfile::TempDir, Vec<PathB
     };
     d.stop().await;
     assert_eq!(files.len(), want, "{files:?}");
-    // Keep the files beyond the daemon's home.
+    // Keep the files beyond the daemon's home (and, for a look at them,
+    // in $QUAI_CDAR_SCHEMA_KEEP when set).
+    if let Some(dir) = std::env::var_os("QUAI_CDAR_SCHEMA_KEEP") {
+        let dir = PathBuf::from(dir).join(if per_invoice {
+            "per-invoice"
+        } else {
+            "per-flow"
+        });
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in &files {
+            std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+        }
+    }
     let keep = tempfile::tempdir().unwrap();
     let copies = files
         .iter()
@@ -190,7 +202,11 @@ fn assert_conformant(files: &[PathBuf]) {
             eprintln!("schematron warning on {}: {w}", r["file"]);
         }
         if r["ok"] != true {
-            failures.push(r.to_string());
+            let xml = r["file"]
+                .as_str()
+                .and_then(|f| std::fs::read_to_string(f).ok())
+                .unwrap_or_default();
+            failures.push(format!("{r}\n{xml}"));
         }
     }
     assert!(
@@ -205,7 +221,11 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
     let (_keep, per_flow) = cdar_files_of_a_run(false).await;
     let one = std::fs::read_to_string(&per_flow[0]).unwrap();
     // The flow really holds every kind of status the test is about.
-    assert_eq!(one.matches("<ram:ReferenceReferencedDocument>").count(), 7, "{one}");
+    assert_eq!(
+        one.matches("<ram:ReferenceReferencedDocument>").count(),
+        7,
+        "{one}"
+    );
     assert_eq!(
         one.matches("<ram:ProcessConditionCode>200</ram:ProcessConditionCode>")
             .count(),

@@ -12,8 +12,23 @@
 //! `REJ_COH` for syntax and coherence problems), the message, and an
 //! `ram:IncludedNote` with the rule id and the business term.
 //!
-//! The element order follows D22B (checked against a published CDV sample
-//! in the daemon's tests). Pure: no I/O, no clock.
+//! Checked against the official D22B XSD and the BR-FR-CDV schematron (the
+//! daemon's `cdar_schema` test runs both on real output). What the rules ask
+//! for and quai cannot know is derived as follows (docs/conformance.md,
+//! "CDAR"):
+//! - the recipient's electronic address (MDT-73, BR-FR-CDV-08): from its
+//!   SIREN when the caller gives one (`GlobalID` scheme `0002` → address
+//!   scheme `0225`, the reform directory's SIREN-level address), else its
+//!   other global id, else its name (quai's partner id: statuses go back the
+//!   partner's way);
+//! - the invoice's issue date (MDG-35, BR-FR-CDV-11) when the document had
+//!   none (unreadable, or BT-2 missing): the date it was received;
+//! - the seller (MDT-129): its SIREN with scheme `0002` when the seller id
+//!   is a French VAT number, SIRET or SIREN (check digits verified), else
+//!   the seller id as it is.
+//!
+//! Pure: no I/O, no clock. [`CdarWriter`] streams (head, one status at a
+//! time, tail) and writes the same bytes as [`to_xml`].
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -124,7 +139,96 @@ fn party(out: &mut String, tag: &str, p: &CdarParty, indent: &str) {
         "{indent}  <ram:RoleCode>{}</ram:RoleCode>\n",
         esc(&p.role)
     ));
+    // BR-FR-CDV-08: a recipient other than a platform (WK) or the PPF (DFH)
+    // has an electronic address (MDT-73).
+    if tag == "RecipientTradeParty" && p.role != "WK" && p.role != "DFH" {
+        let (scheme, id) = electronic_address(p);
+        out.push_str(&format!("{indent}  <ram:URIUniversalCommunication>\n"));
+        match scheme {
+            Some(s) => out.push_str(&format!(
+                "{indent}    <ram:URIID schemeID=\"{}\">{}</ram:URIID>\n",
+                esc(&s),
+                esc(&id)
+            )),
+            None => out.push_str(&format!(
+                "{indent}    <ram:URIID>{}</ram:URIID>\n",
+                esc(&id)
+            )),
+        }
+        out.push_str(&format!("{indent}  </ram:URIUniversalCommunication>\n"));
+    }
     out.push_str(&format!("{indent}</ram:{tag}>\n"));
+}
+
+/// The electronic address (MDT-73) of a party: (scheme, id). A SIREN
+/// (`0002`) gives the reform directory's SIREN-level address (`0225`);
+/// another global id is used as it is; without one, the party's name
+/// (quai's partner id, the destination the statuses are delivered to).
+pub fn electronic_address(p: &CdarParty) -> (Option<String>, String) {
+    match &p.global_id {
+        Some((scheme, id)) if scheme == "0002" => (Some("0225".into()), id.clone()),
+        Some((scheme, id)) => (Some(scheme.clone()), id.clone()),
+        None => (None, p.name.clone().unwrap_or_else(|| "unknown".into())),
+    }
+}
+
+/// True when the 9 or 14 digits pass the Luhn check of SIREN and SIRET.
+fn luhn(digits: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, c) in digits.bytes().rev().enumerate() {
+        let mut d = u32::from(c - b'0');
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum % 10 == 0
+}
+
+/// The SIREN in a French seller identifier: an intra-community VAT number
+/// `FRkk` + SIREN (key `(12 + 3 × (SIREN mod 97)) mod 97` checked when
+/// numeric), a SIRET (14 digits) or a SIREN (9 digits), check digits
+/// verified. Spaces are ignored. `None` for anything else (foreign ids,
+/// names), so a foreign number is never passed off as a SIREN.
+pub fn siren_of(id: &str) -> Option<String> {
+    let compact: String = id
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let siren_ok = |s: &str| s.len() == 9 && all_digits(s) && luhn(s);
+    if let Some(rest) = compact.strip_prefix("FR") {
+        if rest.len() != 11 || !rest.is_ascii() {
+            return None;
+        }
+        let (key, siren) = rest.split_at(2);
+        if !siren_ok(siren) {
+            return None;
+        }
+        if all_digits(key) {
+            let n: u64 = siren.parse().ok()?;
+            let k: u64 = key.parse().ok()?;
+            if (12 + 3 * (n % 97)) % 97 != k {
+                return None;
+            }
+        }
+        return Some(siren.to_string());
+    }
+    match compact.len() {
+        9 if siren_ok(&compact) => Some(compact),
+        // La Poste's establishments (SIREN 356000000) do not follow Luhn.
+        14 if all_digits(&compact)
+            && (luhn(&compact) || compact.starts_with("356000000"))
+            && siren_ok(&compact[..9]) =>
+        {
+            Some(compact[..9].to_string())
+        }
+        _ => None,
+    }
 }
 
 /// Everything before the first status. `multiple`: more than one status
@@ -202,22 +306,28 @@ fn status_xml(s: &CdarStatus) -> String {
         "      <ram:ReceiptDateTime>\n        <udt:DateTimeString format=\"204\">{}</udt:DateTimeString>\n      </ram:ReceiptDateTime>\n",
         dt204(&s.received_at)
     ));
-    if let Some(d) = s.issue_date {
-        o.push_str(&format!(
-            "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
-            d.format("%Y%m%d")
-        ));
-    }
+    // MDG-35 is mandatory (BR-FR-CDV-11); a document without an issue date
+    // (unreadable, or BT-2 missing) gets the date it was received.
+    let issue_date = s.issue_date.unwrap_or_else(|| s.received_at.date_naive());
+    o.push_str(&format!(
+        "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
+        issue_date.format("%Y%m%d")
+    ));
     o.push_str(&format!(
         "      <ram:ProcessConditionCode>{code}</ram:ProcessConditionCode>\n"
     ));
     o.push_str(&format!(
         "      <ram:ProcessCondition>{label}</ram:ProcessCondition>\n"
     ));
-    if let Some(seller) = &s.seller_id {
+    // MDT-129 (BR-FR-CDV-13): the seller's SIREN when its id shows one,
+    // else the id quai keys the seller on. Role SE (BR-FR-CDV-CL-07).
+    if let Some(seller) = s.seller_id.as_deref().filter(|x| !x.trim().is_empty()) {
+        let global = match siren_of(seller) {
+            Some(siren) => format!("<ram:GlobalID schemeID=\"0002\">{siren}</ram:GlobalID>"),
+            None => format!("<ram:GlobalID>{}</ram:GlobalID>", esc(seller.trim())),
+        };
         o.push_str(&format!(
-            "      <ram:IssuerTradeParty>\n        <ram:GlobalID>{}</ram:GlobalID>\n      </ram:IssuerTradeParty>\n",
-            esc(seller)
+            "      <ram:IssuerTradeParty>\n        {global}\n        <ram:RoleCode>SE</ram:RoleCode>\n      </ram:IssuerTradeParty>\n"
         ));
     }
     for (n, r) in s.reasons.iter().enumerate() {
@@ -366,8 +476,10 @@ mod tests {
     }
 
     /// Element paths of the published CDV sample `UC1_F202500003_01-CDV-200_Deposee.xml`
-    /// (Tiime-PDP/cdar tests), in document order, with the `ExchangedDocument/ID`
-    /// the BR-FR-CDV schematron requires (and the sample omits) added.
+    /// (Tiime-PDP/cdar tests), in document order, with what the BR-FR-CDV
+    /// schematron requires and the sample omits added: `ExchangedDocument/ID`
+    /// (BR-FR-CDV-03) and the seller recipient's electronic address
+    /// (BR-FR-CDV-08); and the invoice issuer's role code SE (MDT-132).
     const SAMPLE_PATHS: &[&str] = &[
         "rsm:CrossDomainAcknowledgementAndResponse",
         "rsm:ExchangedDocumentContext",
@@ -387,6 +499,8 @@ mod tests {
         "rsm:ExchangedDocument/ram:RecipientTradeParty",
         "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:Name",
         "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:RoleCode",
+        "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:URIUniversalCommunication",
+        "rsm:ExchangedDocument/ram:RecipientTradeParty/ram:URIUniversalCommunication/ram:URIID",
         "rsm:AcknowledgementDocument",
         "rsm:AcknowledgementDocument/ram:MultipleReferencesIndicator",
         "rsm:AcknowledgementDocument/ram:MultipleReferencesIndicator/udt:Indicator",
@@ -405,6 +519,7 @@ mod tests {
         "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:ProcessCondition",
         "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerTradeParty",
         "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerTradeParty/ram:GlobalID",
+        "rsm:AcknowledgementDocument/ram:ReferenceReferencedDocument/ram:IssuerTradeParty/ram:RoleCode",
     ];
 
     fn paths(xml: &str) -> Vec<String> {
@@ -439,5 +554,77 @@ mod tests {
             x.contains("<udt:DateTimeString format=\"204\">20261128151000</udt:DateTimeString>")
         );
         assert!(x.contains("<qdt:DateTimeString format=\"102\">20261102</qdt:DateTimeString>"));
+        // Without a SIREN, the partner id is the recipient's address.
+        assert!(x.contains("<ram:URIID>acme</ram:URIID>"), "{x}");
+        // "FR123" is no French VAT number: kept as it is, without a scheme.
+        assert!(x.contains("<ram:GlobalID>FR123</ram:GlobalID>"), "{x}");
+    }
+
+    #[test]
+    fn sirens_are_recognised_only_with_valid_check_digits() {
+        assert_eq!(siren_of("FR44732829320").as_deref(), Some("732829320"));
+        assert_eq!(siren_of("fr 44 732 829 320").as_deref(), Some("732829320"));
+        // Wrong VAT key, wrong Luhn digit.
+        assert_eq!(siren_of("FR45732829320"), None);
+        assert_eq!(siren_of("FR32123456789"), None);
+        assert_eq!(siren_of("732829320").as_deref(), Some("732829320"));
+        assert_eq!(siren_of("73282932000074").as_deref(), Some("732829320"));
+        assert_eq!(siren_of("73282932000075"), None);
+        assert_eq!(siren_of("35600000000048").as_deref(), Some("356000000"));
+        // Foreign VAT numbers, names, hostile input.
+        assert_eq!(siren_of("DE123456789"), None);
+        assert_eq!(siren_of("ACME SARL"), None);
+        assert_eq!(siren_of("FRé€732829320"), None);
+        assert_eq!(siren_of(""), None);
+    }
+
+    #[test]
+    fn siren_ids_and_missing_dates() {
+        let mut m = msg(vec![CdarStatus {
+            issue_date: None,
+            seller_id: Some("FR44732829320".into()),
+            ..status("F-9", vec![])
+        }]);
+        m.recipient.global_id = Some(("0002".into(), "552100554".into()));
+        let x = to_xml(&m);
+        assert!(x.contains(
+            "<ram:GlobalID schemeID=\"0002\">552100554</ram:GlobalID>\n      <ram:Name>acme</ram:Name>"
+        ), "{x}");
+        assert!(
+            x.contains("<ram:URIID schemeID=\"0225\">552100554</ram:URIID>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<ram:GlobalID schemeID=\"0002\">732829320</ram:GlobalID>"),
+            "{x}"
+        );
+        // No issue date: the date of receipt stands in (MDG-35 is mandatory).
+        assert!(x.contains("<qdt:DateTimeString format=\"102\">20261128</qdt:DateTimeString>"));
+        // A platform recipient has no address.
+        m.recipient.role = "WK".into();
+        assert!(!to_xml(&m).contains("URIUniversalCommunication"));
+    }
+
+    #[test]
+    fn the_writer_writes_the_same_bytes_as_to_xml() {
+        let reject = CdarReason {
+            reason_code: "REJ_COH".into(),
+            rule: "SYNTAX".into(),
+            term: String::new(),
+            message: "not XML".into(),
+        };
+        for statuses in [
+            vec![status("F-1", vec![])],
+            vec![status("F-1", vec![]), status("F-2", vec![reject.clone()])],
+        ] {
+            let m = msg(statuses.clone());
+            let mut w =
+                CdarWriter::start(Vec::new(), &msg(Vec::new()), statuses.len() as u64).unwrap();
+            for s in &statuses {
+                w.status(s).unwrap();
+            }
+            let bytes = w.finish().unwrap();
+            assert_eq!(String::from_utf8(bytes).unwrap(), to_xml(&m));
+        }
     }
 }
