@@ -108,10 +108,25 @@ fn xsd_lines(r: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// A CII invoice of a French seller: CII_example1 with another number and
+/// a French VAT number (FR + key + SIREN 732829320) instead of the Dutch one.
+fn french_invoice() -> Vec<u8> {
+    let x = String::from_utf8(fixture("CII_example1.xml")).unwrap();
+    let y = x
+        .replace("<ram:ID>12115118</ram:ID>", "<ram:ID>FR-2026-0001</ram:ID>")
+        .replace(
+            "<ram:ID schemeID=\"VA\">NL8200.98.395.B.01</ram:ID>",
+            "<ram:ID schemeID=\"VA\">FR44732829320</ram:ID>",
+        );
+    assert_eq!(y.matches("FR-2026-0001").count(), 1);
+    assert_eq!(y.matches("FR44732829320").count(), 1);
+    y.into_bytes()
+}
+
 /// A flow with every kind of status: accepted UBL/CII invoices and a credit
 /// note (200), an EN 16931 business-rule failure (213 REJ_SEMAN), the same
-/// invoice twice (213 REJ_UNI) and an entry that is not readable XML
-/// (213 REJ_COH).
+/// invoice twice (213 REJ_UNI), an entry that is not readable XML
+/// (213 REJ_COH) and an accepted invoice of a French seller (SIREN).
 fn mixed_flow() -> Vec<u8> {
     zip_of(&[
         ("01-cii.xml", fixture("CII_example1.xml")),
@@ -125,6 +140,7 @@ fn mixed_flow() -> Vec<u8> {
             b"<?xml version=\"1.0\"?><Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\"><cbc:ID>"
                 .to_vec(),
         ),
+        ("08-french.xml", french_invoice()),
     ])
 }
 
@@ -148,7 +164,7 @@ async fn cdar_files_of_a_run(per_invoice: bool) -> (tempfile::TempDir, Vec<PathB
     d.start();
     d.drop_file("acme", "mixed.zip", &mixed_flow());
     d.wait_reports("acme", 1, WAIT).await;
-    let want = if per_invoice { 7 } else { 1 };
+    let want = if per_invoice { 8 } else { 1 };
     let start = Instant::now();
     let files = loop {
         let mut v: Vec<PathBuf> = std::fs::read_dir(d.outbox("acme"))
@@ -223,13 +239,18 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
     // The flow really holds every kind of status the test is about.
     assert_eq!(
         one.matches("<ram:ReferenceReferencedDocument>").count(),
-        7,
+        8,
         "{one}"
     );
     assert_eq!(
         one.matches("<ram:ProcessConditionCode>200</ram:ProcessConditionCode>")
             .count(),
-        4,
+        5,
+        "{one}"
+    );
+    // The French seller is named by its SIREN.
+    assert!(
+        one.contains("<ram:GlobalID schemeID=\"0002\">732829320</ram:GlobalID>"),
         "{one}"
     );
     for reason in ["REJ_SEMAN", "REJ_UNI", "REJ_COH"] {
@@ -257,7 +278,10 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
         })
         .collect();
     codes.sort();
-    assert_eq!(codes, ["200", "200", "200", "200", "213", "213", "213"]);
+    assert_eq!(
+        codes,
+        ["200", "200", "200", "200", "200", "213", "213", "213"]
+    );
     assert_conformant(&per_invoice);
 
     // The checker is not vacuous: broken copies of quai's own output fail.
