@@ -119,14 +119,17 @@ impl InvoicMapper {
 
     /// Components `from..` of element `e`, non-empty ones joined by `sep`.
     fn joined(&self, seg: &Segment, e: usize, from: usize, sep: &str) -> Option<String> {
-        let parts: Vec<String> = (from..seg.components(e))
-            .filter_map(|c| self.text(seg, e, c))
-            .collect();
-        if parts.is_empty() {
-            None
-        } else {
-            Some(parts.join(sep))
+        let mut out: Option<String> = None;
+        for part in (from..seg.components(e)).filter_map(|c| self.text(seg, e, c)) {
+            match out.as_mut() {
+                None => out = Some(part),
+                Some(o) => {
+                    o.push_str(sep);
+                    o.push_str(&part);
+                }
+            }
         }
+        out
     }
 
     fn amount(&mut self, seg: &Segment, e: usize, c: usize, term: &str) -> Option<Decimal> {

@@ -68,18 +68,16 @@ impl Charset {
 
     /// Decode one value.
     pub fn decode(self, bytes: &[u8]) -> String {
-        if bytes.is_ascii() {
-            // ASCII is valid UTF-8: no lossy pass needed.
-            return std::str::from_utf8(bytes)
-                .map(str::to_owned)
-                .unwrap_or_default();
-        }
         match self {
-            Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-            Charset::Latin1 => match std::str::from_utf8(bytes) {
-                Ok(s) => s.to_string(),
+            // One validation pass: ASCII and valid UTF-8 are taken as they are.
+            Charset::Utf8 | Charset::Latin1 => match std::str::from_utf8(bytes) {
+                Ok(s) => s.to_owned(),
+                Err(_) if self == Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
                 Err(_) => bytes.iter().map(|&b| b as char).collect(),
             },
+            Charset::Other(_) if bytes.is_ascii() => std::str::from_utf8(bytes)
+                .map(str::to_owned)
+                .unwrap_or_default(),
             Charset::Other(enc) => enc.decode_without_bom_handling(bytes).0.into_owned(),
         }
     }
@@ -566,5 +564,37 @@ impl<R: BufRead> Iterator for Interchange<R> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Charset;
+
+    #[test]
+    fn values_are_decoded_per_charset() {
+        // ASCII is the same everywhere.
+        for cs in [
+            Charset::Latin1,
+            Charset::Utf8,
+            Charset::Other(encoding_rs::ISO_8859_2),
+        ] {
+            assert_eq!(cs.decode(b"ACME 12"), "ACME 12");
+        }
+        // UNOA-UNOC: Latin-1, unless the value is valid UTF-8.
+        assert_eq!(Charset::Latin1.decode(b"Soci\xe9t\xe9"), "Société");
+        assert_eq!(Charset::Latin1.decode("Société".as_bytes()), "Société");
+        // UNOW / UNOY: UTF-8, invalid bytes replaced.
+        assert_eq!(Charset::Utf8.decode("Müller".as_bytes()), "Müller");
+        assert_eq!(Charset::Utf8.decode(b"M\xfcller"), "M\u{fffd}ller");
+        // UNOD: ISO 8859-2, even where the bytes happen to be valid UTF-8.
+        assert_eq!(
+            Charset::Other(encoding_rs::ISO_8859_2).decode(b"\xa3\xf3d\xbc"),
+            "Łódź"
+        );
+        assert_eq!(
+            Charset::Other(encoding_rs::ISO_8859_2).decode("é".as_bytes()),
+            "ĂŠ"
+        );
     }
 }
