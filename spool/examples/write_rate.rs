@@ -10,7 +10,10 @@
 //!   --instances N                    Spool handles writing concurrently (default 2)
 //!   --no-fsync                       throwaway PostgreSQL without fsync (the CPU ceiling)
 //!   --lines N                        invoice lines in each canonical JSON (default 8,
-//!                                    about 1.5 KB; 20 gives about 3.4 KB)
+//!                                    about 1.2 KB; 20 gives about 2.8 KB)
+//!   --json-dir DIR                   use the files of DIR (one canonical invoice JSON
+//!                                    each, e.g. dumped from a spool) in turn as the
+//!                                    canonical JSON, instead of the synthetic one
 //! ```
 //!
 //! The invoices are generated before the clock starts, so the CPU figures
@@ -43,6 +46,7 @@ struct Opts {
     instances: usize,
     fsync: bool,
     lines: usize,
+    json_dir: Option<String>,
 }
 
 fn opts() -> Opts {
@@ -55,6 +59,7 @@ fn opts() -> Opts {
         instances: 2,
         fsync: true,
         lines: 8,
+        json_dir: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -77,6 +82,7 @@ fn opts() -> Opts {
             "--batch" => o.batch = num().max(1),
             "--instances" => o.instances = num().max(1),
             "--lines" => o.lines = num(),
+            "--json-dir" => o.json_dir = Some(v.clone()),
             other => panic!("unknown option {other}"),
         }
         i += 2;
@@ -201,9 +207,32 @@ async fn run(name: &str, url: &str, o: &Opts, pg_data: Option<&std::path::Path>)
         duration: Duration::from_secs(300),
     };
     // Every flow's invoices, generated before the clock starts.
+    let samples: Vec<String> = o.json_dir.as_ref().map_or_else(Vec::new, |dir| {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .expect("--json-dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).expect("sample JSON"))
+            .collect()
+    });
+    let mut n = 0;
     let docs: std::sync::Arc<Vec<Vec<NewInvoice>>> = std::sync::Arc::new(
         (0..o.flows)
-            .map(|f| (0..o.per_flow).map(|d| invoice(f, d, o.lines)).collect())
+            .map(|f| {
+                (0..o.per_flow)
+                    .map(|d| {
+                        let mut inv = invoice(f, d, o.lines);
+                        if !samples.is_empty() {
+                            inv.canonical_json = Some(samples[n % samples.len()].clone());
+                            n += 1;
+                        }
+                        inv
+                    })
+                    .collect()
+            })
             .collect(),
     );
     let json_bytes: usize = docs

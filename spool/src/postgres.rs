@@ -21,7 +21,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 
 use crate::invoices::{clean_text, Key, Plan};
-use crate::rows;
+use crate::rows::{self, canonical};
 use crate::state::{self, Event, FlowStep};
 use crate::*;
 
@@ -501,7 +501,9 @@ impl PgBackend {
             let mut verdict = Vec::with_capacity(decided.len());
             let mut duplicate = Vec::with_capacity(decided.len());
             let mut reasons = Vec::with_capacity(decided.len());
-            let mut canonical = Vec::with_capacity(decided.len());
+            // The canonical JSON goes in compressed (see `rows::canonical`).
+            let mut zstd = canonical::Compressor::new()?;
+            let mut frames: Vec<Option<Vec<u8>>> = Vec::with_capacity(decided.len());
             for d in &decided {
                 let i = &*d.inv;
                 doc_index.push(i.doc_index);
@@ -519,27 +521,27 @@ impl PgBackend {
                 verdict.push(rows::verdict_str(d.verdict));
                 duplicate.push(d.duplicate);
                 reasons.push(d.reasons_json());
-                canonical.push(i.canonical_json.as_deref());
+                frames.push(i.canonical_json.as_deref().map(|j| zstd.compress(j)).transpose()?);
             }
             sqlx::query(
                 "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \
                  issue_date, type_code, currency, total_without_vat, total_with_vat, amount_due, verdict, \
-                 duplicate, reasons, canonical, stored_at) \
+                 duplicate, reasons, canonical_z, stored_at) \
                  SELECT $1, t.doc_index, t.entry, t.syntax, t.profile, t.seller_id, t.number, t.issue_date, \
                  t.type_code, t.currency, t.net::numeric, t.gross::numeric, t.due::numeric, t.verdict, \
-                 t.duplicate, t.reasons::jsonb, t.canonical, now() \
+                 t.duplicate, t.reasons::jsonb, t.canonical_z, now() \
                  FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
                  $8::date[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-                 $15::bool[], $16::text[], $17::text[]) AS t(doc_index, entry, syntax, profile, seller_id, \
+                 $15::bool[], $16::text[], $17::bytea[]) AS t(doc_index, entry, syntax, profile, seller_id, \
                  number, issue_date, type_code, currency, net, gross, due, verdict, duplicate, reasons, \
-                 canonical) \
+                 canonical_z) \
                  ON CONFLICT (flow_id, doc_index) DO UPDATE SET entry = excluded.entry, \
                  syntax = excluded.syntax, profile = excluded.profile, seller_id = excluded.seller_id, \
                  number = excluded.number, issue_date = excluded.issue_date, type_code = excluded.type_code, \
                  currency = excluded.currency, total_without_vat = excluded.total_without_vat, \
                  total_with_vat = excluded.total_with_vat, amount_due = excluded.amount_due, \
                  verdict = excluded.verdict, duplicate = excluded.duplicate, reasons = excluded.reasons, \
-                 canonical = excluded.canonical, stored_at = excluded.stored_at",
+                 canonical = NULL, canonical_z = excluded.canonical_z, stored_at = excluded.stored_at",
             )
             .bind(flow)
             .bind(&doc_index)
@@ -557,13 +559,34 @@ impl PgBackend {
             .bind(&verdict)
             .bind(&duplicate)
             .bind(&reasons)
-            .bind(&canonical)
+            .bind(&frames)
             .execute(&mut *tx)
             .await?;
             Ok::<_, SpoolError>(decided.iter().map(|d| d.stored()).collect())
         }
         .await;
         crate::settle(tx, result).await
+    }
+
+    /// The canonical JSON of one stored invoice, decompressed (`None` when
+    /// the document could not be read, or no such row). Not yet reachable
+    /// from [`Spool`]: the public method is proposed to the lead as
+    /// `Spool::canonical_json(flow, doc_index)`.
+    #[allow(dead_code)]
+    pub(crate) async fn canonical_json(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Option<String>> {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(rows::CANONICAL_SELECT)
+            .bind(flow)
+            .bind(doc_index)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some((text, frame)) => canonical::decode(text, frame),
+            None => Ok(None),
+        }
     }
 
     pub(crate) async fn finish_flow(
