@@ -185,7 +185,7 @@ fn luhn(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The SIREN in a French seller identifier: an intra-community VAT number
