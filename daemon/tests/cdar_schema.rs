@@ -108,6 +108,13 @@ fn xsd_lines(r: &Value) -> Vec<i64> {
         .collect()
 }
 
+fn edifact_fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/tests/fixtures/edifact")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 /// A CII invoice of a French seller: CII_example1 with another number and
 /// a French VAT number (FR + key + SIREN 732829320) instead of the Dutch one.
 fn french_invoice() -> Vec<u8> {
@@ -126,7 +133,8 @@ fn french_invoice() -> Vec<u8> {
 /// A flow with every kind of status: accepted UBL/CII invoices and a credit
 /// note (200), an EN 16931 business-rule failure (213 REJ_SEMAN), the same
 /// invoice twice (213 REJ_UNI), an entry that is not readable XML
-/// (213 REJ_COH) and an accepted invoice of a French seller (SIREN).
+/// (213 REJ_COH), an accepted invoice of a French seller (SIREN), and an
+/// EDIFACT D.03B INVOIC (rejected: no BT-24 and more, 213 REJ_SEMAN).
 fn mixed_flow() -> Vec<u8> {
     zip_of(&[
         ("01-cii.xml", fixture("CII_example1.xml")),
@@ -141,6 +149,7 @@ fn mixed_flow() -> Vec<u8> {
                 .to_vec(),
         ),
         ("08-french.xml", french_invoice()),
+        ("09-edifact.txt", edifact_fixture("INVOIC_D.03B_Interchange_with_UNA.txt")),
     ])
 }
 
@@ -164,7 +173,7 @@ async fn cdar_files_of_a_run(per_invoice: bool) -> (tempfile::TempDir, Vec<PathB
     d.start();
     d.drop_file("acme", "mixed.zip", &mixed_flow());
     d.wait_reports("acme", 1, WAIT).await;
-    let want = if per_invoice { 8 } else { 1 };
+    let want = if per_invoice { 9 } else { 1 };
     let start = Instant::now();
     let files = loop {
         let mut v: Vec<PathBuf> = std::fs::read_dir(d.outbox("acme"))
@@ -239,7 +248,7 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
     // The flow really holds every kind of status the test is about.
     assert_eq!(
         one.matches("<ram:ReferenceReferencedDocument>").count(),
-        8,
+        9,
         "{one}"
     );
     assert_eq!(
@@ -280,7 +289,7 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
     codes.sort();
     assert_eq!(
         codes,
-        ["200", "200", "200", "200", "200", "213", "213", "213"]
+        ["200", "200", "200", "200", "200", "213", "213", "213", "213"]
     );
     assert_conformant(&per_invoice);
 
