@@ -115,12 +115,16 @@ fn edifact_fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// A CII invoice of a French seller: CII_example1 with another number and
-/// a French VAT number (FR + key + SIREN 732829320) instead of the Dutch one.
+/// A CII invoice of a French seller: CII_example1 with another number (with
+/// characters XML must escape) and a French VAT number (FR + key + SIREN
+/// 732829320) instead of the Dutch one.
 fn french_invoice() -> Vec<u8> {
     let x = String::from_utf8(fixture("CII_example1.xml")).unwrap();
     let y = x
-        .replace("<ram:ID>12115118</ram:ID>", "<ram:ID>FR-2026-0001</ram:ID>")
+        .replace(
+            "<ram:ID>12115118</ram:ID>",
+            "<ram:ID>FR-2026-0001 &amp; &lt;é&gt; \"q\"</ram:ID>",
+        )
         .replace(
             "<ram:ID schemeID=\"VA\">NL8200.98.395.B.01</ram:ID>",
             "<ram:ID schemeID=\"VA\">FR44732829320</ram:ID>",
@@ -257,7 +261,13 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
         5,
         "{one}"
     );
-    // The French seller is named by its SIREN.
+    // The French seller is named by its SIREN; its number is escaped.
+    assert!(
+        one.contains(
+            "<ram:IssuerAssignedID>FR-2026-0001 &amp; &lt;é&gt; &quot;q&quot;</ram:IssuerAssignedID>"
+        ),
+        "{one}"
+    );
     assert!(
         one.contains("<ram:GlobalID schemeID=\"0002\">732829320</ram:GlobalID>"),
         "{one}"
@@ -314,7 +324,12 @@ async fn quai_cdar_passes_the_d22b_xsd_and_the_br_fr_cdv_schematron() {
     let b = dir.path().join("wrong-guideline.xml");
     std::fs::write(&a, misordered).unwrap();
     std::fs::write(&b, wrong_guideline).unwrap();
-    let r = check(&[a, b]);
+    // A truncated file (a crash mid-write) is not XML at all.
+    let c = dir.path().join("truncated.xml");
+    std::fs::write(&c, &one.as_bytes()[..one.len() / 2]).unwrap();
+    let r = check(&[a, b, c]);
+    assert_eq!(r[2]["ok"], false, "{}", r[2]);
+    assert_eq!(xsd_lines(&r[2]).len(), 1, "{}", r[2]);
     assert_eq!(r[0]["ok"], false, "{}", r[0]);
     assert!(!xsd_lines(&r[0]).is_empty(), "{}", r[0]);
     assert_eq!(r[1]["ok"], false, "{}", r[1]);

@@ -80,8 +80,10 @@ def main(argv):
             res = {"file": path, "xsd_errors": [], "schematron": []}
             try:
                 doc = etree.parse(path)
-            except etree.XMLSyntaxError as e:
-                res["xsd_errors"].append({"line": e.lineno, "message": "not well-formed: " + str(e)})
+            except (etree.XMLSyntaxError, OSError) as e:
+                res["xsd_errors"].append(
+                    {"line": getattr(e, "lineno", 0), "message": "not readable XML: " + str(e)}
+                )
                 res["ok"] = False
                 all_ok = False
                 print(json.dumps(res, ensure_ascii=False), flush=True)
