@@ -509,6 +509,16 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
     handler: &mut H,
     max_event: usize,
 ) -> Result<(), ReadError> {
+    drive_with_limits(input, handler, max_event, SLURP_MAX)
+}
+
+/// [`drive_with_limit`] reading documents of at most `slurp_max` bytes whole.
+fn drive_with_limits<R: BufRead, H: Handler>(
+    input: R,
+    handler: &mut H,
+    max_event: usize,
+    slurp_max: usize,
+) -> Result<(), ReadError> {
     let decoded = decoding_reader_with_limit(input, max_event)?;
     if !decoded.is_utf8() {
         return drive_stream(decoded, handler, max_event);
@@ -518,11 +528,12 @@ pub fn drive_with_limit<R: BufRead, H: Handler>(
     let mut raw = decoded.inner;
     let mut doc = SLURP_BUF.with(|b| b.take());
     doc.clear();
-    if let Err(e) = (&mut raw).take(SLURP_MAX as u64 + 1).read_to_end(&mut doc) {
+    if let Err(e) = (&mut raw).take(slurp_max as u64 + 1).read_to_end(&mut doc) {
         let position = skip + doc.len() as u64;
         return Err(quick_error(quick_xml::Error::from(e), position));
     }
-    if doc.len() > SLURP_MAX {
+    if doc.len() > slurp_max {
+        // Too large to hold: stream it, the bytes read so far first.
         let rest = DecodingReader::new(
             io::Cursor::new(doc).chain(raw),
             Transcode::Rs(encoding_rs::UTF_8.new_decoder_without_bom_handling()),
@@ -937,9 +948,9 @@ impl<'h, H: Handler> Driver<'h, H> {
                             ));
                         }
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(&raw),
+                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(raw),
                     Some(_) => {
-                        let s = in_doc(doc, &raw, before)?;
+                        let s = in_doc(doc, raw, before)?;
                         if has_entity(s) {
                             self.text.push_str(&unescape(s, before)?);
                         } else {
@@ -958,8 +969,8 @@ impl<'h, H: Handler> Driver<'h, H> {
                             before,
                         ))
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(&raw),
-                    Some(_) => self.text.push_str(in_doc(doc, &raw, before)?),
+                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(raw),
+                    Some(_) => self.text.push_str(in_doc(doc, raw, before)?),
                 }
                 self.too_long_text(before)?;
             }
@@ -1214,6 +1225,41 @@ mod tests {
             .map(|()| b.leaves);
         assert_eq!(slice, streamed, "{}", String::from_utf8_lossy(bytes));
         slice.map_err(|e| e.message)
+    }
+
+    #[test]
+    fn large_documents_are_streamed_from_where_reading_stopped() {
+        // Read whole below the bound, streamed above it (the bytes already
+        // read first): same leaves, same errors, same positions, whether
+        // the bound falls in a tag, in a multi-byte character or after a BOM.
+        let mut docs: Vec<Vec<u8>> = vec![
+            "<r xmlns:f='urn:f'><a a='é&amp;'>Müller € x</a><f:b><c>ü</c></f:b></r>"
+                .as_bytes()
+                .to_vec(),
+            b"<r><a>1</b></r>".to_vec(),
+        ];
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice("<r><a>ßé</a></r>".as_bytes());
+        docs.push(bom);
+        let mut bad = b"<r><a>abcdefgh".to_vec();
+        bad.extend_from_slice(&[0xC3, 0x28]);
+        bad.extend_from_slice(b"</a></r>");
+        docs.push(bad);
+        for doc in &docs {
+            let mut whole = Rec::default();
+            let expected = drive(&doc[..], &mut whole).map(|()| whole.leaves);
+            for slurp_max in [0, 1, 7, 8, 9, 10, 20, doc.len() - 1] {
+                let mut r = Rec::default();
+                let got = drive_with_limits(&doc[..], &mut r, MAX_EVENT_BYTES, slurp_max)
+                    .map(|()| r.leaves);
+                assert_eq!(
+                    got,
+                    expected,
+                    "bound {slurp_max}: {}",
+                    String::from_utf8_lossy(doc)
+                );
+            }
+        }
     }
 
     #[test]
