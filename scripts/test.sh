@@ -57,7 +57,8 @@ for f in glob.glob(root + "/lib/python3*/site-packages/oscrypto/_openssl/_libcry
         open(f, "w").write(fixed)
         print("patched", f)
 PY
-"$VENV/bin/python" -c 'import pyas2lib, aiosmtpd' || { echo "test venv is broken" >&2; exit 1; }
+"$VENV/bin/python" -c 'import pyas2lib, aiosmtpd, lxml, saxonche, importlib.util; assert importlib.util.find_spec("pyfrctc")' \
+  || { echo "test venv is broken" >&2; exit 1; }
 
 # ---------------------------------------------------------------- checks and tests
 log "cargo fmt --check"

@@ -78,11 +78,14 @@ pub fn sibling_name(report_name: &str, ext: &str) -> String {
     format!("{stem}.{ext}")
 }
 
-/// Deliver pending acknowledgements until `stop`.
+/// Deliver pending acknowledgements until `stop`. An acknowledgement that
+/// failed waits before its next attempt ([`RetryBackoff`]), so a partner
+/// whose server is down or refusing is not called every few seconds.
 pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let mut backoff = RetryBackoff::default();
     loop {
         let notified = daemon.acks.notified();
-        let delivered = deliver_pending(&daemon).await;
+        let delivered = deliver_due(&daemon, &mut backoff).await;
         if stop.is_cancelled() {
             break;
         }
@@ -91,7 +94,7 @@ pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
                 _ = stop.cancelled() => {
                     // One last pass so reports of flows finished during
                     // shutdown are not left for the next start.
-                    deliver_pending(&daemon).await;
+                    deliver_due(&daemon, &mut backoff).await;
                     break;
                 }
                 _ = notified => {}
@@ -101,8 +104,49 @@ pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
     }
 }
 
-/// One pass over pending acknowledgements; returns how many were delivered.
+/// When each failed acknowledgement may be tried again: 5 s after its
+/// first failure, doubling per attempt (the spool counts them) up to 15
+/// minutes. Kept in memory: after a restart every pending one is tried once
+/// at once.
+#[derive(Default)]
+pub struct RetryBackoff {
+    not_before: std::collections::HashMap<i64, std::time::Instant>,
+}
+
+impl RetryBackoff {
+    const FIRST: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(15 * 60);
+
+    /// The wait after the `attempts`-th failed attempt.
+    pub fn delay(attempts: i32) -> Duration {
+        let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
+        Self::FIRST.saturating_mul(1u32 << doublings).min(Self::MAX)
+    }
+
+    fn is_due(&self, ack: i64) -> bool {
+        self.not_before
+            .get(&ack)
+            .map_or(true, |t| std::time::Instant::now() >= *t)
+    }
+
+    fn failed(&mut self, ack: i64, attempts: i32) {
+        self.not_before
+            .insert(ack, std::time::Instant::now() + Self::delay(attempts));
+    }
+
+    fn delivered(&mut self, ack: i64) {
+        self.not_before.remove(&ack);
+    }
+}
+
+/// One pass over every pending acknowledgement (no backoff: `quai
+/// resend-ack` and one-shot jobs); returns how many were delivered.
 pub async fn deliver_pending(daemon: &Daemon) -> usize {
+    deliver_due(daemon, &mut RetryBackoff::default()).await
+}
+
+/// One pass over the pending acknowledgements that are due.
+async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
     let pending = match daemon.spool.pending_acks(200).await {
         Ok(p) => p,
         Err(e) => {
@@ -111,9 +155,14 @@ pub async fn deliver_pending(daemon: &Daemon) -> usize {
         }
     };
     let mut delivered = 0;
-    for ack in pending {
+    let due: Vec<AckRow> = pending
+        .into_iter()
+        .filter(|a| backoff.is_due(a.id))
+        .collect();
+    for ack in due {
         match deliver(daemon, &ack).await {
             Ok(()) => {
+                backoff.delivered(ack.id);
                 if let Err(e) = daemon.spool.ack_delivered(ack.id).await {
                     warn!(ack = ack.id, error = %e, "acknowledgement written but not marked delivered");
                 } else {
@@ -122,12 +171,41 @@ pub async fn deliver_pending(daemon: &Daemon) -> usize {
                 }
             }
             Err(e) => {
-                warn!(partner = %ack.partner, flow_id = ack.flow_id, ack = ack.id, error = %e, "acknowledgement delivery failed; will retry");
+                let attempts = ack.attempts.saturating_add(1);
+                let retry_in = RetryBackoff::delay(attempts);
+                warn!(partner = %ack.partner, flow_id = ack.flow_id, ack = ack.id, attempts, retry_in_s = retry_in.as_secs(), error = %e, "acknowledgement delivery failed; will retry");
+                backoff.failed(ack.id, attempts);
                 let _ = daemon.spool.ack_failed(ack.id, &e.to_string()).await;
             }
         }
     }
     delivered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_from_five_seconds_up_to_fifteen_minutes() {
+        let secs: Vec<u64> = (0..=12).map(|a| RetryBackoff::delay(a).as_secs()).collect();
+        assert_eq!(
+            secs,
+            vec![5, 5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
+        );
+        assert_eq!(RetryBackoff::delay(i32::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_failed_ack_waits_and_a_delivered_one_is_forgotten() {
+        let mut b = RetryBackoff::default();
+        assert!(b.is_due(7));
+        b.failed(7, 1);
+        assert!(!b.is_due(7));
+        assert!(b.is_due(8));
+        b.delivered(7);
+        assert!(b.is_due(7));
+    }
 }
 
 /// Invoices are read from the spool this many at a time while an
