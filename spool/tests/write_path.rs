@@ -69,6 +69,7 @@ both!(
     canonical_json_is_compressed_and_read_back_exactly,
     batches_past_one_statement_keep_every_row_and_duplicate,
     spool_from_before_compression_is_migrated_and_rewritten,
+    text_with_copy_delimiters_is_stored_exactly,
 );
 
 fn invoice(doc: i64, seller: &str, number: &str, json: Option<String>) -> NewInvoice {
@@ -385,4 +386,73 @@ async fn spool_from_before_compression_is_migrated_and_rewritten(db: Db) {
     assert_eq!(raw.len(), 1);
     assert_eq!(raw[0].1, None);
     assert_eq!(raw[0].2.as_deref().map(unzstd).as_deref(), Some(new_json));
+}
+
+/// PostgreSQL inserts new rows with COPY (text format): tabs, newlines,
+/// backslashes, `\N` and `\.` in any text column must come back as they
+/// went in, the first time (COPY) and when stored again (upsert); SQLite
+/// must agree.
+async fn text_with_copy_delimiters_is_stored_exactly(db: Db) {
+    let spool = Spool::connect(&db.url, "w1").await.unwrap();
+    let flow = claimed(&spool, "delims").await;
+    let nasty = "a\tb\nc\\d\r\\.e\\N\\x00 'q' \"dq\" €";
+    let mut a = invoice(0, "S\t1", "N\n1", Some(format!("{{\"t\":\"{nasty}\"}}")));
+    a.entry = nasty.to_owned();
+    a.syntax = Some("\\N".to_owned());
+    a.profile = Some("\\.".to_owned());
+    a.type_code = Some("\\".to_owned());
+    a.currency = Some("".to_owned());
+    a.total_with_vat = Some(Decimal::new(-12_345_678_901_234, 4));
+    a.issue_date = NaiveDate::from_ymd_opt(1, 1, 1);
+    let mut b = invoice(1, "S", "2", None);
+    b.verdict = Verdict::Rejected;
+    b.reasons = vec![Reason {
+        rule: "BR\t01".into(),
+        term: "BT\\1".into(),
+        severity: "fatal".into(),
+        message: format!("line\nbreak {nasty}"),
+    }];
+    b.issue_date = NaiveDate::from_ymd_opt(9999, 12, 31);
+    b.total_with_vat = Some(Decimal::new(1, 28));
+    let mut c = invoice(2, "S", "3", None);
+    c.syntax = None;
+    c.seller_id = None;
+    c.number = None;
+    c.issue_date = None;
+    c.total_with_vat = None;
+    let batch = vec![a, b, c];
+    let check = |rows: &[InvoiceRow]| {
+        assert_eq!(rows.len(), 3);
+        for (r, i) in rows.iter().zip(&batch) {
+            assert_eq!(r.entry, i.entry);
+            assert_eq!(r.syntax, i.syntax);
+            assert_eq!(r.profile, i.profile);
+            assert_eq!(r.seller_id, i.seller_id);
+            assert_eq!(r.number, i.number);
+            assert_eq!(r.issue_date, i.issue_date);
+            assert_eq!(r.type_code, i.type_code);
+            assert_eq!(r.currency, i.currency);
+            assert_eq!(r.total_with_vat, i.total_with_vat);
+            assert_eq!(r.verdict, i.verdict);
+            assert_eq!(r.reasons, i.reasons);
+        }
+    };
+    spool.store_invoices(flow, &batch).await.unwrap();
+    check(&spool.invoices_of_flow(flow).await.unwrap());
+    let raw = raw_canonical(&db.url, flow).await;
+    assert_eq!(
+        raw[0].2.as_deref().map(unzstd),
+        batch[0].canonical_json.clone()
+    );
+    assert_eq!(raw[1].2, None);
+    // stored again: the upsert path, same rows
+    spool.store_invoices(flow, &batch).await.unwrap();
+    check(&spool.invoices_of_flow(flow).await.unwrap());
+    // a batch of which only some rows exist takes the upsert path too
+    let mut more = batch.clone();
+    more.push(invoice(3, "S", "4", None));
+    spool.store_invoices(flow, &more).await.unwrap();
+    let rows = spool.invoices_of_flow(flow).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    check(&rows[..3]);
 }
