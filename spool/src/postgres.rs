@@ -12,6 +12,14 @@
 //!   constant shape (a prepared statement reused) whatever the batch size.
 //! - Duplicate-key claims are inserted in key order, so that two instances
 //!   claiming overlapping keys wait for each other instead of deadlocking.
+//! - The canonical JSON is stored zstd-compressed (`rows::canonical`): the
+//!   server no longer compresses it (TOAST's pglz took about 60 % of its CPU
+//!   on 4 KB documents) and writes a tenth of the bytes.
+//! - `invoices.flow_id` has no foreign key (migration 0004: a trigger on
+//!   `flows` keeps the cascade): its per-row check cost about 15 % of the
+//!   server's CPU and re-checked what the flow row lock above guarantees.
+//! - Measured and not kept: `COPY` for batches none of whose rows exist
+//!   (no gain over the `UNNEST` upsert, with both cheaper measures in).
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -70,6 +70,7 @@ both!(
     batches_past_one_statement_keep_every_row_and_duplicate,
     spool_from_before_compression_is_migrated_and_rewritten,
     text_with_copy_delimiters_is_stored_exactly,
+    purged_flows_take_their_invoices_and_notifications,
 );
 
 fn invoice(doc: i64, seller: &str, number: &str, json: Option<String>) -> NewInvoice {
@@ -455,4 +456,65 @@ async fn text_with_copy_delimiters_is_stored_exactly(db: Db) {
     let rows = spool.invoices_of_flow(flow).await.unwrap();
     assert_eq!(rows.len(), 4);
     check(&rows[..3]);
+}
+
+/// Deleting a flow deletes its invoices and their notifications (on
+/// PostgreSQL through the trigger of migration 0004, which replaced the
+/// per-row foreign key check; on SQLite through the foreign key).
+async fn purged_flows_take_their_invoices_and_notifications(db: Db) {
+    let spool = Spool::connect(&db.url, "w1").await.unwrap();
+    let gone = claimed(&spool, "gone").await;
+    let mut rejected = invoice(1, "S", "R", Some("{}".into()));
+    rejected.verdict = Verdict::Rejected;
+    let batch = vec![invoice(0, "S", "A", Some("{}".into())), rejected];
+    spool.store_invoices(gone, &batch).await.unwrap();
+    spool
+        .finish_flow(gone, &FlowOutcome::Processed, 2, &[])
+        .await
+        .unwrap();
+    let kept = claimed(&spool, "kept").await;
+    spool
+        .store_invoices(kept, &[invoice(0, "S", "K", Some("{}".into()))])
+        .await
+        .unwrap();
+    let count = |sql: &'static str| {
+        let url = db.url.clone();
+        async move {
+            if url.starts_with("sqlite:") {
+                let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            } else {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+        }
+    };
+    assert_eq!(count("SELECT count(*) FROM invoices").await, 3);
+    assert_eq!(count("SELECT count(*) FROM notifications").await, 1);
+    // the reject is notified (a pending one would hold the flow back)
+    let pending = spool.pending_rejects("acme").await.unwrap();
+    let ids: Vec<i64> = pending.iter().map(|r| r.id).collect();
+    spool
+        .mark_notified(
+            &ids,
+            &NewDigest {
+                partner: "acme".into(),
+                recipients: vec!["ops@example.org".into()],
+                message_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = spool.purge(chrono::Utc::now()).await.unwrap();
+    assert_eq!(report.flows, 1, "{report:?}");
+    assert_eq!(report.invoices, 2, "{report:?}");
+    assert_eq!(count("SELECT count(*) FROM invoices").await, 1);
+    assert_eq!(count("SELECT count(*) FROM notifications").await, 0);
+    assert_eq!(spool.invoices_of_flow(kept).await.unwrap().len(), 1);
+    assert!(spool.invoices_of_flow(gone).await.unwrap().is_empty());
 }
