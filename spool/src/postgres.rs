@@ -13,8 +13,9 @@
 //! - Duplicate-key claims are inserted in key order, so that two instances
 //!   claiming overlapping keys wait for each other instead of deadlocking.
 //! - The canonical JSON is stored zstd-compressed (`rows::canonical`): the
-//!   server no longer compresses it (TOAST's pglz took about 60 % of its CPU
-//!   on 4 KB documents) and writes a tenth of the bytes.
+//!   server no longer compresses it itself (TOAST's pglz, on every document
+//!   over 2 KB) and writes a fraction of the bytes; its CPU per 100,000
+//!   invoices of 4.9 KB fell from 7.9 s to 2.9 s (`examples/write_rate.rs`).
 //! - `invoices.flow_id` has no foreign key (migration 0004: a trigger on
 //!   `flows` keeps the cascade): its per-row check cost about 15 % of the
 //!   server's CPU and re-checked what the flow row lock above guarantees.
