@@ -64,7 +64,23 @@ const MIME: &str = "application/pdf image/png image/jpeg text/csv application/vn
 const VATEX: &str = "VATEX-EU-79-C VATEX-EU-132 VATEX-EU-132-1A VATEX-EU-132-1B VATEX-EU-132-1C VATEX-EU-132-1D VATEX-EU-132-1E VATEX-EU-132-1F VATEX-EU-132-1G VATEX-EU-132-1H VATEX-EU-132-1I VATEX-EU-132-1J VATEX-EU-132-1K VATEX-EU-132-1L VATEX-EU-132-1M VATEX-EU-132-1N VATEX-EU-132-1O VATEX-EU-132-1P VATEX-EU-132-1Q VATEX-EU-143 VATEX-EU-143-1A VATEX-EU-143-1B VATEX-EU-143-1C VATEX-EU-143-1D VATEX-EU-143-1E VATEX-EU-143-1F VATEX-EU-143-1FA VATEX-EU-143-1G VATEX-EU-143-1H VATEX-EU-143-1I VATEX-EU-143-1J VATEX-EU-143-1K VATEX-EU-143-1L VATEX-EU-144 VATEX-EU-146-1E VATEX-EU-148 VATEX-EU-148-A VATEX-EU-148-B VATEX-EU-148-C VATEX-EU-148-D VATEX-EU-148-E VATEX-EU-148-F VATEX-EU-148-G VATEX-EU-151 VATEX-EU-151-1A VATEX-EU-151-1AA VATEX-EU-151-1B VATEX-EU-151-1C VATEX-EU-151-1D VATEX-EU-151-1E VATEX-EU-159 VATEX-EU-309 VATEX-EU-AE VATEX-EU-D VATEX-EU-F VATEX-EU-G VATEX-EU-I VATEX-EU-IC VATEX-EU-O VATEX-EU-J VATEX-FR-FRANCHISE VATEX-FR-CNWVAT";
 
 fn in_list(list: &str, code: &str) -> bool {
-    !code.is_empty() && !code.contains(' ') && list.split(' ').any(|c| c == code)
+    if code.is_empty() || code.contains(' ') {
+        return false;
+    }
+    // Substring search (SIMD in core), then a whole-word check: no
+    // per-token splitting of lists of hundreds of codes.
+    let (l, c) = (list.as_bytes(), code.len());
+    let mut from = 0;
+    while let Some(i) = list.get(from..).and_then(|rest| rest.find(code)) {
+        let at = from + i;
+        let starts = at == 0 || l[at - 1] == b' ';
+        let ends = at + c == l.len() || l[at + c] == b' ';
+        if starts && ends {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
 }
 
 /// Like the schematron: `normalize-space(.)` then a whole-word match.
@@ -377,5 +393,29 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
         if !known(COUNTRIES, c) {
             out.emit("BR-CL-15", format!("The country of origin (BT-159) '{c}' on {at} is not an ISO 3166-1 alpha-2 code."));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_list;
+
+    #[test]
+    fn in_list_matches_whole_codes_only() {
+        let list = "VATEX-EU-132 VATEX-EU-132-1A S Z AE";
+        assert!(in_list(list, "VATEX-EU-132"));
+        assert!(in_list(list, "VATEX-EU-132-1A"));
+        assert!(in_list(list, "S"));
+        assert!(in_list(list, "AE"));
+        // a prefix, a suffix or the middle of a code is not a code
+        assert!(!in_list(list, "VATEX-EU-13"));
+        assert!(!in_list(list, "132-1A"));
+        assert!(!in_list(list, "E"));
+        assert!(!in_list(list, "A"));
+        assert!(!in_list(list, ""));
+        assert!(!in_list(list, "S Z"));
+        assert!(!in_list(list, "é"));
+        assert!(!in_list("é S", "S é"));
+        assert!(in_list("é S", "S"));
     }
 }
