@@ -105,30 +105,50 @@ pub async fn process_claimed(
             path.display()
         );
     } else {
-        // The reader thread maps, validates and serializes; it hands whole
-        // batches over, so the async side only writes, and reading goes on
-        // while a batch is being committed (two batches in flight at most).
+        // Two threads per flow, so one large flow keeps two cores busy: the
+        // reader unpacks and maps, the converter validates each document and
+        // turns it into a spool row (canonical JSON included). Each hands
+        // whole batches on, two in flight at most, so reading goes on while
+        // a batch is validated and another one committed.
         let batch_size = config.batch_size;
+        let (doc_tx, doc_rx) = std::sync::mpsc::sync_channel::<Vec<flow::Document>>(2);
         let (tx, mut rx) = mpsc::channel::<Vec<NewInvoice>>(2);
         let name = claimed.original_name.clone();
         let flow_limits = flow_limits(&limits);
         let reader = tokio::task::spawn_blocking(move || {
-            let mut batch: Vec<NewInvoice> = Vec::with_capacity(batch_size);
-            let end = flow::process(&path, &name, &flow_limits, &mut |doc| {
-                batch.push(to_new_invoice(&doc));
+            let mut batch: Vec<flow::Document> = Vec::with_capacity(batch_size);
+            let end = flow::process_unvalidated(&path, &name, &flow_limits, &mut |doc| {
+                batch.push(doc);
                 if batch.len() >= batch_size {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    tx.blocking_send(full).map_err(|_| flow::Stop)?;
+                    doc_tx.send(full).map_err(|_| flow::Stop)?;
                 }
                 Ok(())
             });
-            if !batch.is_empty()
-                && matches!(end, FlowEnd::Done(_))
-                && tx.blocking_send(batch).is_err()
-            {
+            if !batch.is_empty() && matches!(end, FlowEnd::Done(_)) && doc_tx.send(batch).is_err() {
                 return FlowEnd::Stopped;
             }
             end
+        });
+        // Returns how many documents it found rejected.
+        let converter = tokio::task::spawn_blocking(move || {
+            let mut rejected = 0u64;
+            for docs in doc_rx {
+                let rows: Vec<NewInvoice> = docs
+                    .into_iter()
+                    .map(|mut doc| {
+                        doc.validate();
+                        if doc.is_rejected() {
+                            rejected += 1;
+                        }
+                        to_new_invoice(&doc)
+                    })
+                    .collect();
+                if tx.blocking_send(rows).is_err() {
+                    break;
+                }
+            }
+            rejected
         });
         let mut last_renew = Instant::now();
         let renew_every = lease.duration / 3;
@@ -145,7 +165,11 @@ pub async fn process_claimed(
             }
         }
         drop(rx);
-        let end = reader.await?;
+        let rejected = converter.await?;
+        let mut end = reader.await?;
+        if let FlowEnd::Done(summary) = &mut end {
+            summary.rejected = rejected;
+        }
         if let FlowEnd::Failed(why) = &end {
             spool.abandon_flow(claimed.id, why).await?;
             anyhow::bail!(

@@ -64,9 +64,28 @@ pub struct Document {
     pub entry: String,
     pub syntax: Option<Syntax>,
     pub result: DocumentResult,
+    /// True once the EN 16931 rules ran on it (always, from [`process`];
+    /// documents from [`process_unvalidated`] wait for [`Document::validate`]).
+    pub validated: bool,
 }
 
 impl Document {
+    /// Run the EN 16931 rules on a mapped document, once. A caller may do
+    /// this on another thread than the reading one ([`process_unvalidated`]).
+    pub fn validate(&mut self) {
+        if self.validated {
+            return;
+        }
+        self.validated = true;
+        if let DocumentResult::Mapped {
+            invoice,
+            violations,
+        } = &mut self.result
+        {
+            violations.extend(validate::validate(invoice));
+        }
+    }
+
     /// True when the document is rejected (unreadable, or a fatal violation).
     pub fn is_rejected(&self) -> bool {
         match &self.result {
@@ -111,11 +130,35 @@ pub enum FlowEnd {
 }
 
 /// Read every document of the flow stored at `path` (`name` is the name the
-/// partner gave it), calling `on_document` for each in order.
+/// partner gave it), calling `on_document` for each in order, validated.
 pub fn process(
     path: &Path,
     name: &str,
     limits: &FlowLimits,
+    on_document: &mut dyn FnMut(Document) -> Result<(), Stop>,
+) -> FlowEnd {
+    walk_flow(path, name, limits, true, on_document)
+}
+
+/// Like [`process`], but mapped documents are handed over before the EN
+/// 16931 rules ran on them: the caller calls [`Document::validate`] on each
+/// (typically on another thread, so one large flow uses two cores). The
+/// summary's `rejected` then counts only the documents that could not be
+/// read; the caller counts the rest after validating.
+pub fn process_unvalidated(
+    path: &Path,
+    name: &str,
+    limits: &FlowLimits,
+    on_document: &mut dyn FnMut(Document) -> Result<(), Stop>,
+) -> FlowEnd {
+    walk_flow(path, name, limits, false, on_document)
+}
+
+fn walk_flow(
+    path: &Path,
+    name: &str,
+    limits: &FlowLimits,
+    validate_now: bool,
     on_document: &mut dyn FnMut(Document) -> Result<(), Stop>,
 ) -> FlowEnd {
     let unpack_limits = unpack::Limits {
@@ -139,6 +182,9 @@ pub fn process(
             }
             doc.index = summary.documents;
             summary.documents += 1;
+            if validate_now {
+                doc.validate();
+            }
             if doc.is_rejected() {
                 summary.rejected += 1;
             }
@@ -160,6 +206,7 @@ pub fn process(
                     rule: reject.code.to_string(),
                     message: reject.message,
                 },
+                validated: true,
             })?;
         }
         Ok(())
@@ -209,16 +256,15 @@ enum EntryOutcome {
 }
 
 fn mapped(syntax: Syntax, entry: &str, outcome: ReadOutcome) -> Document {
-    let mut violations = outcome.issues;
-    violations.extend(validate::validate(&outcome.invoice));
     Document {
         index: 0,
         entry: entry.to_string(),
         syntax: Some(syntax),
         result: DocumentResult::Mapped {
             invoice: Box::new(outcome.invoice),
-            violations,
+            violations: outcome.issues,
         },
+        validated: false,
     }
 }
 
@@ -292,6 +338,7 @@ fn read_interchange(
                     rule: "SYNTAX".to_string(),
                     message: e.to_string(),
                 },
+                validated: true,
             },
         };
         emit(doc)?;
