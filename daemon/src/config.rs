@@ -452,6 +452,10 @@ impl Config {
         source: Option<PathBuf>,
         text: &str,
     ) -> Result<Config, ConfigErrors> {
+        // Every path is made absolute once, here: the drop-zone watcher
+        // matches event paths against these folders, and a relative
+        // `--config` or `$QUAI_HOME` must not depend on the current folder.
+        let base = &std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
         let mut problems = Vec::new();
         let mut problem = |key: &str, message: String| {
             problems.push(ConfigProblem {
@@ -956,6 +960,18 @@ mod tests {
         assert_eq!("500 MB".parse::<ByteSize>().unwrap(), ByteSize(500_000_000));
         assert_eq!("42".parse::<ByteSize>().unwrap(), ByteSize(42));
         assert!("12 parsecs".parse::<ByteSize>().is_err());
+    }
+
+    #[test]
+    fn relative_config_and_home_become_absolute_paths() {
+        let c = Config::parse("", Path::new("rel/quai.toml")).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.home, cwd.join("rel"));
+        assert!(c.store.is_absolute() && c.outbound_root.is_absolute());
+        assert!(c.inbound_root.as_ref().is_some_and(|p| p.is_absolute()));
+        let e = Config::embedded_at(Path::new("quai-data"));
+        assert_eq!(e.home, cwd.join("quai-data"));
+        assert!(e.store.starts_with(cwd.join("quai-data")));
     }
 
     #[test]
