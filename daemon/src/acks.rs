@@ -402,15 +402,33 @@ fn tempfile_dir(root: &Path) -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// True when the stored bytes start (after a BOM and blanks) like an
-/// EDIFACT interchange (`UNA` or `UNB`).
+/// The stored bytes of a flow as a stream: gunzipped when the flow is a
+/// gzip file (an interchange sent as `.edi.gz` is still an interchange),
+/// as they are otherwise. The flow was read under its limits before, so
+/// reading it again is bounded.
+fn open_stored(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
+    let mut file = File::open(path)?;
+    let mut magic = [0u8; 2];
+    let gz = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
+    let file = File::open(path)?;
+    Ok(if gz {
+        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        )))
+    } else {
+        Box::new(std::io::BufReader::new(file))
+    })
+}
+
+/// True when the stored bytes (gunzipped if need be) start, after a BOM
+/// and blanks, like an EDIFACT interchange (`UNA` or `UNB`).
 pub fn looks_like_edifact(path: &Path) -> bool {
-    let mut head = [0u8; 64];
-    let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
-        Ok(n) => n,
-        Err(_) => return false,
-    };
-    let mut b = &head[..n];
+    let mut head = Vec::with_capacity(64);
+    let read = open_stored(path).and_then(|r| r.take(64).read_to_end(&mut head));
+    if read.is_err() {
+        return false;
+    }
+    let mut b = &head[..];
     if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
         b = &b[3..];
     }
@@ -600,8 +618,7 @@ async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> any
     let reference = format!("Q{}", flow.id);
     let prepared = flow.updated_at.naive_utc();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let file = File::open(&path)?;
-        let mut ic = edifact::Interchange::new(std::io::BufReader::new(file));
+        let mut ic = edifact::Interchange::new(open_stored(&path)?);
         let head = |header: Option<&edifact::InterchangeHeader>, interchange| {
             let original = header.cloned().ok_or_else(|| {
                 anyhow::anyhow!(

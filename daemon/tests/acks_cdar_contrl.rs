@@ -115,3 +115,43 @@ async fn cdar_and_contrl_are_delivered_with_the_report() {
         "same bytes when rendered again"
     );
 }
+
+/// An interchange sent gzipped is still an interchange: it gets a CONTRL
+/// with one UCM per message, like the plain one.
+#[tokio::test]
+async fn a_gzipped_interchange_gets_its_contrl_too() {
+    use std::io::Write;
+    let plain = edifact_fixture("invoic_d97b.edi");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&plain).unwrap();
+    let gz = gz.finish().unwrap();
+
+    let mut d = TestDaemon::new();
+    d.start();
+    d.drop_file("acme", "plain.edi", &plain);
+    d.drop_file("acme", "packed.edi.gz", &gz);
+    let out = d.outbox("acme");
+    let contrl = wait_file(&out, ".contrl.edi", 2).await;
+    d.stop().await;
+
+    assert_eq!(contrl.len(), 2, "{contrl:?}");
+    let read = |suffix: &str| {
+        let p = contrl
+            .iter()
+            .find(|p| p.to_string_lossy().contains(suffix))
+            .unwrap_or_else(|| panic!("a CONTRL for {suffix}: {contrl:?}"));
+        std::fs::read_to_string(p).unwrap()
+    };
+    let (a, b) = (read("plain.edi."), read("packed.edi.gz."));
+    let ucms = |c: &str| -> Vec<String> {
+        c.lines()
+            .filter(|l| l.starts_with("UCM+") || l.starts_with("UCI+"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert!(
+        !ucms(&b).is_empty() && ucms(&b).iter().any(|l| l.starts_with("UCM+")),
+        "{b}"
+    );
+    assert_eq!(ucms(&a), ucms(&b), "same answer, packed or not");
+}
