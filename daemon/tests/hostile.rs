@@ -17,7 +17,6 @@ mod hostile_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -437,25 +436,21 @@ async fn assert_bystanders(d: &TestDaemon, n: usize) {
 }
 
 /// The canonical JSON the spool holds for an invoice number (SQLite spool).
-fn canonical_json(config: &Config, number: &str) -> String {
-    let db = config
-        .spool_url
-        .strip_prefix("sqlite://")
-        .expect("sqlite spool");
-    let out = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(db)
-        .arg(format!(
-            "SELECT canonical FROM invoices WHERE number = '{number}';"
-        ))
-        .output()
-        .expect("the sqlite3 command-line tool (Debian package sqlite3)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("canonical JSON is UTF-8")
+/// The canonical JSON the spool holds for the invoice numbered `number`
+/// (stored compressed; read back through the spool).
+async fn canonical_json(spool: &quai_spool::Spool, number: &str) -> String {
+    for f in spool.list_flows(&Default::default()).await.unwrap() {
+        for inv in spool.invoices_of_flow(f.id).await.unwrap() {
+            if inv.number.as_deref() == Some(number) {
+                return spool
+                    .canonical_invoice(f.id, inv.doc_index)
+                    .await
+                    .unwrap()
+                    .expect("a mapped invoice has its canonical JSON");
+            }
+        }
+    }
+    panic!("no invoice numbered {number} in the spool")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,7 +526,7 @@ async fn hostile_flows_are_answered_with_reasons_and_bystanders_keep_moving() {
 
     // ISO-8859-1 was read as ISO-8859-1: the spool holds the seller's name
     // in UTF-8, accents intact.
-    let canonical = canonical_json(&d.config, "LATIN1-1");
+    let canonical = canonical_json(&d.spool().await, "LATIN1-1").await;
     assert!(
         canonical.contains("Société Générale Müller"),
         "canonical JSON: {canonical}"

@@ -551,6 +551,13 @@ impl Spool {
         self.invoices_of_flow_shared(flow).await
     }
 
+    /// The canonical EN 16931 invoice (JSON) of one stored document, as the
+    /// pipeline serialised it (stored compressed; `None` for a document that
+    /// could not be read).
+    pub async fn canonical_invoice(&self, flow: FlowId, doc_index: i64) -> Result<Option<String>> {
+        self.canonical_invoice_shared(flow, doc_index).await
+    }
+
     /// One page of a flow's invoices, by doc_index: at most `limit` rows
     /// whose doc_index is above `after` (all from the first when `None`).
     /// Acknowledgements of large flows are written page by page with this,

@@ -390,4 +390,25 @@ impl Spool {
         rows::convert(rows)
         })
     }
+
+    pub(crate) async fn canonical_invoice_shared(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Option<String>> {
+        with_pool!(self, pool => {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT canonical, canonical_z FROM invoices WHERE flow_id = $1 AND doc_index = $2",
+        )
+        .bind(flow)
+        .bind(doc_index)
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some((_, Some(frame))) => Ok(Some(rows::canonical::decompress(&frame)?)),
+            Some((text, None)) => Ok(text),
+            None => Ok(None),
+        }
+        })
+    }
 }

@@ -76,6 +76,7 @@ both!(
     hostile_text_is_stored_not_refused,
     concurrent_duplicate_invoices_one_wins,
     invoices_read_page_by_page,
+    canonical_invoice_read_back,
 );
 
 const LEASE: Lease = Lease {
@@ -1255,4 +1256,28 @@ async fn invoices_read_page_by_page(db: Db) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// The canonical JSON is stored compressed; reading it back gives the text
+/// the pipeline wrote, and nothing for a document without one.
+async fn canonical_invoice_read_back(db: Db) {
+    let spool = db.spool("i1").await;
+    let f = claimed(&spool, "acme", "canon").await;
+    let long = format!(
+        "{{\"number\":\"C-0\",\"note\":\"{}\",\"seller\":\"Société Générale Müller\"}}",
+        "x".repeat(20_000)
+    );
+    let mut with = invoice(0, "FR1", "C-0", 2024, Verdict::Accepted);
+    with.canonical_json = Some(long.clone());
+    let mut without = invoice(1, "FR1", "C-1", 2024, Verdict::Rejected);
+    without.canonical_json = None;
+    let short = invoice(2, "FR1", "C-2", 2024, Verdict::Accepted);
+    spool.store_invoices(f, &[with, without, short]).await.unwrap();
+    assert_eq!(spool.canonical_invoice(f, 0).await.unwrap(), Some(long));
+    assert_eq!(spool.canonical_invoice(f, 1).await.unwrap(), None);
+    assert_eq!(
+        spool.canonical_invoice(f, 2).await.unwrap().as_deref(),
+        Some("{\"number\":\"C-2\"}")
+    );
+    assert_eq!(spool.canonical_invoice(f, 3).await.unwrap(), None);
 }
