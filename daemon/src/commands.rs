@@ -110,6 +110,23 @@ pub async fn flows(
     Ok(0)
 }
 
+/// `quai flow ID --invoice N`: the canonical invoice of one document (the
+/// spool keeps it compressed). Exit 1 when there is none.
+pub async fn canonical_invoice(config: &Config, id: i64, index: i64) -> anyhow::Result<i32> {
+    let spool = crate::open_spool(config).await?;
+    spool.flow(id).await?;
+    match spool.canonical_invoice(id, index).await? {
+        Some(json) => {
+            println!("{json}");
+            Ok(0)
+        }
+        None => {
+            eprintln!("flow {id} has no mapped invoice at index {index}");
+            Ok(1)
+        }
+    }
+}
+
 /// `quai flow ID`
 pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
     let spool = crate::open_spool(config).await?;

@@ -52,6 +52,9 @@ enum Command {
         id: i64,
         #[arg(long)]
         json: bool,
+        /// Print the canonical EN 16931 invoice (JSON) of the document at this index instead.
+        #[arg(long, value_name = "INDEX")]
+        invoice: Option<i64>,
     },
     /// Map and validate files or archives without spooling (exit 1 when an invoice is rejected).
     Validate {
@@ -151,7 +154,12 @@ fn main() -> ExitCode {
                 limit,
                 json,
             } => commands::flows(&config, partner, state, since, limit, json).await,
-            Command::Flow { id, json } => commands::flow_detail(&config, id, json).await,
+            Command::Flow {
+                id,
+                invoice: Some(index),
+                ..
+            } => commands::canonical_invoice(&config, id, index).await,
+            Command::Flow { id, json, .. } => commands::flow_detail(&config, id, json).await,
             Command::Validate { files, json } => commands::validate(&config, &files, json),
             Command::Ingest {
                 files,

@@ -281,6 +281,24 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
         assert!(a["attempts"].as_i64().unwrap() >= 2, "{a}");
     }
 
+    // `quai flow ID --invoice 0` prints the canonical invoice the spool
+    // keeps (compressed) for the flow's first document; none at index 99.
+    let (code, out) = quai_cli(
+        &s.config_path,
+        &["flow", &flow_id.to_string(), "--invoice", "0"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let canonical: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        canonical["number"], v["invoices"][0]["number"],
+        "{canonical}"
+    );
+    let (code, _) = quai_cli(
+        &s.config_path,
+        &["flow", &flow_id.to_string(), "--invoice", "99"],
+    );
+    assert_eq!(code, 1);
+
     // `quai resend-ack` sends the report again (the daemon stopped, so the
     // CLI's own pass is the only one): the same bytes arrive.
     drop(daemon);

@@ -264,6 +264,25 @@ async fn health_metrics_and_json_api() {
     let r = get(s.addr, "/api/flows/999999", &[]).await;
     assert_eq!(r.status, 404);
 
+    // /api/flows/{id}/invoices/{index}: the canonical invoice, read back
+    // from its compressed form in the spool.
+    let r = get(s.addr, &format!("/api/flows/{id}/invoices/0"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let canonical = r.json();
+    assert_eq!(
+        canonical["number"], detail["invoices"][0]["number"],
+        "{canonical}"
+    );
+    assert!(canonical["seller"].is_object(), "{canonical}");
+    for (path, status) in [
+        (format!("/api/flows/{id}/invoices/7"), 404),
+        ("/api/flows/999999/invoices/0".to_string(), 404),
+        (format!("/api/flows/{id}/invoices/x"), 400),
+    ] {
+        let r = get(s.addr, &path, &[]).await;
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+    }
+
     // /api/partners
     let r = get(s.addr, "/api/partners", &[]).await;
     assert_eq!(r.status, 200);

@@ -257,6 +257,33 @@ pub async fn flow(
     Ok(Json(flow_detail_json(&d.spool, id).await?).into_response())
 }
 
+/// `GET /api/flows/{id}/invoices/{index}`: the canonical EN 16931 invoice
+/// of one document of a flow, as JSON (404 when the document does not exist
+/// or could not be read).
+pub async fn canonical_invoice(
+    State(d): State<Arc<Daemon>>,
+    Path((id, index)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| bad_request("a flow id is a number"))?;
+    let index: i64 = index
+        .parse()
+        .map_err(|_| bad_request("a document index is a number"))?;
+    d.spool.flow(id).await?;
+    match d.spool.canonical_invoice(id, index).await? {
+        Some(json) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("flow {id} has no mapped invoice at index {index}"),
+        )),
+    }
+}
+
 pub async fn partners(State(d): State<Arc<Daemon>>) -> Result<Response, ApiError> {
     Ok(Json(super::overview::partners(&d.spool).await?).into_response())
 }

@@ -146,6 +146,10 @@ pub fn router(daemon: Arc<Daemon>, token: Option<Token>) -> Router {
         .route("/api/status", get(api::status))
         .route("/api/flows", get(api::flows))
         .route("/api/flows/:id", get(api::flow))
+        .route(
+            "/api/flows/:id/invoices/:index",
+            get(api::canonical_invoice),
+        )
         .route("/api/partners", get(api::partners))
         .route("/api/overview", get(api::overview))
         .with_state(daemon);
