@@ -577,27 +577,6 @@ impl PgBackend {
         crate::settle(tx, result).await
     }
 
-    /// The canonical JSON of one stored invoice, decompressed (`None` when
-    /// the document could not be read, or no such row). Not yet reachable
-    /// from [`Spool`]: the public method is proposed to the lead as
-    /// `Spool::canonical_json(flow, doc_index)`.
-    #[allow(dead_code)]
-    pub(crate) async fn canonical_json(
-        &self,
-        flow: FlowId,
-        doc_index: i64,
-    ) -> Result<Option<String>> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(rows::CANONICAL_SELECT)
-            .bind(flow)
-            .bind(doc_index)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some((text, frame)) => canonical::decode(text, frame),
-            None => Ok(None),
-        }
-    }
-
     pub(crate) async fn finish_flow(
         &self,
         flow: FlowId,

@@ -243,11 +243,6 @@ pub(crate) const INVOICE_SELECT: &str = "SELECT i.id, i.flow_id, i.doc_index, i.
     CAST(i.reasons AS TEXT) AS reasons \
     FROM invoices i";
 
-/// The canonical JSON columns of one invoice (`$1` flow, `$2` doc_index),
-/// valid on both backends; decode with [`canonical::decode`].
-pub(crate) const CANONICAL_SELECT: &str =
-    "SELECT canonical, canonical_z FROM invoices WHERE flow_id = $1 AND doc_index = $2";
-
 /// Columns of a [`RawAck`] (alias `a`, joined with `flows f`), valid on both backends.
 pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, a.destination, \
     a.file_name, a.generated_at, a.delivered_at, a.attempts, a.last_error \
@@ -268,10 +263,10 @@ pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, 
 /// Format: one zstd frame (level 1) with the content size and the
 /// dictionary id in its header, in the BLOB / bytea column `canonical_z`
 /// (migration 0003); `canonical` (text) is left NULL for such rows. Rows
-/// written before 0003 keep their text in `canonical`; [`decode`] reads
-/// either. A frame names its dictionary by id, so a better dictionary can
-/// be added later: keep every dictionary ever shipped in [`DICTIONARIES`]
-/// (newest first, used for writing).
+/// written before 0003 keep their text in `canonical`;
+/// `Spool::canonical_invoice` reads either. A frame names its dictionary by
+/// id, so a better dictionary can be added later: keep every dictionary
+/// ever shipped in `DICTIONARIES` (newest first, used for writing).
 pub(crate) mod canonical {
     use std::sync::OnceLock;
 
@@ -349,14 +344,6 @@ pub(crate) mod canonical {
         String::from_utf8(bytes).map_err(|e| corrupt(format!("not UTF-8: {e}")))
     }
 
-    /// The canonical JSON of a row, from whichever column holds it.
-    pub(crate) fn decode(text: Option<String>, frame: Option<Vec<u8>>) -> Result<Option<String>> {
-        match frame {
-            Some(frame) => decompress(&frame).map(Some),
-            None => Ok(text),
-        }
-    }
-
     #[cfg(test)]
     mod tests {
         use super::*;
@@ -370,7 +357,12 @@ pub(crate) mod canonical {
             // an invoice as the pipeline serializes it shrinks several times
             let invoice = include_str!("../tests/fixtures/canonical-generated.json");
             let zi = c.compress(invoice).unwrap();
-            assert!(zi.len() * 5 < invoice.len(), "{} -> {}", invoice.len(), zi.len());
+            assert!(
+                zi.len() * 5 < invoice.len(),
+                "{} -> {}",
+                invoice.len(),
+                zi.len()
+            );
             assert_eq!(decompress(&zi).unwrap(), invoice);
             // the frame names the shipped dictionary
             let id = zstd::zstd_safe::get_dict_id_from_frame(&z).map(|i| i.get());
@@ -385,18 +377,10 @@ pub(crate) mod canonical {
         }
 
         #[test]
-        fn old_rows_and_plain_frames_decode() {
-            assert_eq!(
-                decode(Some("{}".into()), None).unwrap().as_deref(),
-                Some("{}")
-            );
-            assert_eq!(decode(None, None).unwrap(), None);
+        fn plain_frames_decode() {
             // a frame without dictionary (e.g. written by hand) is read too
             let plain = zstd::bulk::compress(b"{\"a\":1}", 3).unwrap();
-            assert_eq!(
-                decode(None, Some(plain)).unwrap().as_deref(),
-                Some("{\"a\":1}")
-            );
+            assert_eq!(decompress(&plain).unwrap(), "{\"a\":1}");
         }
 
         #[test]

@@ -619,27 +619,6 @@ impl SqliteBackend {
         crate::settle(tx, result).await
     }
 
-    /// The canonical JSON of one stored invoice, decompressed (`None` when
-    /// the document could not be read, or no such row). Not yet reachable
-    /// from [`Spool`]: the public method is proposed to the lead as
-    /// `Spool::canonical_json(flow, doc_index)`.
-    #[allow(dead_code)]
-    pub(crate) async fn canonical_json(
-        &self,
-        flow: FlowId,
-        doc_index: i64,
-    ) -> Result<Option<String>> {
-        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(rows::CANONICAL_SELECT)
-            .bind(flow)
-            .bind(doc_index)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some((text, frame)) => canonical::decode(text, frame),
-            None => Ok(None),
-        }
-    }
-
     pub(crate) async fn finish_flow(
         &self,
         flow: FlowId,
@@ -801,86 +780,5 @@ impl SqliteBackend {
             ),
         )
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `canonical_json` reads both the compressed column and the plain
-    /// text of rows written before it existed.
-    #[tokio::test]
-    async fn canonical_json_reads_new_and_old_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("spool.db").display());
-        let b = SqliteBackend::connect(&url, "t").await.unwrap();
-        let flow = match b
-            .register_flow(
-                &NewFlow {
-                    partner: "p".into(),
-                    origin: Origin::Cli,
-                    original_name: "f".into(),
-                    size: 1,
-                    sha256: "00".into(),
-                    as2_message_id: None,
-                },
-                &|_| Vec::new(),
-            )
-            .await
-            .unwrap()
-        {
-            Registration::New(id) => id,
-            other => panic!("{other:?}"),
-        };
-        let lease = Lease {
-            duration: Duration::from_secs(60),
-        };
-        b.claim_flow(lease).await.unwrap().unwrap();
-        let json = include_str!("../tests/fixtures/canonical-generated.json");
-        let inv = |doc: i64, json: Option<&str>| NewInvoice {
-            doc_index: doc,
-            entry: "e".into(),
-            syntax: None,
-            profile: None,
-            seller_id: None,
-            number: None,
-            issue_date: None,
-            type_code: None,
-            currency: None,
-            total_without_vat: None,
-            total_with_vat: None,
-            amount_due: None,
-            verdict: Verdict::Rejected,
-            reasons: vec![],
-            canonical_json: json.map(str::to_owned),
-        };
-        b.store_invoices(flow, &[inv(0, Some(json)), inv(1, None)])
-            .await
-            .unwrap();
-        assert_eq!(
-            b.canonical_json(flow, 0).await.unwrap().as_deref(),
-            Some(json)
-        );
-        assert_eq!(b.canonical_json(flow, 1).await.unwrap(), None);
-        assert_eq!(b.canonical_json(flow, 2).await.unwrap(), None);
-        // a row as written before migration 0003
-        sqlx::query("UPDATE invoices SET canonical = '{\"old\":true}', canonical_z = NULL WHERE doc_index = 0")
-            .execute(&b.pool)
-            .await
-            .unwrap();
-        assert_eq!(
-            b.canonical_json(flow, 0).await.unwrap().as_deref(),
-            Some("{\"old\":true}")
-        );
-        // a damaged frame is reported, not a panic
-        sqlx::query("UPDATE invoices SET canonical_z = x'28b52ffd0000' WHERE doc_index = 1")
-            .execute(&b.pool)
-            .await
-            .unwrap();
-        assert!(matches!(
-            b.canonical_json(flow, 1).await,
-            Err(SpoolError::Corrupt(_))
-        ));
     }
 }

@@ -71,6 +71,7 @@ both!(
     spool_from_before_compression_is_migrated_and_rewritten,
     text_with_copy_delimiters_is_stored_exactly,
     purged_flows_take_their_invoices_and_notifications,
+    canonical_invoice_reads_compressed_plain_and_damaged_rows,
 );
 
 fn invoice(doc: i64, seller: &str, number: &str, json: Option<String>) -> NewInvoice {
@@ -517,4 +518,59 @@ async fn purged_flows_take_their_invoices_and_notifications(db: Db) {
     assert_eq!(count("SELECT count(*) FROM notifications").await, 0);
     assert_eq!(spool.invoices_of_flow(kept).await.unwrap().len(), 1);
     assert!(spool.invoices_of_flow(gone).await.unwrap().is_empty());
+}
+
+/// `Spool::canonical_invoice` gives back the exact text from the compressed
+/// column, the plain text of a row written before it existed, `None` for a
+/// document without JSON, and an error (not a panic) for a damaged frame.
+async fn canonical_invoice_reads_compressed_plain_and_damaged_rows(db: Db) {
+    let spool = Spool::connect(&db.url, "w1").await.unwrap();
+    let flow = claimed(&spool, "read").await;
+    let batch = vec![
+        invoice(0, "S", "1", Some(FIXTURE.to_owned())),
+        invoice(1, "S", "2", None),
+        invoice(2, "S", "3", Some("{}".to_owned())),
+        invoice(3, "S", "4", Some("{}".to_owned())),
+    ];
+    spool.store_invoices(flow, &batch).await.unwrap();
+    assert_eq!(
+        spool.canonical_invoice(flow, 0).await.unwrap().as_deref(),
+        Some(FIXTURE)
+    );
+    assert_eq!(spool.canonical_invoice(flow, 1).await.unwrap(), None);
+    assert_eq!(spool.canonical_invoice(flow, 9).await.unwrap(), None);
+    // doc 2 as written before migration 0003, doc 3 with a damaged frame
+    let old = "UPDATE invoices SET canonical = '{\"old\":true}', canonical_z = NULL \
+        WHERE flow_id = $1 AND doc_index = 2";
+    let damaged = "UPDATE invoices SET canonical_z = $2 WHERE flow_id = $1 AND doc_index = 3";
+    let frame: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0, 0];
+    if db.url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+        sqlx::query(old).bind(flow).execute(&pool).await.unwrap();
+        sqlx::query(damaged)
+            .bind(flow)
+            .bind(frame)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+        sqlx::query(old).bind(flow).execute(&pool).await.unwrap();
+        sqlx::query(damaged)
+            .bind(flow)
+            .bind(frame)
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    assert_eq!(
+        spool.canonical_invoice(flow, 2).await.unwrap().as_deref(),
+        Some("{\"old\":true}")
+    );
+    assert!(matches!(
+        spool.canonical_invoice(flow, 3).await,
+        Err(SpoolError::Corrupt(_))
+    ));
 }
