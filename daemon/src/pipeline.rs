@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::model::{Invoice, Severity, Violation};
-use quai_spool::{
-    ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, PreparedBatch, Reason, Verdict,
-};
+use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -109,13 +107,12 @@ pub async fn process_claimed(
     } else {
         // Two threads per flow, so one large flow keeps two cores busy: the
         // reader unpacks and maps, the converter validates each document and
-        // turns it into a spool row (canonical JSON serialised and
-        // compressed). Each hands whole batches on, two in flight at most,
-        // so reading goes on while a batch is validated and another one
-        // committed.
+        // turns it into a spool row (canonical JSON included). Each hands
+        // whole batches on, two in flight at most, so reading goes on while
+        // a batch is validated and another one committed.
         let batch_size = config.batch_size;
         let (doc_tx, doc_rx) = std::sync::mpsc::sync_channel::<Vec<flow::Document>>(2);
-        let (tx, mut rx) = mpsc::channel::<Result<PreparedBatch, quai_spool::SpoolError>>(2);
+        let (tx, mut rx) = mpsc::channel::<Vec<NewInvoice>>(2);
         let name = claimed.original_name.clone();
         let flow_limits = flow_limits(&limits);
         let reader = tokio::task::spawn_blocking(move || {
@@ -147,9 +144,7 @@ pub async fn process_claimed(
                         to_new_invoice(&doc)
                     })
                     .collect();
-                // Compressing the canonical invoices here keeps that work
-                // off the spool's single writer.
-                if tx.blocking_send(PreparedBatch::new(rows)).is_err() {
+                if tx.blocking_send(rows).is_err() {
                     break;
                 }
             }
@@ -159,7 +154,7 @@ pub async fn process_claimed(
         let renew_every = lease.duration / 3;
         let mut interrupted = false;
         while let Some(batch) = rx.recv().await {
-            spool.store_prepared(claimed.id, &batch?).await?;
+            spool.store_invoices(claimed.id, &batch).await?;
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();

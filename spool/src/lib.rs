@@ -253,38 +253,6 @@ pub struct NewInvoice {
     pub canonical_json: Option<String>,
 }
 
-/// A batch of invoices ready for [`Spool::store_prepared`]: each canonical
-/// JSON cleaned and compressed (a zstd frame with the spool's dictionary)
-/// when the batch is made. Compression is the largest CPU cost of a write;
-/// done here, it runs on the thread that builds the batch, in parallel with
-/// the other flows, instead of under the spool's single writer.
-#[derive(Debug, Clone)]
-pub struct PreparedBatch {
-    invoices: Vec<NewInvoice>,
-    frames: rows::canonical::Ready,
-}
-
-impl PreparedBatch {
-    pub fn new(mut invoices: Vec<NewInvoice>) -> Result<PreparedBatch> {
-        let mut zstd = rows::canonical::Compressor::new()?;
-        let mut frames = rows::canonical::Ready::with_capacity(invoices.len());
-        for inv in &mut invoices {
-            if let Some(json) = inv.canonical_json.take() {
-                frames.insert(inv.doc_index, zstd.compress(&invoices::clean_text(&json))?);
-            }
-        }
-        Ok(PreparedBatch { invoices, frames })
-    }
-
-    pub fn len(&self) -> usize {
-        self.invoices.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.invoices.is_empty()
-    }
-}
-
 /// What the spool decided for one stored invoice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredInvoice {
@@ -526,18 +494,7 @@ impl Spool {
         flow: FlowId,
         batch: &[NewInvoice],
     ) -> Result<Vec<StoredInvoice>> {
-        dispatch_write!(self, b => b.store_invoices(flow, batch, None).await)
-    }
-
-    /// [`Spool::store_invoices`] for a batch whose canonical invoices were
-    /// compressed beforehand ([`PreparedBatch::new`], on the caller's
-    /// thread), so the write itself does no compression.
-    pub async fn store_prepared(
-        &self,
-        flow: FlowId,
-        batch: &PreparedBatch,
-    ) -> Result<Vec<StoredInvoice>> {
-        dispatch_write!(self, b => b.store_invoices(flow, &batch.invoices, Some(&batch.frames)).await)
+        dispatch_write!(self, b => b.store_invoices(flow, batch).await)
     }
 
     /// Finish a claimed flow: `processed` or `failed`. In the same

@@ -397,11 +397,10 @@ impl PgBackend {
         &self,
         flow: FlowId,
         batch: &[NewInvoice],
-        ready: Option<&canonical::Ready>,
     ) -> Result<Vec<StoredInvoice>> {
         let mut attempt = 0;
         loop {
-            match self.store_once(flow, batch, ready).await {
+            match self.store_once(flow, batch).await {
                 Err(SpoolError::Database(e)) if attempt < 10 && key_race(&e) => {
                     tracing::debug!(
                         flow,
@@ -415,12 +414,7 @@ impl PgBackend {
         }
     }
 
-    async fn store_once(
-        &self,
-        flow: FlowId,
-        batch: &[NewInvoice],
-        ready: Option<&canonical::Ready>,
-    ) -> Result<Vec<StoredInvoice>> {
+    async fn store_once(&self, flow: FlowId, batch: &[NewInvoice]) -> Result<Vec<StoredInvoice>> {
         let plan = Plan::new(batch)?;
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -517,7 +511,8 @@ impl PgBackend {
             let mut duplicate = Vec::with_capacity(decided.len());
             let mut reasons = Vec::with_capacity(decided.len());
             // The canonical JSON goes in compressed (see `rows::canonical`).
-            let frames = canonical::frames_of(decided.iter().map(|d| &*d.inv), ready)?;
+            let mut zstd = canonical::Compressor::new()?;
+            let mut frames: Vec<Option<Vec<u8>>> = Vec::with_capacity(decided.len());
             for d in &decided {
                 let i = &*d.inv;
                 doc_index.push(i.doc_index);
@@ -535,6 +530,7 @@ impl PgBackend {
                 verdict.push(rows::verdict_str(d.verdict));
                 duplicate.push(d.duplicate);
                 reasons.push(d.reasons_json());
+                frames.push(i.canonical_json.as_deref().map(|j| zstd.compress(j)).transpose()?);
             }
             sqlx::query(
                 "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \

@@ -302,32 +302,6 @@ pub(crate) mod canonical {
         })
     }
 
-    /// Frames compressed ahead of the write, by doc_index (see
-    /// `PreparedBatch`).
-    pub(crate) type Ready = std::collections::HashMap<i64, Vec<u8>>;
-
-    /// The frame of each invoice, in order: taken from `ready` when the
-    /// batch was prepared, else compressed now.
-    pub(crate) fn frames_of<'b>(
-        invoices: impl Iterator<Item = &'b crate::NewInvoice>,
-        ready: Option<&Ready>,
-    ) -> Result<Vec<Option<Vec<u8>>>> {
-        match ready {
-            Some(ready) => Ok(invoices.map(|i| ready.get(&i.doc_index).cloned()).collect()),
-            None => {
-                let mut zstd = Compressor::new()?;
-                invoices
-                    .map(|i| {
-                        i.canonical_json
-                            .as_deref()
-                            .map(|j| zstd.compress(j))
-                            .transpose()
-                    })
-                    .collect()
-            }
-        }
-    }
-
     /// Compresses the canonical JSON of a batch; reuse one per batch.
     pub(crate) struct Compressor(zstd::bulk::Compressor<'static>);
 

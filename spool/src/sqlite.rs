@@ -517,7 +517,6 @@ impl SqliteBackend {
         &self,
         flow: FlowId,
         batch: &[NewInvoice],
-        ready: Option<&canonical::Ready>,
     ) -> Result<Vec<StoredInvoice>> {
         let plan = Plan::new(batch)?;
         if batch.is_empty() {
@@ -571,7 +570,11 @@ impl SqliteBackend {
             let decided = plan.decide(flow, &refused);
 
             // The canonical JSON goes in compressed (see `rows::canonical`).
-            let frames = canonical::frames_of(decided.iter().map(|d| &*d.inv), ready)?;
+            let mut zstd = canonical::Compressor::new()?;
+            let frames = decided
+                .iter()
+                .map(|d| d.inv.canonical_json.as_deref().map(|j| zstd.compress(j)).transpose())
+                .collect::<Result<Vec<_>>>()?;
             for (chunk, frames) in decided.chunks(INVOICE_ROWS).zip(frames.chunks(INVOICE_ROWS)) {
                 let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                     "INSERT INTO invoices (flow_id, doc_index, entry, syntax, profile, seller_id, number, \

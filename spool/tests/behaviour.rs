@@ -1280,34 +1280,4 @@ async fn canonical_invoice_read_back(db: Db) {
         Some("{\"number\":\"C-2\"}")
     );
     assert_eq!(spool.canonical_invoice(f, 3).await.unwrap(), None);
-
-    // A batch prepared beforehand (compressed on the caller's thread) is
-    // stored exactly like the plain one: same verdicts (the duplicate of
-    // C-0 is refused), same canonical JSON read back, NUL cleaned alike.
-    let g = claimed(&spool, "acme", "canon-prepared").await;
-    let mut dup = invoice(0, "FR1", "C-0", 2024, Verdict::Accepted);
-    dup.canonical_json = Some("{\"number\":\"C-0\",\"n\":\"a\u{0}b\"}".into());
-    let mut none = invoice(1, "FR1", "P-1", 2024, Verdict::Accepted);
-    none.canonical_json = None;
-    let fresh = invoice(2, "FR1", "P-2", 2024, Verdict::Accepted);
-    let prepared = PreparedBatch::new(vec![dup, none, fresh]).unwrap();
-    assert_eq!(prepared.len(), 3);
-    let stored = spool.store_prepared(g, &prepared).await.unwrap();
-    assert_eq!(
-        verdicts(&stored),
-        vec![
-            (0, Verdict::Rejected, true),
-            (1, Verdict::Accepted, false),
-            (2, Verdict::Accepted, false)
-        ]
-    );
-    assert_eq!(
-        spool.canonical_invoice(g, 0).await.unwrap().as_deref(),
-        Some("{\"number\":\"C-0\",\"n\":\"a\u{FFFD}b\"}")
-    );
-    assert_eq!(spool.canonical_invoice(g, 1).await.unwrap(), None);
-    assert_eq!(
-        spool.canonical_invoice(g, 2).await.unwrap().as_deref(),
-        Some("{\"number\":\"P-2\"}")
-    );
 }
