@@ -124,9 +124,10 @@ impl RetryBackoff {
     }
 
     fn is_due(&self, ack: i64) -> bool {
-        self.not_before
-            .get(&ack)
-            .map_or(true, |t| std::time::Instant::now() >= *t)
+        match self.not_before.get(&ack) {
+            Some(t) => std::time::Instant::now() >= *t,
+            None => true,
+        }
     }
 
     fn failed(&mut self, ack: i64, attempts: i32) {
@@ -180,32 +181,6 @@ async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
         }
     }
     delivered
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_delay_doubles_from_five_seconds_up_to_fifteen_minutes() {
-        let secs: Vec<u64> = (0..=12).map(|a| RetryBackoff::delay(a).as_secs()).collect();
-        assert_eq!(
-            secs,
-            vec![5, 5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
-        );
-        assert_eq!(RetryBackoff::delay(i32::MAX), Duration::from_secs(900));
-    }
-
-    #[test]
-    fn a_failed_ack_waits_and_a_delivered_one_is_forgotten() {
-        let mut b = RetryBackoff::default();
-        assert!(b.is_due(7));
-        b.failed(7, 1);
-        assert!(!b.is_due(7));
-        assert!(b.is_due(8));
-        b.delivered(7);
-        assert!(b.is_due(7));
-    }
 }
 
 /// Invoices are read from the spool this many at a time while an
@@ -796,4 +771,30 @@ async fn write_report(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> any
         head.counts.documents
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_from_five_seconds_up_to_fifteen_minutes() {
+        let secs: Vec<u64> = (0..=12).map(|a| RetryBackoff::delay(a).as_secs()).collect();
+        assert_eq!(
+            secs,
+            vec![5, 5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
+        );
+        assert_eq!(RetryBackoff::delay(i32::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_failed_ack_waits_and_a_delivered_one_is_forgotten() {
+        let mut b = RetryBackoff::default();
+        assert!(b.is_due(7));
+        b.failed(7, 1);
+        assert!(!b.is_due(7));
+        assert!(b.is_due(8));
+        b.delivered(7);
+        assert!(b.is_due(7));
+    }
 }

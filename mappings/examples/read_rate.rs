@@ -49,7 +49,10 @@ fn main() {
         args.drain(i..i + 2);
     }
     let files = files(&args);
-    assert!(!files.is_empty(), "usage: read_rate [--repeat N] FILE_OR_DIR...");
+    assert!(
+        !files.is_empty(),
+        "usage: read_rate [--repeat N] FILE_OR_DIR..."
+    );
     let bytes: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -87,10 +90,7 @@ fn main() {
             bytes as f64 / s / 1e6
         );
         if run + 1 == repeat && repeat > 1 {
-            println!(
-                "best: {best:.3} s, {:.0} documents/s",
-                docs as f64 / best
-            );
+            println!("best: {best:.3} s, {:.0} documents/s", docs as f64 / best);
         }
     }
 }

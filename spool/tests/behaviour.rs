@@ -1272,7 +1272,10 @@ async fn canonical_invoice_read_back(db: Db) {
     let mut without = invoice(1, "FR1", "C-1", 2024, Verdict::Rejected);
     without.canonical_json = None;
     let short = invoice(2, "FR1", "C-2", 2024, Verdict::Accepted);
-    spool.store_invoices(f, &[with, without, short]).await.unwrap();
+    spool
+        .store_invoices(f, &[with, without, short])
+        .await
+        .unwrap();
     assert_eq!(spool.canonical_invoice(f, 0).await.unwrap(), Some(long));
     assert_eq!(spool.canonical_invoice(f, 1).await.unwrap(), None);
     assert_eq!(
