@@ -377,18 +377,48 @@ impl Spool {
         after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<InvoiceRow>> {
-        with_pool!(self, pool => {
-        let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
-            "{} WHERE i.flow_id = $1 AND i.doc_index > $2 ORDER BY i.doc_index LIMIT $3",
-            rows::INVOICE_SELECT
-        ))
-        .bind(flow)
-        .bind(after.unwrap_or(i64::MIN))
-        .bind(limit.max(1))
-        .fetch_all(pool)
-        .await?;
-        rows::convert(rows)
-        })
+        let after = after.unwrap_or(i64::MIN);
+        let limit = limit.max(1);
+        match &self.inner.backend {
+            // sqlx hands SQLite rows from its worker thread one at a time;
+            // for a page of a thousand invoices that is a thousand thread
+            // wake-ups. The page comes back as one JSON array instead.
+            Backend::Sqlite(b) => {
+                let page: Option<String> = sqlx::query_scalar(
+                    "SELECT json_group_array(json_object('id', i.id, 'flow_id', i.flow_id, \
+                     'doc_index', i.doc_index, 'entry', i.entry, 'syntax', i.syntax, \
+                     'profile', i.profile, 'seller_id', i.seller_id, 'number', i.number, \
+                     'issue_date', i.issue_date, 'type_code', i.type_code, 'currency', i.currency, \
+                     'total_with_vat', CAST(i.total_with_vat AS TEXT), 'verdict', i.verdict, \
+                     'reasons', CAST(i.reasons AS TEXT))) \
+                     FROM (SELECT * FROM invoices WHERE flow_id = $1 AND doc_index > $2 \
+                     ORDER BY doc_index LIMIT $3) i",
+                )
+                .bind(flow)
+                .bind(after)
+                .bind(limit)
+                .fetch_one(&b.pool)
+                .await?;
+                let mut raw: Vec<RawInvoice> =
+                    serde_json::from_str(page.as_deref().unwrap_or("[]")).map_err(|e| {
+                        SpoolError::Corrupt(format!("invoice page of flow {flow}: {e}"))
+                    })?;
+                raw.sort_by_key(|r| r.doc_index);
+                rows::convert(raw)
+            }
+            Backend::Postgres(b) => {
+                let rows: Vec<RawInvoice> = sqlx::query_as(&format!(
+                    "{} WHERE i.flow_id = $1 AND i.doc_index > $2 ORDER BY i.doc_index LIMIT $3",
+                    rows::INVOICE_SELECT
+                ))
+                .bind(flow)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&b.pool)
+                .await?;
+                rows::convert(rows)
+            }
+        }
     }
 
     pub(crate) async fn canonical_invoice_shared(

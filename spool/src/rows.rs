@@ -112,7 +112,7 @@ impl TryFrom<RawFlow> for FlowRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub(crate) struct RawInvoice {
     pub id: i64,
     pub flow_id: i64,
