@@ -282,26 +282,34 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
             continue;
         }
         flows_read += 1;
-        for inv in spool.invoices_of_flow(f.id).await? {
-            if inv.verdict != Verdict::Rejected {
-                continue;
-            }
-            let mut reasons: Vec<_> = inv.reasons.iter().collect();
-            reasons.sort_by_key(|r| r.severity != "fatal");
-            recent_rejects.push(RejectRow {
-                flow_id: f.id,
-                partner: f.partner.clone(),
-                original_name: f.original_name.clone(),
-                at: f.updated_at,
-                entry: inv.entry.clone(),
-                invoice_number: inv.number.clone(),
-                reasons: reasons
-                    .into_iter()
-                    .map(|r| (r.rule.clone(), r.message.clone()))
-                    .collect(),
-            });
-            if recent_rejects.len() >= REJECT_ROWS {
-                break;
+        // Page through the flow's invoices (a flow may hold a million) and
+        // stop as soon as the table is full.
+        let mut after = None;
+        'pages: loop {
+            let page = spool.invoices_of_flow_page(f.id, after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.doc_index);
+            for inv in page {
+                if inv.verdict != Verdict::Rejected {
+                    continue;
+                }
+                let mut reasons: Vec<_> = inv.reasons.iter().collect();
+                reasons.sort_by_key(|r| r.severity != "fatal");
+                recent_rejects.push(RejectRow {
+                    flow_id: f.id,
+                    partner: f.partner.clone(),
+                    original_name: f.original_name.clone(),
+                    at: f.updated_at,
+                    entry: inv.entry.clone(),
+                    invoice_number: inv.number.clone(),
+                    reasons: reasons
+                        .into_iter()
+                        .map(|r| (r.rule.clone(), r.message.clone()))
+                        .collect(),
+                });
+                if recent_rejects.len() >= REJECT_ROWS {
+                    break 'pages;
+                }
             }
         }
     }
