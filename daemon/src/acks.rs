@@ -82,6 +82,16 @@ pub fn sibling_name(report_name: &str, ext: &str) -> String {
 /// failed waits before its next attempt ([`RetryBackoff`]), so a partner
 /// whose server is down or refusing is not called every few seconds.
 pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
+    let tmp = daemon.config.home.join("tmp");
+    let removed = tokio::task::spawn_blocking(move || remove_stale_staging(&tmp))
+        .await
+        .unwrap_or(0);
+    if removed > 0 {
+        info!(
+            removed,
+            "removed acknowledgement files staged by a process that is gone"
+        );
+    }
     let mut backoff = RetryBackoff::default();
     loop {
         let notified = daemon.acks.notified();
@@ -375,6 +385,34 @@ fn tempfile_dir(root: &Path) -> std::io::Result<std::path::PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// Remove the staging folders (`ack-<pid>-<n>`) of processes that no longer
+/// run: a crash while rendering leaves them behind, and a report of a
+/// million invoices is tens of megabytes. Folders of live processes (this
+/// one, or another instance sharing the home) are kept. Returns how many
+/// were removed.
+pub fn remove_stale_staging(root: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("ack-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// The stored bytes of a flow as a stream: gunzipped when the flow is a
@@ -785,6 +823,22 @@ mod tests {
             vec![5, 5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
         );
         assert_eq!(RetryBackoff::delay(i32::MAX), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn staging_of_gone_processes_is_removed_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let gone = root.path().join("ack-4294967295-3");
+        let mine = root.path().join(format!("ack-{}-7", std::process::id()));
+        let other = root.path().join("reports");
+        for d in [&gone, &mine, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("f.xml"), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_staging(root.path()), 1);
+        assert!(!gone.exists());
+        assert!(mine.join("f.xml").exists() && other.exists());
+        assert_eq!(remove_stale_staging(&root.path().join("missing")), 0);
     }
 
     #[test]
