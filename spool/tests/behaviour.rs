@@ -5,59 +5,14 @@
 
 mod support;
 
+use support::Db;
+
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use quai_spool::*;
 use rust_decimal::Decimal;
-
-/// A fresh, empty spool database.
-pub struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Db {
-    async fn spool(&self, instance: &str) -> Spool {
-        Spool::connect(&self.url, instance).await.expect("connect")
-    }
-}
-
-fn sqlite_db() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
-    Db {
-        url,
-        _dir: Some(dir),
-    }
-}
-
-fn pg_db(name: &str) -> Db {
-    let url = support::pg::PgCluster::shared().create_database(name);
-    Db { url, _dir: None }
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::sqlite_db()).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::pg_db(stringify!($name))).await
-                }
-            )*
-        }
-    };
-}
 
 both!(
     register_and_duplicates,

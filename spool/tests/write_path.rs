@@ -8,6 +8,8 @@
 
 mod support;
 
+use support::Db;
+
 use std::time::Duration;
 
 use chrono::NaiveDate;
@@ -23,47 +25,6 @@ const DICT: &[u8] = include_bytes!("../src/canonical-1.zdict");
 
 /// A canonical invoice as the daemon's pipeline serializes it.
 const FIXTURE: &str = include_str!("fixtures/canonical-generated.json");
-
-/// A fresh database of either backend.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn sqlite_db() -> Db {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("spool.db").display());
-    Db {
-        url,
-        _dir: Some(dir),
-    }
-}
-
-fn pg_db(name: &str) -> Db {
-    let url = support::pg::PgCluster::shared().create_database(name);
-    Db { url, _dir: None }
-}
-
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::sqlite_db()).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::pg_db(stringify!($name))).await
-                }
-            )*
-        }
-    };
-}
 
 both!(
     canonical_json_is_compressed_and_read_back_exactly,
