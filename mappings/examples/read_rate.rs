@@ -9,34 +9,12 @@
 //! `taskset -c 0` to pin it to one core, and compare with
 //! `taskset -c 0 unzip -p FILE > /dev/null` on the same files.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use quai_mappings::flow::{process, FlowEnd, FlowLimits};
+mod common;
+use common::files;
 
-fn files(args: &[String]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for a in args {
-        let p = Path::new(a);
-        if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .expect("readable directory")
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    let n = p.to_string_lossy();
-                    [".zip", ".gz", ".xml", ".edi", ".tar"]
-                        .iter()
-                        .any(|s| n.ends_with(s))
-                })
-                .collect();
-            v.sort();
-            out.extend(v);
-        } else {
-            out.push(p.to_path_buf());
-        }
-    }
-    out
-}
+use quai_mappings::flow::{process, FlowEnd, FlowLimits};
 
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
