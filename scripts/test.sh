@@ -57,7 +57,7 @@ for f in glob.glob(root + "/lib/python3*/site-packages/oscrypto/_openssl/_libcry
         open(f, "w").write(fixed)
         print("patched", f)
 PY
-"$VENV/bin/python" -c 'import pyas2lib, aiosmtpd, lxml, saxonche, importlib.util; assert importlib.util.find_spec("pyfrctc")' \
+"$VENV/bin/python" -c 'import pyas2lib, aiosmtpd, lxml, saxonche, importlib.util; assert importlib.util.find_spec("pyfrctc") and importlib.util.find_spec("facturx")' \
   || { echo "test venv is broken" >&2; exit 1; }
 
 # ---------------------------------------------------------------- checks and tests
