@@ -36,7 +36,9 @@ pub fn python_with(modules: &[&str]) -> PathBuf {
         let ok = Command::new(&python)
             .args([
                 "-c",
-                &format!("import importlib.util, sys; sys.exit(importlib.util.find_spec({m:?}) is None)"),
+                &format!(
+                    "import importlib.util, sys; sys.exit(importlib.util.find_spec({m:?}) is None)"
+                ),
             ])
             .status()
             .map(|s| s.success())
