@@ -18,6 +18,7 @@ pub mod ubl;
 pub mod unpack;
 pub mod validate;
 pub mod xml;
+pub mod xml_out;
 
 pub use model::{Invoice, ReadOutcome, Severity, Syntax, Violation};
 

@@ -103,20 +103,9 @@ pub fn reason_code_for(rule: &str) -> &'static str {
     }
 }
 
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            // XML 1.0 forbids most control characters: drop them.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
+/// Markup escaped, characters XML 1.0 forbids replaced (`crate::xml_out`).
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::xml_out::attr(s)
 }
 
 fn dt204(t: &DateTime<Utc>) -> String {

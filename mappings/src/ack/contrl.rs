@@ -56,10 +56,17 @@ pub struct Contrl {
     pub messages: Vec<MessageAck>,
 }
 
-/// Escape `?`, `+`, `:`, `'` with the release character.
+/// Escape `?`, `+`, `:`, `'` with the release character. Control
+/// characters (a line break would split a segment, none is allowed by the
+/// UNOA..UNOY character sets) and U+FFFE/U+FFFF are replaced with `?`
+/// released (`??`), visibly, like the XML writers replace them.
 fn e(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
+        if c.is_control() || matches!(c, '\u{FFFE}' | '\u{FFFF}') {
+            out.push_str("??");
+            continue;
+        }
         if matches!(c, '?' | '+' | ':' | '\'') {
             out.push('?');
         }

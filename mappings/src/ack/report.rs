@@ -282,23 +282,10 @@ impl<W: Write> XmlReportWriter<W> {
     }
 }
 
-/// Escape text for XML content and attributes.
+/// Escape text for XML content and attributes (see [`crate::xml_out`]:
+/// markup escaped, characters XML 1.0 forbids replaced with U+FFFD).
 pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {
-                o.push_str(&format!("&#x{:X};", c as u32))
-            }
-            c => o.push(c),
-        }
-    }
-    o
+    crate::xml_out::attr(s).into_owned()
 }
 
 #[cfg(test)]
