@@ -4,11 +4,13 @@
 //! `unpack` opens archives under limits, `detect` names each entry's format
 //! from its content, the readers (`ubl`, `cii`, `facturx`, `edifact`) map
 //! documents to [`model::Invoice`] one at a time, `validate` applies the
-//! EN 16931 business rules, and `flow` ties these together for one flow.
+//! EN 16931 business rules, and `flow` ties these together for one flow;
+//! `convert` writes the canonical invoice back out as UBL or CII.
 //! Nothing here touches the network, the spool or the clock.
 
 pub mod ack;
 pub mod cii;
+pub mod convert;
 pub mod detect;
 pub mod edifact;
 pub mod facturx;
