@@ -30,6 +30,7 @@ mod catalog;
 mod codes;
 mod core;
 mod dec;
+mod tolerance;
 mod vat;
 
 use std::collections::HashMap;
