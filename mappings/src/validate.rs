@@ -30,6 +30,7 @@ mod catalog;
 mod codes;
 mod core;
 mod dec;
+pub(crate) mod fx;
 mod tolerance;
 mod vat;
 
@@ -41,6 +42,7 @@ use rust_decimal::Decimal;
 use crate::model::{Invoice, Profile, Severity, Violation};
 
 pub use catalog::RuleInfo;
+pub use fx::FxProfile;
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
