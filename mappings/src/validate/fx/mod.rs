@@ -131,7 +131,10 @@ impl FxProfile {
             ),
         ];
         let id = id.trim();
-        match IDS.iter().find(|(_, ids)| ids.iter().any(|i| id.contains(i))) {
+        match IDS
+            .iter()
+            .find(|(_, ids)| ids.iter().any(|i| id.contains(i)))
+        {
             Some((p, _)) => Some(*p),
             None if id == "urn:cen.eu:en16931:2017" => Some(FxProfile::En16931),
             None => None,
@@ -146,6 +149,57 @@ impl FxProfile {
             FxProfile::En16931 => &tables::EN16931,
             FxProfile::Extended => &tables::EXTENDED,
         }
+    }
+
+    /// The profile's business rules: (EN 16931 id, the id the profile's
+    /// schematron gives it, severity there), sorted by EN 16931 id.
+    fn rule_set(self) -> &'static [(&'static str, &'static str, Severity)] {
+        match self {
+            FxProfile::Minimum => tables::MINIMUM_RULES,
+            FxProfile::BasicWl => tables::BASICWL_RULES,
+            FxProfile::Basic => tables::BASIC_RULES,
+            FxProfile::En16931 => tables::EN16931_RULES,
+            FxProfile::Extended => tables::EXTENDED_RULES,
+        }
+    }
+
+    /// How the profile's schematron states EN 16931 rule `id`: under which
+    /// id (its own, an `FX-SCH-*` id in MINIMUM and BASIC, a `BR-FXEXT-*`
+    /// restatement in EXTENDED) and severity; `None` when the profile does
+    /// not state it (the Factur-X schematrons check code lists by their
+    /// own `FX-SCH-*` code rules, not by `BR-CL-*`).
+    pub fn official(self, id: &str) -> Option<(&'static str, Severity)> {
+        let set = self.rule_set();
+        set.binary_search_by(|(cen, _, _)| (*cen).cmp(id))
+            .ok()
+            .map(|i| (set[i].1, set[i].2))
+    }
+
+    /// Restate `violations` (EN 16931 rules) as the profile's schematron
+    /// does: its ids and severities, without the rules it does not state.
+    /// Findings that are not business rules (`SYNTAX`, `FX-*`) stay.
+    pub fn restate(self, violations: &mut Vec<Violation>) {
+        violations.retain_mut(|v| {
+            if !(v.rule.starts_with("BR-") || v.rule.starts_with("CII-")) {
+                return true;
+            }
+            match self.official(&v.rule) {
+                Some((id, severity)) => {
+                    if id != v.rule {
+                        v.message = format!(
+                            "{} (stated as {} in the Factur-X {} schematron)",
+                            v.message,
+                            id,
+                            self.name()
+                        );
+                        v.rule = id.to_string();
+                    }
+                    v.severity = severity;
+                    true
+                }
+                None => false,
+            }
+        });
     }
 
     /// The profile's name as Factur-X writes it.
