@@ -94,6 +94,8 @@ struct Mapper {
     gross_base_qty: Option<(Option<Decimal>, Option<String>)>,
     means: MeansBuf,
     means_count: usize,
+    /// The Factur-X profile's structure rules, checked as elements pass.
+    fx: crate::validate::fx::Checker,
 }
 
 #[derive(Clone, Copy)]
@@ -624,9 +626,15 @@ impl Mapper {
             .specification_id
             .as_deref()
             .map(Profile::from_specification_id);
+        let structure = if self.zugferd1 {
+            Vec::new()
+        } else {
+            self.fx.finish()
+        };
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
+            structure,
         }
     }
 }
@@ -689,6 +697,22 @@ impl Handler for Mapper {
     }
 
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        if !self.zugferd1 {
+            self.fx.start(path, attrs);
+        }
+        self.map_start(path, attrs)
+    }
+
+    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        if !self.zugferd1 {
+            self.fx.end(path, t);
+        }
+        self.map_end(path, attrs, t, binary_size)
+    }
+}
+
+impl Mapper {
+    fn map_start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
         let Some(rest) = path.strip_prefix(TX) else {
             if path == "ExchangedDocument/IncludedNote" {
                 self.inv.notes.push(Note::default());
@@ -775,7 +799,7 @@ impl Handler for Mapper {
         TextMode::Keep
     }
 
-    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+    fn map_end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         if let Some(rest) = path.strip_prefix(TX) {
             if let Some(r) = rest.strip_prefix(LINE) {
                 if r.is_empty() {

@@ -256,13 +256,15 @@ enum EntryOutcome {
 }
 
 fn mapped(syntax: Syntax, entry: &str, outcome: ReadOutcome) -> Document {
+    let mut violations = outcome.issues;
+    violations.extend(outcome.structure);
     Document {
         index: 0,
         entry: entry.to_string(),
         syntax: Some(syntax),
         result: DocumentResult::Mapped {
             invoice: Box::new(outcome.invoice),
-            violations: outcome.issues,
+            violations,
         },
         validated: false,
     }

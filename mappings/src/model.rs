@@ -656,4 +656,8 @@ impl Violation {
 pub struct ReadOutcome {
     pub invoice: Invoice,
     pub issues: Vec<Violation>,
+    /// The structure rules of the document's syntax and profile it breaks,
+    /// found while reading (for CII: the Factur-X profile schematron's
+    /// occurrence, code-value and not-used rules), with their official ids.
+    pub structure: Vec<Violation>,
 }

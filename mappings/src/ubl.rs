@@ -420,6 +420,7 @@ impl Mapper {
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
+            structure: Vec::new(),
         }
     }
 }

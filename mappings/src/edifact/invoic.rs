@@ -1079,6 +1079,7 @@ impl InvoicMapper {
         ReadOutcome {
             invoice: self.inv,
             issues: self.issues,
+            structure: Vec::new(),
         }
     }
 }

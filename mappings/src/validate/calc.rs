@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::model::{DocumentKind, Invoice, Severity, Syntax};
 
+use super::tolerance::within_one;
 use super::vat::Aggregates;
 use super::{amt, amt_opt, codes, filled, round0, round2, Out, Scope};
 
@@ -338,19 +339,5 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
             "BR-CO-26",
             "The seller has no identifier (BT-29), legal registration identifier (BT-30) or VAT identifier (BT-31); give at least one.".into(),
         );
-    }
-}
-
-/// The schematron's "within 1.00" (`x - 1 < e and x + 1 > e`). The UBL
-/// binding computes it in decimals, so a difference of exactly 1.00 fails;
-/// the CII binding subtracts from an untyped value, in binary floating
-/// point, and the official CII tests expect exactly 1.00 to pass there.
-pub(super) fn within_one(value: Decimal, expected: Decimal, syntax: Option<Syntax>) -> bool {
-    let Some(diff) = value.checked_sub(expected).map(|d| d.abs()) else {
-        return false;
-    };
-    match syntax {
-        Some(Syntax::Cii) | Some(Syntax::FacturX) => diff <= Decimal::ONE,
-        _ => diff < Decimal::ONE,
     }
 }

@@ -73,7 +73,7 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-48", "BT-119", F, "Each VAT breakdown shall have a rate, except category O."),
     ("BR-49", "BT-81", F, "A payment instruction shall have a payment means type code."),
     ("BR-50", "BT-84", F, "Credit transfer information shall contain the payment account identifier."),
-    ("BR-51", "BT-87", W, "A full payment card number should not be given (PCI: at most the first 6 and last 4 digits)."),
+    ("BR-51", "BT-87", W, "A full payment card number should not be given (PCI: at most the first 6 and last 4 digits, 10 characters); a warning in UBL, fatal in CII."),
     ("BR-52", "BT-122", F, "Each additional supporting document shall have a reference."),
     ("BR-53", "BT-111", F, "With a VAT accounting currency, the total VAT in that currency shall be given."),
     ("BR-54", "BG-32", F, "Each item attribute shall have a name and a value."),
@@ -261,6 +261,8 @@ pub fn markdown() -> String {
          validation artefacts 1.3.x). A fatal rule rejects the invoice; a \
          warning is reported and the invoice is accepted.\n\n",
     );
+    s.push_str(crate::validate::ARTEFACTS_NOTE);
+    s.push_str(&crate::validate::fx_markdown());
     s.push_str(crate::validate::PROFILE_NOTE);
     s.push_str("\n| Rule | Term | Severity | What it checks |\n|---|---|---|---|\n");
     for r in RULES {

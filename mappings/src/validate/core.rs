@@ -1,7 +1,7 @@
 //! Core rules BR-01 .. BR-65: presence of mandatory terms and simple
 //! conditions on one group at a time. Nothing here sums anything.
 
-use crate::model::{Address, Identifier, Invoice, Line, LineAllowanceCharge};
+use crate::model::{Address, Identifier, Invoice, Line, LineAllowanceCharge, Syntax};
 
 use super::{amt, filled, LineRef, Out, Scope};
 
@@ -254,13 +254,26 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             );
         }
         if let Some(card) = &pay.card {
+            // 1.3.16: `string-length(normalize-space(.)) <= 10` (the first
+            // 6 and last 4 digits at most); a warning in the UBL binding,
+            // fatal in the CII one (no flag there).
             let pan = card.primary_account_number.as_deref().unwrap_or("");
-            let len = pan.chars().count();
-            if !(4..=6).contains(&len) {
+            let len = pan
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .count();
+            if len > 10 {
                 out.emit(
                     "BR-51",
-                    format!("The payment card number (BT-87) has {len} characters; give only its last 4 to 6 digits."),
+                    format!("The payment card number (BT-87) has {len} characters; give at most its first 6 and last 4 digits (10 characters)."),
                 );
+                if matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) {
+                    if let Some(v) = out.violations.last_mut() {
+                        v.severity = crate::model::Severity::Fatal;
+                    }
+                }
             }
         }
     }

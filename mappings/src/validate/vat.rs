@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 
 use crate::model::{DocumentAllowanceCharge, Invoice, Line, VatBreakdown};
 
+use super::tolerance::within_one;
 use super::{LineRef, Out, Scope, Sum};
 
 /// Sums for one VAT category, or one (category, rate) pair.
@@ -543,7 +544,7 @@ fn breakdown_amounts(
                     ),
                     Some(bucket) if scope.lines => {
                         if let Some(sum) = bucket.basis.get() {
-                            let close = taxable.checked_sub(sum).is_some_and(|d| super::calc::within_one(d, Decimal::ZERO, syntax));
+                            let close = taxable.checked_sub(sum).is_some_and(|d| within_one(d, Decimal::ZERO, syntax));
                             if !close {
                                 out.emit(
                                     f.ids[7],
@@ -581,7 +582,7 @@ fn breakdown_amounts(
                     .and_then(|v| v.checked_div(Decimal::ONE_HUNDRED))
                     .and_then(super::round2);
                 if let Some(expected) = expected {
-                    let close = super::calc::within_one(tax.abs(), expected, syntax);
+                    let close = within_one(tax.abs(), expected, syntax);
                     if !close {
                         out.emit(
                             f.ids[8],

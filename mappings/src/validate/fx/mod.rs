@@ -1,0 +1,473 @@
+//! The Factur-X profile schematrons' structure rules, checked while the CII
+//! reader reads.
+//!
+//! Each Factur-X profile (MINIMUM, BASIC WL, BASIC, EN 16931, EXTENDED)
+//! ships a schematron that, besides the EN 16931 business rules (quai's rule
+//! engine), states the profile's own structure as rules on absolute paths:
+//! how often a child may occur, which code values an element or attribute
+//! may take, which elements and attributes the profile does not use, which
+//! attributes it requires. `tables.rs` holds those rules per profile,
+//! generated from the official XSLTs by `scripts/oracle/gen_profile_tables.py`
+//! (never edited by hand). [`Checker`] follows the reader's element events:
+//! one table lookup per element and a counter per counted child, so the cost
+//! is linear in the document and nothing is held beyond the open elements.
+//!
+//! The table is chosen as the official validator chooses the schematron: by
+//! the guideline id (BT-24). A CII file whose BT-24 names no Factur-X /
+//! ZUGFeRD profile (and is not `urn:cen.eu:en16931:2017`, the Factur-X
+//! EN 16931 id) is another CIUS (XRechnung, ...): the Factur-X structure
+//! rules do not apply to it (they would refuse it on its BT-24 alone), only
+//! the EN 16931 rules do; its findings here are dropped.
+
+mod tables;
+
+use crate::model::{Severity, Violation};
+use crate::xml::Attrs;
+
+/// One structure rule of a profile schematron, on the element at its path.
+#[derive(Debug)]
+pub(crate) enum Check {
+    /// Child `child` occurs between `min` and `max` times.
+    Count {
+        child: &'static str,
+        min: u32,
+        max: u32,
+        id: &'static str,
+        severity: Severity,
+    },
+    /// The element's value (or its attribute `attr`), when not empty, is
+    /// one of `list`.
+    Code {
+        attr: Option<&'static str>,
+        list: &'static [&'static str],
+        id: &'static str,
+        severity: Severity,
+    },
+    /// The element (or its attribute `attr`) is not used in the profile.
+    NotUsed {
+        attr: Option<&'static str>,
+        id: &'static str,
+        severity: Severity,
+    },
+    /// Attribute `attr` is required.
+    Required {
+        attr: &'static str,
+        id: &'static str,
+        severity: Severity,
+    },
+}
+
+/// One profile's rules, by path relative to `rsm:CrossIndustryInvoice`
+/// (local names; `""` is the root), sorted by path.
+pub(crate) struct Table {
+    /// Structure rules in the official schematron.
+    pub rules: usize,
+    /// Of those, rules on paths the schematron splits by a predicate
+    /// (`ram:AdditionalReferencedDocument[ram:TypeCode="916"]`): not in
+    /// the table.
+    pub predicated: usize,
+    /// Of those, rules of another shape: not in the table.
+    pub unsupported: usize,
+    pub paths: &'static [(&'static str, &'static [Check])],
+}
+
+impl Table {
+    fn get(&self, path: &str) -> &'static [Check] {
+        match self.paths.binary_search_by(|(p, _)| (*p).cmp(path)) {
+            Ok(i) => self.paths[i].1,
+            Err(_) => &[],
+        }
+    }
+}
+
+/// A Factur-X profile, as the official validator picks its schematron.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FxProfile {
+    Minimum,
+    BasicWl,
+    Basic,
+    En16931,
+    Extended,
+}
+
+impl FxProfile {
+    /// The Factur-X profile a CII file with guideline id `id` (BT-24)
+    /// names: the first profile whose identifiers the id contains, as the
+    /// official validator picks the schematron; EN 16931 for
+    /// `urn:cen.eu:en16931:2017`; `None` for another CIUS.
+    pub fn for_guideline(id: &str) -> Option<FxProfile> {
+        const IDS: &[(FxProfile, &[&str])] = &[
+            (
+                FxProfile::Extended,
+                &[
+                    "urn:factur-x.eu:1p0:extended",
+                    "urn:zugferd.de:2p0:extended",
+                    "urn:zugferd.de:2p1:extended",
+                ],
+            ),
+            (
+                FxProfile::BasicWl,
+                &[
+                    "urn:factur-x.eu:1p0:basicwl",
+                    "urn:zugferd.de:2p0:basicwl",
+                    "urn:zugferd.de:2p1:basicwl",
+                ],
+            ),
+            (
+                FxProfile::Basic,
+                &[
+                    "urn:factur-x.eu:1p0:basic",
+                    "urn:zugferd.de:2p0:basic",
+                    "urn:zugferd.de:2p1:basic",
+                ],
+            ),
+            (
+                FxProfile::Minimum,
+                &[
+                    "urn:factur-x.eu:1p0:minimum",
+                    "urn:zugferd.de:2p0:minimum",
+                    "urn:zugferd.de:2p1:minimum",
+                ],
+            ),
+        ];
+        let id = id.trim();
+        match IDS
+            .iter()
+            .find(|(_, ids)| ids.iter().any(|i| id.contains(i)))
+        {
+            Some((p, _)) => Some(*p),
+            None if id == "urn:cen.eu:en16931:2017" => Some(FxProfile::En16931),
+            None => None,
+        }
+    }
+
+    fn table(self) -> &'static Table {
+        match self {
+            FxProfile::Minimum => &tables::MINIMUM,
+            FxProfile::BasicWl => &tables::BASICWL,
+            FxProfile::Basic => &tables::BASIC,
+            FxProfile::En16931 => &tables::EN16931,
+            FxProfile::Extended => &tables::EXTENDED,
+        }
+    }
+
+    /// The profile's business rules: (EN 16931 id, the id the profile's
+    /// schematron gives it, severity there), sorted by EN 16931 id.
+    fn rule_set(self) -> &'static [(&'static str, &'static str, Severity)] {
+        match self {
+            FxProfile::Minimum => tables::MINIMUM_RULES,
+            FxProfile::BasicWl => tables::BASICWL_RULES,
+            FxProfile::Basic => tables::BASIC_RULES,
+            FxProfile::En16931 => tables::EN16931_RULES,
+            FxProfile::Extended => tables::EXTENDED_RULES,
+        }
+    }
+
+    /// How the profile's schematron states EN 16931 rule `id`: under which
+    /// id (its own, an `FX-SCH-*` id in MINIMUM and BASIC, a `BR-FXEXT-*`
+    /// restatement in EXTENDED) and severity; `None` when the profile does
+    /// not state it (the Factur-X schematrons check code lists by their
+    /// own `FX-SCH-*` code rules, not by `BR-CL-*`).
+    pub fn official(self, id: &str) -> Option<(&'static str, Severity)> {
+        let set = self.rule_set();
+        set.binary_search_by(|(cen, _, _)| (*cen).cmp(id))
+            .ok()
+            .map(|i| (set[i].1, set[i].2))
+    }
+
+    /// Restate `violations` (EN 16931 rules) as the profile's schematron
+    /// does: its ids and severities, without the rules it does not state.
+    /// Findings that are not business rules (`SYNTAX`, `FX-*`) stay.
+    pub fn restate(self, violations: &mut Vec<Violation>) {
+        violations.retain_mut(|v| {
+            if !(v.rule.starts_with("BR-") || v.rule.starts_with("CII-")) {
+                return true;
+            }
+            match self.official(&v.rule) {
+                Some((id, severity)) => {
+                    if id != v.rule {
+                        v.message = format!(
+                            "{} (stated as {} in the Factur-X {} schematron)",
+                            v.message,
+                            id,
+                            self.name()
+                        );
+                        v.rule = id.to_string();
+                    }
+                    v.severity = severity;
+                    true
+                }
+                None => false,
+            }
+        });
+    }
+
+    /// The profile's name as Factur-X writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FxProfile::Minimum => "MINIMUM",
+            FxProfile::BasicWl => "BASIC WL",
+            FxProfile::Basic => "BASIC",
+            FxProfile::En16931 => "EN 16931",
+            FxProfile::Extended => "EXTENDED",
+        }
+    }
+
+    /// (rules of the official schematron's structure part, in quai's
+    /// table, on predicated paths, of other shapes) — for docs/rules.md.
+    pub fn coverage(self) -> (usize, usize, usize, usize) {
+        let t = self.table();
+        let checked = t.paths.iter().map(|(_, c)| c.len()).sum();
+        (t.rules, checked, t.predicated, t.unsupported)
+    }
+}
+
+/// The path of the guideline id (BT-24), relative to the root.
+const GUIDELINE: &str = "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID";
+
+struct Frame {
+    /// Counted children of this element: (name, seen).
+    counts: Vec<(&'static str, u32)>,
+}
+
+/// Follows a CII document's elements and reports the structure rules of its
+/// profile it breaks.
+pub(crate) struct Checker {
+    profile: FxProfile,
+    /// BT-24 was read and names a Factur-X profile: the findings stand.
+    named: bool,
+    stack: Vec<Frame>,
+    pub findings: Vec<Violation>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        let mut c = Checker {
+            profile: FxProfile::En16931,
+            named: false,
+            stack: Vec::new(),
+            findings: Vec::new(),
+        };
+        c.stack.push(c.frame(""));
+        c
+    }
+}
+
+fn local(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// `A/B` -> `/rsm:CrossIndustryInvoice/A/B`, for messages.
+fn xpath(path: &str) -> String {
+    if path.is_empty() {
+        "/rsm:CrossIndustryInvoice".to_string()
+    } else {
+        format!("/rsm:CrossIndustryInvoice/{path}")
+    }
+}
+
+impl Checker {
+    fn frame(&self, path: &str) -> Frame {
+        let counts = self
+            .profile
+            .table()
+            .get(path)
+            .iter()
+            .filter_map(|c| match c {
+                Check::Count { child, .. } => Some((*child, 0)),
+                _ => None,
+            })
+            .collect();
+        Frame { counts }
+    }
+
+    /// BT-24 named the profile: the open elements (the root, the context,
+    /// the guideline parameter) count their children by its table from now
+    /// on, keeping what they counted, the open path's own steps once.
+    fn switch(&mut self, profile: FxProfile, path: &str) {
+        if profile == self.profile {
+            return;
+        }
+        self.profile = profile;
+        let steps: Vec<&str> = path.split('/').collect();
+        for depth in 0..self.stack.len() {
+            let at = steps[..depth].join("/");
+            let mut fresh = self.frame(&at);
+            let open_child = steps.get(depth).copied();
+            for (name, seen) in fresh.counts.iter_mut() {
+                *seen = self.stack[depth]
+                    .counts
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(u32::from(open_child == Some(*name)));
+            }
+            self.stack[depth] = fresh;
+        }
+    }
+
+    fn emit(&mut self, id: &str, severity: Severity, message: String) {
+        self.findings.push(Violation {
+            rule: id.to_string(),
+            term: String::new(),
+            severity,
+            message: format!("{message} (Factur-X {} profile)", self.profile.name()),
+        });
+    }
+
+    /// An element opened (a foreign one, `~` in its path, is not checked).
+    pub fn start(&mut self, path: &str, attrs: &Attrs<'_>) {
+        let name = local(path);
+        if let Some(parent) = self.stack.last_mut() {
+            for (child, seen) in parent.counts.iter_mut() {
+                if *child == name {
+                    *seen += 1;
+                }
+            }
+        }
+        let frame = if path.contains('~') {
+            Frame { counts: Vec::new() }
+        } else {
+            self.frame(path)
+        };
+        self.stack.push(frame);
+        if path.contains('~') {
+            return;
+        }
+        for check in self.profile.table().get(path) {
+            match check {
+                Check::NotUsed {
+                    attr: None,
+                    id,
+                    severity,
+                } => self.emit(
+                    id,
+                    *severity,
+                    format!("{}: this element is not used in this profile", xpath(path)),
+                ),
+                Check::NotUsed {
+                    attr: Some(a),
+                    id,
+                    severity,
+                } if attrs.get(a).is_some() => self.emit(
+                    id,
+                    *severity,
+                    format!(
+                        "{}: attribute @{a} is not used in this profile",
+                        xpath(path)
+                    ),
+                ),
+                Check::Required { attr, id, severity } if attrs.get(attr).is_none() => self.emit(
+                    id,
+                    *severity,
+                    format!("{}: attribute @{attr} is required", xpath(path)),
+                ),
+                Check::Code {
+                    attr: Some(a),
+                    list,
+                    id,
+                    severity,
+                } => {
+                    if let Some(v) = attrs.get(a) {
+                        if !list.contains(&v) {
+                            self.emit(
+                                id,
+                                *severity,
+                                format!(
+                                    "{}: attribute @{a} '{v}' is not an allowed value",
+                                    xpath(path)
+                                ),
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// An element closed, with its trimmed text.
+    pub fn end(&mut self, path: &str, text: &str) {
+        let frame = self.stack.pop();
+        if path.contains('~') {
+            return;
+        }
+        if path == GUIDELINE {
+            match FxProfile::for_guideline(text) {
+                Some(p) => {
+                    self.named = true;
+                    self.switch(p, path);
+                }
+                None => self.named = false,
+            }
+        }
+        let checks = self.profile.table().get(path);
+        if let Some(frame) = frame {
+            self.counts(path, checks, &frame);
+        }
+        for check in checks {
+            if let Check::Code {
+                attr: None,
+                list,
+                id,
+                severity,
+            } = check
+            {
+                if !text.is_empty() && !list.contains(&text) {
+                    self.emit(
+                        id,
+                        *severity,
+                        format!("{}: '{text}' is not an allowed value", xpath(path)),
+                    );
+                }
+            }
+        }
+    }
+
+    fn counts(&mut self, path: &str, checks: &'static [Check], frame: &Frame) {
+        for check in checks {
+            if let Check::Count {
+                child,
+                min,
+                max,
+                id,
+                severity,
+            } = check
+            {
+                let seen = frame
+                    .counts
+                    .iter()
+                    .find(|(c, _)| c == child)
+                    .map_or(0, |(_, n)| *n);
+                if seen < *min || seen > *max {
+                    let want = match (*min, *max) {
+                        (a, b) if a == b => format!("exactly {a} time(s)"),
+                        (0, b) => format!("at most {b} time(s)"),
+                        (a, _) => format!("at least {a} time(s)"),
+                    };
+                    self.emit(
+                        id,
+                        *severity,
+                        format!(
+                            "{}: element {child} must occur {want}, found {seen}",
+                            xpath(path)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// The document ended: the root's own counts; nothing when BT-24
+    /// names no Factur-X profile.
+    pub fn finish(mut self) -> Vec<Violation> {
+        if !self.named {
+            return Vec::new();
+        }
+        if let Some(root) = self.stack.pop() {
+            let checks = self.profile.table().get("");
+            self.counts("", checks, &root);
+        }
+        self.findings
+    }
+}
