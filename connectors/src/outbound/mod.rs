@@ -17,6 +17,10 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+mod folder;
+
+pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
+
 /// One file to send.
 #[derive(Debug, Clone)]
 pub struct Parcel {
@@ -72,4 +76,23 @@ pub trait Outbound: Send + Sync {
     fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a>;
     /// Where this outbound sends to, for logs and `quai status`.
     fn describe(&self) -> String;
+}
+
+/// Checks the promise a [`Parcel::name`] makes (the callers make names
+/// safe; the implementations refuse to trust them blindly): not empty, at
+/// most 255 bytes, no '/' or NUL, not made only of dots.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty file name".into());
+    }
+    if name.len() > 255 {
+        return Err(format!("file name of {} bytes (at most 255)", name.len()));
+    }
+    if name.contains(['/', '\0']) {
+        return Err(format!("file name {name:?} holds '/' or NUL"));
+    }
+    if name.bytes().all(|b| b == b'.') {
+        return Err(format!("file name {name:?} is only dots"));
+    }
+    Ok(())
 }
