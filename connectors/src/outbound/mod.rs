@@ -18,8 +18,10 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 mod folder;
+mod sftp;
 
 pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
+pub use sftp::SftpOutbox;
 
 /// One file to send.
 #[derive(Debug, Clone)]
