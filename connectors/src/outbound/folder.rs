@@ -569,7 +569,6 @@ impl Outbound for FolderOutbox {
 /// Writes `bytes` as `dir/name` with the outbox rules (used for `.eml`
 /// files and AS2 send markers): exclusive temporary, fsync, rename without
 /// replacing, fsync. Same bytes already there is Ok.
-#[allow(dead_code)] // used by the AS2 markers (next step)
 pub(crate) fn publish_bytes(
     dir: &Path,
     name: &str,

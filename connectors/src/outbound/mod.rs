@@ -17,9 +17,11 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
+mod as2;
 mod folder;
 mod sftp;
 
+pub use as2::{As2Outbound, As2OutboundConfig};
 pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
 pub use sftp::SftpOutbox;
 
