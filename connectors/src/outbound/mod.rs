@@ -19,10 +19,15 @@ use std::pin::Pin;
 
 mod as2;
 mod folder;
+mod mail;
 mod sftp;
 
 pub use as2::{As2Outbound, As2OutboundConfig};
 pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
+pub use mail::{
+    eml_name, new_message_id, render_mail, MailAttachment, MailError, MailMessage, MailOutbound,
+    MailOutboundConfig, MailTransportConfig, MAX_MAIL_BYTES,
+};
 pub use sftp::SftpOutbox;
 
 /// One file to send.
