@@ -8,8 +8,9 @@
 //!
 //! Modules: `landing` (streaming, fsynced, SHA-256-named store writes),
 //! `dropzone` (local folders watched with notify), `sftp` (remote servers
-//! polled with ssh2), `as2` (RFC 4130 receiving and MDNs), `outbox` (writing
-//! acknowledgements back the way a flow came).
+//! polled with ssh2), `as2` (RFC 4130 receiving and MDNs), `outbound` (the one
+//! trait everything leaving quai goes through, with its folder, SFTP, AS2 and
+//! mail implementations).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 pub mod as2;
 pub mod dropzone;
 pub mod landing;
+pub mod outbound;
 pub mod sftp;
 
 /// Where a flow came from.

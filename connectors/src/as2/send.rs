@@ -1,5 +1,6 @@
 //! AS2 sending (RFC 4130): one file as one AS2 message, POSTed to the
-//! partner's endpoint, answered by a synchronous MDN that is verified.
+//! partner's endpoint (never following a redirect: a 3xx is a refusal),
+//! answered by a synchronous MDN that is verified.
 //!
 //! quai sends acknowledgements (integration reports, CDAR, CONTRL) back to
 //! partners whose flows came over AS2. These files are small, so a message
@@ -527,6 +528,9 @@ pub struct Sent {
     pub encrypted: bool,
     pub compressed: bool,
     pub mdn: ReceivedMdn,
+    /// The MDN's own Message-ID (the HTTP response's `Message-ID` header of
+    /// a synchronous MDN), when the partner gave one: the receipt.
+    pub mdn_message_id: Option<String>,
 }
 
 /// Build, POST and check one file's AS2 message. `Ok` only when the
@@ -539,8 +543,8 @@ pub async fn send(
     bytes: &[u8],
 ) -> Result<Sent, SendError> {
     let message = build_message(identity, partner, out, name, bytes)?;
-    let (content_type, body) = post(out, &message).await?;
-    let mdn = check_mdn(&message, partner, &content_type, &body)?;
+    let answer = post_message(out, &message).await?;
+    let mdn = check_mdn(&message, partner, &answer.content_type, &answer.body)?;
     Ok(Sent {
         message_id: message.message_id,
         mic: message.mic,
@@ -549,14 +553,34 @@ pub async fn send(
         encrypted: message.encrypted,
         compressed: message.compressed,
         mdn,
+        mdn_message_id: answer.message_id,
     })
+}
+
+/// A synchronous MDN as it came back over HTTP.
+#[derive(Debug, Clone)]
+pub struct MdnAnswer {
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// The response's `Message-ID` header (the MDN's own id).
+    pub message_id: Option<String>,
 }
 
 /// POST a built message; the response's Content-Type and body (the MDN).
 pub async fn post(out: &Outbound, message: &BuiltMessage) -> Result<(String, Vec<u8>), SendError> {
+    post_message(out, message)
+        .await
+        .map(|a| (a.content_type, a.body))
+}
+
+/// POST a built message to the configured URL and nowhere else: a redirect
+/// is never followed (a 3xx is a refusal), so a partner, or whoever answers
+/// at its address, cannot send quai's message to another URL.
+pub async fn post_message(out: &Outbound, message: &BuiltMessage) -> Result<MdnAnswer, SendError> {
     let client = reqwest::Client::builder()
         .timeout(out.timeout)
         .connect_timeout(out.timeout.min(Duration::from_secs(30)))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| SendError::Transport(e.to_string()))?;
     let mut req = client.post(&out.url);
@@ -575,6 +599,12 @@ pub async fn post(out: &Outbound, message: &BuiltMessage) -> Result<(String, Vec
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let message_id = resp
+        .headers()
+        .get("message-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
     let body = read_limited(resp, mdn::MAX_MDN_BYTES)
         .await
         .map_err(SendError::Transport)?;
@@ -599,7 +629,11 @@ pub async fn post(out: &Outbound, message: &BuiltMessage) -> Result<(String, Vec
         ))
         .into());
     }
-    Ok((content_type, body))
+    Ok(MdnAnswer {
+        content_type,
+        body,
+        message_id,
+    })
 }
 
 async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {

@@ -26,7 +26,7 @@
 //!   on its next cycle with backoff.
 
 mod config;
-mod conn;
+pub(crate) mod conn;
 pub mod known_hosts;
 
 use std::collections::HashMap;

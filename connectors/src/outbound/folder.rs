@@ -1,0 +1,673 @@
+//! A local outbox folder: the partner (or its SFTP chroot, or a sync tool)
+//! reads what quai publishes there.
+//!
+//! The folder is one a partner can write to, so every write assumes the
+//! partner is hostile (issue 14, class 2: "writes never follow links and
+//! never overwrite"):
+//! - **The folder itself** is opened with `O_DIRECTORY | O_NOFOLLOW`; a
+//!   symbolic link or a non-directory at its path is refused with an error
+//!   naming the path. Everything after that goes through the opened
+//!   descriptor (`openat`, `renameat2`, `linkat`, `unlinkat`, `fstatat`), so
+//!   swapping the folder for a link half-way changes nothing.
+//! - **The temporary** is created in the destination folder itself (so the
+//!   final step is a rename within one file system, also when the outbox
+//!   lies on another file system than `$QUAI_HOME`), exclusively and without
+//!   following links (`O_CREAT | O_EXCL | O_NOFOLLOW`, mode 0640), under an
+//!   unpredictable name (`.quai-tmp-<128 random bits>.part`): a link planted
+//!   at a guessed name makes the create fail and another name is drawn; it is
+//!   never written through.
+//! - **The staged file is copied** into it, the copy fsynced, then renamed
+//!   to the final name *without replacing* (`renameat2(RENAME_NOREPLACE)`;
+//!   where the file system does not support it, `linkat` then `unlinkat`,
+//!   which cannot replace either), and the folder is fsynced.
+//! - **Idempotent on the name.** When the name is already taken, the entry
+//!   is opened without following links and compared with the staged bytes:
+//!   a regular file with the same bytes is success (a crash between the
+//!   publish and the spool's record of it); anything else (other bytes, a
+//!   link, a FIFO, a folder) is a permanent failure and is left alone. Two
+//!   concurrent sends of one name thus deliver one file.
+//! - **Crash leftovers are recognisable**: only temporaries carry the
+//!   `.quai-tmp-` prefix (a parcel may not be named so), and
+//!   [`FolderOutbox::clean_temporaries`] removes the stale ones quai owns.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{check_name, Outbound, Parcel, SendFailure, SendFuture, Sent};
+
+/// Prefix of every temporary quai creates in an outbox.
+pub const TEMP_PREFIX: &str = ".quai-tmp-";
+/// Suffix of the temporaries (pickup tools skip `.part` names).
+pub const TEMP_SUFFIX: &str = ".part";
+/// Mode of published files (before the umask is ignored: set with fchmod).
+pub const FILE_MODE: u32 = 0o640;
+
+/// Is this the name of a temporary quai creates in an outbox?
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)
+}
+
+fn temp_name() -> String {
+    format!(
+        "{TEMP_PREFIX}{}{TEMP_SUFFIX}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Settings of a local outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderOutboxConfig {
+    /// The outbox folder. Its last component must be a real folder, not a
+    /// link (the components above it are the operator's and may be links).
+    pub dir: PathBuf,
+    /// Create the folder (and its parents) when it does not exist.
+    pub create_missing: bool,
+}
+
+/// A local outbox folder (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct FolderOutbox {
+    dir: PathBuf,
+    create_missing: bool,
+}
+
+/// How the final name is taken (the fallback is forced in tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// `renameat2(RENAME_NOREPLACE)`, else link + unlink.
+    Auto,
+    /// link + unlink only.
+    #[cfg_attr(not(test), allow(dead_code))]
+    LinkOnly,
+}
+
+/// The opened outbox folder.
+struct Dir {
+    file: File,
+    path: PathBuf,
+}
+
+/// What holds a taken name.
+enum Existing {
+    /// A regular file with the staged bytes.
+    Same,
+    /// Something else, and why it is not ours.
+    Other(String),
+}
+
+fn cstring(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in name"))
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+impl Dir {
+    fn open(path: &Path, create_missing: bool) -> Result<Dir, SendFailure> {
+        let shown = path.display().to_string();
+        let refuse = |message: String| SendFailure {
+            destination: shown.clone(),
+            message,
+            transient: false,
+        };
+        let mut created = false;
+        loop {
+            let opened = OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path);
+            let err = match opened {
+                Ok(file) => {
+                    return Ok(Dir {
+                        file,
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) => e,
+            };
+            match err.raw_os_error() {
+                Some(libc::ENOENT) if create_missing && !created => {
+                    created = true;
+                    if let Err(e) = std::fs::create_dir_all(path) {
+                        if e.kind() != io::ErrorKind::AlreadyExists {
+                            return Err(SendFailure {
+                                destination: shown.clone(),
+                                message: format!("cannot create the outbox folder {shown}: {e}"),
+                                transient: true,
+                            });
+                        }
+                    }
+                }
+                Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                    return Err(match std::fs::symlink_metadata(path) {
+                        Ok(m) if m.file_type().is_symlink() => refuse(format!(
+                            "the outbox {shown} is a symbolic link: refused (an outbox must be \
+                             a real folder; quai never writes through a link)"
+                        )),
+                        Ok(m) if !m.is_dir() => {
+                            refuse(format!("the outbox {shown} is not a folder: refused"))
+                        }
+                        _ => refuse(format!("cannot open the outbox folder {shown}: {err}")),
+                    });
+                }
+                Some(libc::ENOENT) => {
+                    return Err(SendFailure {
+                        destination: shown.clone(),
+                        message: format!("the outbox folder {shown} does not exist"),
+                        transient: true,
+                    })
+                }
+                _ => {
+                    return Err(SendFailure {
+                        destination: shown.clone(),
+                        message: format!("cannot open the outbox folder {shown}: {err}"),
+                        transient: true,
+                    })
+                }
+            }
+        }
+    }
+
+    fn fd(&self) -> libc::c_int {
+        self.file.as_raw_fd()
+    }
+
+    /// `openat` relative to the folder; never follows a link at `name`.
+    fn open_at(&self, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+        let c = cstring(name)?;
+        let fd = cvt(unsafe {
+            libc::openat(
+                self.fd(),
+                c.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        })?;
+        // SAFETY: a fresh descriptor we own.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// `lstat` of an entry (None when there is none).
+    fn stat_at(&self, name: &str) -> io::Result<Option<libc::stat>> {
+        let c = cstring(name)?;
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::fstatat(self.fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if r == 0 {
+            return Ok(Some(st));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    }
+
+    fn unlink_at(&self, name: &str) -> io::Result<()> {
+        let c = cstring(name)?;
+        cvt(unsafe { libc::unlinkat(self.fd(), c.as_ptr(), 0) }).map(|_| ())
+    }
+
+    fn link_at(&self, from: &str, to: &str) -> io::Result<()> {
+        let (f, t) = (cstring(from)?, cstring(to)?);
+        // Flags 0: a link at `from` would be linked itself, never followed
+        // (and `from` is our own temporary anyway).
+        cvt(unsafe { libc::linkat(self.fd(), f.as_ptr(), self.fd(), t.as_ptr(), 0) }).map(|_| ())
+    }
+
+    /// Gives `from` the name `to` unless `to` exists (then `EEXIST`).
+    fn rename_noreplace(&self, from: &str, to: &str, how: Publish) -> io::Result<()> {
+        if how == Publish::Auto {
+            match self.renameat2_noreplace(from, to) {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP)
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Fallback: a hard link cannot replace an entry either. The
+        // temporary's second name is removed after; if that fails, it is a
+        // recognisable leftover, never a second delivery.
+        self.link_at(from, to)?;
+        if let Err(e) = self.unlink_at(from) {
+            tracing::warn!(target: "quai::outbound", dir = %self.path.display(), temp = from,
+                "published, but the temporary could not be removed: {e}");
+        }
+        Ok(())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn renameat2_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
+        let (f, t) = (cstring(from)?, cstring(to)?);
+        // The raw system call: glibc's wrapper is younger than some systems.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_renameat2,
+                self.fd() as libc::c_long,
+                f.as_ptr(),
+                self.fd() as libc::c_long,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE as libc::c_long,
+            )
+        };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn renameat2_noreplace(&self, _from: &str, _to: &str) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    /// What holds `name`, compared with `staged` (opened without following
+    /// a link and without blocking on a FIFO).
+    fn existing(&self, name: &str, staged: &Path) -> io::Result<Option<Existing>> {
+        let Some(st) = self.stat_at(name)? else {
+            return Ok(None);
+        };
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFLNK {
+            return Ok(Some(Existing::Other(
+                "a symbolic link holds the name".into(),
+            )));
+        }
+        if kind != libc::S_IFREG {
+            return Ok(Some(Existing::Other(
+                "something other than a regular file holds the name".into(),
+            )));
+        }
+        let mut theirs = match self.open_at(name, libc::O_RDONLY | libc::O_NONBLOCK, 0) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Ok(Some(Existing::Other(
+                    "a symbolic link holds the name".into(),
+                )))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let meta = theirs.metadata()?;
+        if !meta.is_file() {
+            return Ok(Some(Existing::Other(
+                "something other than a regular file holds the name".into(),
+            )));
+        }
+        let mut ours = File::open(staged)?;
+        if meta.len() != ours.metadata()?.len() {
+            return Ok(Some(Existing::Other(format!(
+                "a different file ({} bytes) already has the name",
+                meta.len()
+            ))));
+        }
+        if same_bytes(&mut ours, &mut theirs)? {
+            Ok(Some(Existing::Same))
+        } else {
+            Ok(Some(Existing::Other(
+                "a different file of the same size already has the name".into(),
+            )))
+        }
+    }
+}
+
+fn same_bytes(a: &mut File, b: &mut File) -> io::Result<bool> {
+    let (mut x, mut y) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(a, &mut x)?;
+        let m = read_full(b, &mut y)?;
+        if n != m || x[..n] != y[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Removes the temporary unless disarmed (any early return).
+struct TempGuard<'a> {
+    dir: &'a Dir,
+    name: Option<String>,
+}
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = self.name.take() {
+            let _ = self.dir.unlink_at(&n);
+        }
+    }
+}
+
+impl FolderOutbox {
+    pub fn new(config: FolderOutboxConfig) -> FolderOutbox {
+        FolderOutbox {
+            dir: config.dir,
+            create_missing: config.create_missing,
+        }
+    }
+
+    /// The outbox folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Publishes one parcel (blocking; [`Outbound::send`] runs it on a
+    /// blocking thread). See the module documentation for the guarantees.
+    pub fn publish(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+        self.publish_with(parcel, Publish::Auto)
+    }
+
+    fn publish_with(&self, parcel: &Parcel, how: Publish) -> Result<Sent, SendFailure> {
+        let target = self.dir.join(&parcel.name);
+        let shown = target.display().to_string();
+        let fail = |message: String, transient: bool| SendFailure {
+            destination: shown.clone(),
+            message,
+            transient,
+        };
+        check_name(&parcel.name).map_err(|m| fail(format!("{shown}: {m}"), false))?;
+        if parcel.name.starts_with(TEMP_PREFIX) {
+            return Err(fail(
+                format!("{shown}: the name prefix {TEMP_PREFIX} is reserved for temporaries"),
+                false,
+            ));
+        }
+        let dir = Dir::open(&self.dir, self.create_missing)?;
+        let io_fail = |what: &str, e: io::Error| fail(format!("{what} {shown}: {e}"), true);
+        let already = |dir: &Dir, existing: Existing| -> Result<Sent, SendFailure> {
+            match existing {
+                Existing::Same => {
+                    // The earlier publish may have crashed before its fsync.
+                    dir.sync()
+                        .map_err(|e| io_fail("cannot sync the folder of", e))?;
+                    tracing::info!(target: "quai::outbound", destination = %shown,
+                        "already in the outbox with the same bytes; not written again");
+                    Ok(Sent {
+                        destination: shown.clone(),
+                        receipt: None,
+                    })
+                }
+                Existing::Other(why) => Err(fail(
+                    format!("{shown}: {why}; it is never overwritten"),
+                    false,
+                )),
+            }
+        };
+
+        if let Some(existing) = dir
+            .existing(&parcel.name, &parcel.staged)
+            .map_err(|e| io_fail("cannot check", e))?
+        {
+            return already(&dir, existing);
+        }
+        let mut staged = File::open(&parcel.staged).map_err(|e| {
+            fail(
+                format!(
+                    "cannot read the staged file {} for {shown}: {e}",
+                    parcel.staged.display()
+                ),
+                true,
+            )
+        })?;
+
+        let mut guard = TempGuard {
+            dir: &dir,
+            name: None,
+        };
+        let mut temp = None;
+        for _ in 0..16 {
+            let name = temp_name();
+            match dir.open_at(
+                &name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                FILE_MODE as libc::mode_t,
+            ) {
+                Ok(f) => {
+                    guard.name = Some(name.clone());
+                    temp = Some((name, f));
+                    break;
+                }
+                // Taken (by a planted link or file): draw another name.
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(io_fail("cannot create a temporary for", e)),
+            }
+        }
+        let (temp_name, mut out) =
+            temp.ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        io::copy(&mut staged, &mut out).map_err(|e| io_fail("cannot write", e))?;
+        out.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| io_fail("cannot set the mode of", e))?;
+        out.sync_all().map_err(|e| io_fail("cannot sync", e))?;
+        drop(out);
+
+        match dir.rename_noreplace(&temp_name, &parcel.name, how) {
+            Ok(()) => {
+                guard.name = None;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Taken meanwhile (a concurrent send, or the partner).
+                drop(guard);
+                let existing = dir
+                    .existing(&parcel.name, &parcel.staged)
+                    .map_err(|e| io_fail("cannot check", e))?
+                    .unwrap_or_else(|| Existing::Other("the name is taken".into()));
+                return already(&dir, existing);
+            }
+            Err(e) => return Err(io_fail("cannot publish", e)),
+        }
+        dir.sync()
+            .map_err(|e| io_fail("cannot sync the folder of", e))?;
+        Ok(Sent {
+            destination: shown,
+            receipt: None,
+        })
+    }
+
+    /// Removes the temporaries quai left in the outbox (a crash between
+    /// create and rename): entries named `.quai-tmp-*.part`, regular files
+    /// owned by this user, last modified more than `older_than` ago (so a
+    /// send in progress in another instance is left alone). Returns the
+    /// names removed.
+    pub fn clean_temporaries(&self, older_than: Duration) -> Result<Vec<String>, SendFailure> {
+        let dir = Dir::open(&self.dir, false)?;
+        let shown = self.dir.display().to_string();
+        let fail = |e: io::Error| SendFailure {
+            destination: shown.clone(),
+            message: format!("cannot clean the outbox {shown}: {e}"),
+            transient: true,
+        };
+        // The listing only proposes names; every check and removal goes
+        // through the opened folder.
+        let uid = unsafe { libc::geteuid() };
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let mut removed = Vec::new();
+        for entry in std::fs::read_dir(&self.dir).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !is_temporary_name(name) {
+                continue;
+            }
+            let Some(st) = dir.stat_at(name).map_err(fail)? else {
+                continue;
+            };
+            if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != uid {
+                continue;
+            }
+            if now - (st.st_mtime as i64) < older_than.as_secs() as i64 {
+                continue;
+            }
+            match dir.unlink_at(name) {
+                Ok(()) => removed.push(name.to_string()),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(fail(e)),
+            }
+        }
+        if !removed.is_empty() {
+            dir.sync().map_err(fail)?;
+            tracing::info!(target: "quai::outbound", dir = %shown, removed = removed.len(),
+                "removed temporaries left by an interrupted send");
+        }
+        Ok(removed)
+    }
+}
+
+impl Outbound for FolderOutbox {
+    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
+        Box::pin(async move {
+            let (me, p) = (self.clone(), parcel.clone());
+            tokio::task::spawn_blocking(move || me.publish(&p))
+                .await
+                .map_err(|e| SendFailure {
+                    destination: self.dir.join(&parcel.name).display().to_string(),
+                    message: format!("outbox writer task failed: {e}"),
+                    transient: true,
+                })?
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("outbox {}", self.dir.display())
+    }
+}
+
+/// Writes `bytes` as `dir/name` with the outbox rules (used for `.eml`
+/// files and AS2 send markers): exclusive temporary, fsync, rename without
+/// replacing, fsync. Same bytes already there is Ok.
+pub(crate) fn publish_bytes(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    staging: &Path,
+) -> Result<Sent, SendFailure> {
+    use std::io::Write;
+    let staged = staging.join(temp_name());
+    let write = || -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&staged)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    };
+    let result = write()
+        .map_err(|e| SendFailure {
+            destination: dir.join(name).display().to_string(),
+            message: format!("cannot stage {}: {e}", staged.display()),
+            transient: true,
+        })
+        .and_then(|()| {
+            FolderOutbox::new(FolderOutboxConfig {
+                dir: dir.to_path_buf(),
+                create_missing: true,
+            })
+            .publish(&Parcel {
+                name: name.to_string(),
+                staged: staged.clone(),
+                media_type: "application/octet-stream",
+            })
+        });
+    let _ = std::fs::remove_file(&staged);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parcel(dir: &Path, name: &str, bytes: &[u8]) -> Parcel {
+        let staged = dir.join(format!("staged-{name}"));
+        std::fs::write(&staged, bytes).unwrap();
+        Parcel {
+            name: name.into(),
+            staged,
+            media_type: "application/xml",
+        }
+    }
+
+    #[test]
+    fn the_link_fallback_never_replaces() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let o = FolderOutbox::new(FolderOutboxConfig {
+            dir: out.clone(),
+            create_missing: true,
+        });
+        let p = parcel(t.path(), "a.xml", b"one");
+        o.publish_with(&p, Publish::LinkOnly).unwrap();
+        assert_eq!(std::fs::read(out.join("a.xml")).unwrap(), b"one");
+        // Same bytes again: Ok; other bytes: refused, not replaced.
+        o.publish_with(&p, Publish::LinkOnly).unwrap();
+        let q = parcel(t.path(), "a.xml", b"two");
+        let err = o.publish_with(&q, Publish::LinkOnly).unwrap_err();
+        assert!(!err.transient, "{err}");
+        assert_eq!(std::fs::read(out.join("a.xml")).unwrap(), b"one");
+        // No temporary left behind.
+        let names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["a.xml"]);
+    }
+
+    #[test]
+    fn the_link_fallback_loses_a_race_without_replacing() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = Dir::open(t.path(), false).unwrap();
+        std::fs::write(t.path().join("x"), b"tmp").unwrap();
+        std::fs::write(t.path().join("y"), b"theirs").unwrap();
+        let e = dir
+            .rename_noreplace("x", "y", Publish::LinkOnly)
+            .unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        let e = dir.rename_noreplace("x", "y", Publish::Auto).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn temporaries_are_recognisable() {
+        let n = temp_name();
+        assert!(is_temporary_name(&n), "{n}");
+        assert_ne!(n, temp_name());
+        assert!(!is_temporary_name("invoice.xml"));
+        assert!(!is_temporary_name(".quai-tmp-x.xml"));
+    }
+}
