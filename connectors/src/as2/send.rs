@@ -554,8 +554,10 @@ pub async fn send(
 
 /// POST a built message; the response's Content-Type and body (the MDN).
 pub async fn post(out: &Outbound, message: &BuiltMessage) -> Result<(String, Vec<u8>), SendError> {
+    // Only the configured URL is called: a redirect is an error, not a hop.
     let client = reqwest::Client::builder()
         .timeout(out.timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(out.timeout.min(Duration::from_secs(30)))
         .build()
         .map_err(|e| SendError::Transport(e.to_string()))?;
