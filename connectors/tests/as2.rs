@@ -100,6 +100,8 @@ struct Fixture {
     sink: Arc<RecordingSink>,
     receiver: Arc<As2Receiver<RecordingSink>>,
     url: String,
+    /// Where the peer catches asynchronous MDNs (the configured mdn_url).
+    mdn_port: u16,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -146,6 +148,16 @@ impl Fixture {
             attempts: 3,
             first_delay: std::time::Duration::from_millis(200),
         };
+        // Asynchronous MDNs go only to the configured URL: the peer's MDN
+        // catcher listens on this port.
+        let mdn_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        settings
+            .allow_mdn_url("acme", &format!("http://127.0.0.1:{mdn_port}/mdn"))
+            .unwrap();
         let sink = Arc::new(RecordingSink::default());
         let receiver = Arc::new(As2Receiver::new(settings, sink.clone()).unwrap());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -155,6 +167,7 @@ impl Fixture {
             axum::serve(listener, app).await.unwrap();
         });
         Fixture {
+            mdn_port,
             url: format!("http://{addr}/as2"),
             dir,
             quai,
@@ -185,6 +198,7 @@ impl Fixture {
             "content_type": "application/xml",
             "filename": "invoice-0001.xml",
             "mdn_mode": "SYNC",
+            "mdn_port": self.mdn_port,
         });
         for (k, v) in extra.as_object().unwrap() {
             cfg[k] = v.clone();

@@ -565,8 +565,10 @@ pub async fn send_async_mdn(mdn: &PendingMdn) -> Result<(), MdnSendError> {
     if !(lower.starts_with("http://") || lower.starts_with("https://")) {
         return Err(MdnSendError::BadUrl(mdn.url.clone()));
     }
+    // A redirect would send the MDN to an address nobody configured.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| MdnSendError::Transport(e.to_string()))?;
     let mut req = client.post(&mdn.url);

@@ -29,7 +29,12 @@
 //! 6. The MDN goes back in the HTTP response, or, when the request carries
 //!    Receipt-Delivery-Option (and the partner is allowed asynchronous MDNs),
 //!    the response is a bare 200 and the MDN is POSTed to that URL
-//!    ([`PendingMdn`], handed to an outbox or retried by a spawned task).
+//!    ([`PendingMdn`], handed to an outbox or retried by a spawned task) —
+//!    only when it is the URL the operator configured for the partner
+//!    ([`As2Settings::mdn_urls`]: `[partner.as2] mdn_url`, else `url`).
+//!    Any other Receipt-Delivery-Option is answered synchronously and never
+//!    called; so is every error MDN of a partner that must sign (the message
+//!    was not proved to be its). MDN posts follow no redirects.
 //!
 //! # Repeated messages
 //! The MDN of every processed message is kept as bytes in `mdn_dir`, named
@@ -118,6 +123,8 @@ pub enum As2ConfigError {
     DuplicateAs2Id(String),
     #[error("AS2 id must not be empty")]
     EmptyAs2Id,
+    #[error("mdn_url {0:?}: {1}")]
+    BadMdnUrl(String, String),
 }
 
 /// Our own AS2 identity as configured (`[as2]`).
@@ -330,6 +337,13 @@ pub struct As2Settings {
     pub max_concurrent: usize,
     pub reporting_ua: String,
     pub async_delivery: AsyncMdnDelivery,
+    /// The only URLs asynchronous MDNs are posted to, by partner id
+    /// (`[partner.as2] mdn_url`, else the partner's `url`): see
+    /// [`As2Settings::allow_mdn_url`]. A partner missing here, or one whose
+    /// Receipt-Delivery-Option names another URL, gets its MDN
+    /// synchronously, in the HTTP response: quai never calls an address
+    /// named by a message.
+    pub mdn_urls: std::collections::HashMap<String, String>,
     /// Told of every request's outcome.
     pub observer: Option<OutcomeObserver>,
 }
@@ -386,7 +400,33 @@ impl As2Settings {
                 first_delay: Duration::from_secs(2),
             },
             observer: None,
+            mdn_urls: std::collections::HashMap::new(),
         }
+    }
+
+    /// Allow asynchronous MDNs for `partner_id`, to `url` only (an http or
+    /// https URL, as configured by the operator).
+    pub fn allow_mdn_url(&mut self, partner_id: &str, url: &str) -> Result<(), As2ConfigError> {
+        let parsed = reqwest::Url::parse(url.trim())
+            .map_err(|e| As2ConfigError::BadMdnUrl(url.to_string(), e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+            return Err(As2ConfigError::BadMdnUrl(
+                url.to_string(),
+                "not an http or https URL".into(),
+            ));
+        }
+        self.mdn_urls
+            .insert(partner_id.to_string(), url.trim().to_string());
+        Ok(())
+    }
+}
+
+/// Do two URLs name the same resource (scheme, host and default port
+/// normalised)? Anything unparsable is different.
+fn same_url(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a.trim()), reqwest::Url::parse(b.trim())) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -767,6 +807,24 @@ impl<S: FlowSink> As2Receiver<S> {
                 "partner may not ask for asynchronous MDNs; answering synchronously");
             request.async_url = None;
         }
+        // An asynchronous MDN goes only to the URL the operator configured
+        // for the partner; a message naming another is answered
+        // synchronously and the address it names is never called.
+        if let Some(asked) = request.async_url.take() {
+            match self.settings.mdn_urls.get(&partner.partner_id) {
+                Some(configured) if same_url(&asked, configured) => {
+                    request.async_url = Some(configured.clone());
+                }
+                Some(_) => {
+                    tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                        asked = ?asked, "Receipt-Delivery-Option is not the partner's configured mdn_url; answering synchronously, the URL is not called");
+                }
+                None => {
+                    tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                        asked = ?asked, "asynchronous MDN asked but no mdn_url (or url) is configured for the partner; answering synchronously");
+                }
+            }
+        }
 
         // The MIME header fields that travelled as HTTP headers.
         let mut top = vec![Header {
@@ -897,6 +955,19 @@ impl<S: FlowSink> As2Receiver<S> {
         let outcome = As2Outcome::Failed {
             modifier: f.modifier,
             reason: f.reason.clone(),
+        };
+        // A partner that must sign gets the error of an unverified message
+        // in the response only: nothing is posted for a message nobody
+        // proved came from it.
+        let sync_only;
+        let request = if partner.require_signed && request.async_url.is_some() {
+            sync_only = MdnRequest {
+                async_url: None,
+                ..request.clone()
+            };
+            &sync_only
+        } else {
+            request
         };
         if !request.wanted {
             let mut r = As2Reply::plain(

@@ -30,6 +30,27 @@ pub(crate) struct RemoteEntry {
     pub size: u64,
     pub mtime: u64,
     pub is_file: bool,
+    /// Why the entry is not a regular file (the listing has `lstat`
+    /// semantics: a link is a link, never its target).
+    pub not_regular: Option<crate::RefusalReason>,
+}
+
+/// The refusal reason of a remote entry that is not a regular file.
+pub(crate) fn not_regular(stat: &ssh2::FileStat) -> Option<crate::RefusalReason> {
+    use crate::RefusalReason as R;
+    let Some(perm) = stat.perm else {
+        return Some(R::NotRegular);
+    };
+    // S_IFMT bits as SFTP v3 carries them in `permissions`.
+    match perm & 0o170000 {
+        0o100000 => None,
+        0o120000 => Some(R::Link),
+        0o040000 => Some(R::Directory),
+        0o010000 => Some(R::Fifo),
+        0o140000 => Some(R::Socket),
+        0o020000 | 0o060000 => Some(R::Device),
+        _ => Some(R::NotRegular),
+    }
 }
 
 /// Is this error the connection's (transport, session, timeout) rather than
@@ -149,7 +170,8 @@ impl Conn {
                         path: join(dir, &name),
                         size: stat.size.unwrap_or(0),
                         mtime: stat.mtime.unwrap_or(0),
-                        is_file: stat.is_file(),
+                        is_file: not_regular(&stat).is_none(),
+                        not_regular: not_regular(&stat),
                     });
                 }
                 Err(e) if e.code() == ErrorCode::Session(LIBSSH2_ERROR_FILE) => break,
@@ -318,9 +340,34 @@ impl Read for RemoteReader {
     }
 }
 
+/// Why a remote file was not opened.
+pub(crate) enum OpenRefused {
+    /// An SFTP or transport error.
+    Ssh(ssh2::Error),
+    /// Not (or no longer) a regular file: swapped since the listing.
+    NotRegular(crate::RefusalReason),
+}
+
 impl Conn {
-    pub fn open_file(&self, path: &Path) -> Result<ssh2::File, ssh2::Error> {
-        self.sftp.open(path)
+    /// Opens a listed file for reading, checking with `lstat` just before
+    /// (SFTP v3 `open` follows links on the server) and with `fstat` on the
+    /// handle after that it is a regular file, so a link swapped in after
+    /// the listing is refused, not read.
+    pub fn open_file(&self, path: &Path) -> Result<ssh2::File, OpenRefused> {
+        let before = self.sftp.lstat(path).map_err(OpenRefused::Ssh)?;
+        if let Some(r) = not_regular(&before) {
+            return Err(OpenRefused::NotRegular(r));
+        }
+        let mut file = self.sftp.open(path).map_err(OpenRefused::Ssh)?;
+        let opened = file.stat().map_err(OpenRefused::Ssh)?;
+        if let Some(r) = not_regular(&opened) {
+            return Err(OpenRefused::NotRegular(r));
+        }
+        let after = self.sftp.lstat(path).map_err(OpenRefused::Ssh)?;
+        if let Some(r) = not_regular(&after) {
+            return Err(OpenRefused::NotRegular(r));
+        }
+        Ok(file)
     }
 }
 

@@ -14,6 +14,12 @@
 //!   in two consecutive listings ([`PollState`] remembers the previous one;
 //!   `settle` lists a second time within the same poll) and be older than
 //!   `min_age`; and a file that changes size while being read is discarded.
+//! - **Only regular files come in.** The listing has `lstat` semantics
+//!   (OpenSSH's readdir): a remote link, folder, FIFO or device is skipped,
+//!   logged and told to [`FlowSink::refused`] once (while it stays listed),
+//!   never opened nor removed. Since SFTP v3 `open` follows links on the
+//!   server, a file is `lstat`ed just before it is opened and its handle
+//!   `fstat`ed after, so one swapped for a link since the listing is refused.
 //! - **Strict host keys.** The server's key must be in the partner's
 //!   `known_hosts` ([`known_hosts`]); an unknown or changed key refuses the
 //!   connection with the fingerprint in the error, unless
@@ -36,8 +42,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{AfterPickup, SftpSource, SftpUrl};
 
-use crate::{Accepted, Channel, FlowSink, LandedFlow};
-use conn::{Conn, RemoteEntry, RemoteReader};
+use crate::{Accepted, Channel, FlowSink, LandedFlow, Refusal, RefusalReason};
+use conn::{Conn, OpenRefused, RemoteEntry, RemoteReader};
 
 /// Why a poll or a delivery failed as a whole.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +99,9 @@ impl SftpError {
 #[derive(Debug, Default, Clone)]
 pub struct PollState {
     seen: HashMap<PathBuf, (u64, u64)>,
+    /// Entries that are not regular files, already logged and refused:
+    /// answered once, not again while they stay listed.
+    refused: std::collections::HashSet<PathBuf>,
 }
 
 impl PollState {
@@ -106,7 +115,8 @@ impl PollState {
 pub enum SkipReason {
     /// A dot name or a `.part`/`.tmp`/`.filepart` suffix: an upload in progress.
     PartialName,
-    /// Not a regular file (directory, symlink, ...).
+    /// Not a regular file (directory, symlink, FIFO, ...): logged and told
+    /// to [`FlowSink::refused`] the first time it is listed, never taken.
     NotAFile,
     /// New, or its size or mtime changed since the previous listing.
     Unstable,
@@ -205,6 +215,8 @@ enum Download {
     Landed(crate::landing::Stored),
     /// This file only (it stays on the server).
     FileError(String),
+    /// Not a regular file when opened (swapped since the listing).
+    NotRegular(RefusalReason),
     /// The connection is gone: stop this poll.
     ConnectionLost(SftpError),
     /// The local store failed: stop this poll.
@@ -214,10 +226,11 @@ enum Download {
 fn download(conn: &Conn, e: &RemoteEntry, store_dir: &Path, max_bytes: u64, dir: &str) -> Download {
     let file = match conn.open_file(&e.path) {
         Ok(f) => f,
-        Err(err) if conn::is_transport(&err) => {
+        Err(OpenRefused::NotRegular(r)) => return Download::NotRegular(r),
+        Err(OpenRefused::Ssh(err)) if conn::is_transport(&err) => {
             return Download::ConnectionLost(conn.io_err(format!("open {}", e.name), err))
         }
-        Err(err) => return Download::FileError(format!("open: {err}")),
+        Err(OpenRefused::Ssh(err)) => return Download::FileError(format!("open: {err}")),
     };
     let mut reader = RemoteReader {
         file,
@@ -313,13 +326,24 @@ impl SftpSource {
             ..PollReport::default()
         };
         let mut take = Vec::new();
+        let mut refused_now = std::collections::HashSet::new();
         for e in &listing {
             match decide(e, &state.seen, self, now) {
                 Ok(()) => take.push(e.clone()),
-                Err(SkipReason::NotAFile) => {}
+                Err(SkipReason::NotAFile) => {
+                    report.skipped.push((e.name.clone(), SkipReason::NotAFile));
+                    refused_now.insert(e.path.clone());
+                    if !state.refused.contains(&e.path) {
+                        let reason = e.not_regular.unwrap_or(RefusalReason::NotRegular);
+                        self.refuse(sink, &e.name, reason).await;
+                    }
+                }
                 Err(r) => report.skipped.push((e.name.clone(), r)),
             }
         }
+        // Remembered while listed; a new entry of the same name later is
+        // answered afresh.
+        state.refused = refused_now;
         state.seen = snapshot(&listing);
 
         let max_bytes = self.max_file_size.unwrap_or(u64::MAX);
@@ -345,6 +369,13 @@ impl SftpSource {
             drop(slot);
             let stored = match outcome {
                 Download::Landed(s) => s,
+                Download::NotRegular(reason) => {
+                    state.seen.remove(&e.path);
+                    state.refused.insert(e.path.clone());
+                    report.skipped.push((e.name.clone(), SkipReason::NotAFile));
+                    self.refuse(sink, &e.name, reason).await;
+                    continue;
+                }
                 Download::FileError(msg) => {
                     tracing::warn!(target: "quai::sftp", partner = %self.partner, file = %e.name, "not taken: {msg}");
                     state.seen.remove(&e.path);
@@ -417,6 +448,22 @@ impl SftpSource {
         Ok(report)
     }
 
+    /// Log a remote entry that is not a regular file and tell the sink,
+    /// once: it stays on the server (quai does not touch what it will not
+    /// take) and is skipped by later polls while it is listed.
+    async fn refuse(&self, sink: &impl FlowSink, name: &str, reason: RefusalReason) {
+        tracing::warn!(target: "quai::sftp", partner = %self.partner, entry = ?name,
+            reason = reason.label(), "remote entry refused: {}; left on the server", reason.describe());
+        sink.refused(Refusal {
+            partner: Some(self.partner.clone()),
+            channel: Channel::Sftp,
+            name: name.to_string(),
+            reason,
+            moved_to: None,
+        })
+        .await;
+    }
+
     /// Uploads `local_file` to the partner's outbox as `remote_name`: written
     /// as `.remote_name.part`, then renamed, so the partner never sees a
     /// half-written file. Returns the final remote path.
@@ -483,6 +530,7 @@ mod tests {
             size: 10,
             mtime: 1_000,
             is_file: true,
+            not_regular: None,
         };
         let mut prev = HashMap::new();
         assert_eq!(decide(&e, &prev, &src, 5_000), Err(SkipReason::Unstable));

@@ -38,7 +38,7 @@ def read(path):
 class MdnCatcher:
     """A small HTTP server receiving asynchronous MDNs."""
 
-    def __init__(self):
+    def __init__(self, port=0):
         self.received = queue.Queue()
         catcher = self
 
@@ -54,7 +54,7 @@ class MdnCatcher:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = "http://127.0.0.1:%d/mdn" % self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -140,7 +140,9 @@ def raw_message(headers, body):
 
 def main():
     cfg = json.loads(read(sys.argv[1]))
-    catcher = MdnCatcher() if cfg.get("mdn_mode") == "ASYNC" else None
+    # quai posts asynchronous MDNs only to the URL configured for the
+    # partner: the test fixes the port it configured.
+    catcher = MdnCatcher(cfg.get("mdn_port", 0)) if cfg.get("mdn_mode") == "ASYNC" else None
 
     sender = Organization(
         as2_name=cfg["sender_as2"],
