@@ -99,6 +99,7 @@ pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
+pub use state::UnknownName;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -156,15 +157,6 @@ pub enum FlowState {
 }
 
 impl FlowState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowState::Received => "received",
-            FlowState::Processing => "processing",
-            FlowState::Processed => "processed",
-            FlowState::Failed => "failed",
-            FlowState::Duplicate => "duplicate",
-        }
-    }
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -281,17 +273,6 @@ pub enum AckKind {
     Cdar,
     Contrl,
     Mdn,
-}
-
-impl AckKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckKind::IntegrationReport => "integration_report",
-            AckKind::Cdar => "cdar",
-            AckKind::Contrl => "contrl",
-            AckKind::Mdn => "mdn",
-        }
-    }
 }
 
 /// An acknowledgement still to deliver (or delivered).

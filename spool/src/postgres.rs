@@ -105,7 +105,7 @@ async fn lock_flow(
     .fetch_optional(conn)
     .await?;
     let (s, owner, live) = row.ok_or(SpoolError::FlowNotFound(flow))?;
-    Ok((state::parse_state(&s)?, owner, live))
+    Ok((state::parse::<FlowState>(&s)?, owner, live))
 }
 
 /// Lock a flow row and check that this instance holds its lease.
@@ -186,7 +186,7 @@ impl PgBackend {
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(partner.as_ref())
-            .bind(rows::origin_str(flow.origin))
+            .bind(flow.origin.as_str())
             .bind(name.as_ref())
             .bind(flow.size)
             .bind(&flow.sha256)
@@ -222,7 +222,7 @@ impl PgBackend {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, now(), now(), $8) RETURNING id",
                     )
                     .bind(partner.as_ref())
-                    .bind(rows::origin_str(flow.origin))
+                    .bind(flow.origin.as_str())
                     .bind(name.as_ref())
                     .bind(flow.size)
                     .bind(&flow.sha256)
@@ -270,7 +270,7 @@ impl PgBackend {
         Ok(ClaimedFlow {
             id,
             partner,
-            origin: rows::parse_origin(&origin)?,
+            origin: state::parse::<Origin>(&origin)?,
             original_name,
             size,
             sha256,
@@ -291,7 +291,7 @@ impl PgBackend {
             let Some((id, st, owner)) = cand else {
                 return Ok(None);
             };
-            let from = state::parse_state(&st)?;
+            let from = state::parse::<FlowState>(&st)?;
             let t = if from == FlowState::Received {
                 state::flow(
                     id,
@@ -527,7 +527,7 @@ impl PgBackend {
                 without.push(rows::decimal_str(i.total_without_vat));
                 with.push(rows::decimal_str(i.total_with_vat));
                 due.push(rows::decimal_str(i.amount_due));
-                verdict.push(rows::verdict_str(d.verdict));
+                verdict.push(d.verdict.as_str());
                 duplicate.push(d.duplicate);
                 reasons.push(d.reasons_json());
                 frames.push(i.canonical_json.as_deref().map(|j| zstd.compress(j)).transpose()?);

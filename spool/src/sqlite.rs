@@ -167,7 +167,7 @@ async fn flow_lock_info(
             .fetch_optional(conn)
             .await?;
     let (s, owner, exp) = row.ok_or(SpoolError::FlowNotFound(flow))?;
-    Ok((state::parse_state(&s)?, owner, exp))
+    Ok((state::parse::<FlowState>(&s)?, owner, exp))
 }
 
 /// Check that this instance holds the lease on a processing flow.
@@ -302,7 +302,7 @@ impl SqliteBackend {
                  ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind(partner.as_ref())
-            .bind(rows::origin_str(flow.origin))
+            .bind(flow.origin.as_str())
             .bind(name.as_ref())
             .bind(flow.size)
             .bind(&flow.sha256)
@@ -339,7 +339,7 @@ impl SqliteBackend {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
                     )
                     .bind(partner.as_ref())
-                    .bind(rows::origin_str(flow.origin))
+                    .bind(flow.origin.as_str())
                     .bind(name.as_ref())
                     .bind(flow.size)
                     .bind(&flow.sha256)
@@ -390,7 +390,7 @@ impl SqliteBackend {
         Ok(ClaimedFlow {
             id,
             partner,
-            origin: rows::parse_origin(&origin)?,
+            origin: state::parse::<Origin>(&origin)?,
             original_name,
             size,
             sha256,
@@ -412,7 +412,7 @@ impl SqliteBackend {
             let Some((id, st, owner)) = cand else {
                 return Ok(None);
             };
-            let from = state::parse_state(&st)?;
+            let from = state::parse::<FlowState>(&st)?;
             let t = if from == FlowState::Received {
                 state::flow(
                     id,
@@ -596,7 +596,7 @@ impl SqliteBackend {
                         .push_bind(rows::decimal_str(i.total_without_vat))
                         .push_bind(rows::decimal_str(i.total_with_vat))
                         .push_bind(rows::decimal_str(i.amount_due))
-                        .push_bind(rows::verdict_str(d.verdict))
+                        .push_bind(d.verdict.as_str())
                         .push_bind(d.duplicate)
                         .push_bind(d.reasons_json())
                         .push_bind(frame.as_deref())
