@@ -114,6 +114,7 @@ pub(crate) async fn settle<T, DB: sqlx::Database>(
     }
 }
 
+mod deliveries;
 mod invoices;
 mod jobs;
 mod outbox;
@@ -127,11 +128,14 @@ mod steps;
 
 use sqlite::Durability;
 
+pub use deliveries::{
+    retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
+};
 pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
-pub use state::UnknownName;
+pub use state::{DeliveryState, NotificationState, UnknownName};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -151,6 +155,17 @@ pub enum SpoolError {
     FlowNotFound(i64),
     #[error("acknowledgement {0} not found")]
     AckNotFound(i64),
+    #[error("delivery {0} not found")]
+    DeliveryNotFound(i64),
+    /// A state change the transition table refuses (of an acknowledgement,
+    /// a delivery or an outbox row; flows have [`SpoolError::IllegalTransition`]).
+    #[error("illegal transition of {entity} {id}: {from} -> {to}")]
+    IllegalStateChange {
+        entity: &'static str,
+        id: i64,
+        from: String,
+        to: String,
+    },
     #[error("flow {flow} is leased by another instance ({owner})")]
     LeaseLost { flow: i64, owner: String },
     #[error("corrupt row: {0}")]
@@ -307,20 +322,146 @@ pub enum AckKind {
     Mdn,
 }
 
-/// An acknowledgement still to deliver (or delivered).
+/// Where something quai sends goes: the kind of channel and its target.
+/// Stored as two columns (`destination_kind`, `destination`: the partner
+/// for its outboxes and AS2 endpoint, the URL of an MDN, the address of a
+/// mail), beside the delivery's recipient `partner`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Destination {
+    /// The partner's local outbox folder.
+    LocalOutbox { partner: String },
+    /// The partner's SFTP outbox (`[partner.sftp] outbox`).
+    SftpOutbox { partner: String },
+    /// An AS2 message to the partner's `[partner.as2] url`.
+    As2 { partner: String },
+    /// An asynchronous MDN, posted to the URL the partner's message asked for.
+    As2Mdn { partner: String, url: String },
+    /// A mail.
+    Mail { address: String },
+}
+
+/// The kind of a [`Destination`] (its `destination_kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    LocalOutbox,
+    SftpOutbox,
+    As2,
+    As2Mdn,
+    Mail,
+}
+
+impl Destination {
+    pub fn kind(&self) -> DestinationKind {
+        match self {
+            Destination::LocalOutbox { .. } => DestinationKind::LocalOutbox,
+            Destination::SftpOutbox { .. } => DestinationKind::SftpOutbox,
+            Destination::As2 { .. } => DestinationKind::As2,
+            Destination::As2Mdn { .. } => DestinationKind::As2Mdn,
+            Destination::Mail { .. } => DestinationKind::Mail,
+        }
+    }
+
+    /// The `destination` column: partner, URL or address.
+    pub fn target(&self) -> &str {
+        match self {
+            Destination::LocalOutbox { partner }
+            | Destination::SftpOutbox { partner }
+            | Destination::As2 { partner } => partner,
+            Destination::As2Mdn { url, .. } => url,
+            Destination::Mail { address } => address,
+        }
+    }
+
+    /// Read back from the columns (`partner`: the delivery's recipient).
+    pub(crate) fn from_columns(kind: &str, partner: &str, target: &str) -> Result<Destination> {
+        let target = target.to_owned();
+        Ok(match state::parse::<DestinationKind>(kind)? {
+            DestinationKind::LocalOutbox => Destination::LocalOutbox { partner: target },
+            DestinationKind::SftpOutbox => Destination::SftpOutbox { partner: target },
+            DestinationKind::As2 => Destination::As2 { partner: target },
+            DestinationKind::As2Mdn => Destination::As2Mdn {
+                partner: partner.to_owned(),
+                url: target,
+            },
+            DestinationKind::Mail => Destination::Mail { address: target },
+        })
+    }
+
+    /// The destination an acknowledgement row of the earlier API named by
+    /// channel (`dropzone`, `sftp`, `as2`; an MDN by its URL).
+    pub fn for_ack(kind: AckKind, partner: &str, legacy: &str) -> Destination {
+        let partner = partner.to_owned();
+        match (kind, legacy) {
+            (AckKind::Mdn, url) => Destination::As2Mdn {
+                partner,
+                url: url.to_owned(),
+            },
+            (_, "sftp") => Destination::SftpOutbox { partner },
+            (_, "as2") => Destination::As2 { partner },
+            _ => Destination::LocalOutbox { partner },
+        }
+    }
+
+    /// The channel name of the earlier API ([`AckRow::destination`]):
+    /// `dropzone`, `sftp`, `as2`, an MDN's URL, `mail`.
+    pub fn legacy_name(&self) -> &str {
+        match self {
+            Destination::LocalOutbox { .. } => "dropzone",
+            Destination::SftpOutbox { .. } => "sftp",
+            Destination::As2 { .. } => "as2",
+            Destination::As2Mdn { url, .. } => url,
+            Destination::Mail { .. } => "mail",
+        }
+    }
+}
+
+/// An acknowledgement to owe: what, where it goes, under which name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAck {
+    pub kind: AckKind,
+    pub to: Destination,
+    pub file_name: String,
+}
+
+impl NewAck {
+    /// From the (kind, channel name, file name) rows of the earlier API.
+    pub fn from_legacy(
+        partner: &str,
+        (kind, destination, file_name): &(AckKind, String, String),
+    ) -> NewAck {
+        NewAck {
+            kind: *kind,
+            to: Destination::for_ack(*kind, partner, destination),
+            file_name: file_name.clone(),
+        }
+    }
+}
+
+/// An acknowledgement still to deliver (or delivered), with the state of
+/// its delivery row.
 #[derive(Debug, Clone)]
 pub struct AckRow {
     pub id: AckId,
     pub flow_id: FlowId,
     pub partner: String,
     pub kind: AckKind,
-    /// Where it goes: `dropzone`, `sftp`, `as2`.
+    /// Where it goes, as the earlier API named it: `dropzone`, `sftp`,
+    /// `as2` (an MDN: its URL). See [`AckRow::to`].
     pub destination: String,
+    /// Where it goes.
+    pub to: Destination,
+    /// Its delivery row.
+    pub delivery_id: i64,
+    pub state: DeliveryState,
     pub file_name: String,
     pub generated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// When the next attempt is due (the stored backoff).
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 /// Counts per state / verdict.
@@ -476,7 +617,11 @@ impl Spool {
         flow: FlowId,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        write_step!(self, Durability::Full, add_acks(flow, acks))
+        write_step!(
+            self,
+            Durability::Full,
+            add_acks(flow, steps::Acks::Legacy(acks))
+        )
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease
@@ -524,7 +669,24 @@ impl Spool {
         write_step!(
             self,
             Durability::Full,
-            finish_flow(flow, outcome, documents, acks)
+            finish_flow(flow, outcome, documents, steps::Acks::Legacy(acks))
+        )
+    }
+
+    /// [`Spool::finish_flow`] with typed destinations: the acknowledgements
+    /// owed (each with its pending delivery row) are created in the same
+    /// transaction that finishes the flow.
+    pub async fn finish_flow_owing(
+        &self,
+        flow: FlowId,
+        outcome: &FlowOutcome,
+        documents: i64,
+        acks: &[NewAck],
+    ) -> Result<Vec<AckId>> {
+        write_step!(
+            self,
+            Durability::Full,
+            finish_flow(flow, outcome, documents, steps::Acks::Typed(acks))
         )
     }
 
@@ -533,12 +695,14 @@ impl Spool {
         self.pending_acks_shared(limit).await
     }
 
-    /// Mark an acknowledgement delivered.
+    /// Mark an acknowledgement delivered (its delivery `pending →
+    /// delivered`; refused when it is not pending).
     pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
         write_step!(self, Durability::Full, ack_delivered(ack))
     }
 
-    /// Record a failed delivery attempt (attempts + 1, last_error).
+    /// Record a failed delivery attempt (attempts + 1, last_error, the next
+    /// attempt after [`retry_delay`]).
     pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
         write_step!(self, Durability::Full, ack_failed(ack, error))
     }
@@ -595,7 +759,8 @@ impl Spool {
         write_step!(self, Durability::Relaxed, abandon_flow(flow, reason))
     }
 
-    /// Put a delivered acknowledgement back to pending (`quai resend-ack`).
+    /// Put a delivered acknowledgement back to pending (`quai resend-ack`;
+    /// refused when it is still pending).
     pub async fn requeue_ack(&self, ack: AckId) -> Result<()> {
         write_step!(self, Durability::Full, requeue_ack(ack))
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::{
-    state, AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Origin, Reason, Result, SpoolError,
+    state, AckRow, Destination, FlowRow, FlowState, InvoiceRow, Origin, Reason, Result, SpoolError,
     Verdict,
 };
 
@@ -115,28 +115,38 @@ pub(crate) struct RawAck {
     pub flow_id: i64,
     pub partner: String,
     pub kind: String,
+    pub delivery_id: i64,
+    pub to_partner: String,
+    pub destination_kind: String,
     pub destination: String,
+    pub state: String,
     pub file_name: String,
     pub generated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 impl TryFrom<RawAck> for AckRow {
     type Error = SpoolError;
     fn try_from(r: RawAck) -> Result<AckRow> {
+        let to = Destination::from_columns(&r.destination_kind, &r.to_partner, &r.destination)?;
         Ok(AckRow {
             id: r.id,
             flow_id: r.flow_id,
             partner: r.partner,
-            kind: state::parse::<AckKind>(&r.kind)?,
-            destination: r.destination,
+            kind: state::parse(&r.kind)?,
+            destination: to.legacy_name().to_owned(),
+            to,
+            delivery_id: r.delivery_id,
+            state: state::parse(&r.state)?,
             file_name: r.file_name,
             generated_at: r.generated_at,
             delivered_at: r.delivered_at,
             attempts: r.attempts,
             last_error: r.last_error,
+            next_attempt_at: r.next_attempt_at,
         })
     }
 }
@@ -200,10 +210,12 @@ pub(crate) const INVOICE_SELECT: &str = "SELECT i.id, i.flow_id, i.doc_index, i.
     CAST(i.reasons AS TEXT) AS reasons \
     FROM invoices i";
 
-/// Columns of a [`RawAck`] (alias `a`, joined with `flows f`), valid on both backends.
-pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, a.destination, \
-    a.file_name, a.generated_at, a.delivered_at, a.attempts, a.last_error \
-    FROM acknowledgements a JOIN flows f ON f.id = a.flow_id";
+/// Columns of a [`RawAck`] (alias `a`, joined with its flow `f` and its
+/// delivery `d`), valid on both backends.
+pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, d.id AS delivery_id, \
+    d.partner AS to_partner, d.destination_kind, d.destination, d.state, a.file_name, a.generated_at, \
+    d.delivered_at, d.attempts, d.last_error, d.next_attempt_at \
+    FROM acknowledgements a JOIN flows f ON f.id = a.flow_id JOIN deliveries d ON d.ack_id = a.id";
 
 /// The canonical JSON of an invoice, as stored: a zstd frame compressed
 /// with a dictionary trained on canonical invoices.

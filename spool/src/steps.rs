@@ -84,6 +84,30 @@ impl Cx<'_> {
     }
 }
 
+/// Acknowledgements to owe, typed or as the (kind, channel name, file name)
+/// rows of the earlier API (their partner is the flow's).
+#[derive(Clone, Copy)]
+pub(crate) enum Acks<'a> {
+    Typed(&'a [crate::NewAck]),
+    Legacy(&'a [(crate::AckKind, String, String)]),
+}
+
+impl Acks<'_> {
+    pub(crate) fn all_mdn(&self) -> bool {
+        match self {
+            Acks::Typed(a) => a.iter().all(|a| a.kind == crate::AckKind::Mdn),
+            Acks::Legacy(a) => a.iter().all(|a| a.0 == crate::AckKind::Mdn),
+        }
+    }
+}
+
+/// How a delivery row is named: by its id, or by its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum By {
+    Delivery(i64),
+    Ack(crate::AckId),
+}
+
 /// The shared steps, compiled once per backend (see the module doc).
 macro_rules! shared_steps {
     ($backend:ident, $Conn:ty, $dialect:expr) => {
@@ -91,9 +115,9 @@ macro_rules! shared_steps {
             #![allow(clippy::too_many_arguments)]
             use chrono::{DateTime, Utc};
 
-            use super::{json_ids, Cx, Dialect};
+            use super::{json_ids, Acks, By, Cx, Dialect};
             use crate::invoices::clean_text;
-            use crate::state::{self, Event, FlowStep};
+            use crate::state::{self, DeliveryStep, Event, FlowStep};
             use crate::*;
 
             type Conn = $Conn;
@@ -125,30 +149,371 @@ macro_rules! shared_steps {
                 Ok(())
             }
 
-            /// Create pending acknowledgements of a flow (and their events).
+            /// Create pending acknowledgements of a flow, each with its
+            /// delivery row, due now (and their events).
             pub(crate) async fn insert_acks(
                 conn: &mut Conn,
                 cx: &Cx<'_>,
                 flow: FlowId,
-                acks: &[(AckKind, String, String)],
+                acks: Acks<'_>,
             ) -> Result<Vec<AckId>> {
+                let acks: Vec<NewAck> = match acks {
+                    Acks::Typed(a) => a.to_vec(),
+                    Acks::Legacy(a) if a.is_empty() => Vec::new(),
+                    Acks::Legacy(a) => {
+                        let partner: String = sqlx::query_scalar("SELECT partner FROM flows WHERE id = $1")
+                            .bind(flow)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .ok_or(SpoolError::FlowNotFound(flow))?;
+                        a.iter().map(|row| NewAck::from_legacy(&partner, row)).collect()
+                    }
+                };
                 let mut ids = Vec::with_capacity(acks.len());
-                for (kind, destination, file_name) in acks {
+                for ack in &acks {
                     let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+                        "INSERT INTO acknowledgements (flow_id, kind, file_name, generated_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $4) RETURNING id",
                     )
                     .bind(flow)
-                    .bind(kind.as_str())
-                    .bind(destination)
-                    .bind(file_name)
+                    .bind(ack.kind.as_str())
+                    .bind(&ack.file_name)
                     .bind(cx.now)
                     .fetch_one(&mut *conn)
                     .await?;
-                    insert_event(conn, cx, &state::ack_event(id, None, "pending", None)).await?;
+                    let ev = state::delivery(state::ACK, id, DeliveryStep::Owe, None, None)?;
+                    let partner = recipient(&ack.to, flow, conn).await?;
+                    insert_delivery(
+                        conn, cx, "ack", Some(flow), Some(id), None, &partner, &ack.to, &ack.file_name,
+                    )
+                    .await?;
+                    insert_event(conn, cx, &ev).await?;
                     ids.push(id);
                 }
                 Ok(ids)
+            }
+
+            /// The partner a destination is for (an outbox's or AS2
+            /// endpoint's partner; for a mail, the flow's partner).
+            async fn recipient(to: &Destination, flow: FlowId, conn: &mut Conn) -> Result<String> {
+                Ok(match to {
+                    Destination::LocalOutbox { partner }
+                    | Destination::SftpOutbox { partner }
+                    | Destination::As2 { partner }
+                    | Destination::As2Mdn { partner, .. } => partner.clone(),
+                    Destination::Mail { .. } => {
+                        sqlx::query_scalar("SELECT partner FROM flows WHERE id = $1")
+                            .bind(flow)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .ok_or(SpoolError::FlowNotFound(flow))?
+                    }
+                })
+            }
+
+            /// One pending delivery row, due now. Returns its id, or `None`
+            /// when an invoice delivery to that recipient already exists.
+            async fn insert_delivery(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                item: &str,
+                flow: Option<FlowId>,
+                ack: Option<AckId>,
+                doc_index: Option<i64>,
+                partner: &str,
+                to: &Destination,
+                file_name: &str,
+            ) -> Result<Option<i64>> {
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO deliveries (item, flow_id, ack_id, doc_index, partner, destination_kind, \
+                     destination, file_name, state, created_at, updated_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, $9) \
+                     ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(item)
+                .bind(flow)
+                .bind(ack)
+                .bind(doc_index)
+                .bind(partner)
+                .bind(to.kind().as_str())
+                .bind(to.target())
+                .bind(file_name)
+                .bind(cx.now)
+                .fetch_optional(&mut *conn)
+                .await?)
+            }
+
+            /// Owe one acknowledgement of a flow, once: when the flow
+            /// already owes one of this kind, its id is returned and
+            /// nothing is added (MDNs, one per message, are always added).
+            pub(crate) async fn owe_ack(conn: &mut Conn, cx: &Cx<'_>, flow: FlowId, ack: &NewAck) -> Result<AckId> {
+                let (st, _, _) = lock_flow(conn, flow).await?;
+                if !st.is_terminal() && ack.kind != AckKind::Mdn {
+                    return Err(SpoolError::IllegalTransition {
+                        flow,
+                        from: st.as_str().to_owned(),
+                        to: "acknowledged".to_owned(),
+                    });
+                }
+                if ack.kind != AckKind::Mdn {
+                    let owed: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM acknowledgements WHERE flow_id = $1 AND kind = $2 ORDER BY id LIMIT 1",
+                    )
+                    .bind(flow)
+                    .bind(ack.kind.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if let Some(id) = owed {
+                        return Ok(id);
+                    }
+                }
+                let ids = insert_acks(conn, cx, flow, Acks::Typed(std::slice::from_ref(ack))).await?;
+                ids.first().copied().ok_or_else(|| SpoolError::Corrupt("acknowledgement not created".into()))
+            }
+
+            /// Owe the delivery of accepted invoices of a processed flow to
+            /// their recipients (idempotent: one row per invoice and
+            /// recipient; an existing one keeps its state).
+            pub(crate) async fn owe_invoice_deliveries(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: FlowId,
+                owed: &[NewInvoiceDelivery],
+            ) -> Result<Vec<i64>> {
+                let (st, _, _) = lock_flow(conn, flow).await?;
+                if st != FlowState::Processed {
+                    return Err(SpoolError::IllegalTransition {
+                        flow,
+                        from: st.as_str().to_owned(),
+                        to: "routed".to_owned(),
+                    });
+                }
+                let mut ids = Vec::with_capacity(owed.len());
+                for o in owed {
+                    let verdict: Option<String> = sqlx::query_scalar(
+                        "SELECT verdict FROM invoices WHERE flow_id = $1 AND doc_index = $2",
+                    )
+                    .bind(flow)
+                    .bind(o.doc_index)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    match verdict.as_deref() {
+                        Some("accepted") => {}
+                        Some(_) => {
+                            return Err(SpoolError::InvalidBatch(format!(
+                                "document {} of flow {flow} was rejected: it is not delivered",
+                                o.doc_index
+                            )))
+                        }
+                        None => {
+                            return Err(SpoolError::InvalidBatch(format!(
+                                "flow {flow} has no document {}",
+                                o.doc_index
+                            )))
+                        }
+                    }
+                    let recipient = clean_text(&o.recipient);
+                    let new = insert_delivery(
+                        conn, cx, "invoice", Some(flow), None, Some(o.doc_index), &recipient, &o.to, &o.file_name,
+                    )
+                    .await?;
+                    let id = match new {
+                        Some(id) => {
+                            let ev = state::delivery(state::DELIVERY, id, DeliveryStep::Owe, None, None)?;
+                            insert_event(conn, cx, &ev).await?;
+                            id
+                        }
+                        None => sqlx::query_scalar(
+                            "SELECT id FROM deliveries WHERE item = 'invoice' AND flow_id = $1 \
+                             AND doc_index = $2 AND partner = $3",
+                        )
+                        .bind(flow)
+                        .bind(o.doc_index)
+                        .bind(recipient.as_ref())
+                        .fetch_one(&mut *conn)
+                        .await?,
+                    };
+                    ids.push(id);
+                }
+                Ok(ids)
+            }
+
+            /// Claim up to `limit` pending deliveries due at `now` that no
+            /// live lease holds, under `me`'s lease (rows other instances
+            /// are claiming are skipped on PostgreSQL).
+            pub(crate) async fn claim_due_deliveries(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                now: DateTime<Utc>,
+                limit: i64,
+                lease: Lease,
+            ) -> Result<Vec<DeliveryRow>> {
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM deliveries WHERE state = 'pending' AND next_attempt_at <= $1 \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $1) \
+                     ORDER BY next_attempt_at, id LIMIT $2{}",
+                    D.skip_locked()
+                ))
+                .bind(now)
+                .bind(limit.max(0))
+                .fetch_all(&mut *conn)
+                .await?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let until = now + chrono::Duration::from_std(lease.duration).unwrap_or(chrono::Duration::days(365));
+                sqlx::query(&format!(
+                    "UPDATE deliveries SET lease_owner = $1, lease_expires_at = $2 WHERE id {}",
+                    D.in_json_ids(3)
+                ))
+                .bind(cx.me)
+                .bind(until)
+                .bind(json_ids(&ids))
+                .execute(&mut *conn)
+                .await?;
+                let raw: Vec<crate::deliveries::RawDelivery> = sqlx::query_as(&format!(
+                    "{} WHERE d.id {} ORDER BY d.next_attempt_at, d.id",
+                    crate::deliveries::DELIVERY_SELECT,
+                    D.in_json_ids(1)
+                ))
+                .bind(json_ids(&ids))
+                .fetch_all(&mut *conn)
+                .await?;
+                crate::rows::convert(raw)
+            }
+
+            /// The delivery row `by` names, locked: (id, state, attempts,
+            /// the entity and id its events are logged under).
+            async fn find_delivery(
+                conn: &mut Conn,
+                by: By,
+            ) -> Result<(i64, DeliveryState, i32, &'static str, i64)> {
+                let (column, id, missing) = match by {
+                    By::Delivery(id) => ("id", id, SpoolError::DeliveryNotFound(id)),
+                    By::Ack(id) => ("ack_id", id, SpoolError::AckNotFound(id)),
+                };
+                let row: Option<(i64, String, i32, Option<i64>)> = sqlx::query_as(&format!(
+                    "SELECT id, state, attempts, ack_id FROM deliveries WHERE {column} = $1{}",
+                    D.lock_row()
+                ))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let (id, st, attempts, ack) = row.ok_or(missing)?;
+                let (entity, entity_id) = match ack {
+                    Some(ack) => (state::ACK, ack),
+                    None => (state::DELIVERY, id),
+                };
+                Ok((id, state::parse(&st)?, attempts, entity, entity_id))
+            }
+
+            /// Check a delivery transition against the table, for the row
+            /// `by` names (locked): (delivery id, attempts so far, the
+            /// event to log). The caller then updates the row guarded by
+            /// the step's expected state ([`guarded`]).
+            async fn check_delivery(
+                conn: &mut Conn,
+                by: By,
+                step: DeliveryStep,
+                reason: Option<String>,
+            ) -> Result<(i64, i32, Event)> {
+                let (id, found, attempts, entity, entity_id) = find_delivery(conn, by).await?;
+                let ev = state::delivery(entity, entity_id, step, Some(found), reason)?;
+                Ok((id, attempts, ev))
+            }
+
+            /// The update of a checked transition changed exactly its row.
+            fn guarded(id: i64, affected: u64) -> Result<()> {
+                if affected == 1 {
+                    Ok(())
+                } else {
+                    Err(SpoolError::Corrupt(format!("delivery {id} changed state under a row lock")))
+                }
+            }
+
+            /// Sent and taken: `pending → delivered`, with where it went
+            /// (when given) and what the other side answered (an MDN's
+            /// Message-ID, a remote path...).
+            pub(crate) async fn mark_delivered(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                by: By,
+                to: Option<&Destination>,
+                receipt: Option<&str>,
+            ) -> Result<i64> {
+                let (id, _, ev) = check_delivery(conn, by, DeliveryStep::Deliver, None).await?;
+                let done = sqlx::query(
+                    "UPDATE deliveries SET state = $1, updated_at = $2, delivered_at = $2, \
+                     attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_expires_at = NULL, \
+                     destination_kind = coalesce($3, destination_kind), destination = coalesce($4, destination), \
+                     receipt = $5 WHERE id = $6 AND state = $7",
+                )
+                .bind(DeliveryState::Delivered.as_str())
+                .bind(cx.now)
+                .bind(to.map(|t| t.kind().as_str()))
+                .bind(to.map(|t| clean_text(t.target()).into_owned()))
+                .bind(receipt.map(|r| clean_text(r).into_owned()))
+                .bind(id)
+                .bind(DeliveryState::Pending.as_str())
+                .execute(&mut *conn)
+                .await?;
+                guarded(id, done.rows_affected())?;
+                insert_event(conn, cx, &ev).await?;
+                Ok(id)
+            }
+
+            /// A failed attempt: `pending → pending`, attempts + 1, the
+            /// error, and when to try again (`None`: after
+            /// [`crate::retry_delay`] of the new attempt count).
+            pub(crate) async fn record_delivery_failure(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                by: By,
+                error: &str,
+                next_at: Option<DateTime<Utc>>,
+            ) -> Result<i64> {
+                let error = clean_text(error).into_owned();
+                let reason = Some(format!("delivery failed: {error}"));
+                let (id, attempts, ev) = check_delivery(conn, by, DeliveryStep::Fail, reason).await?;
+                let next = next_at.unwrap_or_else(|| {
+                    cx.now
+                        + chrono::Duration::from_std(crate::retry_delay(attempts.saturating_add(1)))
+                            .unwrap_or(chrono::Duration::minutes(15))
+                });
+                let done = sqlx::query(
+                    "UPDATE deliveries SET updated_at = $1, attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3, lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE id = $4 AND state = $5",
+                )
+                .bind(cx.now)
+                .bind(&error)
+                .bind(next)
+                .bind(id)
+                .bind(DeliveryState::Pending.as_str())
+                .execute(&mut *conn)
+                .await?;
+                guarded(id, done.rows_affected())?;
+                insert_event(conn, cx, &ev).await?;
+                Ok(id)
+            }
+
+            /// Send again: `delivered → pending`, due now.
+            pub(crate) async fn resend_delivery(conn: &mut Conn, cx: &Cx<'_>, by: By) -> Result<i64> {
+                let reason = Some("resend requested".to_owned());
+                let (id, _, ev) = check_delivery(conn, by, DeliveryStep::Resend, reason).await?;
+                let done = sqlx::query(
+                    "UPDATE deliveries SET state = $1, updated_at = $2, next_attempt_at = $2, delivered_at = NULL, \
+                     lease_owner = NULL, lease_expires_at = NULL WHERE id = $3 AND state = $4",
+                )
+                .bind(DeliveryState::Pending.as_str())
+                .bind(cx.now)
+                .bind(id)
+                .bind(DeliveryState::Delivered.as_str())
+                .execute(&mut *conn)
+                .await?;
+                guarded(id, done.rows_affected())?;
+                insert_event(conn, cx, &ev).await?;
+                Ok(id)
             }
 
             /// Read (and on PostgreSQL lock) a flow row: its state, lease
@@ -270,7 +635,7 @@ macro_rules! shared_steps {
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_event(conn, cx, &dup.for_flow(id).event()).await?;
-                insert_acks(conn, cx, id, &dup_acks(id)).await?;
+                insert_acks(conn, cx, id, Acks::Legacy(&dup_acks(id))).await?;
                 Ok(Registration::Duplicate { id, original })
             }
 
@@ -418,7 +783,7 @@ macro_rules! shared_steps {
                 flow: FlowId,
                 outcome: &FlowOutcome,
                 documents: i64,
-                acks: &[(AckKind, String, String)],
+                acks: Acks<'_>,
             ) -> Result<Vec<AckId>> {
                 let (to, step, code, message, reason) = match outcome {
                     FlowOutcome::Processed => (
@@ -483,12 +848,12 @@ macro_rules! shared_steps {
                 conn: &mut Conn,
                 cx: &Cx<'_>,
                 flow: FlowId,
-                acks: &[(AckKind, String, String)],
+                acks: Acks<'_>,
             ) -> Result<Vec<AckId>> {
                 let (st, _, _) = lock_flow(conn, flow).await?;
                 // An MDN answers the receipt of a flow, not its processing:
                 // it may be owed while the flow is still being processed.
-                let receipts_only = acks.iter().all(|(kind, _, _)| *kind == AckKind::Mdn);
+                let receipts_only = acks.all_mdn();
                 if !st.is_terminal() && !receipts_only {
                     return Err(SpoolError::IllegalTransition {
                         flow,
@@ -499,62 +864,16 @@ macro_rules! shared_steps {
                 insert_acks(conn, cx, flow, acks).await
             }
 
-            /// Update one acknowledgement (`sql` binds `$1` = now, `$2` =
-            /// ack id, `$3` = `error` when given) and log the event.
-            pub(crate) async fn ack_update(
-                conn: &mut Conn,
-                cx: &Cx<'_>,
-                ack: AckId,
-                sql: &str,
-                error: Option<&str>,
-                ev: Event,
-            ) -> Result<()> {
-                let mut q = sqlx::query(sql).bind(cx.now).bind(ack);
-                if let Some(error) = error {
-                    q = q.bind(error);
-                }
-                if q.execute(&mut *conn).await?.rows_affected() == 0 {
-                    return Err(SpoolError::AckNotFound(ack));
-                }
-                insert_event(conn, cx, &ev).await
-            }
-
             pub(crate) async fn ack_delivered(conn: &mut Conn, cx: &Cx<'_>, ack: AckId) -> Result<()> {
-                ack_update(
-                    conn,
-                    cx,
-                    ack,
-                    "UPDATE acknowledgements SET delivered_at = $1, updated_at = $1, attempts = attempts + 1, \
-                     last_error = NULL WHERE id = $2",
-                    None,
-                    state::ack_event(ack, Some("pending"), "delivered", None),
-                )
-                .await
+                mark_delivered(conn, cx, By::Ack(ack), None, None).await.map(drop)
             }
 
             pub(crate) async fn ack_failed(conn: &mut Conn, cx: &Cx<'_>, ack: AckId, error: &str) -> Result<()> {
-                ack_update(
-                    conn,
-                    cx,
-                    ack,
-                    "UPDATE acknowledgements SET attempts = attempts + 1, last_error = $3, updated_at = $1 \
-                     WHERE id = $2",
-                    Some(error),
-                    state::ack_event(ack, Some("pending"), "pending", Some(format!("delivery failed: {error}"))),
-                )
-                .await
+                record_delivery_failure(conn, cx, By::Ack(ack), error, None).await.map(drop)
             }
 
             pub(crate) async fn requeue_ack(conn: &mut Conn, cx: &Cx<'_>, ack: AckId) -> Result<()> {
-                ack_update(
-                    conn,
-                    cx,
-                    ack,
-                    "UPDATE acknowledgements SET delivered_at = NULL, updated_at = $1 WHERE id = $2",
-                    None,
-                    state::ack_event(ack, Some("delivered"), "pending", Some("resend requested".to_owned())),
-                )
-                .await
+                resend_delivery(conn, cx, By::Ack(ack)).await.map(drop)
             }
 
             /// Record a sent digest and mark the listed outbox rows of its
@@ -595,7 +914,12 @@ macro_rules! shared_steps {
                     .execute(&mut *conn)
                     .await?;
                 // The event of every marked row, in the same transaction.
-                let ev = state::notified_event(0, id);
+                let ev = state::notification(
+                    0,
+                    NotificationState::Pending,
+                    NotificationState::Notified,
+                    id,
+                )?;
                 sqlx::query(
                     "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
                      SELECT $1, $2, $3, id, $4, $5, $6 FROM notifications WHERE digest_id = $7",
