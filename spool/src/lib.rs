@@ -12,8 +12,10 @@
 //!
 //! Layout: `state` owns the transition table (every state change is checked
 //! there and logged as an event in the same transaction); `invoices` plans
-//! duplicate-invoice detection; `rows` converts rows; `sqlite` and `postgres`
-//! run the SQL of each backend; `jobs` (cron locks and runs), `outbox`
+//! duplicate-invoice detection; `rows` converts rows; `steps` holds the write
+//! steps both backends share (written once, behind a small dialect);
+//! `sqlite` and `postgres` connect and hold what each does its own way
+//! (invoice batches); `jobs` (cron locks and runs), `outbox`
 //! (reject notifications), `retention` (purge) and `reads` (history,
 //! reconciliation counts) add what the scheduled cycles need. The raw flows
 //! themselves live in the connectors' content-addressed store
@@ -22,17 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run the same method on whichever backend this spool uses.
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite($b) => $e,
-            Backend::Postgres($b) => $e,
-        }
-    };
-}
-
-/// Like `dispatch!`, for a write: on SQLite, writes of one process are
+/// Run a backend method for a write: on SQLite, writes of one process are
 /// serialized on an in-process lock before they reach the database, so
 /// concurrent workers queue in memory instead of spinning in SQLite's busy
 /// handler (whose sleeps grow to 100 ms). Other processes still meet the
@@ -66,6 +58,43 @@ macro_rules! with_pool {
     };
 }
 
+/// Run one of the shared write steps (`steps.rs`) in a transaction of its
+/// own on whichever backend this spool uses: on SQLite under the
+/// in-process writer lock with `BEGIN IMMEDIATE` at the given durability,
+/// on PostgreSQL with the database clock. Commits on success, rolls back
+/// at once on error.
+macro_rules! write_step {
+    ($self:ident, $sync:expr, $step:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => {
+                let _writer = b.writer.lock().await;
+                let mut tx = b.begin($sync).await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::sqlite::clock(&mut tx).await?,
+                    };
+                    steps::sqlite::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::postgres::clock(&mut tx).await?,
+                    };
+                    steps::postgres::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+        }
+    };
+}
+
 /// End a write transaction: commit on success; on error roll back *now*
 /// (a dropped transaction is only rolled back when its connection is next
 /// used, and meanwhile it would keep its row locks).
@@ -85,6 +114,7 @@ pub(crate) async fn settle<T, DB: sqlx::Database>(
     }
 }
 
+mod deliveries;
 mod invoices;
 mod jobs;
 mod outbox;
@@ -94,11 +124,18 @@ mod retention;
 mod rows;
 mod sqlite;
 mod state;
+mod steps;
 
+use sqlite::Durability;
+
+pub use deliveries::{
+    retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
+};
 pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
+pub use state::{DeliveryState, NotificationState, UnknownName};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -118,6 +155,17 @@ pub enum SpoolError {
     FlowNotFound(i64),
     #[error("acknowledgement {0} not found")]
     AckNotFound(i64),
+    #[error("delivery {0} not found")]
+    DeliveryNotFound(i64),
+    /// A state change the transition table refuses (of an acknowledgement,
+    /// a delivery or an outbox row; flows have [`SpoolError::IllegalTransition`]).
+    #[error("illegal transition of {entity} {id}: {from} -> {to}")]
+    IllegalStateChange {
+        entity: &'static str,
+        id: i64,
+        from: String,
+        to: String,
+    },
     #[error("flow {flow} is leased by another instance ({owner})")]
     LeaseLost { flow: i64, owner: String },
     #[error("corrupt row: {0}")]
@@ -156,15 +204,6 @@ pub enum FlowState {
 }
 
 impl FlowState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowState::Received => "received",
-            FlowState::Processing => "processing",
-            FlowState::Processed => "processed",
-            FlowState::Failed => "failed",
-            FlowState::Duplicate => "duplicate",
-        }
-    }
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -283,31 +322,146 @@ pub enum AckKind {
     Mdn,
 }
 
-impl AckKind {
-    pub fn as_str(self) -> &'static str {
+/// Where something quai sends goes: the kind of channel and its target.
+/// Stored as two columns (`destination_kind`, `destination`: the partner
+/// for its outboxes and AS2 endpoint, the URL of an MDN, the address of a
+/// mail), beside the delivery's recipient `partner`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Destination {
+    /// The partner's local outbox folder.
+    LocalOutbox { partner: String },
+    /// The partner's SFTP outbox (`[partner.sftp] outbox`).
+    SftpOutbox { partner: String },
+    /// An AS2 message to the partner's `[partner.as2] url`.
+    As2 { partner: String },
+    /// An asynchronous MDN, posted to the URL the partner's message asked for.
+    As2Mdn { partner: String, url: String },
+    /// A mail.
+    Mail { address: String },
+}
+
+/// The kind of a [`Destination`] (its `destination_kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DestinationKind {
+    LocalOutbox,
+    SftpOutbox,
+    As2,
+    As2Mdn,
+    Mail,
+}
+
+impl Destination {
+    pub fn kind(&self) -> DestinationKind {
         match self {
-            AckKind::IntegrationReport => "integration_report",
-            AckKind::Cdar => "cdar",
-            AckKind::Contrl => "contrl",
-            AckKind::Mdn => "mdn",
+            Destination::LocalOutbox { .. } => DestinationKind::LocalOutbox,
+            Destination::SftpOutbox { .. } => DestinationKind::SftpOutbox,
+            Destination::As2 { .. } => DestinationKind::As2,
+            Destination::As2Mdn { .. } => DestinationKind::As2Mdn,
+            Destination::Mail { .. } => DestinationKind::Mail,
+        }
+    }
+
+    /// The `destination` column: partner, URL or address.
+    pub fn target(&self) -> &str {
+        match self {
+            Destination::LocalOutbox { partner }
+            | Destination::SftpOutbox { partner }
+            | Destination::As2 { partner } => partner,
+            Destination::As2Mdn { url, .. } => url,
+            Destination::Mail { address } => address,
+        }
+    }
+
+    /// Read back from the columns (`partner`: the delivery's recipient).
+    pub(crate) fn from_columns(kind: &str, partner: &str, target: &str) -> Result<Destination> {
+        let target = target.to_owned();
+        Ok(match state::parse::<DestinationKind>(kind)? {
+            DestinationKind::LocalOutbox => Destination::LocalOutbox { partner: target },
+            DestinationKind::SftpOutbox => Destination::SftpOutbox { partner: target },
+            DestinationKind::As2 => Destination::As2 { partner: target },
+            DestinationKind::As2Mdn => Destination::As2Mdn {
+                partner: partner.to_owned(),
+                url: target,
+            },
+            DestinationKind::Mail => Destination::Mail { address: target },
+        })
+    }
+
+    /// The destination an acknowledgement row of the earlier API named by
+    /// channel (`dropzone`, `sftp`, `as2`; an MDN by its URL).
+    pub fn for_ack(kind: AckKind, partner: &str, legacy: &str) -> Destination {
+        let partner = partner.to_owned();
+        match (kind, legacy) {
+            (AckKind::Mdn, url) => Destination::As2Mdn {
+                partner,
+                url: url.to_owned(),
+            },
+            (_, "sftp") => Destination::SftpOutbox { partner },
+            (_, "as2") => Destination::As2 { partner },
+            _ => Destination::LocalOutbox { partner },
+        }
+    }
+
+    /// The channel name of the earlier API ([`AckRow::destination`]):
+    /// `dropzone`, `sftp`, `as2`, an MDN's URL, `mail`.
+    pub fn legacy_name(&self) -> &str {
+        match self {
+            Destination::LocalOutbox { .. } => "dropzone",
+            Destination::SftpOutbox { .. } => "sftp",
+            Destination::As2 { .. } => "as2",
+            Destination::As2Mdn { url, .. } => url,
+            Destination::Mail { .. } => "mail",
         }
     }
 }
 
-/// An acknowledgement still to deliver (or delivered).
+/// An acknowledgement to owe: what, where it goes, under which name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAck {
+    pub kind: AckKind,
+    pub to: Destination,
+    pub file_name: String,
+}
+
+impl NewAck {
+    /// From the (kind, channel name, file name) rows of the earlier API.
+    pub fn from_legacy(
+        partner: &str,
+        (kind, destination, file_name): &(AckKind, String, String),
+    ) -> NewAck {
+        NewAck {
+            kind: *kind,
+            to: Destination::for_ack(*kind, partner, destination),
+            file_name: file_name.clone(),
+        }
+    }
+}
+
+/// An acknowledgement still to deliver (or delivered), with the state of
+/// its delivery row.
 #[derive(Debug, Clone)]
 pub struct AckRow {
     pub id: AckId,
     pub flow_id: FlowId,
     pub partner: String,
     pub kind: AckKind,
-    /// Where it goes: `dropzone`, `sftp`, `as2`.
+    /// Where it goes, as the earlier API named it: `dropzone`, `sftp`,
+    /// `as2` (an MDN: its URL). See [`AckRow::to`].
     pub destination: String,
+    /// Where it goes.
+    pub to: Destination,
+    /// Its delivery row.
+    pub delivery_id: i64,
+    pub state: DeliveryState,
     pub file_name: String,
     pub generated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    /// When the next attempt is due (the stored backoff).
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 /// Counts per state / verdict.
@@ -430,13 +584,13 @@ impl Spool {
 
     /// Make sure a partner row exists (idempotent).
     pub async fn ensure_partner(&self, partner: &str) -> Result<()> {
-        dispatch!(self, b => b.ensure_partner(partner).await)
+        write_step!(self, Durability::Full, ensure_partner(partner))
     }
 
     /// Register a durably stored flow. A flow already seen (same partner +
     /// hash, or same AS2 Message-ID) is recorded as a duplicate.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
-        dispatch_write!(self, b => b.register_flow(flow, &|_| Vec::new()).await)
+        write_step!(self, Durability::Full, register_flow(flow, &|_| Vec::new()))
     }
 
     /// [`Spool::register_flow`], and when the flow turns out to be a
@@ -451,7 +605,7 @@ impl Spool {
     where
         F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
     {
-        dispatch_write!(self, b => b.register_flow(flow, &duplicate_acks).await)
+        write_step!(self, Durability::Full, register_flow(flow, &duplicate_acks))
     }
 
     /// Create pending acknowledgements for a flow in a terminal state
@@ -463,26 +617,30 @@ impl Spool {
         flow: FlowId,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch_write!(self, b => b.add_acks(flow, acks).await)
+        write_step!(
+            self,
+            Durability::Full,
+            add_acks(flow, steps::Acks::Legacy(acks))
+        )
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease
     /// has expired, moving it to `processing` under this instance's lease
     /// (attempts + 1). `FOR UPDATE SKIP LOCKED` on PostgreSQL.
     pub async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        dispatch_write!(self, b => b.claim_flow(lease).await)
+        write_step!(self, Durability::Relaxed, claim_flow(lease))
     }
 
     /// Claim one given flow (used by `quai replay`): a terminal flow other
     /// than `duplicate` goes back to `processing`, its invoice rows replaced
     /// when it is processed again.
     pub async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        dispatch_write!(self, b => b.claim_for_replay(flow, lease).await)
+        write_step!(self, Durability::Relaxed, claim_for_replay(flow, lease))
     }
 
     /// Extend this instance's lease on a flow it is processing.
     pub async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
-        dispatch_write!(self, b => b.renew_lease(flow, lease).await)
+        write_step!(self, Durability::Relaxed, renew_lease(flow, lease))
     }
 
     /// Store a batch of invoices of a claimed flow in one transaction,
@@ -508,7 +666,28 @@ impl Spool {
         documents: i64,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch_write!(self, b => b.finish_flow(flow, outcome, documents, acks).await)
+        write_step!(
+            self,
+            Durability::Full,
+            finish_flow(flow, outcome, documents, steps::Acks::Legacy(acks))
+        )
+    }
+
+    /// [`Spool::finish_flow`] with typed destinations: the acknowledgements
+    /// owed (each with its pending delivery row) are created in the same
+    /// transaction that finishes the flow.
+    pub async fn finish_flow_owing(
+        &self,
+        flow: FlowId,
+        outcome: &FlowOutcome,
+        documents: i64,
+        acks: &[NewAck],
+    ) -> Result<Vec<AckId>> {
+        write_step!(
+            self,
+            Durability::Full,
+            finish_flow(flow, outcome, documents, steps::Acks::Typed(acks))
+        )
     }
 
     /// Acknowledgements generated but not yet delivered (oldest first).
@@ -516,14 +695,16 @@ impl Spool {
         self.pending_acks_shared(limit).await
     }
 
-    /// Mark an acknowledgement delivered.
+    /// Mark an acknowledgement delivered (its delivery `pending →
+    /// delivered`; refused when it is not pending).
     pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
-        dispatch_write!(self, b => b.ack_delivered(ack).await)
+        write_step!(self, Durability::Full, ack_delivered(ack))
     }
 
-    /// Record a failed delivery attempt (attempts + 1, last_error).
+    /// Record a failed delivery attempt (attempts + 1, last_error, the next
+    /// attempt after [`retry_delay`]).
     pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
-        dispatch_write!(self, b => b.ack_failed(ack, error).await)
+        write_step!(self, Durability::Full, ack_failed(ack, error))
     }
 
     /// Acknowledgements of a flow.
@@ -575,11 +756,12 @@ impl Spool {
     /// (`processing → received`, lease released), e.g. at shutdown. Rows
     /// already stored stay; they are replaced when the flow is processed again.
     pub async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
-        dispatch_write!(self, b => b.abandon_flow(flow, reason).await)
+        write_step!(self, Durability::Relaxed, abandon_flow(flow, reason))
     }
 
-    /// Put a delivered acknowledgement back to pending (`quai resend-ack`).
+    /// Put a delivered acknowledgement back to pending (`quai resend-ack`;
+    /// refused when it is still pending).
     pub async fn requeue_ack(&self, ack: AckId) -> Result<()> {
-        dispatch_write!(self, b => b.requeue_ack(ack).await)
+        write_step!(self, Durability::Full, requeue_ack(ack))
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::invoices::clean_text;
 use crate::rows::{self, RawAck, RawFlow, RawInvoice};
+use crate::state;
 use crate::{
     AckRow, Backend, FlowFilter, FlowId, FlowRow, FlowState, InvoiceRow, Origin, Result, Spool,
     SpoolError, StatusSummary,
@@ -95,13 +96,15 @@ impl PeriodCounts {
 type Grouped = Vec<(String, String, i64)>;
 
 impl Spool {
-    /// History of a flow and of its acknowledgements, oldest first.
+    /// History of a flow, its acknowledgements and its other deliveries,
+    /// oldest first.
     pub async fn flow_events(&self, flow: FlowId) -> Result<Vec<EventRow>> {
         with_pool!(self, pool => {
             Ok(sqlx::query_as(
                 "SELECT id, at, instance, entity, entity_id, from_state, to_state, reason FROM events \
                  WHERE (entity = 'flow' AND entity_id = $1) OR (entity = 'ack' AND entity_id IN \
-                 (SELECT id FROM acknowledgements WHERE flow_id = $1)) ORDER BY id",
+                 (SELECT id FROM acknowledgements WHERE flow_id = $1)) OR (entity = 'delivery' AND \
+                 entity_id IN (SELECT id FROM deliveries WHERE flow_id = $1 AND ack_id IS NULL)) ORDER BY id",
             )
             .bind(flow)
             .fetch_all(pool)
@@ -178,9 +181,9 @@ impl Spool {
                  GROUP BY f.partner, s"
             ),
             format!(
-                "SELECT f.partner, CASE WHEN a.delivered_at IS NULL THEN 'pending' ELSE 'delivered' END AS s, \
-                 count(*) FROM acknowledgements a JOIN flows f ON f.id = a.flow_id WHERE {PERIOD} \
-                 GROUP BY f.partner, s"
+                "SELECT f.partner, d.state, count(*) FROM acknowledgements a \
+                 JOIN deliveries d ON d.ack_id = a.id JOIN flows f ON f.id = a.flow_id WHERE {PERIOD} \
+                 GROUP BY f.partner, d.state"
             ),
             format!(
                 "SELECT s.partner, CASE WHEN {NOT_INGESTED} THEN 'not_ingested' ELSE 'ingested' END AS k, \
@@ -238,7 +241,7 @@ impl Spool {
                  SET last_seen = excluded.last_seen, times_seen = sightings.times_seen + 1",
             )
             .bind(partner.as_ref())
-            .bind(rows::origin_str(origin))
+            .bind(origin.as_str())
             .bind(name.as_ref())
             .bind(size)
             .bind(now)
@@ -271,7 +274,7 @@ impl Spool {
                 Ok(Sighting {
                     id: r.id,
                     partner: r.partner,
-                    origin: rows::parse_origin(&r.origin)?,
+                    origin: state::parse::<Origin>(&r.origin)?,
                     name: r.name,
                     size: r.size,
                     first_seen: r.first_seen,
@@ -288,7 +291,7 @@ impl Spool {
     pub(crate) async fn pending_acks_shared(&self, limit: i64) -> Result<Vec<AckRow>> {
         with_pool!(self, pool => {
         let rows: Vec<RawAck> = sqlx::query_as(&format!(
-            "{} WHERE a.delivered_at IS NULL ORDER BY a.generated_at, a.id LIMIT $1",
+            "{} WHERE d.state = 'pending' ORDER BY a.generated_at, a.id LIMIT $1",
             rows::ACK_SELECT
         ))
         .bind(limit)

@@ -2,8 +2,8 @@
 //!
 //! Only flows in a terminal state (`processed`, `failed`, `duplicate`) whose
 //! last change is older than the cut-off are removed, and never one with
-//! work still hanging off it (an acknowledgement not delivered, a reject not
-//! yet notified). Their invoices, acknowledgements and outbox rows go with
+//! work still hanging off it (a delivery pending, a reject not
+//! yet notified). Their invoices, acknowledgements, deliveries and outbox rows go with
 //! them (foreign keys cascade), their invoice keys are deleted explicitly,
 //! and their history is replaced by one
 //! `purged` event each. The raw files are not touched here: the report lists
@@ -27,7 +27,7 @@ pub struct PurgeReport {
 
 const CANDIDATES: &str = "SELECT f.id, f.sha256, f.state FROM flows f \
     WHERE f.state IN ('processed', 'failed', 'duplicate') AND f.updated_at < $1 \
-    AND NOT EXISTS (SELECT 1 FROM acknowledgements a WHERE a.flow_id = f.id AND a.delivered_at IS NULL) \
+    AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.flow_id = f.id AND d.state = 'pending') \
     AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.flow_id = f.id AND n.notified_at IS NULL)";
 
 impl Spool {
@@ -62,7 +62,8 @@ impl Spool {
                     .await?;
                     sqlx::query(&format!(
                         "DELETE FROM events WHERE (entity = 'flow' AND entity_id IN {IDS}) OR (entity = 'ack' \
-                         AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id IN {IDS}))"
+                         AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id IN {IDS})) \
+                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id IN {IDS}))"
                     ))
                     .bind(&ids)
                     .execute(&mut *tx)
@@ -129,7 +130,8 @@ impl Spool {
                             .await?;
                     sqlx::query(
                         "DELETE FROM events WHERE (entity = 'flow' AND entity_id = ANY($1)) OR (entity = 'ack' \
-                         AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id = ANY($1)))",
+                         AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id = ANY($1))) \
+                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id = ANY($1)))",
                     )
                     .bind(&ids)
                     .execute(&mut *tx)

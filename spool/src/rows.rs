@@ -10,52 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::{
-    state, AckKind, AckRow, FlowRow, InvoiceRow, Origin, Reason, Result, SpoolError, Verdict,
+    state, AckRow, Destination, FlowRow, FlowState, InvoiceRow, Origin, Reason, Result, SpoolError,
+    Verdict,
 };
-
-pub(crate) fn origin_str(o: Origin) -> &'static str {
-    match o {
-        Origin::Dropzone => "dropzone",
-        Origin::Sftp => "sftp",
-        Origin::As2 => "as2",
-        Origin::Cli => "cli",
-    }
-}
-
-pub(crate) fn parse_origin(s: &str) -> Result<Origin> {
-    Ok(match s {
-        "dropzone" => Origin::Dropzone,
-        "sftp" => Origin::Sftp,
-        "as2" => Origin::As2,
-        "cli" => Origin::Cli,
-        other => return Err(SpoolError::Corrupt(format!("unknown origin {other:?}"))),
-    })
-}
-
-pub(crate) fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Accepted => "accepted",
-        Verdict::Rejected => "rejected",
-    }
-}
-
-pub(crate) fn parse_verdict(s: &str) -> Result<Verdict> {
-    match s {
-        "accepted" => Ok(Verdict::Accepted),
-        "rejected" => Ok(Verdict::Rejected),
-        other => Err(SpoolError::Corrupt(format!("unknown verdict {other:?}"))),
-    }
-}
-
-pub(crate) fn parse_ack_kind(s: &str) -> Result<AckKind> {
-    Ok(match s {
-        "integration_report" => AckKind::IntegrationReport,
-        "cdar" => AckKind::Cdar,
-        "contrl" => AckKind::Contrl,
-        "mdn" => AckKind::Mdn,
-        other => return Err(SpoolError::Corrupt(format!("unknown ack kind {other:?}"))),
-    })
-}
 
 pub(crate) fn parse_decimal(s: Option<String>) -> Result<Option<Decimal>> {
     s.map(|s| Decimal::from_str(&s).map_err(|e| SpoolError::Corrupt(format!("decimal {s:?}: {e}"))))
@@ -95,11 +52,11 @@ impl TryFrom<RawFlow> for FlowRow {
         Ok(FlowRow {
             id: r.id,
             partner: r.partner,
-            origin: parse_origin(&r.origin)?,
+            origin: state::parse::<Origin>(&r.origin)?,
             original_name: r.original_name,
             size: r.size,
             sha256: r.sha256,
-            state: state::parse_state(&r.state)?,
+            state: state::parse::<FlowState>(&r.state)?,
             received_at: r.received_at,
             updated_at: r.updated_at,
             attempts: r.attempts,
@@ -146,7 +103,7 @@ impl TryFrom<RawInvoice> for InvoiceRow {
             type_code: r.type_code,
             currency: r.currency,
             total_with_vat: parse_decimal(r.total_with_vat)?,
-            verdict: parse_verdict(&r.verdict)?,
+            verdict: state::parse::<Verdict>(&r.verdict)?,
             reasons: parse_reasons(&r.reasons)?,
         })
     }
@@ -158,28 +115,38 @@ pub(crate) struct RawAck {
     pub flow_id: i64,
     pub partner: String,
     pub kind: String,
+    pub delivery_id: i64,
+    pub to_partner: String,
+    pub destination_kind: String,
     pub destination: String,
+    pub state: String,
     pub file_name: String,
     pub generated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub attempts: i32,
     pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
 }
 
 impl TryFrom<RawAck> for AckRow {
     type Error = SpoolError;
     fn try_from(r: RawAck) -> Result<AckRow> {
+        let to = Destination::from_columns(&r.destination_kind, &r.to_partner, &r.destination)?;
         Ok(AckRow {
             id: r.id,
             flow_id: r.flow_id,
             partner: r.partner,
-            kind: parse_ack_kind(&r.kind)?,
-            destination: r.destination,
+            kind: state::parse(&r.kind)?,
+            destination: to.legacy_name().to_owned(),
+            to,
+            delivery_id: r.delivery_id,
+            state: state::parse(&r.state)?,
             file_name: r.file_name,
             generated_at: r.generated_at,
             delivered_at: r.delivered_at,
             attempts: r.attempts,
             last_error: r.last_error,
+            next_attempt_at: r.next_attempt_at,
         })
     }
 }
@@ -243,10 +210,12 @@ pub(crate) const INVOICE_SELECT: &str = "SELECT i.id, i.flow_id, i.doc_index, i.
     CAST(i.reasons AS TEXT) AS reasons \
     FROM invoices i";
 
-/// Columns of a [`RawAck`] (alias `a`, joined with `flows f`), valid on both backends.
-pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, a.destination, \
-    a.file_name, a.generated_at, a.delivered_at, a.attempts, a.last_error \
-    FROM acknowledgements a JOIN flows f ON f.id = a.flow_id";
+/// Columns of a [`RawAck`] (alias `a`, joined with its flow `f` and its
+/// delivery `d`), valid on both backends.
+pub(crate) const ACK_SELECT: &str = "SELECT a.id, a.flow_id, f.partner, a.kind, d.id AS delivery_id, \
+    d.partner AS to_partner, d.destination_kind, d.destination, d.state, a.file_name, a.generated_at, \
+    d.delivered_at, d.attempts, d.last_error, d.next_attempt_at \
+    FROM acknowledgements a JOIN flows f ON f.id = a.flow_id JOIN deliveries d ON d.ack_id = a.id";
 
 /// The canonical JSON of an invoice, as stored: a zstd frame compressed
 /// with a dictionary trained on canonical invoices.

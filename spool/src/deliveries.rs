@@ -1,0 +1,317 @@
+//! Delivery state: everything quai sends, and how its sending goes.
+//!
+//! Every acknowledgement (and, with issue 15, every invoice delivered to
+//! its recipient and every digest) has one row in `deliveries`: what it is,
+//! the partner it is for, its typed [`Destination`], and `attempts`,
+//! `next_attempt_at`, `last_error`, `delivered_at`, `receipt`. States move
+//! by the table in `state.rs` (`pending → delivered`, a failure keeps it
+//! `pending` with a later `next_attempt_at`, a resend puts it back), each
+//! update guarded by the state it expects, so a refused change is an error.
+//!
+//! The retry backoff is stored: a failed attempt sets `next_attempt_at`
+//! from the stored attempt count ([`retry_delay`]), so it survives a
+//! restart and every instance on one PostgreSQL sees the same. Senders take
+//! due rows with [`Spool::claim_due_deliveries`] under a lease (`FOR UPDATE
+//! SKIP LOCKED` on PostgreSQL), so two instances never send one row at
+//! once; a sender that dies leaves its rows to be claimed again when the
+//! lease expires.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::sqlite::Durability;
+use crate::state::{self, DeliveryState};
+use crate::steps::{self, By};
+use crate::{
+    AckId, AckKind, Backend, Destination, FlowId, Lease, NewAck, Result, Spool, SpoolError,
+};
+
+/// The wait before the attempt after `attempts` failed ones: 5 s after the
+/// first failure, doubling per attempt, at most 15 minutes.
+pub fn retry_delay(attempts: i32) -> Duration {
+    const FIRST: Duration = Duration::from_secs(5);
+    const MAX: Duration = Duration::from_secs(15 * 60);
+    let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
+    FIRST.saturating_mul(1u32 << doublings).min(MAX)
+}
+
+/// What a delivery sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "snake_case")]
+pub enum DeliveryItem {
+    /// An acknowledgement of a flow.
+    Ack {
+        ack: AckId,
+        flow: FlowId,
+        kind: AckKind,
+    },
+    /// One invoice of a flow, to one recipient (issue 15).
+    Invoice { flow: FlowId, doc_index: i64 },
+    /// A reject digest.
+    Digest { digest: i64 },
+}
+
+/// One delivery row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub item: DeliveryItem,
+    /// The partner it is for (the recipient).
+    pub partner: String,
+    pub to: Destination,
+    /// The name the recipient sees.
+    pub file_name: String,
+    pub state: DeliveryState,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// What the other side answered (an MDN's Message-ID, a remote path...).
+    pub receipt: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryRow {
+    /// When to try again if the attempt now under way fails (the stored
+    /// backoff: [`retry_delay`] of the attempt count after it).
+    pub fn retry_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(retry_delay(self.attempts.saturating_add(1)))
+            .unwrap_or(chrono::Duration::minutes(15))
+    }
+}
+
+/// An invoice of a processed flow to deliver to one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvoiceDelivery {
+    pub doc_index: i64,
+    /// The recipient partner.
+    pub recipient: String,
+    pub to: Destination,
+    pub file_name: String,
+}
+
+/// What a partner is still owed (for `quai status`, metrics, alerts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndeliveredSummary {
+    pub partner: String,
+    /// Pending deliveries.
+    pub count: i64,
+    /// When the oldest of them was owed.
+    pub oldest: DateTime<Utc>,
+}
+
+impl UndeliveredSummary {
+    /// Age of the oldest pending delivery at `now`.
+    pub fn oldest_age(&self, now: DateTime<Utc>) -> Duration {
+        (now - self.oldest).to_std().unwrap_or_default()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct RawDelivery {
+    id: i64,
+    item: String,
+    flow_id: Option<i64>,
+    ack_id: Option<i64>,
+    ack_kind: Option<String>,
+    doc_index: Option<i64>,
+    digest_id: Option<i64>,
+    partner: String,
+    destination_kind: String,
+    destination: String,
+    file_name: String,
+    state: String,
+    created_at: DateTime<Utc>,
+    attempts: i32,
+    next_attempt_at: DateTime<Utc>,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+    receipt: Option<String>,
+    lease_owner: Option<String>,
+    lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Columns of a [`RawDelivery`] (alias `d`), valid on both backends.
+pub(crate) const DELIVERY_SELECT: &str = "SELECT d.id, d.item, d.flow_id, d.ack_id, a.kind AS ack_kind, \
+    d.doc_index, d.digest_id, d.partner, d.destination_kind, d.destination, d.file_name, d.state, \
+    d.created_at, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at, d.receipt, d.lease_owner, \
+    d.lease_expires_at FROM deliveries d LEFT JOIN acknowledgements a ON a.id = d.ack_id";
+
+impl TryFrom<RawDelivery> for DeliveryRow {
+    type Error = SpoolError;
+    fn try_from(r: RawDelivery) -> Result<DeliveryRow> {
+        let corrupt = |what: &str| SpoolError::Corrupt(format!("delivery {}: {what}", r.id));
+        let item = match (
+            r.item.as_str(),
+            r.flow_id,
+            r.ack_id,
+            r.doc_index,
+            r.digest_id,
+        ) {
+            ("ack", Some(flow), Some(ack), _, _) => DeliveryItem::Ack {
+                ack,
+                flow,
+                kind: state::parse(r.ack_kind.as_deref().unwrap_or_default())?,
+            },
+            ("invoice", Some(flow), _, Some(doc_index), _) => {
+                DeliveryItem::Invoice { flow, doc_index }
+            }
+            ("digest", _, _, _, Some(digest)) => DeliveryItem::Digest { digest },
+            (other, ..) => return Err(corrupt(&format!("item {other:?} without its keys"))),
+        };
+        Ok(DeliveryRow {
+            id: r.id,
+            item,
+            to: Destination::from_columns(&r.destination_kind, &r.partner, &r.destination)?,
+            partner: r.partner,
+            file_name: r.file_name,
+            state: state::parse(&r.state)?,
+            created_at: r.created_at,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            delivered_at: r.delivered_at,
+            receipt: r.receipt,
+            lease_owner: r.lease_owner,
+            lease_expires_at: r.lease_expires_at,
+        })
+    }
+}
+
+impl Spool {
+    /// Claim up to `limit` pending deliveries due at `now` (their
+    /// `next_attempt_at` reached) that no live lease holds, under this
+    /// instance's lease; oldest due first. Send each, then
+    /// [`Spool::mark_delivered`] or [`Spool::record_delivery_failure`]
+    /// (both release the lease). Rows other instances are claiming are
+    /// skipped, not waited for.
+    pub async fn claim_due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease: Lease,
+    ) -> Result<Vec<DeliveryRow>> {
+        write_step!(
+            self,
+            Durability::Relaxed,
+            claim_due_deliveries(now, limit, lease)
+        )
+    }
+
+    /// A delivery was sent and taken (`pending → delivered`): where it
+    /// went, and what the other side answered. Refused (an error) when it
+    /// is not pending.
+    pub async fn mark_delivered(
+        &self,
+        delivery: i64,
+        destination: &Destination,
+        receipt: Option<&str>,
+    ) -> Result<()> {
+        write_step!(
+            self,
+            Durability::Full,
+            mark_delivered(By::Delivery(delivery), Some(destination), receipt)
+        )
+        .map(drop)
+    }
+
+    /// An attempt failed: attempts + 1, the error, and the next attempt at
+    /// `next_at` (see [`DeliveryRow::retry_at`] for the stored backoff).
+    pub async fn record_delivery_failure(
+        &self,
+        delivery: i64,
+        error: &str,
+        next_at: DateTime<Utc>,
+    ) -> Result<()> {
+        write_step!(
+            self,
+            Durability::Full,
+            record_delivery_failure(By::Delivery(delivery), error, Some(next_at))
+        )
+        .map(drop)
+    }
+
+    /// Send a delivered one again (`delivered → pending`, due now).
+    pub async fn resend_delivery(&self, delivery: i64) -> Result<()> {
+        write_step!(
+            self,
+            Durability::Full,
+            resend_delivery(By::Delivery(delivery))
+        )
+        .map(drop)
+    }
+
+    /// Owe one acknowledgement of a finished flow (an MDN: of any flow),
+    /// as its own step: when the flow already owes one of this kind, that
+    /// one's id is returned and nothing is added, so calling it again (after
+    /// a crash, or from every instance) is harmless. MDNs are one per
+    /// message and always added.
+    pub async fn owe_ack(&self, flow: FlowId, ack: &NewAck) -> Result<AckId> {
+        write_step!(self, Durability::Full, owe_ack(flow, ack))
+    }
+
+    /// Owe the delivery of accepted invoices of a processed flow to their
+    /// recipients, one row per (invoice, recipient): asking again returns
+    /// the existing rows' ids and leaves their state alone.
+    pub async fn owe_invoice_deliveries(
+        &self,
+        flow: FlowId,
+        owed: &[NewInvoiceDelivery],
+    ) -> Result<Vec<i64>> {
+        write_step!(self, Durability::Full, owe_invoice_deliveries(flow, owed))
+    }
+
+    /// One delivery row.
+    pub async fn delivery(&self, delivery: i64) -> Result<DeliveryRow> {
+        let raw: Option<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!("{DELIVERY_SELECT} WHERE d.id = $1"))
+                .bind(delivery)
+                .fetch_optional(pool)
+                .await?
+        });
+        raw.ok_or(SpoolError::DeliveryNotFound(delivery))?
+            .try_into()
+    }
+
+    /// The deliveries of a flow (its acknowledgements', its invoices'), by id.
+    pub async fn deliveries_of_flow(&self, flow: FlowId) -> Result<Vec<DeliveryRow>> {
+        let raw: Vec<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!("{DELIVERY_SELECT} WHERE d.flow_id = $1 ORDER BY d.id"))
+                .bind(flow)
+                .fetch_all(pool)
+                .await?
+        });
+        crate::rows::convert(raw)
+    }
+
+    /// Per partner: how many deliveries are pending, and since when the
+    /// oldest is; partners owed nothing are not listed.
+    pub async fn undelivered_summary(&self) -> Result<Vec<UndeliveredSummary>> {
+        let rows: Vec<(String, i64, DateTime<Utc>)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT partner, count(*), min(created_at) FROM deliveries WHERE state = 'pending' \
+                 GROUP BY partner ORDER BY partner",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(partner, count, oldest)| UndeliveredSummary {
+                partner,
+                count,
+                oldest,
+            })
+            .collect())
+    }
+}
+
+// `Backend` is named by the `with_pool!` expansions above.
+#[allow(unused_imports)]
+use steps as _;
+#[allow(unused_imports)]
+use Backend as _;
