@@ -17,6 +17,7 @@
 //! depends on no quai crate, so every crate's tests can use it.
 
 pub mod as2peer;
+pub mod imports;
 pub mod oracle;
 pub mod pg;
 pub mod smtp;
