@@ -6,8 +6,7 @@
 //! partner that must sign gets its error in the response, nothing posted.
 //! Each "address" is a real local HTTP listener recording what reaches it.
 
-#[path = "support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

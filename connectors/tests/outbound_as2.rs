@@ -5,8 +5,7 @@
 //! record without a second message, other bytes under that name are refused,
 //! refusals and outages are told apart, and a redirect is never followed.
 
-#[path = "support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

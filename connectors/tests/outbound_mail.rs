@@ -3,8 +3,7 @@
 //! parser) and against the `.eml` file transport, which follows the outbox
 //! rules (no link followed, nothing overwritten, idempotent on the name).
 
-#[path = "support/smtp.rs"]
-mod smtp;
+use quai_test_support::smtp;
 
 use std::fs;
 use std::path::{Path, PathBuf};

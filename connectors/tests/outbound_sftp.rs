@@ -4,8 +4,7 @@
 //! link the partner planted on its server (at the final name or at a
 //! guessable temporary name) is never written through.
 
-#[path = "support/sshd.rs"]
-mod sshd;
+use quai_test_support::sshd;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,7 @@
 //! semantics, refused once (log + `FlowSink::refused`), never read, never
 //! removed; the regular files beside them are taken.
 
-#[path = "support/sshd.rs"]
-mod sshd;
+use quai_test_support::sshd;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
