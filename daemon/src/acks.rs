@@ -35,7 +35,7 @@ use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowRow, FlowState, InvoiceRow, V
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::Daemon;
+use crate::app::App;
 
 /// The acknowledgements a finished flow is owed, as (kind, destination, file
 /// name) rows created in the same transaction that finishes the flow: the
@@ -81,7 +81,7 @@ pub fn sibling_name(report_name: &str, ext: &str) -> String {
 /// Deliver pending acknowledgements until `stop`. An acknowledgement that
 /// failed waits before its next attempt ([`RetryBackoff`]), so a partner
 /// whose server is down or refusing is not called every few seconds.
-pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
+pub async fn deliverer(daemon: Arc<App>, stop: CancellationToken) {
     let tmp = daemon.config.home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || remove_stale_staging(&tmp))
         .await
@@ -152,12 +152,12 @@ impl RetryBackoff {
 
 /// One pass over every pending acknowledgement (no backoff: `quai
 /// resend-ack` and one-shot jobs); returns how many were delivered.
-pub async fn deliver_pending(daemon: &Daemon) -> usize {
+pub async fn deliver_pending(daemon: &App) -> usize {
     deliver_due(daemon, &mut RetryBackoff::default()).await
 }
 
 /// One pass over the pending acknowledgements that are due.
-async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
+async fn deliver_due(daemon: &App, backoff: &mut RetryBackoff) -> usize {
     let pending = match daemon.spool.pending_acks(200).await {
         Ok(p) => p,
         Err(e) => {
@@ -207,7 +207,7 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn new(daemon: &Daemon) -> std::io::Result<Staged> {
+    fn new(daemon: &App) -> std::io::Result<Staged> {
         let root = daemon.config.home.join("tmp");
         std::fs::create_dir_all(&root)?;
         Ok(Staged {
@@ -239,7 +239,7 @@ fn close(w: BufWriter<File>) -> std::io::Result<()> {
 
 /// Render the files of one acknowledgement from the spool (and, for
 /// CONTRL, the stored interchange), streaming: a page of invoices at a time.
-pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Staged> {
+pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
     let mut staged = Staged::new(daemon)?;
     match ack.kind {
         AckKind::IntegrationReport => {
@@ -260,7 +260,7 @@ pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Staged> {
     Ok(staged)
 }
 
-async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
+async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
     if ack.kind == AckKind::Mdn {
         return deliver_async_mdn(ack).await;
     }
@@ -307,7 +307,7 @@ fn publish(outbox: &Path, staged: &Staged) -> std::io::Result<()> {
 }
 
 /// Page through a flow's invoices, in doc_index order.
-async fn each_page<F>(daemon: &Daemon, flow_id: i64, mut f: F) -> anyhow::Result<()>
+async fn each_page<F>(daemon: &App, flow_id: i64, mut f: F) -> anyhow::Result<()>
 where
     F: FnMut(Vec<InvoiceRow>) -> anyhow::Result<()>,
 {
@@ -335,7 +335,7 @@ where
 /// on each pass until it is taken (attempts and errors tracked like any
 /// acknowledgement).
 pub async fn queue_async_mdn(
-    daemon: &Daemon,
+    daemon: &App,
     pending: quai_connectors::as2::PendingMdn,
 ) -> anyhow::Result<()> {
     let flow_id = pending
@@ -455,7 +455,7 @@ pub fn looks_like_edifact(path: &Path) -> bool {
 
 /// When a finished flow is an EDIFACT interchange and owes no CONTRL yet,
 /// add one (pending, same destination as its report).
-pub async fn ensure_contrl(daemon: &Daemon, report: &AckRow) -> anyhow::Result<()> {
+pub async fn ensure_contrl(daemon: &App, report: &AckRow) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(report.flow_id).await?;
     if !matches!(flow.state, FlowState::Processed | FlowState::Failed) {
         return Ok(());
@@ -543,7 +543,7 @@ pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
 /// The CDAR statuses of a processed flow: one file, or one per invoice
 /// (`<name>.<flow>.cdar.<n>.xml`, each a CDAR message of its own).
 async fn write_cdar(
-    daemon: &Daemon,
+    daemon: &App,
     ack: &AckRow,
     per_invoice: bool,
     staged: &mut Staged,
@@ -603,7 +603,7 @@ async fn write_cdar(
 /// The CONTRL of an EDIFACT flow, from its stored bytes (read again,
 /// streaming) and the spool: a UCM per message, rejected when the message
 /// could not be read or its invoice failed on syntax.
-async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
     let processed = flow.state == FlowState::Processed;
     // References (UNH 0062) of messages whose invoice failed on syntax:
@@ -781,7 +781,7 @@ pub fn report_document(i: InvoiceRow) -> ReportDocument {
 /// The integration report of a flow, `<file>.xml` and `<file>.json`, written
 /// a page of invoices at a time. The counts at the top come from the flow;
 /// if the documents listed do not add up to them, nothing is sent.
-async fn write_report(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+async fn write_report(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
     let head = report_head(&flow)?;
     let mut xml = XmlReportWriter::start(staged.create(&format!("{}.xml", ack.file_name))?, &head)?;

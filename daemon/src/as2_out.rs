@@ -26,8 +26,8 @@ use quai_connectors::as2::{Identity, IdentityConfig, Partner, PartnerConfig};
 use quai_spool::AckRow;
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::config::Config;
-use crate::Daemon;
 
 /// Does this partner take its acknowledgements as outbound AS2 messages?
 /// Yes when quai has an `[as2]` identity and the partner an AS2 `url`.
@@ -42,7 +42,7 @@ pub fn sends_over_as2(config: &Config, partner: &str) -> bool {
 /// Send the rendered files of one acknowledgement, each as one AS2 message.
 /// Ok only when every file's MDN was accepted.
 pub async fn deliver(
-    daemon: &Daemon,
+    daemon: &App,
     ack: &AckRow,
     files: &[(String, PathBuf)],
 ) -> anyhow::Result<()> {

@@ -11,14 +11,14 @@ use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
 use quai_spool::{AckKind, NewFlow, Origin, Registration};
 use tracing::info;
 
-use crate::Daemon;
+use crate::app::App;
 
 pub struct SpoolSink {
-    daemon: Arc<Daemon>,
+    daemon: Arc<App>,
 }
 
 impl SpoolSink {
-    pub fn new(daemon: Arc<Daemon>) -> Self {
+    pub fn new(daemon: Arc<App>) -> Self {
         SpoolSink { daemon }
     }
 }
@@ -43,7 +43,7 @@ pub fn origin_label(origin: Origin) -> &'static str {
 }
 
 /// Register one landed flow; shared by every connector and `quai ingest`.
-pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, SinkError> {
+pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkError> {
     if !crate::config::valid_partner_id(&flow.partner) {
         return Err(SinkError(format!(
             "{:?} is not a valid partner id",

@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::app::App;
 use crate::config::Limits;
-use crate::Daemon;
 
 /// Claim and process flows until `stop`.
-pub async fn worker(daemon: Arc<Daemon>, n: usize, stop: CancellationToken) {
+pub async fn worker(daemon: Arc<App>, n: usize, stop: CancellationToken) {
     let lease = Lease {
         duration: Duration::from_secs(daemon.config.lease_seconds),
     };
@@ -78,7 +78,7 @@ pub fn flow_limits(limits: &Limits) -> FlowLimits {
 
 /// Process one claimed flow to its end (or until `stop`).
 pub async fn process_claimed(
-    daemon: &Arc<Daemon>,
+    daemon: &Arc<App>,
     claimed: ClaimedFlow,
     lease: Lease,
     stop: &CancellationToken,

@@ -80,10 +80,9 @@ impl Setup {
         std::fs::create_dir_all(&keys).unwrap();
         let quai_keys = KeyPair::generate(&keys, "quai");
         let acme_keys = KeyPair::generate(&keys, "acme");
-        let http = free_port();
         let receiver_port = free_port();
         let text = format!(
-            "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
+            "[http]\nlisten = \"off\"\n[dropzones]\nstable_seconds = 1\n\
              [as2]\nas2_id = \"QUAI\"\ncertificate = \"keys/quai.crt\"\nkey = \"keys/quai.key\"\n\
              [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\ncertificate = \"keys/acme.crt\"\n\
              require_signed = true\nrequire_encrypted = true\n\
@@ -98,7 +97,7 @@ impl Setup {
             stop: Default::default(),
             task: None,
         };
-        d.start();
+        let http = d.start().port();
         let dir = d.home.path().to_path_buf();
         wait_for("the AS2 endpoint", Duration::from_secs(20), async || {
             if d.task.as_ref().is_some_and(|t| t.is_finished()) {
@@ -226,7 +225,7 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
     // What pyas2lib received: every rendered file, byte for byte, signed and
     // encrypted, as one message each.
     let records = processed(&peer);
-    let daemon = quai::jobs::daemon_for_cli(&s.d.config).await.unwrap();
+    let daemon = quai::App::open(s.d.config.clone()).await.unwrap();
     let mut expected = Vec::new();
     for a in &acks {
         assert!(a.attempts >= 2, "retried: {a:?}");

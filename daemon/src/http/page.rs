@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::overview::{self, Overview};
-use crate::Daemon;
+use crate::app::App;
 
 /// Seconds between automatic reloads.
 pub const REFRESH_SECONDS: u32 = 15;
@@ -65,7 +65,7 @@ pub struct PageQuery {
     pub stuck_minutes: Option<i64>,
 }
 
-pub async fn status_page(State(d): State<Arc<Daemon>>, Query(q): Query<PageQuery>) -> Response {
+pub async fn status_page(State(d): State<Arc<App>>, Query(q): Query<PageQuery>) -> Response {
     let stuck = q.stuck_minutes.unwrap_or(overview::DEFAULT_STUCK_MINUTES);
     match overview::overview(&d.spool, stuck).await {
         Ok(o) => ([(header::CACHE_CONTROL, "no-store")], Html(render(&o))).into_response(),

@@ -38,8 +38,8 @@ use quai_spool::{NewDigest, RejectRow};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
-use crate::Daemon;
 
 /// Most rejects listed in the mail bodies; the CSV always has all of them.
 pub const BODY_ROWS: usize = 200;
@@ -85,7 +85,7 @@ fn job_name(partner: &str) -> String {
 }
 
 /// Recipients of a partner's digests: its contacts, else operations.
-pub fn recipients(daemon: &Daemon, partner: &str) -> Vec<String> {
+pub fn recipients(daemon: &App, partner: &str) -> Vec<String> {
     let contacts = daemon
         .config
         .partner(partner)
@@ -99,12 +99,12 @@ pub fn recipients(daemon: &Daemon, partner: &str) -> Vec<String> {
 }
 
 /// One cycle: every partner with pending rejects gets one digest.
-pub async fn run(daemon: &Arc<Daemon>) -> anyhow::Result<DigestSummary> {
+pub async fn run(daemon: &Arc<App>) -> anyhow::Result<DigestSummary> {
     run_with(daemon, Fault::None).await
 }
 
 /// [`run`] with a fault injected (tests).
-pub async fn run_with(daemon: &Arc<Daemon>, fault: Fault) -> anyhow::Result<DigestSummary> {
+pub async fn run_with(daemon: &Arc<App>, fault: Fault) -> anyhow::Result<DigestSummary> {
     let mailer = Mailer::from_config(&daemon.config)?;
     let spool = &daemon.spool;
     let mut summary = DigestSummary::default();
@@ -141,7 +141,7 @@ pub async fn run_with(daemon: &Arc<Daemon>, fault: Fault) -> anyhow::Result<Dige
 }
 
 async fn send_digest(
-    daemon: &Daemon,
+    daemon: &App,
     mailer: &Mailer,
     partner: &str,
     rows: &[RejectRow],
@@ -187,7 +187,7 @@ async fn send_digest(
     Ok(())
 }
 
-async fn mark(daemon: &Daemon, partner: &str, record: &SendingRecord) -> anyhow::Result<u64> {
+async fn mark(daemon: &App, partner: &str, record: &SendingRecord) -> anyhow::Result<u64> {
     let (_, marked) = daemon
         .spool
         .mark_notified(
@@ -205,7 +205,7 @@ async fn mark(daemon: &Daemon, partner: &str, record: &SendingRecord) -> anyhow:
 
 /// Resolve a `sending` run left by an earlier cycle (see the module doc).
 async fn resolve_in_doubt(
-    daemon: &Daemon,
+    daemon: &App,
     mailer: &Mailer,
     partner: &str,
 ) -> anyhow::Result<Option<String>> {

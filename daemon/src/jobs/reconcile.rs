@@ -38,8 +38,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
-use crate::Daemon;
 
 /// Thresholds of the checks.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +151,7 @@ pub fn parse_bound(s: &str, tz: chrono_tz::Tz, is_end: bool) -> anyhow::Result<D
 }
 
 /// The scheduled run: the 24 hours before now, written and mailed.
-pub async fn run_scheduled(daemon: &Arc<Daemon>) -> anyhow::Result<ReconcileReport> {
+pub async fn run_scheduled(daemon: &Arc<App>) -> anyhow::Result<ReconcileReport> {
     let to = Utc::now();
     let from = to - Duration::hours(24);
     let mut report = reconcile(daemon, from, to, Thresholds::default()).await?;
@@ -166,7 +166,7 @@ pub async fn run_scheduled(daemon: &Arc<Daemon>) -> anyhow::Result<ReconcileRepo
 }
 
 /// Write the report files and mail operations.
-pub async fn publish(daemon: &Daemon, report: &mut ReconcileReport) -> anyhow::Result<()> {
+pub async fn publish(daemon: &App, report: &mut ReconcileReport) -> anyhow::Result<()> {
     let dir = daemon.config.home.join("reports");
     report.files = write_files(&dir, report)?;
     let to = daemon.config.operations_mail.clone();
@@ -206,7 +206,7 @@ pub async fn publish(daemon: &Daemon, report: &mut ReconcileReport) -> anyhow::R
 
 /// Build the report for `[from, to)`.
 pub async fn reconcile(
-    daemon: &Daemon,
+    daemon: &App,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     th: Thresholds,
@@ -391,7 +391,7 @@ fn origin_name(o: Origin) -> &'static str {
 }
 
 /// (partner, folder) of every local drop zone.
-fn dropzones(daemon: &Daemon) -> Vec<(String, PathBuf)> {
+fn dropzones(daemon: &App) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for p in &daemon.config.partners {
         if let Some(inbox) = &p.inbox {

@@ -18,9 +18,9 @@ use quai_connectors::sftp::{AfterPickup, PollState, SftpSource};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
+use crate::app::App;
 use crate::config::{Config, Partner};
 use crate::scheduler::RunOutcome;
-use crate::Daemon;
 
 /// Concurrent SFTP downloads across all partners.
 pub const TRANSFER_SLOTS: usize = 4;
@@ -97,7 +97,7 @@ impl PartnerPoller {
     }
 
     /// One poll of a partner's server.
-    pub async fn poll(&mut self, daemon: &Arc<Daemon>, partner_id: &str) -> RunOutcome {
+    pub async fn poll(&mut self, daemon: &Arc<App>, partner_id: &str) -> RunOutcome {
         let Some(partner) = daemon.config.partner(partner_id) else {
             return RunOutcome::Failed(format!("partner {partner_id} is not configured"));
         };
