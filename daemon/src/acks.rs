@@ -19,7 +19,7 @@
 //! a partner never sees a half-written or a second, different report.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,53 +30,12 @@ use quai_mappings::ack::report::{
 };
 use quai_mappings::ack::{cdar, contrl};
 use quai_mappings::edifact;
-use quai_mappings::flow::FlowEnd;
-use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowRow, FlowState, InvoiceRow, Verdict};
+use quai_spool::{AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::app::App;
-
-/// The acknowledgements a finished flow is owed, as (kind, destination, file
-/// name) rows created in the same transaction that finishes the flow: the
-/// integration report always, CDAR statuses when the flow held documents.
-/// (A CONTRL is added when the report is delivered, once the stored bytes
-/// show an EDIFACT interchange: see [`ensure_contrl`].)
-pub fn owed(
-    config: &crate::config::Config,
-    claimed: &ClaimedFlow,
-    end: &FlowEnd,
-) -> Vec<(AckKind, String, String)> {
-    let report_name = crate::pipeline::report_file_name(&claimed.original_name, claimed.id);
-    let destination = if claimed.origin == quai_spool::Origin::As2
-        && crate::as2_out::sends_over_as2(config, &claimed.partner)
-    {
-        "as2".to_string()
-    } else {
-        crate::pipeline::destination_of(claimed.origin).to_string()
-    };
-    let mut acks = vec![(
-        AckKind::IntegrationReport,
-        destination.clone(),
-        report_name.clone(),
-    )];
-    if let FlowEnd::Done(summary) = end {
-        if summary.documents > 0 {
-            acks.push((
-                AckKind::Cdar,
-                destination,
-                sibling_name(&report_name, "cdar.xml"),
-            ));
-        }
-    }
-    acks
-}
-
-/// `<name>.<id>.report` → `<name>.<id>.<ext>`.
-pub fn sibling_name(report_name: &str, ext: &str) -> String {
-    let stem = report_name.strip_suffix(".report").unwrap_or(report_name);
-    format!("{stem}.{ext}")
-}
+use crate::routing::{sibling_name, Destination};
 
 /// Deliver pending acknowledgements until `stop`. An acknowledgement that
 /// failed waits before its next attempt ([`RetryBackoff`]), so a partner
@@ -265,19 +224,20 @@ async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
         return deliver_async_mdn(ack).await;
     }
     let staged = render(daemon, ack).await?;
-    match ack.destination.as_str() {
-        "sftp" => {
+    match Destination::of_row(ack) {
+        Destination::SftpOutbox => {
             let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
                 anyhow::anyhow!("partner {} is no longer configured", ack.partner)
             })?;
-            let src = crate::jobs::sftp_poll::source_for(&daemon.config, partner)?;
+            let src = crate::connect::sftp_source(&daemon.config, partner)?;
             for (name, local) in &staged.files {
                 src.deliver(local, name).await?;
             }
             Ok(())
         }
-        "as2" => crate::as2_out::deliver(daemon, ack, &staged.files).await,
-        _ => {
+        Destination::As2Message => crate::as2_out::deliver(daemon, ack, &staged.files).await,
+        Destination::Mail => anyhow::bail!("acknowledgements are not sent by mail"),
+        Destination::Outbox | Destination::As2Mdn { .. } => {
             let outbox = daemon.config.outbox_for(&ack.partner);
             tokio::task::spawn_blocking(move || publish(&outbox, &staged)).await??;
             Ok(())
@@ -354,7 +314,7 @@ pub async fn queue_async_mdn(
     let n = name.clone();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         quai_connectors::landing::create_private_dir(&d)?;
-        write_atomically(&d, &n, &bytes)
+        crate::text::write_atomically(&d, &n, &bytes)
     })
     .await??;
     let path = dir.join(&name).to_string_lossy().into_owned();
@@ -695,18 +655,6 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
     })
     .await??;
     Ok(())
-}
-
-/// Write `name` in `dir` through a temporary dot-file, fsync, rename, fsync dir.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.part"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    quai_connectors::landing::sync_dir(dir)
 }
 
 /// Everything of a finished flow's integration report but its documents.

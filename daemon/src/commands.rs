@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use quai_mappings::flow::{self, DocumentResult, FlowEnd};
-use quai_spool::{FlowFilter, FlowState, Lease};
+use quai_spool::{FlowFilter, Lease};
 use serde::Serialize;
 
 use crate::app::App;
 use crate::config::Config;
 use crate::jobs::{purge, reconcile};
 use crate::pipeline::flow_limits;
+use crate::query::{parse_since, parse_state};
 
 /// `quai status`
 pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
@@ -230,42 +231,6 @@ pub async fn flow_detail(app: &App, id: i64, json: bool) -> anyhow::Result<i32> 
         )?;
     }
     Ok(0)
-}
-
-fn parse_state(s: &str) -> anyhow::Result<FlowState> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        other => anyhow::bail!(
-            "unknown state {other:?} (received, processing, processed, failed, duplicate)"
-        ),
-    })
-}
-
-/// `2026-11-28`, an RFC 3339 time, or a duration back from now: `2h`, `3d`.
-pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    use chrono::{NaiveDate, TimeZone, Utc};
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a date, a time or a duration like 2h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => anyhow::bail!("{s:?}: unit must be s, m, h or d"),
-    };
-    Ok(Utc::now() - chrono::Duration::seconds(secs))
 }
 
 /// One invoice as `quai validate --json` prints it.

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::{acks, http, intake, metrics, pipeline, scheduler, sdnotify};
+use crate::{acks, connect, http, intake, metrics, pipeline, scheduler, sdnotify};
 use quai_connectors::dropzone::{self, DropzoneConfig, Zone};
 
 /// Bind the listener of `[http] listen`, if one is configured.
@@ -186,28 +186,14 @@ pub async fn run(
 /// or an empty router when quai has no `[as2]` identity.
 fn as2_router(daemon: &Arc<App>) -> anyhow::Result<axum::Router> {
     use quai_connectors::as2;
-    let Some(own) = &daemon.config.as2 else {
+    let Some(identity) = connect::as2_identity(&daemon.config) else {
         return Ok(axum::Router::new());
-    };
-    let identity = as2::IdentityConfig {
-        as2_id: own.as2_id.clone(),
-        certificate: own.certificate.clone(),
-        key: own.key.clone(),
     };
     let partners: Vec<as2::PartnerConfig> = daemon
         .config
         .partners
         .iter()
-        .filter_map(|p| {
-            p.as2.as_ref().map(|a| as2::PartnerConfig {
-                partner_id: p.id.clone(),
-                as2_id: a.as2_id.clone(),
-                certificate: a.certificate.clone(),
-                require_signed: a.require_signed,
-                require_encrypted: a.require_encrypted,
-                allow_async_mdn: a.allow_async_mdn.unwrap_or(true),
-            })
-        })
+        .filter_map(connect::as2_partner)
         .collect();
     let mut settings = as2::As2Settings::load(&identity, &partners, daemon.config.store.clone())
         .map_err(|errors| {
@@ -240,6 +226,6 @@ fn as2_router(daemon: &Arc<App>) -> anyhow::Result<axum::Router> {
     }
     let sink = Arc::new(intake::SpoolSink::new(daemon.clone()));
     let receiver = as2::As2Receiver::new(settings, sink)?;
-    info!(as2_id = %own.as2_id, partners = partners.len(), "AS2 endpoint enabled at POST /as2");
+    info!(as2_id = %identity.as2_id, partners = partners.len(), "AS2 endpoint enabled at POST /as2");
     Ok(as2::router(Arc::new(receiver)))
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
-use quai_spool::{AckKind, NewFlow, Origin, Registration};
+use quai_spool::{NewFlow, Origin, Registration};
 use tracing::info;
 
 use crate::app::App;
@@ -65,15 +65,16 @@ pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkE
     };
     // A duplicate is answered again (a report saying so), atomically with
     // its registration.
-    let destination = crate::pipeline::destination_of(new.origin);
-    let name = flow.original_name.clone();
+    let config = &daemon.config;
     let registration = spool
-        .register_flow_with_acks(&new, move |id| {
-            vec![(
-                AckKind::IntegrationReport,
-                destination.to_string(),
-                crate::pipeline::report_file_name(&name, id),
-            )]
+        .register_flow_with_acks(&new, |id| {
+            crate::routing::owed_by_duplicate(
+                config,
+                &new.partner,
+                new.origin,
+                &new.original_name,
+                id,
+            )
         })
         .await
         .map_err(|e| SinkError(e.to_string()))?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::model::{Invoice, Severity, Violation};
-use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
+use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Reason, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -186,7 +186,14 @@ pub async fn process_claimed(
         end
     };
 
-    let acks = crate::acks::owed(&daemon.config, &claimed, &end);
+    let acks = crate::routing::owed_by_finished(
+        &daemon.config,
+        &claimed.partner,
+        claimed.origin,
+        &claimed.original_name,
+        claimed.id,
+        &end,
+    );
     match end {
         FlowEnd::Done(summary) => {
             crate::metrics::invoices_processed(
@@ -221,32 +228,6 @@ pub async fn process_claimed(
     crate::metrics::flow_processed(&claimed.partner, started.elapsed().as_secs_f64());
     daemon.acks.notify_one();
     Ok(())
-}
-
-/// Acknowledgements go back the way their flow came: a flow taken from a
-/// partner's SFTP server is answered in its SFTP outbox; drop-zone, CLI and
-/// AS2 flows get their reports in the local outbox (AS2 also gets its MDN).
-pub fn destination_of(origin: Origin) -> &'static str {
-    match origin {
-        Origin::Sftp => "sftp",
-        Origin::Dropzone | Origin::Cli | Origin::As2 => "dropzone",
-    }
-}
-
-/// `<original name>.<flow id>.report` stem, safe as a file name.
-pub fn report_file_name(original: &str, flow_id: i64) -> String {
-    let safe: String = original
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let safe = safe.trim_start_matches('.');
-    format!("{safe}.{flow_id}.report")
 }
 
 /// The seller key used for duplicate detection.

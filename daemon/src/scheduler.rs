@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::app::App;
-use crate::jobs;
+use crate::jobs::{self, RunOutcome};
 
 /// Default SFTP poll schedule: every two minutes.
 pub const DEFAULT_SFTP_POLL: &str = "0 */2 * * * *";
@@ -145,15 +145,6 @@ pub async fn run(daemon: Arc<App>, stop: CancellationToken) {
             warn!(error = %e, "a scheduled job task panicked");
         }
     }
-}
-
-/// What one run of a job reported.
-#[derive(Debug)]
-pub enum RunOutcome {
-    /// Ran, with a detail for `job_runs`.
-    Ok(String),
-    /// Ran and failed.
-    Failed(String),
 }
 
 /// One job's loop: catch up once, then every slot.

@@ -156,21 +156,6 @@ pub struct FlowsQuery {
     limit: Option<i64>,
 }
 
-fn parse_state(s: &str) -> Result<FlowState, ApiError> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        _ => {
-            return Err(bad_request(
-                "state must be received, processing, processed, failed or duplicate",
-            ))
-        }
-    })
-}
-
 pub async fn flows(
     State(d): State<Arc<App>>,
     Query(q): Query<FlowsQuery>,
@@ -179,12 +164,16 @@ pub async fn flows(
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(parse_state)
+        .map(|s| {
+            crate::query::parse_state(s).map_err(|_| {
+                bad_request("state must be received, processing, processed, failed or duplicate")
+            })
+        })
         .transpose()?;
     let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
-            Some(crate::commands::parse_since(s).map_err(|e| bad_request(format!("since: {e}")))?)
+            Some(crate::query::parse_since(s).map_err(|e| bad_request(format!("since: {e}")))?)
         }
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);

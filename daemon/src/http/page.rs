@@ -22,22 +22,7 @@ pub const REFRESH_SECONDS: u32 = 15;
 /// Reasons listed per rejected invoice (the rest: `quai flow ID`).
 const REASONS_SHOWN: usize = 4;
 
-/// Escape text for HTML element content and double-quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::text::html_escape as esc;
 
 fn age(seconds: i64) -> String {
     let s = seconds.max(0);

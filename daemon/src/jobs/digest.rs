@@ -39,7 +39,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::text::{csv_field, html_escape};
 
 /// Most rejects listed in the mail bodies; the CSV always has all of them.
 pub const BODY_ROWS: usize = 200;
@@ -300,21 +301,6 @@ fn fatal_reasons(r: &RejectRow) -> Vec<&quai_spool::Reason> {
 
 fn amount(r: &RejectRow) -> String {
     r.total_with_vat.map(|d| d.to_string()).unwrap_or_default()
-}
-
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or
-/// LF, quotes doubled. Text that a spreadsheet would run as a formula
-/// (leading `=`, `+`, `-`, `@`, tab, CR) gets a leading `'`.
-pub fn csv_field(s: &str, text: bool) -> String {
-    let mut v = s.to_string();
-    if text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        v.insert(0, '\'');
-    }
-    if v.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v
-    }
 }
 
 /// Header of the CSV attachment.

@@ -39,7 +39,8 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::app::App;
-use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::text::{html_escape, write_atomically};
 
 /// Thresholds of the checks.
 #[derive(Debug, Clone, Copy)]
@@ -536,7 +537,7 @@ fn values(l: &PartnerLine) -> Vec<(String, String)> {
 
 /// CSV (long format): `section,partner,key,value,detail`.
 pub fn csv(r: &ReconcileReport) -> String {
-    use crate::jobs::digest::csv_field;
+    use crate::text::csv_field;
     let _ = COLUMNS;
     let mut out = String::from("section,partner,key,value,detail\r\n");
     let _ = write!(out, "period,,from,{},\r\nperiod,,to,{},\r\n", r.from, r.to);
@@ -705,9 +706,9 @@ pub fn write_files(dir: &Path, r: &ReconcileReport) -> anyhow::Result<Vec<String
     }
     with_files.files = files.clone();
     let json = serde_json::to_vec_pretty(&with_files)?;
-    crate::acks::write_atomically(dir, &format!("{stem}.json"), &json)?;
-    crate::acks::write_atomically(dir, &format!("{stem}.csv"), csv(r).as_bytes())?;
-    crate::acks::write_atomically(dir, &format!("{stem}.html"), html(r).as_bytes())?;
+    write_atomically(dir, &format!("{stem}.json"), &json)?;
+    write_atomically(dir, &format!("{stem}.csv"), csv(r).as_bytes())?;
+    write_atomically(dir, &format!("{stem}.html"), html(r).as_bytes())?;
     Ok(files)
 }
 
