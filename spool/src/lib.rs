@@ -12,8 +12,10 @@
 //!
 //! Layout: `state` owns the transition table (every state change is checked
 //! there and logged as an event in the same transaction); `invoices` plans
-//! duplicate-invoice detection; `rows` converts rows; `sqlite` and `postgres`
-//! run the SQL of each backend; `jobs` (cron locks and runs), `outbox`
+//! duplicate-invoice detection; `rows` converts rows; `steps` holds the write
+//! steps both backends share (written once, behind a small dialect);
+//! `sqlite` and `postgres` connect and hold what each does its own way
+//! (invoice batches); `jobs` (cron locks and runs), `outbox`
 //! (reject notifications), `retention` (purge) and `reads` (history,
 //! reconciliation counts) add what the scheduled cycles need. The raw flows
 //! themselves live in the connectors' content-addressed store
@@ -22,17 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Run the same method on whichever backend this spool uses.
-macro_rules! dispatch {
-    ($self:ident, $b:ident => $e:expr) => {
-        match &$self.inner.backend {
-            Backend::Sqlite($b) => $e,
-            Backend::Postgres($b) => $e,
-        }
-    };
-}
-
-/// Like `dispatch!`, for a write: on SQLite, writes of one process are
+/// Run a backend method for a write: on SQLite, writes of one process are
 /// serialized on an in-process lock before they reach the database, so
 /// concurrent workers queue in memory instead of spinning in SQLite's busy
 /// handler (whose sleeps grow to 100 ms). Other processes still meet the
@@ -66,6 +58,43 @@ macro_rules! with_pool {
     };
 }
 
+/// Run one of the shared write steps (`steps.rs`) in a transaction of its
+/// own on whichever backend this spool uses: on SQLite under the
+/// in-process writer lock with `BEGIN IMMEDIATE` at the given durability,
+/// on PostgreSQL with the database clock. Commits on success, rolls back
+/// at once on error.
+macro_rules! write_step {
+    ($self:ident, $sync:expr, $step:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => {
+                let _writer = b.writer.lock().await;
+                let mut tx = b.begin($sync).await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::sqlite::clock(&mut tx).await?,
+                    };
+                    steps::sqlite::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::postgres::clock(&mut tx).await?,
+                    };
+                    steps::postgres::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+        }
+    };
+}
+
 /// End a write transaction: commit on success; on error roll back *now*
 /// (a dropped transaction is only rolled back when its connection is next
 /// used, and meanwhile it would keep its row locks).
@@ -94,11 +123,15 @@ mod retention;
 mod rows;
 mod sqlite;
 mod state;
+mod steps;
+
+use sqlite::Durability;
 
 pub use jobs::{JobLock, JobRun};
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
+pub use state::UnknownName;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -156,15 +189,6 @@ pub enum FlowState {
 }
 
 impl FlowState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowState::Received => "received",
-            FlowState::Processing => "processing",
-            FlowState::Processed => "processed",
-            FlowState::Failed => "failed",
-            FlowState::Duplicate => "duplicate",
-        }
-    }
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -281,17 +305,6 @@ pub enum AckKind {
     Cdar,
     Contrl,
     Mdn,
-}
-
-impl AckKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AckKind::IntegrationReport => "integration_report",
-            AckKind::Cdar => "cdar",
-            AckKind::Contrl => "contrl",
-            AckKind::Mdn => "mdn",
-        }
-    }
 }
 
 /// An acknowledgement still to deliver (or delivered).
@@ -430,13 +443,13 @@ impl Spool {
 
     /// Make sure a partner row exists (idempotent).
     pub async fn ensure_partner(&self, partner: &str) -> Result<()> {
-        dispatch!(self, b => b.ensure_partner(partner).await)
+        write_step!(self, Durability::Full, ensure_partner(partner))
     }
 
     /// Register a durably stored flow. A flow already seen (same partner +
     /// hash, or same AS2 Message-ID) is recorded as a duplicate.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
-        dispatch_write!(self, b => b.register_flow(flow, &|_| Vec::new()).await)
+        write_step!(self, Durability::Full, register_flow(flow, &|_| Vec::new()))
     }
 
     /// [`Spool::register_flow`], and when the flow turns out to be a
@@ -451,7 +464,7 @@ impl Spool {
     where
         F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
     {
-        dispatch_write!(self, b => b.register_flow(flow, &duplicate_acks).await)
+        write_step!(self, Durability::Full, register_flow(flow, &duplicate_acks))
     }
 
     /// Create pending acknowledgements for a flow in a terminal state
@@ -463,26 +476,26 @@ impl Spool {
         flow: FlowId,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch_write!(self, b => b.add_acks(flow, acks).await)
+        write_step!(self, Durability::Full, add_acks(flow, acks))
     }
 
     /// Claim the oldest `received` flow, or a `processing` flow whose lease
     /// has expired, moving it to `processing` under this instance's lease
     /// (attempts + 1). `FOR UPDATE SKIP LOCKED` on PostgreSQL.
     pub async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        dispatch_write!(self, b => b.claim_flow(lease).await)
+        write_step!(self, Durability::Relaxed, claim_flow(lease))
     }
 
     /// Claim one given flow (used by `quai replay`): a terminal flow other
     /// than `duplicate` goes back to `processing`, its invoice rows replaced
     /// when it is processed again.
     pub async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        dispatch_write!(self, b => b.claim_for_replay(flow, lease).await)
+        write_step!(self, Durability::Relaxed, claim_for_replay(flow, lease))
     }
 
     /// Extend this instance's lease on a flow it is processing.
     pub async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
-        dispatch_write!(self, b => b.renew_lease(flow, lease).await)
+        write_step!(self, Durability::Relaxed, renew_lease(flow, lease))
     }
 
     /// Store a batch of invoices of a claimed flow in one transaction,
@@ -508,7 +521,11 @@ impl Spool {
         documents: i64,
         acks: &[(AckKind, String, String)],
     ) -> Result<Vec<AckId>> {
-        dispatch_write!(self, b => b.finish_flow(flow, outcome, documents, acks).await)
+        write_step!(
+            self,
+            Durability::Full,
+            finish_flow(flow, outcome, documents, acks)
+        )
     }
 
     /// Acknowledgements generated but not yet delivered (oldest first).
@@ -518,12 +535,12 @@ impl Spool {
 
     /// Mark an acknowledgement delivered.
     pub async fn ack_delivered(&self, ack: AckId) -> Result<()> {
-        dispatch_write!(self, b => b.ack_delivered(ack).await)
+        write_step!(self, Durability::Full, ack_delivered(ack))
     }
 
     /// Record a failed delivery attempt (attempts + 1, last_error).
     pub async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
-        dispatch_write!(self, b => b.ack_failed(ack, error).await)
+        write_step!(self, Durability::Full, ack_failed(ack, error))
     }
 
     /// Acknowledgements of a flow.
@@ -575,11 +592,11 @@ impl Spool {
     /// (`processing → received`, lease released), e.g. at shutdown. Rows
     /// already stored stay; they are replaced when the flow is processed again.
     pub async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
-        dispatch_write!(self, b => b.abandon_flow(flow, reason).await)
+        write_step!(self, Durability::Relaxed, abandon_flow(flow, reason))
     }
 
     /// Put a delivered acknowledgement back to pending (`quai resend-ack`).
     pub async fn requeue_ack(&self, ack: AckId) -> Result<()> {
-        dispatch_write!(self, b => b.requeue_ack(ack).await)
+        write_step!(self, Durability::Full, requeue_ack(ack))
     }
 }

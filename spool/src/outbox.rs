@@ -13,8 +13,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::rows;
-use crate::state::{self, NOTIFICATION};
-use crate::{Backend, FlowId, Reason, Result, Spool, SpoolError};
+use crate::sqlite::Durability;
+use crate::{steps, Backend, FlowId, Reason, Result, Spool};
 
 /// One rejected invoice waiting to be notified.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,109 +112,6 @@ impl Spool {
     /// transaction. Rows already notified are left alone (never notified
     /// twice); returns the digest id and how many rows it marked.
     pub async fn mark_notified(&self, ids: &[i64], digest: &NewDigest) -> Result<(i64, u64)> {
-        let me = self.instance();
-        let recipients = digest.recipients.join(", ");
-        // The event of every marked row, in the same transaction.
-        let ev = state::notified_event(0, 0);
-        let (from, to) = (ev.from.unwrap_or_default(), ev.to);
-        match &self.inner.backend {
-            Backend::Sqlite(b) => {
-                let now = Utc::now();
-                let mut tx = b
-                    .pool
-                    .begin_with(crate::sqlite::Durability::Full.begin())
-                    .await?;
-                let result = async {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
-                         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
-                    )
-                    .bind(&digest.partner)
-                    .bind(now)
-                    .bind(&recipients)
-                    .bind(digest.message_id.as_deref())
-                    .bind(me)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-                    let marked = sqlx::query(
-                        "UPDATE notifications SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
-                         AND partner = $3 AND id IN (SELECT value FROM json_each($4))",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .bind(&digest.partner)
-                    .bind(&ids)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
-                        .bind(marked as i64)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                         SELECT $1, $2, $3, id, $4, $5, 'digest ' || $6 FROM notifications WHERE digest_id = $6",
-                    )
-                    .bind(now)
-                    .bind(me)
-                    .bind(NOTIFICATION)
-                    .bind(&from)
-                    .bind(&to)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok::<_, SpoolError>((id, marked))
-                }
-                .await;
-                crate::settle(tx, result).await
-            }
-            Backend::Postgres(b) => {
-                let mut tx = b.pool.begin().await?;
-                let result = async {
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO digests (partner, sent_at, recipients, message_id, invoice_count, instance) \
-                         VALUES ($1, now(), $2, $3, 0, $4) RETURNING id",
-                    )
-                    .bind(&digest.partner)
-                    .bind(&recipients)
-                    .bind(digest.message_id.as_deref())
-                    .bind(me)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let marked = sqlx::query(
-                        "UPDATE notifications SET notified_at = now(), digest_id = $1 WHERE notified_at IS NULL \
-                         AND partner = $2 AND id = ANY($3)",
-                    )
-                    .bind(id)
-                    .bind(&digest.partner)
-                    .bind(ids)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
-                        .bind(marked as i32)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                         SELECT now(), $1, $2, id, $3, $4, 'digest ' || $5::text FROM notifications \
-                         WHERE digest_id = $5",
-                    )
-                    .bind(me)
-                    .bind(NOTIFICATION)
-                    .bind(&from)
-                    .bind(&to)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    Ok::<_, SpoolError>((id, marked))
-                }
-                .await;
-                crate::settle(tx, result).await
-            }
-        }
+        write_step!(self, Durability::Full, mark_notified(ids, digest))
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::invoices::clean_text;
 use crate::rows::{self, RawAck, RawFlow, RawInvoice};
+use crate::state;
 use crate::{
     AckRow, Backend, FlowFilter, FlowId, FlowRow, FlowState, InvoiceRow, Origin, Result, Spool,
     SpoolError, StatusSummary,
@@ -238,7 +239,7 @@ impl Spool {
                  SET last_seen = excluded.last_seen, times_seen = sightings.times_seen + 1",
             )
             .bind(partner.as_ref())
-            .bind(rows::origin_str(origin))
+            .bind(origin.as_str())
             .bind(name.as_ref())
             .bind(size)
             .bind(now)
@@ -271,7 +272,7 @@ impl Spool {
                 Ok(Sighting {
                     id: r.id,
                     partner: r.partner,
-                    origin: rows::parse_origin(&r.origin)?,
+                    origin: state::parse::<Origin>(&r.origin)?,
                     name: r.name,
                     size: r.size,
                     first_seen: r.first_seen,

@@ -10,52 +10,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use crate::{
-    state, AckKind, AckRow, FlowRow, InvoiceRow, Origin, Reason, Result, SpoolError, Verdict,
+    state, AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Origin, Reason, Result, SpoolError,
+    Verdict,
 };
-
-pub(crate) fn origin_str(o: Origin) -> &'static str {
-    match o {
-        Origin::Dropzone => "dropzone",
-        Origin::Sftp => "sftp",
-        Origin::As2 => "as2",
-        Origin::Cli => "cli",
-    }
-}
-
-pub(crate) fn parse_origin(s: &str) -> Result<Origin> {
-    Ok(match s {
-        "dropzone" => Origin::Dropzone,
-        "sftp" => Origin::Sftp,
-        "as2" => Origin::As2,
-        "cli" => Origin::Cli,
-        other => return Err(SpoolError::Corrupt(format!("unknown origin {other:?}"))),
-    })
-}
-
-pub(crate) fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Accepted => "accepted",
-        Verdict::Rejected => "rejected",
-    }
-}
-
-pub(crate) fn parse_verdict(s: &str) -> Result<Verdict> {
-    match s {
-        "accepted" => Ok(Verdict::Accepted),
-        "rejected" => Ok(Verdict::Rejected),
-        other => Err(SpoolError::Corrupt(format!("unknown verdict {other:?}"))),
-    }
-}
-
-pub(crate) fn parse_ack_kind(s: &str) -> Result<AckKind> {
-    Ok(match s {
-        "integration_report" => AckKind::IntegrationReport,
-        "cdar" => AckKind::Cdar,
-        "contrl" => AckKind::Contrl,
-        "mdn" => AckKind::Mdn,
-        other => return Err(SpoolError::Corrupt(format!("unknown ack kind {other:?}"))),
-    })
-}
 
 pub(crate) fn parse_decimal(s: Option<String>) -> Result<Option<Decimal>> {
     s.map(|s| Decimal::from_str(&s).map_err(|e| SpoolError::Corrupt(format!("decimal {s:?}: {e}"))))
@@ -95,11 +52,11 @@ impl TryFrom<RawFlow> for FlowRow {
         Ok(FlowRow {
             id: r.id,
             partner: r.partner,
-            origin: parse_origin(&r.origin)?,
+            origin: state::parse::<Origin>(&r.origin)?,
             original_name: r.original_name,
             size: r.size,
             sha256: r.sha256,
-            state: state::parse_state(&r.state)?,
+            state: state::parse::<FlowState>(&r.state)?,
             received_at: r.received_at,
             updated_at: r.updated_at,
             attempts: r.attempts,
@@ -146,7 +103,7 @@ impl TryFrom<RawInvoice> for InvoiceRow {
             type_code: r.type_code,
             currency: r.currency,
             total_with_vat: parse_decimal(r.total_with_vat)?,
-            verdict: parse_verdict(&r.verdict)?,
+            verdict: state::parse::<Verdict>(&r.verdict)?,
             reasons: parse_reasons(&r.reasons)?,
         })
     }
@@ -173,7 +130,7 @@ impl TryFrom<RawAck> for AckRow {
             id: r.id,
             flow_id: r.flow_id,
             partner: r.partner,
-            kind: parse_ack_kind(&r.kind)?,
+            kind: state::parse::<AckKind>(&r.kind)?,
             destination: r.destination,
             file_name: r.file_name,
             generated_at: r.generated_at,

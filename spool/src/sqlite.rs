@@ -1,5 +1,8 @@
 //! SQLite backend (the embedded default).
 //!
+//! The steps shared with PostgreSQL are in `steps.rs`; here: connecting,
+//! write transactions (`begin`, durability) and the invoice batches.
+//!
 //! Settings, and why:
 //! - `journal_mode=WAL`: readers (status page, CLI) never block the writer.
 //! - `synchronous=FULL` by default: the intake deletes the source file (or
@@ -34,13 +37,12 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::invoices::{clean_text, Key, Plan};
+use crate::invoices::{Key, Plan};
 use crate::rows::{self, canonical};
-use crate::state::{self, Event, FlowStep};
 use crate::*;
 
 /// How durable a write transaction's commit must be.
@@ -97,101 +99,6 @@ pub(crate) struct SqliteBackend {
     me: String,
     /// Serializes this process's writes (see `dispatch_write!`).
     pub(crate) writer: tokio::sync::Mutex<()>,
-}
-
-pub(crate) fn now() -> DateTime<Utc> {
-    Utc::now()
-}
-
-fn lease_until(now: DateTime<Utc>, lease: Lease) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(lease.duration).unwrap_or(chrono::Duration::days(365))
-}
-
-pub(crate) async fn insert_event(
-    conn: &mut SqliteConnection,
-    me: &str,
-    at: DateTime<Utc>,
-    ev: &Event,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(at)
-    .bind(me)
-    .bind(ev.entity)
-    .bind(ev.entity_id)
-    .bind(ev.from.as_deref())
-    .bind(&ev.to)
-    .bind(ev.reason.as_deref())
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Create pending acknowledgements of a flow (and their events).
-async fn insert_acks(
-    conn: &mut SqliteConnection,
-    me: &str,
-    now: DateTime<Utc>,
-    flow: FlowId,
-    acks: &[(AckKind, String, String)],
-) -> Result<Vec<AckId>> {
-    let mut ids = Vec::with_capacity(acks.len());
-    for (kind, destination, file_name) in acks {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO acknowledgements (flow_id, kind, destination, file_name, generated_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
-        )
-        .bind(flow)
-        .bind(kind.as_str())
-        .bind(destination)
-        .bind(file_name)
-        .bind(now)
-        .fetch_one(&mut *conn)
-        .await?;
-        insert_event(conn, me, now, &state::ack_event(id, None, "pending", None)).await?;
-        ids.push(id);
-    }
-    Ok(ids)
-}
-
-/// Current state, lease owner and lease expiry of a flow.
-async fn flow_lock_info(
-    conn: &mut SqliteConnection,
-    flow: FlowId,
-) -> Result<(FlowState, Option<String>, Option<DateTime<Utc>>)> {
-    let row: Option<(String, Option<String>, Option<DateTime<Utc>>)> =
-        sqlx::query_as("SELECT state, lease_owner, lease_expires_at FROM flows WHERE id = $1")
-            .bind(flow)
-            .fetch_optional(conn)
-            .await?;
-    let (s, owner, exp) = row.ok_or(SpoolError::FlowNotFound(flow))?;
-    Ok((state::parse_state(&s)?, owner, exp))
-}
-
-/// Check that this instance holds the lease on a processing flow.
-async fn check_lease(
-    conn: &mut SqliteConnection,
-    me: &str,
-    flow: FlowId,
-    to: FlowState,
-) -> Result<()> {
-    let (st, owner, _) = flow_lock_info(conn, flow).await?;
-    if st != FlowState::Processing {
-        return Err(SpoolError::IllegalTransition {
-            flow,
-            from: st.as_str().to_owned(),
-            to: to.as_str().to_owned(),
-        });
-    }
-    if owner.as_deref() != Some(me) {
-        return Err(SpoolError::LeaseLost {
-            flow,
-            owner: owner.unwrap_or_else(|| "nobody".to_owned()),
-        });
-    }
-    Ok(())
 }
 
 impl SqliteBackend {
@@ -259,258 +166,11 @@ impl SqliteBackend {
     }
 
     /// Start a write transaction (see the module doc on durability).
-    async fn begin(&self, sync: Durability) -> Result<sqlx::Transaction<'static, Sqlite>> {
+    pub(crate) async fn begin(
+        &self,
+        sync: Durability,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>> {
         Ok(self.writes.begin_with(sync.begin()).await?)
-    }
-
-    pub(crate) async fn ensure_partner(&self, partner: &str) -> Result<()> {
-        sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(partner)
-            .bind(now())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(crate) async fn register_flow(
-        &self,
-        flow: &NewFlow,
-        dup_acks: &DupAcks<'_>,
-    ) -> Result<Registration> {
-        // Text from the outside world: PostgreSQL refuses NUL characters.
-        let partner = clean_text(&flow.partner);
-        let name = clean_text(&flow.original_name);
-        let msgid = flow.as2_message_id.as_deref().map(clean_text);
-        let mut tx = self.begin(Durability::Full).await?;
-        let result = async {
-            let now = now();
-            sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(partner.as_ref())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let new = state::flow(
-                0,
-                FlowStep::Register,
-                None,
-                FlowState::Received,
-                "registered",
-            )?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, state, \
-                 received_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(partner.as_ref())
-            .bind(rows::origin_str(flow.origin))
-            .bind(name.as_ref())
-            .bind(flow.size)
-            .bind(&flow.sha256)
-            .bind(msgid.as_deref())
-            .bind(new.new_state())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let result = match id {
-                Some(id) => {
-                    insert_event(&mut tx, &self.me, now, &new.for_flow(id).event()).await?;
-                    Registration::New(id)
-                }
-                None => {
-                    let original: i64 = sqlx::query_scalar(
-                        "SELECT id FROM flows WHERE state <> 'duplicate' AND \
-                         ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
-                    )
-                    .bind(partner.as_ref())
-                    .bind(&flow.sha256)
-                    .bind(msgid.as_deref())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let dup = state::flow(
-                        0,
-                        FlowStep::RegisterDuplicate,
-                        None,
-                        FlowState::Duplicate,
-                        format!("duplicate of flow {original}"),
-                    )?;
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, \
-                         state, received_at, updated_at, duplicate_of) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING id",
-                    )
-                    .bind(partner.as_ref())
-                    .bind(rows::origin_str(flow.origin))
-                    .bind(name.as_ref())
-                    .bind(flow.size)
-                    .bind(&flow.sha256)
-                    .bind(msgid.as_deref())
-                    .bind(dup.new_state())
-                    .bind(now)
-                    .bind(original)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    insert_event(&mut tx, &self.me, now, &dup.for_flow(id).event()).await?;
-                    insert_acks(&mut tx, &self.me, now, id, &dup_acks(id)).await?;
-                    Registration::Duplicate { id, original }
-                }
-            };
-            Ok::<_, SpoolError>(result)
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    /// Move a flow to `processing` under this instance's lease, after the
-    /// transition was checked.
-    async fn take(
-        &self,
-        conn: &mut SqliteConnection,
-        t: &state::Transition,
-        flow: FlowId,
-        now: DateTime<Utc>,
-        lease: Lease,
-    ) -> Result<ClaimedFlow> {
-        let row: Option<(i64, String, String, String, i64, String, i32)> = sqlx::query_as(
-            "UPDATE flows SET state = 'processing', lease_owner = $1, lease_expires_at = $2, \
-             attempts = attempts + 1, updated_at = $3 WHERE id = $4 AND state = $5 \
-             RETURNING id, partner, origin, original_name, size, sha256, attempts",
-        )
-        .bind(&self.me)
-        .bind(lease_until(now, lease))
-        .bind(now)
-        .bind(flow)
-        .bind(t.old_state())
-        .fetch_optional(&mut *conn)
-        .await?;
-        let (id, partner, origin, original_name, size, sha256, attempts) =
-            row.ok_or_else(|| {
-                SpoolError::Corrupt(format!("flow {flow} changed state under a write lock"))
-            })?;
-        insert_event(conn, &self.me, now, &t.event()).await?;
-        Ok(ClaimedFlow {
-            id,
-            partner,
-            origin: rows::parse_origin(&origin)?,
-            original_name,
-            size,
-            sha256,
-            attempts,
-        })
-    }
-
-    pub(crate) async fn claim_flow(&self, lease: Lease) -> Result<Option<ClaimedFlow>> {
-        let mut tx = self.begin(Durability::Relaxed).await?;
-        let result = async {
-            let now = now();
-            let cand: Option<(i64, String, Option<String>)> = sqlx::query_as(
-                "SELECT id, state, lease_owner FROM flows WHERE state IN ('received', 'processing') \
-                 AND (state = 'received' OR lease_expires_at < $1) ORDER BY received_at, id LIMIT 1",
-            )
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some((id, st, owner)) = cand else {
-                return Ok(None);
-            };
-            let from = state::parse_state(&st)?;
-            let t = if from == FlowState::Received {
-                state::flow(
-                    id,
-                    FlowStep::Claim,
-                    Some(from),
-                    FlowState::Processing,
-                    "claimed",
-                )?
-            } else {
-                let owner = owner.unwrap_or_else(|| "nobody".to_owned());
-                state::flow(
-                    id,
-                    FlowStep::Reclaim,
-                    Some(from),
-                    FlowState::Processing,
-                    format!("lease of {owner} expired"),
-                )?
-            };
-            let claimed = self.take(&mut tx, &t, id, now, lease).await?;
-            Ok::<_, SpoolError>(Some(claimed))
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    pub(crate) async fn claim_for_replay(&self, flow: FlowId, lease: Lease) -> Result<ClaimedFlow> {
-        let mut tx = self.begin(Durability::Relaxed).await?;
-        let result = async {
-            let now = now();
-            let (from, owner, expires) = flow_lock_info(&mut tx, flow).await?;
-            if from == FlowState::Processing
-                && owner.as_deref() != Some(self.me.as_str())
-                && expires.is_some_and(|e| e >= now)
-            {
-                return Err(SpoolError::LeaseLost {
-                    flow,
-                    owner: owner.unwrap_or_default(),
-                });
-            }
-            let t = state::flow(
-                flow,
-                FlowStep::Replay,
-                Some(from),
-                FlowState::Processing,
-                "replay",
-            )?;
-            let claimed = self.take(&mut tx, &t, flow, now, lease).await?;
-            Ok::<_, SpoolError>(claimed)
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    pub(crate) async fn renew_lease(&self, flow: FlowId, lease: Lease) -> Result<()> {
-        let now = now();
-        let done = sqlx::query(
-            "UPDATE flows SET lease_expires_at = $1 WHERE id = $2 AND state = 'processing' AND lease_owner = $3",
-        )
-        .bind(lease_until(now, lease))
-        .bind(flow)
-        .bind(&self.me)
-        .execute(&self.writes)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(());
-        }
-        let mut conn = self.pool.acquire().await?;
-        check_lease(&mut conn, &self.me, flow, FlowState::Processing).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn abandon_flow(&self, flow: FlowId, reason: &str) -> Result<()> {
-        let mut tx = self.begin(Durability::Relaxed).await?;
-        let result = async {
-            let now = now();
-            check_lease(&mut tx, &self.me, flow, FlowState::Received).await?;
-            let t = state::flow(
-                flow,
-                FlowStep::Abandon,
-                Some(FlowState::Processing),
-                FlowState::Received,
-                reason,
-            )?;
-            sqlx::query(
-                "UPDATE flows SET state = $1, lease_owner = NULL, lease_expires_at = NULL, updated_at = $2 \
-                 WHERE id = $3 AND state = $4",
-            )
-            .bind(t.new_state())
-            .bind(now)
-            .bind(flow)
-            .bind(t.old_state())
-            .execute(&mut *tx)
-            .await?;
-            insert_event(&mut tx, &self.me, now, &t.event()).await?;
-            Ok::<_, SpoolError>(())
-        }
-        .await;
-        crate::settle(tx, result).await
     }
 
     pub(crate) async fn store_invoices(
@@ -524,8 +184,8 @@ impl SqliteBackend {
         }
         let mut tx = self.begin(Durability::Relaxed).await?;
         let result = async {
-            let now = now();
-            check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
+            let now = Utc::now();
+            crate::steps::sqlite::check_lease(&mut tx, &self.me, flow, FlowState::Processing).await?;
 
             // Release this batch's own claims, then claim again: one
             // statement each, the keys passed as one JSON array (no
@@ -596,7 +256,7 @@ impl SqliteBackend {
                         .push_bind(rows::decimal_str(i.total_without_vat))
                         .push_bind(rows::decimal_str(i.total_with_vat))
                         .push_bind(rows::decimal_str(i.amount_due))
-                        .push_bind(rows::verdict_str(d.verdict))
+                        .push_bind(d.verdict.as_str())
                         .push_bind(d.duplicate)
                         .push_bind(d.reasons_json())
                         .push_bind(frame.as_deref())
@@ -617,168 +277,5 @@ impl SqliteBackend {
         }
         .await;
         crate::settle(tx, result).await
-    }
-
-    pub(crate) async fn finish_flow(
-        &self,
-        flow: FlowId,
-        outcome: &FlowOutcome,
-        documents: i64,
-        acks: &[(AckKind, String, String)],
-    ) -> Result<Vec<AckId>> {
-        let mut tx = self.begin(Durability::Full).await?;
-        let result = async {
-            let now = now();
-            let (to, step, code, message, reason) = match outcome {
-                FlowOutcome::Processed => (
-                    FlowState::Processed,
-                    FlowStep::Finish,
-                    None,
-                    None,
-                    "processed".to_owned(),
-                ),
-                FlowOutcome::Failed { code, message } => (
-                    FlowState::Failed,
-                    FlowStep::Fail,
-                    Some(code.as_str()),
-                    Some(message.as_str()),
-                    format!("{code}: {message}"),
-                ),
-            };
-            check_lease(&mut tx, &self.me, flow, to).await?;
-            let t = state::flow(flow, step, Some(FlowState::Processing), to, reason)?;
-            for table in ["invoice_keys", "invoices"] {
-                sqlx::query(&format!(
-                    "DELETE FROM {table} WHERE flow_id = $1 AND doc_index >= $2"
-                ))
-                .bind(flow)
-                .bind(documents.max(0))
-                .execute(&mut *tx)
-                .await?;
-            }
-            sqlx::query(
-                "UPDATE flows SET state = $1, updated_at = $2, lease_owner = NULL, lease_expires_at = NULL, \
-                 failure_code = $3, failure_message = $4 WHERE id = $5 AND state = $6",
-            )
-            .bind(t.new_state())
-            .bind(now)
-            .bind(code)
-            .bind(message)
-            .bind(flow)
-            .bind(t.old_state())
-            .execute(&mut *tx)
-            .await?;
-            insert_event(&mut tx, &self.me, now, &t.event()).await?;
-            // Outbox: one row per rejected invoice (kept, with its notified_at,
-            // when the flow is processed again).
-            sqlx::query(
-                "DELETE FROM notifications WHERE flow_id = $1 AND notified_at IS NULL AND doc_index IN \
-                 (SELECT doc_index FROM invoices WHERE flow_id = $1 AND verdict = 'accepted')",
-            )
-            .bind(flow)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO notifications (flow_id, doc_index, partner, created_at) \
-                 SELECT i.flow_id, i.doc_index, f.partner, $2 FROM invoices i JOIN flows f ON f.id = i.flow_id \
-                 WHERE i.flow_id = $1 AND i.verdict = 'rejected' ON CONFLICT DO NOTHING",
-            )
-            .bind(flow)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
-            Ok::<_, SpoolError>(ids)
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    pub(crate) async fn add_acks(
-        &self,
-        flow: FlowId,
-        acks: &[(AckKind, String, String)],
-    ) -> Result<Vec<AckId>> {
-        let mut tx = self.begin(Durability::Full).await?;
-        let result = async {
-            let now = now();
-            let (st, _, _) = flow_lock_info(&mut tx, flow).await?;
-            // An MDN answers the receipt of a flow, not its processing: it
-            // may be owed while the flow is still being processed.
-            let receipts_only = acks.iter().all(|(kind, _, _)| *kind == AckKind::Mdn);
-            if !st.is_terminal() && !receipts_only {
-                return Err(SpoolError::IllegalTransition {
-                    flow,
-                    from: st.as_str().to_owned(),
-                    to: "acknowledged".to_owned(),
-                });
-            }
-            let ids = insert_acks(&mut tx, &self.me, now, flow, acks).await?;
-            Ok::<_, SpoolError>(ids)
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    /// Update one acknowledgement (`sql` binds `$1` = now, `$2` = ack id) and
-    /// log the event, in one transaction.
-    async fn ack_update(
-        &self,
-        ack: AckId,
-        sql: &str,
-        error: Option<&str>,
-        ev: Event,
-    ) -> Result<()> {
-        let mut tx = self.begin(Durability::Full).await?;
-        let result = async {
-            let now = now();
-            let mut q = sqlx::query(sql).bind(now).bind(ack);
-            if let Some(error) = error {
-                q = q.bind(error);
-            }
-            if q.execute(&mut *tx).await?.rows_affected() == 0 {
-                return Err(SpoolError::AckNotFound(ack));
-            }
-            insert_event(&mut tx, &self.me, now, &ev).await?;
-            Ok::<_, SpoolError>(())
-        }
-        .await;
-        crate::settle(tx, result).await
-    }
-
-    pub(crate) async fn ack_delivered(&self, ack: AckId) -> Result<()> {
-        self.ack_update(
-            ack,
-            "UPDATE acknowledgements SET delivered_at = $1, updated_at = $1, attempts = attempts + 1, last_error = NULL \
-             WHERE id = $2",
-            None,
-            state::ack_event(ack, Some("pending"), "delivered", None),
-        )
-        .await
-    }
-
-    pub(crate) async fn ack_failed(&self, ack: AckId, error: &str) -> Result<()> {
-        self.ack_update(
-            ack,
-            "UPDATE acknowledgements SET attempts = attempts + 1, last_error = $3, updated_at = $1 WHERE id = $2",
-            Some(error),
-            state::ack_event(ack, Some("pending"), "pending", Some(format!("delivery failed: {error}"))),
-        )
-        .await
-    }
-
-    pub(crate) async fn requeue_ack(&self, ack: AckId) -> Result<()> {
-        self.ack_update(
-            ack,
-            "UPDATE acknowledgements SET delivered_at = NULL, updated_at = $1 WHERE id = $2",
-            None,
-            state::ack_event(
-                ack,
-                Some("delivered"),
-                "pending",
-                Some("resend requested".to_owned()),
-            ),
-        )
-        .await
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! `duplicate` is final: a duplicate flow is never processed.
 
-use crate::{FlowId, FlowState, Result, SpoolError};
+use crate::{AckKind, FlowId, FlowState, Origin, Result, SpoolError, Verdict};
 
 /// Entity names used in the event history.
 pub(crate) const FLOW: &str = "flow";
@@ -161,16 +161,89 @@ pub(crate) fn notified_event(notification: i64, digest: i64) -> Event {
     }
 }
 
-/// Parse a state stored in the database.
-pub(crate) fn parse_state(s: &str) -> Result<FlowState> {
-    Ok(match s {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        other => return Err(SpoolError::Corrupt(format!("unknown flow state {other:?}"))),
-    })
+/// A name that is not one of an enum's names (a state, kind or origin read
+/// from the database, a command line or a query string).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?} (expected {})", expected.join(", "))]
+pub struct UnknownName {
+    /// `flow state`, `acknowledgement kind`...
+    pub what: &'static str,
+    pub value: String,
+    /// Every accepted name.
+    pub expected: &'static [&'static str],
+}
+
+impl From<UnknownName> for SpoolError {
+    fn from(e: UnknownName) -> SpoolError {
+        SpoolError::Corrupt(e.to_string())
+    }
+}
+
+/// The one definition of an enum's names: `as_str`, `ALL`, `Display` and
+/// a `FromStr` that ignores ASCII case (so the CLI and the HTTP API parse
+/// with it too, instead of keeping their own lists).
+macro_rules! names {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            /// Every name, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+            /// The name stored in the database (and shown to users).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl std::str::FromStr for $ty {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> std::result::Result<$ty, UnknownName> {
+                $(if s.eq_ignore_ascii_case($name) {
+                    return Ok($ty::$variant);
+                })+
+                Err(UnknownName {
+                    what: $what,
+                    value: s.to_owned(),
+                    expected: $ty::NAMES,
+                })
+            }
+        }
+    };
+}
+
+names!(FlowState, "flow state", {
+    Received => "received",
+    Processing => "processing",
+    Processed => "processed",
+    Failed => "failed",
+    Duplicate => "duplicate",
+});
+names!(AckKind, "acknowledgement kind", {
+    IntegrationReport => "integration_report",
+    Cdar => "cdar",
+    Contrl => "contrl",
+    Mdn => "mdn",
+});
+names!(Origin, "origin", {
+    Dropzone => "dropzone",
+    Sftp => "sftp",
+    As2 => "as2",
+    Cli => "cli",
+});
+names!(Verdict, "verdict", {
+    Accepted => "accepted",
+    Rejected => "rejected",
+});
+
+/// Parse a name stored in the database (an unknown one is a corrupt row).
+pub(crate) fn parse<T: std::str::FromStr<Err = UnknownName>>(s: &str) -> Result<T> {
+    Ok(s.parse::<T>()?)
 }
 
 #[cfg(test)]
@@ -184,6 +257,26 @@ mod tests {
         assert!(flow(1, FlowStep::Claim, Some(Received), Processing, "").is_ok());
         assert!(flow(1, FlowStep::Finish, Some(Processing), Processed, "").is_ok());
         assert!(flow(1, FlowStep::Replay, Some(Failed), Processing, "").is_ok());
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_ones_are_refused() {
+        for s in FlowState::ALL {
+            assert_eq!(s.as_str().parse::<FlowState>(), Ok(*s));
+            assert_eq!(s.as_str().to_uppercase().parse::<FlowState>(), Ok(*s));
+        }
+        for k in AckKind::ALL {
+            assert_eq!(k.to_string().parse::<AckKind>(), Ok(*k));
+        }
+        let err = "archived".parse::<FlowState>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown flow state \"archived\" (expected received, processing, processed, failed, duplicate)"
+        );
+        assert!(matches!(
+            parse::<Origin>("ftp"),
+            Err(SpoolError::Corrupt(m)) if m.contains("unknown origin")
+        ));
     }
 
     #[test]
