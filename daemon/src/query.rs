@@ -4,18 +4,10 @@
 
 use quai_spool::FlowState;
 
-/// A flow state by its name, case-insensitive.
+/// A flow state by its name, case-insensitive (the spool's one list of
+/// names, [`FlowState`]'s `FromStr`).
 pub fn parse_state(s: &str) -> anyhow::Result<FlowState> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        other => anyhow::bail!(
-            "unknown state {other:?} (received, processing, processed, failed, duplicate)"
-        ),
-    })
+    Ok(s.parse::<FlowState>()?)
 }
 
 /// `2026-11-28`, an RFC 3339 time, or a duration back from now: `2h`, `3d`.

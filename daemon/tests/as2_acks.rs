@@ -366,3 +366,43 @@ async fn a_partly_delivered_report_is_not_sent_twice() {
     assert_eq!(left, 0, "markers removed");
     s.d.stop().await;
 }
+
+/// A flow ACME posts twice over AS2 is registered the second time as a
+/// duplicate; its report ("duplicate of") goes back over AS2 too, like
+/// every answer to an AS2 flow of a partner with `[partner.as2] url`
+/// (docs/acknowledgements.md), never into the local outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_as2_flow_is_answered_over_as2() {
+    let mut s = Setup::start().await;
+    let peer = s.receiver(json!({}));
+    let spool = s.d.spool().await;
+    let original = s.post_flow(&spool).await;
+    let duplicate = s.post_flow(&spool).await;
+    assert_ne!(duplicate, original, "a second flow is registered");
+    let flow = spool.flow(duplicate).await.unwrap();
+    assert_eq!(flow.state, quai_spool::FlowState::Duplicate, "{flow:?}");
+    assert_eq!(flow.duplicate_of, Some(original));
+    let acks: Vec<AckRow> = wait_for("delivery", Duration::from_secs(40), async || {
+        let acks = spool.acks_of_flow(duplicate).await.unwrap();
+        (!acks.is_empty() && acks.iter().all(|a| a.delivered_at.is_some())).then_some(acks)
+    })
+    .await;
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0].kind, AckKind::IntegrationReport);
+    assert_eq!(acks[0].destination, "as2", "{acks:?}");
+    let name = format!("{}.xml", acks[0].file_name);
+    let records = processed(&peer);
+    let r = records
+        .iter()
+        .find(|r| r["filename"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not received over AS2: {records:?}"));
+    assert_eq!(r["status"], "processed", "{r}");
+    let report = String::from_utf8(ReceiverPeer::payload(r)).unwrap();
+    assert!(report.contains("duplicate"), "{report}");
+    // Nothing went to the local outbox.
+    assert!(std::fs::read_dir(s.d.outbox("acme"))
+        .map(|r| r.count() == 0)
+        .unwrap_or(true));
+    s.d.stop().await;
+    drop(peer);
+}
