@@ -137,6 +137,7 @@ async fn deliver_due(daemon: &App, backoff: &mut RetryBackoff) -> usize {
                     warn!(ack = ack.id, error = %e, "acknowledgement written but not marked delivered");
                 } else {
                     delivered += 1;
+                    crate::metrics::ack_delivered(ack.kind.as_str());
                     info!(partner = %ack.partner, flow_id = ack.flow_id, stage = "acknowledged", kind = ack.kind.as_str(), file = %ack.file_name, "acknowledgement delivered");
                 }
             }
@@ -144,6 +145,7 @@ async fn deliver_due(daemon: &App, backoff: &mut RetryBackoff) -> usize {
                 let attempts = ack.attempts.saturating_add(1);
                 let retry_in = RetryBackoff::delay(attempts);
                 warn!(partner = %ack.partner, flow_id = ack.flow_id, ack = ack.id, attempts, retry_in_s = retry_in.as_secs(), error = %e, "acknowledgement delivery failed; will retry");
+                crate::metrics::ack_failed(ack.kind.as_str());
                 backoff.failed(ack.id, attempts);
                 let _ = daemon.spool.ack_failed(ack.id, &e.to_string()).await;
             }

@@ -288,11 +288,12 @@ impl Mailer {
                 .map_err(|e| MailError::Send(format!("writer task: {e}")))?
                 .map_err(|e| MailError::Send(format!("cannot write the mail file: {e}")))
             }
-            Transport::Smtp { transport, label } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(format!("{label}: {e}"))),
+            Transport::Smtp { transport, label } => {
+                transport.send(message).await.map(|_| ()).map_err(|e| {
+                    crate::metrics::smtp_failed();
+                    MailError::Send(format!("{label}: {e}"))
+                })
+            }
         }
     }
 

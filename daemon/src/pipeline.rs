@@ -90,6 +90,7 @@ pub async fn process_claimed(
     info!(partner = %claimed.partner, flow_id = claimed.id, stage = "processing", attempt = claimed.attempts, file = %claimed.original_name, "processing flow");
 
     let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
+    let mut duplicates = 0u64;
     let end = if claimed.size as u64 > limits.max_flow_bytes {
         FlowEnd::Rejected(flow::FlowReject {
             code: "IRR_TAILLE_F",
@@ -154,7 +155,9 @@ pub async fn process_claimed(
         let renew_every = lease.duration / 3;
         let mut interrupted = false;
         while let Some(batch) = rx.recv().await {
-            spool.store_invoices(claimed.id, &batch).await?;
+            let stored = spool.store_invoices(claimed.id, &batch).await?;
+            // Accepted invoices the spool turned into REJ_UNI duplicates.
+            duplicates += stored.iter().filter(|s| s.duplicate).count() as u64;
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();
@@ -168,7 +171,8 @@ pub async fn process_claimed(
         let rejected = converter.await?;
         let mut end = reader.await?;
         if let FlowEnd::Done(summary) = &mut end {
-            summary.rejected = rejected;
+            // Rejected by the rules, or as duplicates by the spool.
+            summary.rejected = rejected + duplicates;
         }
         if let FlowEnd::Failed(why) = &end {
             spool.abandon_flow(claimed.id, why).await?;
@@ -212,7 +216,7 @@ pub async fn process_claimed(
             info!(
                 partner = %claimed.partner, flow_id = claimed.id, stage = "processed",
                 documents = summary.documents, rejected = summary.rejected,
-                elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
+                duplicates, elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
             );
         }
         FlowEnd::Rejected(reject) => {

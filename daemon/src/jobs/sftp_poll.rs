@@ -74,7 +74,12 @@ impl PartnerPoller {
                     report.failed.len()
                 ))
             }
-            Err(e) => self.failed(partner_id, e.kind(), &e.to_string()),
+            Err(e) => {
+                if let Some(kind) = session_failure(e.kind()) {
+                    crate::metrics::sftp_failed(kind);
+                }
+                self.failed(partner_id, e.kind(), &e.to_string())
+            }
         }
     }
 
@@ -88,6 +93,18 @@ impl PartnerPoller {
             warn!(partner = %partner, kind, error = %error, retry_in_s = pause.as_secs(), "SFTP poll failed");
         }
         RunOutcome::Failed(format!("{kind}: {error}"))
+    }
+}
+
+/// The `quai_sftp_connection_failures_total` label of a failed poll, when
+/// the failure was the SFTP session's (not quai's configuration or disk).
+pub fn session_failure(kind: &str) -> Option<&'static str> {
+    match kind {
+        "connect" => Some("connect"),
+        "host_key" => Some("hostkey"),
+        "auth" => Some("auth"),
+        "io" => Some("transfer"),
+        _ => None,
     }
 }
 
