@@ -100,15 +100,7 @@ impl DropzoneConfig {
     }
 }
 
-/// Whether a file name marks a partial upload that must not be taken.
-pub fn is_partial_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || lower.ends_with(".part")
-        || lower.ends_with(".tmp")
-        || lower.ends_with(".filepart")
-        || lower.ends_with(".crdownload")
-}
+pub use crate::landing::is_partial_name;
 
 /// What the watcher thinks of a file it saw.
 #[derive(Debug, Clone, Copy)]
@@ -496,8 +488,19 @@ mod tests {
 
     #[test]
     fn partial_names() {
-        for n in [".hidden", "a.part", "a.TMP", "x.filepart"] {
+        for n in [
+            ".hidden",
+            "a.part",
+            "a.TMP",
+            "x.filepart",
+            "d.partial",
+            "e.crdownload",
+        ] {
             assert!(is_partial_name(n), "{n}");
+        }
+        // One list for the drop zone, SFTP polls and reconciliation.
+        for suffix in crate::landing::PARTIAL_SUFFIXES {
+            assert!(is_partial_name(&format!("batch.zip{suffix}")), "{suffix}");
         }
         for n in ["a.zip", "invoice.xml", "part.xml"] {
             assert!(!is_partial_name(n), "{n}");

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::reasons::is_fatal;
 use crate::routing::{sibling_name, Destination};
 
 /// Deliver pending acknowledgements until `stop`. An acknowledgement that
@@ -395,24 +396,14 @@ fn open_stored(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>>
     })
 }
 
-/// True when the stored bytes (gunzipped if need be) start, after a BOM
-/// and blanks, like an EDIFACT interchange (`UNA` or `UNB`).
+/// True when the stored bytes (gunzipped if need be) are an EDIFACT
+/// interchange, as `quai_mappings::detect` tells formats apart.
 pub fn looks_like_edifact(path: &Path) -> bool {
-    let mut head = Vec::with_capacity(64);
-    let read = open_stored(path).and_then(|r| r.take(64).read_to_end(&mut head));
-    if read.is_err() {
-        return false;
-    }
-    let mut b = &head[..];
-    if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        b = &b[3..];
-    }
-    let b: Vec<u8> = b
-        .iter()
-        .copied()
-        .skip_while(|c| c.is_ascii_whitespace())
-        .collect();
-    b.starts_with(b"UNA") || b.starts_with(b"UNB")
+    use quai_mappings::detect::{self, Format};
+    let mut head = Vec::with_capacity(detect::SNIFF_LEN);
+    let read =
+        open_stored(path).and_then(|r| r.take(detect::SNIFF_LEN as u64).read_to_end(&mut head));
+    read.is_ok() && detect::sniff(&head) == Format::Edifact
 }
 
 /// When a finished flow is an EDIFACT interchange and owes no CONTRL yet,
@@ -465,7 +456,7 @@ pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
 /// its fatal reasons (all reasons when none is fatal) when rejected.
 pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
     let reasons = if i.verdict == Verdict::Rejected {
-        let fatal: Vec<_> = i.reasons.iter().filter(|r| r.severity == "fatal").collect();
+        let fatal: Vec<_> = i.reasons.iter().filter(|r| is_fatal(r)).collect();
         let chosen = if fatal.is_empty() {
             i.reasons.iter().collect()
         } else {
@@ -574,9 +565,10 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
     if processed {
         each_page(daemon, flow.id, |page| {
             for i in page {
-                let failed = i.reasons.iter().any(|r| {
-                    r.severity == "fatal" && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT"))
-                });
+                let failed = i
+                    .reasons
+                    .iter()
+                    .any(|r| is_fatal(r) && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT")));
                 if failed {
                     for (at, _) in i.entry.match_indices('#') {
                         syntax_failed.insert(i.entry[at + 1..].to_string());

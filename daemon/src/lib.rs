@@ -21,6 +21,7 @@ pub mod mail;
 pub mod metrics;
 pub mod pipeline;
 pub mod query;
+pub mod reasons;
 pub mod routing;
 pub mod scheduler;
 pub mod sdnotify;

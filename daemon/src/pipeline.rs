@@ -20,6 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::app::App;
 use crate::config::Limits;
+use crate::reasons::severity_name;
 
 /// Claim and process flows until `stop`.
 pub async fn worker(daemon: Arc<App>, n: usize, stop: CancellationToken) {
@@ -249,10 +250,7 @@ fn reason_of(v: &Violation) -> Reason {
     Reason {
         rule: v.rule.clone(),
         term: v.term.clone(),
-        severity: match v.severity {
-            Severity::Fatal => "fatal".to_string(),
-            Severity::Warning => "warning".to_string(),
-        },
+        severity: severity_name(v.severity).to_string(),
         message: v.message.clone(),
     }
 }
@@ -308,7 +306,7 @@ pub fn to_new_invoice(doc: &Document) -> NewInvoice {
             reasons: vec![Reason {
                 rule: rule.clone(),
                 term: "BG-0".to_string(),
-                severity: "fatal".to_string(),
+                severity: severity_name(Severity::Fatal).to_string(),
                 message: message.clone(),
             }],
             canonical_json: None,

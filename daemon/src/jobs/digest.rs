@@ -40,6 +40,7 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::reasons::is_fatal;
 use crate::text::{csv_field, html_escape};
 
 /// Most rejects listed in the mail bodies; the CSV always has all of them.
@@ -291,7 +292,7 @@ pub fn subject(partner: &str, count: usize, date: chrono::NaiveDate) -> String {
 /// The rules and messages of a reject: fatal reasons (all reasons when none
 /// is fatal).
 fn fatal_reasons(r: &RejectRow) -> Vec<&quai_spool::Reason> {
-    let fatal: Vec<_> = r.reasons.iter().filter(|x| x.severity == "fatal").collect();
+    let fatal: Vec<_> = r.reasons.iter().filter(|x| is_fatal(x)).collect();
     if fatal.is_empty() {
         r.reasons.iter().collect()
     } else {

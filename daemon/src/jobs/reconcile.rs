@@ -414,14 +414,6 @@ fn dropzones(daemon: &App) -> Vec<(String, PathBuf)> {
     out
 }
 
-fn is_partial(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || [".part", ".tmp", ".filepart", ".partial", ".crdownload"]
-            .iter()
-            .any(|s| lower.ends_with(s))
-}
-
 /// Regular, finished-looking files older than `before`, with their SHA-256.
 fn scan_dropzones(
     zones: &[(String, PathBuf)],
@@ -435,7 +427,7 @@ fn scan_dropzones(
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Ok(meta) = e.metadata() else { continue };
-            if !meta.is_file() || is_partial(&name) {
+            if !meta.is_file() || quai_connectors::landing::is_partial_name(&name) {
                 continue;
             }
             let modified: DateTime<Utc> = match meta.modified() {
