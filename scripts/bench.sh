@@ -21,7 +21,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 WORK=${QUAI_BENCH_WORK:-/tmp/quai-bench}
 mkdir -p "$WORK"
 
-cargo build --release -p quai --bins
+cargo build --release -p quai -p quai-bench --bins
 BIN="$CARGO_TARGET_DIR/release"
 
 args=("$@")

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 if [ -z "${QUAI_BIN_DIR:-}" ]; then
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-  cargo build --release -p quai --bins >&2
+  cargo build --release -p quai -p quai-bench --bins >&2
   QUAI_BIN_DIR=$CARGO_TARGET_DIR/release
 fi
 QUAI=$QUAI_BIN_DIR/quai

@@ -38,7 +38,7 @@ mkdir -p /run/sshd 2>/dev/null || true
 # ---------------------------------------------------------------- python test peers
 VENV=${QUAI_TEST_VENV:-$ROOT/target/test-venv}
 export QUAI_TEST_VENV=$VENV
-REQS_SUM=$(cat scripts/test-requirements.txt connectors/tests/as2/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
+REQS_SUM=$(cat scripts/test-requirements.txt test-support/peers/as2/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.quai-reqs" 2>/dev/null)" != "$REQS_SUM" ]; then
   log "creating the test venv at $VENV"
   python3 -m venv "$VENV"

@@ -4,8 +4,7 @@
 //! builds each message and verifies quai's MDN (signature with quai's
 //! certificate, disposition, MIC) itself.
 
-#[path = "support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use std::collections::HashMap;
 use std::fs;

@@ -3,8 +3,7 @@
 //! encrypted content), hostile nestings and bombs, MDN bookkeeping — all
 //! through the HTTP-less `As2Receiver::receive`, messages built with OpenSSL.
 
-#[path = "support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use std::collections::HashMap;
 use std::fs;

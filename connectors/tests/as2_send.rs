@@ -7,8 +7,7 @@
 //! dispositions, HTTP errors, a receiver that is down) must be refused with
 //! the right typed error.
 
-#[path = "support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use as2peer::{KeyPair, ReceiverPeer};
 use quai_connectors::as2::send::{self, Outbound, OutboundConfig, Refusal, SendError};

@@ -1,7 +1,6 @@
 //! SFTP connector against a real OpenSSH server (see support/sshd.rs).
 
-#[path = "support/sshd.rs"]
-mod sshd;
+use quai_test_support::sshd;
 
 use std::collections::HashMap;
 use std::fs;

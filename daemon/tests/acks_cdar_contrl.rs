@@ -2,11 +2,11 @@
 //! statuses (one file per flow) and EDIFACT CONTRL land in the partner's
 //! outbox; `resend-ack` delivers one again.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{fixture, TestDaemon};
+use support::common::{fixture, TestDaemon};
 
 fn edifact_fixture(name: &str) -> Vec<u8> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,10 +8,9 @@
 //! renderer (and `quai resend-ack`) produce, and be marked delivered in the
 //! spool; while the partner's server is down, delivery fails and is retried.
 
-mod common;
+mod support;
 
-#[path = "../../connectors/tests/support/as2peer.rs"]
-mod as2peer;
+use quai_test_support::as2peer;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -19,9 +18,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use as2peer::{KeyPair, ReceiverPeer};
-use common::*;
 use quai_spool::{AckKind, AckRow};
 use serde_json::{json, Value};
+use support::common::*;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

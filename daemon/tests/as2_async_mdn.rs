@@ -3,14 +3,14 @@
 //! partner's Receipt-Delivery-Option URL by the acknowledgement deliverer,
 //! retried (attempts tracked) until the partner's server takes it.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
 use quai_spool::AckKind;
+use support::common::*;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -12,14 +12,14 @@
 //! must be reported, and the official samples must get the verdicts their
 //! own test suite gives. The test fails (never skips) without the venv.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{fixture, zip_of, TestDaemon};
 use serde_json::Value;
+use support::common::{fixture, zip_of, TestDaemon};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -3,15 +3,15 @@
 //! in the end every invoice is stored exactly once with the right verdict
 //! and every flow has exactly one report. Also: SIGTERM stops it cleanly.
 
-mod common;
+mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use quai_spool::{FlowState, Verdict};
+use support::common::*;
 
 const FLOWS: usize = 16;
 const INVOICES_PER_FLOW: usize = 150;

@@ -2,10 +2,9 @@
 //! recipients, subject, bodies and the exact CSV rows; SMTP down then up;
 //! a process killed between send and mark; authentication; file transport.
 
-#[path = "support/seed.rs"]
-mod seed;
-#[path = "support/smtp.rs"]
-mod smtp;
+mod support;
+use quai_test_support::smtp;
+use support::seed;
 
 use quai::config::MailTransport;
 use quai::jobs::digest::{self, Fault};

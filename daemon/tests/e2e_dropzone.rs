@@ -2,12 +2,12 @@
 //! `inbound/<partner>/` are taken durably, mapped, validated, spooled and
 //! answered with an integration report in `outbound/<partner>/`.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
 use quai_spool::{FlowState, Verdict};
+use support::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 

@@ -16,20 +16,18 @@
 //! (`connectors/tests/sftp.rs`), an AS2 sender disconnecting mid-body
 //! (`connectors/tests/as2_layers.rs`); see docs/security.md.
 
-mod common;
-mod hostile_support;
+mod support;
 
-#[path = "../../spool/tests/support/pg.rs"]
-mod pg;
+use quai_test_support::pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use hostile_support::*;
 use quai_spool::FlowState;
+use support::common::*;
+use support::hostile::*;
 
 /// A `quai run` child whose stderr goes to a file we can read.
 struct Quai {

@@ -12,18 +12,17 @@
 //! node) are in `hostile_memory.rs`, alone in their binary so that peak
 //! memory can be measured.
 
-mod common;
-mod hostile_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
-use hostile_support::*;
 use quai::config::Config;
 use quai_spool::FlowState;
 use serde_json::Value;
+use support::common::*;
+use support::hostile::*;
 
 const WAIT: Duration = Duration::from_secs(90);
 const BYSTANDER: &str = "bystander";

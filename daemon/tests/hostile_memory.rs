@@ -8,14 +8,13 @@
 //! Alone in its own test binary: nothing else allocates while the peak is
 //! measured.
 
-mod common;
-mod hostile_support;
+mod support;
 
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
-use hostile_support::*;
+use support::common::*;
+use support::hostile::*;
 
 const WAIT: Duration = Duration::from_secs(180);
 const MIB: u64 = 1 << 20;

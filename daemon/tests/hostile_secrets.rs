@@ -7,11 +7,9 @@
 //! * the spool (the database and the raw flows) is readable by quai's user
 //!   only, even when quai is started by hand under the common umask 022.
 
-mod common;
-mod hostile_support;
+mod support;
 
-#[path = "support/smtp.rs"]
-mod smtp;
+use quai_test_support::smtp;
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -19,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
-use hostile_support::*;
+use support::common::*;
+use support::hostile::*;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,11 +1,11 @@
 //! The ops HTTP listener, served in-process on 127.0.0.1 over a real spool
 //! holding flows ingested through the daemon's own pipeline.
 
-mod http_support;
+mod support;
 
 use quai::{http, metrics};
 
-use http_support::*;
+use support::http::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_metrics_and_json_api() {

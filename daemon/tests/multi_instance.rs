@@ -3,18 +3,17 @@
 //! them, and when one is killed mid-flow its work is finished by another
 //! (its lease expires; files it had claimed are given back).
 
-mod common;
+mod support;
 
-#[path = "../../spool/tests/support/pg.rs"]
-mod pg;
+use quai_test_support::pg;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use quai_spool::FlowState;
+use support::common::*;
 
 const FLOWS: usize = 12;
 const INVOICES: usize = 120;

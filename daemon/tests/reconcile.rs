@@ -2,8 +2,8 @@
 //! `quai reconcile` exits 0 when everything adds up and 1 otherwise, and
 //! writes JSON, CSV and HTML reports.
 
-#[path = "support/seed.rs"]
-mod seed;
+mod support;
+use support::seed;
 
 use std::process::Command;
 use std::time::{Duration, SystemTime};

@@ -2,8 +2,8 @@
 //! and records the job; a run missed during downtime happens once at start;
 //! a job whose lock is held elsewhere does not run.
 
-#[path = "support/seed.rs"]
-mod seed;
+mod support;
+use support::seed;
 
 use std::time::{Duration, Instant};
 

@@ -3,10 +3,9 @@
 //! the remote file removed; a partner whose host key is refused fails on its
 //! own (error kind recorded) without stalling the other.
 
-#[path = "support/seed.rs"]
-mod seed;
-#[path = "../../connectors/tests/support/sshd.rs"]
-mod sshd;
+mod support;
+use quai_test_support::sshd;
+use support::seed;
 
 use std::time::{Duration, Instant};
 

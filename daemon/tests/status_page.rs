@@ -5,7 +5,7 @@
 //! `QUAI_SAVE_SCREENSHOT=1 cargo test -p quai --test status_page` also
 //! copies the screenshot to `docs/status-page.png`.
 
-mod http_support;
+mod support;
 
 use quai::http;
 
@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http_support::*;
 use quai_spool::{NewFlow, Origin};
+use support::http::*;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 

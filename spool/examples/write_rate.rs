@@ -28,8 +28,7 @@
 //! `--url`, SQLite runs on a temp file and PostgreSQL on a throwaway cluster
 //! with fsync ON (production durability), started by the test harness.
 
-#[path = "../tests/support/pg.rs"]
-mod pg;
+use quai_test_support::pg;
 
 use std::time::{Duration, Instant};
 

@@ -10,6 +10,7 @@ use std::process::Command;
 /// The venv's folder.
 pub fn dir() -> PathBuf {
     std::env::var_os("QUAI_TEST_VENV")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("target").join("test-venv"))
 }

@@ -1,10 +1,10 @@
 //! Test support: backends to run the suites against. Each scenario is an
 //! `async fn(Db)`; `both!` instantiates it once with a fresh SQLite file and
 //! once with a fresh database on a throwaway PostgreSQL cluster (one cluster
-//! per test binary, see `pg.rs`).
+//! per test binary, `quai_test_support::pg`).
 #![allow(dead_code)]
 
-pub mod pg;
+pub use quai_test_support::pg;
 
 use quai_spool::Spool;
 

@@ -7,14 +7,10 @@
 //! time `unzip -p` / `gzip -dc` needs for the same files on one core.
 //! `BENCHMARKS.md` records the figures and `scripts/bench.sh` runs them all.
 
-#[path = "quai_bench/gen.rs"]
-mod gen;
-#[path = "quai_bench/run.rs"]
-mod run;
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use quai_bench::{gen, run};
 
 #[derive(Parser)]
 #[command(

@@ -3,15 +3,13 @@
 //! port, serving SFTP with `internal-sftp`. Stopped (with every per-connection
 //! child) on drop.
 //!
-//! Include it from a test crate with
-//! `#[path = "support/sshd.rs"] mod sshd;` (adjust the path). Needs
+//! `let sshd = quai_test_support::sshd::Sshd::start();`. Needs
 //! `/usr/sbin/sshd` (Debian package `openssh-server`) and `ssh-keygen`
 //! (`openssh-client`); a missing binary fails the test, never skips it.
-#![allow(dead_code)]
 
 use std::fs;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,13 +34,6 @@ pub struct Sshd {
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
 }
 
 /// `ssh-keygen -t <kind>` into `path` (no passphrase).
@@ -140,7 +131,7 @@ impl Sshd {
             .unwrap()
             .trim()
             .to_string();
-        let port = free_port();
+        let port = crate::free_port();
         let known_hosts = root.join("known_hosts");
         fs::write(&known_hosts, format!("[127.0.0.1]:{port} {host_key_pub}\n")).unwrap();
 

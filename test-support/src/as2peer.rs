@@ -1,15 +1,13 @@
 //! Test harness for AS2 interop: an independent AS2 implementation (pyas2lib,
-//! from PyPI) run as the partner by `tests/as2/peer.py`, plus throwaway keys
-//! and certificates.
+//! from PyPI) run as the partner by `test-support/peers/as2/peer.py`, plus
+//! throwaway keys and certificates.
 //!
-//! The Python environment is a venv at `$QUAI_TEST_VENV` (default
-//! `<repo>/target/test-venv`), created on first use with `python3 -m venv`
-//! and `pip install -r tests/as2/requirements.txt`, after which oscrypto's
+//! The Python environment is the test venv ([`crate::venv::dir`]), created
+//! on first use with `python3 -m venv` and
+//! `pip install -r test-support/peers/as2/requirements.txt`, after which oscrypto's
 //! OpenSSL version regex is widened (oscrypto 1.3.0 cannot parse OpenSSL
 //! 3.0.10 and later). A missing `python3`, venv module or package FAILS the
 //! test with a message naming what to install; nothing is skipped.
-
-#![allow(dead_code)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,23 +15,17 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use quai_connectors::as2::openssl::asn1::Asn1Time;
-use quai_connectors::as2::openssl::bn::{BigNum, MsbOption};
-use quai_connectors::as2::openssl::hash::MessageDigest;
-use quai_connectors::as2::openssl::pkey::{PKey, Private};
-use quai_connectors::as2::openssl::rsa::Rsa;
-use quai_connectors::as2::openssl::x509::{X509NameBuilder, X509};
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::{X509NameBuilder, X509};
 use sha2::{Digest, Sha256};
 
-/// The connectors crate's folder (this file is also included by the
-/// daemon's tests, whose manifest folder is `daemon/`).
-fn manifest_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if here.join("tests/as2/peer.py").exists() {
-        here
-    } else {
-        here.join("..").join("connectors")
-    }
+/// `test-support/peers/as2/`: the peer script and its pinned requirements.
+fn peer_dir() -> PathBuf {
+    crate::peers_dir().join("as2")
 }
 
 /// The venv's python, ready with pyas2lib (created once per process).
@@ -43,11 +35,8 @@ pub fn python() -> &'static Path {
 }
 
 fn ensure_venv() -> Result<PathBuf, String> {
-    let venv = match std::env::var_os("QUAI_TEST_VENV") {
-        Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => manifest_dir().join("..").join("target").join("test-venv"),
-    };
-    let requirements = manifest_dir().join("tests/as2/requirements.txt");
+    let venv = crate::venv::dir();
+    let requirements = peer_dir().join("requirements.txt");
     let req_bytes =
         fs::read(&requirements).map_err(|e| format!("{}: {e}", requirements.display()))?;
     let tag = hex::encode(&Sha256::digest(&req_bytes)[..8]);
@@ -185,7 +174,7 @@ pub fn run_peer(dir: &Path, config: &serde_json::Value) -> serde_json::Value {
     let py = python();
     let cfg_path = dir.join(format!("peer-{}.json", uuid_like()));
     fs::write(&cfg_path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    let script = manifest_dir().join("tests/as2/peer.py");
+    let script = peer_dir().join("peer.py");
     let out = Command::new(py)
         .arg(&script)
         .arg(&cfg_path)
@@ -227,7 +216,7 @@ impl ReceiverPeer {
         config["record"] = serde_json::Value::String(record.to_string_lossy().into_owned());
         let cfg_path = dir.join(format!("receiver-{tag}.json"));
         fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let script = manifest_dir().join("tests/as2/peer.py");
+        let script = peer_dir().join("peer.py");
         let mut child = Command::new(py)
             .arg(&script)
             .arg("--receive")

@@ -8,13 +8,10 @@
 //! and, the other way round, that the validator agrees with EN 16931
 //! arithmetic done independently here.
 
-#[path = "../src/bin/quai_bench/gen.rs"]
-#[allow(dead_code)]
-mod gen;
-
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
+use quai_bench::gen;
 use quai_mappings::flow::{self, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::Severity;
 

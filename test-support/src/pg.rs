@@ -1,11 +1,8 @@
 //! A throwaway PostgreSQL cluster for tests, started as a child of the test
 //! process and stopped when dropped.
 //!
-//! Standard library only, so other crates' tests can include it as is:
-//!
 //! ```ignore
-//! #[path = "../../spool/tests/support/pg.rs"]
-//! mod pg;
+//! use quai_test_support::pg;
 //! let cluster = pg::PgCluster::shared();        // one per test binary
 //! let url = cluster.create_database("mytest");  // postgres://...
 //! ```
@@ -22,9 +19,6 @@
 //!   a [`PgCluster::shared`] cluster (a static, never dropped) or a test
 //!   killed with SIGKILL leaves nothing running.
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,13 +68,6 @@ fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on 127.0.0.1")
 }
 
 impl PgCluster {
@@ -140,7 +127,7 @@ impl PgCluster {
             );
         }
         let mut cluster = PgCluster {
-            port: free_port(),
+            port: crate::free_port(),
             dir,
             bin,
             as_postgres,

@@ -5,7 +5,7 @@ AS2 receiver is tested against.
 Usage: peer.py CONFIG.json            send one message (or several) to quai
        peer.py --receive CONFIG.json  be an AS2 receiver for quai's sender
 
-The config (written by connectors/tests/support/as2peer.rs) says how to
+The config (written by test-support/src/as2peer.rs) says how to
 build the message (sign / encrypt / compress, MDN mode, signed MDN), where to
 POST it, and optional faults (tampering, a fixed Message-ID sent several
 times). For every send the script verifies the MDN with pyas2lib's own

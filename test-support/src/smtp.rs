@@ -1,16 +1,14 @@
 //! A real SMTP server for tests: aiosmtpd (PyPI) run from the test venv as a
 //! child process on 127.0.0.1 and a free port, writing every message it
 //! receives into a temp folder (raw `.eml` + decoded `.json`, see
-//! `smtp_sink.py`). Stoppable and restartable on the same port (the "SMTP
-//! down" tests); killed on drop.
+//! `test-support/peers/smtp_sink.py`). Stoppable and restartable on the
+//! same port (the "SMTP down" tests); killed on drop.
 //!
-//! The venv is `$QUAI_TEST_VENV`, default `<repo>/target/test-venv`, created
-//! by `scripts/test.sh` from `scripts/test-requirements.txt`. A missing venv,
-//! Python or aiosmtpd FAILS the test (never a skip).
-#![allow(dead_code)]
+//! The venv is the test venv ([`crate::venv`]). A missing venv, Python or
+//! aiosmtpd FAILS the test (never a skip).
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,41 +41,9 @@ pub struct ReceivedAttachment {
     pub content: String,
 }
 
+/// The test venv's python, checked to have aiosmtpd.
 pub fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("QUAI_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-                .join("test-venv")
-        });
-    let python = venv.join("bin").join("python");
-    assert!(
-        python.exists(),
-        "the test venv is missing ({}): run scripts/test.sh, or `python3 -m venv {} && {}/bin/pip install -r scripts/test-requirements.txt`",
-        python.display(),
-        venv.display(),
-        venv.display()
-    );
-    let ok = Command::new(&python)
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "aiosmtpd is not installed in {}: pip install -r scripts/test-requirements.txt",
-        venv.display()
-    );
-    python
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    crate::venv::python_with(&["aiosmtpd"])
 }
 
 impl Smtp {
@@ -92,7 +58,7 @@ impl Smtp {
 
     fn start_inner(auth: Option<String>) -> Smtp {
         let mut s = Smtp {
-            port: free_port(),
+            port: crate::free_port(),
             dir: tempfile::tempdir().expect("temp dir"),
             auth,
             child: None,
@@ -103,7 +69,7 @@ impl Smtp {
 
     fn spawn(&mut self) {
         let python = venv_python();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let script = crate::peers_dir().join("smtp_sink.py");
         let mut cmd = Command::new(python);
         cmd.arg(&script)
             .arg(self.port.to_string())

@@ -1,0 +1,15 @@
+//! Imports run one way (issue 13, ARCHITECTURE.md): no crate of the
+//! workspace may have modules importing each other in a circle. The
+//! failure message lists every circle with the imports that close it
+//! (`quai_test_support::imports`; its unit tests plant circles to prove it
+//! finds them).
+//!
+//! Not listed yet, each until its circles are gone: `mappings`
+//! (`validate::calc` <-> `validate::vat`) and `daemon` (issue 13).
+
+use quai_test_support::imports;
+
+#[test]
+fn no_import_circle_in_the_workspace() {
+    imports::assert_no_circles(&["spool", "connectors", "test-support", "bench"]);
+}
