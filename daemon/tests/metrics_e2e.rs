@@ -6,13 +6,13 @@
 //! delivered, a digest the SMTP relay does not take, an SFTP server that is
 //! not there, and an AS2 message.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::common::*;
 
 const WAIT: Duration = Duration::from_secs(30);
 
