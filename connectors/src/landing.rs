@@ -36,6 +36,17 @@ pub enum LandingError {
     Io(#[from] io::Error),
 }
 
+/// Name endings of uploads still in progress (any case): a file named
+/// so, or a dot name, is never taken — by a drop zone, an SFTP poll, or
+/// reconciliation counting what is waiting. One list for all three.
+pub const PARTIAL_SUFFIXES: &[&str] = &[".part", ".tmp", ".filepart", ".partial", ".crdownload"];
+
+/// Whether a file name marks a partial upload that must not be taken.
+pub fn is_partial_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    name.starts_with('.') || PARTIAL_SUFFIXES.iter().any(|s| lower.ends_with(s))
+}
+
 /// Path of a stored flow with the given hash: `store/ab/abcdef...`.
 pub fn stored_path(store: &Path, sha256: &str) -> PathBuf {
     let fanout = sha256.get(..2).unwrap_or("xx");

@@ -19,7 +19,7 @@
 //! a partner never sees a half-written or a second, different report.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,58 +30,18 @@ use quai_mappings::ack::report::{
 };
 use quai_mappings::ack::{cdar, contrl};
 use quai_mappings::edifact;
-use quai_mappings::flow::FlowEnd;
-use quai_spool::{AckKind, AckRow, ClaimedFlow, FlowRow, FlowState, InvoiceRow, Verdict};
+use quai_spool::{AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Verdict};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::Daemon;
-
-/// The acknowledgements a finished flow is owed, as (kind, destination, file
-/// name) rows created in the same transaction that finishes the flow: the
-/// integration report always, CDAR statuses when the flow held documents.
-/// (A CONTRL is added when the report is delivered, once the stored bytes
-/// show an EDIFACT interchange: see [`ensure_contrl`].)
-pub fn owed(
-    config: &crate::config::Config,
-    claimed: &ClaimedFlow,
-    end: &FlowEnd,
-) -> Vec<(AckKind, String, String)> {
-    let report_name = crate::pipeline::report_file_name(&claimed.original_name, claimed.id);
-    let destination = if claimed.origin == quai_spool::Origin::As2
-        && crate::as2_out::sends_over_as2(config, &claimed.partner)
-    {
-        "as2".to_string()
-    } else {
-        crate::pipeline::destination_of(claimed.origin).to_string()
-    };
-    let mut acks = vec![(
-        AckKind::IntegrationReport,
-        destination.clone(),
-        report_name.clone(),
-    )];
-    if let FlowEnd::Done(summary) = end {
-        if summary.documents > 0 {
-            acks.push((
-                AckKind::Cdar,
-                destination,
-                sibling_name(&report_name, "cdar.xml"),
-            ));
-        }
-    }
-    acks
-}
-
-/// `<name>.<id>.report` → `<name>.<id>.<ext>`.
-pub fn sibling_name(report_name: &str, ext: &str) -> String {
-    let stem = report_name.strip_suffix(".report").unwrap_or(report_name);
-    format!("{stem}.{ext}")
-}
+use crate::app::App;
+use crate::reasons::is_fatal;
+use crate::routing::{sibling_name, Destination};
 
 /// Deliver pending acknowledgements until `stop`. An acknowledgement that
 /// failed waits before its next attempt ([`RetryBackoff`]), so a partner
 /// whose server is down or refusing is not called every few seconds.
-pub async fn deliverer(daemon: Arc<Daemon>, stop: CancellationToken) {
+pub async fn deliverer(daemon: Arc<App>, stop: CancellationToken) {
     let tmp = daemon.config.home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || remove_stale_staging(&tmp))
         .await
@@ -152,12 +112,12 @@ impl RetryBackoff {
 
 /// One pass over every pending acknowledgement (no backoff: `quai
 /// resend-ack` and one-shot jobs); returns how many were delivered.
-pub async fn deliver_pending(daemon: &Daemon) -> usize {
+pub async fn deliver_pending(daemon: &App) -> usize {
     deliver_due(daemon, &mut RetryBackoff::default()).await
 }
 
 /// One pass over the pending acknowledgements that are due.
-async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
+async fn deliver_due(daemon: &App, backoff: &mut RetryBackoff) -> usize {
     let pending = match daemon.spool.pending_acks(200).await {
         Ok(p) => p,
         Err(e) => {
@@ -178,6 +138,7 @@ async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
                     warn!(ack = ack.id, error = %e, "acknowledgement written but not marked delivered");
                 } else {
                     delivered += 1;
+                    crate::metrics::ack_delivered(ack.kind.as_str());
                     info!(partner = %ack.partner, flow_id = ack.flow_id, stage = "acknowledged", kind = ack.kind.as_str(), file = %ack.file_name, "acknowledgement delivered");
                 }
             }
@@ -185,6 +146,7 @@ async fn deliver_due(daemon: &Daemon, backoff: &mut RetryBackoff) -> usize {
                 let attempts = ack.attempts.saturating_add(1);
                 let retry_in = RetryBackoff::delay(attempts);
                 warn!(partner = %ack.partner, flow_id = ack.flow_id, ack = ack.id, attempts, retry_in_s = retry_in.as_secs(), error = %e, "acknowledgement delivery failed; will retry");
+                crate::metrics::ack_failed(ack.kind.as_str());
                 backoff.failed(ack.id, attempts);
                 let _ = daemon.spool.ack_failed(ack.id, &e.to_string()).await;
             }
@@ -207,7 +169,7 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn new(daemon: &Daemon) -> std::io::Result<Staged> {
+    fn new(daemon: &App) -> std::io::Result<Staged> {
         let root = daemon.config.home.join("tmp");
         std::fs::create_dir_all(&root)?;
         Ok(Staged {
@@ -239,7 +201,7 @@ fn close(w: BufWriter<File>) -> std::io::Result<()> {
 
 /// Render the files of one acknowledgement from the spool (and, for
 /// CONTRL, the stored interchange), streaming: a page of invoices at a time.
-pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Staged> {
+pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
     let mut staged = Staged::new(daemon)?;
     match ack.kind {
         AckKind::IntegrationReport => {
@@ -260,24 +222,25 @@ pub async fn render(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<Staged> {
     Ok(staged)
 }
 
-async fn deliver(daemon: &Daemon, ack: &AckRow) -> anyhow::Result<()> {
+async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
     if ack.kind == AckKind::Mdn {
         return deliver_async_mdn(ack).await;
     }
     let staged = render(daemon, ack).await?;
-    match ack.destination.as_str() {
-        "sftp" => {
+    match Destination::of_row(ack) {
+        Destination::SftpOutbox => {
             let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
                 anyhow::anyhow!("partner {} is no longer configured", ack.partner)
             })?;
-            let src = crate::jobs::sftp_poll::source_for(&daemon.config, partner)?;
+            let src = crate::connect::sftp_source(&daemon.config, partner)?;
             for (name, local) in &staged.files {
                 src.deliver(local, name).await?;
             }
             Ok(())
         }
-        "as2" => crate::as2_out::deliver(daemon, ack, &staged.files).await,
-        _ => {
+        Destination::As2Message => crate::as2_out::deliver(daemon, ack, &staged.files).await,
+        Destination::Mail => anyhow::bail!("acknowledgements are not sent by mail"),
+        Destination::Outbox | Destination::As2Mdn { .. } => {
             let outbox = daemon.config.outbox_for(&ack.partner);
             tokio::task::spawn_blocking(move || publish(&outbox, &staged)).await??;
             Ok(())
@@ -307,7 +270,7 @@ fn publish(outbox: &Path, staged: &Staged) -> std::io::Result<()> {
 }
 
 /// Page through a flow's invoices, in doc_index order.
-async fn each_page<F>(daemon: &Daemon, flow_id: i64, mut f: F) -> anyhow::Result<()>
+async fn each_page<F>(daemon: &App, flow_id: i64, mut f: F) -> anyhow::Result<()>
 where
     F: FnMut(Vec<InvoiceRow>) -> anyhow::Result<()>,
 {
@@ -335,7 +298,7 @@ where
 /// on each pass until it is taken (attempts and errors tracked like any
 /// acknowledgement).
 pub async fn queue_async_mdn(
-    daemon: &Daemon,
+    daemon: &App,
     pending: quai_connectors::as2::PendingMdn,
 ) -> anyhow::Result<()> {
     let flow_id = pending
@@ -354,7 +317,7 @@ pub async fn queue_async_mdn(
     let n = name.clone();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         quai_connectors::landing::create_private_dir(&d)?;
-        write_atomically(&d, &n, &bytes)
+        crate::text::write_atomically(&d, &n, &bytes)
     })
     .await??;
     let path = dir.join(&name).to_string_lossy().into_owned();
@@ -433,29 +396,19 @@ fn open_stored(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>>
     })
 }
 
-/// True when the stored bytes (gunzipped if need be) start, after a BOM
-/// and blanks, like an EDIFACT interchange (`UNA` or `UNB`).
+/// True when the stored bytes (gunzipped if need be) are an EDIFACT
+/// interchange, as `quai_mappings::detect` tells formats apart.
 pub fn looks_like_edifact(path: &Path) -> bool {
-    let mut head = Vec::with_capacity(64);
-    let read = open_stored(path).and_then(|r| r.take(64).read_to_end(&mut head));
-    if read.is_err() {
-        return false;
-    }
-    let mut b = &head[..];
-    if b.starts_with(&[0xEF, 0xBB, 0xBF]) {
-        b = &b[3..];
-    }
-    let b: Vec<u8> = b
-        .iter()
-        .copied()
-        .skip_while(|c| c.is_ascii_whitespace())
-        .collect();
-    b.starts_with(b"UNA") || b.starts_with(b"UNB")
+    use quai_mappings::detect::{self, Format};
+    let mut head = Vec::with_capacity(detect::SNIFF_LEN);
+    let read =
+        open_stored(path).and_then(|r| r.take(detect::SNIFF_LEN as u64).read_to_end(&mut head));
+    read.is_ok() && detect::sniff(&head) == Format::Edifact
 }
 
 /// When a finished flow is an EDIFACT interchange and owes no CONTRL yet,
 /// add one (pending, same destination as its report).
-pub async fn ensure_contrl(daemon: &Daemon, report: &AckRow) -> anyhow::Result<()> {
+pub async fn ensure_contrl(daemon: &App, report: &AckRow) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(report.flow_id).await?;
     if !matches!(flow.state, FlowState::Processed | FlowState::Failed) {
         return Ok(());
@@ -503,7 +456,7 @@ pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
 /// its fatal reasons (all reasons when none is fatal) when rejected.
 pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
     let reasons = if i.verdict == Verdict::Rejected {
-        let fatal: Vec<_> = i.reasons.iter().filter(|r| r.severity == "fatal").collect();
+        let fatal: Vec<_> = i.reasons.iter().filter(|r| is_fatal(r)).collect();
         let chosen = if fatal.is_empty() {
             i.reasons.iter().collect()
         } else {
@@ -543,7 +496,7 @@ pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
 /// The CDAR statuses of a processed flow: one file, or one per invoice
 /// (`<name>.<flow>.cdar.<n>.xml`, each a CDAR message of its own).
 async fn write_cdar(
-    daemon: &Daemon,
+    daemon: &App,
     ack: &AckRow,
     per_invoice: bool,
     staged: &mut Staged,
@@ -603,7 +556,7 @@ async fn write_cdar(
 /// The CONTRL of an EDIFACT flow, from its stored bytes (read again,
 /// streaming) and the spool: a UCM per message, rejected when the message
 /// could not be read or its invoice failed on syntax.
-async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
     let processed = flow.state == FlowState::Processed;
     // References (UNH 0062) of messages whose invoice failed on syntax:
@@ -612,9 +565,10 @@ async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> any
     if processed {
         each_page(daemon, flow.id, |page| {
             for i in page {
-                let failed = i.reasons.iter().any(|r| {
-                    r.severity == "fatal" && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT"))
-                });
+                let failed = i
+                    .reasons
+                    .iter()
+                    .any(|r| is_fatal(r) && (r.rule == "SYNTAX" || r.rule.starts_with("EDIFACT")));
                 if failed {
                     for (at, _) in i.entry.match_indices('#') {
                         syntax_failed.insert(i.entry[at + 1..].to_string());
@@ -697,18 +651,6 @@ async fn write_contrl(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> any
     Ok(())
 }
 
-/// Write `name` in `dir` through a temporary dot-file, fsync, rename, fsync dir.
-pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.part"));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    quai_connectors::landing::sync_dir(dir)
-}
-
 /// Everything of a finished flow's integration report but its documents.
 pub fn report_head(flow: &FlowRow) -> anyhow::Result<ReportHead> {
     let status = match flow.state {
@@ -781,7 +723,7 @@ pub fn report_document(i: InvoiceRow) -> ReportDocument {
 /// The integration report of a flow, `<file>.xml` and `<file>.json`, written
 /// a page of invoices at a time. The counts at the top come from the flow;
 /// if the documents listed do not add up to them, nothing is sent.
-async fn write_report(daemon: &Daemon, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
+async fn write_report(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
     let head = report_head(&flow)?;
     let mut xml = XmlReportWriter::start(staged.create(&format!("{}.xml", ack.file_name))?, &head)?;

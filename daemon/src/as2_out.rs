@@ -21,33 +21,21 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use quai_connectors::as2::send::{self, Outbound};
-use quai_connectors::as2::{Identity, IdentityConfig, Partner, PartnerConfig};
+use quai_connectors::as2::send;
 use quai_spool::AckRow;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::Daemon;
-
-/// Does this partner take its acknowledgements as outbound AS2 messages?
-/// Yes when quai has an `[as2]` identity and the partner an AS2 `url`.
-pub fn sends_over_as2(config: &Config, partner: &str) -> bool {
-    config.as2.is_some()
-        && config
-            .partner(partner)
-            .and_then(|p| p.as2.as_ref())
-            .is_some_and(|a| a.url.is_some())
-}
+use crate::app::App;
 
 /// Send the rendered files of one acknowledgement, each as one AS2 message.
 /// Ok only when every file's MDN was accepted.
 pub async fn deliver(
-    daemon: &Daemon,
+    daemon: &App,
     ack: &AckRow,
     files: &[(String, PathBuf)],
 ) -> anyhow::Result<()> {
     let config = &daemon.config;
-    let (identity, partner, out) = load(config, &ack.partner)?;
+    let (identity, partner, out) = crate::connect::as2_sender(config, &ack.partner)?;
     let sent_dir = config.home.join("as2-out").join("sent");
     let mut markers = Vec::with_capacity(files.len());
     for (name, path) in files {
@@ -105,44 +93,6 @@ pub async fn deliver(
     Ok(())
 }
 
-/// Our identity, the partner and its outbound settings, loaded from the
-/// configuration (certificates and key read from disk each time, so a
-/// renewed certificate is taken without a restart).
-fn load(config: &Config, partner_id: &str) -> anyhow::Result<(Identity, Partner, Outbound)> {
-    let own = config
-        .as2
-        .as_ref()
-        .context("no [as2] identity is configured: cannot send over AS2")?;
-    let p = config
-        .partner(partner_id)
-        .with_context(|| format!("partner {partner_id} is no longer configured"))?;
-    let a = p
-        .as2
-        .as_ref()
-        .with_context(|| format!("partner {partner_id} has no [partner.as2] section"))?;
-    let out_cfg = a
-        .outbound()
-        .with_context(|| format!("partner {partner_id} has no [partner.as2] url"))?;
-    let identity = Identity::load(&IdentityConfig {
-        as2_id: own.as2_id.clone(),
-        certificate: own.certificate.clone(),
-        key: own.key.clone(),
-    })?;
-    let partner = Partner::load(&PartnerConfig {
-        partner_id: p.id.clone(),
-        as2_id: a.as2_id.clone(),
-        certificate: a.certificate.clone(),
-        require_signed: a.require_signed,
-        require_encrypted: a.require_encrypted,
-        allow_async_mdn: a.allow_async_mdn.unwrap_or(true),
-    })?;
-    let out = Outbound::resolve(&out_cfg, partner.cert.is_some()).map_err(|errors| {
-        let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        anyhow::anyhow!("partner {partner_id} [partner.as2]: {}", list.join("; "))
-    })?;
-    Ok((identity, partner, out))
-}
-
 /// A file name as a marker name: no separators, bounded.
 fn marker_name(name: &str) -> String {
     name.chars()
@@ -167,7 +117,7 @@ async fn write_marker(dir: &Path, marker: &Path, message_id: &str) -> anyhow::Re
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        crate::acks::write_atomically(&dir, &name, id.as_bytes())
+        crate::text::write_atomically(&dir, &name, id.as_bytes())
     })
     .await??;
     Ok(())
@@ -178,14 +128,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_partners_with_a_url_and_an_identity() {
-        let text = "[as2]\nas2_id = \"Q\"\ncertificate = \"q.crt\"\nkey = \"q.key\"\n\
-                    [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\nurl = \"http://h/as2\"\nmdn = \"unsigned\"\n\
-                    [[partner]]\nid = \"b\"\n[partner.as2]\nas2_id = \"B\"\n";
-        let c = Config::parse(text, Path::new("/q/c.toml")).unwrap();
-        assert!(sends_over_as2(&c, "acme"));
-        assert!(!sends_over_as2(&c, "b"));
-        assert!(!sends_over_as2(&c, "nobody"));
+    fn marker_names_are_file_safe() {
         assert_eq!(marker_name("a/b c.xml"), "a_b_c.xml");
     }
 }

@@ -5,18 +5,21 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use quai_mappings::flow::{self, DocumentResult, FlowEnd};
-use quai_spool::{FlowFilter, FlowState, Lease};
+use quai_spool::{FlowFilter, Lease};
 use serde::Serialize;
 
+use crate::app::App;
 use crate::config::Config;
+use crate::jobs::{purge, reconcile};
 use crate::pipeline::flow_limits;
+use crate::query::{parse_since, parse_state};
 
 /// `quai status`
-pub async fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
-    let spool = crate::open_spool(config).await?;
-    let s = spool.status().await?;
+pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
+    let s = app.spool.status().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&s)?);
         return Ok(0);
@@ -59,7 +62,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<i32> {
 
 /// `quai flows`
 pub async fn flows(
-    config: &Config,
+    app: &App,
     partner: Option<String>,
     state: Option<String>,
     since: Option<String>,
@@ -74,8 +77,8 @@ pub async fn flows(
         None => None,
         Some(s) => Some(parse_since(s)?),
     };
-    let spool = crate::open_spool(config).await?;
-    let rows = spool
+    let rows = app
+        .spool
         .list_flows(&FlowFilter {
             partner,
             state,
@@ -112,8 +115,8 @@ pub async fn flows(
 
 /// `quai flow ID --invoice N`: the canonical invoice of one document (the
 /// spool keeps it compressed). Exit 1 when there is none.
-pub async fn canonical_invoice(config: &Config, id: i64, index: i64) -> anyhow::Result<i32> {
-    let spool = crate::open_spool(config).await?;
+pub async fn canonical_invoice(app: &App, id: i64, index: i64) -> anyhow::Result<i32> {
+    let spool = &app.spool;
     spool.flow(id).await?;
     match spool.canonical_invoice(id, index).await? {
         Some(json) => {
@@ -128,10 +131,10 @@ pub async fn canonical_invoice(config: &Config, id: i64, index: i64) -> anyhow::
 }
 
 /// `quai flow ID`
-pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
-    let spool = crate::open_spool(config).await?;
+pub async fn flow_detail(app: &App, id: i64, json: bool) -> anyhow::Result<i32> {
+    let spool = &app.spool;
     if json {
-        let v = crate::http::flow_detail_json(&spool, id).await?;
+        let v = crate::http::flow_detail_json(spool, id).await?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
@@ -228,42 +231,6 @@ pub async fn flow_detail(config: &Config, id: i64, json: bool) -> anyhow::Result
         )?;
     }
     Ok(0)
-}
-
-fn parse_state(s: &str) -> anyhow::Result<FlowState> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        other => anyhow::bail!(
-            "unknown state {other:?} (received, processing, processed, failed, duplicate)"
-        ),
-    })
-}
-
-/// `2026-11-28`, an RFC 3339 time, or a duration back from now: `2h`, `3d`.
-pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    use chrono::{NaiveDate, TimeZone, Utc};
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
-    }
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{s:?} is not a date, a time or a duration like 2h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
-        _ => anyhow::bail!("{s:?}: unit must be s, m, h or d"),
-    };
-    Ok(Utc::now() - chrono::Duration::seconds(secs))
 }
 
 /// One invoice as `quai validate --json` prints it.
@@ -371,21 +338,14 @@ pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Resul
 }
 
 /// `quai replay ID`: process a stored flow again (same idempotency rules).
-pub async fn replay(config: &Config, id: i64, json: bool) -> anyhow::Result<i32> {
-    let spool = crate::open_spool(config).await?;
+pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
     let lease = Lease {
-        duration: std::time::Duration::from_secs(config.lease_seconds),
+        duration: std::time::Duration::from_secs(daemon.config.lease_seconds),
     };
-    let claimed = spool.claim_for_replay(id, lease).await?;
-    let daemon = std::sync::Arc::new(crate::Daemon {
-        config: config.clone(),
-        spool,
-        work: Default::default(),
-        acks: Default::default(),
-    });
+    let claimed = daemon.spool.claim_for_replay(id, lease).await?;
     let stop = tokio_util::sync::CancellationToken::new();
-    crate::pipeline::process_claimed(&daemon, claimed, lease, &stop).await?;
-    crate::acks::deliver_pending(&daemon).await;
+    crate::pipeline::process_claimed(daemon, claimed, lease, &stop).await?;
+    crate::acks::deliver_pending(daemon).await;
     let flow = daemon.spool.flow(id).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&flow)?);
@@ -404,19 +364,12 @@ pub async fn replay(config: &Config, id: i64, json: bool) -> anyhow::Result<i32>
 /// `quai ingest FILE... --partner P`: take files in as if dropped, and
 /// process them now.
 pub async fn ingest(
-    config: &Config,
+    daemon: &Arc<App>,
     partner: &str,
     files: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<i32> {
-    crate::prepare_folders(config)?;
-    let spool = crate::open_spool(config).await?;
-    let daemon = std::sync::Arc::new(crate::Daemon {
-        config: config.clone(),
-        spool,
-        work: Default::default(),
-        acks: Default::default(),
-    });
+    let config = &daemon.config;
     let mut registered = Vec::new();
     let total_bytes: u64 = files
         .iter()
@@ -445,7 +398,7 @@ pub async fn ingest(
             complete: stored.complete,
             as2_message_id: None,
         };
-        let accepted = crate::intake::register(&daemon, &landed)
+        let accepted = crate::intake::register(daemon, &landed)
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         registered.push((file.display().to_string(), accepted));
@@ -474,9 +427,9 @@ pub async fn ingest(
     };
     let stop = tokio_util::sync::CancellationToken::new();
     while let Some(claimed) = daemon.spool.claim_flow(lease).await? {
-        crate::pipeline::process_claimed(&daemon, claimed, lease, &stop).await?;
+        crate::pipeline::process_claimed(daemon, claimed, lease, &stop).await?;
     }
-    crate::acks::deliver_pending(&daemon).await;
+    crate::acks::deliver_pending(daemon).await;
     if json {
         let v: Vec<_> = registered
             .iter()
@@ -490,6 +443,88 @@ pub async fn ingest(
         println!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(0)
+}
+
+/// `quai reconcile [--from D --to D] [--json]`: 0 when everything adds up,
+/// 1 otherwise.
+pub async fn reconcile(
+    app: &Arc<App>,
+    from: Option<String>,
+    to: Option<String>,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let tz = app.config.timezone;
+    let to = match to {
+        Some(t) => reconcile::parse_bound(&t, tz, true)?,
+        None => chrono::Utc::now(),
+    };
+    let from = match from {
+        Some(f) => reconcile::parse_bound(&f, tz, false)?,
+        None => to - chrono::Duration::hours(24),
+    };
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let mut report = reconcile::reconcile(app, from, to, reconcile::Thresholds::default()).await?;
+    reconcile::publish(app, &mut report).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", reconcile::text(&report));
+        for f in &report.files {
+            println!("report: {f}");
+        }
+    }
+    Ok(if report.balanced { 0 } else { 1 })
+}
+
+/// `quai purge [--json]`.
+pub async fn purge(app: &Arc<App>, json: bool) -> anyhow::Result<i32> {
+    let s = purge::run(app).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        println!(
+            "purged {} flow(s) and {} invoice(s) last changed before {}; {} raw file(s) deleted",
+            s.flows, s.invoices, s.cutoff, s.raw_deleted
+        );
+        for e in &s.raw_errors {
+            println!("not deleted: {e}");
+        }
+    }
+    Ok(if s.raw_errors.is_empty() { 0 } else { 1 })
+}
+
+/// `quai resend-ack ID`: put an acknowledgement back to pending and deliver
+/// it now.
+pub async fn resend_ack(app: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
+    app.spool.requeue_ack(id).await?;
+    let delivered = crate::acks::deliver_pending(app).await;
+    let still = app
+        .spool
+        .pending_acks(100_000)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id);
+    if json {
+        let v = match &still {
+            None => serde_json::json!({"ack": id, "delivered": true}),
+            Some(a) => serde_json::json!({"ack": id, "delivered": false, "error": a.last_error}),
+        };
+        println!("{v}");
+        return Ok(if still.is_none() { 0 } else { 1 });
+    }
+    match still {
+        None => {
+            println!("acknowledgement {id} delivered ({delivered} delivered in this pass)");
+            Ok(0)
+        }
+        Some(a) => {
+            println!(
+                "acknowledgement {id} requeued but not delivered: {}",
+                a.last_error.unwrap_or_default()
+            );
+            Ok(1)
+        }
+    }
 }
 
 /// `quai check-config`
@@ -509,7 +544,7 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
                         .as_ref()
                         .map(|p| p.display().to_string())
                         .unwrap_or_else(|| "embedded default".into()),
-                    crate::redact_url(&c.spool_url),
+                    crate::text::redact_url(&c.spool_url),
                     c.partners.len()
                 );
             }

@@ -8,17 +8,17 @@
 use std::sync::Arc;
 
 use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
-use quai_spool::{AckKind, NewFlow, Origin, Registration};
+use quai_spool::{NewFlow, Origin, Registration};
 use tracing::info;
 
-use crate::Daemon;
+use crate::app::App;
 
 pub struct SpoolSink {
-    daemon: Arc<Daemon>,
+    daemon: Arc<App>,
 }
 
 impl SpoolSink {
-    pub fn new(daemon: Arc<Daemon>) -> Self {
+    pub fn new(daemon: Arc<App>) -> Self {
         SpoolSink { daemon }
     }
 }
@@ -43,7 +43,7 @@ pub fn origin_label(origin: Origin) -> &'static str {
 }
 
 /// Register one landed flow; shared by every connector and `quai ingest`.
-pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, SinkError> {
+pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkError> {
     if !crate::config::valid_partner_id(&flow.partner) {
         return Err(SinkError(format!(
             "{:?} is not a valid partner id",
@@ -65,15 +65,16 @@ pub async fn register(daemon: &Daemon, flow: &LandedFlow) -> Result<Accepted, Si
     };
     // A duplicate is answered again (a report saying so), atomically with
     // its registration.
-    let destination = crate::pipeline::destination_of(new.origin);
-    let name = flow.original_name.clone();
+    let config = &daemon.config;
     let registration = spool
-        .register_flow_with_acks(&new, move |id| {
-            vec![(
-                AckKind::IntegrationReport,
-                destination.to_string(),
-                crate::pipeline::report_file_name(&name, id),
-            )]
+        .register_flow_with_acks(&new, |id| {
+            crate::routing::owed_by_duplicate(
+                config,
+                &new.partner,
+                new.origin,
+                &new.original_name,
+                id,
+            )
         })
         .await
         .map_err(|e| SinkError(e.to_string()))?;

@@ -282,17 +282,18 @@ impl Mailer {
                 let name = eml_name(&mail.message_id);
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     std::fs::create_dir_all(&dir)?;
-                    crate::acks::write_atomically(&dir, &name, &bytes)
+                    crate::text::write_atomically(&dir, &name, &bytes)
                 })
                 .await
                 .map_err(|e| MailError::Send(format!("writer task: {e}")))?
                 .map_err(|e| MailError::Send(format!("cannot write the mail file: {e}")))
             }
-            Transport::Smtp { transport, label } => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| MailError::Send(format!("{label}: {e}"))),
+            Transport::Smtp { transport, label } => {
+                transport.send(message).await.map(|_| ()).map_err(|e| {
+                    crate::metrics::smtp_failed();
+                    MailError::Send(format!("{label}: {e}"))
+                })
+            }
         }
     }
 
@@ -302,22 +303,6 @@ impl Mailer {
         self.files_dir()
             .map(|d| d.join(eml_name(message_id)).exists())
     }
-}
-
-/// Escape text for HTML bodies.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -341,13 +326,5 @@ mod tests {
         assert!(a.starts_with("<quai.digest-acme.") && a.ends_with('>'));
         let n = eml_name(&a);
         assert!(n.ends_with(".eml") && !n.contains('/') && !n.contains('<'));
-    }
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            html_escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use quai::config::Config;
-use quai::{commands, telemetry};
+use quai::{commands, telemetry, App};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -144,34 +144,51 @@ fn main() -> ExitCode {
                     wait_for_signal().await;
                     s.cancel();
                 });
-                quai::run(config, shutdown).await.map(|()| 0)
+                let listener = quai::daemon::bind(&config).await?;
+                quai::run(config, listener, shutdown).await.map(|()| 0)
             }
-            Command::Status { json } => commands::status(&config, json).await,
+            Command::Validate { files, json } => commands::validate(&config, &files, json),
+            Command::Status { json } => {
+                let app = App::inspect(config).await?;
+                commands::status(&app, json).await
+            }
             Command::Flows {
                 partner,
                 state,
                 since,
                 limit,
                 json,
-            } => commands::flows(&config, partner, state, since, limit, json).await,
+            } => {
+                let app = App::inspect(config).await?;
+                commands::flows(&app, partner, state, since, limit, json).await
+            }
             Command::Flow {
                 id,
                 invoice: Some(index),
                 ..
-            } => commands::canonical_invoice(&config, id, index).await,
-            Command::Flow { id, json, .. } => commands::flow_detail(&config, id, json).await,
-            Command::Validate { files, json } => commands::validate(&config, &files, json),
+            } => {
+                let app = App::inspect(config).await?;
+                commands::canonical_invoice(&app, id, index).await
+            }
+            Command::Flow { id, json, .. } => {
+                let app = App::inspect(config).await?;
+                commands::flow_detail(&app, id, json).await
+            }
             Command::Ingest {
                 files,
                 partner,
                 json,
-            } => commands::ingest(&config, &partner, &files, json).await,
-            Command::Replay { id, json } => commands::replay(&config, id, json).await,
-            Command::Reconcile { from, to, json } => {
-                quai::jobs::reconcile_cli(&config, from, to, json).await
+            } => commands::ingest(&App::open(config).await?, &partner, &files, json).await,
+            Command::Replay { id, json } => {
+                commands::replay(&App::open(config).await?, id, json).await
             }
-            Command::Purge { json } => quai::jobs::purge_cli(&config, json).await,
-            Command::ResendAck { id, json } => quai::jobs::resend_ack_cli(&config, id, json).await,
+            Command::Reconcile { from, to, json } => {
+                commands::reconcile(&App::open(config).await?, from, to, json).await
+            }
+            Command::Purge { json } => commands::purge(&App::open(config).await?, json).await,
+            Command::ResendAck { id, json } => {
+                commands::resend_ack(&App::open(config).await?, id, json).await
+            }
             Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
         }
     });

@@ -13,16 +13,17 @@ use std::time::{Duration, Instant};
 
 use quai_mappings::flow::{self, Document, DocumentResult, FlowEnd, FlowLimits};
 use quai_mappings::model::{Invoice, Severity, Violation};
-use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Origin, Reason, Verdict};
+use quai_spool::{ClaimedFlow, FlowOutcome, Lease, NewInvoice, Reason, Verdict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::app::App;
 use crate::config::Limits;
-use crate::Daemon;
+use crate::reasons::severity_name;
 
 /// Claim and process flows until `stop`.
-pub async fn worker(daemon: Arc<Daemon>, n: usize, stop: CancellationToken) {
+pub async fn worker(daemon: Arc<App>, n: usize, stop: CancellationToken) {
     let lease = Lease {
         duration: Duration::from_secs(daemon.config.lease_seconds),
     };
@@ -78,7 +79,7 @@ pub fn flow_limits(limits: &Limits) -> FlowLimits {
 
 /// Process one claimed flow to its end (or until `stop`).
 pub async fn process_claimed(
-    daemon: &Arc<Daemon>,
+    daemon: &Arc<App>,
     claimed: ClaimedFlow,
     lease: Lease,
     stop: &CancellationToken,
@@ -90,6 +91,7 @@ pub async fn process_claimed(
     info!(partner = %claimed.partner, flow_id = claimed.id, stage = "processing", attempt = claimed.attempts, file = %claimed.original_name, "processing flow");
 
     let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
+    let mut duplicates = 0u64;
     let end = if claimed.size as u64 > limits.max_flow_bytes {
         FlowEnd::Rejected(flow::FlowReject {
             code: "IRR_TAILLE_F",
@@ -154,7 +156,9 @@ pub async fn process_claimed(
         let renew_every = lease.duration / 3;
         let mut interrupted = false;
         while let Some(batch) = rx.recv().await {
-            spool.store_invoices(claimed.id, &batch).await?;
+            let stored = spool.store_invoices(claimed.id, &batch).await?;
+            // Accepted invoices the spool turned into REJ_UNI duplicates.
+            duplicates += stored.iter().filter(|s| s.duplicate).count() as u64;
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();
@@ -168,7 +172,8 @@ pub async fn process_claimed(
         let rejected = converter.await?;
         let mut end = reader.await?;
         if let FlowEnd::Done(summary) = &mut end {
-            summary.rejected = rejected;
+            // Rejected by the rules, or as duplicates by the spool.
+            summary.rejected = rejected + duplicates;
         }
         if let FlowEnd::Failed(why) = &end {
             spool.abandon_flow(claimed.id, why).await?;
@@ -186,7 +191,14 @@ pub async fn process_claimed(
         end
     };
 
-    let acks = crate::acks::owed(&daemon.config, &claimed, &end);
+    let acks = crate::routing::owed_by_finished(
+        &daemon.config,
+        &claimed.partner,
+        claimed.origin,
+        &claimed.original_name,
+        claimed.id,
+        &end,
+    );
     match end {
         FlowEnd::Done(summary) => {
             crate::metrics::invoices_processed(
@@ -205,7 +217,7 @@ pub async fn process_claimed(
             info!(
                 partner = %claimed.partner, flow_id = claimed.id, stage = "processed",
                 documents = summary.documents, rejected = summary.rejected,
-                elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
+                duplicates, elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
             );
         }
         FlowEnd::Rejected(reject) => {
@@ -223,32 +235,6 @@ pub async fn process_claimed(
     Ok(())
 }
 
-/// Acknowledgements go back the way their flow came: a flow taken from a
-/// partner's SFTP server is answered in its SFTP outbox; drop-zone, CLI and
-/// AS2 flows get their reports in the local outbox (AS2 also gets its MDN).
-pub fn destination_of(origin: Origin) -> &'static str {
-    match origin {
-        Origin::Sftp => "sftp",
-        Origin::Dropzone | Origin::Cli | Origin::As2 => "dropzone",
-    }
-}
-
-/// `<original name>.<flow id>.report` stem, safe as a file name.
-pub fn report_file_name(original: &str, flow_id: i64) -> String {
-    let safe: String = original
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let safe = safe.trim_start_matches('.');
-    format!("{safe}.{flow_id}.report")
-}
-
 /// The seller key used for duplicate detection.
 pub fn seller_key(inv: &Invoice) -> Option<String> {
     let s = &inv.seller;
@@ -264,10 +250,7 @@ fn reason_of(v: &Violation) -> Reason {
     Reason {
         rule: v.rule.clone(),
         term: v.term.clone(),
-        severity: match v.severity {
-            Severity::Fatal => "fatal".to_string(),
-            Severity::Warning => "warning".to_string(),
-        },
+        severity: severity_name(v.severity).to_string(),
         message: v.message.clone(),
     }
 }
@@ -323,7 +306,7 @@ pub fn to_new_invoice(doc: &Document) -> NewInvoice {
             reasons: vec![Reason {
                 rule: rule.clone(),
                 term: "BG-0".to_string(),
-                severity: "fatal".to_string(),
+                severity: severity_name(Severity::Fatal).to_string(),
                 message: message.clone(),
             }],
             canonical_json: None,

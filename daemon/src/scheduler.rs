@@ -32,8 +32,8 @@ use cron::Schedule;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::jobs;
-use crate::Daemon;
+use crate::app::App;
+use crate::jobs::{self, RunOutcome};
 
 /// Default SFTP poll schedule: every two minutes.
 pub const DEFAULT_SFTP_POLL: &str = "0 */2 * * * *";
@@ -127,7 +127,7 @@ pub fn missed_slot(
 }
 
 /// Run the scheduled jobs of the configuration until `stop`.
-pub async fn run(daemon: Arc<Daemon>, stop: CancellationToken) {
+pub async fn run(daemon: Arc<App>, stop: CancellationToken) {
     let jobs = jobs_of(&daemon.config);
     if jobs.is_empty() {
         stop.cancelled().await;
@@ -147,17 +147,8 @@ pub async fn run(daemon: Arc<Daemon>, stop: CancellationToken) {
     }
 }
 
-/// What one run of a job reported.
-#[derive(Debug)]
-pub enum RunOutcome {
-    /// Ran, with a detail for `job_runs`.
-    Ok(String),
-    /// Ran and failed.
-    Failed(String),
-}
-
 /// One job's loop: catch up once, then every slot.
-async fn job_loop(daemon: Arc<Daemon>, job: Job, stop: CancellationToken) {
+async fn job_loop(daemon: Arc<App>, job: Job, stop: CancellationToken) {
     let tz = daemon.config.timezone;
     let mut poll_state = jobs::sftp_poll::PartnerPoller::default();
     // Catch up once after downtime.
@@ -192,7 +183,7 @@ async fn job_loop(daemon: Arc<Daemon>, job: Job, stop: CancellationToken) {
 /// Run one slot of a job under its lock, recording the run. Returns false
 /// when it was skipped (lock held elsewhere, slot already run, backoff).
 pub async fn run_slot(
-    daemon: &Arc<Daemon>,
+    daemon: &Arc<App>,
     job: &Job,
     slot: DateTime<Utc>,
     poll_state: &mut jobs::sftp_poll::PartnerPoller,
@@ -251,7 +242,7 @@ pub async fn run_slot(
 }
 
 async fn execute(
-    daemon: &Arc<Daemon>,
+    daemon: &Arc<App>,
     job: &Job,
     poll_state: &mut jobs::sftp_poll::PartnerPoller,
 ) -> RunOutcome {

@@ -105,7 +105,8 @@ async fn cdar_and_contrl_are_delivered_with_the_report() {
     let before = std::fs::read(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     drop(spool);
-    let code = quai::jobs::resend_ack_cli(&d.config, ack.id, false)
+    let app = quai::App::open(d.config.clone()).await.unwrap();
+    let code = quai::commands::resend_ack(&app, ack.id, false)
         .await
         .unwrap();
     assert_eq!(code, 0);

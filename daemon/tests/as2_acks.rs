@@ -79,10 +79,9 @@ impl Setup {
         std::fs::create_dir_all(&keys).unwrap();
         let quai_keys = KeyPair::generate(&keys, "quai");
         let acme_keys = KeyPair::generate(&keys, "acme");
-        let http = free_port();
         let receiver_port = free_port();
         let text = format!(
-            "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
+            "[http]\nlisten = \"off\"\n[dropzones]\nstable_seconds = 1\n\
              [as2]\nas2_id = \"QUAI\"\ncertificate = \"keys/quai.crt\"\nkey = \"keys/quai.key\"\n\
              [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\ncertificate = \"keys/acme.crt\"\n\
              require_signed = true\nrequire_encrypted = true\n\
@@ -97,7 +96,7 @@ impl Setup {
             stop: Default::default(),
             task: None,
         };
-        d.start();
+        let http = d.start().port();
         let dir = d.home.path().to_path_buf();
         wait_for("the AS2 endpoint", Duration::from_secs(20), async || {
             if d.task.as_ref().is_some_and(|t| t.is_finished()) {
@@ -225,7 +224,7 @@ async fn acks_of_an_as2_flow_go_back_over_as2_with_retries() {
     // What pyas2lib received: every rendered file, byte for byte, signed and
     // encrypted, as one message each.
     let records = processed(&peer);
-    let daemon = quai::jobs::daemon_for_cli(&s.d.config).await.unwrap();
+    let daemon = quai::App::open(s.d.config.clone()).await.unwrap();
     let mut expected = Vec::new();
     for a in &acks {
         assert!(a.attempts >= 2, "retried: {a:?}");
@@ -365,4 +364,44 @@ async fn a_partly_delivered_report_is_not_sent_twice() {
     let left = std::fs::read_dir(&sent_dir).map(|r| r.count()).unwrap_or(0);
     assert_eq!(left, 0, "markers removed");
     s.d.stop().await;
+}
+
+/// A flow ACME posts twice over AS2 is registered the second time as a
+/// duplicate; its report ("duplicate of") goes back over AS2 too, like
+/// every answer to an AS2 flow of a partner with `[partner.as2] url`
+/// (docs/acknowledgements.md), never into the local outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_as2_flow_is_answered_over_as2() {
+    let mut s = Setup::start().await;
+    let peer = s.receiver(json!({}));
+    let spool = s.d.spool().await;
+    let original = s.post_flow(&spool).await;
+    let duplicate = s.post_flow(&spool).await;
+    assert_ne!(duplicate, original, "a second flow is registered");
+    let flow = spool.flow(duplicate).await.unwrap();
+    assert_eq!(flow.state, quai_spool::FlowState::Duplicate, "{flow:?}");
+    assert_eq!(flow.duplicate_of, Some(original));
+    let acks: Vec<AckRow> = wait_for("delivery", Duration::from_secs(40), async || {
+        let acks = spool.acks_of_flow(duplicate).await.unwrap();
+        (!acks.is_empty() && acks.iter().all(|a| a.delivered_at.is_some())).then_some(acks)
+    })
+    .await;
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert_eq!(acks[0].kind, AckKind::IntegrationReport);
+    assert_eq!(acks[0].destination, "as2", "{acks:?}");
+    let name = format!("{}.xml", acks[0].file_name);
+    let records = processed(&peer);
+    let r = records
+        .iter()
+        .find(|r| r["filename"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not received over AS2: {records:?}"));
+    assert_eq!(r["status"], "processed", "{r}");
+    let report = String::from_utf8(ReceiverPeer::payload(r)).unwrap();
+    assert!(report.contains("duplicate"), "{report}");
+    // Nothing went to the local outbox.
+    assert!(std::fs::read_dir(s.d.outbox("acme"))
+        .map(|r| r.count() == 0)
+        .unwrap_or(true));
+    s.d.stop().await;
+    drop(peer);
 }

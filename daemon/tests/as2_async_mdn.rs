@@ -40,10 +40,9 @@ fn identity(dir: &std::path::Path) {
 async fn async_mdn_is_tracked_in_the_spool_and_retried_until_delivered() {
     let home = tempfile::tempdir().unwrap();
     identity(home.path());
-    let http = free_port();
     let mdn_port = free_port(); // nothing listens there yet: first tries fail
     let text = format!(
-        "[http]\nlisten = \"127.0.0.1:{http}\"\n[dropzones]\nstable_seconds = 1\n\
+        "[http]\nlisten = \"off\"\n[dropzones]\nstable_seconds = 1\n\
          [as2]\nas2_id = \"QUAI\"\ncertificate = \"quai.crt\"\nkey = \"quai.key\"\n\
          [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\n"
     );
@@ -55,7 +54,7 @@ async fn async_mdn_is_tracked_in_the_spool_and_retried_until_delivered() {
         stop: Default::default(),
         task: None,
     };
-    d.start();
+    let http = d.start().port();
 
     // An unsigned, unencrypted AS2 message asking for an asynchronous MDN.
     let body = fixture("ubl-tc434-example2.xml");

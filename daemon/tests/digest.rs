@@ -15,7 +15,7 @@ fn today() -> String {
     chrono::Utc::now().date_naive().to_string()
 }
 
-async fn setup(smtp: &Smtp, home: &std::path::Path) -> std::sync::Arc<quai::Daemon> {
+async fn setup(smtp: &Smtp, home: &std::path::Path) -> std::sync::Arc<quai::App> {
     let mut c = seed::config_at(home);
     c.mail_transport = MailTransport::Smtp { url: smtp.url() };
     c.mail_from = "quai <edi@platform.example>".into();
@@ -31,7 +31,7 @@ async fn setup(smtp: &Smtp, home: &std::path::Path) -> std::sync::Arc<quai::Daem
 }
 
 /// Flow 1 of acme: one accepted, two rejected (one unreadable); globex: one reject.
-async fn seed_rejects(d: &quai::Daemon) -> (i64, i64) {
+async fn seed_rejects(d: &quai::App) -> (i64, i64) {
     let acme = seed_flow(
         &d.spool,
         "acme",

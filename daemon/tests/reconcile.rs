@@ -30,7 +30,7 @@ fn period() -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
 }
 
 /// Everything delivered and notified: balanced.
-async fn balanced_daemon(home: &std::path::Path) -> std::sync::Arc<quai::Daemon> {
+async fn balanced_daemon(home: &std::path::Path) -> std::sync::Arc<quai::App> {
     let mut c = seed::config_at(home);
     c.partners = vec![seed::partner("acme", &["edi@acme.example"])];
     let d = seed::daemon(c).await;

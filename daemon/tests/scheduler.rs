@@ -56,7 +56,7 @@ async fn fast_cron_runs_and_records_each_slot() {
     let home = tempfile::tempdir().unwrap();
     let c = seeded(home.path(), "*/1 * * * * *").await;
     let stop = CancellationToken::new();
-    let task = tokio::spawn(quai::run(c.clone(), stop.clone()));
+    let task = tokio::spawn(quai::run(c.clone(), Some(loopback().await), stop.clone()));
     let mail = home.path().join("mail");
     wait_until("the digest", Duration::from_secs(15), || emls(&mail) == 1).await;
     let spool = quai::open_spool(&c).await.unwrap();
@@ -95,7 +95,7 @@ async fn a_missed_run_happens_once_at_start() {
         .unwrap();
 
     let stop = CancellationToken::new();
-    let task = tokio::spawn(quai::run(c.clone(), stop.clone()));
+    let task = tokio::spawn(quai::run(c.clone(), Some(loopback().await), stop.clone()));
     let mail = home.path().join("mail");
     wait_until("the catch-up digest", Duration::from_secs(15), || {
         emls(&mail) == 1
@@ -110,7 +110,7 @@ async fn a_missed_run_happens_once_at_start() {
 
     // A second start finds the slot done: no run.
     let stop = CancellationToken::new();
-    let task = tokio::spawn(quai::run(c.clone(), stop.clone()));
+    let task = tokio::spawn(quai::run(c.clone(), Some(loopback().await), stop.clone()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let again = spool.last_job_run("reject_digest").await.unwrap().unwrap();
     assert_eq!(again.id, last.id, "no second catch-up");
@@ -129,7 +129,7 @@ async fn a_job_locked_elsewhere_does_not_run() {
         .unwrap()
         .expect("lock");
     let stop = CancellationToken::new();
-    let task = tokio::spawn(quai::run(c.clone(), stop.clone()));
+    let task = tokio::spawn(quai::run(c.clone(), Some(loopback().await), stop.clone()));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
         spool.last_job_run("reject_digest").await.unwrap().is_none(),
@@ -143,4 +143,9 @@ async fn a_job_locked_elsewhere_does_not_run() {
     .await;
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// The daemon's ops HTTP listener, bound by the test on a free port.
+async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
 }

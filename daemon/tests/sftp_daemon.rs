@@ -75,7 +75,7 @@ async fn flows_polled_processed_and_answered_over_sftp() {
     std::fs::write(broken_inbox.join("never.xml"), b"<x/>").unwrap();
 
     let stop = CancellationToken::new();
-    let task = tokio::spawn(quai::run(c.clone(), stop.clone()));
+    let task = tokio::spawn(quai::run(c.clone(), Some(loopback().await), stop.clone()));
     let start = Instant::now();
     let report = loop {
         let found: Vec<_> = std::fs::read_dir(&outbox)
@@ -131,4 +131,9 @@ async fn flows_polled_processed_and_answered_over_sftp() {
     assert!(broken_inbox.join("never.xml").exists());
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// The daemon's ops HTTP listener, bound by the test on a free port.
+async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()
 }

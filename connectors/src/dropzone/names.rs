@@ -17,15 +17,7 @@ pub const CLAIM_PREFIX: &str = ".quai-taking.";
 /// Folder, inside a partner's folder, where refused entries are moved.
 pub const REFUSED_DIR: &str = ".quai-refused";
 
-/// Whether a file name marks a partial upload that must not be taken.
-pub fn is_partial_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || lower.ends_with(".part")
-        || lower.ends_with(".tmp")
-        || lower.ends_with(".filepart")
-        || lower.ends_with(".crdownload")
-}
+pub use crate::landing::is_partial_name;
 
 /// [`is_partial_name`] on raw bytes (names need not be UTF-8).
 pub fn is_partial(name: &OsStr) -> bool {

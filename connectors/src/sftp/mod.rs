@@ -154,13 +154,7 @@ pub struct PollReport {
     pub failed: Vec<FileFailure>,
 }
 
-fn is_partial_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || [".part", ".tmp", ".filepart", ".partial", ".crdownload"]
-            .iter()
-            .any(|s| lower.ends_with(s))
-}
+use crate::landing::is_partial_name;
 
 fn now_secs() -> u64 {
     SystemTime::now()

@@ -10,8 +10,8 @@ use axum::Json;
 use quai_spool::{FlowFilter, FlowState, Spool, SpoolError};
 use serde::{Deserialize, Serialize};
 
+use crate::app::App;
 use crate::metrics::{self, SpoolGauges};
-use crate::Daemon;
 
 /// Spool queries of a probe or a scrape give up after this long.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -65,7 +65,7 @@ async fn spool_ping(spool: &Spool) -> Result<(), String> {
     }
 }
 
-pub async fn readyz(State(d): State<Arc<Daemon>>) -> Response {
+pub async fn readyz(State(d): State<Arc<App>>) -> Response {
     match spool_ping(&d.spool).await {
         Ok(()) => (
             StatusCode::OK,
@@ -122,7 +122,7 @@ pub async fn spool_gauges(spool: &Spool) -> Result<SpoolGauges, SpoolError> {
     Ok(g)
 }
 
-pub async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
+pub async fn metrics(State(d): State<Arc<App>>) -> Response {
     let gauges = match tokio::time::timeout(PROBE_TIMEOUT, spool_gauges(&d.spool)).await {
         Ok(Ok(g)) => Some(g),
         Ok(Err(e)) => {
@@ -144,7 +144,7 @@ pub async fn metrics(State(d): State<Arc<Daemon>>) -> Response {
         .into_response()
 }
 
-pub async fn status(State(d): State<Arc<Daemon>>) -> Result<Response, ApiError> {
+pub async fn status(State(d): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(d.spool.status().await?).into_response())
 }
 
@@ -156,35 +156,24 @@ pub struct FlowsQuery {
     limit: Option<i64>,
 }
 
-fn parse_state(s: &str) -> Result<FlowState, ApiError> {
-    Ok(match s.to_ascii_lowercase().as_str() {
-        "received" => FlowState::Received,
-        "processing" => FlowState::Processing,
-        "processed" => FlowState::Processed,
-        "failed" => FlowState::Failed,
-        "duplicate" => FlowState::Duplicate,
-        _ => {
-            return Err(bad_request(
-                "state must be received, processing, processed, failed or duplicate",
-            ))
-        }
-    })
-}
-
 pub async fn flows(
-    State(d): State<Arc<Daemon>>,
+    State(d): State<Arc<App>>,
     Query(q): Query<FlowsQuery>,
 ) -> Result<Response, ApiError> {
     let state = q
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
-        .map(parse_state)
+        .map(|s| {
+            crate::query::parse_state(s).map_err(|_| {
+                bad_request("state must be received, processing, processed, failed or duplicate")
+            })
+        })
         .transpose()?;
     let since = match q.since.as_deref().filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => {
-            Some(crate::commands::parse_since(s).map_err(|e| bad_request(format!("since: {e}")))?)
+            Some(crate::query::parse_since(s).map_err(|e| bad_request(format!("since: {e}")))?)
         }
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -247,10 +236,7 @@ pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Valu
     }))
 }
 
-pub async fn flow(
-    State(d): State<Arc<Daemon>>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| bad_request("a flow id is a number"))?;
@@ -261,7 +247,7 @@ pub async fn flow(
 /// of one document of a flow, as JSON (404 when the document does not exist
 /// or could not be read).
 pub async fn canonical_invoice(
-    State(d): State<Arc<Daemon>>,
+    State(d): State<Arc<App>>,
     Path((id, index)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let id: i64 = id
@@ -284,7 +270,7 @@ pub async fn canonical_invoice(
     }
 }
 
-pub async fn partners(State(d): State<Arc<Daemon>>) -> Result<Response, ApiError> {
+pub async fn partners(State(d): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(super::overview::partners(&d.spool).await?).into_response())
 }
 
@@ -294,7 +280,7 @@ pub struct OverviewQuery {
 }
 
 pub async fn overview(
-    State(d): State<Arc<Daemon>>,
+    State(d): State<Arc<App>>,
     Query(q): Query<OverviewQuery>,
 ) -> Result<Response, ApiError> {
     let stuck = q

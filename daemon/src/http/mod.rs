@@ -45,7 +45,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::Daemon;
+use crate::app::App;
 
 /// The JSON of `quai flow ID --json` (for the CLI to share with `/api/flows/:id`).
 #[allow(unused_imports)]
@@ -138,7 +138,7 @@ async fn require_token(State(token): State<Token>, req: Request, next: Next) -> 
 
 /// The ops routes (everything but `extra`), with the token check when a
 /// token is given. Exposed for tests and for embedding in another server.
-pub fn router(daemon: Arc<Daemon>, token: Option<Token>) -> Router {
+pub fn router(daemon: Arc<App>, token: Option<Token>) -> Router {
     let protected = Router::new()
         .route("/", get(page::status_page))
         .route("/readyz", get(api::readyz))
@@ -190,7 +190,7 @@ pub fn preflight(config: &crate::config::Config, addr: SocketAddr) -> anyhow::Re
 /// Fails at start when the token file is set but unreadable or empty, or when
 /// the listener is not on loopback and no token file is configured.
 pub async fn serve(
-    daemon: Arc<Daemon>,
+    daemon: Arc<App>,
     listener: TcpListener,
     extra: Router,
     stop: CancellationToken,

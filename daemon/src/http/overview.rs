@@ -294,7 +294,7 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
                     continue;
                 }
                 let mut reasons: Vec<_> = inv.reasons.iter().collect();
-                reasons.sort_by_key(|r| r.severity != "fatal");
+                reasons.sort_by_key(|r| !crate::reasons::is_fatal(r));
                 recent_rejects.push(RejectRow {
                     flow_id: f.id,
                     partner: f.partner.clone(),

@@ -15,29 +15,14 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use super::overview::{self, Overview};
-use crate::Daemon;
+use crate::app::App;
 
 /// Seconds between automatic reloads.
 pub const REFRESH_SECONDS: u32 = 15;
 /// Reasons listed per rejected invoice (the rest: `quai flow ID`).
 const REASONS_SHOWN: usize = 4;
 
-/// Escape text for HTML element content and double-quoted attributes.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::text::html_escape as esc;
 
 fn age(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -65,7 +50,7 @@ pub struct PageQuery {
     pub stuck_minutes: Option<i64>,
 }
 
-pub async fn status_page(State(d): State<Arc<Daemon>>, Query(q): Query<PageQuery>) -> Response {
+pub async fn status_page(State(d): State<Arc<App>>, Query(q): Query<PageQuery>) -> Response {
     let stuck = q.stuck_minutes.unwrap_or(overview::DEFAULT_STUCK_MINUTES);
     match overview::overview(&d.spool, stuck).await {
         Ok(o) => ([(header::CACHE_CONTROL, "no-store")], Html(render(&o))).into_response(),

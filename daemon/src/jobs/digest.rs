@@ -38,8 +38,10 @@ use quai_spool::{NewDigest, RejectRow};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
-use crate::Daemon;
+use crate::app::App;
+use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::reasons::is_fatal;
+use crate::text::{csv_field, html_escape};
 
 /// Most rejects listed in the mail bodies; the CSV always has all of them.
 pub const BODY_ROWS: usize = 200;
@@ -85,7 +87,7 @@ fn job_name(partner: &str) -> String {
 }
 
 /// Recipients of a partner's digests: its contacts, else operations.
-pub fn recipients(daemon: &Daemon, partner: &str) -> Vec<String> {
+pub fn recipients(daemon: &App, partner: &str) -> Vec<String> {
     let contacts = daemon
         .config
         .partner(partner)
@@ -99,12 +101,12 @@ pub fn recipients(daemon: &Daemon, partner: &str) -> Vec<String> {
 }
 
 /// One cycle: every partner with pending rejects gets one digest.
-pub async fn run(daemon: &Arc<Daemon>) -> anyhow::Result<DigestSummary> {
+pub async fn run(daemon: &Arc<App>) -> anyhow::Result<DigestSummary> {
     run_with(daemon, Fault::None).await
 }
 
 /// [`run`] with a fault injected (tests).
-pub async fn run_with(daemon: &Arc<Daemon>, fault: Fault) -> anyhow::Result<DigestSummary> {
+pub async fn run_with(daemon: &Arc<App>, fault: Fault) -> anyhow::Result<DigestSummary> {
     let mailer = Mailer::from_config(&daemon.config)?;
     let spool = &daemon.spool;
     let mut summary = DigestSummary::default();
@@ -141,7 +143,7 @@ pub async fn run_with(daemon: &Arc<Daemon>, fault: Fault) -> anyhow::Result<Dige
 }
 
 async fn send_digest(
-    daemon: &Daemon,
+    daemon: &App,
     mailer: &Mailer,
     partner: &str,
     rows: &[RejectRow],
@@ -187,7 +189,7 @@ async fn send_digest(
     Ok(())
 }
 
-async fn mark(daemon: &Daemon, partner: &str, record: &SendingRecord) -> anyhow::Result<u64> {
+async fn mark(daemon: &App, partner: &str, record: &SendingRecord) -> anyhow::Result<u64> {
     let (_, marked) = daemon
         .spool
         .mark_notified(
@@ -205,7 +207,7 @@ async fn mark(daemon: &Daemon, partner: &str, record: &SendingRecord) -> anyhow:
 
 /// Resolve a `sending` run left by an earlier cycle (see the module doc).
 async fn resolve_in_doubt(
-    daemon: &Daemon,
+    daemon: &App,
     mailer: &Mailer,
     partner: &str,
 ) -> anyhow::Result<Option<String>> {
@@ -290,7 +292,7 @@ pub fn subject(partner: &str, count: usize, date: chrono::NaiveDate) -> String {
 /// The rules and messages of a reject: fatal reasons (all reasons when none
 /// is fatal).
 fn fatal_reasons(r: &RejectRow) -> Vec<&quai_spool::Reason> {
-    let fatal: Vec<_> = r.reasons.iter().filter(|x| x.severity == "fatal").collect();
+    let fatal: Vec<_> = r.reasons.iter().filter(|x| is_fatal(x)).collect();
     if fatal.is_empty() {
         r.reasons.iter().collect()
     } else {
@@ -300,21 +302,6 @@ fn fatal_reasons(r: &RejectRow) -> Vec<&quai_spool::Reason> {
 
 fn amount(r: &RejectRow) -> String {
     r.total_with_vat.map(|d| d.to_string()).unwrap_or_default()
-}
-
-/// One CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or
-/// LF, quotes doubled. Text that a spreadsheet would run as a formula
-/// (leading `=`, `+`, `-`, `@`, tab, CR) gets a leading `'`.
-pub fn csv_field(s: &str, text: bool) -> String {
-    let mut v = s.to_string();
-    if text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        v.insert(0, '\'');
-    }
-    if v.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", v.replace('"', "\"\""))
-    } else {
-        v
-    }
 }
 
 /// Header of the CSV attachment.

@@ -15,7 +15,7 @@ use chrono::{Duration, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::Daemon;
+use crate::app::App;
 
 /// What one purge did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -36,7 +36,7 @@ impl PurgeSummary {
 }
 
 /// Purge flows older than the configured retention.
-pub async fn run(daemon: &Arc<Daemon>) -> anyhow::Result<PurgeSummary> {
+pub async fn run(daemon: &Arc<App>) -> anyhow::Result<PurgeSummary> {
     let days = i64::from(daemon.config.retention_days);
     let cutoff = Utc::now() - Duration::days(days);
     let report = daemon.spool.purge(cutoff).await?;

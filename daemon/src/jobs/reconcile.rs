@@ -38,8 +38,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::mail::{html_escape, new_message_id, MailAttachment, Mailer, OutgoingMail};
-use crate::Daemon;
+use crate::app::App;
+use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
+use crate::text::{html_escape, write_atomically};
 
 /// Thresholds of the checks.
 #[derive(Debug, Clone, Copy)]
@@ -151,7 +152,7 @@ pub fn parse_bound(s: &str, tz: chrono_tz::Tz, is_end: bool) -> anyhow::Result<D
 }
 
 /// The scheduled run: the 24 hours before now, written and mailed.
-pub async fn run_scheduled(daemon: &Arc<Daemon>) -> anyhow::Result<ReconcileReport> {
+pub async fn run_scheduled(daemon: &Arc<App>) -> anyhow::Result<ReconcileReport> {
     let to = Utc::now();
     let from = to - Duration::hours(24);
     let mut report = reconcile(daemon, from, to, Thresholds::default()).await?;
@@ -166,7 +167,7 @@ pub async fn run_scheduled(daemon: &Arc<Daemon>) -> anyhow::Result<ReconcileRepo
 }
 
 /// Write the report files and mail operations.
-pub async fn publish(daemon: &Daemon, report: &mut ReconcileReport) -> anyhow::Result<()> {
+pub async fn publish(daemon: &App, report: &mut ReconcileReport) -> anyhow::Result<()> {
     let dir = daemon.config.home.join("reports");
     report.files = write_files(&dir, report)?;
     let to = daemon.config.operations_mail.clone();
@@ -206,7 +207,7 @@ pub async fn publish(daemon: &Daemon, report: &mut ReconcileReport) -> anyhow::R
 
 /// Build the report for `[from, to)`.
 pub async fn reconcile(
-    daemon: &Daemon,
+    daemon: &App,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     th: Thresholds,
@@ -391,7 +392,7 @@ fn origin_name(o: Origin) -> &'static str {
 }
 
 /// (partner, folder) of every local drop zone.
-fn dropzones(daemon: &Daemon) -> Vec<(String, PathBuf)> {
+fn dropzones(daemon: &App) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
     for p in &daemon.config.partners {
         if let Some(inbox) = &p.inbox {
@@ -413,14 +414,6 @@ fn dropzones(daemon: &Daemon) -> Vec<(String, PathBuf)> {
     out
 }
 
-fn is_partial(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    name.starts_with('.')
-        || [".part", ".tmp", ".filepart", ".partial", ".crdownload"]
-            .iter()
-            .any(|s| lower.ends_with(s))
-}
-
 /// Regular, finished-looking files older than `before`, with their SHA-256.
 fn scan_dropzones(
     zones: &[(String, PathBuf)],
@@ -434,7 +427,7 @@ fn scan_dropzones(
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let Ok(meta) = e.metadata() else { continue };
-            if !meta.is_file() || is_partial(&name) {
+            if !meta.is_file() || quai_connectors::landing::is_partial_name(&name) {
                 continue;
             }
             let modified: DateTime<Utc> = match meta.modified() {
@@ -536,7 +529,7 @@ fn values(l: &PartnerLine) -> Vec<(String, String)> {
 
 /// CSV (long format): `section,partner,key,value,detail`.
 pub fn csv(r: &ReconcileReport) -> String {
-    use crate::jobs::digest::csv_field;
+    use crate::text::csv_field;
     let _ = COLUMNS;
     let mut out = String::from("section,partner,key,value,detail\r\n");
     let _ = write!(out, "period,,from,{},\r\nperiod,,to,{},\r\n", r.from, r.to);
@@ -705,9 +698,9 @@ pub fn write_files(dir: &Path, r: &ReconcileReport) -> anyhow::Result<Vec<String
     }
     with_files.files = files.clone();
     let json = serde_json::to_vec_pretty(&with_files)?;
-    crate::acks::write_atomically(dir, &format!("{stem}.json"), &json)?;
-    crate::acks::write_atomically(dir, &format!("{stem}.csv"), csv(r).as_bytes())?;
-    crate::acks::write_atomically(dir, &format!("{stem}.html"), html(r).as_bytes())?;
+    write_atomically(dir, &format!("{stem}.json"), &json)?;
+    write_atomically(dir, &format!("{stem}.csv"), csv(r).as_bytes())?;
+    write_atomically(dir, &format!("{stem}.html"), html(r).as_bytes())?;
     Ok(files)
 }
 

@@ -1,86 +1,28 @@
-//! SFTP polling of partners' servers, and the [`SftpSource`] of a partner.
+//! SFTP polling of partners' servers (the partner's `SftpSource` is built
+//! by [`crate::connect::sftp_source`]).
 //!
 //! Each partner with a `[partner.sftp]` table is a scheduled job of its own
 //! (`sftp-poll:<partner>`, see [`crate::scheduler`]): one task per partner,
 //! so a server that hangs or refuses us only delays that partner. Downloads
-//! of all partners share one semaphore ([`transfer_slots`]). A failed poll is
+//! of all partners share one semaphore ([`crate::connect::transfer_slots`]). A failed poll is
 //! logged with its error kind (`host_key`, `auth`, `connect`, `io`...) and
 //! the partner backs off: it retries at its next slot, then after 1, 2, 4...
 //! minutes (at most 30); the first success resets it. Files are handed to the daemon's
 //! [`crate::intake::SpoolSink`]: a remote file is deleted (or moved) only
 //! after its registration is committed.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use quai_connectors::sftp::{AfterPickup, PollState, SftpSource};
-use tokio::sync::Semaphore;
+use quai_connectors::sftp::PollState;
 use tracing::{info, warn};
 
-use crate::config::{Config, Partner};
-use crate::scheduler::RunOutcome;
-use crate::Daemon;
-
-/// Concurrent SFTP downloads across all partners.
-pub const TRANSFER_SLOTS: usize = 4;
+use super::RunOutcome;
+use crate::app::App;
 
 /// Longest pause after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30 * 60);
-
-/// The semaphore shared by every partner's polls.
-pub fn transfer_slots() -> Arc<Semaphore> {
-    static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    SLOTS
-        .get_or_init(|| Arc::new(Semaphore::new(TRANSFER_SLOTS)))
-        .clone()
-}
-
-/// The known_hosts file used when a partner does not name one.
-pub fn default_known_hosts(config: &Config) -> std::path::PathBuf {
-    config.home.join("known_hosts")
-}
-
-/// The SFTP source of a partner (polling and outbox delivery).
-pub fn source_for(config: &Config, partner: &Partner) -> anyhow::Result<SftpSource> {
-    let s = partner
-        .sftp
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("partner {} has no [partner.sftp]", partner.id))?;
-    let base = config
-        .source
-        .as_deref()
-        .and_then(|p| p.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| config.home.clone());
-    let abs = |p: &std::path::Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
-    let known_hosts = s
-        .known_hosts
-        .as_deref()
-        .map(abs)
-        .unwrap_or_else(|| default_known_hosts(config));
-    let mut src =
-        SftpSource::from_url(&partner.id, &s.url, s.key.as_deref().map(abs), known_hosts)?;
-    src.password_file = s.password_file.as_deref().map(abs);
-    src.trust_on_first_use = s.trust_on_first_use;
-    src.outbox = s.outbox.clone();
-    src.after_pickup = match s.after_pickup.as_deref() {
-        Some(a) => a.parse()?,
-        None => AfterPickup::Delete,
-    };
-    if let Some(age) = s.min_age_seconds {
-        src.min_age = Duration::from_secs(age);
-    }
-    src.max_file_size = Some(partner.limits.max_flow_bytes);
-    src.transfer_slots = Some(transfer_slots());
-    Ok(src)
-}
 
 /// What one partner's poll task remembers between slots.
 #[derive(Debug, Default)]
@@ -97,11 +39,11 @@ impl PartnerPoller {
     }
 
     /// One poll of a partner's server.
-    pub async fn poll(&mut self, daemon: &Arc<Daemon>, partner_id: &str) -> RunOutcome {
+    pub async fn poll(&mut self, daemon: &Arc<App>, partner_id: &str) -> RunOutcome {
         let Some(partner) = daemon.config.partner(partner_id) else {
             return RunOutcome::Failed(format!("partner {partner_id} is not configured"));
         };
-        let src = match source_for(&daemon.config, partner) {
+        let src = match crate::connect::sftp_source(&daemon.config, partner) {
             Ok(s) => s,
             Err(e) => return self.failed(partner_id, "config", &format!("{e:#}")),
         };
@@ -132,7 +74,12 @@ impl PartnerPoller {
                     report.failed.len()
                 ))
             }
-            Err(e) => self.failed(partner_id, e.kind(), &e.to_string()),
+            Err(e) => {
+                if let Some(kind) = session_failure(e.kind()) {
+                    crate::metrics::sftp_failed(kind);
+                }
+                self.failed(partner_id, e.kind(), &e.to_string())
+            }
         }
     }
 
@@ -146,6 +93,18 @@ impl PartnerPoller {
             warn!(partner = %partner, kind, error = %error, retry_in_s = pause.as_secs(), "SFTP poll failed");
         }
         RunOutcome::Failed(format!("{kind}: {error}"))
+    }
+}
+
+/// The `quai_sftp_connection_failures_total` label of a failed poll, when
+/// the failure was the SFTP session's (not quai's configuration or disk).
+pub fn session_failure(kind: &str) -> Option<&'static str> {
+    match kind {
+        "connect" => Some("connect"),
+        "host_key" => Some("hostkey"),
+        "auth" => Some("auth"),
+        "io" => Some("transfer"),
+        _ => None,
     }
 }
 

@@ -49,10 +49,17 @@ impl TestDaemon {
         }
     }
 
-    pub fn start(&mut self) {
+    /// Start the daemon in-process, its ops HTTP listener (and AS2
+    /// endpoint) bound here on a free loopback port; returns that address.
+    pub fn start(&mut self) -> std::net::SocketAddr {
+        let listener = bind_loopback();
+        let addr = listener.local_addr().expect("listener address");
         let config = self.config.clone();
         let stop = self.stop.clone();
-        self.task = Some(tokio::spawn(async move { quai::run(config, stop).await }));
+        self.task = Some(tokio::spawn(async move {
+            quai::run(config, Some(listener), stop).await
+        }));
+        addr
     }
 
     pub async fn stop(&mut self) {
@@ -112,6 +119,13 @@ impl TestDaemon {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// A listener on `127.0.0.1:0`, for `quai::run`.
+pub fn bind_loopback() -> tokio::net::TcpListener {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.set_nonblocking(true).expect("non-blocking listener");
+    tokio::net::TcpListener::from_std(l).expect("tokio listener")
 }
 
 pub fn report_json(path: &Path) -> serde_json::Value {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use quai::config::Config;
-use quai::Daemon;
+use quai::App;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +22,7 @@ pub fn fixture(name: &str) -> Vec<u8> {
 /// A served daemon over a temporary home.
 pub struct Served {
     pub home: tempfile::TempDir,
-    pub daemon: Arc<Daemon>,
+    pub daemon: Arc<App>,
     pub addr: SocketAddr,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -57,7 +57,8 @@ pub async fn ingest(config: &Config, partner: &str, files: &[(&str, Vec<u8>)]) {
         std::fs::write(&p, bytes).unwrap();
         paths.push(p);
     }
-    let code = quai::commands::ingest(config, partner, &paths, true)
+    let app = App::open(config.clone()).await.expect("app");
+    let code = quai::commands::ingest(&app, partner, &paths, true)
         .await
         .expect("ingest");
     assert_eq!(code, 0, "ingest exit code");
@@ -83,20 +84,14 @@ pub async fn standard_flows(config: &Config) {
     .await;
 }
 
-pub async fn daemon_for(config: Config) -> Arc<Daemon> {
-    let spool = quai::open_spool(&config).await.expect("open spool");
-    Arc::new(Daemon {
-        config,
-        spool,
-        work: Default::default(),
-        acks: Default::default(),
-    })
+pub async fn daemon_for(config: Config) -> Arc<App> {
+    App::inspect(config).await.expect("open spool")
 }
 
 /// Serve `daemon` with `serve_fn` (the crate's `http::serve`) on 127.0.0.1:0.
-pub async fn start<F, Fut>(home: tempfile::TempDir, daemon: Arc<Daemon>, serve_fn: F) -> Served
+pub async fn start<F, Fut>(home: tempfile::TempDir, daemon: Arc<App>, serve_fn: F) -> Served
 where
-    F: FnOnce(Arc<Daemon>, tokio::net::TcpListener, axum::Router, CancellationToken) -> Fut,
+    F: FnOnce(Arc<App>, tokio::net::TcpListener, axum::Router, CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

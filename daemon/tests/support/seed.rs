@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quai::config::{Config, Limits, Partner};
-use quai::Daemon;
+use quai::App;
 use quai_spool::{
     AckKind, FlowOutcome, Lease, NewFlow, NewInvoice, Origin, Reason, Spool, Verdict,
 };
 use rust_decimal::Decimal;
-use tokio::sync::Notify;
 
 pub fn config_at(home: &Path) -> Config {
     let mut c = Config::embedded_at(home);
@@ -39,18 +38,12 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
 }
 
 /// A daemon value (spool open, folders made) without its tasks.
-pub async fn daemon(config: Config) -> Arc<Daemon> {
-    quai::prepare_folders(&config).expect("folders");
-    let spool = quai::open_spool(&config).await.expect("spool");
-    for p in &config.partners {
-        spool.ensure_partner(&p.id).await.expect("partner");
+pub async fn daemon(config: Config) -> Arc<App> {
+    let app = App::open(config).await.expect("app");
+    for p in &app.config.partners {
+        app.spool.ensure_partner(&p.id).await.expect("partner");
     }
-    Arc::new(Daemon {
-        config,
-        spool,
-        work: Notify::new(),
-        acks: Notify::new(),
-    })
+    app
 }
 
 pub fn reason(rule: &str, term: &str, message: &str) -> Reason {

@@ -1,0 +1,253 @@
+//! The one routing rule: which answers a flow is owed, what they are named,
+//! and where they go.
+//!
+//! Every answer goes back the way its flow came (docs/acknowledgements.md):
+//! a flow taken from a partner's SFTP server is answered in its SFTP outbox;
+//! an AS2 flow of a partner with `[partner.as2] url` (and quai an `[as2]`
+//! identity) is answered over AS2; drop-zone, CLI and other AS2 flows in the
+//! partner's local outbox. An asynchronous MDN goes to the URL its sender
+//! asked for. Intake (duplicates), the pipeline (finished flows) and the
+//! deliverer all ask [`destination_for`]; the spool keeps the
+//! [`Destination`] as its stable name ([`Destination::as_str`]) and it is
+//! read back in one place ([`Destination::of_row`]).
+
+use quai_mappings::flow::FlowEnd;
+use quai_spool::{AckKind, AckRow, Origin};
+
+use crate::config::Config;
+
+/// Where an answer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// The partner's local outbox folder (`dropzone` in the spool).
+    Outbox,
+    /// The partner's SFTP outbox (`[partner.sftp] outbox`).
+    SftpOutbox,
+    /// One AS2 message per file to the partner's `[partner.as2] url`.
+    As2Message,
+    /// An asynchronous AS2 MDN, posted to the URL its sender named.
+    As2Mdn { url: String },
+    /// A mail (digests, reconciliation reports).
+    Mail,
+}
+
+impl Destination {
+    /// The name stored in the spool and shown by `quai flow`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Destination::Outbox => "dropzone",
+            Destination::SftpOutbox => "sftp",
+            Destination::As2Message => "as2",
+            Destination::As2Mdn { url } => url,
+            Destination::Mail => "mail",
+        }
+    }
+
+    /// The destination of a stored acknowledgement.
+    pub fn of_row(ack: &AckRow) -> Destination {
+        Destination::from_stored(ack.kind, &ack.destination)
+    }
+
+    /// Read back what [`Destination::as_str`] stored (an MDN row keeps its URL).
+    pub fn from_stored(kind: AckKind, stored: &str) -> Destination {
+        if kind == AckKind::Mdn {
+            return Destination::As2Mdn {
+                url: stored.to_string(),
+            };
+        }
+        match stored {
+            "sftp" => Destination::SftpOutbox,
+            "as2" => Destination::As2Message,
+            "mail" => Destination::Mail,
+            _ => Destination::Outbox,
+        }
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Does this partner take its acknowledgements as outbound AS2 messages?
+/// Yes when quai has an `[as2]` identity and the partner an AS2 `url`.
+pub fn sends_over_as2(config: &Config, partner: &str) -> bool {
+    config.as2.is_some()
+        && config
+            .partner(partner)
+            .and_then(|p| p.as2.as_ref())
+            .is_some_and(|a| a.url.is_some())
+}
+
+/// Where the answers to a flow of `partner` that came by `origin` go.
+pub fn destination_for(config: &Config, partner: &str, origin: Origin) -> Destination {
+    match origin {
+        Origin::Sftp => Destination::SftpOutbox,
+        Origin::As2 if sends_over_as2(config, partner) => Destination::As2Message,
+        Origin::Dropzone | Origin::Cli | Origin::As2 => Destination::Outbox,
+    }
+}
+
+/// One acknowledgement owed, as the spool stores it.
+pub type Owed = (AckKind, String, String);
+
+/// The integration report owed by a flow registered as a duplicate.
+pub fn owed_by_duplicate(
+    config: &Config,
+    partner: &str,
+    origin: Origin,
+    original_name: &str,
+    flow_id: i64,
+) -> Vec<Owed> {
+    vec![(
+        AckKind::IntegrationReport,
+        destination_for(config, partner, origin)
+            .as_str()
+            .to_string(),
+        report_file_name(original_name, flow_id),
+    )]
+}
+
+/// The acknowledgements a finished flow is owed, created in the same
+/// transaction that finishes it: the integration report always, CDAR
+/// statuses when the flow held documents. (A CONTRL is added when the
+/// report is delivered, once the stored bytes show an EDIFACT interchange.)
+pub fn owed_by_finished(
+    config: &Config,
+    partner: &str,
+    origin: Origin,
+    original_name: &str,
+    flow_id: i64,
+    end: &FlowEnd,
+) -> Vec<Owed> {
+    let report_name = report_file_name(original_name, flow_id);
+    let destination = destination_for(config, partner, origin)
+        .as_str()
+        .to_string();
+    let mut acks = vec![(
+        AckKind::IntegrationReport,
+        destination.clone(),
+        report_name.clone(),
+    )];
+    if let FlowEnd::Done(summary) = end {
+        if summary.documents > 0 {
+            acks.push((
+                AckKind::Cdar,
+                destination,
+                sibling_name(&report_name, "cdar.xml"),
+            ));
+        }
+    }
+    acks
+}
+
+/// `<original name>.<flow id>.report` stem, safe as a file name.
+pub fn report_file_name(original: &str, flow_id: i64) -> String {
+    let safe: String = original
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    format!("{safe}.{flow_id}.report")
+}
+
+/// `<name>.<id>.report` → `<name>.<id>.<ext>`.
+pub fn sibling_name(report_name: &str, ext: &str) -> String {
+    let stem = report_name.strip_suffix(".report").unwrap_or(report_name);
+    format!("{stem}.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    const CONFIG: &str = "[as2]\nas2_id = \"Q\"\ncertificate = \"q.crt\"\nkey = \"q.key\"\n\
+        [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\nurl = \"http://h/as2\"\nmdn = \"unsigned\"\n\
+        [[partner]]\nid = \"b\"\n[partner.as2]\nas2_id = \"B\"\n";
+
+    #[test]
+    fn only_partners_with_a_url_and_an_identity() {
+        let c = Config::parse(CONFIG, Path::new("/q/c.toml")).unwrap();
+        assert!(sends_over_as2(&c, "acme"));
+        assert!(!sends_over_as2(&c, "b"));
+        assert!(!sends_over_as2(&c, "nobody"));
+    }
+
+    #[test]
+    fn answers_go_back_the_way_the_flow_came() {
+        let c = Config::parse(CONFIG, Path::new("/q/c.toml")).unwrap();
+        assert_eq!(
+            destination_for(&c, "acme", Origin::As2),
+            Destination::As2Message
+        );
+        assert_eq!(destination_for(&c, "b", Origin::As2), Destination::Outbox);
+        assert_eq!(
+            destination_for(&c, "acme", Origin::Dropzone),
+            Destination::Outbox
+        );
+        assert_eq!(
+            destination_for(&c, "acme", Origin::Sftp),
+            Destination::SftpOutbox
+        );
+        assert_eq!(
+            destination_for(&c, "acme", Origin::Cli),
+            Destination::Outbox
+        );
+    }
+
+    #[test]
+    fn a_duplicate_as2_flow_is_answered_over_as2() {
+        // The defect of issue 13: duplicates were answered in the local outbox.
+        let c = Config::parse(CONFIG, Path::new("/q/c.toml")).unwrap();
+        let owed = owed_by_duplicate(&c, "acme", Origin::As2, "inv.xml", 7);
+        assert_eq!(
+            owed,
+            vec![(
+                AckKind::IntegrationReport,
+                "as2".to_string(),
+                "inv.xml.7.report".to_string()
+            )]
+        );
+        let owed = owed_by_duplicate(&c, "b", Origin::As2, "inv.xml", 8);
+        assert_eq!(owed[0].1, "dropzone");
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(report_file_name("../a b.xml", 3), "_a_b.xml.3.report");
+        assert_eq!(report_file_name(".hidden", 1), "hidden.1.report");
+        assert_eq!(
+            sibling_name("x.zip.4.report", "cdar.xml"),
+            "x.zip.4.cdar.xml"
+        );
+    }
+
+    #[test]
+    fn stored_names_read_back() {
+        for d in [
+            Destination::Outbox,
+            Destination::SftpOutbox,
+            Destination::As2Message,
+        ] {
+            let stored = d.as_str().to_string();
+            assert_eq!(
+                Destination::from_stored(AckKind::IntegrationReport, &stored),
+                d
+            );
+        }
+        assert_eq!(
+            Destination::from_stored(AckKind::Mdn, "https://acme/mdn"),
+            Destination::As2Mdn {
+                url: "https://acme/mdn".into()
+            }
+        );
+    }
+}

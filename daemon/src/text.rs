@@ -1,0 +1,104 @@
+//! Text and file helpers shared by several modules, kept once here (a leaf:
+//! it imports nothing of the crate): HTML and CSV escaping, URLs without
+//! their password, and the atomic write of a small file.
+
+use std::io::Write;
+use std::path::Path;
+
+/// Escape text for HTML element content and double-quoted attributes
+/// (status page, mail bodies). Control characters other than newline and
+/// tab become U+FFFD, so a hostile file name cannot smuggle markup or
+/// terminal escapes.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One CSV field (RFC 4180 quoting). A `text` field that a spreadsheet
+/// would take for a formula (`=`, `+`, `-`, `@`, tab, CR first) is
+/// prefixed with `'`.
+pub fn csv_field(s: &str, text: bool) -> String {
+    let mut v = s.to_string();
+    if text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        v.insert(0, '\'');
+    }
+    if v.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v
+    }
+}
+
+/// A URL without its password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Write `name` in `dir` through a temporary dot-file, fsync, rename, fsync dir.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{name}.part"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, dir.join(name))?;
+    quai_connectors::landing::sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_quotes_and_controls() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+        assert_eq!(html_escape("a\u{1b}[31mb\nc"), "a\u{FFFD}[31mb\nc");
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("a,b", false), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\"", false), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=1+1", true), "'=1+1");
+        assert_eq!(csv_field("-5", false), "-5");
+    }
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://quai:s3cret@db/quai"),
+            "postgres://quai:***@db/quai"
+        );
+        assert_eq!(redact_url("sqlite:///q/spool.db"), "sqlite:///q/spool.db");
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temporary() {
+        let d = tempfile::tempdir().unwrap();
+        write_atomically(d.path(), "x.json", b"{}").unwrap();
+        assert_eq!(std::fs::read(d.path().join("x.json")).unwrap(), b"{}");
+        assert!(!d.path().join(".x.json.part").exists());
+    }
+}
