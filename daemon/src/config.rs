@@ -169,6 +169,10 @@ pub struct PartnerAs2 {
     /// The partner's AS2 endpoint: when set, acknowledgements of the
     /// partner's AS2 flows go back over AS2 (see `as2_out`).
     pub url: Option<String>,
+    /// Where asynchronous MDNs for this partner's messages may be sent (the
+    /// only URL quai POSTs them to; default: `url`). A Receipt-Delivery-Option
+    /// naming anything else is answered synchronously.
+    pub mdn_url: Option<String>,
     /// Outbound: sign (default true), encrypt (default: when `certificate`
     /// is set), compress (default false).
     pub sign: Option<bool>,

@@ -200,6 +200,14 @@ fn as2_router(daemon: &Arc<App>) -> anyhow::Result<axum::Router> {
             let list: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             anyhow::anyhow!("AS2 configuration: {}", list.join("; "))
         })?;
+    for p in &daemon.config.partners {
+        let Some(a) = &p.as2 else { continue };
+        if let Some(url) = a.mdn_url.as_ref().or(a.url.as_ref()) {
+            settings
+                .allow_mdn_url(&p.id, url)
+                .map_err(|e| anyhow::anyhow!("AS2 configuration of partner {}: {e}", p.id))?;
+        }
+    }
     settings.max_body_bytes = daemon
         .config
         .partners

@@ -44,7 +44,7 @@ async fn async_mdn_is_tracked_in_the_spool_and_retried_until_delivered() {
     let text = format!(
         "[http]\nlisten = \"off\"\n[dropzones]\nstable_seconds = 1\n\
          [as2]\nas2_id = \"QUAI\"\ncertificate = \"quai.crt\"\nkey = \"quai.key\"\n\
-         [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\n"
+         [[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"ACME\"\nmdn_url = \"http://127.0.0.1:{mdn_port}/mdn\"\n"
     );
     std::fs::write(home.path().join("quai.toml"), text).unwrap();
     let config = quai::config::Config::load(&home.path().join("quai.toml")).unwrap();
