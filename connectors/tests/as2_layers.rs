@@ -320,7 +320,10 @@ async fn duplicate_after_lost_mdn_gets_a_new_kept_mdn() {
 #[tokio::test]
 async fn async_mdn_goes_to_the_outbox() {
     let (tx, mut rxq) = tokio::sync::mpsc::unbounded_channel::<PendingMdn>();
-    let fx = fixture(|s| s.async_delivery = AsyncMdnDelivery::Outbox(tx));
+    let fx = fixture(|s| {
+        s.async_delivery = AsyncMdnDelivery::Outbox(tx);
+        s.allow_mdn_url("acme", "http://127.0.0.1:9/mdn").unwrap();
+    });
     let h = headers(
         "application/xml",
         &[("receipt-delivery-option", "http://127.0.0.1:9/mdn")],

@@ -242,6 +242,15 @@ def generate():
     return "\n".join(out), summary
 
 
+def rustfmt(text):
+    """The table as `cargo fmt` leaves it, so the committed file is both
+    generated and formatted."""
+    import subprocess
+    done = subprocess.run(["rustfmt", "--edition", "2021", "--emit", "stdout"],
+                          input=text.encode(), capture_output=True, check=True)
+    return done.stdout.decode()
+
+
 def main(argv):
     check = "--check" in argv
     args = [a for a in argv[1:] if a != "--check"]
@@ -249,6 +258,7 @@ def main(argv):
         print(__doc__)
         return 2
     text, summary = generate()
+    text = rustfmt(text)
     for s in summary:
         print(s, file=sys.stderr)
     if check:

@@ -21,21 +21,14 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::sqlite::Durability;
+use crate::durability::Durability;
 use crate::state::{self, DeliveryState};
 use crate::steps::{self, By};
 use crate::{
     AckId, AckKind, Backend, Destination, FlowId, Lease, NewAck, Result, Spool, SpoolError,
 };
 
-/// The wait before the attempt after `attempts` failed ones: 5 s after the
-/// first failure, doubling per attempt, at most 15 minutes.
-pub fn retry_delay(attempts: i32) -> Duration {
-    const FIRST: Duration = Duration::from_secs(5);
-    const MAX: Duration = Duration::from_secs(15 * 60);
-    let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
-    FIRST.saturating_mul(1u32 << doublings).min(MAX)
-}
+pub use crate::delivery_rows::retry_delay;
 
 /// What a delivery sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,35 +104,7 @@ impl UndeliveredSummary {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(crate) struct RawDelivery {
-    id: i64,
-    item: String,
-    flow_id: Option<i64>,
-    ack_id: Option<i64>,
-    ack_kind: Option<String>,
-    doc_index: Option<i64>,
-    digest_id: Option<i64>,
-    partner: String,
-    destination_kind: String,
-    destination: String,
-    file_name: String,
-    state: String,
-    created_at: DateTime<Utc>,
-    attempts: i32,
-    next_attempt_at: DateTime<Utc>,
-    last_error: Option<String>,
-    delivered_at: Option<DateTime<Utc>>,
-    receipt: Option<String>,
-    lease_owner: Option<String>,
-    lease_expires_at: Option<DateTime<Utc>>,
-}
-
-/// Columns of a [`RawDelivery`] (alias `d`), valid on both backends.
-pub(crate) const DELIVERY_SELECT: &str = "SELECT d.id, d.item, d.flow_id, d.ack_id, a.kind AS ack_kind, \
-    d.doc_index, d.digest_id, d.partner, d.destination_kind, d.destination, d.file_name, d.state, \
-    d.created_at, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at, d.receipt, d.lease_owner, \
-    d.lease_expires_at FROM deliveries d LEFT JOIN acknowledgements a ON a.id = d.ack_id";
+pub(crate) use crate::delivery_rows::{RawDelivery, DELIVERY_SELECT};
 
 impl TryFrom<RawDelivery> for DeliveryRow {
     type Error = SpoolError;

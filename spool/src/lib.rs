@@ -115,6 +115,9 @@ pub(crate) async fn settle<T, DB: sqlx::Database>(
 }
 
 mod deliveries;
+mod delivery_rows;
+mod digest_row;
+mod durability;
 mod invoices;
 mod jobs;
 mod outbox;
@@ -126,7 +129,7 @@ mod sqlite;
 mod state;
 mod steps;
 
-use sqlite::Durability;
+use durability::Durability;
 
 pub use deliveries::{
     retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,

