@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use quai_connectors::outbound::{
-    is_temporary_name, FolderOutbox, FolderOutboxConfig, Outbound, Parcel, TEMP_PREFIX,
+    is_temporary_name, FolderOutbox, FolderOutboxConfig, Parcel, TEMP_PREFIX,
 };
 
 struct Setup {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use as2peer::{KeyPair, ReceiverPeer};
 use quai_connectors::as2::send::OutboundConfig;
 use quai_connectors::as2::{IdentityConfig, PartnerConfig};
-use quai_connectors::outbound::{As2Outbound, As2OutboundConfig, Outbound, Parcel};
+use quai_connectors::outbound::{As2Outbound, As2OutboundConfig, Parcel};
 use serde_json::{json, Value};
 
 const XML: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<IntegrationReport>\r\n  <Flow id=\"42\">caf\xc3\xa9</Flow>\r\n</IntegrationReport>\r\n";

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use quai_connectors::outbound::{
     eml_name, new_message_id, render_mail, MailAttachment, MailError, MailMessage, MailOutbound,
-    MailOutboundConfig, MailTransportConfig, Outbound, Parcel,
+    MailOutboundConfig, MailTransportConfig, Parcel,
 };
 use smtp::Smtp;
 

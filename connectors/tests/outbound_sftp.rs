@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quai_connectors::outbound::{is_temporary_name, Outbound, Parcel, SftpOutbox};
+use quai_connectors::outbound::{is_temporary_name, Parcel, SftpOutbox};
 use quai_connectors::sftp::SftpSource;
 use sshd::Sshd;
 

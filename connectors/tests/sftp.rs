@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use quai_connectors::sftp::{AfterPickup, PollState, SftpError, SftpSource, SkipReason};
+use quai_connectors::sftp::{AfterPickup, PollState, SftpSource, SkipReason};
 use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
 use sshd::Sshd;
 
@@ -328,66 +328,6 @@ async fn sink_failure_leaves_remote_file() {
     assert_eq!(r.picked_up.len(), 2, "{r:?}");
     assert!(!dir.join("x.xml").exists() && !dir.join("y.xml").exists());
     assert_eq!(sink.count(), 2);
-}
-
-#[tokio::test]
-async fn outbox_delivery_uses_temp_name_then_rename() {
-    let sshd = Sshd::start();
-    let outbox = sshd.data.join("incoming");
-    fs::create_dir_all(&outbox).unwrap();
-    let mut src = source(&sshd, &sshd.data);
-    src.outbox = Some(outbox.to_string_lossy().into_owned());
-    let local = tempfile::tempdir().unwrap();
-    let ack = local.path().join("ack.xml");
-    // Big enough that the upload takes a while and can be watched.
-    let body = b"<Report>accepted</Report>\n".repeat(1 << 20);
-    fs::write(&ack, &body).unwrap();
-    let full = body.len() as u64;
-
-    // Watch the outbox while uploading: the temporary name must show up, and
-    // the final name must never be seen incomplete.
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let (stop, outbox) = (stop.clone(), outbox.clone());
-        std::thread::spawn(move || {
-            let (mut saw_temp, mut saw_partial_final) = (false, false);
-            while !stop.load(Ordering::SeqCst) {
-                if outbox.join(".ack-0001.xml.part").exists() {
-                    saw_temp = true;
-                }
-                if let Ok(m) = fs::metadata(outbox.join("ack-0001.xml")) {
-                    if m.len() != full {
-                        saw_partial_final = true;
-                    }
-                }
-                std::thread::sleep(Duration::from_micros(500));
-            }
-            (saw_temp, saw_partial_final)
-        })
-    };
-    let remote = src.deliver(&ack, "ack-0001.xml").await.unwrap();
-    stop.store(true, Ordering::SeqCst);
-    let (saw_temp, saw_partial_final) = watcher.join().unwrap();
-    assert!(saw_temp, "the upload must go through .ack-0001.xml.part");
-    assert!(!saw_partial_final, "the final name must appear complete");
-    assert_eq!(remote, outbox.join("ack-0001.xml").to_str().unwrap());
-    assert!(fs::read(outbox.join("ack-0001.xml")).unwrap() == body);
-    let names: Vec<String> = fs::read_dir(&outbox)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["ack-0001.xml"], "no temporary left behind");
-
-    // Delivering the same name again replaces the file.
-    fs::write(&ack, b"v2").unwrap();
-    src.deliver(&ack, "ack-0001.xml").await.unwrap();
-    assert_eq!(fs::read(outbox.join("ack-0001.xml")).unwrap(), b"v2");
-
-    assert!(matches!(
-        src.deliver(&ack, "../escape.xml").await,
-        Err(SftpError::Config(_))
-    ));
 }
 
 #[tokio::test]

@@ -1,28 +1,23 @@
-//! Acknowledgements: what a finished flow is owed, and their delivery.
+//! Acknowledgements: rendering what a finished flow is owed.
 //!
 //! Per flow: the integration report (JSON + XML), the CDAR lifecycle
 //! statuses of its invoices (one CDV MULTI file per flow, see
 //! docs/acknowledgements.md) when it held documents, and an EDIFACT CONTRL
-//! when the flow is an EDIFACT interchange. Each goes back the way the flow
-//! came: `dropzone` → the partner's local outbox, `sftp` → the partner's SFTP
-//! outbox (`[partner.sftp] outbox`). Contents are rendered at delivery time
-//! from the spool (and, for CONTRL, the stored raw interchange) with
-//! timestamps taken from the flow, so rendering again gives the same bytes.
+//! when the flow is an EDIFACT interchange. Contents are rendered from the
+//! spool (and, for CONTRL, the stored raw interchange) with timestamps taken
+//! from the flow, so rendering again gives the same bytes: a resend after a
+//! crash publishes the same file under the same name.
 //!
-//! The spool holds one pending acknowledgement row per report owed (created
-//! in the same transaction that finished the flow). The deliverer renders
-//! each from spool data into staged files under `$QUAI_HOME/tmp` — a page of
-//! invoices at a time, so a flow of a million invoices is answered in
-//! bounded memory — fsyncs them, renames them into the partner's outbox (or
-//! uploads them, or sends them over AS2), and only then marks it delivered. A crash
-//! between the write and the mark rewrites the same file under the same name:
-//! a partner never sees a half-written or a second, different report.
+//! [`render`] writes an acknowledgement's files into a private staging
+//! folder under `$QUAI_HOME/tmp`, a page of invoices at a time (a flow of a
+//! million invoices is answered in bounded memory), and fsyncs them. Sending
+//! them is the deliverer's (`deliverer.rs`); where they go, the routing
+//! rule's (`routing.rs`). Asynchronous AS2 MDNs are queued here
+//! ([`queue_async_mdn`]) as their own staged file.
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use quai_mappings::ack::report::{
     FlowRejection, JsonReportWriter, ReportCounts, ReportDocument, ReportFlow, ReportHead,
@@ -31,129 +26,10 @@ use quai_mappings::ack::report::{
 use quai_mappings::ack::{cdar, contrl};
 use quai_mappings::edifact;
 use quai_spool::{AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Verdict};
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
 use crate::app::App;
 use crate::reasons::is_fatal;
-use crate::routing::{sibling_name, Destination};
-
-/// Deliver pending acknowledgements until `stop`. An acknowledgement that
-/// failed waits before its next attempt ([`RetryBackoff`]), so a partner
-/// whose server is down or refusing is not called every few seconds.
-pub async fn deliverer(daemon: Arc<App>, stop: CancellationToken) {
-    let tmp = daemon.config.home.join("tmp");
-    let removed = tokio::task::spawn_blocking(move || remove_stale_staging(&tmp))
-        .await
-        .unwrap_or(0);
-    if removed > 0 {
-        info!(
-            removed,
-            "removed acknowledgement files staged by a process that is gone"
-        );
-    }
-    let mut backoff = RetryBackoff::default();
-    loop {
-        let notified = daemon.acks.notified();
-        let delivered = deliver_due(&daemon, &mut backoff).await;
-        if stop.is_cancelled() {
-            break;
-        }
-        if delivered == 0 {
-            tokio::select! {
-                _ = stop.cancelled() => {
-                    // One last pass so reports of flows finished during
-                    // shutdown are not left for the next start.
-                    deliver_due(&daemon, &mut backoff).await;
-                    break;
-                }
-                _ = notified => {}
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            }
-        }
-    }
-}
-
-/// When each failed acknowledgement may be tried again: 5 s after its
-/// first failure, doubling per attempt (the spool counts them) up to 15
-/// minutes. Kept in memory: after a restart every pending one is tried once
-/// at once.
-#[derive(Default)]
-pub struct RetryBackoff {
-    not_before: std::collections::HashMap<i64, std::time::Instant>,
-}
-
-impl RetryBackoff {
-    const FIRST: Duration = Duration::from_secs(5);
-    const MAX: Duration = Duration::from_secs(15 * 60);
-
-    /// The wait after the `attempts`-th failed attempt.
-    pub fn delay(attempts: i32) -> Duration {
-        let doublings = attempts.saturating_sub(1).clamp(0, 16) as u32;
-        Self::FIRST.saturating_mul(1u32 << doublings).min(Self::MAX)
-    }
-
-    fn is_due(&self, ack: i64) -> bool {
-        match self.not_before.get(&ack) {
-            Some(t) => std::time::Instant::now() >= *t,
-            None => true,
-        }
-    }
-
-    fn failed(&mut self, ack: i64, attempts: i32) {
-        self.not_before
-            .insert(ack, std::time::Instant::now() + Self::delay(attempts));
-    }
-
-    fn delivered(&mut self, ack: i64) {
-        self.not_before.remove(&ack);
-    }
-}
-
-/// One pass over every pending acknowledgement (no backoff: `quai
-/// resend-ack` and one-shot jobs); returns how many were delivered.
-pub async fn deliver_pending(daemon: &App) -> usize {
-    deliver_due(daemon, &mut RetryBackoff::default()).await
-}
-
-/// One pass over the pending acknowledgements that are due.
-async fn deliver_due(daemon: &App, backoff: &mut RetryBackoff) -> usize {
-    let pending = match daemon.spool.pending_acks(200).await {
-        Ok(p) => p,
-        Err(e) => {
-            warn!(error = %e, "cannot list pending acknowledgements");
-            return 0;
-        }
-    };
-    let mut delivered = 0;
-    let due: Vec<AckRow> = pending
-        .into_iter()
-        .filter(|a| backoff.is_due(a.id))
-        .collect();
-    for ack in due {
-        match deliver(daemon, &ack).await {
-            Ok(()) => {
-                backoff.delivered(ack.id);
-                if let Err(e) = daemon.spool.ack_delivered(ack.id).await {
-                    warn!(ack = ack.id, error = %e, "acknowledgement written but not marked delivered");
-                } else {
-                    delivered += 1;
-                    crate::metrics::ack_delivered(ack.kind.as_str());
-                    info!(partner = %ack.partner, flow_id = ack.flow_id, stage = "acknowledged", kind = ack.kind.as_str(), file = %ack.file_name, "acknowledgement delivered");
-                }
-            }
-            Err(e) => {
-                let attempts = ack.attempts.saturating_add(1);
-                let retry_in = RetryBackoff::delay(attempts);
-                warn!(partner = %ack.partner, flow_id = ack.flow_id, ack = ack.id, attempts, retry_in_s = retry_in.as_secs(), error = %e, "acknowledgement delivery failed; will retry");
-                crate::metrics::ack_failed(ack.kind.as_str());
-                backoff.failed(ack.id, attempts);
-                let _ = daemon.spool.ack_failed(ack.id, &e.to_string()).await;
-            }
-        }
-    }
-    delivered
-}
+use crate::routing::sibling_name;
 
 /// Invoices are read from the spool this many at a time while an
 /// acknowledgement is written, so memory does not grow with the flow.
@@ -222,53 +98,6 @@ pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
     Ok(staged)
 }
 
-async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
-    if ack.kind == AckKind::Mdn {
-        return deliver_async_mdn(ack).await;
-    }
-    let staged = render(daemon, ack).await?;
-    match Destination::of_row(ack) {
-        Destination::SftpOutbox => {
-            let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
-                anyhow::anyhow!("partner {} is no longer configured", ack.partner)
-            })?;
-            let src = crate::connect::sftp_source(&daemon.config, partner)?;
-            for (name, local) in &staged.files {
-                src.deliver(local, name).await?;
-            }
-            Ok(())
-        }
-        Destination::As2Message => crate::as2_out::deliver(daemon, ack, &staged.files).await,
-        Destination::Mail => anyhow::bail!("acknowledgements are not sent by mail"),
-        Destination::Outbox | Destination::As2Mdn { .. } => {
-            let outbox = daemon.config.outbox_for(&ack.partner);
-            tokio::task::spawn_blocking(move || publish(&outbox, &staged)).await??;
-            Ok(())
-        }
-    }
-}
-
-/// Move staged files into `outbox` under their names: a rename, atomic
-/// for whoever watches the outbox; across file systems a copy to a
-/// dot-file, fsync, then rename. The folder is fsynced last.
-fn publish(outbox: &Path, staged: &Staged) -> std::io::Result<()> {
-    std::fs::create_dir_all(outbox)?;
-    for (name, local) in &staged.files {
-        let target = outbox.join(name);
-        if std::fs::rename(local, &target).is_err() {
-            let part = outbox.join(format!(".{name}.part"));
-            {
-                let mut from = File::open(local)?;
-                let mut to = File::create(&part)?;
-                std::io::copy(&mut from, &mut to)?;
-                to.sync_all()?;
-            }
-            std::fs::rename(&part, &target)?;
-        }
-    }
-    quai_connectors::landing::sync_dir(outbox)
-}
-
 /// Page through a flow's invoices, in doc_index order.
 async fn each_page<F>(daemon: &App, flow_id: i64, mut f: F) -> anyhow::Result<()>
 where
@@ -326,14 +155,6 @@ pub async fn queue_async_mdn(
         .add_acks(flow_id, &[(AckKind::Mdn, pending.url.clone(), path)])
         .await?;
     daemon.acks.notify_one();
-    Ok(())
-}
-
-/// POST a queued asynchronous MDN (its file is the ack's `file_name`).
-async fn deliver_async_mdn(ack: &AckRow) -> anyhow::Result<()> {
-    let bytes = tokio::fs::read(&ack.file_name).await?;
-    let pending: quai_connectors::as2::PendingMdn = serde_json::from_slice(&bytes)?;
-    quai_connectors::as2::send_async_mdn(&pending).await?;
     Ok(())
 }
 
@@ -423,13 +244,13 @@ pub async fn ensure_contrl(daemon: &App, report: &AckRow) -> anyhow::Result<()> 
     }
     daemon
         .spool
-        .add_acks(
+        .owe_ack(
             flow.id,
-            &[(
-                AckKind::Contrl,
-                report.destination.clone(),
-                sibling_name(&report.file_name, "contrl.edi"),
-            )],
+            &quai_spool::NewAck {
+                kind: AckKind::Contrl,
+                to: report.to.clone(),
+                file_name: sibling_name(&report.file_name, "contrl.edi"),
+            },
         )
         .await?;
     daemon.acks.notify_one();
@@ -758,16 +579,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_delay_doubles_from_five_seconds_up_to_fifteen_minutes() {
-        let secs: Vec<u64> = (0..=12).map(|a| RetryBackoff::delay(a).as_secs()).collect();
-        assert_eq!(
-            secs,
-            vec![5, 5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]
-        );
-        assert_eq!(RetryBackoff::delay(i32::MAX), Duration::from_secs(900));
-    }
-
-    #[test]
     fn staging_of_gone_processes_is_removed_and_live_ones_kept() {
         let root = tempfile::tempdir().unwrap();
         let gone = root.path().join("ack-4294967295-3");
@@ -781,16 +592,5 @@ mod tests {
         assert!(!gone.exists());
         assert!(mine.join("f.xml").exists() && other.exists());
         assert_eq!(remove_stale_staging(&root.path().join("missing")), 0);
-    }
-
-    #[test]
-    fn a_failed_ack_waits_and_a_delivered_one_is_forgotten() {
-        let mut b = RetryBackoff::default();
-        assert!(b.is_due(7));
-        b.failed(7, 1);
-        assert!(!b.is_due(7));
-        assert!(b.is_due(8));
-        b.delivered(7);
-        assert!(b.is_due(7));
     }
 }

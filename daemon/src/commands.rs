@@ -345,7 +345,7 @@ pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i3
     let claimed = daemon.spool.claim_for_replay(id, lease).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     crate::pipeline::process_claimed(daemon, claimed, lease, &stop).await?;
-    crate::acks::deliver_pending(daemon).await;
+    crate::deliverer::deliver_pending(daemon).await;
     let flow = daemon.spool.flow(id).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&flow)?);
@@ -429,7 +429,7 @@ pub async fn ingest(
     while let Some(claimed) = daemon.spool.claim_flow(lease).await? {
         crate::pipeline::process_claimed(daemon, claimed, lease, &stop).await?;
     }
-    crate::acks::deliver_pending(daemon).await;
+    crate::deliverer::deliver_pending(daemon).await;
     if json {
         let v: Vec<_> = registered
             .iter()
@@ -497,7 +497,7 @@ pub async fn purge(app: &Arc<App>, json: bool) -> anyhow::Result<i32> {
 /// it now.
 pub async fn resend_ack(app: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
     app.spool.requeue_ack(id).await?;
-    let delivered = crate::acks::deliver_pending(app).await;
+    let delivered = crate::deliverer::deliver_pending(app).await.delivered;
     let still = app
         .spool
         .pending_acks(100_000)

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::{acks, connect, http, intake, metrics, pipeline, scheduler, sdnotify};
+use crate::{acks, connect, deliverer, http, intake, metrics, pipeline, scheduler, sdnotify};
 use quai_connectors::dropzone::{self, DropzoneConfig, Zone};
 
 /// Bind the listener of `[http] listen`, if one is configured.
@@ -53,7 +53,7 @@ pub async fn run(
     {
         let d = daemon.clone();
         let stop = workers_stop.clone();
-        tasks.spawn(async move { acks::deliverer(d, stop).await });
+        tasks.spawn(async move { deliverer::deliverer(d, stop).await });
     }
     {
         let d = daemon.clone();

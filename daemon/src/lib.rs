@@ -9,16 +9,17 @@
 
 pub mod acks;
 pub mod app;
-pub mod as2_out;
 pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod daemon;
+pub mod deliverer;
 pub mod http;
 pub mod intake;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
+pub mod outbound;
 pub mod pipeline;
 pub mod query;
 pub mod reasons;

@@ -207,7 +207,7 @@ pub async fn process_claimed(
                 summary.rejected,
             );
             spool
-                .finish_flow(
+                .finish_flow_owing(
                     claimed.id,
                     &FlowOutcome::Processed,
                     summary.documents as i64,
@@ -225,7 +225,9 @@ pub async fn process_claimed(
                 code: reject.code.to_string(),
                 message: reject.message.clone(),
             };
-            spool.finish_flow(claimed.id, &outcome, 0, &acks).await?;
+            spool
+                .finish_flow_owing(claimed.id, &outcome, 0, &acks)
+                .await?;
             warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "failed", code = reject.code, reason = %reject.message, "flow rejected");
         }
         FlowEnd::Stopped | FlowEnd::Failed(_) => unreachable!("handled above"),

@@ -6,69 +6,16 @@
 //! an AS2 flow of a partner with `[partner.as2] url` (and quai an `[as2]`
 //! identity) is answered over AS2; drop-zone, CLI and other AS2 flows in the
 //! partner's local outbox. An asynchronous MDN goes to the URL its sender
-//! asked for. Intake (duplicates), the pipeline (finished flows) and the
-//! deliverer all ask [`destination_for`]; the spool keeps the
-//! [`Destination`] as its stable name ([`Destination::as_str`]) and it is
-//! read back in one place ([`Destination::of_row`]).
+//! asked for, when the configuration allows it. Intake (duplicates) and the
+//! pipeline (finished flows) ask [`destination_for`]; the spool stores the
+//! typed [`Destination`] (kind and target columns) and the deliverer reads
+//! it back from there, never comparing names.
 
 use quai_mappings::flow::FlowEnd;
-use quai_spool::{AckKind, AckRow, Origin};
+pub use quai_spool::Destination;
+use quai_spool::{AckKind, NewAck, Origin};
 
 use crate::config::Config;
-
-/// Where an answer goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Destination {
-    /// The partner's local outbox folder (`dropzone` in the spool).
-    Outbox,
-    /// The partner's SFTP outbox (`[partner.sftp] outbox`).
-    SftpOutbox,
-    /// One AS2 message per file to the partner's `[partner.as2] url`.
-    As2Message,
-    /// An asynchronous AS2 MDN, posted to the URL its sender named.
-    As2Mdn { url: String },
-    /// A mail (digests, reconciliation reports).
-    Mail,
-}
-
-impl Destination {
-    /// The name stored in the spool and shown by `quai flow`.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Destination::Outbox => "dropzone",
-            Destination::SftpOutbox => "sftp",
-            Destination::As2Message => "as2",
-            Destination::As2Mdn { url } => url,
-            Destination::Mail => "mail",
-        }
-    }
-
-    /// The destination of a stored acknowledgement.
-    pub fn of_row(ack: &AckRow) -> Destination {
-        Destination::from_stored(ack.kind, &ack.destination)
-    }
-
-    /// Read back what [`Destination::as_str`] stored (an MDN row keeps its URL).
-    pub fn from_stored(kind: AckKind, stored: &str) -> Destination {
-        if kind == AckKind::Mdn {
-            return Destination::As2Mdn {
-                url: stored.to_string(),
-            };
-        }
-        match stored {
-            "sftp" => Destination::SftpOutbox,
-            "as2" => Destination::As2Message,
-            "mail" => Destination::Mail,
-            _ => Destination::Outbox,
-        }
-    }
-}
-
-impl std::fmt::Display for Destination {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Does this partner take its acknowledgements as outbound AS2 messages?
 /// Yes when quai has an `[as2]` identity and the partner an AS2 `url`.
@@ -82,14 +29,17 @@ pub fn sends_over_as2(config: &Config, partner: &str) -> bool {
 
 /// Where the answers to a flow of `partner` that came by `origin` go.
 pub fn destination_for(config: &Config, partner: &str, origin: Origin) -> Destination {
+    let partner = partner.to_string();
     match origin {
-        Origin::Sftp => Destination::SftpOutbox,
-        Origin::As2 if sends_over_as2(config, partner) => Destination::As2Message,
-        Origin::Dropzone | Origin::Cli | Origin::As2 => Destination::Outbox,
+        Origin::Sftp => Destination::SftpOutbox { partner },
+        Origin::As2 if sends_over_as2(config, &partner) => Destination::As2 { partner },
+        Origin::Dropzone | Origin::Cli | Origin::As2 => Destination::LocalOutbox { partner },
     }
 }
 
-/// One acknowledgement owed, as the spool stores it.
+/// One acknowledgement owed, in the spool's registration form (kind,
+/// channel name, file name): the form `Spool::register_flow_with_acks`
+/// takes; the channel name is the destination's (`Destination::legacy_name`).
 pub type Owed = (AckKind, String, String);
 
 /// The integration report owed by a flow registered as a duplicate.
@@ -103,7 +53,7 @@ pub fn owed_by_duplicate(
     vec![(
         AckKind::IntegrationReport,
         destination_for(config, partner, origin)
-            .as_str()
+            .legacy_name()
             .to_string(),
         report_file_name(original_name, flow_id),
     )]
@@ -112,7 +62,7 @@ pub fn owed_by_duplicate(
 /// The acknowledgements a finished flow is owed, created in the same
 /// transaction that finishes it: the integration report always, CDAR
 /// statuses when the flow held documents. (A CONTRL is added when the
-/// report is delivered, once the stored bytes show an EDIFACT interchange.)
+/// report is rendered, once the stored bytes show an EDIFACT interchange.)
 pub fn owed_by_finished(
     config: &Config,
     partner: &str,
@@ -120,23 +70,21 @@ pub fn owed_by_finished(
     original_name: &str,
     flow_id: i64,
     end: &FlowEnd,
-) -> Vec<Owed> {
+) -> Vec<NewAck> {
     let report_name = report_file_name(original_name, flow_id);
-    let destination = destination_for(config, partner, origin)
-        .as_str()
-        .to_string();
-    let mut acks = vec![(
-        AckKind::IntegrationReport,
-        destination.clone(),
-        report_name.clone(),
-    )];
+    let to = destination_for(config, partner, origin);
+    let mut acks = vec![NewAck {
+        kind: AckKind::IntegrationReport,
+        to: to.clone(),
+        file_name: report_name.clone(),
+    }];
     if let FlowEnd::Done(summary) = end {
         if summary.documents > 0 {
-            acks.push((
-                AckKind::Cdar,
-                destination,
-                sibling_name(&report_name, "cdar.xml"),
-            ));
+            acks.push(NewAck {
+                kind: AckKind::Cdar,
+                to,
+                file_name: sibling_name(&report_name, "cdar.xml"),
+            });
         }
     }
     acks
@@ -184,22 +132,28 @@ mod tests {
     #[test]
     fn answers_go_back_the_way_the_flow_came() {
         let c = Config::parse(CONFIG, Path::new("/q/c.toml")).unwrap();
+        let acme = || "acme".to_string();
         assert_eq!(
             destination_for(&c, "acme", Origin::As2),
-            Destination::As2Message
+            Destination::As2 { partner: acme() }
         );
-        assert_eq!(destination_for(&c, "b", Origin::As2), Destination::Outbox);
+        assert_eq!(
+            destination_for(&c, "b", Origin::As2),
+            Destination::LocalOutbox {
+                partner: "b".into()
+            }
+        );
         assert_eq!(
             destination_for(&c, "acme", Origin::Dropzone),
-            Destination::Outbox
+            Destination::LocalOutbox { partner: acme() }
         );
         assert_eq!(
             destination_for(&c, "acme", Origin::Sftp),
-            Destination::SftpOutbox
+            Destination::SftpOutbox { partner: acme() }
         );
         assert_eq!(
             destination_for(&c, "acme", Origin::Cli),
-            Destination::Outbox
+            Destination::LocalOutbox { partner: acme() }
         );
     }
 
@@ -227,27 +181,6 @@ mod tests {
         assert_eq!(
             sibling_name("x.zip.4.report", "cdar.xml"),
             "x.zip.4.cdar.xml"
-        );
-    }
-
-    #[test]
-    fn stored_names_read_back() {
-        for d in [
-            Destination::Outbox,
-            Destination::SftpOutbox,
-            Destination::As2Message,
-        ] {
-            let stored = d.as_str().to_string();
-            assert_eq!(
-                Destination::from_stored(AckKind::IntegrationReport, &stored),
-                d
-            );
-        }
-        assert_eq!(
-            Destination::from_stored(AckKind::Mdn, "https://acme/mdn"),
-            Destination::As2Mdn {
-                url: "https://acme/mdn".into()
-            }
         );
     }
 }

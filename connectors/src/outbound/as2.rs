@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::folder::publish_bytes;
-use super::{check_name, Outbound, Parcel, SendFailure, SendFuture, Sent};
+use super::{check_name, Parcel, SendFailure, Sent};
 use crate::as2::send::{self, OutboundConfig};
 use crate::as2::{Identity, IdentityConfig, Partner, PartnerConfig};
 
@@ -119,7 +119,8 @@ impl As2Outbound {
         }
     }
 
-    async fn send_one(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+    /// Sends one parcel as one AS2 message; Ok once its MDN verified.
+    pub async fn send(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
         let fail = |message: String, transient: bool| SendFailure {
             destination: self.destination(None, None),
             message: format!(
@@ -249,12 +250,9 @@ fn load(config: &As2OutboundConfig) -> Result<(Identity, Partner, send::Outbound
     Ok((identity, partner, out))
 }
 
-impl Outbound for As2Outbound {
-    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
-        Box::pin(self.send_one(parcel))
-    }
-
-    fn describe(&self) -> String {
+impl As2Outbound {
+    /// Where this outbound sends to, for logs.
+    pub fn describe(&self) -> String {
         format!("as2 {}", self.url)
     }
 }

@@ -38,7 +38,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::{check_name, Outbound, Parcel, SendFailure, SendFuture, Sent};
+use super::{check_name, Parcel, SendFailure, Sent};
 
 /// Prefix of every temporary quai creates in an outbox.
 pub const TEMP_PREFIX: &str = ".quai-tmp-";
@@ -383,7 +383,7 @@ impl FolderOutbox {
         &self.dir
     }
 
-    /// Publishes one parcel (blocking; [`Outbound::send`] runs it on a
+    /// Publishes one parcel (blocking; [`FolderOutbox::send`] runs it on a
     /// blocking thread). See the module documentation for the guarantees.
     pub fn publish(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
         self.publish_with(parcel, Publish::Auto)
@@ -547,21 +547,21 @@ impl FolderOutbox {
     }
 }
 
-impl Outbound for FolderOutbox {
-    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
-        Box::pin(async move {
-            let (me, p) = (self.clone(), parcel.clone());
-            tokio::task::spawn_blocking(move || me.publish(&p))
-                .await
-                .map_err(|e| SendFailure {
-                    destination: self.dir.join(&parcel.name).display().to_string(),
-                    message: format!("outbox writer task failed: {e}"),
-                    transient: true,
-                })?
-        })
+impl FolderOutbox {
+    /// Publishes one parcel on a blocking thread (see [`FolderOutbox::publish`]).
+    pub async fn send(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+        let (me, p) = (self.clone(), parcel.clone());
+        tokio::task::spawn_blocking(move || me.publish(&p))
+            .await
+            .map_err(|e| SendFailure {
+                destination: self.dir.join(&parcel.name).display().to_string(),
+                message: format!("outbox writer task failed: {e}"),
+                transient: true,
+            })?
     }
 
-    fn describe(&self) -> String {
+    /// Where this outbox sends to, for logs.
+    pub fn describe(&self) -> String {
         format!("outbox {}", self.dir.display())
     }
 }

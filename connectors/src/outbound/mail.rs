@@ -1,7 +1,7 @@
 //! Mail as a way out: reject digests to partners, reconciliation reports to
 //! operations.
 //!
-//! Rendering and sending are separate, as for every [`Outbound`]:
+//! Rendering and sending are separate, as for every way out:
 //! [`render_mail`] builds the whole RFC 5322 message (From, To, Subject,
 //! Date, Message-ID, a text/HTML alternative and the attachments) into a
 //! staged `.eml` file; [`MailOutbound`] sends such a file to its configured
@@ -40,9 +40,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::{
-    check_name, FolderOutbox, FolderOutboxConfig, Outbound, Parcel, SendFailure, SendFuture, Sent,
-};
+use super::{check_name, FolderOutbox, FolderOutboxConfig, Parcel, SendFailure, Sent};
 
 /// Largest `.eml` sent over SMTP (read whole into memory by lettre).
 pub const MAX_MAIL_BYTES: u64 = 64 << 20;
@@ -56,6 +54,8 @@ pub enum MailError {
     Build(String),
     /// The staged message could not be written.
     Io(String),
+    /// The transport refused or failed (SMTP down, disk full): retry later.
+    Send(String),
 }
 
 impl std::fmt::Display for MailError {
@@ -64,6 +64,7 @@ impl std::fmt::Display for MailError {
             MailError::Config(m) => write!(f, "mail configuration: {m}"),
             MailError::Build(m) => write!(f, "cannot build the mail: {m}"),
             MailError::Io(m) => write!(f, "cannot write the mail: {m}"),
+            MailError::Send(m) => write!(f, "mail not sent: {m}"),
         }
     }
 }
@@ -286,24 +287,24 @@ impl MailOutbound {
     }
 }
 
-impl Outbound for MailOutbound {
-    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
-        Box::pin(async move {
-            match &self.transport {
-                Transport::Files(folder) => folder.send(parcel).await,
-                Transport::Smtp { transport, label } => {
-                    check_name(&parcel.name).map_err(|m| SendFailure {
-                        destination: self.smtp_destination(label),
-                        message: m,
-                        transient: false,
-                    })?;
-                    self.send_smtp(transport, label, parcel).await
-                }
+impl MailOutbound {
+    /// Sends one rendered message (`message/rfc822` parcel).
+    pub async fn send(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+        match &self.transport {
+            Transport::Files(folder) => folder.send(parcel).await,
+            Transport::Smtp { transport, label } => {
+                check_name(&parcel.name).map_err(|m| SendFailure {
+                    destination: self.smtp_destination(label),
+                    message: m,
+                    transient: false,
+                })?;
+                self.send_smtp(transport, label, parcel).await
             }
-        })
+        }
     }
 
-    fn describe(&self) -> String {
+    /// Where this outbound sends to, for logs.
+    pub fn describe(&self) -> String {
         match &self.transport {
             Transport::Files(o) => format!(
                 "mail files {} (to {})",

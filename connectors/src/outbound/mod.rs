@@ -1,21 +1,22 @@
-//! Everything that leaves quai goes through one trait, [`Outbound`].
+//! The ways out of quai: a local outbox folder, an SFTP outbox, an AS2
+//! partner, mail.
 //!
 //! Rendering and sending are separate steps: the daemon renders a file (an
 //! integration report, a CDAR, a CONTRL, an invoice, or a whole RFC 5322
 //! mail as an `.eml`) into a staged, fsynced file under `$QUAI_HOME/tmp`,
-//! then hands it to an `Outbound` as a [`Parcel`]. Each implementation knows
-//! one channel and is built from its own small config struct, never from
-//! daemon types: imports run daemon -> connectors, so the boundary type lives
-//! here (like [`crate::FlowSink`]).
+//! then hands it to one of these channels as a [`Parcel`]. Each channel
+//! knows one way out and is built from its own small config struct, never
+//! from daemon types. They share one shape (`send(&Parcel) -> Result<Sent,
+//! SendFailure>`, `describe()`); the trait over them, `Outbound`, is the
+//! daemon's (`daemon/src/outbound.rs`), the crate that consumes it, as
+//! [`crate::FlowSink`] is this crate's.
 //!
-//! Every implementation is idempotent on the parcel's name: a crash between
-//! the send and the spool's record of it must not produce a second, different
+//! Every channel is idempotent on the parcel's name: a crash between the
+//! send and the spool's record of it must not produce a second, different
 //! file, so resending the same bytes under the same name is Ok, and a file of
 //! that name holding other bytes is never overwritten.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 
 mod as2;
 mod folder;
@@ -71,21 +72,6 @@ impl std::fmt::Display for SendFailure {
 }
 
 impl std::error::Error for SendFailure {}
-
-/// The future an [`Outbound::send`] returns (boxed so the trait stays
-/// object-safe: the daemon holds `Box<dyn Outbound>` per destination).
-pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendFailure>> + Send + 'a>>;
-
-/// One way out of quai.
-pub trait Outbound: Send + Sync {
-    /// Sends one parcel. Idempotent on `name`: when the destination already holds a
-    /// file of that name with the same bytes, it is Ok (a crash between send and the
-    /// spool's record must not produce a second, different file); a file of that name
-    /// with other bytes is never overwritten (permanent failure naming the path).
-    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a>;
-    /// Where this outbound sends to, for logs and `quai status`.
-    fn describe(&self) -> String;
-}
 
 /// Checks the promise a [`Parcel::name`] makes (the callers make names
 /// safe; the implementations refuse to trust them blindly): not empty, at

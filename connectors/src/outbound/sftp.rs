@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use ssh2::{ErrorCode, OpenFlags, OpenType, RenameFlags};
 
 use super::folder::{FILE_MODE, TEMP_PREFIX, TEMP_SUFFIX};
-use super::{check_name, Outbound, Parcel, SendFailure, SendFuture, Sent};
+use super::{check_name, Parcel, SendFailure, Sent};
 use crate::sftp::conn::{self, Conn};
 use crate::sftp::{SftpError, SftpSource};
 
@@ -56,7 +56,7 @@ impl SftpOutbox {
         format!("sftp://{}{sep}{path}", self.source.label())
     }
 
-    /// Uploads one parcel (blocking: ssh2 is; [`Outbound::send`] runs it on
+    /// Uploads one parcel (blocking: ssh2 is; [`SftpOutbox::send`] runs it on
     /// a blocking thread).
     pub fn upload(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
         let destination = self.url_of(&parcel.name);
@@ -302,21 +302,21 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-impl Outbound for SftpOutbox {
-    fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
-        Box::pin(async move {
-            let (me, p) = (self.clone(), parcel.clone());
-            tokio::task::spawn_blocking(move || me.upload(&p))
-                .await
-                .map_err(|e| SendFailure {
-                    destination: self.url_of(&parcel.name),
-                    message: format!("SFTP upload task failed: {e}"),
-                    transient: true,
-                })?
-        })
+impl SftpOutbox {
+    /// Uploads one parcel on a blocking thread (see [`SftpOutbox::upload`]).
+    pub async fn send(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+        let (me, p) = (self.clone(), parcel.clone());
+        tokio::task::spawn_blocking(move || me.upload(&p))
+            .await
+            .map_err(|e| SendFailure {
+                destination: self.url_of(&parcel.name),
+                message: format!("SFTP upload task failed: {e}"),
+                transient: true,
+            })?
     }
 
-    fn describe(&self) -> String {
+    /// Where this outbox sends to, for logs.
+    pub fn describe(&self) -> String {
         let sep = if self.dir.starts_with('/') { "" } else { "/" };
         format!("sftp://{}{sep}{}", self.source.label(), self.dir)
     }

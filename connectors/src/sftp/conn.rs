@@ -216,64 +216,6 @@ impl Conn {
         }
     }
 
-    /// Uploads `local` to `dir/.name.part`, then renames it to `dir/name`.
-    pub fn upload(&self, local: &Path, dir: &str, name: &str) -> Result<PathBuf, SftpError> {
-        let mut src = std::fs::File::open(local).map_err(|e| SftpError::Local {
-            op: format!("open {}", local.display()),
-            source: e,
-        })?;
-        let tmp = join(dir, Path::new(&format!(".{name}.part")));
-        let dest = join(dir, Path::new(name));
-        let result = (|| -> Result<(), SftpError> {
-            let mut remote = self
-                .sftp
-                .create(&tmp)
-                .map_err(|e| self.io_err(format!("create {}", tmp.display()), e))?;
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        return Err(SftpError::Local {
-                            op: format!("read {}", local.display()),
-                            source: e,
-                        })
-                    }
-                };
-                io::Write::write_all(&mut remote, &buf[..n])
-                    .map_err(|e| self.io_err(format!("write {}", tmp.display()), e))?;
-            }
-            // fsync@openssh.com where the server offers it; not fatal if not.
-            let _ = remote.fsync();
-            remote
-                .close()
-                .map_err(|e| self.io_err(format!("close {}", tmp.display()), e))?;
-            match self.sftp.rename(&tmp, &dest, None) {
-                Ok(()) => Ok(()),
-                Err(e) if is_transport(&e) => Err(self.io_err("rename", e)),
-                Err(e) => {
-                    // SFTP v3 rename does not overwrite: replace an older copy.
-                    if self.sftp.lstat(&dest).is_ok() {
-                        self.sftp
-                            .unlink(&dest)
-                            .map_err(|e| self.io_err(format!("replace {}", dest.display()), e))?;
-                        self.sftp
-                            .rename(&tmp, &dest, None)
-                            .map_err(|e| self.io_err(format!("rename to {}", dest.display()), e))
-                    } else {
-                        Err(self.io_err(format!("rename to {}", dest.display()), e))
-                    }
-                }
-            }
-        })();
-        if result.is_err() {
-            let _ = self.sftp.unlink(&tmp);
-        }
-        result.map(|()| dest)
-    }
-
     /// Polite goodbye on a healthy connection.
     pub fn close(self) {
         let Conn { sftp, sess, .. } = self;

@@ -457,40 +457,6 @@ impl SftpSource {
         })
         .await;
     }
-
-    /// Uploads `local_file` to the partner's outbox as `remote_name`: written
-    /// as `.remote_name.part`, then renamed, so the partner never sees a
-    /// half-written file. Returns the final remote path.
-    pub async fn deliver(&self, local_file: &Path, remote_name: &str) -> Result<String, SftpError> {
-        let outbox = self.outbox.clone().ok_or_else(|| {
-            SftpError::Config(format!(
-                "partner {}: no SFTP outbox configured",
-                self.partner
-            ))
-        })?;
-        if remote_name.is_empty()
-            || remote_name.starts_with('.')
-            || remote_name.contains(['/', '\0'])
-        {
-            return Err(SftpError::Config(format!(
-                "invalid outbox file name {remote_name:?}"
-            )));
-        }
-        let src = self.clone();
-        let local = local_file.to_path_buf();
-        let name = remote_name.to_string();
-        blocking(move || {
-            let conn = Conn::open(&src)?;
-            let result = conn.upload(&local, &outbox, &name);
-            if result.is_ok() {
-                conn.close();
-            } else {
-                conn.abort();
-            }
-            result.map(|p| p.to_string_lossy().into_owned())
-        })
-        .await?
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,402 @@
+//! The deliverer: sends what the spool says is owed, and records how it went.
+//!
+//! Every answer quai owes has a delivery row in the spool (created in the
+//! transaction that finished its flow, or registered its duplicate, or
+//! queued its MDN) with its typed destination, attempts, next attempt time
+//! and last error. The deliverer claims due rows under a lease (so two
+//! instances on one PostgreSQL never send one row at once, and a dead
+//! instance's rows are claimed again when its lease expires), renders each
+//! acknowledgement from spool data (`acks`), hands the staged files to the
+//! destination's channel (`outbound`), and only then marks the row
+//! delivered. A failed attempt stores the next attempt time (the backoff of
+//! `quai_spool::retry_delay`), so it survives a restart and is shared by
+//! every instance; its error names the destination.
+//!
+//! Rows are grouped by destination and the groups sent concurrently: a
+//! partner whose server hangs delays its own answers, not everyone's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use quai_spool::{AckKind, AckRow, DeliveryItem, DeliveryRow, Destination, Lease};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::acks;
+use crate::app::App;
+use crate::outbound::{self, Outbound, Parcel, SendFailure, Sent};
+
+/// Rows claimed per pass.
+const BATCH: i64 = 100;
+/// How long a claim holds: longer than a pass over one destination's rows
+/// normally takes; a pass that takes longer risks another instance sending
+/// a row again, which the channels' idempotence on names absorbs.
+const LEASE: Duration = Duration::from_secs(10 * 60);
+/// Destinations served at once.
+const PARALLEL: usize = 8;
+/// Outbox temporaries older than this are from a send that died.
+const STALE_TEMPORARY: Duration = Duration::from_secs(15 * 60);
+
+/// Deliver what is owed until `stop`, woken by `app.acks` or every 5 s.
+pub async fn deliverer(app: Arc<App>, stop: CancellationToken) {
+    tidy(&app).await;
+    loop {
+        let notified = app.acks.notified();
+        let pass = deliver_due(&app).await;
+        if stop.is_cancelled() {
+            break;
+        }
+        if pass.claimed == 0 {
+            tokio::select! {
+                _ = stop.cancelled() => {
+                    // One last pass so answers of flows finished during
+                    // shutdown are not left for the next start.
+                    deliver_due(&app).await;
+                    break;
+                }
+                _ = notified => {}
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub claimed: usize,
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// Passes until nothing due is left (a failed row is due again only after
+/// its backoff): `quai resend-ack` and the one-shot commands.
+pub async fn deliver_pending(app: &App) -> Pass {
+    let mut total = Pass::default();
+    loop {
+        let pass = deliver_due(app).await;
+        total.claimed += pass.claimed;
+        total.delivered += pass.delivered;
+        total.failed += pass.failed;
+        if pass.claimed == 0 {
+            return total;
+        }
+    }
+}
+
+/// One pass: claim due rows, send them grouped by destination.
+pub async fn deliver_due(app: &App) -> Pass {
+    let rows = match app
+        .spool
+        .claim_due_deliveries(Utc::now(), BATCH, Lease { duration: LEASE })
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            warn!(error = %e, "cannot claim due deliveries");
+            return Pass::default();
+        }
+    };
+    let mut pass = Pass {
+        claimed: rows.len(),
+        ..Pass::default()
+    };
+    let mut groups: BTreeMap<String, (Destination, Vec<DeliveryRow>)> = BTreeMap::new();
+    for row in rows {
+        let key = format!("{:?}", row.to);
+        groups
+            .entry(key)
+            .or_insert_with(|| (row.to.clone(), Vec::new()))
+            .1
+            .push(row);
+    }
+    let mut groups = groups.into_values();
+    loop {
+        let wave: Vec<_> = groups.by_ref().take(PARALLEL).collect();
+        if wave.is_empty() {
+            break;
+        }
+        let results = join_all(
+            wave.into_iter()
+                .map(|(to, rows)| deliver_group(app, to, rows)),
+        )
+        .await;
+        for (delivered, failed) in results {
+            pass.delivered += delivered;
+            pass.failed += failed;
+        }
+    }
+    pass
+}
+
+/// Polls futures of one wave together (they borrow `app`, so no spawn).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in pinned.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|v| v.expect("polled to the end"))
+        .collect()
+}
+
+/// Send one destination's rows in order; (delivered, failed).
+async fn deliver_group(app: &App, to: Destination, rows: Vec<DeliveryRow>) -> (usize, usize) {
+    let channel = outbound::for_destination(&app.config, &to);
+    let (mut delivered, mut failed) = (0, 0);
+    for row in rows {
+        let sent = match &channel {
+            Ok(channel) => send_row(app, channel.as_ref(), &row).await,
+            Err(refused) => Err(refused.clone()),
+        };
+        match sent {
+            Ok((sent, names)) => {
+                if record_delivered(app, &row, &sent).await {
+                    delivered += 1;
+                    if let Ok(channel) = &channel {
+                        for name in names {
+                            if let Err(e) = channel.forget(&name) {
+                                warn!(delivery = row.id, file = %name, error = %e,
+                                    "delivered; its send record could not be removed");
+                            }
+                        }
+                    }
+                }
+            }
+            Err(failure) => {
+                failed += 1;
+                record_failure(app, &row, &failure).await;
+            }
+        }
+    }
+    (delivered, failed)
+}
+
+/// Sends a row's files; the sent confirmation and the names sent.
+async fn send_row(
+    app: &App,
+    channel: &dyn Outbound,
+    row: &DeliveryRow,
+) -> Result<(Sent, Vec<String>), SendFailure> {
+    let refused = |message: String, transient: bool| SendFailure {
+        destination: channel.describe(),
+        message,
+        transient,
+    };
+    let DeliveryItem::Ack { ack, flow, kind } = &row.item else {
+        return Err(refused(
+            format!(
+                "delivery {}: this version of quai delivers acknowledgements only",
+                row.id
+            ),
+            false,
+        ));
+    };
+    if *kind == AckKind::Mdn {
+        // The queued MDN is its own staged file (see `acks::queue_async_mdn`).
+        let parcel = Parcel {
+            name: row.file_name.clone(),
+            staged: row.file_name.clone().into(),
+            media_type: "application/json",
+        };
+        return channel.send(&parcel).await.map(|s| (s, Vec::new()));
+    }
+    let ack_row = ack_row(app, *flow, *ack)
+        .await
+        .map_err(|e| refused(format!("acknowledgement {ack}: {e:#}"), true))?;
+    let staged = acks::render(app, &ack_row).await.map_err(|e| {
+        refused(
+            format!("acknowledgement {ack} of flow {flow} not rendered: {e:#}"),
+            true,
+        )
+    })?;
+    let mut receipts = Vec::new();
+    let mut names = Vec::new();
+    let mut last = None;
+    for (name, path) in &staged.files {
+        let parcel = Parcel {
+            name: name.clone(),
+            staged: path.clone(),
+            media_type: media_type(name),
+        };
+        let sent = channel.send(&parcel).await?;
+        receipts.extend(sent.receipt.clone());
+        names.push(name.clone());
+        last = Some(sent);
+    }
+    let destination = last
+        .map(|s| s.destination)
+        .unwrap_or_else(|| channel.describe());
+    Ok((
+        Sent {
+            destination,
+            receipt: (!receipts.is_empty()).then(|| receipts.join(", ")),
+        },
+        names,
+    ))
+}
+
+async fn ack_row(app: &App, flow: i64, ack: i64) -> anyhow::Result<AckRow> {
+    app.spool
+        .acks_of_flow(flow)
+        .await?
+        .into_iter()
+        .find(|a| a.id == ack)
+        .ok_or_else(|| anyhow::anyhow!("no longer in the spool"))
+}
+
+/// The media type of a rendered file, by its name.
+fn media_type(name: &str) -> &'static str {
+    if name.ends_with(".json") {
+        "application/json"
+    } else if name.ends_with(".edi") {
+        "application/EDIFACT"
+    } else {
+        "application/xml"
+    }
+}
+
+/// Mark a sent row delivered; false when the spool refused (logged).
+async fn record_delivered(app: &App, row: &DeliveryRow, sent: &Sent) -> bool {
+    let kind = item_kind(row);
+    match app
+        .spool
+        .mark_delivered(row.id, &row.to, sent.receipt.as_deref())
+        .await
+    {
+        Ok(()) => {
+            crate::metrics::ack_delivered(kind);
+            let (flow_id, ack) = ids(row);
+            info!(partner = %row.partner, flow_id, ack, delivery = row.id, stage = "acknowledged",
+                kind, file = %row.file_name, destination = %sent.destination,
+                receipt = sent.receipt.as_deref().unwrap_or(""), "acknowledgement delivered");
+            true
+        }
+        Err(e) => {
+            warn!(delivery = row.id, destination = %sent.destination, error = %e,
+                "sent but not marked delivered; it will be sent again (same name, same bytes)");
+            false
+        }
+    }
+}
+
+/// Store a failed attempt and its next attempt time.
+async fn record_failure(app: &App, row: &DeliveryRow, failure: &SendFailure) {
+    let kind = item_kind(row);
+    crate::metrics::ack_failed(kind);
+    if row.to.kind() == quai_spool::DestinationKind::SftpOutbox {
+        crate::metrics::sftp_failed("upload");
+    }
+    let now = Utc::now();
+    let next = row.retry_at(now);
+    let attempts = row.attempts.saturating_add(1);
+    let retry_in_s = (next - now).num_seconds();
+    let (flow_id, ack) = ids(row);
+    let error = if failure.message.contains(&failure.destination) {
+        failure.message.clone()
+    } else {
+        format!("{} ({})", failure.message, failure.destination)
+    };
+    warn!(partner = %row.partner, flow_id, ack, delivery = row.id, kind, attempts, retry_in_s,
+        transient = failure.transient, destination = %failure.destination, error = %error,
+        "delivery failed; will retry");
+    if let Err(e) = app
+        .spool
+        .record_delivery_failure(row.id, &error, next)
+        .await
+    {
+        warn!(delivery = row.id, error = %e, "cannot record the failed delivery");
+    }
+}
+
+fn item_kind(row: &DeliveryRow) -> &'static str {
+    match &row.item {
+        DeliveryItem::Ack { kind, .. } => kind.as_str(),
+        DeliveryItem::Invoice { .. } => "invoice",
+        DeliveryItem::Digest { .. } => "digest",
+    }
+}
+
+fn ids(row: &DeliveryRow) -> (i64, i64) {
+    match &row.item {
+        DeliveryItem::Ack { ack, flow, .. } => (*flow, *ack),
+        DeliveryItem::Invoice { flow, .. } => (*flow, 0),
+        DeliveryItem::Digest { .. } => (0, 0),
+    }
+}
+
+/// At start: staging left by processes that are gone, and temporaries an
+/// interrupted send left in the partners' local outboxes.
+async fn tidy(app: &App) {
+    let tmp = app.config.home.join("tmp");
+    let removed = tokio::task::spawn_blocking(move || acks::remove_stale_staging(&tmp))
+        .await
+        .unwrap_or(0);
+    if removed > 0 {
+        info!(
+            removed,
+            "removed acknowledgement files staged by a process that is gone"
+        );
+    }
+    let outboxes: Vec<_> = app
+        .config
+        .partners
+        .iter()
+        .map(|p| app.config.outbox_for(&p.id))
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for dir in outboxes {
+            let outbox = quai_connectors::outbound::FolderOutbox::new(
+                quai_connectors::outbound::FolderOutboxConfig {
+                    dir: dir.clone(),
+                    create_missing: false,
+                },
+            );
+            if dir.is_dir() {
+                if let Err(e) = outbox.clean_temporaries(STALE_TEMPORARY) {
+                    warn!(error = %e, "cannot clean an outbox");
+                }
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_types_by_name() {
+        assert_eq!(media_type("a.1.report.json"), "application/json");
+        assert_eq!(media_type("a.1.report.xml"), "application/xml");
+        assert_eq!(media_type("a.1.contrl.edi"), "application/EDIFACT");
+    }
+
+    #[tokio::test]
+    async fn join_all_keeps_order() {
+        let out = join_all([3u64, 1, 2].into_iter().map(|n| async move {
+            tokio::time::sleep(Duration::from_millis(n * 5)).await;
+            n
+        }))
+        .await;
+        assert_eq!(out, vec![3, 1, 2]);
+    }
+}
