@@ -417,7 +417,7 @@ async fn leftover_temporaries_are_recognised_and_cleaned() {
     fs::write(s.outbox.join(".quai-tmp-x.xml"), b"theirs").unwrap();
 
     let removed = o.clean_temporaries(Duration::from_secs(3600)).unwrap();
-    assert_eq!(removed, [stale.clone()]);
+    assert_eq!(removed, std::slice::from_ref(&stale));
     let mut expected = vec![
         ".quai-tmp-x.xml".to_string(),
         "a.xml".to_string(),

@@ -16,7 +16,7 @@
 //! ([`queue_async_mdn`]) as their own staged file.
 
 use std::fs::File;
-use std::io::{BufWriter, Read};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use quai_mappings::ack::report::{
@@ -29,7 +29,6 @@ use quai_spool::{AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Verdict};
 
 use crate::app::App;
 use crate::reasons::is_fatal;
-use crate::routing::sibling_name;
 
 /// Invoices are read from the spool this many at a time while an
 /// acknowledgement is written, so memory does not grow with the flow.
@@ -80,10 +79,7 @@ fn close(w: BufWriter<File>) -> std::io::Result<()> {
 pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
     let mut staged = Staged::new(daemon)?;
     match ack.kind {
-        AckKind::IntegrationReport => {
-            ensure_contrl(daemon, ack).await?;
-            write_report(daemon, ack, &mut staged).await?;
-        }
+        AckKind::IntegrationReport => write_report(daemon, ack, &mut staged).await?,
         AckKind::Cdar => {
             let per_invoice = daemon
                 .config
@@ -197,64 +193,6 @@ pub fn remove_stale_staging(root: &Path) -> usize {
         }
     }
     removed
-}
-
-/// The stored bytes of a flow as a stream: gunzipped when the flow is a
-/// gzip file (an interchange sent as `.edi.gz` is still an interchange),
-/// as they are otherwise. The flow was read under its limits before, so
-/// reading it again is bounded.
-fn open_stored(path: &Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
-    let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let gz = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
-    let file = File::open(path)?;
-    Ok(if gz {
-        Box::new(std::io::BufReader::new(flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::new(file),
-        )))
-    } else {
-        Box::new(std::io::BufReader::new(file))
-    })
-}
-
-/// True when the stored bytes (gunzipped if need be) are an EDIFACT
-/// interchange, as `quai_mappings::detect` tells formats apart.
-pub fn looks_like_edifact(path: &Path) -> bool {
-    use quai_mappings::detect::{self, Format};
-    let mut head = Vec::with_capacity(detect::SNIFF_LEN);
-    let read =
-        open_stored(path).and_then(|r| r.take(detect::SNIFF_LEN as u64).read_to_end(&mut head));
-    read.is_ok() && detect::sniff(&head) == Format::Edifact
-}
-
-/// When a finished flow is an EDIFACT interchange and owes no CONTRL yet,
-/// add one (pending, same destination as its report).
-pub async fn ensure_contrl(daemon: &App, report: &AckRow) -> anyhow::Result<()> {
-    let flow = daemon.spool.flow(report.flow_id).await?;
-    if !matches!(flow.state, FlowState::Processed | FlowState::Failed) {
-        return Ok(());
-    }
-    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
-    if !tokio::task::spawn_blocking(move || looks_like_edifact(&path)).await? {
-        return Ok(());
-    }
-    let acks = daemon.spool.acks_of_flow(flow.id).await?;
-    if acks.iter().any(|a| a.kind == AckKind::Contrl) {
-        return Ok(());
-    }
-    daemon
-        .spool
-        .owe_ack(
-            flow.id,
-            &quai_spool::NewAck {
-                kind: AckKind::Contrl,
-                to: report.to.clone(),
-                file_name: sibling_name(&report.file_name, "contrl.edi"),
-            },
-        )
-        .await?;
-    daemon.acks.notify_one();
-    Ok(())
 }
 
 /// The CDAR message of a flow without its statuses (one per invoice, see
@@ -406,7 +344,7 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
     let reference = format!("Q{}", flow.id);
     let prepared = flow.updated_at.naive_utc();
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let mut ic = edifact::Interchange::new(open_stored(&path)?);
+        let mut ic = edifact::Interchange::new(crate::stored::open(&path)?);
         let head = |header: Option<&edifact::InterchangeHeader>, interchange| {
             let original = header.cloned().ok_or_else(|| {
                 anyhow::anyhow!(

@@ -26,6 +26,7 @@ pub mod reasons;
 pub mod routing;
 pub mod scheduler;
 pub mod sdnotify;
+pub mod stored;
 pub mod telemetry;
 pub mod text;
 

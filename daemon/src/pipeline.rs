@@ -191,6 +191,10 @@ pub async fn process_claimed(
         end
     };
 
+    let edifact = {
+        let path = quai_connectors::landing::stored_path(&daemon.config.store, &claimed.sha256);
+        tokio::task::spawn_blocking(move || crate::stored::is_edifact(&path)).await?
+    };
     let acks = crate::routing::owed_by_finished(
         &daemon.config,
         &claimed.partner,
@@ -198,6 +202,7 @@ pub async fn process_claimed(
         &claimed.original_name,
         claimed.id,
         &end,
+        edifact,
     );
     match end {
         FlowEnd::Done(summary) => {

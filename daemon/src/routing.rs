@@ -61,8 +61,8 @@ pub fn owed_by_duplicate(
 
 /// The acknowledgements a finished flow is owed, created in the same
 /// transaction that finishes it: the integration report always, CDAR
-/// statuses when the flow held documents. (A CONTRL is added when the
-/// report is rendered, once the stored bytes show an EDIFACT interchange.)
+/// statuses when the flow held documents, a CONTRL when its stored bytes
+/// are an EDIFACT interchange (`edifact`, see `stored::is_edifact`).
 pub fn owed_by_finished(
     config: &Config,
     partner: &str,
@@ -70,6 +70,7 @@ pub fn owed_by_finished(
     original_name: &str,
     flow_id: i64,
     end: &FlowEnd,
+    edifact: bool,
 ) -> Vec<NewAck> {
     let report_name = report_file_name(original_name, flow_id);
     let to = destination_for(config, partner, origin);
@@ -82,10 +83,17 @@ pub fn owed_by_finished(
         if summary.documents > 0 {
             acks.push(NewAck {
                 kind: AckKind::Cdar,
-                to,
+                to: to.clone(),
                 file_name: sibling_name(&report_name, "cdar.xml"),
             });
         }
+    }
+    if edifact && matches!(end, FlowEnd::Done(_) | FlowEnd::Rejected(_)) {
+        acks.push(NewAck {
+            kind: AckKind::Contrl,
+            to,
+            file_name: sibling_name(&report_name, "contrl.edi"),
+        });
     }
     acks
 }

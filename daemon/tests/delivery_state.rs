@@ -112,12 +112,16 @@ async fn a_taken_name_in_the_outbox_is_never_overwritten() {
     d.start();
     d.drop_file("acme", "inv.xml", &fixture("ubl-tc434-example2.xml"));
     let spool = d.spool().await;
-    wait_until("the report's failed attempt", Duration::from_secs(30), || async {
-        deliveries(&spool, 1)
-            .await
-            .iter()
-            .any(|r| r.file_name.ends_with(".report") && r.attempts >= 1)
-    })
+    wait_until(
+        "the report's failed attempt",
+        Duration::from_secs(30),
+        || async {
+            deliveries(&spool, 1)
+                .await
+                .iter()
+                .any(|r| r.file_name.ends_with(".report") && r.attempts >= 1)
+        },
+    )
     .await;
     let rows = deliveries(&spool, 1).await;
     let report = rows

@@ -451,14 +451,13 @@ fn poison(inv: &mut Invoice) {
     let mut json = serde_json::to_value(&*inv).unwrap();
     fn walk(v: &mut serde_json::Value, bad: &dyn Fn(&mut String)) {
         match v {
-            serde_json::Value::String(s) => {
-                // Leave dates, numbers and enums readable: poison free text.
+            // Leave dates, numbers and enums readable: poison free text.
+            serde_json::Value::String(s)
                 if s.parse::<Decimal>().is_err()
                     && NaiveDate::parse_from_str(s, "%Y-%m-%d").is_err()
-                    && s.chars().any(|c| c.is_lowercase() || c == ' ')
-                {
-                    bad(s)
-                }
+                    && s.chars().any(|c| c.is_lowercase() || c == ' ') =>
+            {
+                bad(s)
             }
             serde_json::Value::Array(a) => a.iter_mut().for_each(|x| walk(x, bad)),
             serde_json::Value::Object(o) => o

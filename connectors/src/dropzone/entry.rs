@@ -59,6 +59,8 @@ pub struct Stat {
 }
 
 impl Stat {
+    // libc's field types differ between targets: the casts are for them.
+    #[allow(clippy::unnecessary_cast)]
     fn from(st: &libc::stat) -> Stat {
         Stat {
             kind: Kind::of(st.st_mode),

@@ -500,6 +500,8 @@ impl FolderOutbox {
     /// owned by this user, last modified more than `older_than` ago (so a
     /// send in progress in another instance is left alone). Returns the
     /// names removed.
+    // libc's `st_mtime` type differs between targets: the cast is for them.
+    #[allow(clippy::unnecessary_cast)]
     pub fn clean_temporaries(&self, older_than: Duration) -> Result<Vec<String>, SendFailure> {
         let dir = Dir::open(&self.dir, false)?;
         let shown = self.dir.display().to_string();
