@@ -216,6 +216,9 @@ pub struct SpoolGauges {
     pub backlog_processing: i64,
     /// Age in seconds of the oldest flow not yet in a final state (0 when none).
     pub oldest_unfinished_seconds: f64,
+    /// (partner, deliveries pending, age in seconds of the oldest): what
+    /// quai owes a partner and has not delivered (acknowledgements, MDNs).
+    pub undelivered: Vec<(String, i64, f64)>,
 }
 
 /// Escape a label value (backslash, double quote, newline).
@@ -338,6 +341,33 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
             "quai_oldest_unfinished_flow_age_seconds {}",
             num(s.oldest_unfinished_seconds)
         );
+        header(
+            &mut out,
+            "quai_undelivered",
+            "gauge",
+            "Deliveries owed to a partner and not yet delivered (acknowledgements, MDNs).",
+        );
+        for (p, n, _) in &s.undelivered {
+            let _ = writeln!(
+                out,
+                "quai_undelivered{} {n}",
+                labels(&["partner"], std::slice::from_ref(p))
+            );
+        }
+        header(
+            &mut out,
+            "quai_undelivered_oldest_age_seconds",
+            "gauge",
+            "Age of the oldest delivery owed to a partner and not yet delivered.",
+        );
+        for (p, _, age) in &s.undelivered {
+            let _ = writeln!(
+                out,
+                "quai_undelivered_oldest_age_seconds{} {}",
+                labels(&["partner"], std::slice::from_ref(p)),
+                num(*age)
+            );
+        }
     }
 
     counter_family(

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use quai_spool::{DeliveryRow, DeliveryState, Spool};
 use support::common::*;
+use support::http::{get, parse_metrics, sample};
 
 async fn deliveries(spool: &Spool, flow: i64) -> Vec<DeliveryRow> {
     spool.deliveries_of_flow(flow).await.unwrap()
@@ -32,7 +33,7 @@ async fn a_failed_delivery_keeps_its_backoff_across_a_restart() {
     // The partner's outbox is a plain file: every delivery fails.
     let outbox = d.outbox("acme");
     std::fs::create_dir_all(outbox.parent().unwrap()).unwrap();
-    d.start();
+    let addr = d.start();
     d.inbox("acme");
     // Wait for the daemon's own folder preparation, then break the outbox.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -46,6 +47,20 @@ async fn a_failed_delivery_keeps_its_backoff_across_a_restart() {
         !rows.is_empty() && rows.iter().all(|r| r.attempts >= 1)
     })
     .await;
+    // Visible on /metrics while owed.
+    let text = get(addr, "/metrics", &[]).await.text();
+    let m = parse_metrics(&text);
+    let owed = sample(&m, "quai_undelivered", &[("partner", "acme")]).unwrap_or(0.0);
+    assert!(owed >= 1.0, "{text}");
+    assert!(
+        sample(
+            &m,
+            "quai_undelivered_oldest_age_seconds",
+            &[("partner", "acme")]
+        )
+        .is_some(),
+        "{text}"
+    );
     d.stop().await;
     let before = deliveries(&spool, 1).await;
     for r in &before {

@@ -119,6 +119,13 @@ pub async fn spool_gauges(spool: &Spool) -> Result<SpoolGauges, SpoolError> {
     g.oldest_unfinished_seconds = oldest
         .map(|o| (chrono::Utc::now() - o).num_milliseconds().max(0) as f64 / 1000.0)
         .unwrap_or(0.0);
+    let now = chrono::Utc::now();
+    g.undelivered = spool
+        .undelivered_summary()
+        .await?
+        .into_iter()
+        .map(|u| (u.partner.clone(), u.count, u.oldest_age(now).as_secs_f64()))
+        .collect();
     Ok(g)
 }
 

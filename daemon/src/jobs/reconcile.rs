@@ -314,7 +314,7 @@ pub async fn reconcile(
                     a.kind.as_str(),
                     a.file_name,
                     a.flow_id,
-                    a.destination,
+                    crate::outbound::describe(&a.to),
                     a.generated_at.to_rfc3339(),
                     a.attempts,
                     a.last_error
