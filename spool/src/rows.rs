@@ -288,6 +288,31 @@ pub(crate) mod canonical {
         }
     }
 
+    /// A stored frame as a stream: its content size and a decompressing
+    /// reader (the frame is held, compressed; the JSON never whole).
+    pub(crate) fn reader(frame: Vec<u8>) -> Result<crate::CanonicalJson> {
+        use std::io::Read;
+        let corrupt = |why: String| SpoolError::Corrupt(format!("canonical JSON: {why}"));
+        let size = zstd::zstd_safe::get_frame_content_size(&frame)
+            .map_err(|_| corrupt("not a zstd frame".into()))?
+            .ok_or_else(|| corrupt("zstd frame without a content size".into()))?;
+        if size > MAX_JSON {
+            return Err(corrupt(format!("zstd frame claims {size} bytes")));
+        }
+        let id = zstd::zstd_safe::get_dict_id_from_frame(&frame).map_or(0, |id| id.get());
+        let input = std::io::BufReader::new(std::io::Cursor::new(frame));
+        let decoder = match decoders().iter().find(|(d, _)| *d == id) {
+            Some((_, dict)) => zstd::stream::read::Decoder::with_prepared_dictionary(input, dict),
+            None if id == 0 => zstd::stream::read::Decoder::with_buffer(input),
+            None => return Err(corrupt(format!("unknown zstd dictionary {id}"))),
+        }
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        Ok(crate::CanonicalJson {
+            len: size,
+            reader: Box::new(decoder.take(size)),
+        })
+    }
+
     /// The JSON of a stored frame.
     pub(crate) fn decompress(frame: &[u8]) -> Result<String> {
         let corrupt = |why: String| SpoolError::Corrupt(format!("canonical JSON: {why}"));
