@@ -351,8 +351,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for SendBounded<S> {
 }
 
 /// Which Host headers the ops routes answer when no token is configured:
-/// the listener's own address (its IP, `localhost`, and the loopback
-/// literals, with its port) and the names of `[http] allowed_hosts`.
+/// the listener's own address (its IP literal, `localhost` and the
+/// loopback literals when it is on loopback; any port) and the names of
+/// `[http] allowed_hosts`.
 ///
 /// Why: without a token, the listener trusts whoever can connect to
 /// loopback. A web page the operator's browser opens can make the browser
@@ -393,13 +394,8 @@ impl HostRule {
                 _ => {}
             }
         }
-        let own_port = match port {
-            Some(p) => p == self.listen.port(),
-            None => self.listen.port() == 80,
-        };
-        if !own_port {
-            return false;
-        }
+        // An IP literal or `localhost` cannot be a rebound name: whatever
+        // the port, it names this machine as the client sees it.
         let ip = self.listen.ip();
         let literal = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
             Some(v6) => v6.parse::<std::net::IpAddr>().ok(),
@@ -481,14 +477,15 @@ mod tests {
             "quai.example",
             "quai.example:443",
             "Quai.Example.",
+            "127.0.0.1",
+            "localhost",
+            "127.0.0.1:8471",
         ] {
             assert!(r.allows(ok), "{ok}");
         }
         for bad in [
             "attacker.example:8470",
-            "127.0.0.1",
-            "127.0.0.1:8471",
-            "localhost",
+            "attacker.example",
             "",
             "127.0.0.1:x",
             "[::1",
@@ -498,8 +495,10 @@ mod tests {
         ] {
             assert!(!r.allows(bad), "{bad}");
         }
-        let r = HostRule::new("127.0.0.1:80".parse().unwrap(), &["q.example:8443".into()]);
-        assert!(r.allows("localhost"));
+        let r = HostRule::new("192.0.2.7:80".parse().unwrap(), &["q.example:8443".into()]);
+        assert!(r.allows("192.0.2.7"));
+        assert!(!r.allows("localhost"));
+        assert!(!r.allows("127.0.0.1"));
         assert!(r.allows("q.example:8443"));
         assert!(!r.allows("q.example:8444"));
         assert!(!r.allows("q.example"));
