@@ -25,6 +25,10 @@
 //! (the AS2 endpoint) are merged *outside* the token check: AS2 partners
 //! authenticate with S/MIME signatures and certificates, and standard AS2
 //! clients cannot send a bearer token.
+//!
+//! **Bounds.** [`serve`] runs the routes through [`listener`]: deadlines
+//! for headers, bodies and sends, a connection cap, and, without a token,
+//! a Host check on the ops routes (DNS rebinding), all from `[http]`.
 
 mod api;
 pub mod listener;
