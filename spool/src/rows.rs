@@ -371,6 +371,29 @@ pub(crate) mod canonical {
         }
 
         #[test]
+        fn reader_streams_what_decompress_gives() {
+            use std::io::Read;
+            let json = r#"{"number":"F-1","lines":[{"id":"1","name":"Vis 4×40"}]}"#.repeat(20_000);
+            let mut c = Compressor::new().unwrap();
+            let frame = c.compress(&json).unwrap();
+            let mut r = reader(frame).unwrap();
+            assert_eq!(r.len, json.len() as u64);
+            let mut out = String::new();
+            let mut piece = [0u8; 1000];
+            let mut bytes = Vec::new();
+            loop {
+                let n = r.reader.read(&mut piece).unwrap();
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&piece[..n]);
+            }
+            out.push_str(std::str::from_utf8(&bytes).unwrap());
+            assert_eq!(out, json);
+            assert!(reader(b"not zstd".to_vec()).is_err());
+        }
+
+        #[test]
         fn plain_frames_decode() {
             // a frame without dictionary (e.g. written by hand) is read too
             let plain = zstd::bulk::compress(b"{\"a\":1}", 3).unwrap();
