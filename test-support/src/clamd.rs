@@ -39,12 +39,24 @@ pub fn clamd_binary() -> PathBuf {
 
 pub struct Clamd {
     pub dir: tempfile::TempDir,
+    /// Also listening on 127.0.0.1:port ([`Clamd::start_with_tcp`]).
+    pub tcp_port: Option<u16>,
     child: Option<Child>,
 }
 
 impl Clamd {
-    /// Start clamd and wait until it answers PING.
+    /// Start clamd on its unix socket and wait until it answers PING.
     pub fn start() -> Clamd {
+        Clamd::start_inner(None, "200M")
+    }
+
+    /// Also listen on 127.0.0.1 and a free port, with this StreamMaxLength
+    /// (e.g. `"1M"`, to see clamd refuse a longer stream).
+    pub fn start_with_tcp(stream_max: &str) -> Clamd {
+        Clamd::start_inner(Some(crate::free_port()), stream_max)
+    }
+
+    fn start_inner(tcp_port: Option<u16>, stream_max: &str) -> Clamd {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
@@ -64,18 +76,27 @@ impl Clamd {
              Foreground yes\n\
              ScanArchive yes\n\
              ScanPDF yes\n\
-             StreamMaxLength 200M\n\
+             StreamMaxLength {stream_max}\n\
              MaxFileSize 200M\n\
              MaxScanSize 400M\n\
-             SelfCheck 0\n",
+             SelfCheck 0\n\
+             {tcp}",
             sock = dir.path().join("clamd.sock").display(),
             db = db.display(),
             pid = dir.path().join("clamd.pid").display(),
             log = dir.path().join("clamd.log").display(),
             tmp = dir.path().display(),
+            tcp = match tcp_port {
+                Some(p) => format!("TCPSocket {p}\nTCPAddr 127.0.0.1\n"),
+                None => String::new(),
+            },
         );
         std::fs::write(dir.path().join("clamd.conf"), conf).unwrap();
-        let mut c = Clamd { dir, child: None };
+        let mut c = Clamd {
+            dir,
+            tcp_port,
+            child: None,
+        };
         c.spawn();
         c
     }
@@ -102,7 +123,11 @@ impl Clamd {
         self.child = Some(child);
         let start = Instant::now();
         loop {
-            if self.ping() {
+            let tcp_up = self
+                .tcp_port
+                .map(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
+                .unwrap_or(true);
+            if tcp_up && self.ping() {
                 return;
             }
             if let Some(c) = self.child.as_mut() {
