@@ -1248,4 +1248,38 @@ mod tests {
         assert_eq!(l.max_invoices_per_flow, 100);
         assert_eq!(c.limits_for("other").max_flow_bytes, 1 << 30);
     }
+
+    #[test]
+    fn http_bounds_and_antivirus_have_safe_defaults_and_are_checked() {
+        let c = Config::embedded_at(Path::new("/tmp/qh"));
+        assert_eq!(c.http_limits, HttpLimits::default());
+        assert_eq!(c.http_limits.header_timeout_seconds, 10);
+        assert_eq!(c.http_limits.max_response_bytes, 64 << 20);
+        assert!(c.antivirus.is_none());
+        let ok = Config::parse(
+            "[http]\nbody_min_rate = \"4KiB\"\nallowed_hosts = [\"q.example\"]\n\
+             [antivirus]\nclamd = \"tcp://av.lan:3310\"\n",
+            Path::new("/etc/quai/quai.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.http_limits.body_min_rate, 4096);
+        assert_eq!(ok.http_limits.allowed_hosts, ["q.example"]);
+        let av = ok.antivirus.unwrap();
+        assert_eq!((av.timeout_seconds, av.retry_seconds), (60, 30));
+        let err = Config::parse(
+            "[http]\nheader_timeout_seconds = 0\nmax_connections = 0\n\
+             [antivirus]\nclamd = \"clamd.ctl\"\ntimeout_seconds = 0\n",
+            Path::new("/etc/quai/quai.toml"),
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "http.header_timeout_seconds",
+            "http.max_connections",
+            "antivirus.clamd",
+            "antivirus.timeout_seconds",
+        ] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
+    }
 }
