@@ -447,6 +447,45 @@ async fn a_200_mb_canonical_invoice_is_refused_by_default_and_streamed_when_allo
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_detail_over_max_response_bytes_is_refused_before_it_is_built() {
+    let mut d = daemon_with("[http]\nmax_response_bytes = \"10KiB\"\n");
+    let spool = quai::open_spool(&d.config).await.unwrap();
+    let docs = |n: i64| -> Vec<quai_spool::NewInvoice> {
+        (0..n)
+            .map(|i| {
+                support::seed::invoice(i, "f.xml", Some(&format!("N-{i}")), None, None, Vec::new())
+            })
+            .collect()
+    };
+    let small = support::seed::seed_flow_with(
+        &spool,
+        "acme",
+        "small.xml",
+        quai_spool::Origin::Dropzone,
+        docs(2),
+        false,
+    )
+    .await;
+    let big = support::seed::seed_flow_with(
+        &spool,
+        "acme",
+        "big.zip",
+        quai_spool::Origin::Dropzone,
+        docs(40),
+        false,
+    )
+    .await;
+    let addr = d.start();
+    wait_up(addr).await;
+    let r = get(addr, &format!("/api/flows/{small}"), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = get(addr, &format!("/api/flows/{big}"), &[]).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("40 invoices"), "{}", r.text());
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_query_values_are_400_in_the_api_and_an_error_in_the_cli() {
     let mut d = daemon_with("");
     let addr = d.start();

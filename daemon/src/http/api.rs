@@ -236,10 +236,27 @@ pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Valu
     }))
 }
 
+/// What one invoice of `/api/flows/{id}` is reckoned to weigh in memory
+/// (row, reasons, JSON), to refuse a detail too large before building it.
+const INVOICE_DETAIL_BYTES: u64 = 2048;
+
 pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| bad_request("a flow id is a number"))?;
+    // The answer is built whole: refuse a flow whose invoices would make it
+    // larger than [http] max_response_bytes.
+    let row = d.spool.flow(id).await?;
+    let invoices = (row.invoices_accepted + row.invoices_rejected).max(0) as u64;
+    let max = d.config.http_limits.max_response_bytes;
+    if invoices.saturating_mul(INVOICE_DETAIL_BYTES) > max {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "flow {id} has {invoices} invoices, too many for one answer under [http] max_response_bytes ({max}); read it with `quai flow {id} --json` on the host"
+            ),
+        ));
+    }
     Ok(Json(flow_detail_json(&d.spool, id).await?).into_response())
 }
 
