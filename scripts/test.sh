@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of quai on a fresh machine.
 #
-# It installs what the tests need and is missing (OpenSSH server, PostgreSQL,
+# It installs what the tests need and is missing (OpenSSH server, ClamAV's clamd, PostgreSQL,
 # Chromium, Python venv with the SMTP and AS2 test peers), then runs the whole
 # workspace test suite. The servers themselves are started by the tests, as
 # child processes on 127.0.0.1 with free ports in temporary folders.
@@ -14,6 +14,7 @@ log() { printf '\n== %s\n' "$*"; }
 # ---------------------------------------------------------------- system packages
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)

@@ -10,11 +10,13 @@
 //! `dropzone` (local folders watched with notify), `sftp` (remote servers
 //! polled with ssh2), `as2` (RFC 4130 receiving and MDNs), `outbound` (the one
 //! trait everything leaving quai goes through, with its folder, SFTP, AS2 and
-//! mail implementations).
+//! mail implementations), `antivirus` (a clamd client: bytes streamed with
+//! INSTREAM).
 
 use std::future::Future;
 use std::path::PathBuf;
 
+pub mod antivirus;
 pub mod as2;
 pub mod dropzone;
 pub mod landing;

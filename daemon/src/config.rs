@@ -34,6 +34,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub processing: ProcessingSection,
     pub as2: Option<As2Section>,
+    pub antivirus: Option<AntivirusSection>,
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerSection>,
 }
@@ -66,6 +67,33 @@ pub struct HttpSection {
     /// `host:port`, or `"off"`.
     pub listen: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Seconds a client has to send a request's headers (default 10).
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a request body may take, plus one per `body_min_rate` bytes (default 30).
+    pub body_timeout_seconds: Option<u64>,
+    /// Bytes per second a body must keep up after `body_timeout_seconds` (default 1KiB).
+    pub body_min_rate: Option<ByteSize>,
+    /// Seconds a client may take nothing of a response before it is dropped (default 60).
+    pub send_timeout_seconds: Option<u64>,
+    /// Connections open at once; one more gets 503 (default 256).
+    pub max_connections: Option<usize>,
+    /// Host names (`name` or `name:port`) the listener answers to without a token,
+    /// besides its own address (default none).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Largest response body built for one request (default 64MiB).
+    pub max_response_bytes: Option<ByteSize>,
+}
+
+/// `[antivirus]`: every flow is scanned by clamd before it is processed.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AntivirusSection {
+    /// `unix:/run/clamav/clamd.ctl` or `tcp://host:port`.
+    pub clamd: String,
+    /// Seconds one exchange with clamd may take (default 60).
+    pub timeout_seconds: Option<u64>,
+    /// Seconds before a flow held because clamd did not answer is tried again (default 30).
+    pub retry_seconds: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +323,41 @@ impl Limits {
     }
 }
 
+/// The ops listener's limits (`[http]`): see `http::listener`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    pub header_timeout_seconds: u64,
+    pub body_timeout_seconds: u64,
+    pub body_min_rate: u64,
+    pub send_timeout_seconds: u64,
+    pub max_connections: usize,
+    pub allowed_hosts: Vec<String>,
+    pub max_response_bytes: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            body_min_rate: 1024,
+            send_timeout_seconds: 60,
+            max_connections: 256,
+            allowed_hosts: Vec::new(),
+            max_response_bytes: 64 << 20,
+        }
+    }
+}
+
+/// The antivirus stage's settings (`[antivirus]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Antivirus {
+    /// `unix:/path` or `tcp://host:port`, checked.
+    pub clamd: String,
+    pub timeout_seconds: u64,
+    pub retry_seconds: u64,
+}
+
 /// Mail transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailTransport {
@@ -332,6 +395,10 @@ pub struct Config {
     pub stable_seconds: u64,
     pub http_listen: Option<String>,
     pub http_token_file: Option<PathBuf>,
+    /// The ops listener's bounds (`[http]`).
+    pub http_limits: HttpLimits,
+    /// `[antivirus]`, when configured.
+    pub antivirus: Option<Antivirus>,
     pub mail_transport: MailTransport,
     pub mail_from: String,
     pub mail_username: Option<String>,
@@ -543,6 +610,53 @@ impl Config {
             }
         }
 
+        let http_limits = {
+            let d = HttpLimits::default();
+            let h = &file.http;
+            for (key, v) in [
+                ("http.header_timeout_seconds", h.header_timeout_seconds),
+                ("http.body_timeout_seconds", h.body_timeout_seconds),
+                ("http.send_timeout_seconds", h.send_timeout_seconds),
+            ] {
+                if v == Some(0) {
+                    problem(key, "must be at least 1 second".into());
+                }
+            }
+            if h.max_connections == Some(0) {
+                problem("http.max_connections", "must be at least 1".into());
+            }
+            HttpLimits {
+                header_timeout_seconds: h
+                    .header_timeout_seconds
+                    .unwrap_or(d.header_timeout_seconds),
+                body_timeout_seconds: h.body_timeout_seconds.unwrap_or(d.body_timeout_seconds),
+                body_min_rate: h.body_min_rate.map(|b| b.0).unwrap_or(d.body_min_rate),
+                send_timeout_seconds: h.send_timeout_seconds.unwrap_or(d.send_timeout_seconds),
+                max_connections: h.max_connections.unwrap_or(d.max_connections),
+                allowed_hosts: h.allowed_hosts.clone().unwrap_or_default(),
+                max_response_bytes: h
+                    .max_response_bytes
+                    .map(|b| b.0)
+                    .unwrap_or(d.max_response_bytes),
+            }
+        };
+        let antivirus = file.antivirus.as_ref().map(|a| {
+            if let Err(e) = quai_connectors::antivirus::ClamdAddress::parse(&a.clamd) {
+                problem("antivirus.clamd", e);
+            }
+            if a.timeout_seconds == Some(0) {
+                problem(
+                    "antivirus.timeout_seconds",
+                    "must be at least 1 second".into(),
+                );
+            }
+            Antivirus {
+                clamd: a.clamd.clone(),
+                timeout_seconds: a.timeout_seconds.unwrap_or(60),
+                retry_seconds: a.retry_seconds.unwrap_or(30).max(1),
+            }
+        });
+
         let mail_transport = match file.mail.transport.as_deref() {
             None => MailTransport::Files(home.join("mail")),
             Some(t) if t.starts_with("file://") => {
@@ -676,6 +790,8 @@ impl Config {
             stable_seconds: file.dropzones.stable_seconds.unwrap_or(2),
             http_listen,
             http_token_file: file.http.token_file.as_deref().map(abs),
+            http_limits,
+            antivirus,
             mail_transport,
             mail_from: file
                 .mail
@@ -814,6 +930,7 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
                 "limits",
                 "processing",
                 "as2",
+                "antivirus",
                 "partner",
             ],
         ),
@@ -822,7 +939,21 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
             "dropzones",
             &["inbound", "outbound", "enabled", "stable_seconds"],
         ),
-        ("http", &["listen", "token_file"]),
+        (
+            "http",
+            &[
+                "listen",
+                "token_file",
+                "header_timeout_seconds",
+                "body_timeout_seconds",
+                "body_min_rate",
+                "send_timeout_seconds",
+                "max_connections",
+                "allowed_hosts",
+                "max_response_bytes",
+            ],
+        ),
+        ("antivirus", &["clamd", "timeout_seconds", "retry_seconds"]),
         (
             "mail",
             &[
@@ -1116,5 +1247,39 @@ mod tests {
         assert_eq!(l.max_flow_bytes, 2 << 30);
         assert_eq!(l.max_invoices_per_flow, 100);
         assert_eq!(c.limits_for("other").max_flow_bytes, 1 << 30);
+    }
+
+    #[test]
+    fn http_bounds_and_antivirus_have_safe_defaults_and_are_checked() {
+        let c = Config::embedded_at(Path::new("/tmp/qh"));
+        assert_eq!(c.http_limits, HttpLimits::default());
+        assert_eq!(c.http_limits.header_timeout_seconds, 10);
+        assert_eq!(c.http_limits.max_response_bytes, 64 << 20);
+        assert!(c.antivirus.is_none());
+        let ok = Config::parse(
+            "[http]\nbody_min_rate = \"4KiB\"\nallowed_hosts = [\"q.example\"]\n\
+             [antivirus]\nclamd = \"tcp://av.lan:3310\"\n",
+            Path::new("/etc/quai/quai.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.http_limits.body_min_rate, 4096);
+        assert_eq!(ok.http_limits.allowed_hosts, ["q.example"]);
+        let av = ok.antivirus.unwrap();
+        assert_eq!((av.timeout_seconds, av.retry_seconds), (60, 30));
+        let err = Config::parse(
+            "[http]\nheader_timeout_seconds = 0\nmax_connections = 0\n\
+             [antivirus]\nclamd = \"clamd.ctl\"\ntimeout_seconds = 0\n",
+            Path::new("/etc/quai/quai.toml"),
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.0.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "http.header_timeout_seconds",
+            "http.max_connections",
+            "antivirus.clamd",
+            "antivirus.timeout_seconds",
+        ] {
+            assert!(keys.contains(&k), "{k} not in {keys:?}");
+        }
     }
 }

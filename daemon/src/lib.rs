@@ -8,6 +8,7 @@
 //! start). Everything works on one [`App`], built in [`app`].
 
 pub mod acks;
+pub mod antivirus;
 pub mod app;
 pub mod commands;
 pub mod config;

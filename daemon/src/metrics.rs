@@ -21,6 +21,8 @@
 //!   | [`smtp_failed`]`()` | mail, when sending fails | `quai_smtp_failures_total` |
 //!   | [`sftp_failed`]`(kind)` | SFTP polling (`connect`, `auth`, `hostkey`, `transfer`...) | `quai_sftp_connection_failures_total{kind}` |
 //!   | [`as2_message`]`(outcome)` | AS2 route (`accepted`, `duplicate`, `rejected`, `error`...) | `quai_as2_messages_total{outcome}` |
+//!   | [`http_refused`]`(reason)` | ops listener (`max_connections`, `header_timeout`, `body_rate`, `send_timeout`, `host`) | `quai_http_refused_total{reason}` |
+//!   | [`antivirus_scan`]`(outcome)` | pipeline's antivirus stage (`clean`, `infected`, `unavailable`) | `quai_antivirus_scans_total{outcome}` |
 //!
 //! * **State of the spool**, read at scrape time (so every instance sharing
 //!   a PostgreSQL spool reports the same, true numbers, and nothing drifts
@@ -130,6 +132,8 @@ struct Registry {
     smtp_failures: AtomicU64,
     sftp_failures: CounterVec,
     as2_messages: CounterVec,
+    http_refused: CounterVec,
+    antivirus_scans: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -143,6 +147,8 @@ static REGISTRY: Registry = Registry {
     smtp_failures: AtomicU64::new(0),
     sftp_failures: CounterVec::new(),
     as2_messages: CounterVec::new(),
+    http_refused: CounterVec::new(),
+    antivirus_scans: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -201,6 +207,18 @@ pub fn sftp_failed(kind: &str) {
 /// `rejected`, `error`...).
 pub fn as2_message(outcome: &str) {
     REGISTRY.as2_messages.add(&[outcome], 1);
+}
+
+/// The ops listener refused a connection or a request (`reason`:
+/// `max_connections`, `header_timeout`, `body_rate`, `send_timeout`, `host`).
+pub fn http_refused(reason: &str) {
+    REGISTRY.http_refused.add(&[reason], 1);
+}
+
+/// A flow went through the antivirus stage (`outcome`: `clean`,
+/// `infected`, `unavailable`).
+pub fn antivirus_scan(outcome: &str) {
+    REGISTRY.antivirus_scans.add(&[outcome], 1);
 }
 
 /// Spool state read at scrape time.
@@ -454,6 +472,20 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         "AS2 messages answered, by outcome.",
         &["outcome"],
         &r.as2_messages,
+    );
+    counter_family(
+        &mut out,
+        "quai_http_refused_total",
+        "Connections or requests the ops listener refused, by reason.",
+        &["reason"],
+        &r.http_refused,
+    );
+    counter_family(
+        &mut out,
+        "quai_antivirus_scans_total",
+        "Flows through the antivirus stage, by outcome (clean, infected, unavailable).",
+        &["outcome"],
+        &r.antivirus_scans,
     );
 
     if let Some(started) = r.started.get() {

@@ -6,7 +6,9 @@
 //! per batch) and keeps the flow's lease alive. The flow is finished — its
 //! state, the removal of rows left by an earlier attempt and its pending
 //! acknowledgements — in one transaction, so a crash at any point either
-//! leaves the flow claimable again or fully processed.
+//! leaves the flow claimable again or fully processed. With `[antivirus]`,
+//! the flow is scanned first (`crate::antivirus`): an infected flow is
+//! refused before any of it is read, and one clamd cannot judge is held.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +108,8 @@ pub async fn process_claimed(
             claimed.id,
             path.display()
         );
+    } else if let Some(reject) = antivirus_gate(daemon, &claimed, &path, &limits, stop).await? {
+        FlowEnd::Rejected(reject)
     } else {
         // Two threads per flow, so one large flow keeps two cores busy: the
         // reader unpacks and maps, the converter validates each document and
@@ -240,6 +244,61 @@ pub async fn process_claimed(
     crate::metrics::flow_processed(&claimed.partner, started.elapsed().as_secs_f64());
     daemon.acks.notify_one();
     Ok(())
+}
+
+/// The antivirus stage (`crate::antivirus`), when `[antivirus]` is set:
+/// `None` when the flow is clean, the refusal when it is infected. When
+/// clamd gives no verdict the flow is held: given back to the queue
+/// unanswered, this worker waits `retry_seconds`, and an error is returned.
+async fn antivirus_gate(
+    daemon: &Arc<App>,
+    claimed: &ClaimedFlow,
+    path: &std::path::Path,
+    limits: &Limits,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<flow::FlowReject>> {
+    let Some(av) = &daemon.config.antivirus else {
+        return Ok(None);
+    };
+    let clamd = crate::antivirus::clamd(av)?;
+    let (path, name, flow_limits) = (
+        path.to_path_buf(),
+        claimed.original_name.clone(),
+        flow_limits(limits),
+    );
+    let started = Instant::now();
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::antivirus::scan_flow(&clamd, &path, &name, &flow_limits)
+    })
+    .await?;
+    match outcome {
+        crate::antivirus::Outcome::Clean => {
+            crate::metrics::antivirus_scan("clean");
+            debug!(partner = %claimed.partner, flow_id = claimed.id, stage = "antivirus", elapsed_ms = started.elapsed().as_millis() as u64, "flow scanned: clean");
+            Ok(None)
+        }
+        crate::antivirus::Outcome::Infected { signature, object } => {
+            crate::metrics::antivirus_scan("infected");
+            warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "antivirus", signature = %signature, object = %object, "malware found: flow refused");
+            Ok(Some(flow::FlowReject {
+                code: crate::antivirus::IRR_ANTIVIRUS,
+                message: format!("malware found by the antivirus: {signature} in {object}"),
+            }))
+        }
+        crate::antivirus::Outcome::Unavailable(why) => {
+            crate::metrics::antivirus_scan("unavailable");
+            error!(partner = %claimed.partner, flow_id = claimed.id, stage = "antivirus", error = %why, retry_seconds = av.retry_seconds, "antivirus unavailable: flow held, not processed; it will be scanned again");
+            daemon
+                .spool
+                .abandon_flow(claimed.id, &format!("antivirus unavailable: {why}"))
+                .await?;
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_secs(av.retry_seconds)) => {}
+            }
+            anyhow::bail!("flow held: the antivirus gave no verdict ({why})")
+        }
+    }
 }
 
 /// The seller key used for duplicate detection.

@@ -23,12 +23,41 @@ pub fn parse_since(s: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     let n: i64 = num
         .parse()
         .map_err(|_| anyhow::anyhow!("{s:?} is not a date, a time or a duration like 2h"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let per: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => anyhow::bail!("{s:?}: unit must be s, m, h or d"),
     };
-    Ok(Utc::now() - chrono::Duration::seconds(secs))
+    // Every step checked: `99999999999999d` is an error, never an overflow.
+    let too_far = || anyhow::anyhow!("{s:?} reaches too far back");
+    let secs = n.checked_mul(per).ok_or_else(too_far)?;
+    let back = chrono::TimeDelta::try_seconds(secs).ok_or_else(too_far)?;
+    Utc::now().checked_sub_signed(back).ok_or_else(too_far)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_values_never_overflow() {
+        assert!(parse_since("2h").is_ok());
+        assert!(parse_since("2026-11-28").is_ok());
+        for bad in [
+            "99999999999999d",
+            "9223372036854775807s",
+            "9223372036854775808s",
+            "106751991167300d",
+            "3000000000000h",
+            "",
+            "d",
+            "-1d",
+            "1w",
+            "1 d",
+        ] {
+            assert!(parse_since(bad).is_err(), "{bad}");
+        }
+    }
 }

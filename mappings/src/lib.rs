@@ -5,7 +5,9 @@
 //! from its content, the readers (`ubl`, `cii`, `facturx`, `edifact`) map
 //! documents to [`model::Invoice`] one at a time, `validate` applies the
 //! EN 16931 business rules, and `flow` ties these together for one flow;
-//! `convert` writes the canonical invoice back out as UBL or CII.
+//! `convert` writes the canonical invoice back out as UBL or CII;
+//! `embedded` hands a scanner the base64 attachments and PDFs a flow
+//! carries.
 //! Nothing here touches the network, the spool or the clock.
 
 pub mod ack;
@@ -13,6 +15,7 @@ pub mod cii;
 pub mod convert;
 pub mod detect;
 pub mod edifact;
+pub mod embedded;
 pub mod facturx;
 pub mod flow;
 pub mod model;

@@ -369,6 +369,16 @@ pub enum TextMode {
     Keep,
     /// Base64 content (BT-125): only count the decoded size, keep nothing.
     Base64Size,
+    /// Base64 content counted like [`TextMode::Base64Size`] and also
+    /// decoded, handed to [`Handler::binary`] piece by piece as it is read
+    /// (for scanners: nothing is kept here either).
+    Base64Bytes,
+}
+
+impl TextMode {
+    fn is_base64(self) -> bool {
+        matches!(self, TextMode::Base64Size | TextMode::Base64Bytes)
+    }
 }
 
 /// A reader for one XML syntax.
@@ -393,6 +403,12 @@ pub trait Handler {
     /// An element closed: its trimmed text (for [`TextMode::Base64Size`], the
     /// decoded byte count is in `binary_size` and `text` is empty).
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, text: &str, binary_size: Option<u64>);
+    /// Decoded bytes of the element opened with [`TextMode::Base64Bytes`],
+    /// in order, in pieces of any size (invalid characters are skipped, and
+    /// decoding ends at the first `=`).
+    fn binary(&mut self, bytes: &[u8]) {
+        let _ = bytes;
+    }
 }
 
 struct Frame {
@@ -422,9 +438,41 @@ struct Base64Count {
     chars: u64,
     pad: u64,
     invalid: bool,
+    /// Decoding state of [`TextMode::Base64Bytes`]: bits not yet output.
+    acc: u32,
+    bits: u8,
+    ended: bool,
 }
 
 impl Base64Count {
+    /// Decode `bytes` (standard or URL-safe alphabet) into `out`.
+    fn decode(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        for &b in bytes {
+            let v = match b {
+                b'A'..=b'Z' => b - b'A',
+                b'a'..=b'z' => b - b'a' + 26,
+                b'0'..=b'9' => b - b'0' + 52,
+                b'+' | b'-' => 62,
+                b'/' | b'_' => 63,
+                b'=' => {
+                    self.ended = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            if self.ended {
+                continue;
+            }
+            self.acc = (self.acc << 6) | u32::from(v);
+            self.bits += 6;
+            if self.bits >= 8 {
+                self.bits -= 8;
+                out.push((self.acc >> self.bits) as u8);
+                self.acc &= (1 << self.bits) - 1;
+            }
+        }
+    }
+
     fn feed(&mut self, bytes: &[u8]) {
         for &b in bytes {
             match b {
@@ -441,6 +489,21 @@ impl Base64Count {
     fn size(&self) -> u64 {
         ((self.chars + self.pad) / 4 * 3).saturating_sub(self.pad.min(2))
             + (self.chars + self.pad) % 4 * 3 / 4
+    }
+}
+
+impl<H: Handler> Driver<'_, H> {
+    /// Base64 text of the current element: counted, and decoded to the
+    /// handler when asked.
+    fn base64(&mut self, raw: &[u8], decode: bool) {
+        self.b64.feed(raw);
+        if decode {
+            self.b64_out.clear();
+            self.b64.decode(raw, &mut self.b64_out);
+            if !self.b64_out.is_empty() {
+                self.handler.binary(&self.b64_out);
+            }
+        }
     }
 }
 
@@ -644,6 +707,8 @@ struct Driver<'h, H> {
     attr_buf: String,
     text: String,
     b64: Base64Count,
+    /// Decoded bytes of the current [`TextMode::Base64Bytes`] event.
+    b64_out: Vec<u8>,
     seen_root: bool,
 }
 
@@ -674,6 +739,7 @@ impl<'h, H: Handler> Driver<'h, H> {
             attr_buf: String::new(),
             text: String::new(),
             b64: Base64Count::default(),
+            b64_out: Vec::new(),
             seen_root: false,
         }
     }
@@ -901,7 +967,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     items: self.attrs.get(attrs_start..).unwrap_or(&[]),
                 };
                 let mode = self.handler.start(&self.path, &attrs);
-                if mode == TextMode::Base64Size {
+                if mode.is_base64() {
                     self.b64 = Base64Count::default();
                 }
                 self.frames.push(Frame {
@@ -927,7 +993,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     };
                     match frame.mode {
                         TextMode::Keep => self.handler.end(&self.path, &a, self.text.trim(), None),
-                        TextMode::Base64Size => {
+                        TextMode::Base64Size | TextMode::Base64Bytes => {
                             let size = (!self.b64.invalid).then(|| self.b64.size());
                             self.handler.end(&self.path, &a, "", size);
                         }
@@ -951,7 +1017,10 @@ impl<'h, H: Handler> Driver<'h, H> {
                             ));
                         }
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(raw),
+                    Some(f) if f.mode.is_base64() => {
+                        let decode = f.mode == TextMode::Base64Bytes;
+                        self.base64(raw, decode)
+                    }
                     Some(_) => {
                         let s = in_doc(doc, raw, before)?;
                         if has_entity(s) {
@@ -972,7 +1041,10 @@ impl<'h, H: Handler> Driver<'h, H> {
                             before,
                         ))
                     }
-                    Some(f) if f.mode == TextMode::Base64Size => self.b64.feed(raw),
+                    Some(f) if f.mode.is_base64() => {
+                        let decode = f.mode == TextMode::Base64Bytes;
+                        self.base64(raw, decode)
+                    }
                     Some(_) => self.text.push_str(in_doc(doc, raw, before)?),
                 }
                 self.too_long_text(before)?;

@@ -510,6 +510,21 @@ pub struct FlowRow {
     pub invoices_rejected: i64,
 }
 
+/// A stored canonical invoice, streamed ([`Spool::canonical_invoice_reader`]).
+pub struct CanonicalJson {
+    /// Bytes of JSON the reader yields.
+    pub len: u64,
+    pub reader: Box<dyn std::io::Read + Send>,
+}
+
+impl std::fmt::Debug for CanonicalJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CanonicalJson")
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
 /// An invoice row of a flow, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvoiceRow {
@@ -740,6 +755,17 @@ impl Spool {
     /// could not be read).
     pub async fn canonical_invoice(&self, flow: FlowId, doc_index: i64) -> Result<Option<String>> {
         self.canonical_invoice_shared(flow, doc_index).await
+    }
+
+    /// [`Spool::canonical_invoice`] as a stream: its length (from the
+    /// frame's header) and a reader decompressing it a piece at a time, so
+    /// a large invoice is never held whole (the HTTP API streams it).
+    pub async fn canonical_invoice_reader(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Option<CanonicalJson>> {
+        self.canonical_invoice_reader_shared(flow, doc_index).await
     }
 
     /// One page of a flow's invoices, by doc_index: at most `limit` rows

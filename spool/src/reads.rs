@@ -424,6 +424,30 @@ impl Spool {
         }
     }
 
+    pub(crate) async fn canonical_invoice_reader_shared(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Option<crate::CanonicalJson>> {
+        with_pool!(self, pool => {
+        let row: Option<(Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT canonical, canonical_z FROM invoices WHERE flow_id = $1 AND doc_index = $2",
+        )
+        .bind(flow)
+        .bind(doc_index)
+        .fetch_optional(pool)
+        .await?;
+        match row {
+            Some((_, Some(frame))) => Ok(Some(rows::canonical::reader(frame)?)),
+            Some((Some(text), None)) => Ok(Some(crate::CanonicalJson {
+                len: text.len() as u64,
+                reader: Box::new(std::io::Cursor::new(text.into_bytes())),
+            })),
+            _ => Ok(None),
+        }
+        })
+    }
+
     pub(crate) async fn canonical_invoice_shared(
         &self,
         flow: FlowId,

@@ -288,6 +288,31 @@ pub(crate) mod canonical {
         }
     }
 
+    /// A stored frame as a stream: its content size and a decompressing
+    /// reader (the frame is held, compressed; the JSON never whole).
+    pub(crate) fn reader(frame: Vec<u8>) -> Result<crate::CanonicalJson> {
+        use std::io::Read;
+        let corrupt = |why: String| SpoolError::Corrupt(format!("canonical JSON: {why}"));
+        let size = zstd::zstd_safe::get_frame_content_size(&frame)
+            .map_err(|_| corrupt("not a zstd frame".into()))?
+            .ok_or_else(|| corrupt("zstd frame without a content size".into()))?;
+        if size > MAX_JSON {
+            return Err(corrupt(format!("zstd frame claims {size} bytes")));
+        }
+        let id = zstd::zstd_safe::get_dict_id_from_frame(&frame).map_or(0, |id| id.get());
+        let input = std::io::BufReader::new(std::io::Cursor::new(frame));
+        let decoder = match decoders().iter().find(|(d, _)| *d == id) {
+            Some((_, dict)) => zstd::stream::read::Decoder::with_prepared_dictionary(input, dict),
+            None if id == 0 => zstd::stream::read::Decoder::with_buffer(input),
+            None => return Err(corrupt(format!("unknown zstd dictionary {id}"))),
+        }
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+        Ok(crate::CanonicalJson {
+            len: size,
+            reader: Box::new(decoder.take(size)),
+        })
+    }
+
     /// The JSON of a stored frame.
     pub(crate) fn decompress(frame: &[u8]) -> Result<String> {
         let corrupt = |why: String| SpoolError::Corrupt(format!("canonical JSON: {why}"));
@@ -343,6 +368,29 @@ pub(crate) mod canonical {
             assert_eq!(decompress(&c.compress("").unwrap()).unwrap(), "");
             let big = json.repeat(5000);
             assert_eq!(decompress(&c.compress(&big).unwrap()).unwrap(), big);
+        }
+
+        #[test]
+        fn reader_streams_what_decompress_gives() {
+            use std::io::Read;
+            let json = r#"{"number":"F-1","lines":[{"id":"1","name":"Vis 4×40"}]}"#.repeat(20_000);
+            let mut c = Compressor::new().unwrap();
+            let frame = c.compress(&json).unwrap();
+            let mut r = reader(frame).unwrap();
+            assert_eq!(r.len, json.len() as u64);
+            let mut out = String::new();
+            let mut piece = [0u8; 1000];
+            let mut bytes = Vec::new();
+            loop {
+                let n = r.reader.read(&mut piece).unwrap();
+                if n == 0 {
+                    break;
+                }
+                bytes.extend_from_slice(&piece[..n]);
+            }
+            out.push_str(std::str::from_utf8(&bytes).unwrap());
+            assert_eq!(out, json);
+            assert!(reader(b"not zstd".to_vec()).is_err());
         }
 
         #[test]

@@ -8,7 +8,8 @@
 //! - the real servers tests talk to on 127.0.0.1, each a child process
 //!   stopped on drop: [`sshd`] (OpenSSH, SFTP), [`pg`] (a throwaway
 //!   PostgreSQL cluster), [`smtp`] (aiosmtpd), [`as2peer`] (pyas2lib as the
-//!   AS2 partner, both ways, and throwaway certificates); their Python
+//!   AS2 partner, both ways, and throwaway certificates), [`clamd`] (ClamAV
+//!   with a signature database matching EICAR); their Python
 //!   scripts live in `test-support/peers/`;
 //! - [`imports`]: the check that a crate's modules import each other one
 //!   way, never in a circle.
@@ -17,6 +18,7 @@
 //! depends on no quai crate, so every crate's tests can use it.
 
 pub mod as2peer;
+pub mod clamd;
 pub mod imports;
 pub mod oracle;
 pub mod pg;

@@ -243,16 +243,34 @@ pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Valu
     }))
 }
 
+/// What one invoice of `/api/flows/{id}` is reckoned to weigh in memory
+/// (row, reasons, JSON), to refuse a detail too large before building it.
+const INVOICE_DETAIL_BYTES: u64 = 2048;
+
 pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()
         .map_err(|_| bad_request("a flow id is a number"))?;
+    // The answer is built whole: refuse a flow whose invoices would make it
+    // larger than [http] max_response_bytes.
+    let row = d.spool.flow(id).await?;
+    let invoices = (row.invoices_accepted + row.invoices_rejected).max(0) as u64;
+    let max = d.config.http_limits.max_response_bytes;
+    if invoices.saturating_mul(INVOICE_DETAIL_BYTES) > max {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "flow {id} has {invoices} invoices, too many for one answer under [http] max_response_bytes ({max}); read it with `quai flow {id} --json` on the host"
+            ),
+        ));
+    }
     Ok(Json(flow_detail_json(&d.spool, id).await?).into_response())
 }
 
 /// `GET /api/flows/{id}/invoices/{index}`: the canonical EN 16931 invoice
 /// of one document of a flow, as JSON (404 when the document does not exist
-/// or could not be read).
+/// or could not be read). Streamed as it is decompressed, never built whole;
+/// above `[http] max_response_bytes` it is refused (413).
 pub async fn canonical_invoice(
     State(d): State<Arc<App>>,
     Path((id, index)): Path<(String, String)>,
@@ -264,16 +282,74 @@ pub async fn canonical_invoice(
         .parse()
         .map_err(|_| bad_request("a document index is a number"))?;
     d.spool.flow(id).await?;
-    match d.spool.canonical_invoice(id, index).await? {
-        Some(json) => Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            json,
-        )
-            .into_response()),
-        None => Err(ApiError(
+    let Some(json) = d.spool.canonical_invoice_reader(id, index).await? else {
+        return Err(ApiError(
             StatusCode::NOT_FOUND,
             format!("flow {id} has no mapped invoice at index {index}"),
-        )),
+        ));
+    };
+    let max = d.config.http_limits.max_response_bytes;
+    if json.len > max {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the canonical invoice is {} bytes, more than [http] max_response_bytes ({max}); read it with `quai flow {id}` on the host",
+                json.len
+            ),
+        ));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::new(ReaderBody::spawn(json.reader)),
+    )
+        .into_response())
+}
+
+/// A response body read from a blocking reader on the blocking pool, a
+/// piece at a time (at most a few pieces in flight).
+struct ReaderBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+}
+
+impl ReaderBody {
+    const PIECE: usize = 64 * 1024;
+
+    fn spawn(mut reader: Box<dyn std::io::Read + Send>) -> ReaderBody {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || loop {
+            let mut buf = vec![0u8; Self::PIECE];
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    // The client went away: stop reading.
+                    if tx.blocking_send(Ok(bytes::Bytes::from(buf))).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "canonical invoice: cannot decompress");
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        });
+        ReaderBody { rx }
+    }
+}
+
+impl http_body::Body for ReaderBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|piece| piece.map(|r| r.map(http_body::Frame::data)))
     }
 }
 

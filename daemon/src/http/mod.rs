@@ -25,14 +25,20 @@
 //! (the AS2 endpoint) are merged *outside* the token check: AS2 partners
 //! authenticate with S/MIME signatures and certificates, and standard AS2
 //! clients cannot send a bearer token.
+//!
+//! **Bounds.** [`serve`] runs the routes through [`listener`]: deadlines
+//! for headers, bodies and sends, a connection cap, and, without a token,
+//! a Host check on the ops routes (DNS rebinding), all from `[http]`.
 
 mod api;
+pub mod listener;
 pub mod overview;
 mod page;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use axum::extract::{Request, State};
@@ -204,14 +210,30 @@ pub async fn serve(
         None => None,
     };
     check_exposure(addr, token.as_ref())?;
-    let app = router(daemon, token.clone()).merge(extra);
+    let limits = daemon.config.http_limits.clone();
+    let mut ops = router(daemon, token.clone());
+    if token.is_none() {
+        // Without a token, only the listener's own names are answered (DNS
+        // rebinding); the AS2 routes of `extra` authenticate by signature.
+        let rule = listener::HostRule::new(addr, &limits.allowed_hosts);
+        ops = ops.layer(middleware::from_fn_with_state(rule, listener::check_host));
+    }
+    let app = ops.merge(extra);
     info!(
         listen = %addr,
         token = if token.is_some() { "required" } else { "none (loopback only)" },
+        max_connections = limits.max_connections,
         "ops HTTP listening: status page http://{addr}/ , metrics /metrics"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
+    let bounds = listener::Bounds {
+        header_timeout: Duration::from_secs(limits.header_timeout_seconds),
+        body_timeout: Duration::from_secs(limits.body_timeout_seconds),
+        body_min_rate: limits.body_min_rate,
+        send_timeout: Duration::from_secs(limits.send_timeout_seconds),
+        max_connections: limits.max_connections,
+        ..listener::Bounds::default()
+    };
+    listener::serve(listener, app, bounds, stop)
         .await
         .context("the HTTP server failed")?;
     Ok(())
