@@ -21,6 +21,7 @@
 //!   | [`smtp_failed`]`()` | mail, when sending fails | `quai_smtp_failures_total` |
 //!   | [`sftp_failed`]`(kind)` | SFTP polling (`connect`, `auth`, `hostkey`, `transfer`...) | `quai_sftp_connection_failures_total{kind}` |
 //!   | [`as2_message`]`(outcome)` | AS2 route (`accepted`, `duplicate`, `rejected`, `error`...) | `quai_as2_messages_total{outcome}` |
+//!   | [`intake_refused`]`(partner, reason)` | intake, when a connector refused an entry (a link, a FIFO...) | `quai_intake_refused_total{partner,reason}` |
 //!
 //! * **State of the spool**, read at scrape time (so every instance sharing
 //!   a PostgreSQL spool reports the same, true numbers, and nothing drifts
@@ -130,6 +131,7 @@ struct Registry {
     smtp_failures: AtomicU64,
     sftp_failures: CounterVec,
     as2_messages: CounterVec,
+    intake_refused: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -143,6 +145,7 @@ static REGISTRY: Registry = Registry {
     smtp_failures: AtomicU64::new(0),
     sftp_failures: CounterVec::new(),
     as2_messages: CounterVec::new(),
+    intake_refused: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -201,6 +204,13 @@ pub fn sftp_failed(kind: &str) {
 /// `rejected`, `error`...).
 pub fn as2_message(outcome: &str) {
     REGISTRY.as2_messages.add(&[outcome], 1);
+}
+
+/// A connector refused an entry before landing it (`reason`: `link`,
+/// `fifo`, `device`...; `partner` is empty when the folder's name is no
+/// usable partner id).
+pub fn intake_refused(partner: &str, reason: &str) {
+    REGISTRY.intake_refused.add(&[partner, reason], 1);
 }
 
 /// Spool state read at scrape time.
@@ -424,6 +434,13 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         "AS2 messages answered, by outcome.",
         &["outcome"],
         &r.as2_messages,
+    );
+    counter_family(
+        &mut out,
+        "quai_intake_refused_total",
+        "Entries refused before landing (links, FIFOs, devices, folders...), by partner and reason.",
+        &["partner", "reason"],
+        &r.intake_refused,
     );
 
     if let Some(started) = r.started.get() {

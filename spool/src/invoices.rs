@@ -73,7 +73,12 @@ pub(crate) struct Holder {
 /// The REJ_UNI reason of a duplicate invoice of `flow`, held by `holder`:
 /// "twice in this flow", "already received in flow N" (a flow of the same
 /// partner) or "already received" (another partner's: no flow id).
-pub(crate) fn duplicate_reason(inv: &NewInvoice, key: &Key, flow: FlowId, holder: Holder) -> Reason {
+pub(crate) fn duplicate_reason(
+    inv: &NewInvoice,
+    key: &Key,
+    flow: FlowId,
+    holder: Holder,
+) -> Reason {
     let number = inv.number.as_deref().map_or("", str::trim);
     let seller = inv.seller_id.as_deref().map_or("", str::trim);
     let year = key.year;
@@ -328,7 +333,9 @@ mod tests {
         assert_eq!(d[2].verdict, Verdict::Rejected);
         assert!(d[2].duplicate);
         assert!(
-            d[2].reasons[0].message.ends_with("appears twice in this flow (DOUBLON)"),
+            d[2].reasons[0]
+                .message
+                .ends_with("appears twice in this flow (DOUBLON)"),
             "{:?}",
             d[2].reasons
         );
@@ -337,7 +344,10 @@ mod tests {
 
     #[test]
     fn another_partners_flow_is_never_named() {
-        let batch = vec![inv(1, "A", Verdict::Accepted), inv(2, "B", Verdict::Accepted)];
+        let batch = vec![
+            inv(1, "A", Verdict::Accepted),
+            inv(2, "B", Verdict::Accepted),
+        ];
         let plan = Plan::new(&batch).unwrap();
         let key = |n: &str| Key {
             seller: "S1".into(),
@@ -362,7 +372,10 @@ mod tests {
         ]);
         let d = plan.decide(9, &refused);
         let m = &d[0].reasons[0].message;
-        assert!(m.ends_with("year 2024 was already received (DOUBLON)"), "{m}");
+        assert!(
+            m.ends_with("year 2024 was already received (DOUBLON)"),
+            "{m}"
+        );
         assert!(!m.contains("flow"), "{m}");
         let m = &d[1].reasons[0].message;
         assert!(m.ends_with("already received in flow 5 (DOUBLON)"), "{m}");

@@ -1254,7 +1254,9 @@ async fn as2_message_ids_are_per_partner(db: Db) {
         ..new_flow(partner, sha)
     };
     let a = spool.register_flow(&as2("acme", "a1")).await.unwrap();
-    let Registration::New(a) = a else { panic!("{a:?}") };
+    let Registration::New(a) = a else {
+        panic!("{a:?}")
+    };
     let b = spool.register_flow(&as2("globex", "b1")).await.unwrap();
     assert!(matches!(b, Registration::New(_)), "{b:?}");
     // the same bytes under the same Message-ID: still initech's own
@@ -1328,13 +1330,19 @@ async fn refused_entries_are_registered_once_as_failed(db: Db) {
     let row = spool.flow(id).await.unwrap();
     assert_eq!(row.state, FlowState::Failed);
     assert_eq!(row.failure_code.as_deref(), Some("IRR_TYPE_F"));
-    assert_eq!(row.failure_message.as_deref(), Some("a named pipe, not a file"));
+    assert_eq!(
+        row.failure_message.as_deref(),
+        Some("a named pipe, not a file")
+    );
     assert_eq!(spool.acks_of_flow(id).await.unwrap().len(), 1);
     let again = spool
         .register_refused(&refused, "IRR_TYPE_F", "a named pipe, not a file", report)
         .await
         .unwrap();
     assert_eq!(again, None);
-    assert!(spool.claim_flow(LEASE).await.unwrap().is_none(), "never processed");
+    assert!(
+        spool.claim_flow(LEASE).await.unwrap().is_none(),
+        "never processed"
+    );
     assert_eq!(spool.pending_acks(10).await.unwrap().len(), 1);
 }
