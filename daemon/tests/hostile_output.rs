@@ -7,6 +7,10 @@
 //!   and a CONTRL: lxml's strict parser (the test venv) reads both XML
 //!   files, the JSON parses, and the CONTRL holds no control character
 //!   but its segment line ends;
+//! * a reject digest (real SMTP server) of a flow whose file name holds
+//!   `;`, `,`, a quote and a line break and whose invoice number is a
+//!   formula: Python's `csv` module (strict) reads the attachment back
+//!   into the same cells, the formula defused;
 //! * a file name made to forge a log line (`\n2026-… ERROR forged`) cannot:
 //!   a real `quai run` process, in the text and then the JSON log format,
 //!   writes it escaped on the line it belongs to.
@@ -17,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use quai_test_support::smtp;
 use support::common::*;
+use support::hostile::ubl_numbered;
 
 async fn wait_files(dir: &Path, suffix: &str, n: usize) -> Vec<PathBuf> {
     let start = Instant::now();
@@ -222,6 +228,87 @@ async fn a_file_name_cannot_forge_log_lines() {
             text.lines()
                 .any(|l| l.contains("flow registered") && l.contains(&escaped)),
             "{format} log:\n{text}"
+        );
+    }
+}
+
+/// The CSV text read by Python's csv module in strict mode: rows of cells.
+fn python_csv(text: &str) -> Vec<Vec<String>> {
+    let python = quai_test_support::venv::python();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.csv");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import csv, json, sys\nwith open(sys.argv[1], newline='') as f:\n    \
+             print(json.dumps(list(csv.reader(f, strict=True))))\n",
+        )
+        .arg(&file)
+        .output()
+        .expect("run the venv's python");
+    assert!(
+        out.status.success(),
+        "csv: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_csv_cells_stay_cells() {
+    let server = smtp::Smtp::start();
+    let home = tempfile::tempdir().unwrap();
+    let config_path = home.path().join("quai.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[http]\nlisten = \"off\"\n[mail]\ntransport = \"{}\"\nfrom = \"quai <edi@platform.example>\"\n\
+             [schedule]\nreject_digest = \"*/2 * * * * *\"\n[dropzones]\nstable_seconds = 1\n\
+             [[partner]]\nid = \"acme\"\ncontacts = [\"edi@acme.example\"]\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let config = quai::config::Config::load(&config_path).unwrap();
+    let mut d = TestDaemon {
+        home,
+        config,
+        stop: Default::default(),
+        task: None,
+    };
+    d.start();
+    let number = "=HYPERLINK(\"http://x\";\"y\"),1";
+    let xml = String::from_utf8(ubl_numbered(
+        &fixture_str("ubl-tc434-example2.xml"),
+        &number.replace('"', "&quot;"),
+    ))
+    .unwrap()
+    .replace(
+        "<cbc:PayableAmount currencyID=\"NOK\">801.78</cbc:PayableAmount>",
+        "<cbc:PayableAmount currencyID=\"NOK\">1.78</cbc:PayableAmount>",
+    );
+    let name = "a;b,\"c\"\n@d.xml";
+    d.drop_file("acme", name, xml.as_bytes());
+    let start = Instant::now();
+    while server.messages().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no digest");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    d.stop().await;
+    let m = &server.messages()[0];
+    let csv = &m.attachments[0].content;
+    let rows = python_csv(csv);
+    assert_eq!(rows.len(), 2, "{csv:?}");
+    assert_eq!(rows[0].len(), 9, "{csv:?}");
+    let row = &rows[1];
+    assert_eq!(row.len(), 9, "{csv:?}");
+    assert_eq!(row[1], name, "{csv:?}");
+    assert_eq!(row[3], format!("'{number}"), "{csv:?}");
+    for cell in row {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "formula cell {cell:?}"
         );
     }
 }
