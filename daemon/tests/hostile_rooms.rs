@@ -8,13 +8,14 @@
 //! * an invoice first received from another partner is reported to the
 //!   second as "already received" with no flow id of the first, in the
 //!   integration report (JSON and XML) and the CDAR file, over AS2 and over
-//!   drop zones alike; within one partner the flow id stays; a duplicate
-//!   inside one flow says "twice in this flow";
+//!   drop zones alike, and in the partner's reject digest (a real SMTP
+//!   server); within one partner the flow id stays; a duplicate inside one
+//!   flow says "twice in this flow";
 //! * an AS2 file name made only of dots never gives a hidden report file.
 
 mod support;
 
-use quai_test_support::as2peer;
+use quai_test_support::{as2peer, smtp};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -233,7 +234,27 @@ async fn as2_message_ids_and_duplicates_stay_per_partner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_invoices_never_name_another_partners_flow() {
-    let mut d = TestDaemon::new();
+    // BOLT's reject digest is mailed to a real SMTP server.
+    let server = smtp::Smtp::start();
+    let home = tempfile::tempdir().unwrap();
+    let config_path = home.path().join("quai.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[http]\nlisten = \"off\"\n[mail]\ntransport = \"{}\"\nfrom = \"quai <edi@platform.example>\"\n\
+             [schedule]\nreject_digest = \"*/2 * * * * *\"\n[dropzones]\nstable_seconds = 1\n\
+             [[partner]]\nid = \"acme\"\n[[partner]]\nid = \"bolt\"\ncontacts = [\"edi@bolt.example\"]\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let config = quai::config::Config::load(&config_path).unwrap();
+    let mut d = TestDaemon {
+        home,
+        config,
+        stop: Default::default(),
+        task: None,
+    };
     d.start();
     let spool = d.spool().await;
     let invoice = fixture("ubl-tc434-example2.xml");
@@ -257,6 +278,27 @@ async fn duplicate_invoices_never_name_another_partners_flow() {
     );
     names_no_flow(a.id, &report, &xml, &cdar);
     assert!(xml.contains("was already received (DOUBLON)"), "{xml}");
+    // ...nor in BOLT's digest (text, HTML and CSV).
+    let mail = wait_for("BOLT's digest", async || {
+        server
+            .messages()
+            .into_iter()
+            .find(|m| m.rcpt_tos.iter().any(|r| r == "edi@bolt.example"))
+    })
+    .await;
+    let texts = [
+        mail.text.clone().unwrap_or_default(),
+        mail.html.clone().unwrap_or_default(),
+        mail.attachments
+            .iter()
+            .map(|a| a.content.clone())
+            .collect::<String>(),
+    ];
+    for t in &texts {
+        assert!(t.contains("was already received (DOUBLON)"), "{t}");
+        assert!(!t.contains(&format!("flow {}", a.id)), "{t}");
+        assert!(!t.contains("first.xml"), "ACME's file named: {t}");
+    }
 
     // BOLT sends a zip holding its own new invoice twice: twice in this flow.
     let other = String::from_utf8(invoice.clone())
