@@ -4,7 +4,9 @@
 //! outbox, delivered after the refusal is committed as a failed flow, one
 //! log line, and one count in `quai_intake_refused_total{partner,reason}`;
 //! after a restart nothing is answered again, and a good file dropped
-//! beside them is processed as usual.
+//! beside them is processed as usual. A symbolic link on a partner's SFTP
+//! server (a real OpenSSH) is answered the same way, in its SFTP outbox,
+//! once although it stays listed poll after poll.
 
 mod support;
 
@@ -13,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use quai_spool::FlowState;
+use quai_test_support::sshd;
 use support::common::*;
 use support::http::{get, parse_metrics, sample};
 
@@ -138,4 +141,66 @@ async fn a_fifo_and_a_link_get_one_report_each_and_are_counted() {
     );
     assert_eq!(refused_count(addr, "fifo").await, Some(1.0));
     d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_on_an_sftp_server_gets_one_report_in_the_sftp_outbox() {
+    let server = sshd::Sshd::start();
+    let remote_in = server.data.join("outgoing");
+    let remote_out = server.data.join("incoming");
+    std::fs::create_dir_all(&remote_in).unwrap();
+    std::fs::create_dir_all(&remote_out).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", remote_in.join("passwd.xml")).unwrap();
+
+    let mut d = TestDaemon::new();
+    d.config.inbound_root = None;
+    // Not acme: the metrics registry is shared with the other test.
+    let mut globex = support::seed::partner("globex", &[]);
+    globex.sftp = Some(quai::config::PartnerSftp {
+        url: server.url(&remote_in),
+        key: Some(server.client_key.clone()),
+        password_file: None,
+        known_hosts: Some(server.known_hosts.clone()),
+        trust_on_first_use: false,
+        outbox: Some(remote_out.display().to_string()),
+        poll: Some("*/1 * * * * *".into()),
+        after_pickup: Some("delete".into()),
+        min_age_seconds: Some(0),
+    });
+    d.config.partners = vec![globex];
+    d.start();
+
+    let json = loop_until(Duration::from_secs(40), || {
+        let found = reports(&remote_out);
+        (!found.is_empty()).then(|| found)
+    })
+    .await;
+    assert_eq!(json.len(), 1, "{json:?}");
+    let r = report_json(&json[0]);
+    assert_eq!(r["flow"]["file"], "passwd.xml", "{r}");
+    assert_eq!(r["rejection"]["code"], "IRR_TYPE_F", "{r}");
+    // Several polls later: still one report, one flow; the link untouched.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(reports(&remote_out).len(), 1);
+    let spool = d.spool().await;
+    assert_eq!(
+        spool.list_flows(&Default::default()).await.unwrap().len(),
+        1
+    );
+    assert!(std::fs::symlink_metadata(remote_in.join("passwd.xml"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    d.stop().await;
+}
+
+async fn loop_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
