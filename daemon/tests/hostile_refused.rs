@@ -172,7 +172,7 @@ async fn a_link_on_an_sftp_server_gets_one_report_in_the_sftp_outbox() {
 
     let json = loop_until(Duration::from_secs(40), || {
         let found = reports(&remote_out);
-        (!found.is_empty()).then(|| found)
+        (!found.is_empty()).then_some(found)
     })
     .await;
     assert_eq!(json.len(), 1, "{json:?}");
