@@ -146,7 +146,7 @@ pub async fn record_refusal(daemon: &App, refusal: &Refusal) {
     let Some(partner) = partner else {
         info!(
             reason,
-            "refused entry outside any partner's folder: no report can be addressed"
+            "refused entry has no usable partner: counted, no report can be addressed"
         );
         return;
     };
