@@ -4,7 +4,9 @@
 //! * two AS2 partners (pyas2lib, `test-support/peers/as2/peer.py`): BOLT
 //!   reusing ACME's Message-ID sends BOLT's own new message (registered,
 //!   processed, MDN `processed` for what was processed), never a duplicate
-//!   of ACME's; ACME reusing its own is ACME's duplicate;
+//!   of ACME's; ACME resending its message is ACME's duplicate, answered
+//!   with the first MDN; ACME reusing the Message-ID for other content gets
+//!   an error MDN (that content was not processed);
 //! * an invoice first received from another partner is reported to the
 //!   second as "already received" with no flow id of the first, in the
 //!   integration report (JSON and XML) and the CDAR file, over AS2 and over
@@ -218,7 +220,19 @@ async fn as2_message_ids_and_duplicates_stay_per_partner() {
     let dup = flow_of(&spool, "acme", 1).await;
     assert_eq!(dup.state, FlowState::Duplicate, "{dup:?}");
     assert_eq!(dup.duplicate_of, Some(a.id));
-    // ...and BOLT never heard of it.
+    // ACME reusing that Message-ID for other content: not processed, and
+    // told so (never the first message's "processed").
+    let r = s.post("acme", shared_id, "other.xml", b"<other/>").await;
+    assert_eq!(r["http_status"], 200, "{r}");
+    assert_eq!(r["mdn_status"], "processed/error", "{r}");
+    assert!(
+        r["mdn_disposition"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unexpected-processing-error"),
+        "{r}"
+    );
+    // ...and BOLT never heard of any of it.
     assert_eq!(
         spool
             .list_flows(&Default::default())

@@ -914,6 +914,21 @@ impl<S: FlowSink> As2Receiver<S> {
                 .and_then(|b| BuiltMdn::from_bytes(&b).ok()),
             Accepted::New { .. } => None,
         };
+        // A Message-ID this partner already used, for other content: that
+        // content was not processed (the spool holds it as a duplicate), so
+        // it never gets the first message's "processed".
+        if let Some(k) = &kept {
+            if k.mic_differs(&msg.mic) {
+                tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                    "AS2 Message-ID reused by the partner for other content: not processed");
+                let mut f = Failure::new(
+                    ErrorModifier::UnexpectedProcessingError,
+                    "this Message-ID was already used for another message: the content was not processed; send it under a new Message-ID",
+                );
+                f.mic = Some(msg.mic);
+                return self.answer_failure(partner, &message_id, &request, f);
+            }
+        }
         let built = match kept {
             Some(m) => m,
             None => {
