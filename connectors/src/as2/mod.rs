@@ -45,6 +45,10 @@
 //! regenerating would not give the same receipt. Should the file be missing
 //! (a crash between the sink's commit and the MDN write) a new MDN is built
 //! and kept. Failed messages keep no MDN: a corrected resend is processed.
+//! The key holds the sender, so one partner's Message-ID never reaches
+//! another's kept MDN. A duplicate whose MIC differs from the kept MDN's
+//! (same algorithm) is the Message-ID reused for other content: it gets an
+//! error MDN, since that content was not processed.
 //!
 //! # Memory
 //! A body up to `memory_body_bytes` (default 4 MiB) is read into memory; a
