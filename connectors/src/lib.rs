@@ -153,7 +153,7 @@ pub trait FlowSink: Send + Sync + 'static {
     /// Told once of every entry refused before landing (a link, a FIFO, a
     /// folder with an unusable name, ...). The connector has already logged
     /// it and moved it aside; the daemon counts it
-    /// (`quai_intake_refused_total{channel,reason}`) and, when `partner` is
+    /// (`quai_intake_refused_total{partner,reason}`) and, when `partner` is
     /// set, answers the partner with an integration report (IRR_TYPE_F,
     /// `reason.describe()`). The default does nothing.
     fn refused(&self, refusal: Refusal) -> impl Future<Output = ()> + Send {

@@ -702,6 +702,7 @@ impl Config {
 
         let mut partners = Vec::new();
         let mut seen = std::collections::HashSet::new();
+        let mut seen_as2 = std::collections::HashSet::new();
         for p in &file.partners {
             if !valid_partner_id(&p.id) {
                 problem(
@@ -714,6 +715,16 @@ impl Config {
             }
             if !seen.insert(p.id.clone()) {
                 problem("partner.id", format!("partner {:?} is defined twice", p.id));
+            }
+            // A flow's partner is who the configuration says: one AS2 id
+            // names one partner (issue 14).
+            if let Some(a) = &p.as2 {
+                if !seen_as2.insert(a.as2_id.clone()) {
+                    problem(
+                        "partner.as2.as2_id",
+                        format!("AS2 id {:?} is given to more than one partner", a.as2_id),
+                    );
+                }
             }
             if let Some(s) = &p.sftp {
                 if !s.url.starts_with("sftp://") {
@@ -1171,6 +1182,16 @@ mod tests {
         let sftp = p.sftp.as_ref().unwrap();
         assert_eq!(sftp.key, Some(PathBuf::from("/etc/quai/keys/acme")));
         assert_eq!(sftp.known_hosts, Some(PathBuf::from("/etc/quai/kh")));
+    }
+
+    #[test]
+    fn one_as2_id_names_one_partner() {
+        let text = "[[partner]]\nid = \"acme\"\n[partner.as2]\nas2_id = \"A\"\n\
+                    [[partner]]\nid = \"bolt\"\n[partner.as2]\nas2_id = \"A\"\n";
+        let err = Config::parse(text, Path::new("/q/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than one partner"), "{err}");
     }
 
     #[test]

@@ -4,12 +4,21 @@
 //! flow's registration (or records a duplicate) and wakes the processing
 //! workers. Only after this returns may a connector delete its source or
 //! answer its sender.
+//!
+//! An entry a connector refused before landing anything (a link, a FIFO, a
+//! device: issue 14) comes through [`FlowSink::refused`]: it is counted
+//! (`quai_intake_refused_total{partner,reason}`), logged, and, when it has
+//! a partner, registered as a `failed` flow without content (IRR_TYPE_F,
+//! the refusal's description) owing an integration report, so the partner
+//! gets one answer through the normal acknowledgement path, after the
+//! commit. Told again about the same entry, nothing more is registered.
 
 use std::sync::Arc;
 
-use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, SinkError};
+use quai_connectors::{Accepted, Channel, FlowSink, LandedFlow, Refusal, SinkError};
 use quai_spool::{NewFlow, Origin, Registration};
-use tracing::info;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
 
 use crate::app::App;
 
@@ -98,8 +107,98 @@ pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkE
     })
 }
 
+/// The reason code of a refused entry's report.
+pub const REFUSED_CODE: &str = "IRR_TYPE_F";
+
+/// The `sha256` a refused entry is registered under: not a content hash
+/// (nothing was read) but the refusal's identity, so the same refusal told
+/// twice (an entry left in place is told again after a restart) registers
+/// once. An entry moved aside is never told again, and each one is its own
+/// flow.
+fn refusal_key(refusal: &Refusal) -> String {
+    let mut h = Sha256::new();
+    h.update(format!(
+        "{:?}\n{}\n",
+        refusal.channel,
+        refusal.reason.label()
+    ));
+    match &refusal.moved_to {
+        Some(to) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            h.update(format!("{}\n{now}\n{}", to.display(), std::process::id()));
+        }
+        None => h.update(refusal.name.as_bytes()),
+    }
+    format!("refused-{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// Count, log and answer one refused entry (see the module doc).
+pub async fn record_refusal(daemon: &App, refusal: &Refusal) {
+    let reason = refusal.reason.label();
+    let partner = refusal
+        .partner
+        .as_deref()
+        .filter(|p| crate::config::valid_partner_id(p));
+    crate::metrics::intake_refused(partner.unwrap_or(""), reason);
+    let Some(partner) = partner else {
+        info!(
+            reason,
+            "refused entry has no usable partner: counted, no report can be addressed"
+        );
+        return;
+    };
+    // The name the partner gave; a folder's path is the operator's, not
+    // the partner's: only its last component is reported.
+    let name = std::path::Path::new(&refusal.name)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| refusal.name.clone());
+    let new = NewFlow {
+        partner: partner.to_string(),
+        origin: origin_of(refusal.channel),
+        original_name: name,
+        size: 0,
+        sha256: refusal_key(refusal),
+        as2_message_id: None,
+    };
+    let config = &daemon.config;
+    let registered = daemon
+        .spool
+        .register_refused(&new, REFUSED_CODE, refusal.reason.describe(), |id| {
+            crate::routing::owed_by_refused(
+                config,
+                &new.partner,
+                new.origin,
+                &new.original_name,
+                id,
+            )
+        })
+        .await;
+    match registered {
+        Ok(Some(id)) => {
+            info!(partner, flow_id = id, reason, file = %new.original_name, stage = "refused",
+                "refused entry recorded as a failed flow: an integration report (IRR_TYPE_F) is owed");
+            daemon.acks.notify_one();
+        }
+        Ok(None) => {
+            info!(partner, reason, file = %new.original_name, "refused entry already answered");
+        }
+        Err(e) => {
+            warn!(partner, reason, file = %new.original_name, error = %e,
+                "refused entry not recorded: no report is sent for it");
+        }
+    }
+}
+
 impl FlowSink for SpoolSink {
     async fn accept(&self, flow: LandedFlow) -> Result<Accepted, SinkError> {
         register(&self.daemon, &flow).await
+    }
+
+    async fn refused(&self, refusal: Refusal) {
+        record_refusal(&self.daemon, &refusal).await
     }
 }

@@ -23,6 +23,7 @@
 //!   | [`as2_message`]`(outcome)` | AS2 route (`accepted`, `duplicate`, `rejected`, `error`...) | `quai_as2_messages_total{outcome}` |
 //!   | [`http_refused`]`(reason)` | ops listener (`max_connections`, `header_timeout`, `body_rate`, `send_timeout`, `host`) | `quai_http_refused_total{reason}` |
 //!   | [`antivirus_scan`]`(outcome)` | pipeline's antivirus stage (`clean`, `infected`, `unavailable`) | `quai_antivirus_scans_total{outcome}` |
+//!   | [`intake_refused`]`(partner, reason)` | intake, when a connector refused an entry (a link, a FIFO...) | `quai_intake_refused_total{partner,reason}` |
 //!
 //! * **State of the spool**, read at scrape time (so every instance sharing
 //!   a PostgreSQL spool reports the same, true numbers, and nothing drifts
@@ -134,6 +135,7 @@ struct Registry {
     as2_messages: CounterVec,
     http_refused: CounterVec,
     antivirus_scans: CounterVec,
+    intake_refused: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -149,6 +151,7 @@ static REGISTRY: Registry = Registry {
     as2_messages: CounterVec::new(),
     http_refused: CounterVec::new(),
     antivirus_scans: CounterVec::new(),
+    intake_refused: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -219,6 +222,13 @@ pub fn http_refused(reason: &str) {
 /// `infected`, `unavailable`).
 pub fn antivirus_scan(outcome: &str) {
     REGISTRY.antivirus_scans.add(&[outcome], 1);
+}
+
+/// A connector refused an entry before landing it (`reason`: `link`,
+/// `fifo`, `device`...; `partner` is empty when the folder's name is no
+/// usable partner id).
+pub fn intake_refused(partner: &str, reason: &str) {
+    REGISTRY.intake_refused.add(&[partner, reason], 1);
 }
 
 /// Spool state read at scrape time.
@@ -486,6 +496,13 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         "Flows through the antivirus stage, by outcome (clean, infected, unavailable).",
         &["outcome"],
         &r.antivirus_scans,
+    );
+    counter_family(
+        &mut out,
+        "quai_intake_refused_total",
+        "Entries refused before landing (links, FIFOs, devices, folders...), by partner and reason.",
+        &["partner", "reason"],
+        &r.intake_refused,
     );
 
     if let Some(started) = r.started.get() {

@@ -59,6 +59,18 @@ pub fn owed_by_duplicate(
     )]
 }
 
+/// The integration report owed by an entry refused before landing (a
+/// link, a FIFO...), registered as a failed flow without content.
+pub fn owed_by_refused(
+    config: &Config,
+    partner: &str,
+    origin: Origin,
+    original_name: &str,
+    flow_id: i64,
+) -> Vec<Owed> {
+    owed_by_duplicate(config, partner, origin, original_name, flow_id)
+}
+
 /// The acknowledgements a finished flow is owed, created in the same
 /// transaction that finishes it: the integration report always, CDAR
 /// statuses when the flow held documents, a CONTRL when its stored bytes
@@ -98,7 +110,15 @@ pub fn owed_by_finished(
     acks
 }
 
-/// `<original name>.<flow id>.report` stem, safe as a file name.
+/// Longest part of the original name kept in a report's name: the longest
+/// sibling (`<name>.<flow id>.report.json`, `.contrl.edi`) stays well
+/// within the 255 bytes of a file name.
+const MAX_REPORT_STEM: usize = 200;
+
+/// `<original name>.<flow id>.report` stem, safe as a file name: ASCII
+/// letters, digits, `.`, `-`, `_` only, never starting with a dot (a name
+/// made only of dots becomes `unnamed`), never longer than a file system
+/// takes.
 pub fn report_file_name(original: &str, flow_id: i64) -> String {
     let safe: String = original
         .chars()
@@ -111,6 +131,9 @@ pub fn report_file_name(original: &str, flow_id: i64) -> String {
         })
         .collect();
     let safe = safe.trim_start_matches('.');
+    // ASCII only by now: any byte index is a char boundary.
+    let safe = &safe[..safe.len().min(MAX_REPORT_STEM)];
+    let safe = if safe.is_empty() { "unnamed" } else { safe };
     format!("{safe}.{flow_id}.report")
 }
 
@@ -186,6 +209,14 @@ mod tests {
     fn names() {
         assert_eq!(report_file_name("../a b.xml", 3), "_a_b.xml.3.report");
         assert_eq!(report_file_name(".hidden", 1), "hidden.1.report");
+        // Issue 14, class 6: never a hidden file, never too long.
+        for dots in [".", "..", "...", "...."] {
+            assert_eq!(report_file_name(dots, 2), "unnamed.2.report");
+        }
+        assert_eq!(report_file_name("", 2), "unnamed.2.report");
+        let long = report_file_name(&"é".repeat(200), 3);
+        assert!(long.len() <= MAX_REPORT_STEM + 20, "{long}");
+        assert!(sibling_name(&long, "report.json").len() < 255);
         assert_eq!(
             sibling_name("x.zip.4.report", "cdar.xml"),
             "x.zip.4.cdar.xml"

@@ -25,15 +25,17 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// One CSV field (RFC 4180 quoting). A `text` field that a spreadsheet
-/// would take for a formula (`=`, `+`, `-`, `@`, tab, CR first) is
-/// prefixed with `'`.
+/// One CSV field (RFC 4180 quoting). A field holding a separator (`,`, or
+/// `;` which spreadsheets set to a European locale split on), a quote or a
+/// line break is quoted, its quotes doubled. A `text` field that a
+/// spreadsheet would take for a formula (`=`, `+`, `-`, `@`, tab, CR
+/// first) is prefixed with `'`.
 pub fn csv_field(s: &str, text: bool) -> String {
     let mut v = s.to_string();
     if text && v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         v.insert(0, '\'');
     }
-    if v.contains([',', '"', '\r', '\n']) {
+    if v.contains([',', ';', '"', '\r', '\n']) {
         format!("\"{}\"", v.replace('"', "\"\""))
     } else {
         v
@@ -83,6 +85,11 @@ mod tests {
         assert_eq!(csv_field("say \"hi\"", false), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=1+1", true), "'=1+1");
         assert_eq!(csv_field("-5", false), "-5");
+        assert_eq!(csv_field("a;b", true), "\"a;b\"");
+        assert_eq!(csv_field("a\r\nb", true), "\"a\r\nb\"");
+        assert_eq!(csv_field("=1;2", true), "\"'=1;2\"");
+        assert_eq!(csv_field("\t=x", true), "'\t=x");
+        assert_eq!(csv_field("\r=x", true), "\"'\r=x\"");
     }
 
     #[test]

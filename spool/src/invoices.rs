@@ -3,7 +3,10 @@
 //! An accepted invoice claims its key (seller, number, year of issue) in the
 //! `invoice_keys` table; the first (flow, doc_index) to claim a key holds it.
 //! A later accepted invoice with the same key, in another flow or in the same
-//! flow, is turned into a reject `REJ_UNI` / DOUBLON. Because a document's own
+//! flow, is turned into a reject `REJ_UNI` / DOUBLON. Its reason says "twice
+//! in this flow", "already received in flow N" (the same partner's flow), or
+//! only "already received" when another partner holds the key: a partner is
+//! never told another partner's flow ids. Because a document's own
 //! claim is released and taken again when its flow is reprocessed, and
 //! documents are always planned in `doc_index` order, reprocessing a flow
 //! yields the same verdicts.
@@ -57,17 +60,41 @@ fn key_of(inv: &NewInvoice) -> Option<Key> {
     })
 }
 
-/// The REJ_UNI reason of a duplicate invoice.
-pub(crate) fn duplicate_reason(inv: &NewInvoice, key: &Key, held_by: FlowId) -> Reason {
+/// Who holds a key a document could not claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) flow: FlowId,
+    /// The holding flow belongs to the same partner. Another partner's
+    /// flow is never named to this one (issue 14: partners stay in their
+    /// own room).
+    pub(crate) same_partner: bool,
+}
+
+/// The REJ_UNI reason of a duplicate invoice of `flow`, held by `holder`:
+/// "twice in this flow", "already received in flow N" (a flow of the same
+/// partner) or "already received" (another partner's: no flow id).
+pub(crate) fn duplicate_reason(
+    inv: &NewInvoice,
+    key: &Key,
+    flow: FlowId,
+    holder: Holder,
+) -> Reason {
     let number = inv.number.as_deref().map_or("", str::trim);
     let seller = inv.seller_id.as_deref().map_or("", str::trim);
+    let year = key.year;
+    let what = if holder.flow == flow {
+        "appears twice in this flow".to_owned()
+    } else if holder.same_partner {
+        format!("was already received in flow {}", holder.flow)
+    } else {
+        "was already received".to_owned()
+    };
     Reason {
         rule: "REJ_UNI".to_owned(),
         term: "BT-1".to_owned(),
         severity: "fatal".to_owned(),
         message: format!(
-            "duplicate invoice: number {number} of seller {seller} for year {} was already received in flow {held_by} (DOUBLON)",
-            key.year
+            "duplicate invoice: number {number} of seller {seller} for year {year} {what} (DOUBLON)"
         ),
     }
 }
@@ -200,7 +227,7 @@ impl<'a> Plan<'a> {
 
     /// Decide every document, given the holders of the keys whose claim was
     /// refused (held by another flow or another document of this flow).
-    pub(crate) fn decide(self, flow: FlowId, refused: &HashMap<Key, FlowId>) -> Vec<Decided<'a>> {
+    pub(crate) fn decide(self, flow: FlowId, refused: &HashMap<Key, Holder>) -> Vec<Decided<'a>> {
         self.docs
             .into_iter()
             .zip(self.keys)
@@ -218,7 +245,10 @@ impl<'a> Plan<'a> {
                             Some(holder) => Some(*holder),
                             None if first => None,
                             // a later document of this batch: the first one holds it
-                            None => Some(flow),
+                            None => Some(Holder {
+                                flow,
+                                same_partner: true,
+                            }),
                         };
                         match holder {
                             None => Decided {
@@ -228,7 +258,7 @@ impl<'a> Plan<'a> {
                                 reasons,
                             },
                             Some(holder) => {
-                                reasons.push(duplicate_reason(&inv, &key, holder));
+                                reasons.push(duplicate_reason(&inv, &key, flow, holder));
                                 Decided {
                                     inv,
                                     verdict: Verdict::Rejected,
@@ -302,8 +332,53 @@ mod tests {
         assert_eq!(d[1].verdict, Verdict::Rejected);
         assert_eq!(d[2].verdict, Verdict::Rejected);
         assert!(d[2].duplicate);
-        assert!(d[2].reasons[0].message.contains("flow 9 (DOUBLON)"));
+        assert!(
+            d[2].reasons[0]
+                .message
+                .ends_with("appears twice in this flow (DOUBLON)"),
+            "{:?}",
+            d[2].reasons
+        );
         assert!(!d[1].duplicate);
+    }
+
+    #[test]
+    fn another_partners_flow_is_never_named() {
+        let batch = vec![
+            inv(1, "A", Verdict::Accepted),
+            inv(2, "B", Verdict::Accepted),
+        ];
+        let plan = Plan::new(&batch).unwrap();
+        let key = |n: &str| Key {
+            seller: "S1".into(),
+            number: n.into(),
+            year: 2024,
+        };
+        let refused = HashMap::from([
+            (
+                key("A"),
+                Holder {
+                    flow: 4,
+                    same_partner: false,
+                },
+            ),
+            (
+                key("B"),
+                Holder {
+                    flow: 5,
+                    same_partner: true,
+                },
+            ),
+        ]);
+        let d = plan.decide(9, &refused);
+        let m = &d[0].reasons[0].message;
+        assert!(
+            m.ends_with("year 2024 was already received (DOUBLON)"),
+            "{m}"
+        );
+        assert!(!m.contains("flow"), "{m}");
+        let m = &d[1].reasons[0].message;
+        assert!(m.ends_with("already received in flow 5 (DOUBLON)"), "{m}");
     }
 
     #[test]

@@ -605,8 +605,9 @@ impl Spool {
         write_step!(self, Durability::Full, ensure_partner(partner))
     }
 
-    /// Register a durably stored flow. A flow already seen (same partner +
-    /// hash, or same AS2 Message-ID) is recorded as a duplicate.
+    /// Register a durably stored flow. A flow already seen (same partner
+    /// and same hash or same AS2 Message-ID) is recorded as a duplicate;
+    /// another partner's flow never is.
     pub async fn register_flow(&self, flow: &NewFlow) -> Result<Registration> {
         write_step!(self, Durability::Full, register_flow(flow, &|_| Vec::new()))
     }
@@ -624,6 +625,29 @@ impl Spool {
         F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
     {
         write_step!(self, Durability::Full, register_flow(flow, &duplicate_acks))
+    }
+
+    /// Record an entry a connector refused before landing anything (a
+    /// link, a FIFO, ...) as a `failed` flow without content, with its
+    /// reason (`code`, `message`) and the acknowledgements `acks(id)`
+    /// returns, in one transaction: it is answered like any failed flow,
+    /// after this commit. `flow.sha256` names the refusal (not content):
+    /// the same refusal told again registers nothing and returns `None`.
+    pub async fn register_refused<F>(
+        &self,
+        flow: &NewFlow,
+        code: &str,
+        message: &str,
+        acks: F,
+    ) -> Result<Option<FlowId>>
+    where
+        F: Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync,
+    {
+        write_step!(
+            self,
+            Durability::Full,
+            register_refused(flow, code, message, &acks)
+        )
     }
 
     /// Create pending acknowledgements for a flow in a terminal state

@@ -33,7 +33,7 @@ use chrono::NaiveDate;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
-use crate::invoices::{Key, Plan};
+use crate::invoices::{Holder, Key, Plan};
 use crate::rows::{self, canonical};
 use crate::*;
 
@@ -111,7 +111,7 @@ impl PgBackend {
             claims.sort_by(|a, b| {
                 (&a.0.seller, &a.0.number, a.0.year).cmp(&(&b.0.seller, &b.0.number, b.0.year))
             });
-            let mut refused: HashMap<Key, FlowId> = HashMap::new();
+            let mut refused: HashMap<Key, Holder> = HashMap::new();
             if !claims.is_empty() {
                 let sellers: Vec<&str> = claims.iter().map(|c| c.0.seller.as_str()).collect();
                 let numbers: Vec<&str> = claims.iter().map(|c| c.0.number.as_str()).collect();
@@ -145,24 +145,32 @@ impl PgBackend {
                         .map(|c| c.0)
                         .filter(|k| !got.contains(*k))
                         .collect();
-                    let holders: Vec<(String, String, i32, i64)> = sqlx::query_as(
-                        "SELECT k.seller_id, k.number, k.year, k.flow_id FROM invoice_keys k \
+                    // (The holder's partner decides what the reason may say.)
+                    let holders: Vec<(String, String, i32, i64, bool)> = sqlx::query_as(
+                        "SELECT k.seller_id, k.number, k.year, k.flow_id, \
+                         COALESCE(h.partner = (SELECT partner FROM flows WHERE id = $4), false) \
+                         FROM invoice_keys k \
                          JOIN UNNEST($1::text[], $2::text[], $3::int[]) AS t(s, n, y) \
-                         ON k.seller_id = t.s AND k.number = t.n AND k.year = t.y",
+                         ON k.seller_id = t.s AND k.number = t.n AND k.year = t.y \
+                         LEFT JOIN flows h ON h.id = k.flow_id",
                     )
                     .bind(lost.iter().map(|k| k.seller.as_str()).collect::<Vec<_>>())
                     .bind(lost.iter().map(|k| k.number.as_str()).collect::<Vec<_>>())
                     .bind(lost.iter().map(|k| k.year).collect::<Vec<_>>())
+                    .bind(flow)
                     .fetch_all(&mut *tx)
                     .await?;
-                    for (seller, number, year, holder) in holders {
+                    for (seller, number, year, holder, same_partner) in holders {
                         refused.insert(
                             Key {
                                 seller,
                                 number,
                                 year,
                             },
-                            holder,
+                            Holder {
+                                flow: holder,
+                                same_partner,
+                            },
                         );
                     }
                     if refused.len() < lost.len() {

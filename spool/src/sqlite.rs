@@ -41,7 +41,7 @@ use chrono::Utc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use crate::invoices::{Key, Plan};
+use crate::invoices::{Holder, Key, Plan};
 use crate::rows::{self, canonical};
 use crate::*;
 
@@ -176,7 +176,7 @@ impl SqliteBackend {
             .execute(&mut *tx)
             .await?;
             let claims = plan.claims();
-            let mut refused: HashMap<Key, FlowId> = HashMap::new();
+            let mut refused: HashMap<Key, Holder> = HashMap::new();
             if !claims.is_empty() {
                 let claims_json = claims_json(&claims);
                 sqlx::query(
@@ -190,18 +190,25 @@ impl SqliteBackend {
                 .await?;
                 // The claims that were refused, with their holders: only
                 // those rows come back (usually none), not one per claim.
-                let lost: Vec<(String, String, i32, i64)> = sqlx::query_as(
-                    "SELECT k.seller_id, k.number, k.year, k.flow_id FROM json_each($2) AS t \
+                // (The holder's partner decides what the reason may say.)
+                let lost: Vec<(String, String, i32, i64, bool)> = sqlx::query_as(
+                    "SELECT k.seller_id, k.number, k.year, k.flow_id, \
+                     COALESCE(h.partner = (SELECT partner FROM flows WHERE id = $1), 0) \
+                     FROM json_each($2) AS t \
                      JOIN invoice_keys k ON k.seller_id = t.value ->> 0 AND k.number = t.value ->> 1 \
                      AND k.year = t.value ->> 2 \
+                     LEFT JOIN flows h ON h.id = k.flow_id \
                      WHERE NOT (k.flow_id = $1 AND k.doc_index = t.value ->> 3)",
                 )
                 .bind(flow)
                 .bind(&claims_json)
                 .fetch_all(&mut *tx)
                 .await?;
-                for (seller, number, year, holder) in lost {
-                    refused.insert(Key { seller, number, year }, holder);
+                for (seller, number, year, holder, same_partner) in lost {
+                    refused.insert(
+                        Key { seller, number, year },
+                        Holder { flow: holder, same_partner },
+                    );
                 }
             }
             let decided = plan.decide(flow, &refused);

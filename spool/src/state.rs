@@ -17,7 +17,9 @@
 //!                          └───abandon───────┘  └──replay── processed | failed
 //! ```
 //!
-//! `duplicate` is final: a duplicate flow is never processed.
+//! `duplicate` is final: a duplicate flow is never processed. An entry a
+//! connector refused before landing anything (a link, a FIFO) is
+//! registered straight as `failed` (`register refused`), to be answered.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +38,9 @@ pub(crate) enum FlowStep {
     Register,
     /// A flow already seen is recorded (`(new) → duplicate`).
     RegisterDuplicate,
+    /// An entry refused before anything was landed (a link, a FIFO, ...)
+    /// is recorded, to be answered (`(new) → failed`).
+    RegisterRefused,
     /// Claimed from the queue (`received → processing`).
     Claim,
     /// Taken over after the previous owner's lease expired
@@ -94,6 +99,7 @@ fn legal(step: FlowStep, from: Option<FlowState>, to: FlowState) -> bool {
         (step, from, to),
         (Register, None, Received)
             | (RegisterDuplicate, None, Duplicate)
+            | (RegisterRefused, None, Failed)
             | (Claim, Some(Received), Processing)
             | (Reclaim, Some(Processing), Processing)
             | (

@@ -603,8 +603,10 @@ macro_rules! shared_steps {
                     return Ok(Registration::New(id));
                 }
                 let original: i64 = sqlx::query_scalar(
-                    "SELECT id FROM flows WHERE state <> 'duplicate' AND \
-                     ((partner = $1 AND sha256 = $2) OR as2_message_id = $3) ORDER BY id LIMIT 1",
+                    // Partner first: an AS2 Message-ID, like a hash, only
+                    // identifies a flow among one partner's (issue 14).
+                    "SELECT id FROM flows WHERE state <> 'duplicate' AND partner = $1 AND \
+                     (sha256 = $2 OR as2_message_id = $3) ORDER BY id LIMIT 1",
                 )
                 .bind(partner.as_ref())
                 .bind(&flow.sha256)
@@ -637,6 +639,50 @@ macro_rules! shared_steps {
                 insert_event(conn, cx, &dup.for_flow(id).event()).await?;
                 insert_acks(conn, cx, id, Acks::Legacy(&dup_acks(id))).await?;
                 Ok(Registration::Duplicate { id, original })
+            }
+
+            pub(crate) async fn register_refused(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: &NewFlow,
+                code: &str,
+                message: &str,
+                acks: &DupAcks<'_>,
+            ) -> Result<Option<FlowId>> {
+                let partner = clean_text(&flow.partner);
+                let name = clean_text(&flow.original_name);
+                let message = clean_text(message);
+                ensure_partner(conn, cx, &partner).await?;
+                let t = state::flow(
+                    0,
+                    FlowStep::RegisterRefused,
+                    None,
+                    FlowState::Failed,
+                    format!("{code}: {message}"),
+                )?;
+                // The key (partner + the refusal's identity in `sha256`) is
+                // unique: the same entry told again registers nothing.
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO flows (partner, origin, original_name, size, sha256, as2_message_id, state, \
+                     received_at, updated_at, failure_code, failure_message) \
+                     VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $7, $8, $9) \
+                     ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(partner.as_ref())
+                .bind(flow.origin.as_str())
+                .bind(name.as_ref())
+                .bind(flow.size)
+                .bind(&flow.sha256)
+                .bind(t.new_state())
+                .bind(cx.now)
+                .bind(code)
+                .bind(message.as_ref())
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(id) = id else { return Ok(None) };
+                insert_event(conn, cx, &t.for_flow(id).event()).await?;
+                insert_acks(conn, cx, id, Acks::Legacy(&acks(id))).await?;
+                Ok(Some(id))
             }
 
             /// Move a (locked) flow to `processing` under `me`'s lease, after

@@ -32,6 +32,9 @@ both!(
     concurrent_duplicate_invoices_one_wins,
     invoices_read_page_by_page,
     canonical_invoice_read_back,
+    as2_message_ids_are_per_partner,
+    duplicate_invoice_of_another_partner_names_no_flow,
+    refused_entries_are_registered_once_as_failed,
 );
 
 const LEASE: Lease = Lease {
@@ -387,7 +390,7 @@ async fn duplicate_invoice_across_and_within_flows(db: Db) {
     );
     assert_eq!(
         all[4].reasons.last().unwrap().message,
-        format!("duplicate invoice: number N-1 of seller FR2 for year 2024 was already received in flow {b} (DOUBLON)")
+        "duplicate invoice: number N-1 of seller FR2 for year 2024 appears twice in this flow (DOUBLON)"
     );
     spool
         .finish_flow(b, &FlowOutcome::Processed, 5, &[])
@@ -1127,23 +1130,11 @@ async fn concurrent_duplicate_invoices_one_wins(db: Db) {
         assert_eq!(accepted, 60, "each number accepted exactly once");
         let dups = x.iter().chain(&y).filter(|s| s.duplicate).count();
         assert_eq!(dups, 60);
-        for s in x.iter().filter(|s| s.duplicate) {
-            assert!(
-                s.reasons[0]
-                    .message
-                    .ends_with(&format!("flow {g} (DOUBLON)")),
-                "{:?}",
-                s.reasons
-            );
-        }
-        for s in y.iter().filter(|s| s.duplicate) {
-            assert!(
-                s.reasons[0]
-                    .message
-                    .ends_with(&format!("flow {f} (DOUBLON)")),
-                "{:?}",
-                s.reasons
-            );
+        // acme and globex: neither is told the other's flow id.
+        for s in x.iter().chain(&y).filter(|s| s.duplicate) {
+            let m = &s.reasons[0].message;
+            assert!(m.ends_with("2025 was already received (DOUBLON)"), "{m}");
+            assert!(!m.contains(" flow "), "{m}");
         }
     }
 }
@@ -1251,4 +1242,107 @@ async fn canonical_invoice_read_back(db: Db) {
         Some("{\"number\":\"C-2\"}")
     );
     assert_eq!(spool.canonical_invoice(f, 3).await.unwrap(), None);
+}
+
+/// Issue 14, class 3: partner B reusing partner A's Message-ID sends B's
+/// own new message; the same partner reusing one is a duplicate.
+async fn as2_message_ids_are_per_partner(db: Db) {
+    let spool = db.spool("i1").await;
+    let as2 = |partner: &str, sha: &str| NewFlow {
+        origin: Origin::As2,
+        as2_message_id: Some("<shared-1@x>".into()),
+        ..new_flow(partner, sha)
+    };
+    let a = spool.register_flow(&as2("acme", "a1")).await.unwrap();
+    let Registration::New(a) = a else {
+        panic!("{a:?}")
+    };
+    let b = spool.register_flow(&as2("globex", "b1")).await.unwrap();
+    assert!(matches!(b, Registration::New(_)), "{b:?}");
+    // the same bytes under the same Message-ID: still initech's own
+    let b2 = spool.register_flow(&as2("initech", "a1")).await.unwrap();
+    assert!(matches!(b2, Registration::New(_)), "{b2:?}");
+    let again = spool.register_flow(&as2("acme", "a2")).await.unwrap();
+    assert!(
+        matches!(again, Registration::Duplicate { original, .. } if original == a),
+        "{again:?}"
+    );
+}
+
+/// A duplicate invoice first received from another partner names no flow
+/// of that partner; one of the same partner keeps the flow id.
+async fn duplicate_invoice_of_another_partner_names_no_flow(db: Db) {
+    let spool = db.spool("i1").await;
+    let a = claimed(&spool, "acme", "a").await;
+    spool
+        .store_invoices(a, &[invoice(0, "FR1", "N-1", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow(a, &FlowOutcome::Processed, 1, &[])
+        .await
+        .unwrap();
+    let b = claimed(&spool, "globex", "b").await;
+    let s = spool
+        .store_invoices(b, &[invoice(0, "FR1", "N-1", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    assert!(s[0].duplicate);
+    assert_eq!(
+        s[0].reasons[0].message,
+        "duplicate invoice: number N-1 of seller FR1 for year 2024 was already received (DOUBLON)"
+    );
+    spool
+        .finish_flow(b, &FlowOutcome::Processed, 1, &[])
+        .await
+        .unwrap();
+    let c = claimed(&spool, "acme", "c").await;
+    let s = spool
+        .store_invoices(c, &[invoice(0, "FR1", "N-1", 2024, Verdict::Accepted)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s[0].reasons[0].message,
+        format!("duplicate invoice: number N-1 of seller FR1 for year 2024 was already received in flow {a} (DOUBLON)")
+    );
+}
+
+/// An entry refused before landing becomes a `failed` flow with its
+/// acknowledgement, once; told again, nothing more is registered.
+async fn refused_entries_are_registered_once_as_failed(db: Db) {
+    let spool = db.spool("i1").await;
+    let refused = NewFlow {
+        size: 0,
+        ..new_flow("acme", "refusal-key-1")
+    };
+    let report = |id: FlowId| {
+        vec![(
+            AckKind::IntegrationReport,
+            "dropzone".to_string(),
+            format!("fifo.{id}.report"),
+        )]
+    };
+    let id = spool
+        .register_refused(&refused, "IRR_TYPE_F", "a named pipe, not a file", report)
+        .await
+        .unwrap()
+        .expect("registered");
+    let row = spool.flow(id).await.unwrap();
+    assert_eq!(row.state, FlowState::Failed);
+    assert_eq!(row.failure_code.as_deref(), Some("IRR_TYPE_F"));
+    assert_eq!(
+        row.failure_message.as_deref(),
+        Some("a named pipe, not a file")
+    );
+    assert_eq!(spool.acks_of_flow(id).await.unwrap().len(), 1);
+    let again = spool
+        .register_refused(&refused, "IRR_TYPE_F", "a named pipe, not a file", report)
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert!(
+        spool.claim_flow(LEASE).await.unwrap().is_none(),
+        "never processed"
+    );
+    assert_eq!(spool.pending_acks(10).await.unwrap().len(), 1);
 }

@@ -151,6 +151,24 @@ pub struct BuiltMdn {
 pub struct StoredMdnError(String);
 
 impl BuiltMdn {
+    /// True when this MDN reports a `Received-Content-MIC` computed with the
+    /// same algorithm as `mic` (base64, algorithm) but of another value: it
+    /// answered other content. False when it reports none, or one of
+    /// another algorithm (nothing to compare).
+    pub fn mic_differs(&self, mic: &(String, String)) -> bool {
+        let text = String::from_utf8_lossy(&self.body);
+        let Some(line) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Received-Content-MIC:"))
+        else {
+            return false;
+        };
+        let Some((value, alg)) = line.trim().rsplit_once(',') else {
+            return false;
+        };
+        alg.trim().eq_ignore_ascii_case(mic.1.trim()) && value.trim() != mic.0.trim()
+    }
+
     /// Header block, empty line, body: the form kept on disk.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -633,6 +651,36 @@ mod tests {
         assert_eq!(r.async_url.as_deref(), Some("http://host/mdn"));
         let r = MdnRequest::from_headers(None, Some("signed-receipt-micalg=optional, crc"), None);
         assert!(!r.wanted && !r.signed && r.mic_alg.is_none());
+    }
+
+    #[test]
+    fn tells_an_mdn_of_other_content() {
+        let fields = MdnFields {
+            our_as2_id: "PLATFORM",
+            partner_as2_id: "ACME",
+            original_message_id: "<m1@acme>",
+            disposition: Disposition::Processed,
+            mic: Some(("abc=".into(), "sha-256".into())),
+            reporting_ua: "quai",
+            explanation: "",
+        };
+        let mdn = build(&fields, None).unwrap();
+        let mic = |v: &str, a: &str| (v.to_string(), a.to_string());
+        assert!(!mdn.mic_differs(&mic("abc=", "sha-256")));
+        assert!(mdn.mic_differs(&mic("xyz=", "sha-256")));
+        assert!(
+            !mdn.mic_differs(&mic("xyz=", "sha-512")),
+            "another algorithm: no verdict"
+        );
+        let none = build(
+            &MdnFields {
+                mic: None,
+                ..fields
+            },
+            None,
+        )
+        .unwrap();
+        assert!(!none.mic_differs(&mic("xyz=", "sha-256")));
     }
 
     #[test]

@@ -45,6 +45,10 @@
 //! regenerating would not give the same receipt. Should the file be missing
 //! (a crash between the sink's commit and the MDN write) a new MDN is built
 //! and kept. Failed messages keep no MDN: a corrected resend is processed.
+//! The key holds the sender, so one partner's Message-ID never reaches
+//! another's kept MDN. A duplicate whose MIC differs from the kept MDN's
+//! (same algorithm) is the Message-ID reused for other content: it gets an
+//! error MDN, since that content was not processed.
 //!
 //! # Memory
 //! A body up to `memory_body_bytes` (default 4 MiB) is read into memory; a
@@ -914,6 +918,21 @@ impl<S: FlowSink> As2Receiver<S> {
                 .and_then(|b| BuiltMdn::from_bytes(&b).ok()),
             Accepted::New { .. } => None,
         };
+        // A Message-ID this partner already used, for other content: that
+        // content was not processed (the spool holds it as a duplicate), so
+        // it never gets the first message's "processed".
+        if let Some(k) = &kept {
+            if k.mic_differs(&msg.mic) {
+                tracing::warn!(partner = %partner.partner_id, message_id = %message_id,
+                    "AS2 Message-ID reused by the partner for other content: not processed");
+                let mut f = Failure::new(
+                    ErrorModifier::UnexpectedProcessingError,
+                    "this Message-ID was already used for another message: the content was not processed; send it under a new Message-ID",
+                );
+                f.mic = Some(msg.mic);
+                return self.answer_failure(partner, &message_id, &request, f);
+            }
+        }
         let built = match kept {
             Some(m) => m,
             None => {
