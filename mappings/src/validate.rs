@@ -27,11 +27,14 @@
 
 mod calc;
 mod catalog;
+pub(crate) mod cii_binding;
+mod code_lists;
 mod codes;
 mod core;
 mod dec;
 pub(crate) mod fx;
 mod tolerance;
+pub(crate) mod ubl_binding;
 mod vat;
 
 use std::collections::HashMap;
@@ -63,7 +66,7 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
                 id: line.id.as_deref(),
             };
             core::line(line, at, &mut out);
-            codes::line(line, at, &mut out);
+            codes::line(line, invoice.syntax, at, &mut out);
             dec::line(line, at, &mut out);
             vat::line(line, at, &mut out);
             agg.add_line(line);
