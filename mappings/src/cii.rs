@@ -189,6 +189,10 @@ impl Mapper {
                 }
             }
             "AssociatedDocumentLineDocument/LineID" => set(&mut l.id, text(t)),
+            "AssociatedDocumentLineDocument/LineStatusReasonCode" => {
+                set(&mut l.line_status, text(t))
+            }
+            "AssociatedDocumentLineDocument/ParentLineID" => set(&mut l.parent_line_id, text(t)),
             "AssociatedDocumentLineDocument/IncludedNote/Content" => {
                 if let Some(n) = text(t) {
                     match &mut l.note {

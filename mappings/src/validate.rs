@@ -59,12 +59,21 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
 
     // The one pass over the lines: each line's own rules, then its amounts
     // into the aggregates that the totals and VAT rules read afterwards.
+    // In Factur-X EXTENDED, the group and information lines of a sub-line
+    // hierarchy (BT-X-8 other than DETAIL) are neither checked as lines
+    // nor summed: the EXTENDED schematron states BR-22, BR-23, BR-26,
+    // BR-CO-04, BR-CO-10 and the `-08` rules on detail lines only.
+    let profile = factur_x_profile(invoice);
+    let extended = profile == Some(FxProfile::Extended);
     if scope.lines {
         for (index, line) in invoice.lines.iter().enumerate() {
             let at = LineRef {
                 index,
                 id: line.id.as_deref(),
             };
+            if extended && line.line_status.as_deref().is_some_and(|s| s != "DETAIL") {
+                continue;
+            }
             core::line(line, at, &mut out);
             codes::line(line, invoice.syntax, at, &mut out);
             dec::line(line, at, &mut out);
@@ -88,8 +97,11 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
     if scope.vat_breakdown {
         vat::check(invoice, scope, &agg, &mut out);
     }
-    if let Some(profile) = factur_x_profile(invoice) {
+    if let Some(profile) = profile {
         profile.restate(&mut out.violations);
+    }
+    if extended {
+        fx::sub_lines(invoice, &mut out.violations);
     }
     out.violations
 }

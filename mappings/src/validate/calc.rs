@@ -78,10 +78,20 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
             ),
         );
     }
+    // Factur-X EXTENDED states it with a tolerance of 0.01 per line
+    // (BR-FXEXT-CO-10), over its detail lines only.
+    let tolerance = if super::factur_x_profile(inv) == Some(super::FxProfile::Extended) {
+        Decimal::new(inv.lines.len() as i64, 2)
+    } else {
+        Decimal::ZERO
+    };
     if scope.lines {
         if let (Some(stated), Some(sum)) = (t.line_net_total, agg.line_net.get()) {
             if let Some(expected) = round2(sum) {
-                if stated != expected {
+                if stated
+                    .checked_sub(expected)
+                    .is_none_or(|d| d.abs() > tolerance)
+                {
                     out.emit(
                         "BR-CO-10",
                         format!(

@@ -42,6 +42,9 @@ struct Means {
 /// Follows a CII document's elements; see the module doc.
 #[derive(Default)]
 pub(crate) struct Checker {
+    /// CII-SR-465/466 are warnings in the CEN CII artefact (1.3.16), fatal
+    /// in the Factur-X schematrons (the reader restates them for a Factur-X
+    /// file): reported here as the CEN artefact does.
     ac: Vec<Ac>,
     means: Means,
     /// Seller / buyer contact: person name, department name seen.
@@ -106,7 +109,11 @@ impl Checker {
             "SpecifiedTradeAllowanceCharge" => {
                 if let Some(ac) = self.ac.pop() {
                     if !ac.indicator {
-                        self.emit("CII-SR-463", Severity::Fatal, format!("{path}: an allowance or charge needs its ChargeIndicator"));
+                        self.emit(
+                            "CII-SR-463",
+                            Severity::Fatal,
+                            format!("{path}: an allowance or charge needs its ChargeIndicator"),
+                        );
                     }
                     for (n, id, what) in [
                         (ac.taxes, "CII-SR-471", "CategoryTradeTax"),
@@ -114,7 +121,11 @@ impl Checker {
                         (ac.amounts, "CII-SR-473", "ActualAmount"),
                     ] {
                         if n > 1 {
-                            self.emit(id, Severity::Fatal, format!("{path}: {what} must occur at most 1 time(s), found {n}"));
+                            self.emit(
+                                id,
+                                Severity::Fatal,
+                                format!("{path}: {what} must occur at most 1 time(s), found {n}"),
+                            );
                         }
                     }
                 }
@@ -142,7 +153,8 @@ impl Checker {
             }
             "SpecifiedTradeSettlementPaymentMeans" => {
                 let m = std::mem::take(&mut self.means);
-                if matches!(m.code.as_deref(), Some("30") | Some("58")) && (m.iban == m.proprietary) {
+                if matches!(m.code.as_deref(), Some("30") | Some("58")) && (m.iban == m.proprietary)
+                {
                     self.emit(
                         "CII-SR-470",
                         Severity::Fatal,
@@ -162,11 +174,16 @@ impl Checker {
             }
             "AdditionalReferencedDocument" => {
                 let (code, names, objects) = std::mem::take(&mut self.ard);
-                if parent.ends_with("SpecifiedLineTradeSettlement") && code.as_deref() == Some("130") {
+                if parent.ends_with("SpecifiedLineTradeSettlement")
+                    && code.as_deref() == Some("130")
+                {
                     self.line_objects += 1;
                 }
                 if parent == AGREEMENT && code.as_deref() == Some("916") {
-                    for (n, id, what) in [(names, "CII-SR-475", "Name"), (objects, "CII-SR-476", "AttachmentBinaryObject")] {
+                    for (n, id, what) in [
+                        (names, "CII-SR-475", "Name"),
+                        (objects, "CII-SR-476", "AttachmentBinaryObject"),
+                    ] {
                         if n > 1 {
                             self.emit(id, Severity::Warning, format!("{path}: {what} of a supporting document should occur at most once, found {n}"));
                         }
@@ -198,7 +215,7 @@ impl Checker {
                 (self.buyer, "CII-SR-466", "buyer", "BT-56"),
             ] {
                 if both.0 && both.1 {
-                    self.emit(id, Severity::Fatal, format!("The {who} contact point ({bt}) is given twice, as a person name and as a department name; give one"));
+                    self.emit(id, Severity::Warning, format!("The {who} contact point ({bt}) is given twice, as a person name and as a department name; give one"));
                 }
             }
             self.seller = (false, false);
@@ -212,7 +229,11 @@ impl Checker {
             self.emit("CII-SR-467", Severity::Fatal, "The payment means type codes (BT-81) differ; an invoice has one payment means type".into());
         }
         if self.information_differs {
-            self.emit("CII-SR-468", Severity::Fatal, "The payment means texts (BT-82) differ; an invoice has one".into());
+            self.emit(
+                "CII-SR-468",
+                Severity::Fatal,
+                "The payment means texts (BT-82) differ; an invoice has one".into(),
+            );
         }
         if self.payment_references > 1 {
             let n = self.payment_references;

@@ -20,9 +20,6 @@ use super::code_lists::{
 };
 use super::{LineRef, Out, Scope};
 
-
-
-
 /// UNTDID 2005 subset for BT-8 in UBL (invoice date, delivery date,
 /// payment date).
 const TAX_POINT_CODES: &str = "3 35 432";
@@ -31,17 +28,8 @@ const TAX_POINT_CODES: &str = "3 35 432";
 /// reader may also hand them over already translated to UNTDID 2005).
 const TAX_POINT_CODES_CII: &str = "5 29 72 3 35 432";
 
-
-
-
-
-
-
-
-
 /// MIME codes accepted for BT-125.
 const MIME: &str = "application/pdf image/png image/jpeg text/csv application/vnd.openxmlformats-officedocument.spreadsheetml.sheet application/vnd.oasis.opendocument.spreadsheet";
-
 
 fn in_list(list: &str, code: &str) -> bool {
     if code.is_empty() || code.contains(' ') {
@@ -124,7 +112,10 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 (Some(Syntax::Ubl), DocumentKind::CreditNote) => "a credit note code of UNTDID 1001 (e.g. 381; an invoice is a UBL Invoice)",
                 _ => "an invoice or credit note code of UNTDID 1001 (e.g. 380 invoice, 381 credit note)",
             };
-            out.emit("BR-CL-01", format!("The invoice type code (BT-3) '{t}' is not {which}."));
+            out.emit(
+                "BR-CL-01",
+                format!("The invoice type code (BT-3) '{t}' is not {which}."),
+            );
         }
     }
     // BR-CL-08: a note's subject code (`#AAA#` at its start, UBL) is a

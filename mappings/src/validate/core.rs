@@ -46,8 +46,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             if matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) {
                 out.emit(
                     "BR-09",
-                    "The seller postal address, hence its country code (BT-40), is missing."
-                        .into(),
+                    "The seller postal address, hence its country code (BT-40), is missing.".into(),
                 );
             }
         }

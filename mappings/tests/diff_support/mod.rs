@@ -251,7 +251,10 @@ pub fn explain(tally: &Tally, known: &[(&str, &str)]) -> String {
             if v.is_empty() {
                 "none".to_string()
             } else {
-                v.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                v.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             }
         };
         match known.iter().find(|(k, _)| k == name) {
@@ -272,6 +275,9 @@ pub fn explain(tally: &Tally, known: &[(&str, &str)]) -> String {
         unexplained.is_empty(),
         "differences without a reason: {unexplained:#?}"
     );
-    assert!(stale.is_empty(), "reasons for files that now agree: {stale:?}");
+    assert!(
+        stale.is_empty(),
+        "reasons for files that now agree: {stale:?}"
+    );
     out
 }

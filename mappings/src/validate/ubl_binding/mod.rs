@@ -346,7 +346,9 @@ impl Checker {
             "PartyTaxScheme" => s.pts = Pts::default(),
             "AllowanceCharge" => s.ac = (None, 0),
             "TaxSubtotal" => s.subtotal = (false, false),
-            "TaxCategory" if path.ends_with("TaxSubtotal/TaxCategory") => s.category = (false, false),
+            "TaxCategory" if path.ends_with("TaxSubtotal/TaxCategory") => {
+                s.category = (false, false)
+            }
             "PayeeParty" if path == "PayeeParty" => {
                 s.payee.get_or_insert_with(|| (Vec::new(), 0, 0));
             }
@@ -379,7 +381,9 @@ impl Checker {
         }
         if name == "ID" {
             if path.strip_suffix("/ID").is_some_and(is_line_ref) {
-                s.line_ref.1 = attrs.has("schemeID").then(|| attrs.get("schemeID").unwrap_or("").to_string());
+                s.line_ref.1 = attrs
+                    .has("schemeID")
+                    .then(|| attrs.get("schemeID").unwrap_or("").to_string());
             }
             if path.ends_with("AdditionalDocumentReference/ID") {
                 s.adr.id_scheme |= attrs.has("schemeID");
@@ -410,7 +414,9 @@ impl Checker {
         let credit_note = self.credit_note;
         let s = &mut self.special;
         match name {
-            "DocumentTypeCode" if path.ends_with("AdditionalDocumentReference/DocumentTypeCode") => {
+            "DocumentTypeCode"
+                if path.ends_with("AdditionalDocumentReference/DocumentTypeCode") =>
+            {
                 s.adr.type_code = Some(text.to_string())
             }
             "ID" if path.ends_with("AdditionalDocumentReference/ID") => s.adr.ids += 1,
@@ -491,7 +497,9 @@ impl Checker {
                 self.emit(
                     "UBL-DT-01",
                     Severity::Fatal,
-                    format!("{path}: the amount {text} has {decimals} decimals; amounts take at most 2"),
+                    format!(
+                        "{path}: the amount {text} has {decimals} decimals; amounts take at most 2"
+                    ),
                 );
             }
         }
@@ -561,7 +569,9 @@ impl Checker {
                 self.emit(
                     "UBL-CR-666",
                     Severity::Fatal,
-                    format!("{path}: an invoiced object identifier (type 130) carries no attachment"),
+                    format!(
+                        "{path}: an invoiced object identifier (type 130) carries no attachment"
+                    ),
                 );
             }
             if a.description {
@@ -625,22 +635,49 @@ impl Checker {
                     self.emit(
                         c.id,
                         c.severity,
-                        format!("{} must occur at most {} time(s), found {seen}", c.rel, c.max),
+                        format!(
+                            "{} must occur at most {} time(s), found {seen}",
+                            c.rel, c.max
+                        ),
                     );
                 }
             }
         }
         let s = std::mem::take(&mut self.special);
         for (n, id, what) in [
-            (s.object_ids, "UBL-SR-04", "The invoiced object identifier (BT-18)"),
-            (s.seller_vat, "UBL-SR-12", "The seller VAT identifier (BT-31)"),
-            (s.seller_other, "UBL-SR-13", "The seller tax registration identifier (BT-32)"),
+            (
+                s.object_ids,
+                "UBL-SR-04",
+                "The invoiced object identifier (BT-18)",
+            ),
+            (
+                s.seller_vat,
+                "UBL-SR-12",
+                "The seller VAT identifier (BT-31)",
+            ),
+            (
+                s.seller_other,
+                "UBL-SR-13",
+                "The seller tax registration identifier (BT-32)",
+            ),
             (s.buyer_vat, "UBL-SR-18", "The buyer VAT identifier (BT-48)"),
-            (s.sepa_ids, "UBL-SR-29", "The bank assigned creditor identifier (BT-90, a SEPA party identifier)"),
-            (s.means_code_names, "UBL-SR-46", "The payment means text (BT-82, PaymentMeansCode/@name)"),
+            (
+                s.sepa_ids,
+                "UBL-SR-29",
+                "The bank assigned creditor identifier (BT-90, a SEPA party identifier)",
+            ),
+            (
+                s.means_code_names,
+                "UBL-SR-46",
+                "The payment means text (BT-82, PaymentMeansCode/@name)",
+            ),
         ] {
             if n > 1 {
-                self.emit(id, Severity::Fatal, format!("{what} is given {n} times; give it once"));
+                self.emit(
+                    id,
+                    Severity::Fatal,
+                    format!("{what} is given {n} times; give it once"),
+                );
             }
         }
         if s.payment_id.1 {
@@ -654,7 +691,8 @@ impl Checker {
             self.emit(
                 "UBL-SR-47",
                 Severity::Fatal,
-                "The payment means codes (BT-81) differ; an invoice has one payment means type".into(),
+                "The payment means codes (BT-81) differ; an invoice has one payment means type"
+                    .into(),
             );
         }
         if let Some((names, ids, legal)) = s.payee {
@@ -667,10 +705,18 @@ impl Checker {
             for (n, id, what) in [
                 (names.len() as u32, "UBL-SR-19", "payee name (BT-59)"),
                 (ids, "UBL-SR-20", "payee identifier (BT-60)"),
-                (legal, "UBL-SR-21", "payee legal registration identifier (BT-61)"),
+                (
+                    legal,
+                    "UBL-SR-21",
+                    "payee legal registration identifier (BT-61)",
+                ),
             ] {
                 if n > 1 {
-                    self.emit(id, Severity::Fatal, format!("The {what} is given {n} times; give it once"));
+                    self.emit(
+                        id,
+                        Severity::Fatal,
+                        format!("The {what} is given {n} times; give it once"),
+                    );
                 } else if !differs {
                     self.emit(
                         id,
