@@ -185,7 +185,13 @@ class Oracle:
 
     def run(self, rel, path, etree):
         exe = self.stylesheet(rel)
-        out = exe.transform_to_string(source_file=os.path.abspath(path))
+        try:
+            out = exe.transform_to_string(source_file=os.path.abspath(path))
+        except Exception as e:  # a dynamic error: the artefact gives no report
+            # (e.g. a value its XPath cannot cast, "x" as xs:decimal): the
+            # official validation stops, so the file is not accepted.
+            return [{"id": "ORACLE-ERROR", "flag": "fatal", "location": "/",
+                     "text": " ".join(str(e).split())[:300], "artefact": os.path.basename(rel)}]
         if out is None:
             return [{"id": "ORACLE", "flag": "fatal", "location": "/",
                      "text": "Saxon produced no report", "artefact": os.path.basename(rel)}]
