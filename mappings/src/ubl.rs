@@ -528,6 +528,7 @@ impl Handler for Mapper {
         if let Some(b) = self.binding.as_mut() {
             b.end(path, t);
         }
+
         if let Some(rest) = path
             .strip_prefix("InvoiceLine/")
             .or_else(|| path.strip_prefix("CreditNoteLine/"))

@@ -223,6 +223,26 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 t.vat_total_repeats + 1
             ),
         );
+    } else if filled(&inv.currency)
+        && (t.total_with_vat.is_none() || t.total_without_vat.is_none())
+        && match inv.syntax {
+            // UBL states it on the root, CII on the monetary summation.
+            Some(Syntax::Ubl) => true,
+            Some(Syntax::Cii) | Some(Syntax::FacturX) => totals_given,
+            _ => false,
+        }
+    {
+        out.emit(
+            "BR-CO-15",
+            format!(
+                "The total with VAT (BT-112) cannot be checked against the total without VAT (BT-109) plus the total VAT (BT-110): {} missing.",
+                match (t.total_with_vat, t.total_without_vat) {
+                    (None, None) => "BT-112 and BT-109 are",
+                    (None, _) => "BT-112 is",
+                    _ => "BT-109 is",
+                }
+            ),
+        );
     } else if filled(&inv.currency) {
         if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
             match t.vat_total {
@@ -322,7 +342,19 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            let Some(tax) = b.tax_amount else { continue };
+            // Without BT-117 the official equality is false: BR-CO-17
+            // fires besides BR-46.
+            let Some(tax) = b.tax_amount else {
+                out.emit(
+                    "BR-CO-17",
+                    format!(
+                        "VAT breakdown {} (category {}) has no tax amount (BT-117) to check against its taxable amount and rate.",
+                        i + 1,
+                        b.category.as_deref().unwrap_or("?")
+                    ),
+                );
+                continue;
+            };
             let rounds_to_zero = |v: Decimal| round0(v).is_some_and(|r| r.is_zero());
             let ok = match b.rate {
                 None => rounds_to_zero(tax),

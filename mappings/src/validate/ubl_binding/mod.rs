@@ -149,6 +149,12 @@ fn steps(path: &str) -> usize {
     }
 }
 
+/// `InvoiceLine/Item/ClassifiedTaxCategory` or the CreditNoteLine one.
+fn is_line_item_category(path: &str) -> bool {
+    path == "InvoiceLine/Item/ClassifiedTaxCategory"
+        || path == "CreditNoteLine/Item/ClassifiedTaxCategory"
+}
+
 /// `InvoiceLine/DocumentReference` or `CreditNoteLine/DocumentReference`.
 fn is_line_ref(path: &str) -> bool {
     path == "InvoiceLine/DocumentReference" || path == "CreditNoteLine/DocumentReference"
@@ -186,6 +192,10 @@ struct Special {
     subtotal: (bool, bool),
     /// The open TaxCategory of a TaxSubtotal: ID given, scheme is VAT.
     category: (bool, bool),
+    /// The open TaxCategory of a TaxSubtotal: a Percent given, ID is `O`.
+    category_rate: (bool, bool),
+    /// The open line ClassifiedTaxCategory: ID given, scheme is VAT.
+    classified: (bool, bool),
     /// The open line DocumentReference: type code, ID scheme (BR-CL-07 on
     /// BT-128).
     line_ref: (Option<String>, Option<String>),
@@ -347,8 +357,10 @@ impl Checker {
             "AllowanceCharge" => s.ac = (None, 0),
             "TaxSubtotal" => s.subtotal = (false, false),
             "TaxCategory" if path.ends_with("TaxSubtotal/TaxCategory") => {
-                s.category = (false, false)
+                s.category = (false, false);
+                s.category_rate = (false, false);
             }
+            "ClassifiedTaxCategory" => s.classified = (false, false),
             "PayeeParty" if path == "PayeeParty" => {
                 s.payee.get_or_insert_with(|| (Vec::new(), 0, 0));
             }
@@ -435,6 +447,14 @@ impl Checker {
             "ID" if path.ends_with("TaxSubtotal/TaxCategory/ID") => {
                 s.category.0 = true;
                 s.subtotal.1 |= !text.is_empty();
+                s.category_rate.1 = text == "O";
+            }
+            "Percent" if path.ends_with("TaxSubtotal/TaxCategory/Percent") => {
+                s.category_rate.0 = true
+            }
+            "ID" if path.ends_with("Item/ClassifiedTaxCategory/ID") => s.classified.0 = true,
+            "ID" if path.ends_with("Item/ClassifiedTaxCategory/TaxScheme/ID") => {
+                s.classified.1 = text.eq_ignore_ascii_case("VAT")
             }
             "ID" if path.ends_with("TaxSubtotal/TaxCategory/TaxScheme/ID") => {
                 s.category.1 = text.eq_ignore_ascii_case("VAT")
@@ -524,6 +544,23 @@ impl Checker {
                             format!("{path}: the scheme '{s}' of the invoice line object identifier (BT-128) is not a UNTDID 1153 code"),
                         );
                     }
+                }
+            }
+            // The binding takes BT-151 (and BT-118's rate) only from a
+            // category in the tax scheme VAT: another scheme's category is
+            // no VAT category (the model keeps the code, so these are
+            // raised here).
+            "ClassifiedTaxCategory" if is_line_item_category(path) => {
+                let (id, vat) = std::mem::take(&mut self.special.classified);
+                if id && !vat {
+                    self.emit("BR-CO-04", Severity::Fatal, format!("{path}: the line's VAT category code (BT-151) is not in the tax scheme 'VAT' (TaxScheme/ID)"));
+                }
+            }
+            "TaxCategory" if path == "TaxTotal/TaxSubtotal/TaxCategory" => {
+                let (id, vat) = self.special.category;
+                let (rate, o) = self.special.category_rate;
+                if id && !vat && (rate || o) {
+                    self.emit("BR-48", Severity::Fatal, format!("{path}: the VAT breakdown's rate (BT-119) is not in the tax scheme 'VAT' (TaxScheme/ID)"));
                 }
             }
             "TaxSubtotal" if path.ends_with("TaxTotal/TaxSubtotal") => {
