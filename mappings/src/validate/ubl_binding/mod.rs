@@ -562,6 +562,9 @@ impl Checker {
                 if id && !vat && (rate || o) {
                     self.emit("BR-48", Severity::Fatal, format!("{path}: the VAT breakdown's rate (BT-119) is not in the tax scheme 'VAT' (TaxScheme/ID)"));
                 }
+                if id && !vat {
+                    self.emit("BR-CO-17", Severity::Fatal, format!("{path}: the VAT breakdown's tax amount (BT-117) cannot be checked: its category is not in the tax scheme 'VAT' (TaxScheme/ID)"));
+                }
             }
             "TaxSubtotal" if path.ends_with("TaxTotal/TaxSubtotal") => {
                 let (ok, category_given) = self.special.subtotal;
