@@ -96,6 +96,8 @@ struct Mapper {
     means_count: usize,
     /// The Factur-X profile's structure rules, checked as elements pass.
     fx: crate::validate::fx::Checker,
+    /// The CII syntax-binding rules (CII-SR-463 .. 476).
+    binding: crate::validate::cii_binding::Checker,
 }
 
 #[derive(Clone, Copy)]
@@ -187,6 +189,10 @@ impl Mapper {
                 }
             }
             "AssociatedDocumentLineDocument/LineID" => set(&mut l.id, text(t)),
+            "AssociatedDocumentLineDocument/LineStatusReasonCode" => {
+                set(&mut l.line_status, text(t))
+            }
+            "AssociatedDocumentLineDocument/ParentLineID" => set(&mut l.parent_line_id, text(t)),
             "AssociatedDocumentLineDocument/IncludedNote/Content" => {
                 if let Some(n) = text(t) {
                     match &mut l.note {
@@ -240,7 +246,7 @@ impl Mapper {
             }
             "SpecifiedLineTradeDelivery/BilledQuantity" => {
                 l.quantity = v.decimal("BT-129", t);
-                l.unit_code = attrs.owned("unitCode");
+                l.unit_code = crate::ubl::present(attrs, "unitCode");
             }
             "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut l.vat_category, text(t)),
             "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => {
@@ -629,7 +635,20 @@ impl Mapper {
         let structure = if self.zugferd1 {
             Vec::new()
         } else {
-            self.fx.finish()
+            let mut s = self.fx.finish();
+            let mut binding = std::mem::take(&mut self.binding).finish();
+            // Stated as the file's Factur-X profile states them (another
+            // CIUS: the CEN ids).
+            if let Some(p) = self
+                .inv
+                .specification_id
+                .as_deref()
+                .and_then(crate::validate::FxProfile::for_guideline)
+            {
+                p.restate(&mut binding);
+            }
+            s.extend(binding);
+            s
         };
         ReadOutcome {
             invoice: self.inv,
@@ -699,6 +718,7 @@ impl Handler for Mapper {
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
         if !self.zugferd1 {
             self.fx.start(path, attrs);
+            self.binding.start(path);
         }
         self.map_start(path, attrs)
     }
@@ -706,6 +726,7 @@ impl Handler for Mapper {
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         if !self.zugferd1 {
             self.fx.end(path, t);
+            self.binding.end(path, t);
         }
         self.map_end(path, attrs, t, binary_size)
     }

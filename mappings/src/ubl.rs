@@ -189,6 +189,8 @@ struct Mapper {
     sepa_creditor: Option<String>,
     means: MeansBuf,
     means_count: usize,
+    /// The CEN UBL syntax-binding rules, checked as elements pass.
+    binding: Option<crate::validate::ubl_binding::Checker>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -325,7 +327,7 @@ impl Mapper {
             "Note" => set(&mut l.note, text(t)),
             "InvoicedQuantity" | "CreditedQuantity" => {
                 l.quantity = v.decimal("BT-129", t);
-                l.unit_code = attrs.owned("unitCode");
+                l.unit_code = present(attrs, "unitCode");
             }
             "LineExtensionAmount" => l.net_amount = v.decimal("BT-131", t),
             "AccountingCost" => set(&mut l.buyer_accounting_reference, text(t)),
@@ -369,7 +371,7 @@ impl Mapper {
             "Price/PriceAmount" => l.net_price = v.decimal("BT-146", t),
             "Price/BaseQuantity" => {
                 l.price_base_quantity = v.decimal("BT-149", t);
-                l.price_base_quantity_unit = attrs.owned("unitCode");
+                l.price_base_quantity_unit = present(attrs, "unitCode");
             }
             "Price/AllowanceCharge/Amount" => l.price_discount = v.decimal("BT-147", t),
             "Price/AllowanceCharge/BaseAmount" => l.gross_price = v.decimal("BT-148", t),
@@ -417,10 +419,11 @@ impl Mapper {
             .specification_id
             .as_deref()
             .map(Profile::from_specification_id);
+        let structure = self.binding.take().map(|b| b.finish()).unwrap_or_default();
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
-            structure: Vec::new(),
+            structure,
         }
     }
 }
@@ -443,10 +446,16 @@ impl Handler for Mapper {
                 ))
             }
         }
+        self.binding = Some(crate::validate::ubl_binding::Checker::new(
+            self.inv.kind == DocumentKind::CreditNote,
+        ));
         Ok(())
     }
 
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        if let Some(b) = self.binding.as_mut() {
+            b.start(path, attrs);
+        }
         // A group is present as soon as its element is, even empty: the
         // official rules check what an empty `<cac:PayeeParty/>` lacks.
         let inv = &mut self.inv;
@@ -516,6 +525,10 @@ impl Handler for Mapper {
     }
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        if let Some(b) = self.binding.as_mut() {
+            b.end(path, t);
+        }
+
         if let Some(rest) = path
             .strip_prefix("InvoiceLine/")
             .or_else(|| path.strip_prefix("CreditNoteLine/"))
@@ -803,6 +816,14 @@ impl Handler for Mapper {
             _ => {}
         }
     }
+}
+
+/// An attribute as given, empty included (the official rules tell a
+/// missing unitCode, BR-23, from an empty one, BR-CL-23).
+pub(crate) fn present(attrs: &Attrs<'_>, name: &str) -> Option<String> {
+    attrs
+        .has(name)
+        .then(|| attrs.get(name).unwrap_or("").to_string())
 }
 
 /// A UBL note may carry its BT-21 subject code as a `#CODE#` prefix (the

@@ -27,11 +27,14 @@
 
 mod calc;
 mod catalog;
+pub(crate) mod cii_binding;
+mod code_lists;
 mod codes;
 mod core;
 mod dec;
 pub(crate) mod fx;
 mod tolerance;
+pub(crate) mod ubl_binding;
 mod vat;
 
 use std::collections::HashMap;
@@ -56,14 +59,23 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
 
     // The one pass over the lines: each line's own rules, then its amounts
     // into the aggregates that the totals and VAT rules read afterwards.
+    // In Factur-X EXTENDED, the group and information lines of a sub-line
+    // hierarchy (BT-X-8 other than DETAIL) are neither checked as lines
+    // nor summed: the EXTENDED schematron states BR-22, BR-23, BR-26,
+    // BR-CO-04, BR-CO-10 and the `-08` rules on detail lines only.
+    let profile = factur_x_profile(invoice);
+    let extended = profile == Some(FxProfile::Extended);
     if scope.lines {
         for (index, line) in invoice.lines.iter().enumerate() {
             let at = LineRef {
                 index,
                 id: line.id.as_deref(),
             };
+            if extended && line.line_status.as_deref().is_some_and(|s| s != "DETAIL") {
+                continue;
+            }
             core::line(line, at, &mut out);
-            codes::line(line, at, &mut out);
+            codes::line(line, invoice.syntax, at, &mut out);
             dec::line(line, at, &mut out);
             vat::line(line, at, &mut out);
             agg.add_line(line);
@@ -85,8 +97,11 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
     if scope.vat_breakdown {
         vat::check(invoice, scope, &agg, &mut out);
     }
-    if let Some(profile) = factur_x_profile(invoice) {
+    if let Some(profile) = profile {
         profile.restate(&mut out.violations);
+    }
+    if extended {
+        fx::sub_lines(invoice, &mut out.violations);
     }
     out.violations
 }
@@ -368,16 +383,53 @@ BR-CO-10, and the VAT category rules that count or sum lines: the `-01` (breakdo
 pub(crate) const NOT_IMPLEMENTED_NOTE: &str = "\n## Not checked, and why\n\n\
 - BR-CO-05 to BR-CO-08 (reason code and reason text mean the same thing): the schematron \
 states them as `true()`; no machine check exists.\n\
-- BR-CO-25 on CII and Factur-X documents: the official CII binding defines no context for it \
-(its `Amount_due` parameter is missing), so the CEN artefacts never fire it on CII; quai agrees \
-with them. It is checked on UBL invoices (not credit notes, as the UBL binding) and EDIFACT.\n\
+- BR-CO-25 (a positive amount due needs a due date or payment terms): removed from the CEN \
+artefacts (1.3.16 no longer states it); quai no longer raises it.\n\
 - BR-CO-09 on EDIFACT documents is a warning, not fatal: the official EDIFACT binding states it \
 as `true()` (an `RFF+VA` reference traditionally carries the VAT number without its country \
 prefix, the country being in the `NAD`; the CEN EDIFACT examples do so).\n\
 - BR-66, BR-67 (at most one payment card, one mandate): the canonical model holds at most one \
 of each, so a reader reports extra ones as syntax problems.\n\
-- UBL-SR-*, UBL-CR-*, UBL-DT-*, CII-SR-*, CII-DT-*: syntax binding rules about the XML \
-itself; the readers report what matters of them as `SYNTAX` violations.\n";
+- CII-DT-* and the CII-SR rules other than 463..476: stated by the CEN CII artefact and the \
+EXTENDED-CTC-FR schematron, not by the Factur-X schematrons that judge CII files here (the \
+EXTENDED one states CII-DT-097, a date format, which the CII reader reports as `SYNTAX`).\n\
+- BR-CL-03 (the currency of every single amount): the model keeps one currency (BT-5); the \
+readers report a foreign `currencyID`.\n";
+
+/// The syntax-binding rules section of docs/rules.md.
+pub(crate) fn binding_markdown() -> String {
+    let (counts, absent, hand) = ubl_binding::coverage();
+    format!(
+        "\n## Syntax-binding rules\n\n\
+         Besides the business rules, the CEN UBL artefact ({version}) states how EN 16931 binds to \
+         UBL 2.1: {total} distinct rule ids, UBL-SR-* (an element given more often than EN 16931 \
+         allows, fatal), UBL-CR-* (UBL elements and attributes EN 16931 does not use, warnings; \
+         UBL-CR-666 and UBL-CR-673 are fatal) and UBL-DT-* (data types: at most 2 decimals in an \
+         amount, a binary object's mimeCode and filename, fatal; attributes not used, warnings). \
+         The UBL reader checks every one of them on the XML as it reads, with the artefact's ids \
+         and severities: {counts} count rows and {absent} not-used rows (one per context or path variant) generated from the \
+         artefact into `mappings/src/validate/ubl_binding/tables.rs` by \
+         `scripts/oracle/gen_ubl_binding.py`, and {hand} rules of other shapes written out in \
+         `ubl_binding/mod.rs` ({hand_ids}).\n\n\
+         The CII reader checks CII-SR-463 .. CII-SR-476, the syntax-binding rules the Factur-X \
+         schematrons state (`mappings/src/validate/cii_binding.rs`), restated as the file's \
+         profile states them (MINIMUM and BASIC give some an FX-SCH-A id; CII-SR-474..476 are \
+         warnings). In a CII file of another CIUS, CII-SR-465/466 (a contact given as a person \
+         and a department) are warnings, as in the CEN CII artefact 1.3.16. CII-SR-464 is stated \
+         as a tautology and never fires.\n\n\
+         The code lists of the BR-CL rules are the artefact's own \
+         (`mappings/src/validate/code_lists.rs`, generated by `scripts/oracle/gen_code_lists.py`): \
+         ISO 6523 ICD up to 0248, ISO 4217, UNTDID 1001 (invoice codes in a UBL Invoice, credit \
+         note codes in a UBL CreditNote), 1153, 4451 (BR-CL-08), 4461, 5189, 5305, 7143, 7161, \
+         UN/ECE Rec 20/21 units (BR-CL-23), CEF VATEX and EAS.\n\n\
+         In UBL, a tax category outside the tax scheme `VAT` (`UK VAT`, `GST`) is no VAT \
+         category, as the artefact selects `cac:TaxCategory[cac:TaxScheme/cbc:ID = 'VAT']`: a line \
+         gets BR-CO-04, a breakdown BR-47, BR-48 and BR-CO-17.\n",
+        version = ubl_binding::VERSION,
+        total = ubl_binding::RULES,
+        hand_ids = ubl_binding::HAND.join(", "),
+    )
+}
 
 #[cfg(test)]
 mod tests;

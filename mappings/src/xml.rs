@@ -360,6 +360,23 @@ impl<'a> Attrs<'a> {
     pub fn owned(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
     }
+
+    /// Whether attribute `name` is given at all, even empty (the official
+    /// rules tell `exists(@unitCode)` from its value).
+    pub fn has(&self, name: &str) -> bool {
+        let buf = self.buf;
+        self.items
+            .iter()
+            .any(|&(k, v, _)| buf.get(k as usize..v as usize) == Some(name))
+    }
+
+    /// The attributes' names, as written (a prefix included).
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        let buf = self.buf;
+        self.items
+            .iter()
+            .filter_map(move |&(k, v, _)| buf.get(k as usize..v as usize))
+    }
 }
 
 /// What to do with an element's character content.

@@ -133,6 +133,9 @@ fn line(n: u32) -> Line {
                 value: "L".into(),
             },
         ],
+        // Factur-X EXTENDED sub-line terms, not EN 16931 ones: not converted.
+        line_status: None,
+        parent_line_id: None,
     }
 }
 

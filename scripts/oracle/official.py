@@ -132,9 +132,16 @@ def sniff(path, etree):
     except Exception as e:  # not XML: the caller reports it
         return None, None, None, str(e)
     root = tree.getroot()
-    ns = etree.QName(root).namespace
-    if ns in (UBL_INV, UBL_CN):
+    qn = etree.QName(root)
+    ns = qn.namespace
+    # The root element itself, not only its namespace: the XSD (part of the
+    # official validation) refuses any other root, such as a CII-namespaced
+    # `myinvoice`, so the schematron's verdict on its descendants is moot.
+    if (ns, qn.localname) in ((UBL_INV, "Invoice"), (UBL_CN, "CreditNote")):
         return "ubl", "en16931", ns, None
+    if ns in (UBL_INV, UBL_CN, CII) and qn.localname not in ("Invoice", "CreditNote",
+                                                               "CrossIndustryInvoice"):
+        return None, None, "%s (root %s)" % (ns, qn.localname), None
     if ns == CII:
         gid = "".join(root.xpath(
             "string(*[local-name()='ExchangedDocumentContext']"
@@ -178,7 +185,13 @@ class Oracle:
 
     def run(self, rel, path, etree):
         exe = self.stylesheet(rel)
-        out = exe.transform_to_string(source_file=os.path.abspath(path))
+        try:
+            out = exe.transform_to_string(source_file=os.path.abspath(path))
+        except Exception as e:  # a dynamic error: the artefact gives no report
+            # (e.g. a value its XPath cannot cast, "x" as xs:decimal): the
+            # official validation stops, so the file is not accepted.
+            return [{"id": "ORACLE-ERROR", "flag": "fatal", "location": "/",
+                     "text": " ".join(str(e).split())[:300], "artefact": os.path.basename(rel)}]
         if out is None:
             return [{"id": "ORACLE", "flag": "fatal", "location": "/",
                      "text": "Saxon produced no report", "artefact": os.path.basename(rel)}]

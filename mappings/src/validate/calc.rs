@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::model::{DocumentKind, Invoice, Severity, Syntax};
+use crate::model::{Invoice, Severity, Syntax};
 
 use super::tolerance::within_one;
 use super::vat::Aggregates;
@@ -55,11 +55,43 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
         }
     }
 
+    // The official rules on the totals have the monetary total group as
+    // their context: given it, a missing operand makes the equality false
+    // and the rule fires (besides the presence rule of the missing term).
+    let totals_given = t.line_net_total.is_some()
+        || t.allowance_total.is_some()
+        || t.charge_total.is_some()
+        || t.total_without_vat.is_some()
+        || t.vat_total.is_some()
+        || t.total_with_vat.is_some()
+        || t.prepaid.is_some()
+        || t.rounding.is_some()
+        || t.amount_due.is_some();
+
     // BR-CO-10: BT-106 = round(Σ BT-131).
+    if scope.lines && totals_given && t.line_net_total.is_none() {
+        out.emit(
+            "BR-CO-10",
+            format!(
+                "The sum of line net amounts (BT-106) is missing, so it cannot equal the sum of the line net amounts (BT-131), {}.",
+                amt_opt(agg.line_net.get().and_then(round2))
+            ),
+        );
+    }
+    // Factur-X EXTENDED states it with a tolerance of 0.01 per line
+    // (BR-FXEXT-CO-10), over its detail lines only.
+    let tolerance = if super::factur_x_profile(inv) == Some(super::FxProfile::Extended) {
+        Decimal::new(inv.lines.len() as i64, 2)
+    } else {
+        Decimal::ZERO
+    };
     if scope.lines {
         if let (Some(stated), Some(sum)) = (t.line_net_total, agg.line_net.get()) {
             if let Some(expected) = round2(sum) {
-                if stated != expected {
+                if stated
+                    .checked_sub(expected)
+                    .is_none_or(|d| d.abs() > tolerance)
+                {
                     out.emit(
                         "BR-CO-10",
                         format!(
@@ -122,6 +154,22 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     }
 
     // BR-CO-13: BT-109 = BT-106 − BT-107 + BT-108 (as stated, not re-summed).
+    if !scope.minimum
+        && totals_given
+        && (t.total_without_vat.is_none() || t.line_net_total.is_none())
+    {
+        out.emit(
+            "BR-CO-13",
+            format!(
+                "The total without VAT (BT-109) cannot be checked against the line net amounts (BT-106) minus allowances (BT-107) plus charges (BT-108): {} missing.",
+                match (t.total_without_vat, t.line_net_total) {
+                    (None, None) => "BT-109 and BT-106 are",
+                    (None, _) => "BT-109 is",
+                    _ => "BT-106 is",
+                }
+            ),
+        );
+    }
     if !scope.minimum {
         if let (Some(without), Some(lines)) = (t.total_without_vat, t.line_net_total) {
             let expected = match (t.allowance_total, t.charge_total) {
@@ -175,6 +223,26 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 t.vat_total_repeats + 1
             ),
         );
+    } else if filled(&inv.currency)
+        && (t.total_with_vat.is_none() || t.total_without_vat.is_none())
+        && match inv.syntax {
+            // UBL states it on the root, CII on the monetary summation.
+            Some(Syntax::Ubl) => true,
+            Some(Syntax::Cii) | Some(Syntax::FacturX) => totals_given,
+            _ => false,
+        }
+    {
+        out.emit(
+            "BR-CO-15",
+            format!(
+                "The total with VAT (BT-112) cannot be checked against the total without VAT (BT-109) plus the total VAT (BT-110): {} missing.",
+                match (t.total_with_vat, t.total_without_vat) {
+                    (None, None) => "BT-112 and BT-109 are",
+                    (None, _) => "BT-112 is",
+                    _ => "BT-109 is",
+                }
+            ),
+        );
     } else if filled(&inv.currency) {
         if let (Some(with), Some(without)) = (t.total_with_vat, t.total_without_vat) {
             match t.vat_total {
@@ -226,6 +294,19 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
 
     // BR-CO-16: BT-115 = BT-112 − BT-113 + BT-114, in the schematron's four
     // cases (a zero paid or rounding amount counts as absent there).
+    if totals_given && (t.amount_due.is_none() || t.total_with_vat.is_none()) {
+        out.emit(
+            "BR-CO-16",
+            format!(
+                "The amount due (BT-115) cannot be checked against the total with VAT (BT-112) minus the paid amount (BT-113) plus the rounding amount (BT-114): {} missing.",
+                match (t.amount_due, t.total_with_vat) {
+                    (None, None) => "BT-115 and BT-112 are",
+                    (None, _) => "BT-115 is",
+                    _ => "BT-112 is",
+                }
+            ),
+        );
+    }
     if let (Some(due), Some(with)) = (t.amount_due, t.total_with_vat) {
         let prepaid = t.prepaid.filter(|p| !p.is_zero());
         let rounding = t.rounding.filter(|r| !r.is_zero());
@@ -261,7 +342,19 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            let Some(tax) = b.tax_amount else { continue };
+            // Without BT-117 the official equality is false: BR-CO-17
+            // fires besides BR-46.
+            let Some(tax) = b.tax_amount else {
+                out.emit(
+                    "BR-CO-17",
+                    format!(
+                        "VAT breakdown {} (category {}) has no tax amount (BT-117) to check against its taxable amount and rate.",
+                        i + 1,
+                        b.category.as_deref().unwrap_or("?")
+                    ),
+                );
+                continue;
+            };
             let rounds_to_zero = |v: Decimal| round0(v).is_some_and(|r| r.is_zero());
             let ok = match b.rate {
                 None => rounds_to_zero(tax),
@@ -309,27 +402,6 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
             "BR-CO-18",
             "The invoice has no VAT breakdown (BG-23); at least one is required.".into(),
         );
-    }
-
-    // BR-CO-25: a positive amount due needs a due date or payment terms.
-    // The UBL binding states it on the Invoice root only, not on a
-    // CreditNote (whose amount due is the buyer's to pay back). The CII
-    // binding (artefacts 1.3.x) binds the rule to no context at all, so the
-    // official CII validation never fires it: neither does quai on CII.
-    let ubl_credit_note = inv.kind == DocumentKind::CreditNote && inv.syntax == Some(Syntax::Ubl);
-    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
-    if !scope.minimum && !ubl_credit_note && !cii {
-        if let Some(due) = t.amount_due {
-            if due > Decimal::ZERO && inv.due_date.is_none() && inv.payment_terms.is_none() {
-                out.emit(
-                    "BR-CO-25",
-                    format!(
-                        "The amount due (BT-115) is {} but neither a payment due date (BT-9) nor payment terms (BT-20) are given.",
-                        amt(due)
-                    ),
-                );
-            }
-        }
     }
 
     // BR-CO-26: the seller is identified somehow.

@@ -104,7 +104,6 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-CO-22", "BT-104", F, "Each document level charge shall have a reason, a reason code or both."),
     ("BR-CO-23", "BT-139", F, "Each line allowance shall have a reason, a reason code or both."),
     ("BR-CO-24", "BT-144", F, "Each line charge shall have a reason, a reason code or both."),
-    ("BR-CO-25", "BT-9", F, "A positive amount due requires a payment due date or payment terms."),
     ("BR-CO-26", "BT-29", F, "The seller shall be identified by an identifier, a legal registration identifier or a VAT identifier."),
     // --- VAT category families (BR-S, BR-Z, BR-E, BR-AE, BR-IC, BR-G, BR-O, BR-AF, BR-AG, BR-B) ---
     ("BR-S-01", "BG-23", F, "Lines, allowances or charges in category S (standard rated) require at least one VAT breakdown with category S."),
@@ -210,7 +209,8 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-CL-04", "BT-5", F, "The invoice currency code shall be an ISO 4217 code."),
     ("BR-CL-05", "BT-6", F, "The VAT accounting currency code shall be an ISO 4217 code."),
     ("BR-CL-06", "BT-8", F, "The VAT point date code shall be 3, 35 or 432 (UNTDID 2005)."),
-    ("BR-CL-07", "BT-18", F, "The invoiced object identifier scheme shall be a UNTDID 1153 code."),
+    ("BR-CL-07", "BT-18", F, "The invoiced object identifier schemes (BT-18, and BT-128 on a line) shall be UNTDID 1153 codes."),
+    ("BR-CL-08", "BT-21", F, "An invoice note's subject code (`#AAA#` at the start of a UBL note) shall be a UNTDID 4451 code."),
     ("BR-CL-10", "BT-29", F, "Party identifier schemes (BT-29, BT-46, BT-60) shall be ISO 6523 ICD codes (SEPA for seller and payee)."),
     ("BR-CL-11", "BT-30", F, "Legal registration identifier schemes (BT-30, BT-47, BT-61) shall be ISO 6523 ICD codes."),
     ("BR-CL-13", "BT-158", F, "Item classification schemes shall be UNTDID 7143 codes."),
@@ -223,6 +223,7 @@ pub static RULES: &[RuleInfo] = rules![
     ("BR-CL-20", "BT-105", F, "Charge reason codes shall be UNCL 7161 codes."),
     ("BR-CL-21", "BT-157", F, "Item standard identifier schemes shall be ISO 6523 ICD codes."),
     ("BR-CL-22", "BT-121", F, "VAT exemption reason codes shall be CEF VATEX codes."),
+    ("BR-CL-23", "BT-130", F, "Unit codes (BT-130, BT-150) shall be UN/ECE Recommendation 20 or 21 codes (the artefact's list)."),
     ("BR-CL-25", "BT-34", F, "Electronic address schemes (BT-34, BT-49) shall be CEF EAS codes."),
     ("BR-CL-26", "BT-71", F, "The deliver-to location identifier scheme shall be an ISO 6523 ICD code."),
     ("BR-CL-24", "BT-125", F, "Attached documents shall be PDF, PNG, JPEG, CSV, XLSX or ODS."),
@@ -258,7 +259,7 @@ pub fn markdown() -> String {
          `validate::tests::rules_doc_is_current` keeps this file in step; \
          regenerate with `QUAI_BLESS=1 cargo test -p quai-mappings rules_doc`).\n\
          Rule ids, terms and severities follow the CEN schematron (EN 16931 \
-         validation artefacts 1.3.x). A fatal rule rejects the invoice; a \
+         validation artefacts 1.3.16, see Artefacts). A fatal rule rejects the invoice; a \
          warning is reported and the invoice is accepted.\n\n",
     );
     s.push_str(crate::validate::ARTEFACTS_NOTE);
@@ -275,6 +276,7 @@ pub fn markdown() -> String {
             r.id, r.term, sev, r.text
         ));
     }
+    s.push_str(&crate::validate::binding_markdown());
     s.push_str(crate::validate::NOT_IMPLEMENTED_NOTE);
     s
 }

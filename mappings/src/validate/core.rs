@@ -35,10 +35,21 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         out.emit("BR-07", "The buyer name (BT-44) is missing.".into());
     }
     match &inv.seller.address {
-        None => out.emit(
-            "BR-08",
-            "The seller postal address (BG-5) is missing.".into(),
-        ),
+        None => {
+            out.emit(
+                "BR-08",
+                "The seller postal address (BG-5) is missing.".into(),
+            );
+            // The CII binding states BR-09 on the root (`//SellerTradeParty/
+            // PostalTradeAddress/CountryID != ''`): without an address there
+            // is no country code either. UBL states it in the address.
+            if matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) {
+                out.emit(
+                    "BR-09",
+                    "The seller postal address, hence its country code (BT-40), is missing.".into(),
+                );
+            }
+        }
         Some(a) => {
             if !filled(&a.country_code) {
                 out.emit(
@@ -146,7 +157,15 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             );
         }
     }
-    if let Some(p) = &inv.invoicing_period {
+    // The UBL binding also accepts an invoicing period that only carries
+    // the VAT point date code (BT-8 is `cac:InvoicePeriod/cbc:DescriptionCode`
+    // there).
+    let ubl_code_only = inv.syntax == Some(Syntax::Ubl) && filled(&inv.tax_point_date_code);
+    if let Some(p) = inv
+        .invoicing_period
+        .as_ref()
+        .filter(|p| !(ubl_code_only && p.start.is_none() && p.end.is_none()))
+    {
         period_rules(
             p.start,
             p.end,
@@ -421,10 +440,18 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
         out.emit("BR-25", format!("Invoice {at} has no item name (BT-153)."));
     }
     match l.net_price {
-        None => out.emit(
-            "BR-26",
-            format!("Invoice {at} has no item net price (BT-146)."),
-        ),
+        None => {
+            out.emit(
+                "BR-26",
+                format!("Invoice {at} has no item net price (BT-146)."),
+            );
+            // `(Price/PriceAmount) >= 0` is false without a price: the
+            // official artefacts fire BR-27 on a missing price too.
+            out.emit(
+                "BR-27",
+                format!("Invoice {at} has no item net price (BT-146), so it cannot be checked as not negative."),
+            );
+        }
         Some(p) if p.is_sign_negative() && !p.is_zero() => {
             out.emit(
                 "BR-27",

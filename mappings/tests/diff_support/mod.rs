@@ -92,6 +92,8 @@ pub struct Tally {
     /// Per rule id: files where quai misses it / adds it.
     pub missing: BTreeMap<String, Vec<String>>,
     pub extra: BTreeMap<String, Vec<String>>,
+    /// Per differing file: (name, ids missed, ids added).
+    pub differing: Vec<(String, Vec<String>, Vec<String>)>,
 }
 
 impl Tally {
@@ -104,6 +106,13 @@ impl Tally {
             self.same_verdict += 1;
         }
         self.official_ids += official.len();
+        if quai != official {
+            self.differing.push((
+                name.to_string(),
+                official.difference(quai).cloned().collect(),
+                quai.difference(official).cloned().collect(),
+            ));
+        }
         for id in official.difference(quai) {
             self.missing_ids += 1;
             self.missing
@@ -229,4 +238,46 @@ pub fn recorded(tag: &str, name: &str) -> Option<usize> {
         .collect::<String>()
         .parse()
         .ok()
+}
+
+/// Every differing file must have a reason in `known` (name, reason), and
+/// every reason must still be needed: returns the Markdown list, or panics
+/// naming what is unexplained or stale.
+pub fn explain(tally: &Tally, known: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    let mut unexplained = Vec::new();
+    for (name, missing, extra) in &tally.differing {
+        let fmt = |v: &Vec<String>| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|i| format!("`{i}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        match known.iter().find(|(k, _)| k == name) {
+            Some((_, why)) => out.push_str(&format!(
+                "- `{name}`: missed {}, added {}. {why}\n",
+                fmt(missing),
+                fmt(extra)
+            )),
+            None => unexplained.push(format!("{name} (missed {missing:?}, added {extra:?})")),
+        }
+    }
+    let stale: Vec<&str> = known
+        .iter()
+        .filter(|(k, _)| !tally.differing.iter().any(|(n, _, _)| n == k))
+        .map(|(k, _)| *k)
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "differences without a reason: {unexplained:#?}"
+    );
+    assert!(
+        stale.is_empty(),
+        "reasons for files that now agree: {stale:?}"
+    );
+    out
 }

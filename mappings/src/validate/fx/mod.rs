@@ -237,8 +237,16 @@ pub(crate) struct Checker {
     /// BT-24 was read and names a Factur-X profile: the findings stand.
     named: bool,
     stack: Vec<Frame>,
+    /// The open header AdditionalReferencedDocument's TypeCode.
+    ard_type: Option<String>,
     pub findings: Vec<Violation>,
 }
+
+/// The header supporting documents, whose variants the EN 16931 and
+/// EXTENDED schematrons tell by TypeCode (a predicated rule the table
+/// cannot hold).
+const HEADER_ARD: &str =
+    "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/AdditionalReferencedDocument";
 
 impl Default for Checker {
     fn default() -> Self {
@@ -246,6 +254,7 @@ impl Default for Checker {
             profile: FxProfile::En16931,
             named: false,
             stack: Vec::new(),
+            ard_type: None,
             findings: Vec::new(),
         };
         c.stack.push(c.frame(""));
@@ -392,6 +401,27 @@ impl Checker {
         if path.contains('~') {
             return;
         }
+        if path.strip_suffix("/TypeCode") == Some(HEADER_ARD) {
+            self.ard_type = Some(text.to_string());
+        }
+        if path == HEADER_ARD {
+            // `AdditionalReferencedDocument[not(TypeCode="916") and
+            // not(TypeCode="50") and not(TypeCode="130")]` is not used.
+            let t = self.ard_type.take();
+            if matches!(self.profile, FxProfile::En16931 | FxProfile::Extended)
+                && !matches!(t.as_deref(), Some("916") | Some("50") | Some("130"))
+            {
+                self.emit(
+                    "FX-NOT-USED",
+                    Severity::Fatal,
+                    format!(
+                        "{}: a header document reference with type code {} is not used in this profile (916 supporting document, 50 tender or lot, 130 invoiced object)",
+                        xpath(path),
+                        t.map_or("none".to_string(), |t| format!("'{t}'"))
+                    ),
+                );
+            }
+        }
         if path == GUIDELINE {
             match FxProfile::for_guideline(text) {
                 Some(p) => {
@@ -469,5 +499,48 @@ impl Checker {
             self.counts("", checks, &root);
         }
         self.findings
+    }
+}
+
+/// BR-FXEXT-08 (Factur-X EXTENDED): the net amount (BT-131) of a group line
+/// (BT-X-8 `GROUP`) that states one is the sum, rounded to 2 decimals, of
+/// the net amounts of its detail and group children (BT-X-304 = its line
+/// id). One pass to sum the children per parent, one to compare.
+pub(crate) fn sub_lines(inv: &crate::model::Invoice, out: &mut Vec<Violation>) {
+    use rust_decimal::Decimal;
+    use std::collections::HashMap;
+    fn status(l: &crate::model::Line) -> Option<&str> {
+        l.line_status.as_deref().map(str::trim)
+    }
+    let mut sums: HashMap<&str, Decimal> = HashMap::new();
+    for l in &inv.lines {
+        if let (Some(parent), Some("DETAIL") | Some("GROUP")) =
+            (l.parent_line_id.as_deref().map(str::trim), status(l))
+        {
+            let e = sums.entry(parent).or_default();
+            *e = e
+                .checked_add(l.net_amount.unwrap_or_default())
+                .unwrap_or(*e);
+        }
+    }
+    for l in &inv.lines {
+        let (Some("GROUP"), Some(net)) = (status(l), l.net_amount) else {
+            continue;
+        };
+        let id = l.id.as_deref().map(str::trim).unwrap_or("");
+        let sum = sums.get(id).copied().unwrap_or_default();
+        let Some(expected) = super::round2(sum) else {
+            continue;
+        };
+        if net != expected {
+            out.push(Violation {
+                rule: "BR-FXEXT-08".into(),
+                term: "BT-131".into(),
+                severity: Severity::Fatal,
+                message: format!(
+                    "The group line {id} states a net amount (BT-131) of {net} but its sub-lines add up to {expected} (Factur-X EXTENDED profile)"
+                ),
+            });
+        }
     }
 }
