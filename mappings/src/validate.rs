@@ -30,7 +30,9 @@ mod catalog;
 mod codes;
 mod core;
 mod dec;
+pub mod fr;
 pub(crate) mod fx;
+mod layer;
 mod tolerance;
 mod vat;
 
@@ -43,6 +45,7 @@ use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
 
 pub use catalog::RuleInfo;
 pub use fx::FxProfile;
+pub use layer::{validate_layers, Layer, Layers};
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
@@ -109,7 +112,7 @@ pub fn rules() -> &'static [RuleInfo] {
 
 /// The rules table as the Markdown of `docs/rules.md`.
 pub fn rules_markdown() -> String {
-    catalog::markdown()
+    catalog::markdown() + &fr::markdown()
 }
 
 /// What the invoice's profile carries, hence which rules apply.
