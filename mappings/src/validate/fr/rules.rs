@@ -26,10 +26,24 @@ const BAR_VALUES: &[&str] = &[
 /// Self-billed document types (autofacturation).
 const SELF_BILLED: &[&str] = &["389", "501", "500", "471", "473", "261", "502"];
 const VAT_CATEGORIES: &[&str] = &["S", "E", "AE", "K", "G", "O", "Z"];
-const VAT_RATES: &[&str] = &[
-    "0", "0.0", "0.00", "10", "10.0", "10.00", "13", "13.0", "13.00", "20", "20.0", "20.00", "8.5",
-    "8.50", "19.6", "19.60", "2.1", "2.10", "5.5", "5.50", "7", "7.0", "7.00", "20.6", "20.60",
-    "1.05", "0.9", "0.90", "1.75", "9.2", "9.20", "9.6", "9.60",
+/// The rates of `custom:is-valid-vat-rate` (`'0', '0.0', '0.00', '10', ...`):
+/// every one is listed with each number of decimals from its own up to 2.
+const VAT_RATE_VALUES: &[Decimal] = &[
+    Decimal::from_parts(0, 0, 0, false, 0),
+    Decimal::from_parts(10, 0, 0, false, 0),
+    Decimal::from_parts(13, 0, 0, false, 0),
+    Decimal::from_parts(20, 0, 0, false, 0),
+    Decimal::from_parts(85, 0, 0, false, 1),
+    Decimal::from_parts(196, 0, 0, false, 1),
+    Decimal::from_parts(21, 0, 0, false, 1),
+    Decimal::from_parts(55, 0, 0, false, 1),
+    Decimal::from_parts(7, 0, 0, false, 0),
+    Decimal::from_parts(206, 0, 0, false, 1),
+    Decimal::from_parts(105, 0, 0, false, 2),
+    Decimal::from_parts(9, 0, 0, false, 1),
+    Decimal::from_parts(175, 0, 0, false, 2),
+    Decimal::from_parts(92, 0, 0, false, 1),
+    Decimal::from_parts(96, 0, 0, false, 1),
 ];
 const ATTACHMENT_CODES: &[&str] = &[
     "RIB",
@@ -688,8 +702,8 @@ fn vat(inv: &Invoice, out: &mut Out) {
 
     let mut rate = |r: Option<Decimal>, key: &'static str, dec: &'static str, term: &str| {
         let Some(r) = r else { return };
-        let s = r.to_string();
-        if !VAT_RATES.contains(&s.as_str()) {
+        if !vat_rate_ok(r) {
+            let s = r.to_string();
             out.emit(
                 key,
                 format!("BR-FR-16/{term} : Le taux de TVA doit être exprimé en pourcentage sans symbole « % » et faire partie des valeurs autorisées. Taux fourni : \"{s}\"."),
@@ -698,7 +712,7 @@ fn vat(inv: &Invoice, out: &mut Out) {
         if !decimal_ok(r, 2, false, 4) {
             out.emit(
                 dec,
-                format!("BR-FR-DEC-04/{term} : Le taux de TVA « {s} » est invalide. Il doit être positif, comporter au plus 2 décimales et au maximum 4 caractères (hors séparateur)."),
+                format!("BR-FR-DEC-04/{term} : Le taux de TVA « {r} » est invalide. Il doit être positif, comporter au plus 2 décimales et au maximum 4 caractères (hors séparateur)."),
             );
         }
     };
@@ -717,17 +731,16 @@ fn vat(inv: &Invoice, out: &mut Out) {
     let credit_ubl = ubl && inv.kind == crate::model::DocumentKind::CreditNote;
     for l in &inv.lines {
         let Some(r) = l.vat_rate else { continue };
-        let s = r.to_string();
-        if !credit_ubl && !VAT_RATES.contains(&s.as_str()) {
+        if !credit_ubl && !vat_rate_ok(r) {
             out.emit(
                 "BR-FR-16_BT-152",
-                format!("BR-FR-16/BT-152 : Le taux de TVA doit être exprimé en pourcentage sans symbole « % » et faire partie des valeurs autorisées. Taux fourni : \"{s}\"."),
+                format!("BR-FR-16/BT-152 : Le taux de TVA doit être exprimé en pourcentage sans symbole « % » et faire partie des valeurs autorisées. Taux fourni : \"{r}\"."),
             );
         }
         if !decimal_ok(r, 2, false, 4) {
             out.emit(
                 "BR-FR-DEC-04_BT-152",
-                format!("BR-FR-DEC-04/BT-152 : Le taux de TVA « {s} » est invalide. Il doit être positif, comporter au plus 2 décimales et au maximum 4 caractères (hors séparateur)."),
+                format!("BR-FR-DEC-04/BT-152 : Le taux de TVA « {r} » est invalide. Il doit être positif, comporter au plus 2 décimales et au maximum 4 caractères (hors séparateur)."),
             );
         }
     }
@@ -906,12 +919,27 @@ fn opt(d: Option<Decimal>) -> String {
 /// `^[-]?\d{1,19}(\.\d{1,scale})?$` and at most `max_len` characters once
 /// the point is removed (the sign counts), on the value as written (the
 /// model keeps the written scale).
-fn decimal_ok(d: Decimal, scale: u32, negative_allowed: bool, max_len: usize) -> bool {
-    let s = d.to_string();
-    if s.starts_with('-') && !negative_allowed {
+pub(super) fn decimal_ok(d: Decimal, scale: u32, negative_allowed: bool, max_len: usize) -> bool {
+    let negative = d.is_sign_negative();
+    if negative && !negative_allowed {
         return false;
     }
-    d.scale() <= scale && s.chars().filter(|c| *c != '.').count() <= max_len
+    // The written digits: the mantissa's, with a leading `0` when the
+    // value is below 1 (`0.05`), and the sign (no string is built).
+    let mantissa = d.mantissa().unsigned_abs();
+    let digits = if mantissa == 0 {
+        1
+    } else {
+        mantissa.ilog10() + 1
+    };
+    let written = digits.max(d.scale() + 1) as usize + usize::from(negative);
+    d.scale() <= scale && written <= max_len
+}
+
+/// `custom:is-valid-vat-rate`: the rate as written is one of the listed
+/// French rates, each listed with 0 to 2 decimals (`20`, `20.0`, `20.00`).
+pub(super) fn vat_rate_ok(r: Decimal) -> bool {
+    !r.is_sign_negative() && r.scale() <= 2 && VAT_RATE_VALUES.contains(&r.normalize())
 }
 
 fn decimals(inv: &Invoice, bd: bool, out: &mut Out) {

@@ -99,3 +99,30 @@ fn edifact_gets_no_br_fr_finding() {
     inv.business_process = None;
     assert!(validate(&inv, FrMode::Fatal).is_empty());
 }
+
+#[test]
+fn rates_and_decimals_as_the_schematron_reads_them() {
+    use super::rules::{decimal_ok, vat_rate_ok};
+    let d = |s: &str| s.parse::<Decimal>().unwrap();
+    let listed = [
+        "0", "0.0", "0.00", "10", "10.0", "10.00", "13", "13.0", "13.00", "20", "20.0", "20.00",
+        "8.5", "8.50", "19.6", "19.60", "2.1", "2.10", "5.5", "5.50", "7", "7.0", "7.00", "20.6",
+        "20.60", "1.05", "0.9", "0.90", "1.75", "9.2", "9.20", "9.6", "9.60",
+    ];
+    for r in listed {
+        assert!(vat_rate_ok(d(r)), "{r}");
+    }
+    for r in ["20.000", "19", "5.55", "-20", "8.500", "100"] {
+        assert!(!vat_rate_ok(d(r)), "{r}");
+    }
+    // ^[-]?\d{1,19}(\.\d{1,2})?$, at most 19 characters without the point.
+    assert!(decimal_ok(d("0.05"), 2, true, 19));
+    assert!(decimal_ok(d("-1234567890123456.78"), 2, true, 19));
+    assert!(!decimal_ok(d("-12345678901234567.89"), 2, true, 19));
+    assert!(decimal_ok(d("12345678901234567.89"), 2, true, 19));
+    assert!(!decimal_ok(d("1.005"), 2, true, 19));
+    assert!(!decimal_ok(d("-1"), 6, false, 19));
+    assert!(decimal_ok(d("20.00"), 2, false, 4));
+    assert!(!decimal_ok(d("100.00"), 2, false, 4));
+    assert!(decimal_ok(d("0"), 2, false, 4));
+}
