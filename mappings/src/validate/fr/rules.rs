@@ -319,8 +319,7 @@ fn notes_rules(notes: &Notes, out: &mut Out) {
     let bar_msg = |v: &str| {
         format!("BR-FR-20/BT-21 : Lorsqu'une note a pour code sujet « BAR » (BT-21), la valeur associée (BT-22) doit être l'une des suivantes : B2B, B2BINT, B2C, B2CINT, OUTOFSCOPE, ARCHIVEONLY. Valeur fournie : \"{v}\".")
     };
-    let valid_bar;
-    if notes.joined.is_some() {
+    let valid_bar = if notes.joined.is_some() {
         if let Some(v) = notes.ubl_value("BAR") {
             if !v.is_empty() && !BAR_VALUES.contains(&v) {
                 out.emit("BR-FR-20_BT-21", bar_msg(v));
@@ -335,21 +334,21 @@ fn notes_rules(notes: &Notes, out: &mut Out) {
             .collect::<Vec<_>>()
             .concat()
             + "#";
-        valid_bar = BAR_VALUES
+        BAR_VALUES
             .iter()
             .map(|v| bar_notes.matches(&format!("BAR#{v}#")).count())
-            .sum::<usize>();
+            .sum::<usize>()
     } else {
         for n in notes.with_subject("BAR") {
             if !BAR_VALUES.contains(&n.text.as_str()) {
                 out.emit("BR-FR-20_BT-21", bar_msg(&n.text));
             }
         }
-        valid_bar = notes
+        notes
             .with_subject("BAR")
             .filter(|n| BAR_VALUES.contains(&n.text.trim()))
-            .count();
-    }
+            .count()
+    };
     if valid_bar > 1 {
         out.emit(
             "BR-FR-31_BT-21",
