@@ -187,6 +187,9 @@ impl Mapper {
                 }
             }
             "AssociatedDocumentLineDocument/LineID" => set(&mut l.id, text(t)),
+            "AssociatedDocumentLineDocument/LineStatusReasonCode" => {
+                set(&mut l.status_reason_code, text(t))
+            }
             "AssociatedDocumentLineDocument/IncludedNote/Content" => {
                 if let Some(n) = text(t) {
                     match &mut l.note {

@@ -464,6 +464,12 @@ pub struct Line {
     pub id: Option<String>,
     /// BT-127
     pub note: Option<String>,
+    /// The line's sub-type (EXT-FR-FE-163, CII
+    /// `AssociatedDocumentLineDocument/LineStatusReasonCode`: `DETAIL`,
+    /// `GROUP`, `INFORMATION`), read for the French CTC rules; not an
+    /// EN 16931 term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason_code: Option<String>,
     /// BT-128
     pub object_id: Option<Identifier>,
     /// BT-129

@@ -74,6 +74,7 @@ fn line(n: u32) -> Line {
     Line {
         id: s(&n.to_string()),
         note: s("line note"),
+        status_reason_code: None,
         object_id: Some(id("OBJ-7", "AAB")),
         quantity: d("3.000"),
         unit_code: s("C62"),

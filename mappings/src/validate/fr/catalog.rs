@@ -160,8 +160,8 @@ pub static NOT_CHECKED: &[(&str, &str)] = &[
         "the CII reader keeps `ram:ID` and a `ram:GlobalID` without `schemeID` alike (an identifier without scheme), and only the second breaks the rule; quai raises these on UBL only, where every `cbc:ID` of a party identification is meant",
     ),
     (
-        "BR-FR-CO-05_BT-3 with line references, BR-FR-15_BT-95_BT-151 on GROUP / INFORMATION lines",
-        "line-level preceding-invoice references (EXT-FR-FE-136) and line sub-types are not in the model: a credit note with lines needs a header reference (BT-25 with BT-26) to pass, and every line's VAT category is asked for",
+        "BR-FR-CO-05_BT-3 with line references",
+        "line-level preceding-invoice references (EXT-FR-FE-136) are not in the model: a credit note with lines needs a header reference (BT-25 with BT-26) to pass (the CII reader keeps the line sub-type, EXT-FR-FE-163, so a GROUP or INFORMATION line may go without VAT category as BR-FR-15 allows)",
     ),
     (
         "BR-FR-03_BT-9 on UBL",

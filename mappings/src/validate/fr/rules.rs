@@ -691,6 +691,14 @@ fn vat(inv: &Invoice, out: &mut Out) {
         );
     }
     for l in &inv.lines {
+        // CII: a GROUP or INFORMATION line may go without a category.
+        let sub_line = matches!(
+            l.status_reason_code.as_deref(),
+            Some("GROUP") | Some("INFORMATION")
+        );
+        if l.vat_category.is_none() && sub_line {
+            continue;
+        }
         category(
             l.vat_category.as_deref(),
             "BR-FR-15_BT-95_BT-151",
