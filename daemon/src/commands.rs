@@ -246,8 +246,23 @@ pub struct ValidatedInvoice {
 }
 
 /// `quai validate FILE...`: map and validate without spooling.
-pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Result<i32> {
+pub fn validate(
+    config: &Config,
+    files: &[PathBuf],
+    json: bool,
+    layers: &[String],
+) -> anyhow::Result<i32> {
     let limits = flow_limits(&config.limits);
+    // `--layer` adds to the configured `[validation] layers`.
+    let mut layers_on = config.layers;
+    let extra = quai_mappings::validate::Layers::from_names(
+        layers.iter().map(String::as_str),
+        config.fr_ctc_mode,
+    )
+    .map_err(|e| anyhow::anyhow!("--layer: {e}"))?;
+    if extra.fr_ctc.is_some() && layers_on.fr_ctc.is_none() {
+        layers_on.fr_ctc = extra.fr_ctc;
+    }
     let mut results = Vec::new();
     let mut any_rejected = false;
     for file in files {
@@ -256,7 +271,8 @@ pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Resul
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let file_str = file.display().to_string();
-        let end = flow::process(file, &name, &limits, &mut |doc| {
+        let end = flow::process_unvalidated(file, &name, &limits, &mut |mut doc| {
+            doc.validate_with(&layers_on);
             let rejected = doc.is_rejected();
             let (profile, number, violations) = match doc.result {
                 DocumentResult::Mapped {

