@@ -206,12 +206,22 @@ def generate():
     return "\n".join(out)
 
 
+def rustfmt(text):
+    """The table as `cargo fmt` leaves it, so the committed file is both
+    generated and formatted."""
+    import subprocess
+    done = subprocess.run(["rustfmt", "--edition", "2021", "--emit", "stdout"],
+                          input=text.encode(), capture_output=True, check=True)
+    return done.stdout.decode()
+
+
 def main(argv):
     check = "--check" in argv
     args = [a for a in argv[1:] if a != "--check"]
     if len(args) != 1:
         sys.exit(__doc__)
     text = generate()
+    text = rustfmt(text)
     if check:
         with open(args[0], encoding="utf-8") as f:
             if f.read() != text:
