@@ -42,7 +42,7 @@ use crate::routing::{sibling_name, Destination};
 /// failed waits before its next attempt ([`RetryBackoff`]), so a partner
 /// whose server is down or refusing is not called every few seconds.
 pub async fn deliverer(daemon: Arc<App>, stop: CancellationToken) {
-    let tmp = daemon.config.home.join("tmp");
+    let tmp = daemon.config().home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || remove_stale_staging(&tmp))
         .await
         .unwrap_or(0);
@@ -170,7 +170,7 @@ pub struct Staged {
 
 impl Staged {
     fn new(daemon: &App) -> std::io::Result<Staged> {
-        let root = daemon.config.home.join("tmp");
+        let root = daemon.config().home.join("tmp");
         std::fs::create_dir_all(&root)?;
         Ok(Staged {
             dir: tempfile_dir(&root)?,
@@ -210,7 +210,7 @@ pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
         }
         AckKind::Cdar => {
             let per_invoice = daemon
-                .config
+                .config()
                 .partner(&ack.partner)
                 .map(|p| p.cdar_per_invoice)
                 .unwrap_or(false);
@@ -229,10 +229,11 @@ async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
     let staged = render(daemon, ack).await?;
     match Destination::of_row(ack) {
         Destination::SftpOutbox => {
-            let partner = daemon.config.partner(&ack.partner).ok_or_else(|| {
+            let config = daemon.config();
+            let partner = config.partner(&ack.partner).ok_or_else(|| {
                 anyhow::anyhow!("partner {} is no longer configured", ack.partner)
             })?;
-            let src = crate::connect::sftp_source(&daemon.config, partner)?;
+            let src = crate::connect::sftp_source(&config, partner)?;
             for (name, local) in &staged.files {
                 src.deliver(local, name).await?;
             }
@@ -241,7 +242,7 @@ async fn deliver(daemon: &App, ack: &AckRow) -> anyhow::Result<()> {
         Destination::As2Message => crate::as2_out::deliver(daemon, ack, &staged.files).await,
         Destination::Mail => anyhow::bail!("acknowledgements are not sent by mail"),
         Destination::Outbox | Destination::As2Mdn { .. } => {
-            let outbox = daemon.config.outbox_for(&ack.partner);
+            let outbox = daemon.config().outbox_for(&ack.partner);
             tokio::task::spawn_blocking(move || publish(&outbox, &staged)).await??;
             Ok(())
         }
@@ -304,7 +305,7 @@ pub async fn queue_async_mdn(
     let flow_id = pending
         .flow_id
         .ok_or_else(|| anyhow::anyhow!("asynchronous MDN without a registered flow"))?;
-    let dir = daemon.config.home.join("as2-mdn").join("outbox");
+    let dir = daemon.config().home.join("as2-mdn").join("outbox");
     let digest = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -413,7 +414,7 @@ pub async fn ensure_contrl(daemon: &App, report: &AckRow) -> anyhow::Result<()> 
     if !matches!(flow.state, FlowState::Processed | FlowState::Failed) {
         return Ok(());
     }
-    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    let path = quai_connectors::landing::stored_path(&daemon.config().store, &flow.sha256);
     if !tokio::task::spawn_blocking(move || looks_like_edifact(&path)).await? {
         return Ok(());
     }
@@ -579,7 +580,7 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
         })
         .await?;
     }
-    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    let path = quai_connectors::landing::stored_path(&daemon.config().store, &flow.sha256);
     let out = staged.create(&ack.file_name)?;
     let flow_id = flow.id;
     let reference = format!("Q{}", flow.id);

@@ -11,9 +11,10 @@
 //!
 //! `App` sits below the stages that use it (intake, pipeline, deliverer,
 //! jobs), so they take `&App` without importing anything above them: this
-//! module depends only on leaves (`config`, `text`) and the library crates.
+//! module depends only on leaves (`config`, `preflight`, `text`) and the
+//! library crates.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use tokio::sync::Notify;
@@ -23,8 +24,14 @@ use crate::config::{self, Config};
 use quai_spool::Spool;
 
 /// Shared state of quai: what every stage, job and command works on.
+///
+/// The configuration is a snapshot that a reload (SIGHUP) replaces as a
+/// whole: read it with [`App::config`] each time it is needed, and keep the
+/// `Arc` only for the duration of one unit of work (a flow, a delivery, a
+/// job run), so that work sees one consistent configuration and the next
+/// unit sees the new one.
 pub struct App {
-    pub config: Config,
+    config: RwLock<Arc<Config>>,
     pub spool: Spool,
     /// Woken when a flow is registered.
     pub work: Notify,
@@ -36,11 +43,27 @@ impl App {
     /// An `App` over an already opened spool (tests, embedding).
     pub fn with_spool(config: Config, spool: Spool) -> Arc<App> {
         Arc::new(App {
-            config,
+            config: RwLock::new(Arc::new(config)),
             spool,
             work: Notify::new(),
             acks: Notify::new(),
         })
+    }
+
+    /// The current configuration snapshot.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replace the configuration snapshot (a reload): work already under
+    /// way keeps the snapshot it holds, the next reader gets `config`.
+    pub fn replace_config(&self, config: Config) -> Arc<Config> {
+        let new = Arc::new(config);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        new
     }
 
     /// Prepare the folders and open the spool: the `App` of a command that
@@ -61,6 +84,10 @@ impl App {
     /// landings an earlier crash left, with every configured partner known
     /// to the spool.
     pub async fn start(config: Config) -> anyhow::Result<Arc<App>> {
+        let problems = crate::preflight::check(&config);
+        if !problems.is_empty() {
+            return Err(anyhow::anyhow!(crate::config::ConfigErrors(problems)));
+        }
         prepare_folders(&config)?;
         let removed = quai_connectors::landing::sweep_temporaries(&config.store).unwrap_or(0);
         if removed > 0 {
@@ -94,7 +121,11 @@ pub fn prepare_folders(config: &Config) -> anyhow::Result<()> {
         dirs.push(dir.clone());
     }
     for p in &config.partners {
-        dirs.extend(p.inbox.iter().cloned());
+        // An inbox is created only when the configuration says so: a
+        // misspelled path is an error (`crate::preflight`), not a new folder.
+        if p.create_inbox {
+            dirs.extend(p.inbox.iter().cloned());
+        }
         dirs.push(config.outbox_for(&p.id));
         if let Some(root) = &config.inbound_root {
             if p.inbox.is_none() && p.sftp.is_none() && p.as2.is_none() {

@@ -34,7 +34,7 @@ pub async fn deliver(
     ack: &AckRow,
     files: &[(String, PathBuf)],
 ) -> anyhow::Result<()> {
-    let config = &daemon.config;
+    let config = &daemon.config();
     let (identity, partner, out) = crate::connect::as2_sender(config, &ack.partner)?;
     let sent_dir = config.home.join("as2-out").join("sent");
     let mut markers = Vec::with_capacity(files.len());

@@ -340,7 +340,7 @@ pub fn validate(config: &Config, files: &[PathBuf], json: bool) -> anyhow::Resul
 /// `quai replay ID`: process a stored flow again (same idempotency rules).
 pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
     let lease = Lease {
-        duration: std::time::Duration::from_secs(daemon.config.lease_seconds),
+        duration: std::time::Duration::from_secs(daemon.config().lease_seconds),
     };
     let claimed = daemon.spool.claim_for_replay(id, lease).await?;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -369,7 +369,7 @@ pub async fn ingest(
     files: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<i32> {
-    let config = &daemon.config;
+    let config = &daemon.config();
     let mut registered = Vec::new();
     let total_bytes: u64 = files
         .iter()
@@ -453,7 +453,7 @@ pub async fn reconcile(
     to: Option<String>,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let tz = app.config.timezone;
+    let tz = app.config().timezone;
     let to = match to {
         Some(t) => reconcile::parse_bound(&t, tz, true)?,
         None => chrono::Utc::now(),
@@ -527,23 +527,35 @@ pub async fn resend_ack(app: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i
     }
 }
 
-/// `quai check-config`
+/// `quai check-config`: every problem of the file, then what a start would
+/// check (files, folders; [`crate::preflight`]). Exit 2 when there is any.
 pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
+    let source = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded default".into());
     let result = match path {
         Some(p) => Config::load(p),
         None => Ok(Config::embedded_default()),
-    };
+    }
+    .and_then(|c| {
+        let problems = crate::preflight::check(&c);
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(crate::config::ConfigErrors(problems))
+        }
+    });
     match result {
         Ok(c) => {
             if json {
-                println!("{}", serde_json::json!({"ok": true, "problems": []}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "problems": [], "config": source,
+                        "spool": crate::text::redact_url(&c.spool_url), "partners": c.partners.len()})
+                );
             } else {
                 println!(
-                    "configuration OK ({}): spool {}, {} partner(s)",
-                    c.source
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "embedded default".into()),
+                    "configuration OK ({source}): spool {}, {} partner(s)",
                     crate::text::redact_url(&c.spool_url),
                     c.partners.len()
                 );
@@ -559,9 +571,13 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
                         |p| serde_json::json!({"line": p.line, "key": p.key, "message": p.message}),
                     )
                     .collect();
-                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "problems": problems, "config": source})
+                );
             } else {
-                eprint!("{errors}");
+                // The verdict is the command's result (stdout); so is the list.
+                print!("{source}: {errors}");
             }
             2
         }

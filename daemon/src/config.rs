@@ -1,6 +1,8 @@
 //! Configuration: one TOML file, or the embedded default rooted at `$QUAI_HOME`.
 //!
-//! The file is parsed strictly (unknown keys are errors) into [`FileConfig`],
+//! The file is checked key by key against its schema (`schema`: unknown
+//! keys, wrong types and missing keys are all reported), parsed strictly
+//! into [`FileConfig`],
 //! then resolved into [`Config`]: relative paths are taken relative to the
 //! file's folder, sizes like `"1GiB"` become byte counts, cron expressions are
 //! parsed. Resolution collects every problem instead of stopping at the first,
@@ -10,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use serde::Deserialize;
+
+mod schema;
 
 /// Default folder of the embedded configuration.
 pub const DEFAULT_HOME: &str = "./quai-data";
@@ -138,6 +142,10 @@ pub struct PartnerSection {
 pub struct PartnerDropzone {
     pub inbox: PathBuf,
     pub outbox: Option<PathBuf>,
+    /// Create the inbox when it does not exist (default false: a missing
+    /// inbox is a configuration error, so a misspelled path is not watched).
+    #[serde(default)]
+    pub create: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -309,6 +317,8 @@ pub struct Partner {
     pub id: String,
     pub contacts: Vec<String>,
     pub inbox: Option<PathBuf>,
+    /// `[partner.dropzone] create`: quai may create the inbox.
+    pub create_inbox: bool,
     pub outbox: Option<PathBuf>,
     pub sftp: Option<PartnerSftp>,
     pub as2: Option<PartnerAs2>,
@@ -433,21 +443,36 @@ impl Config {
         } else {
             base
         };
-        let file: FileConfig = match toml::from_str(text) {
+        // A syntax error stops the parse (nothing after it can be read);
+        // otherwise every key is checked against the schema first, so type
+        // errors, unknown and missing keys are all reported, and what fits
+        // still goes through the semantic checks below.
+        let mut doc: toml::Table = match text.parse() {
+            Ok(d) => d,
+            Err(e) => return Err(ConfigErrors(vec![toml_problem(text, &e)])),
+        };
+        let mut problems = schema::check(&mut doc, &schema::Lines::of(text));
+        let file: FileConfig = match toml::Value::Table(doc).try_into() {
             Ok(f) => f,
             Err(e) => {
-                let first = toml_problem(text, &e);
-                let first_line = first.line;
-                let mut problems = vec![first];
-                problems.extend(
-                    unknown_keys(text)
-                        .into_iter()
-                        .filter(|p| p.line != first_line),
-                );
+                if problems.is_empty() {
+                    problems.push(ConfigProblem {
+                        line: None,
+                        key: "toml".into(),
+                        message: e.message().to_string(),
+                    });
+                }
                 return Err(ConfigErrors(problems));
             }
         };
-        Config::resolve(file, &base, Some(path.to_path_buf()), text)
+        match Config::resolve(file, &base, Some(path.to_path_buf()), text) {
+            Ok(c) if problems.is_empty() => Ok(c),
+            Ok(_) => Err(ConfigErrors(problems)),
+            Err(ConfigErrors(more)) => {
+                problems.extend(more);
+                Err(ConfigErrors(problems))
+            }
+        }
     }
 
     fn resolve(
@@ -632,6 +657,7 @@ impl Config {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
                 inbox: p.dropzone.as_ref().map(|d| abs(&d.inbox)),
+                create_inbox: p.dropzone.as_ref().is_some_and(|d| d.create),
                 outbox: p
                     .dropzone
                     .as_ref()
@@ -797,161 +823,6 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
             t.starts_with(last) && t[last.len()..].trim_start().starts_with('=')
         })
         .map(|i| i + 1)
-}
-
-/// Every unknown key of the file, with its line (the strict parser stops at
-/// the first; this walks the whole document so all are reported at once).
-fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
-    const KNOWN: &[(&str, &[&str])] = &[
-        (
-            "",
-            &[
-                "spool",
-                "dropzones",
-                "http",
-                "mail",
-                "schedule",
-                "limits",
-                "processing",
-                "as2",
-                "partner",
-            ],
-        ),
-        ("spool", &["url", "store", "retention_days"]),
-        (
-            "dropzones",
-            &["inbound", "outbound", "enabled", "stable_seconds"],
-        ),
-        ("http", &["listen", "token_file"]),
-        (
-            "mail",
-            &[
-                "transport",
-                "from",
-                "username",
-                "password_file",
-                "operations",
-            ],
-        ),
-        (
-            "schedule",
-            &["timezone", "reject_digest", "reconcile", "purge"],
-        ),
-        (
-            "limits",
-            &[
-                "max_flow_bytes",
-                "max_invoices_per_flow",
-                "max_unpacked_ratio",
-                "max_unpacked_bytes",
-                "max_archive_entries",
-            ],
-        ),
-        ("processing", &["workers", "lease_seconds", "batch_size"]),
-        ("as2", &["as2_id", "certificate", "key"]),
-        (
-            "partner",
-            &[
-                "id",
-                "contacts",
-                "dropzone",
-                "sftp",
-                "as2",
-                "limits",
-                "cdar_per_invoice",
-            ],
-        ),
-        ("partner.dropzone", &["inbox", "outbox"]),
-        (
-            "partner.sftp",
-            &[
-                "url",
-                "key",
-                "password_file",
-                "known_hosts",
-                "trust_on_first_use",
-                "outbox",
-                "poll",
-                "after_pickup",
-                "min_age_seconds",
-            ],
-        ),
-        (
-            "partner.as2",
-            &[
-                "as2_id",
-                "certificate",
-                "require_signed",
-                "require_encrypted",
-                "allow_async_mdn",
-                "url",
-                "sign",
-                "encrypt",
-                "compress",
-                "encryption",
-                "signature",
-                "mdn",
-                "timeout_seconds",
-                "max_send_bytes",
-            ],
-        ),
-        (
-            "partner.limits",
-            &[
-                "max_flow_bytes",
-                "max_invoices_per_flow",
-                "max_unpacked_ratio",
-                "max_unpacked_bytes",
-                "max_archive_entries",
-            ],
-        ),
-    ];
-    let mut out = Vec::new();
-    let mut table = String::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            table = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-            let (parent, name) = match table.rsplit_once('.') {
-                Some((p, n)) => (p.to_string(), n.to_string()),
-                None => (String::new(), table.clone()),
-            };
-            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == parent) {
-                if !keys.contains(&name.as_str()) {
-                    out.push(ConfigProblem {
-                        line: Some(i + 1),
-                        key: table.clone(),
-                        message: "unknown section".into(),
-                    });
-                }
-            }
-            continue;
-        }
-        if let Some((k, _)) = line.split_once('=') {
-            let k = k.trim().trim_matches('"');
-            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == table) {
-                if !keys.contains(&k) {
-                    let key = if table.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{table}.{k}")
-                    };
-                    out.push(ConfigProblem {
-                        line: Some(i + 1),
-                        key,
-                        message: "unknown key".into(),
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

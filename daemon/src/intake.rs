@@ -65,7 +65,7 @@ pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkE
     };
     // A duplicate is answered again (a report saying so), atomically with
     // its registration.
-    let config = &daemon.config;
+    let config = &daemon.config();
     let registration = spool
         .register_flow_with_acks(&new, |id| {
             crate::routing::owed_by_duplicate(

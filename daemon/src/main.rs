@@ -26,7 +26,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: watch drop zones, process flows, deliver acknowledgements.
+    /// SIGHUP reloads the configuration; SIGTERM stops it.
     Run,
+    /// Ask the running daemon to reload its configuration (SIGHUP to the pid
+    /// in $home/quai.pid), after checking the configuration.
+    Reload,
     /// Flows by state and invoices by verdict, per partner and in total.
     Status {
         #[arg(long)]
@@ -139,13 +143,27 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => {
                 let shutdown = CancellationToken::new();
-                let s = shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    s.cancel();
-                });
+                // Signals are taken before anything starts: a SIGHUP during
+                // startup is a reload once running, never a kill.
+                let reloads = signals(shutdown.clone())?;
                 let listener = quai::daemon::bind(&config).await?;
-                quai::run(config, listener, shutdown).await.map(|()| 0)
+                quai::daemon::run_with_reloads(config, listener, shutdown, reloads)
+                    .await
+                    .map(|()| 0)
+            }
+            Command::Reload => {
+                let problems = quai::preflight::check(&config);
+                if !problems.is_empty() {
+                    eprint!("{}", quai::config::ConfigErrors(problems));
+                    eprintln!("quai: not reloading: fix the configuration first");
+                    return Ok(2);
+                }
+                let pid = quai::reload::signal_running(&config)?;
+                println!(
+                    "reload asked of quai (pid {pid}, {}): its log says whether the configuration was taken",
+                    quai::reload::pid_file(&config).display()
+                );
+                Ok(0)
             }
             Command::Validate { files, json } => commands::validate(&config, &files, json),
             Command::Status { json } => {
@@ -201,17 +219,29 @@ fn main() -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT cancel `shutdown`; each SIGHUP is a reload, sent on
+/// the returned channel.
+fn signals(
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            }
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+        shutdown.cancel();
+    });
+    Ok(rx)
 }

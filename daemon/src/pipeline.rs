@@ -25,7 +25,7 @@ use crate::reasons::severity_name;
 /// Claim and process flows until `stop`.
 pub async fn worker(daemon: Arc<App>, n: usize, stop: CancellationToken) {
     let lease = Lease {
-        duration: Duration::from_secs(daemon.config.lease_seconds),
+        duration: Duration::from_secs(daemon.config().lease_seconds),
     };
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -85,7 +85,7 @@ pub async fn process_claimed(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let config = &daemon.config;
+    let config = &daemon.config();
     let spool = &daemon.spool;
     let limits = config.limits_for(&claimed.partner).clone();
     info!(partner = %claimed.partner, flow_id = claimed.id, stage = "processing", attempt = claimed.attempts, file = %claimed.original_name, "processing flow");
@@ -192,7 +192,7 @@ pub async fn process_claimed(
     };
 
     let acks = crate::routing::owed_by_finished(
-        &daemon.config,
+        &daemon.config(),
         &claimed.partner,
         claimed.origin,
         &claimed.original_name,

@@ -199,7 +199,7 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .context("cannot read the HTTP listener's address")?;
-    let token = match &daemon.config.http_token_file {
+    let token = match &daemon.config().http_token_file {
         Some(path) => Some(Token::from_file(path)?),
         None => None,
     };
