@@ -74,19 +74,32 @@ impl App {
         Ok(App::with_spool(config, spool))
     }
 
-    /// Open the spool only, creating no folder: read-only commands.
+    /// Open the spool only, creating nothing: read-only commands. Where
+    /// quai never ran (no SQLite spool file), this is an error that says so,
+    /// not an empty spool created on the spot.
     pub async fn inspect(config: Config) -> anyhow::Result<Arc<App>> {
+        require_spool(&config)?;
         let spool = open_spool(&config).await?;
         Ok(App::with_spool(config, spool))
+    }
+
+    /// [`App::open`] for commands that work on what is already spooled
+    /// (`replay`, `reconcile`, `purge`): an error where quai never ran.
+    pub async fn open_existing(config: Config) -> anyhow::Result<Arc<App>> {
+        require_spool(&config)?;
+        App::open(config).await
     }
 
     /// The `App` of a running daemon: [`App::open`], after removing partial
     /// landings an earlier crash left, with every configured partner known
     /// to the spool.
     pub async fn start(config: Config) -> anyhow::Result<Arc<App>> {
-        let problems = crate::preflight::check(&config);
-        if !problems.is_empty() {
-            return Err(anyhow::anyhow!(crate::config::ConfigErrors(problems)));
+        let found = crate::preflight::findings(&config);
+        if !found.fatal.is_empty() {
+            return Err(anyhow::anyhow!(crate::config::ConfigErrors(found.fatal)));
+        }
+        for p in &found.partner {
+            tracing::error!(key = %p.key, "{}: this partner's SFTP polls and deliveries will fail", p.message);
         }
         prepare_folders(&config)?;
         let removed = quai_connectors::landing::sweep_temporaries(&config.store).unwrap_or(0);
@@ -151,6 +164,23 @@ fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("cannot restrict the permissions of {}", path.display()))
+}
+
+/// The SQLite spool file must exist (PostgreSQL spools always do).
+fn require_spool(config: &Config) -> anyhow::Result<()> {
+    if let Some(path) = config.spool_url.strip_prefix("sqlite://") {
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!(
+                "no spool at {path}: quai has not run with this configuration ({}); \
+                 set QUAI_HOME or --config to where it runs",
+                match &config.source {
+                    Some(p) => format!("--config {}", p.display()),
+                    None => format!("QUAI_HOME={}", config.home.display()),
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Open the spool of a configuration.

@@ -432,8 +432,34 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Load a configuration file and report every problem, keeping the
+    /// configuration resolved from the parts that are right (`None` when
+    /// the file cannot be read or parsed at all): `quai check-config` runs
+    /// the start checks on it even when the file has problems.
+    pub fn load_all(path: &Path) -> (Option<Config>, Vec<ConfigProblem>) {
+        match std::fs::read_to_string(path) {
+            Err(e) => (
+                None,
+                vec![ConfigProblem {
+                    line: None,
+                    key: path.display().to_string(),
+                    message: e.to_string(),
+                }],
+            ),
+            Ok(text) => Config::parse_all(&text, path),
+        }
+    }
+
     /// Parse configuration text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        match Config::parse_all(text, path) {
+            (Some(c), problems) if problems.is_empty() => Ok(c),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// [`Config::parse`], keeping what resolves ([`Config::load_all`]).
+    pub fn parse_all(text: &str, path: &Path) -> (Option<Config>, Vec<ConfigProblem>) {
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -449,7 +475,7 @@ impl Config {
         // still goes through the semantic checks below.
         let mut doc: toml::Table = match text.parse() {
             Ok(d) => d,
-            Err(e) => return Err(ConfigErrors(vec![toml_problem(text, &e)])),
+            Err(e) => return (None, vec![toml_problem(text, &e)]),
         };
         let mut problems = schema::check(&mut doc, &schema::Lines::of(text));
         let file: FileConfig = match toml::Value::Table(doc).try_into() {
@@ -462,17 +488,12 @@ impl Config {
                         message: e.message().to_string(),
                     });
                 }
-                return Err(ConfigErrors(problems));
+                return (None, problems);
             }
         };
-        match Config::resolve(file, &base, Some(path.to_path_buf()), text) {
-            Ok(c) if problems.is_empty() => Ok(c),
-            Ok(_) => Err(ConfigErrors(problems)),
-            Err(ConfigErrors(more)) => {
-                problems.extend(more);
-                Err(ConfigErrors(problems))
-            }
-        }
+        let (config, more) = Config::resolve_all(file, &base, Some(path.to_path_buf()), text);
+        problems.extend(more);
+        (Some(config), problems)
     }
 
     fn resolve(
@@ -481,6 +502,20 @@ impl Config {
         source: Option<PathBuf>,
         text: &str,
     ) -> Result<Config, ConfigErrors> {
+        match Config::resolve_all(file, base, source, text) {
+            (c, problems) if problems.is_empty() => Ok(c),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// Resolve, with every problem found; values with a problem fall back
+    /// to their defaults in the returned configuration.
+    fn resolve_all(
+        file: FileConfig,
+        base: &Path,
+        source: Option<PathBuf>,
+        text: &str,
+    ) -> (Config, Vec<ConfigProblem>) {
         // Every path is made absolute once, here: the drop-zone watcher
         // matches event paths against these folders, and a relative
         // `--config` or `$QUAI_HOME` must not depend on the current folder.
@@ -574,6 +609,9 @@ impl Config {
                 MailTransport::Files(abs(Path::new(t.trim_start_matches("file://"))))
             }
             Some(t) if t.starts_with("smtp://") || t.starts_with("smtps://") => {
+                if let Err(e) = check_url(t) {
+                    problem("mail.transport", e);
+                }
                 MailTransport::Smtp { url: t.to_string() }
             }
             Some(t) => {
@@ -632,6 +670,8 @@ impl Config {
                         "partner.sftp.url",
                         format!("{:?} is not sftp://user@host:port/dir", s.url),
                     );
+                } else if let Err(e) = check_url(&s.url) {
+                    problem("partner.sftp.url", e);
                 }
                 if let Some(poll) = &s.poll {
                     if let Err(err) = cron::Schedule::from_str(poll) {
@@ -688,10 +728,7 @@ impl Config {
                 .unwrap_or(2)
         });
 
-        if !problems.is_empty() {
-            return Err(ConfigErrors(problems));
-        }
-        Ok(Config {
+        let config = Config {
             source,
             home,
             spool_url,
@@ -725,7 +762,8 @@ impl Config {
                 key: abs(&a.key),
             }),
             partners,
-        })
+        };
+        (config, problems)
     }
 
     /// The configured partner, if any.
@@ -791,6 +829,36 @@ fn check_as2_outbound(a: &PartnerAs2, have_identity: bool, problem: &mut impl Fn
             problem(&format!("partner.as2.{key}"), e.to_string());
         }
     }
+}
+
+/// A `scheme://[user@]host[:port][/path]` URL with a host and, when
+/// given, a numeric port (the checks a connection would fail on later).
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("{url:?} is not a URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(format!("{url:?}: unclosed [ in the host")),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|n| n != 0) {
+            return Err(format!("{url:?}: {p:?} is not a port number"));
+        }
+    }
+    Ok(())
 }
 
 /// Partner ids become folder names: keep them boring.

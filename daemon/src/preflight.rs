@@ -5,16 +5,45 @@
 //! configuration says to create it (`[partner.dropzone] create = true`):
 //! a misspelled folder is reported, never created and watched in silence.
 //!
-//! `quai check-config`, `quai run` (before READY) and a reload all use
-//! [`check`], so a configuration that passes the check starts.
+//! `quai check-config` reports everything [`check`] finds, so a
+//! configuration that passes the check starts. `quai run` (before READY)
+//! and a reload refuse a configuration with a problem of the whole
+//! daemon ([`Findings::fatal`]); a problem with one partner's SFTP
+//! credentials ([`Findings::partner`]) is logged as an error and only that
+//! partner's polls and deliveries fail, as they would with a broken server.
 
 use std::path::Path;
 
 use crate::config::{Config, ConfigProblem};
 
+/// What [`findings`] found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Problems that stop the daemon from starting (or a reload).
+    pub fatal: Vec<ConfigProblem>,
+    /// Problems confined to one partner's SFTP connection.
+    pub partner: Vec<ConfigProblem>,
+}
+
 /// Every problem a start would meet with `config`, besides the file's own.
 pub fn check(config: &Config) -> Vec<ConfigProblem> {
+    let f = findings(config);
+    let mut all = f.fatal;
+    all.extend(f.partner);
+    all
+}
+
+/// [`check`], split by consequence.
+pub fn findings(config: &Config) -> Findings {
     let mut out = Vec::new();
+    let mut sftp = Vec::new();
+    let mut sftp_problem = |key: &str, message: String| {
+        sftp.push(ConfigProblem {
+            line: None,
+            key: key.to_string(),
+            message,
+        })
+    };
     let mut problem = |key: &str, message: String| {
         out.push(ConfigProblem {
             line: None,
@@ -60,12 +89,12 @@ pub fn check(config: &Config) -> Vec<ConfigProblem> {
         if let Some(s) = &p.sftp {
             if let Some(k) = &s.key {
                 if let Err(m) = readable(k) {
-                    problem(&key("sftp.key"), m);
+                    sftp_problem(&key("sftp.key"), m);
                 }
             }
             if let Some(k) = &s.password_file {
                 if let Err(m) = readable(k) {
-                    problem(&key("sftp.password_file"), m);
+                    sftp_problem(&key("sftp.password_file"), m);
                 }
             }
             let kh = s
@@ -74,7 +103,7 @@ pub fn check(config: &Config) -> Vec<ConfigProblem> {
                 .unwrap_or_else(|| crate::connect::default_known_hosts(config));
             if !s.trust_on_first_use {
                 if let Err(m) = readable(&kh) {
-                    problem(
+                    sftp_problem(
                         &key("sftp.known_hosts"),
                         format!("{m} (host keys are checked strictly; set trust_on_first_use = true to learn the first one)"),
                     );
@@ -122,7 +151,10 @@ pub fn check(config: &Config) -> Vec<ConfigProblem> {
             }
         }
     }
-    out
+    Findings {
+        fatal: out,
+        partner: sftp,
+    }
 }
 
 /// `Ok` when `path` is a file this process can open for reading.

@@ -126,12 +126,14 @@ pub fn load_again(running: &Config) -> Result<Config, Vec<ConfigProblem>> {
         Some(path) => Config::load(path).map_err(|e| e.0)?,
         None => Config::embedded_at(&running.home),
     };
-    let problems = preflight::check(&new);
-    if problems.is_empty() {
-        Ok(new)
-    } else {
-        Err(problems)
+    let found = preflight::findings(&new);
+    if !found.fatal.is_empty() {
+        return Err(found.fatal);
     }
+    for p in &found.partner {
+        tracing::error!(key = %p.key, "{}: this partner's SFTP polls and deliveries will fail", p.message);
+    }
+    Ok(new)
 }
 
 /// A checked new configuration, ready to be swapped in.

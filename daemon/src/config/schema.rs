@@ -376,7 +376,8 @@ fn walk(
         match (kind, table.get_mut(&name)) {
             (Table(inner), Some(toml::Value::Table(t))) => {
                 // A section missing a required key is dropped whole.
-                if !walk(t, inner, &join(path, &name), lines, out) {
+                let complete = walk(t, inner, &join(path, &name), lines, out);
+                if !complete {
                     table.remove(&name);
                 }
             }
