@@ -74,13 +74,18 @@ impl App {
         Ok(App::with_spool(config, spool))
     }
 
-    /// Open the spool only, creating nothing: read-only commands. Where
-    /// quai never ran (no SQLite spool file), this is an error that says so,
-    /// not an empty spool created on the spot.
+    /// Open the spool only, creating no folder: read-only views.
     pub async fn inspect(config: Config) -> anyhow::Result<Arc<App>> {
-        require_spool(&config)?;
         let spool = open_spool(&config).await?;
         Ok(App::with_spool(config, spool))
+    }
+
+    /// [`App::inspect`] for the read-only commands: where quai never ran
+    /// (no SQLite spool file), an error that says so, not an empty spool
+    /// created on the spot.
+    pub async fn inspect_existing(config: Config) -> anyhow::Result<Arc<App>> {
+        require_spool(&config)?;
+        App::inspect(config).await
     }
 
     /// [`App::open`] for commands that work on what is already spooled

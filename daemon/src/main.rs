@@ -243,7 +243,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Command::Validate { files, json } => commands::validate(&config, &files, json),
             Command::Status { json } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 commands::status(&app, json).await
             }
             Command::Flows {
@@ -254,7 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 limit,
                 json,
             } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 let filter = commands::FlowsFilter {
                     partner,
                     state,
@@ -269,13 +269,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 invoice: Some(index),
                 ..
             } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 commands::canonical_invoice(&app, id, index).await
             }
             Command::Flow {
                 id, json, rejected, ..
             } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 commands::flow_detail(&app, id, json, rejected).await
             }
             Command::Ingest {
