@@ -122,13 +122,19 @@ pub fn keep_restart_only(
 /// Read the configuration again, as the daemon was started (the same file,
 /// or the embedded default under the same home), and check it.
 pub fn load_again(running: &Config) -> Result<Config, Vec<ConfigProblem>> {
-    let new = match &running.source {
-        Some(path) => Config::load(path).map_err(|e| e.0)?,
-        None => Config::embedded_at(&running.home),
+    let (new, mut problems) = match &running.source {
+        Some(path) => Config::load_all(path),
+        None => (Some(Config::embedded_at(&running.home)), Vec::new()),
+    };
+    // The start checks run on what of the file resolves, so a refusal
+    // lists every problem at once, as `quai check-config` does.
+    let Some(new) = new else {
+        return Err(problems);
     };
     let found = preflight::findings(&new);
-    if !found.fatal.is_empty() {
-        return Err(found.fatal);
+    problems.extend(found.fatal);
+    if !problems.is_empty() {
+        return Err(problems);
     }
     for p in &found.partner {
         tracing::error!(key = %p.key, "{}: this partner's SFTP polls and deliveries will fail", p.message);
