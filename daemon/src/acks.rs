@@ -45,7 +45,7 @@ pub struct Staged {
 
 impl Staged {
     fn new(daemon: &App) -> std::io::Result<Staged> {
-        let root = daemon.config.home.join("tmp");
+        let root = daemon.config().home.join("tmp");
         std::fs::create_dir_all(&root)?;
         Ok(Staged {
             dir: tempfile_dir(&root)?,
@@ -82,7 +82,7 @@ pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {
         AckKind::IntegrationReport => write_report(daemon, ack, &mut staged).await?,
         AckKind::Cdar => {
             let per_invoice = daemon
-                .config
+                .config()
                 .partner(&ack.partner)
                 .map(|p| p.cdar_per_invoice)
                 .unwrap_or(false);
@@ -129,7 +129,7 @@ pub async fn queue_async_mdn(
     let flow_id = pending
         .flow_id
         .ok_or_else(|| anyhow::anyhow!("asynchronous MDN without a registered flow"))?;
-    let dir = daemon.config.home.join("as2-mdn").join("outbox");
+    let dir = daemon.config().home.join("as2-mdn").join("outbox");
     let digest = {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -338,7 +338,7 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
         })
         .await?;
     }
-    let path = quai_connectors::landing::stored_path(&daemon.config.store, &flow.sha256);
+    let path = quai_connectors::landing::stored_path(&daemon.config().store, &flow.sha256);
     let out = staged.create(&ack.file_name)?;
     let flow_id = flow.id;
     let reference = format!("Q{}", flow.id);

@@ -3,7 +3,6 @@
 //! 0 success, 1 "something to look at" (a rejected invoice for `validate`,
 //! a discrepancy for `reconcile`), 2 usage or configuration error.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,17 +16,58 @@ use crate::jobs::{purge, reconcile};
 use crate::pipeline::flow_limits;
 use crate::query::{parse_since, parse_state};
 
+/// Print one line of a command's result on stdout. A write error (a closed
+/// pipe: `quai flows | head -1`) ends the command with that error, which
+/// `main` turns into a quiet exit 0 ([`is_broken_pipe`]).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    }};
+}
+
+/// Did the command stop because its stdout was closed?
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The spool a command read, as its output names it (password hidden).
+fn spool_name(app: &App) -> String {
+    crate::text::redact_url(&app.config().spool_url)
+}
+
+/// A JSON object with the spool it was read from added (`"spool"`).
+fn with_spool(app: &App, v: impl Serialize) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(v)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("spool".into(), spool_name(app).into());
+    }
+    Ok(v)
+}
+
+/// Partner-supplied text made safe for a terminal ([`crate::text::printable`]).
+fn p(s: &str) -> std::borrow::Cow<'_, str> {
+    crate::text::printable(s)
+}
+
+/// Human timestamps: to the second, in UTC.
+fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// `quai status`
 pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
     let s = app.spool.status().await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        out!("{}", serde_json::to_string_pretty(&with_spool(app, &s)?)?);
         return Ok(0);
     }
     let states = ["received", "processing", "processed", "failed", "duplicate"];
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    out!("spool {}", spool_name(app));
+    out!(
         "{:<20} {:>9} {:>10} {:>9} {:>7} {:>9} {:>9} {:>9}",
         "PARTNER",
         "RECEIVED",
@@ -37,7 +77,7 @@ pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
         "DUPLICATE",
         "ACCEPTED",
         "REJECTED"
-    )?;
+    );
     let row = |name: &str, c: &quai_spool::Counts| {
         let f = |k: &str| c.flows.get(k).copied().unwrap_or(0);
         let i = |k: &str| c.invoices.get(k).copied().unwrap_or(0);
@@ -54,61 +94,112 @@ pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
         )
     };
     for p in &s.partners {
-        writeln!(out, "{}", row(&p.partner, &p.counts))?;
+        out!("{}", row(&p.partner, &p.counts));
     }
-    writeln!(out, "{}", row("TOTAL", &s.totals))?;
+    out!("{}", row("TOTAL", &s.totals));
     Ok(0)
 }
 
+/// The filters of `quai flows`, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct FlowsFilter {
+    pub partner: Option<String>,
+    pub state: Option<String>,
+    pub since: Option<String>,
+    /// An invoice number the flows must hold.
+    pub invoice: Option<String>,
+    pub limit: i64,
+}
+
+/// A partner named in a filter must exist: configured or known to the spool.
+async fn known_partner(app: &App, partner: &str) -> anyhow::Result<()> {
+    if app.config().partner(partner).is_some() {
+        return Ok(());
+    }
+    let known = app.spool.partner_ids().await?;
+    if known.iter().any(|k| k == partner) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "unknown partner {:?} (known: {})",
+        p(partner),
+        if known.is_empty() {
+            "none yet".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
 /// `quai flows`
-pub async fn flows(
-    app: &App,
-    partner: Option<String>,
-    state: Option<String>,
-    since: Option<String>,
-    limit: i64,
-    json: bool,
-) -> anyhow::Result<i32> {
-    let state = match state.as_deref() {
+pub async fn flows(app: &App, f: FlowsFilter, json: bool) -> anyhow::Result<i32> {
+    let state = match f.state.as_deref() {
         None => None,
         Some(s) => Some(parse_state(s)?),
     };
-    let since = match since.as_deref() {
+    let since = match f.since.as_deref() {
         None => None,
         Some(s) => Some(parse_since(s)?),
     };
-    let rows = app
-        .spool
-        .list_flows(&FlowFilter {
-            partner,
-            state,
-            since,
-            limit: Some(limit),
-        })
-        .await?;
+    if let Some(partner) = &f.partner {
+        known_partner(app, partner).await?;
+    }
+    let rows = match &f.invoice {
+        None => {
+            app.spool
+                .list_flows(&FlowFilter {
+                    partner: f.partner.clone(),
+                    state,
+                    since,
+                    limit: Some(f.limit),
+                })
+                .await?
+        }
+        Some(number) => {
+            let mut rows = Vec::new();
+            for id in app.spool.flows_with_invoice_number(number).await? {
+                let r = app.spool.flow(id).await?;
+                let keep = f.partner.as_ref().is_none_or(|p| *p == r.partner)
+                    && state.is_none_or(|s| s == r.state)
+                    && since.is_none_or(|s| r.received_at >= s);
+                if keep {
+                    rows.push(r);
+                }
+                if rows.len() as i64 >= f.limit {
+                    break;
+                }
+            }
+            rows
+        }
+    };
+    tracing::debug!(spool = %spool_name(app), flows = rows.len(), "flows read");
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        out!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:>6} {:<16} {:<10} {:<25} {:>8} {:>8} {:<20} FILE",
-        "ID", "PARTNER", "STATE", "RECEIVED", "ACCEPTED", "REJECTED", "REASON"
-    )?;
+    out!("spool {}", spool_name(app));
+    out!(
+        "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<20} FILE",
+        "ID",
+        "PARTNER",
+        "STATE",
+        "RECEIVED",
+        "ACCEPTED",
+        "REJECTED",
+        "REASON"
+    );
     for r in rows {
-        writeln!(
-            out,
-            "{:>6} {:<16} {:<10} {:<25} {:>8} {:>8} {:<20} {}",
+        out!(
+            "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<20} {}",
             r.id,
             r.partner,
             r.state.as_str(),
-            r.received_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            when(&r.received_at),
             r.invoices_accepted,
             r.invoices_rejected,
-            r.failure_code.as_deref().unwrap_or(""),
-            r.original_name
-        )?;
+            p(r.failure_code.as_deref().unwrap_or("")),
+            p(&r.original_name)
+        );
     }
     Ok(0)
 }
@@ -120,115 +211,133 @@ pub async fn canonical_invoice(app: &App, id: i64, index: i64) -> anyhow::Result
     spool.flow(id).await?;
     match spool.canonical_invoice(id, index).await? {
         Some(json) => {
-            println!("{json}");
+            out!("{json}");
             Ok(0)
         }
         None => {
-            eprintln!("flow {id} has no mapped invoice at index {index}");
+            eprintln!(
+                "quai: flow {id} has no mapped invoice #{index} (indexes are 0-based, as `quai flow {id}` shows them)"
+            );
             Ok(1)
         }
     }
 }
 
-/// `quai flow ID`
-pub async fn flow_detail(app: &App, id: i64, json: bool) -> anyhow::Result<i32> {
+/// `quai flow ID [--rejected]`
+pub async fn flow_detail(
+    app: &App,
+    id: i64,
+    json: bool,
+    rejected_only: bool,
+) -> anyhow::Result<i32> {
     let spool = &app.spool;
     if json {
-        let v = crate::http::flow_detail_json(spool, id).await?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        let mut v = crate::http::flow_detail_json(spool, id).await?;
+        if rejected_only {
+            if let Some(list) = v.get_mut("invoices").and_then(|i| i.as_array_mut()) {
+                list.retain(|i| i.get("verdict").and_then(|v| v.as_str()) == Some("rejected"));
+            }
+        }
+        out!("{}", serde_json::to_string_pretty(&with_spool(app, v)?)?);
         return Ok(0);
     }
     let flow = spool.flow(id).await?;
     let invoices = spool.invoices_of_flow(id).await?;
     let acks = spool.acks_of_flow(id).await?;
     let history = spool.flow_events(id).await?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    out!("spool {}", spool_name(app));
+    out!(
         "flow {}  partner {}  state {}",
         flow.id,
         flow.partner,
         flow.state.as_str()
-    )?;
-    writeln!(
-        out,
+    );
+    out!(
         "  file      {} ({} bytes, sha256 {})",
-        flow.original_name, flow.size, flow.sha256
-    )?;
-    writeln!(
-        out,
+        p(&flow.original_name),
+        flow.size,
+        flow.sha256
+    );
+    out!(
         "  received  {}   updated {}   attempts {}",
-        flow.received_at, flow.updated_at, flow.attempts
-    )?;
+        when(&flow.received_at),
+        when(&flow.updated_at),
+        flow.attempts
+    );
     if let Some(code) = &flow.failure_code {
-        writeln!(
-            out,
-            "  rejected  {code}: {}",
-            flow.failure_message.as_deref().unwrap_or("")
-        )?;
+        out!(
+            "  failed    {}: {}",
+            p(code),
+            p(flow.failure_message.as_deref().unwrap_or(""))
+        );
     }
     if let Some(orig) = flow.duplicate_of {
-        writeln!(out, "  duplicate of flow {orig}")?;
+        out!("  duplicate of flow {orig}");
     }
-    writeln!(out, "history:")?;
+    out!("history:");
     for e in &history {
-        writeln!(
-            out,
+        out!(
             "  {}  {} {} {} -> {}  ({}){}",
-            e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            when(&e.at),
             e.entity,
             e.entity_id,
             e.from_state.as_deref().unwrap_or("-"),
             e.to_state,
-            e.instance,
+            p(&e.instance),
             e.reason
                 .as_deref()
-                .map(|r| format!("  {r}"))
+                .map(|r| format!("  {}", p(r)))
                 .unwrap_or_default()
-        )?;
+        );
     }
-    writeln!(
-        out,
-        "invoices: {} accepted, {} rejected",
-        flow.invoices_accepted, flow.invoices_rejected
-    )?;
+    out!(
+        "invoices: {} accepted, {} rejected{}",
+        flow.invoices_accepted,
+        flow.invoices_rejected,
+        if rejected_only {
+            " (listing the rejected ones)"
+        } else {
+            ""
+        }
+    );
     for i in &invoices {
-        writeln!(
-            out,
+        let rejected = matches!(i.verdict, quai_spool::Verdict::Rejected);
+        if rejected_only && !rejected {
+            continue;
+        }
+        out!(
             "  #{:<4} {:<9} {:<20} {}",
             i.doc_index,
-            match i.verdict {
-                quai_spool::Verdict::Accepted => "accepted",
-                quai_spool::Verdict::Rejected => "REJECTED",
-            },
-            i.number.as_deref().unwrap_or("-"),
-            i.entry
-        )?;
+            if rejected { "REJECTED" } else { "accepted" },
+            p(i.number.as_deref().unwrap_or("-")),
+            p(&i.entry)
+        );
         for r in &i.reasons {
-            writeln!(
-                out,
+            out!(
                 "         {} {} [{}] {}",
-                r.rule, r.term, r.severity, r.message
-            )?;
+                p(&r.rule),
+                p(&r.term),
+                r.severity,
+                p(&r.message)
+            );
         }
     }
-    writeln!(out, "acknowledgements:")?;
+    out!("acknowledgements:");
     for a in &acks {
-        writeln!(
-            out,
+        out!(
             "  {} {} -> {} {}  attempts {}{}",
             a.kind.as_str(),
-            a.file_name,
-            a.destination,
+            p(&a.file_name),
+            p(&a.destination),
             a.delivered_at
-                .map(|d| format!("delivered {d}"))
+                .map(|d| format!("delivered {}", when(&d)))
                 .unwrap_or_else(|| "PENDING".into()),
             a.attempts,
             a.last_error
                 .as_deref()
-                .map(|e| format!("  last error: {e}"))
+                .map(|e| format!("  last error: {}", p(e)))
                 .unwrap_or_default()
-        )?;
+        );
     }
     Ok(0)
 }
@@ -317,46 +426,68 @@ pub fn validate(
     }
     any_rejected |= results.iter().any(|r| r.verdict == "rejected");
     if json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        out!("{}", serde_json::to_string_pretty(&results)?);
     } else {
-        let mut out = std::io::stdout().lock();
         for r in &results {
-            writeln!(
-                out,
+            out!(
                 "{:<8} {} [{}{}] {}",
                 r.verdict.to_uppercase(),
-                r.entry,
+                p(&r.entry),
                 r.syntax.as_deref().unwrap_or("?"),
                 r.profile
                     .as_deref()
-                    .map(|p| format!(" {p}"))
+                    .map(|x| format!(" {}", p(x)))
                     .unwrap_or_default(),
-                r.invoice_number.as_deref().unwrap_or("")
-            )?;
+                p(r.invoice_number.as_deref().unwrap_or(""))
+            );
             for v in &r.violations {
-                writeln!(
-                    out,
+                out!(
                     "    {} {} [{:?}] {}",
-                    v.rule, v.term, v.severity, v.message
-                )?;
+                    p(&v.rule),
+                    p(&v.term),
+                    v.severity,
+                    p(&v.message)
+                );
             }
         }
         let rejected = results.iter().filter(|r| r.verdict == "rejected").count();
-        writeln!(
-            out,
+        out!(
             "{} invoice(s): {} accepted, {} rejected",
             results.len(),
             results.len() - rejected,
             rejected
-        )?;
+        );
     }
     Ok(if any_rejected { 1 } else { 0 })
 }
 
 /// `quai replay ID`: process a stored flow again (same idempotency rules).
+/// A duplicate is not replayed: the command says so, names the original,
+/// and exits 1.
 pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
+    let before = daemon.spool.flow(id).await?;
+    if before.state == quai_spool::FlowState::Duplicate {
+        let original = before.duplicate_of;
+        if json {
+            let mut v = with_spool(daemon, &before)?;
+            v["replayed"] = false.into();
+            out!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            out!("spool {}", spool_name(daemon));
+            out!(
+                "flow {id} is a duplicate{}: not replayed{}",
+                original
+                    .map(|o| format!(" of flow {o}"))
+                    .unwrap_or_default(),
+                original
+                    .map(|o| format!(" (replay flow {o} instead)"))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(1);
+    }
     let lease = Lease {
-        duration: std::time::Duration::from_secs(daemon.config.lease_seconds),
+        duration: std::time::Duration::from_secs(daemon.config().lease_seconds),
     };
     let claimed = daemon.spool.claim_for_replay(id, lease).await?;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -364,10 +495,13 @@ pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i3
     crate::deliverer::deliver_pending(daemon).await;
     let flow = daemon.spool.flow(id).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&flow)?);
+        let mut v = with_spool(daemon, &flow)?;
+        v["replayed"] = true.into();
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    println!(
+    out!("spool {}", spool_name(daemon));
+    out!(
         "flow {} replayed: {} ({} accepted, {} rejected)",
         id,
         flow.state.as_str(),
@@ -378,14 +512,34 @@ pub async fn replay(daemon: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i3
 }
 
 /// `quai ingest FILE... --partner P`: take files in as if dropped, and
-/// process them now.
+/// process them now. The partner must be configured or already known to
+/// the spool (`--new-partner` to accept a new one). Exit 1 when an invoice
+/// was rejected or a flow refused whole, like `validate`.
 pub async fn ingest(
     daemon: &Arc<App>,
     partner: &str,
+    new_partner: bool,
     files: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<i32> {
-    let config = &daemon.config;
+    if !crate::config::valid_partner_id(partner) {
+        anyhow::bail!(
+            "{:?} is not a valid partner id (letters, digits, -, _ and .)",
+            p(partner)
+        );
+    }
+    // A folder under the partner-root drop zone is a partner already.
+    let has_folder = daemon
+        .config()
+        .inbound_root
+        .as_ref()
+        .is_some_and(|r| r.join(partner).is_dir());
+    if !new_partner && !has_folder {
+        known_partner(daemon, partner).await.map_err(|e| {
+            anyhow::anyhow!("{e:#}; pass --new-partner to take files in for a new partner")
+        })?;
+    }
+    let config = daemon.config();
     let mut registered = Vec::new();
     let total_bytes: u64 = files
         .iter()
@@ -419,15 +573,16 @@ pub async fn ingest(
             .map_err(|e| anyhow::anyhow!(e))?;
         registered.push((file.display().to_string(), accepted));
         done_bytes += landed.size;
-        if !json {
-            // A progress line per file: position, bytes taken so far, outcome.
+        if !json && tracing::enabled!(tracing::Level::INFO) {
+            // A progress line per file (stderr, hidden by -q): position,
+            // bytes taken so far, outcome.
             let pct = (done_bytes * 100).checked_div(total_bytes).unwrap_or(100);
             eprintln!(
                 "[{}/{}] {:>3}% {} -> {}",
                 n + 1,
                 files.len(),
                 pct,
-                file.display(),
+                p(&file.display().to_string()),
                 match accepted {
                     quai_connectors::Accepted::New { flow_id } => format!("flow {flow_id}"),
                     quai_connectors::Accepted::Duplicate { flow_id, original } => {
@@ -446,19 +601,55 @@ pub async fn ingest(
         crate::pipeline::process_claimed(daemon, claimed, lease, &stop).await?;
     }
     crate::deliverer::deliver_pending(daemon).await;
+    let mut any_rejected = false;
+    let mut results = Vec::new();
+    for (f, a) in &registered {
+        let (id, original) = match a {
+            quai_connectors::Accepted::New { flow_id } => (*flow_id, None),
+            quai_connectors::Accepted::Duplicate { flow_id, original } => {
+                (*flow_id, Some(*original))
+            }
+        };
+        let flow = daemon.spool.flow(id).await?;
+        if original.is_none()
+            && (flow.invoices_rejected > 0 || flow.state == quai_spool::FlowState::Failed)
+        {
+            any_rejected = true;
+        }
+        results.push((f, id, original, flow));
+    }
     if json {
-        let v: Vec<_> = registered
+        let v: Vec<_> = results
             .iter()
-            .map(|(f, a)| match a {
-                quai_connectors::Accepted::New { flow_id } => serde_json::json!({"file": f, "flow_id": flow_id, "duplicate": false}),
-                quai_connectors::Accepted::Duplicate { flow_id, original } => {
-                    serde_json::json!({"file": f, "flow_id": flow_id, "duplicate": true, "duplicate_of": original})
-                }
+            .map(|(f, id, original, flow)| match original {
+                None => serde_json::json!({"file": f, "flow_id": id, "duplicate": false,
+                    "state": flow.state.as_str(), "accepted": flow.invoices_accepted,
+                    "rejected": flow.invoices_rejected}),
+                Some(o) => serde_json::json!({"file": f, "flow_id": id, "duplicate": true,
+                    "duplicate_of": o, "state": flow.state.as_str()}),
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        out!("spool {}", spool_name(daemon));
+        for (f, id, original, flow) in &results {
+            match original {
+                None => out!(
+                    "flow {id} {}: {} ({} accepted, {} rejected){}",
+                    p(f),
+                    flow.state.as_str(),
+                    flow.invoices_accepted,
+                    flow.invoices_rejected,
+                    flow.failure_code
+                        .as_deref()
+                        .map(|c| format!(" {}", p(c)))
+                        .unwrap_or_default()
+                ),
+                Some(o) => out!("flow {id} {}: duplicate of flow {o}", p(f)),
+            }
+        }
     }
-    Ok(0)
+    Ok(if any_rejected { 1 } else { 0 })
 }
 
 /// `quai reconcile [--from D --to D] [--json]`: 0 when everything adds up,
@@ -469,7 +660,7 @@ pub async fn reconcile(
     to: Option<String>,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let tz = app.config.timezone;
+    let tz = app.config().timezone;
     let to = match to {
         Some(t) => reconcile::parse_bound(&t, tz, true)?,
         None => chrono::Utc::now(),
@@ -482,28 +673,61 @@ pub async fn reconcile(
     let mut report = reconcile::reconcile(app, from, to, reconcile::Thresholds::default()).await?;
     reconcile::publish(app, &mut report).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&with_spool(app, &report)?)?
+        );
     } else {
-        print!("{}", reconcile::text(&report));
+        out!("spool {}", spool_name(app));
+        {
+            use std::io::Write as _;
+            write!(std::io::stdout().lock(), "{}", reconcile::text(&report))?;
+        }
         for f in &report.files {
-            println!("report: {f}");
+            out!("report: {f}");
         }
     }
     Ok(if report.balanced { 0 } else { 1 })
 }
 
-/// `quai purge [--json]`.
-pub async fn purge(app: &Arc<App>, json: bool) -> anyhow::Result<i32> {
+/// `quai purge [--dry-run] [--json]`.
+pub async fn purge(app: &Arc<App>, dry_run: bool, json: bool) -> anyhow::Result<i32> {
+    if dry_run {
+        let days = i64::from(app.config().retention_days);
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(days);
+        let would = app.spool.purge_preview(cutoff).await?;
+        if json {
+            let mut v = with_spool(app, &would)?;
+            v["cutoff"] = cutoff.to_rfc3339().into();
+            v["dry_run"] = true.into();
+            out!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            out!("spool {}", spool_name(app));
+            out!(
+                "would purge {} flow(s) and {} invoice(s) last changed before {} (dry run: nothing removed)",
+                would.flows,
+                would.invoices,
+                when(&cutoff)
+            );
+        }
+        return Ok(0);
+    }
     let s = purge::run(app).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        out!("{}", serde_json::to_string_pretty(&with_spool(app, &s)?)?);
     } else {
-        println!(
+        out!("spool {}", spool_name(app));
+        out!(
             "purged {} flow(s) and {} invoice(s) last changed before {}; {} raw file(s) deleted",
-            s.flows, s.invoices, s.cutoff, s.raw_deleted
+            s.flows,
+            s.invoices,
+            chrono::DateTime::parse_from_rfc3339(&s.cutoff)
+                .map(|t| when(&t.with_timezone(&chrono::Utc)))
+                .unwrap_or_else(|_| s.cutoff.clone()),
+            s.raw_deleted
         );
         for e in &s.raw_errors {
-            println!("not deleted: {e}");
+            out!("not deleted: {}", p(e));
         }
     }
     Ok(if s.raw_errors.is_empty() { 0 } else { 1 })
@@ -543,28 +767,40 @@ pub async fn resend_ack(app: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i
     }
 }
 
-/// `quai check-config`
-pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
-    let result = match path {
-        Some(p) => Config::load(p),
-        None => Ok(Config::embedded_default()),
+/// `quai check-config`: every problem of the file, then what a start would
+/// check (files, folders; [`crate::preflight`]). Exit 2 when there is any.
+pub fn check_config(path: Option<&std::path::Path>, json: bool) -> anyhow::Result<i32> {
+    let source = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded default".into());
+    let (config, mut problems) = match path {
+        Some(p) => Config::load_all(p),
+        None => (Some(Config::embedded_default()), Vec::new()),
+    };
+    // What a start would check, on what of the file resolves.
+    if let Some(c) = &config {
+        problems.extend(crate::preflight::check(c));
+    }
+    let result = match config {
+        Some(c) if problems.is_empty() => Ok(c),
+        _ => Err(crate::config::ConfigErrors(problems)),
     };
     match result {
         Ok(c) => {
             if json {
-                println!("{}", serde_json::json!({"ok": true, "problems": []}));
+                out!(
+                    "{}",
+                    serde_json::json!({"ok": true, "problems": [], "config": source,
+                        "spool": crate::text::redact_url(&c.spool_url), "partners": c.partners.len()})
+                );
             } else {
-                println!(
-                    "configuration OK ({}): spool {}, {} partner(s)",
-                    c.source
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "embedded default".into()),
+                out!(
+                    "configuration OK ({source}): spool {}, {} partner(s)",
                     crate::text::redact_url(&c.spool_url),
                     c.partners.len()
                 );
             }
-            0
+            Ok(0)
         }
         Err(errors) => {
             if json {
@@ -575,11 +811,15 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> i32 {
                         |p| serde_json::json!({"line": p.line, "key": p.key, "message": p.message}),
                     )
                     .collect();
-                println!("{}", serde_json::json!({"ok": false, "problems": problems}));
+                out!(
+                    "{}",
+                    serde_json::json!({"ok": false, "problems": problems, "config": source})
+                );
             } else {
-                eprint!("{errors}");
+                // The verdict is the command's result (stdout); so is the list.
+                out!("{source}: {}", errors.to_string().trim_end());
             }
-            2
+            Ok(2)
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Configuration: one TOML file, or the embedded default rooted at `$QUAI_HOME`.
 //!
-//! The file is parsed strictly (unknown keys are errors) into [`FileConfig`],
+//! The file is checked key by key against its schema (`schema`: unknown
+//! keys, wrong types and missing keys are all reported), parsed strictly
+//! into [`FileConfig`],
 //! then resolved into [`Config`]: relative paths are taken relative to the
 //! file's folder, sizes like `"1GiB"` become byte counts, cron expressions are
 //! parsed. Resolution collects every problem instead of stopping at the first,
@@ -12,6 +14,8 @@ use std::str::FromStr;
 use quai_mappings::validate::fr::FrMode;
 use quai_mappings::validate::Layers;
 use serde::Deserialize;
+
+mod schema;
 
 /// Default folder of the embedded configuration.
 pub const DEFAULT_HOME: &str = "./quai-data";
@@ -183,6 +187,10 @@ pub struct PartnerSection {
 pub struct PartnerDropzone {
     pub inbox: PathBuf,
     pub outbox: Option<PathBuf>,
+    /// Create the inbox when it does not exist (default false: a missing
+    /// inbox is a configuration error, so a misspelled path is not watched).
+    #[serde(default)]
+    pub create: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -389,6 +397,8 @@ pub struct Partner {
     pub id: String,
     pub contacts: Vec<String>,
     pub inbox: Option<PathBuf>,
+    /// `[partner.dropzone] create`: quai may create the inbox.
+    pub create_inbox: bool,
     pub outbox: Option<PathBuf>,
     pub sftp: Option<PartnerSftp>,
     pub as2: Option<PartnerAs2>,
@@ -512,8 +522,34 @@ impl Config {
         Config::parse(&text, path)
     }
 
+    /// Load a configuration file and report every problem, keeping the
+    /// configuration resolved from the parts that are right (`None` when
+    /// the file cannot be read or parsed at all): `quai check-config` runs
+    /// the start checks on it even when the file has problems.
+    pub fn load_all(path: &Path) -> (Option<Config>, Vec<ConfigProblem>) {
+        match std::fs::read_to_string(path) {
+            Err(e) => (
+                None,
+                vec![ConfigProblem {
+                    line: None,
+                    key: path.display().to_string(),
+                    message: e.to_string(),
+                }],
+            ),
+            Ok(text) => Config::parse_all(&text, path),
+        }
+    }
+
     /// Parse configuration text as if read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        match Config::parse_all(text, path) {
+            (Some(c), problems) if problems.is_empty() => Ok(c),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// [`Config::parse`], keeping what resolves ([`Config::load_all`]).
+    pub fn parse_all(text: &str, path: &Path) -> (Option<Config>, Vec<ConfigProblem>) {
         let base = path
             .parent()
             .map(Path::to_path_buf)
@@ -523,21 +559,31 @@ impl Config {
         } else {
             base
         };
-        let file: FileConfig = match toml::from_str(text) {
+        // A syntax error stops the parse (nothing after it can be read);
+        // otherwise every key is checked against the schema first, so type
+        // errors, unknown and missing keys are all reported, and what fits
+        // still goes through the semantic checks below.
+        let mut doc: toml::Table = match text.parse() {
+            Ok(d) => d,
+            Err(e) => return (None, vec![toml_problem(text, &e)]),
+        };
+        let mut problems = schema::check(&mut doc, &schema::Lines::of(text));
+        let file: FileConfig = match toml::Value::Table(doc).try_into() {
             Ok(f) => f,
             Err(e) => {
-                let first = toml_problem(text, &e);
-                let first_line = first.line;
-                let mut problems = vec![first];
-                problems.extend(
-                    unknown_keys(text)
-                        .into_iter()
-                        .filter(|p| p.line != first_line),
-                );
-                return Err(ConfigErrors(problems));
+                if problems.is_empty() {
+                    problems.push(ConfigProblem {
+                        line: None,
+                        key: "toml".into(),
+                        message: e.message().to_string(),
+                    });
+                }
+                return (None, problems);
             }
         };
-        Config::resolve(file, &base, Some(path.to_path_buf()), text)
+        let (config, more) = Config::resolve_all(file, &base, Some(path.to_path_buf()), text);
+        problems.extend(more);
+        (Some(config), problems)
     }
 
     fn resolve(
@@ -546,6 +592,20 @@ impl Config {
         source: Option<PathBuf>,
         text: &str,
     ) -> Result<Config, ConfigErrors> {
+        match Config::resolve_all(file, base, source, text) {
+            (c, problems) if problems.is_empty() => Ok(c),
+            (_, problems) => Err(ConfigErrors(problems)),
+        }
+    }
+
+    /// Resolve, with every problem found; values with a problem fall back
+    /// to their defaults in the returned configuration.
+    fn resolve_all(
+        file: FileConfig,
+        base: &Path,
+        source: Option<PathBuf>,
+        text: &str,
+    ) -> (Config, Vec<ConfigProblem>) {
         // Every path is made absolute once, here: the drop-zone watcher
         // matches event paths against these folders, and a relative
         // `--config` or `$QUAI_HOME` must not depend on the current folder.
@@ -686,6 +746,9 @@ impl Config {
                 MailTransport::Files(abs(Path::new(t.trim_start_matches("file://"))))
             }
             Some(t) if t.starts_with("smtp://") || t.starts_with("smtps://") => {
+                if let Err(e) = check_url(t) {
+                    problem("mail.transport", e);
+                }
                 MailTransport::Smtp { url: t.to_string() }
             }
             Some(t) => {
@@ -783,6 +846,8 @@ impl Config {
                         "partner.sftp.url",
                         format!("{:?} is not sftp://user@host:port/dir", s.url),
                     );
+                } else if let Err(e) = check_url(&s.url) {
+                    problem("partner.sftp.url", e);
                 }
                 if let Some(poll) = &s.poll {
                     if let Err(err) = cron::Schedule::from_str(poll) {
@@ -808,6 +873,7 @@ impl Config {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
                 inbox: p.dropzone.as_ref().map(|d| abs(&d.inbox)),
+                create_inbox: p.dropzone.as_ref().is_some_and(|d| d.create),
                 outbox: p
                     .dropzone
                     .as_ref()
@@ -839,10 +905,7 @@ impl Config {
                 .unwrap_or(2)
         });
 
-        if !problems.is_empty() {
-            return Err(ConfigErrors(problems));
-        }
-        Ok(Config {
+        let config = Config {
             source,
             home,
             spool_url,
@@ -880,7 +943,8 @@ impl Config {
             partners,
             layers,
             fr_ctc_mode: fr_mode,
-        })
+        };
+        (config, problems)
     }
 
     /// The configured partner, if any.
@@ -955,6 +1019,36 @@ fn check_as2_outbound(a: &PartnerAs2, have_identity: bool, problem: &mut impl Fn
     }
 }
 
+/// A `scheme://[user@]host[:port][/path]` URL with a host and, when
+/// given, a numeric port (the checks a connection would fail on later).
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("{url:?} is not a URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err(format!("{url:?}: unclosed [ in the host")),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|n| n != 0) {
+            return Err(format!("{url:?}: {p:?} is not a port number"));
+        }
+    }
+    Ok(())
+}
+
 /// Partner ids become folder names: keep them boring.
 pub fn valid_partner_id(id: &str) -> bool {
     !id.is_empty()
@@ -985,179 +1079,6 @@ fn line_of_key(text: &str, key: &str) -> Option<usize> {
             t.starts_with(last) && t[last.len()..].trim_start().starts_with('=')
         })
         .map(|i| i + 1)
-}
-
-/// Every unknown key of the file, with its line (the strict parser stops at
-/// the first; this walks the whole document so all are reported at once).
-fn unknown_keys(text: &str) -> Vec<ConfigProblem> {
-    const KNOWN: &[(&str, &[&str])] = &[
-        (
-            "",
-            &[
-                "spool",
-                "dropzones",
-                "http",
-                "mail",
-                "schedule",
-                "limits",
-                "processing",
-                "validation",
-                "as2",
-                "antivirus",
-                "partner",
-            ],
-        ),
-        ("spool", &["url", "store", "retention_days"]),
-        (
-            "dropzones",
-            &["inbound", "outbound", "enabled", "stable_seconds"],
-        ),
-        (
-            "http",
-            &[
-                "listen",
-                "token_file",
-                "header_timeout_seconds",
-                "body_timeout_seconds",
-                "body_min_rate",
-                "send_timeout_seconds",
-                "max_connections",
-                "allowed_hosts",
-                "max_response_bytes",
-            ],
-        ),
-        ("antivirus", &["clamd", "timeout_seconds", "retry_seconds"]),
-        (
-            "mail",
-            &[
-                "transport",
-                "from",
-                "username",
-                "password_file",
-                "operations",
-            ],
-        ),
-        (
-            "schedule",
-            &["timezone", "reject_digest", "reconcile", "purge"],
-        ),
-        (
-            "limits",
-            &[
-                "max_flow_bytes",
-                "max_invoices_per_flow",
-                "max_unpacked_ratio",
-                "max_unpacked_bytes",
-                "max_archive_entries",
-            ],
-        ),
-        ("processing", &["workers", "lease_seconds", "batch_size"]),
-        ("validation", &["layers", "fr_ctc_mode"]),
-        ("as2", &["as2_id", "certificate", "key"]),
-        (
-            "partner",
-            &[
-                "id",
-                "contacts",
-                "dropzone",
-                "sftp",
-                "as2",
-                "limits",
-                "cdar_per_invoice",
-                "layers",
-            ],
-        ),
-        ("partner.dropzone", &["inbox", "outbox"]),
-        (
-            "partner.sftp",
-            &[
-                "url",
-                "key",
-                "password_file",
-                "known_hosts",
-                "trust_on_first_use",
-                "outbox",
-                "poll",
-                "after_pickup",
-                "min_age_seconds",
-            ],
-        ),
-        (
-            "partner.as2",
-            &[
-                "as2_id",
-                "certificate",
-                "require_signed",
-                "require_encrypted",
-                "allow_async_mdn",
-                "url",
-                "sign",
-                "encrypt",
-                "compress",
-                "encryption",
-                "signature",
-                "mdn",
-                "timeout_seconds",
-                "max_send_bytes",
-            ],
-        ),
-        (
-            "partner.limits",
-            &[
-                "max_flow_bytes",
-                "max_invoices_per_flow",
-                "max_unpacked_ratio",
-                "max_unpacked_bytes",
-                "max_archive_entries",
-            ],
-        ),
-    ];
-    let mut out = Vec::new();
-    let mut table = String::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        if line.starts_with('[') {
-            table = line
-                .trim_matches(|c| c == '[' || c == ']')
-                .trim()
-                .to_string();
-            let (parent, name) = match table.rsplit_once('.') {
-                Some((p, n)) => (p.to_string(), n.to_string()),
-                None => (String::new(), table.clone()),
-            };
-            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == parent) {
-                if !keys.contains(&name.as_str()) {
-                    out.push(ConfigProblem {
-                        line: Some(i + 1),
-                        key: table.clone(),
-                        message: "unknown section".into(),
-                    });
-                }
-            }
-            continue;
-        }
-        if let Some((k, _)) = line.split_once('=') {
-            let k = k.trim().trim_matches('"');
-            if let Some((_, keys)) = KNOWN.iter().find(|(t, _)| *t == table) {
-                if !keys.contains(&k) {
-                    let key = if table.is_empty() {
-                        k.to_string()
-                    } else {
-                        format!("{table}.{k}")
-                    };
-                    out.push(ConfigProblem {
-                        line: Some(i + 1),
-                        key,
-                        message: "unknown key".into(),
-                    });
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]

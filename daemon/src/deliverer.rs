@@ -159,7 +159,7 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 
 /// Send one destination's rows in order; (delivered, failed).
 async fn deliver_group(app: &App, to: Destination, rows: Vec<DeliveryRow>) -> (usize, usize) {
-    let channel = outbound::for_destination(&app.config, &to);
+    let channel = outbound::for_destination(&app.config(), &to);
     let (mut delivered, mut failed) = (0, 0);
     for row in rows {
         let sent = match &channel {
@@ -345,7 +345,7 @@ fn ids(row: &DeliveryRow) -> (i64, i64) {
 /// At start: staging left by processes that are gone, and temporaries an
 /// interrupted send left in the partners' local outboxes.
 async fn tidy(app: &App) {
-    let tmp = app.config.home.join("tmp");
+    let tmp = app.config().home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || acks::remove_stale_staging(&tmp))
         .await
         .unwrap_or(0);
@@ -355,11 +355,11 @@ async fn tidy(app: &App) {
             "removed acknowledgement files staged by a process that is gone"
         );
     }
-    let outboxes: Vec<_> = app
-        .config
+    let config = app.config();
+    let outboxes: Vec<_> = config
         .partners
         .iter()
-        .map(|p| app.config.outbox_for(&p.id))
+        .map(|p| config.outbox_for(&p.id))
         .collect();
     let _ = tokio::task::spawn_blocking(move || {
         for dir in outboxes {

@@ -74,7 +74,7 @@ pub async fn register(daemon: &App, flow: &LandedFlow) -> Result<Accepted, SinkE
     };
     // A duplicate is answered again (a report saying so), atomically with
     // its registration.
-    let config = &daemon.config;
+    let config = &daemon.config();
     let registration = spool
         .register_flow_with_acks(&new, |id| {
             crate::routing::owed_by_duplicate(
@@ -164,12 +164,12 @@ pub async fn record_refusal(daemon: &App, refusal: &Refusal) {
         sha256: refusal_key(refusal),
         as2_message_id: None,
     };
-    let config = &daemon.config;
+    let config = daemon.config();
     let registered = daemon
         .spool
         .register_refused(&new, REFUSED_CODE, refusal.reason.describe(), |id| {
             crate::routing::owed_by_refused(
-                config,
+                &config,
                 &new.partner,
                 new.origin,
                 &new.original_name,

@@ -1,9 +1,10 @@
 //! The `quai` command line.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use quai::config::Config;
 use quai::{commands, telemetry, App};
 use tokio_util::sync::CancellationToken;
@@ -13,12 +14,18 @@ use tokio_util::sync::CancellationToken;
     name = "quai",
     version,
     about = "Batch EDI exchange daemon: takes invoice flows in durably, maps them to EN 16931, validates, acknowledges.",
-    after_help = "Without --config, quai runs on the embedded default rooted at $QUAI_HOME (default ./quai-data).\n\nExamples:\n  quai run                                  # watch ./quai-data/inbound/<partner>/\n  quai status --json\n  quai validate invoice.xml batch.zip       # check before you send; exit 1 on a reject\n  quai ingest batch.zip --partner acme\n  quai flows --partner acme --state failed"
+    after_help = "Without --config, quai runs on the embedded default rooted at $QUAI_HOME (default ./quai-data).\nResults go to stdout, logs to stderr. Exit codes: 0 success, 1 something to look at (a rejected invoice, a discrepancy), 2 usage or configuration error.\n\nExamples:\n  quai run                                  # watch ./quai-data/inbound/<partner>/\n  quai status --json\n  quai validate invoice.xml batch.zip       # check before you send; exit 1 on a reject\n  quai ingest batch.zip --partner acme\n  quai flows --partner acme --state failed\n  quai completions bash > /etc/bash_completion.d/quai"
 )]
 struct Cli {
     /// Configuration file (TOML). Default: the embedded configuration under $QUAI_HOME.
-    #[arg(long, global = true, env = "QUAI_CONFIG")]
+    #[arg(long, global = true, env = "QUAI_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Fewer log lines on stderr: -q warnings and errors, -qq errors only.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    quiet: u8,
+    /// More log lines on stderr: -v debug, -vv trace (overrides RUST_LOG and QUAI_LOG).
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,40 +33,60 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: watch drop zones, process flows, deliver acknowledgements.
+    /// SIGHUP reloads the configuration; SIGTERM stops it.
     Run,
+    /// Ask the running daemon to reload its configuration (SIGHUP to the pid
+    /// in $home/quai.pid), after checking the configuration.
+    Reload,
     /// Flows by state and invoices by verdict, per partner and in total.
     Status {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// List flows, newest first.
     Flows {
-        #[arg(long)]
+        /// Only this partner's flows (an unknown partner is an error).
+        #[arg(long, value_name = "PARTNER")]
         partner: Option<String>,
-        /// received, processing, processed, failed, duplicate
-        #[arg(long)]
+        /// Only flows in this state: received, processing, processed, failed, duplicate.
+        #[arg(long, value_name = "STATE")]
         state: Option<String>,
-        /// A date (2026-11-28), a time (RFC 3339) or a duration back (2h, 3d).
-        #[arg(long)]
+        /// Only flows received since: a date (2026-11-28), a time (RFC 3339) or a duration back (2h, 3d).
+        #[arg(long, value_name = "WHEN")]
         since: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// Only flows holding an invoice with this number.
+        #[arg(long, value_name = "NUMBER")]
+        invoice: Option<String>,
+        /// At most this many flows.
+        #[arg(long, default_value_t = 100, value_name = "N")]
         limit: i64,
+        /// Print JSON (an array of flows) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// One flow: history, invoices, rejects with reasons, acknowledgements.
     Flow {
+        /// The flow id (the ID column of `quai flows`).
         id: i64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// Print the canonical EN 16931 invoice (JSON) of the document at this index instead.
+        /// List only the rejected invoices (with their reasons).
+        #[arg(long)]
+        rejected: bool,
+        /// Print the canonical EN 16931 invoice (JSON) of the document with this
+        /// index instead: the number shown as #N by `quai flow ID`, 0-based
+        /// (the first document of a flow is #0).
         #[arg(long, value_name = "INDEX")]
         invoice: Option<i64>,
     },
     /// Map and validate files or archives without spooling (exit 1 when an invoice is rejected).
     Validate {
-        #[arg(required = true)]
+        /// Invoice files or archives (zip, tar, tar.gz, gzip).
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Print JSON (an array of invoices) instead of text.
         #[arg(long)]
         json: bool,
         /// A rule layer to apply on top of EN 16931 and `[validation] layers`
@@ -67,18 +94,27 @@ enum Command {
         #[arg(long = "layer", value_name = "LAYER")]
         layers: Vec<String>,
     },
-    /// Take files in for a partner as if dropped, and process them now.
+    /// Take files in for a partner as if dropped, and process them now
+    /// (exit 1 when an invoice or a flow was rejected).
     Ingest {
-        #[arg(required = true)]
+        /// Invoice files or archives.
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
-        #[arg(long)]
+        /// The partner the files come from: configured, or already known to the spool.
+        #[arg(long, value_name = "PARTNER")]
         partner: String,
+        /// Accept a partner neither configured nor known to the spool (it is created).
+        #[arg(long)]
+        new_partner: bool,
+        /// Print JSON (an array, one entry per file) instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Process a stored flow again (idempotent).
     Replay {
+        /// The flow id.
         id: i64,
+        /// Print the flow as JSON afterwards.
         #[arg(long)]
         json: bool,
     },
@@ -86,70 +122,128 @@ enum Command {
     /// for a period (default: the last 24 hours); exit 1 when anything does not add up.
     Reconcile {
         /// A date (2026-11-28, midnight in [schedule] timezone) or an RFC 3339 time.
-        #[arg(long)]
+        #[arg(long, value_name = "WHEN")]
         from: Option<String>,
         /// A date (included) or an RFC 3339 time (excluded).
-        #[arg(long)]
+        #[arg(long, value_name = "WHEN")]
         to: Option<String>,
+        /// Print the report as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Remove finished flows older than [spool] retention_days, and their raw files.
     Purge {
+        /// Say what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Deliver an acknowledgement again.
     ResendAck {
+        /// The acknowledgement id (as listed by `quai flow ID`).
         id: i64,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Check the configuration and list every problem at once.
+    /// Check the configuration and what a start would check (files, folders);
+    /// list every problem at once (exit 2 when there is any).
     CheckConfig {
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-}
-
-fn load_config(path: &Option<PathBuf>) -> Result<Config, ExitCode> {
-    match path {
-        Some(p) => Config::load(p).map_err(|e| {
-            eprint!("{e}");
-            ExitCode::from(2)
-        }),
-        None => Ok(Config::embedded_default()),
-    }
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page quai(1) (roff), or write one page per command into a folder.
+    Man {
+        /// Write quai.1 and quai-COMMAND.1 into this folder instead of printing quai.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
-    if let Command::CheckConfig { json } = &cli.command {
-        return ExitCode::from(commands::check_config(cli.config.as_deref(), *json) as u8);
-    }
-    let config = match load_config(&cli.config) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
+    telemetry::init_with(
+        i8::try_from(cli.verbose).unwrap_or(i8::MAX) - i8::try_from(cli.quiet).unwrap_or(i8::MAX),
+    );
+    let code = match run(cli) {
+        Ok(code) => code,
+        // A closed pipe (`quai flows | head -1`) ends the command quietly.
+        Err(e) if commands::is_broken_pipe(&e) => 0,
         Err(e) => {
-            eprintln!("quai: cannot start the runtime: {e}");
-            return ExitCode::from(2);
+            eprintln!("quai: {e:#}");
+            2
         }
     };
+    ExitCode::from(code as u8)
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    match &cli.command {
+        Command::CheckConfig { json } => {
+            return commands::check_config(cli.config.as_deref(), *json);
+        }
+        Command::Completions { shell } => {
+            // Generated in memory: the generator panics on a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "quai", &mut script);
+            let mut out = std::io::stdout().lock();
+            out.write_all(&script)?;
+            out.flush()?;
+            return Ok(0);
+        }
+        Command::Man { dir } => {
+            return man(dir.as_deref());
+        }
+        _ => {}
+    }
+    let config = match &cli.config {
+        Some(p) => match Config::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                eprint!("{}: {e}", p.display());
+                return Ok(2);
+            }
+        },
+        None => Config::embedded_default(),
+    };
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))?;
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Run => {
                 let shutdown = CancellationToken::new();
-                let s = shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    s.cancel();
-                });
+                // Signals are taken before anything starts: a SIGHUP during
+                // startup is a reload once running, never a kill.
+                let reloads = signals(shutdown.clone())?;
                 let listener = quai::daemon::bind(&config).await?;
-                quai::run(config, listener, shutdown).await.map(|()| 0)
+                quai::daemon::run_with_reloads(config, listener, shutdown, reloads)
+                    .await
+                    .map(|()| 0)
+            }
+            Command::Reload => {
+                let found = quai::preflight::findings(&config);
+                for p in &found.partner {
+                    eprintln!("quai: warning: {p}");
+                }
+                if !found.fatal.is_empty() {
+                    eprint!("{}", quai::config::ConfigErrors(found.fatal));
+                    eprintln!("quai: not reloading: fix the configuration first");
+                    return Ok(2);
+                }
+                let pid = quai::reload::signal_running(&config)?;
+                println!(
+                    "reload asked of quai (pid {pid}, {}): its log says whether the configuration was taken",
+                    quai::reload::pid_file(&config).display()
+                );
+                Ok(0)
             }
             Command::Validate {
                 files,
@@ -157,69 +251,126 @@ fn main() -> ExitCode {
                 layers,
             } => commands::validate(&config, &files, json, &layers),
             Command::Status { json } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 commands::status(&app, json).await
             }
             Command::Flows {
                 partner,
                 state,
                 since,
+                invoice,
                 limit,
                 json,
             } => {
-                let app = App::inspect(config).await?;
-                commands::flows(&app, partner, state, since, limit, json).await
+                let app = App::inspect_existing(config).await?;
+                let filter = commands::FlowsFilter {
+                    partner,
+                    state,
+                    since,
+                    invoice,
+                    limit,
+                };
+                commands::flows(&app, filter, json).await
             }
             Command::Flow {
                 id,
                 invoice: Some(index),
                 ..
             } => {
-                let app = App::inspect(config).await?;
+                let app = App::inspect_existing(config).await?;
                 commands::canonical_invoice(&app, id, index).await
             }
-            Command::Flow { id, json, .. } => {
-                let app = App::inspect(config).await?;
-                commands::flow_detail(&app, id, json).await
+            Command::Flow {
+                id, json, rejected, ..
+            } => {
+                let app = App::inspect_existing(config).await?;
+                commands::flow_detail(&app, id, json, rejected).await
             }
             Command::Ingest {
                 files,
                 partner,
+                new_partner,
                 json,
-            } => commands::ingest(&App::open(config).await?, &partner, &files, json).await,
+            } => {
+                let app = App::open(config).await?;
+                commands::ingest(&app, &partner, new_partner, &files, json).await
+            }
             Command::Replay { id, json } => {
-                commands::replay(&App::open(config).await?, id, json).await
+                commands::replay(&App::open_existing(config).await?, id, json).await
             }
             Command::Reconcile { from, to, json } => {
-                commands::reconcile(&App::open(config).await?, from, to, json).await
+                commands::reconcile(&App::open_existing(config).await?, from, to, json).await
             }
-            Command::Purge { json } => commands::purge(&App::open(config).await?, json).await,
+            Command::Purge { dry_run, json } => {
+                commands::purge(&App::open_existing(config).await?, dry_run, json).await
+            }
             Command::ResendAck { id, json } => {
-                commands::resend_ack(&App::open(config).await?, id, json).await
+                commands::resend_ack(&App::open_existing(config).await?, id, json).await
             }
-            Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+            Command::CheckConfig { .. } | Command::Completions { .. } | Command::Man { .. } => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     });
-    match result {
-        Ok(code) => ExitCode::from(code as u8),
-        Err(e) => {
-            eprintln!("quai: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    // Do not wait for blocked tasks (a log writer on a closed pipe, a
+    // connection being set up): the result is known.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// `quai man [--dir DIR]`: the manual pages, from the same definitions as
+/// the command line itself.
+fn man(dir: Option<&std::path::Path>) -> anyhow::Result<i32> {
+    let cmd = Cli::command();
+    match dir {
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut page)?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&page)?;
+            out.flush()?;
         }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+            std::fs::write(dir.join("quai.1"), &page)?;
+            for sub in cmd.get_subcommands() {
+                let name = format!("quai-{}", sub.get_name());
+                let sub = sub.clone().name(&*Box::leak(name.clone().into_boxed_str()));
+                let mut page = Vec::new();
+                clap_mangen::Man::new(sub).render(&mut page)?;
+                std::fs::write(dir.join(format!("{name}.1")), &page)?;
+            }
+            println!("manual pages written to {}", dir.display());
+        }
     }
+    Ok(0)
+}
+
+/// SIGTERM and SIGINT cancel `shutdown`; each SIGHUP is a reload, sent on
+/// the returned channel.
+fn signals(
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        shutdown.cancel();
+    });
+    Ok(rx)
 }

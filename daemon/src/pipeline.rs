@@ -27,7 +27,7 @@ use crate::reasons::severity_name;
 /// Claim and process flows until `stop`.
 pub async fn worker(daemon: Arc<App>, n: usize, stop: CancellationToken) {
     let lease = Lease {
-        duration: Duration::from_secs(daemon.config.lease_seconds),
+        duration: Duration::from_secs(daemon.config().lease_seconds),
     };
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -87,7 +87,7 @@ pub async fn process_claimed(
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let config = &daemon.config;
+    let config = &daemon.config();
     let spool = &daemon.spool;
     let limits = config.limits_for(&claimed.partner).clone();
     let layers = config.layers_for(&claimed.partner);
@@ -197,11 +197,11 @@ pub async fn process_claimed(
     };
 
     let edifact = {
-        let path = quai_connectors::landing::stored_path(&daemon.config.store, &claimed.sha256);
+        let path = quai_connectors::landing::stored_path(&daemon.config().store, &claimed.sha256);
         tokio::task::spawn_blocking(move || crate::stored::is_edifact(&path)).await?
     };
     let acks = crate::routing::owed_by_finished(
-        &daemon.config,
+        &daemon.config(),
         &claimed.partner,
         claimed.origin,
         &claimed.original_name,
@@ -258,7 +258,8 @@ async fn antivirus_gate(
     limits: &Limits,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<flow::FlowReject>> {
-    let Some(av) = &daemon.config.antivirus else {
+    let config = daemon.config();
+    let Some(av) = &config.antivirus else {
         return Ok(None);
     };
     let clamd = crate::antivirus::clamd(av)?;

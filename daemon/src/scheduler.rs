@@ -128,7 +128,7 @@ pub fn missed_slot(
 
 /// Run the scheduled jobs of the configuration until `stop`.
 pub async fn run(daemon: Arc<App>, stop: CancellationToken) {
-    let jobs = jobs_of(&daemon.config);
+    let jobs = jobs_of(&daemon.config());
     if jobs.is_empty() {
         stop.cancelled().await;
         return;
@@ -149,7 +149,7 @@ pub async fn run(daemon: Arc<App>, stop: CancellationToken) {
 
 /// One job's loop: catch up once, then every slot.
 async fn job_loop(daemon: Arc<App>, job: Job, stop: CancellationToken) {
-    let tz = daemon.config.timezone;
+    let tz = daemon.config().timezone;
     let mut poll_state = jobs::sftp_poll::PartnerPoller::default();
     // Catch up once after downtime.
     match daemon.spool.last_job_run(&job.name).await {

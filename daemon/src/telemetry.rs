@@ -1,12 +1,17 @@
 //! Logging: human-readable on a terminal, JSON under systemd or when asked
-//! (`QUAI_LOG_FORMAT=json`). `RUST_LOG` / `QUAI_LOG` set the level.
+//! (`QUAI_LOG_FORMAT=json`), always on stderr (stdout is for results).
+//! `RUST_LOG` / `QUAI_LOG` set the level, `-v` / `-q` override it. Colours
+//! only when stderr is a terminal and `NO_COLOR` is not set.
 //!
 //! Log fields carry what partners send (file names, invoice numbers, AS2
 //! headers), so one field must never become two lines: in the text format
 //! every message and field value is written through [`escape_log`] (line
 //! breaks and other control characters become `\n`, `\r`, `\t`, `\u{…}`);
 //! the JSON format escapes them as JSON does. Nobody can forge a log line
-//! with a file name (issue 14, class 6).
+//! with a file name (issue 14, class 6). Whatever still reaches stderr goes
+//! through [`SafeStderr`], which escapes any control character left (only
+//! the colour sequences of the log format itself pass, when colours are on),
+//! so partner text cannot drive the operator's terminal.
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
@@ -14,26 +19,49 @@ use std::io::IsTerminal;
 use tracing::field::Field;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{self, Writer};
+
 use tracing_subscriber::EnvFilter;
 
-/// Install the global subscriber (idempotent: later calls are ignored).
+/// Install the global subscriber at the environment's level (idempotent:
+/// later calls are ignored).
 pub fn init() {
-    let filter = std::env::var("QUAI_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "info,sqlx=warn".to_string());
+    init_with(0)
+}
+
+/// Install the global subscriber; `verbosity` > 0 is `-v` (debug, then
+/// trace), < 0 is `-q` (warnings, then errors only), 0 the environment's
+/// level (default `info`).
+pub fn init_with(verbosity: i8) {
+    let filter = match verbosity {
+        v if v >= 2 => "trace".to_string(),
+        1 => "debug".to_string(),
+        -1 => "warn".to_string(),
+        v if v <= -2 => "error".to_string(),
+        _ => std::env::var("QUAI_LOG")
+            .ok()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info,sqlx=warn".to_string()),
+    };
     let json = match std::env::var("QUAI_LOG_FORMAT").as_deref() {
         Ok("json") => true,
         Ok("text") => false,
         _ => std::env::var_os("JOURNAL_STREAM").is_some() && !std::io::stderr().is_terminal(),
     };
-    // Colours only on a terminal: a log file or the journal gets no escape
-    // sequences of quai's own either.
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colours = colours();
+    let mode = if json {
+        Mode::Json
+    } else {
+        Mode::Text { colours }
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_ansi(colours)
+        // A closed stderr (`quai purge 2>&1 | head -3`) must not make the
+        // subscriber complain on that same stderr: that panics in whatever
+        // thread logged, and a database worker thread that panics leaves
+        // the command waiting forever.
+        .log_internal_errors(false)
+        .with_writer(move || SafeStderr { mode });
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -82,9 +110,99 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
+/// Colours on stderr: a terminal, and no `NO_COLOR` (https://no-color.org).
+pub fn colours() -> bool {
+    let no_color = matches!(std::env::var_os("NO_COLOR"), Some(v) if !v.is_empty());
+    std::io::stderr().is_terminal() && !no_color
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Text { colours: bool },
+    Json,
+}
+
+/// stderr, with control characters escaped (newline kept; with colours,
+/// SGR colour sequences `ESC [ digits ; m` kept).
+struct SafeStderr {
+    mode: Mode,
+}
+
+impl std::io::Write for SafeStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let clean = sanitize(&text, self.mode);
+        std::io::stderr().write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// Is `s[i..]` an SGR sequence (`ESC [ [0-9;]* m`)? Its length if so.
+fn sgr_len(s: &[char], i: usize) -> Option<usize> {
+    if s.get(i + 1) != Some(&'[') {
+        return None;
+    }
+    let mut j = i + 2;
+    while j < s.len() && (s[j].is_ascii_digit() || s[j] == ';') {
+        j += 1;
+    }
+    (s.get(j) == Some(&'m')).then_some(j + 1 - i)
+}
+
+fn sanitize(text: &str, mode: Mode) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\n' || !c.is_control() {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        if let Mode::Text { colours: true } = mode {
+            if c == '\u{1b}' {
+                if let Some(n) = sgr_len(&chars, i) {
+                    out.extend(&chars[i..i + n]);
+                    i += n;
+                    continue;
+                }
+            }
+        }
+        match mode {
+            Mode::Json => out.push_str(&format!("\\u{:04x}", c as u32)),
+            Mode::Text { .. } => out.push_str(&format!("\\x{:02x}", c as u32)),
+        }
+        i += 1;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_lose_their_controls_but_keep_their_colours() {
+        let plain = Mode::Text { colours: false };
+        let colour = Mode::Text { colours: true };
+        assert_eq!(
+            sanitize("file=ev\u{1b}[2J\u{7}.zip\n", plain),
+            "file=ev\\x1b[2J\\x07.zip\n"
+        );
+        assert_eq!(
+            sanitize("\u{1b}[32mINFO\u{1b}[0m file=\u{1b}]0;title\u{7}\n", colour),
+            "\u{1b}[32mINFO\u{1b}[0m file=\\x1b]0;title\\x07\n"
+        );
+        assert_eq!(
+            sanitize("{\"f\":\"a\u{9b}b\"}\n", Mode::Json),
+            "{\"f\":\"a\\u009bb\"}\n"
+        );
+    }
 
     #[test]
     fn line_breaks_and_controls_are_escaped() {

@@ -1,5 +1,6 @@
 //! Text and file helpers shared by several modules, kept once here (a leaf:
-//! it imports nothing of the crate): HTML and CSV escaping, URLs without
+//! it imports nothing of the crate): HTML and CSV escaping, terminal-safe
+//! text, URLs without
 //! their password, and the atomic write of a small file.
 
 use std::io::Write;
@@ -23,6 +24,34 @@ pub fn html_escape(s: &str) -> String {
         }
     }
     out
+}
+
+/// Text from a partner (a file name, an invoice number, a reason) made
+/// safe to print on a terminal: C0 and C1 control characters (ESC, CR,
+/// newline, BEL, CSI...), DEL and the bidirectional overrides are shown as
+/// `\xNN` / `\u{NNNN}` instead of being sent, so a hostile name can neither
+/// drive the terminal nor forge a line of output.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One CSV field (RFC 4180 quoting). A field holding a separator (`,`, or
@@ -77,6 +106,16 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
         assert_eq!(html_escape("a\u{1b}[31mb\nc"), "a\u{FFFD}[31mb\nc");
+    }
+
+    #[test]
+    fn printable_neutralises_terminal_controls() {
+        assert_eq!(printable("plain-name.zip"), "plain-name.zip");
+        assert_eq!(printable("a\u{1b}[31mred\u{7}"), "a\\x1b[31mred\\x07");
+        assert_eq!(printable("x\ny\rz\t"), "x\\x0ay\\x0dz\\x09");
+        assert_eq!(printable("\u{9b}2J"), "\\x9b2J");
+        assert_eq!(printable("evil\u{202e}fdp.exe"), "evil\\u{202e}fdp.exe");
+        assert_eq!(printable("Facture n°42 é"), "Facture n°42 é");
     }
 
     #[test]

@@ -92,7 +92,7 @@ async fn every_kind_of_discrepancy_is_reported() {
     let spool = &d.spool;
 
     // A file left in the drop zone that intake never took.
-    let inbox = d.config.inbound_root.clone().unwrap().join("acme");
+    let inbox = d.config().inbound_root.clone().unwrap().join("acme");
     std::fs::create_dir_all(&inbox).unwrap();
     old_file(&inbox.join("forgotten.xml"), b"<Invoice/>");
     // A partial upload and a young file are not flagged.
@@ -295,7 +295,7 @@ async fn purge_keeps_unfinished_work_and_deletes_raw_files() {
         d.spool.ack_delivered(a.id).await.unwrap();
     }
     let sha = d.spool.flow(done).await.unwrap().sha256;
-    let raw = quai_connectors::landing::stored_path(&d.config.store, &sha);
+    let raw = quai_connectors::landing::stored_path(&d.config().store, &sha);
     std::fs::create_dir_all(raw.parent().unwrap()).unwrap();
     std::fs::write(&raw, b"raw").unwrap();
     let pending = seed_flow(&d.spool, "acme", "pending.xml", vec![]).await;

@@ -76,6 +76,7 @@ fn service_unit_has_notify_restart_identity_and_hardening() {
             "ExecStart",
             "/usr/bin/quai run --config /etc/quai/quai.toml",
         ),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("ProtectSystem", "strict"),
         ("ProtectHome", "yes"),
         ("PrivateTmp", "yes"),

@@ -120,6 +120,7 @@ mod digest_row;
 mod durability;
 mod invoices;
 mod jobs;
+mod lookups;
 mod outbox;
 mod postgres;
 mod reads;
@@ -135,6 +136,7 @@ pub use deliveries::{
     retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
 };
 pub use jobs::{JobLock, JobRun};
+pub use lookups::PurgePreview;
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;

@@ -255,7 +255,7 @@ pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<R
     // larger than [http] max_response_bytes.
     let row = d.spool.flow(id).await?;
     let invoices = (row.invoices_accepted + row.invoices_rejected).max(0) as u64;
-    let max = d.config.http_limits.max_response_bytes;
+    let max = d.config().http_limits.max_response_bytes;
     if invoices.saturating_mul(INVOICE_DETAIL_BYTES) > max {
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -288,7 +288,7 @@ pub async fn canonical_invoice(
             format!("flow {id} has no mapped invoice at index {index}"),
         ));
     };
-    let max = d.config.http_limits.max_response_bytes;
+    let max = d.config().http_limits.max_response_bytes;
     if json.len > max {
         return Err(ApiError(
             StatusCode::PAYLOAD_TOO_LARGE,

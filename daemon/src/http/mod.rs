@@ -205,12 +205,12 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .context("cannot read the HTTP listener's address")?;
-    let token = match &daemon.config.http_token_file {
+    let token = match &daemon.config().http_token_file {
         Some(path) => Some(Token::from_file(path)?),
         None => None,
     };
     check_exposure(addr, token.as_ref())?;
-    let limits = daemon.config.http_limits.clone();
+    let limits = daemon.config().http_limits.clone();
     let mut ops = router(daemon, token.clone());
     if token.is_none() {
         // Without a token, only the listener's own names are answered (DNS

@@ -89,12 +89,12 @@ fn job_name(partner: &str) -> String {
 /// Recipients of a partner's digests: its contacts, else operations.
 pub fn recipients(daemon: &App, partner: &str) -> Vec<String> {
     let contacts = daemon
-        .config
+        .config()
         .partner(partner)
         .map(|p| p.contacts.clone())
         .unwrap_or_default();
     if contacts.is_empty() {
-        daemon.config.operations_mail.clone()
+        daemon.config().operations_mail.clone()
     } else {
         contacts
     }
@@ -107,7 +107,7 @@ pub async fn run(daemon: &Arc<App>) -> anyhow::Result<DigestSummary> {
 
 /// [`run`] with a fault injected (tests).
 pub async fn run_with(daemon: &Arc<App>, fault: Fault) -> anyhow::Result<DigestSummary> {
-    let mailer = Mailer::from_config(&daemon.config)?;
+    let mailer = Mailer::from_config(&daemon.config())?;
     let spool = &daemon.spool;
     let mut summary = DigestSummary::default();
     let partners = spool
@@ -152,7 +152,7 @@ async fn send_digest(
 ) -> anyhow::Result<()> {
     let spool = &daemon.spool;
     let today = Utc::now()
-        .with_timezone(&daemon.config.timezone)
+        .with_timezone(&daemon.config().timezone)
         .date_naive();
     let mail = compose(partner, rows, today, to.clone(), new_message_id("digest"));
     let record = SendingRecord {

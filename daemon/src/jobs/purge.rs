@@ -37,7 +37,7 @@ impl PurgeSummary {
 
 /// Purge flows older than the configured retention.
 pub async fn run(daemon: &Arc<App>) -> anyhow::Result<PurgeSummary> {
-    let days = i64::from(daemon.config.retention_days);
+    let days = i64::from(daemon.config().retention_days);
     let cutoff = Utc::now() - Duration::days(days);
     let report = daemon.spool.purge(cutoff).await?;
     let mut summary = PurgeSummary {
@@ -46,7 +46,7 @@ pub async fn run(daemon: &Arc<App>) -> anyhow::Result<PurgeSummary> {
         invoices: report.invoices,
         ..PurgeSummary::default()
     };
-    let store = daemon.config.store.clone();
+    let store = daemon.config().store.clone();
     let shas = report.unreferenced_raw.clone();
     let (deleted, errors) = tokio::task::spawn_blocking(move || {
         let mut deleted = 0;

@@ -168,14 +168,14 @@ pub async fn run_scheduled(daemon: &Arc<App>) -> anyhow::Result<ReconcileReport>
 
 /// Write the report files and mail operations.
 pub async fn publish(daemon: &App, report: &mut ReconcileReport) -> anyhow::Result<()> {
-    let dir = daemon.config.home.join("reports");
+    let dir = daemon.config().home.join("reports");
     report.files = write_files(&dir, report)?;
-    let to = daemon.config.operations_mail.clone();
+    let to = daemon.config().operations_mail.clone();
     if to.is_empty() {
         report.mailed = None;
         return Ok(());
     }
-    let mailer = Mailer::from_config(&daemon.config)?;
+    let mailer = Mailer::from_config(&daemon.config())?;
     let mail = OutgoingMail {
         to,
         subject: mail_subject(report),
@@ -371,7 +371,7 @@ pub async fn reconcile(
         generated_at: now.to_rfc3339(),
         from: from.to_rfc3339(),
         to: to.to_rfc3339(),
-        timezone: daemon.config.timezone.to_string(),
+        timezone: daemon.config().timezone.to_string(),
         balanced: found.is_empty(),
         partners: lines.into_values().collect(),
         discrepancies: found,
@@ -394,12 +394,12 @@ fn origin_name(o: Origin) -> &'static str {
 /// (partner, folder) of every local drop zone.
 fn dropzones(daemon: &App) -> Vec<(String, PathBuf)> {
     let mut out = Vec::new();
-    for p in &daemon.config.partners {
+    for p in &daemon.config().partners {
         if let Some(inbox) = &p.inbox {
             out.push((p.id.clone(), inbox.clone()));
         }
     }
-    if let Some(root) = &daemon.config.inbound_root {
+    if let Some(root) = &daemon.config().inbound_root {
         if let Ok(rd) = std::fs::read_dir(root) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();

@@ -40,18 +40,16 @@ impl PartnerPoller {
 
     /// One poll of a partner's server.
     pub async fn poll(&mut self, daemon: &Arc<App>, partner_id: &str) -> RunOutcome {
-        let Some(partner) = daemon.config.partner(partner_id) else {
+        let config = daemon.config();
+        let Some(partner) = config.partner(partner_id) else {
             return RunOutcome::Failed(format!("partner {partner_id} is not configured"));
         };
-        let src = match crate::connect::sftp_source(&daemon.config, partner) {
+        let src = match crate::connect::sftp_source(&config, partner) {
             Ok(s) => s,
             Err(e) => return self.failed(partner_id, "config", &format!("{e:#}")),
         };
         let sink = crate::intake::SpoolSink::new(daemon.clone());
-        match src
-            .poll_once(&sink, &daemon.config.store, &mut self.state)
-            .await
-        {
+        match src.poll_once(&sink, &config.store, &mut self.state).await {
             Ok(report) => {
                 self.failures = 0;
                 self.retry_at = None;

@@ -29,18 +29,20 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
         id: id.to_string(),
         contacts: contacts.iter().map(|s| s.to_string()).collect(),
         inbox: None,
+        create_inbox: false,
         outbox: None,
         sftp: None,
         as2: None,
         limits: Limits::default(),
         cdar_per_invoice: false,
+        layers: Default::default(),
     }
 }
 
 /// A daemon value (spool open, folders made) without its tasks.
 pub async fn daemon(config: Config) -> Arc<App> {
     let app = App::open(config).await.expect("app");
-    for p in &app.config.partners {
+    for p in &app.config().partners {
         app.spool.ensure_partner(&p.id).await.expect("partner");
     }
     app
