@@ -144,7 +144,6 @@ pub fn prepare_folders(config: &Config) -> anyhow::Result<()> {
         if p.create_inbox {
             dirs.extend(p.inbox.iter().cloned());
         }
-        dirs.push(config.outbox_for(&p.id));
         if let Some(root) = &config.inbound_root {
             if p.inbox.is_none() && p.sftp.is_none() && p.as2.is_none() {
                 dirs.push(root.join(&p.id));
@@ -153,6 +152,17 @@ pub fn prepare_folders(config: &Config) -> anyhow::Result<()> {
     }
     for d in dirs {
         std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    // A partner's outbox that cannot be made (a file in its place, a
+    // permission) is that partner's delivery problem, not quai's: its
+    // deliveries fail naming the path and show as undelivered (`quai
+    // status`, the status page, `quai reconcile`) until it is repaired.
+    for p in &config.partners {
+        let outbox = config.outbox_for(&p.id);
+        if let Err(e) = std::fs::create_dir_all(&outbox) {
+            warn!(partner = %p.id, outbox = %outbox.display(), error = %e,
+                "cannot create the partner's outbox; its deliveries wait until it is repaired");
+        }
     }
     // The spool, raw flows and mail hold partners' data: quai's user only.
     let mut private = vec![config.store.clone()];

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use quai_mappings::flow::{self, DocumentResult, FlowEnd};
-use quai_spool::{FlowFilter, Lease};
+use quai_spool::{AckKind, AckRow, FlowFilter, Lease};
 use serde::Serialize;
 
 use crate::app::App;
@@ -61,8 +61,25 @@ fn when(t: &chrono::DateTime<chrono::Utc>) -> String {
 /// `quai status`
 pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
     let s = app.spool.status().await?;
+    let undelivered = app.spool.undelivered_summary().await?;
+    let now = chrono::Utc::now();
     if json {
-        out!("{}", serde_json::to_string_pretty(&with_spool(app, &s)?)?);
+        let mut v = with_spool(app, &s)?;
+        if let Some(o) = v.as_object_mut() {
+            let list: Vec<_> = undelivered
+                .iter()
+                .map(|u| {
+                    serde_json::json!({
+                        "partner": u.partner,
+                        "count": u.count,
+                        "oldest": u.oldest,
+                        "oldest_age_seconds": u.oldest_age(now).as_secs(),
+                    })
+                })
+                .collect();
+            o.insert("undelivered".into(), list.into());
+        }
+        out!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
     let states = ["received", "processing", "processed", "failed", "duplicate"];
@@ -97,6 +114,21 @@ pub async fn status(app: &App, json: bool) -> anyhow::Result<i32> {
         out!("{}", row(&p.partner, &p.counts));
     }
     out!("{}", row("TOTAL", &s.totals));
+    if undelivered.is_empty() {
+        out!("undelivered: none");
+    } else {
+        out!("undelivered (owed to a partner, not yet delivered):");
+        out!("{:<20} {:>9}  OLDEST", "PARTNER", "COUNT");
+        for u in &undelivered {
+            out!(
+                "{:<20} {:>9}  {} ({} ago)",
+                p(&u.partner),
+                u.count,
+                when(&u.oldest),
+                crate::text::age(u.oldest_age(now).as_secs() as i64)
+            );
+        }
+    }
     Ok(0)
 }
 
@@ -173,30 +205,54 @@ pub async fn flows(app: &App, f: FlowsFilter, json: bool) -> anyhow::Result<i32>
         }
     };
     tracing::debug!(spool = %spool_name(app), flows = rows.len(), "flows read");
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let deliveries = app.spool.delivery_counts(&ids).await?;
+    let delivery = |id: i64| match deliveries.get(&id).copied().unwrap_or((0, 0)) {
+        (0, 0) => "-".to_string(),
+        (0, _) => "delivered".to_string(),
+        (pending, _) => format!("{pending} pending"),
+    };
     if json {
-        out!("{}", serde_json::to_string_pretty(&rows)?);
+        // Each flow as before, with its deliveries added.
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r)?;
+                let (pending, delivered) = deliveries.get(&r.id).copied().unwrap_or((0, 0));
+                if let Some(o) = v.as_object_mut() {
+                    o.insert(
+                        "deliveries".into(),
+                        serde_json::json!({"pending": pending, "delivered": delivered}),
+                    );
+                }
+                Ok(v)
+            })
+            .collect::<anyhow::Result<_>>()?;
+        out!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(0);
     }
     out!("spool {}", spool_name(app));
     out!(
-        "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<20} FILE",
+        "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<12} {:<20} FILE",
         "ID",
         "PARTNER",
         "STATE",
         "RECEIVED",
         "ACCEPTED",
         "REJECTED",
+        "DELIVERY",
         "REASON"
     );
     for r in rows {
         out!(
-            "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<20} {}",
+            "{:>6} {:<16} {:<10} {:<23} {:>8} {:>8} {:<12} {:<20} {}",
             r.id,
             r.partner,
             r.state.as_str(),
             when(&r.received_at),
             r.invoices_accepted,
             r.invoices_rejected,
+            delivery(r.id),
             p(r.failure_code.as_deref().unwrap_or("")),
             p(&r.original_name)
         );
@@ -733,38 +789,134 @@ pub async fn purge(app: &Arc<App>, dry_run: bool, json: bool) -> anyhow::Result<
     Ok(if s.raw_errors.is_empty() { 0 } else { 1 })
 }
 
-/// `quai resend-ack ID`: put an acknowledgement back to pending and deliver
-/// it now.
-pub async fn resend_ack(app: &Arc<App>, id: i64, json: bool) -> anyhow::Result<i32> {
-    app.spool.requeue_ack(id).await?;
-    let delivered = crate::deliverer::deliver_pending(app).await.delivered;
-    let still = app
+/// What `quai resend-ack` is asked to send again.
+#[derive(Debug, Clone, Default)]
+pub struct ResendChoice {
+    /// One acknowledgement, by id (`quai resend-ack ID`).
+    pub ack: Option<i64>,
+    /// Every acknowledgement of a flow (`--flow ID`)...
+    pub flow: Option<i64>,
+    /// ... of this kind only (`--kind report|cdar|contrl|mdn`).
+    pub kind: Option<AckKind>,
+}
+
+/// The `--kind` names of `quai resend-ack`.
+pub fn parse_ack_kind(s: &str) -> anyhow::Result<AckKind> {
+    Ok(match s {
+        "report" | "integration_report" => AckKind::IntegrationReport,
+        "cdar" => AckKind::Cdar,
+        "contrl" => AckKind::Contrl,
+        "mdn" => AckKind::Mdn,
+        other => {
+            anyhow::bail!("unknown acknowledgement kind {other:?} (report, cdar, contrl, mdn)")
+        }
+    })
+}
+
+/// How long `quai resend-ack` waits for a running daemon that holds one of
+/// the chosen deliveries to finish it.
+const RESEND_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `quai resend-ack (ID | --flow ID [--kind K])`: send exactly the chosen
+/// acknowledgements again — a delivered one back to pending, a pending one
+/// due now (its backoff skipped) — and deliver them, nothing else. The
+/// spool coordinates with a running daemon: this command claims the rows
+/// under a lease, and a row the daemon is already sending is left to it
+/// and waited for, so no file is sent twice at once.
+pub async fn resend_ack(app: &Arc<App>, choice: ResendChoice, json: bool) -> anyhow::Result<i32> {
+    let flow = match (choice.ack, choice.flow) {
+        (Some(ack), None) => app.spool.flow_of_ack(ack).await?,
+        (None, Some(flow)) => {
+            app.spool.flow(flow).await?;
+            flow
+        }
+        _ => anyhow::bail!("name one acknowledgement (ID) or one flow (--flow ID)"),
+    };
+    let chosen: Vec<AckRow> = app
         .spool
-        .pending_acks(100_000)
+        .acks_of_flow(flow)
         .await?
         .into_iter()
-        .find(|a| a.id == id);
+        .filter(|a| choice.ack.is_none_or(|id| a.id == id))
+        .filter(|a| choice.kind.is_none_or(|k| a.kind == k))
+        .collect();
+    if chosen.is_empty() {
+        anyhow::bail!(
+            "flow {flow} has no {}acknowledgement to send",
+            choice
+                .kind
+                .map(|k| format!("{} ", k.as_str()))
+                .unwrap_or_default()
+        );
+    }
+    for a in &chosen {
+        app.spool.send_again(a.delivery_id).await?;
+    }
+    let ids: Vec<i64> = chosen.iter().map(|a| a.delivery_id).collect();
+    crate::deliverer::deliver_chosen(app, &ids).await?;
+    // Rows a running daemon held are delivered by it: wait for them.
+    let started = std::time::Instant::now();
+    let rows = loop {
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in &ids {
+            rows.push(app.spool.delivery(*id).await?);
+        }
+        let held = rows.iter().any(|r| {
+            r.state == quai_spool::DeliveryState::Pending
+                && r.lease_expires_at.is_some_and(|t| t > chrono::Utc::now())
+        });
+        if !held || started.elapsed() > RESEND_WAIT {
+            break rows;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let all = rows
+        .iter()
+        .all(|r| r.state == quai_spool::DeliveryState::Delivered);
     if json {
-        let v = match &still {
-            None => serde_json::json!({"ack": id, "delivered": true}),
-            Some(a) => serde_json::json!({"ack": id, "delivered": false, "error": a.last_error}),
-        };
-        println!("{v}");
-        return Ok(if still.is_none() { 0 } else { 1 });
+        let list: Vec<_> = chosen
+            .iter()
+            .zip(&rows)
+            .map(|(a, r)| {
+                serde_json::json!({
+                    "ack": a.id,
+                    "kind": a.kind.as_str(),
+                    "file": a.file_name,
+                    "destination": crate::outbound::describe(&a.to),
+                    "delivered": r.state == quai_spool::DeliveryState::Delivered,
+                    "error": if r.state == quai_spool::DeliveryState::Delivered { None } else { r.last_error.clone() },
+                })
+            })
+            .collect();
+        out!(
+            "{}",
+            serde_json::json!({"spool": spool_name(app), "flow": flow, "acknowledgements": list, "delivered": all})
+        );
+        return Ok(if all { 0 } else { 1 });
     }
-    match still {
-        None => {
-            println!("acknowledgement {id} delivered ({delivered} delivered in this pass)");
-            Ok(0)
-        }
-        Some(a) => {
-            println!(
-                "acknowledgement {id} requeued but not delivered: {}",
-                a.last_error.unwrap_or_default()
+    out!("spool {}", spool_name(app));
+    for (a, r) in chosen.iter().zip(&rows) {
+        let to = crate::outbound::describe(&a.to);
+        if r.state == quai_spool::DeliveryState::Delivered {
+            out!(
+                "acknowledgement {} ({} {}) delivered to {}",
+                a.id,
+                a.kind.as_str(),
+                p(&a.file_name),
+                to
             );
-            Ok(1)
+        } else {
+            out!(
+                "acknowledgement {} ({} {}) not delivered to {}: {}",
+                a.id,
+                a.kind.as_str(),
+                p(&a.file_name),
+                to,
+                p(r.last_error.as_deref().unwrap_or("still pending"))
+            );
         }
     }
+    Ok(if all { 0 } else { 1 })
 }
 
 /// `quai check-config`: every problem of the file, then what a start would

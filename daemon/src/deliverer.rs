@@ -88,17 +88,31 @@ pub async fn deliver_pending(app: &App) -> Pass {
 
 /// One pass: claim due rows, send them grouped by destination.
 pub async fn deliver_due(app: &App) -> Pass {
-    let rows = match app
+    match app
         .spool
         .claim_due_deliveries(Utc::now(), BATCH, Lease { duration: LEASE })
         .await
     {
-        Ok(rows) => rows,
+        Ok(rows) => deliver_claimed(app, rows).await,
         Err(e) => {
             warn!(error = %e, "cannot claim due deliveries");
-            return Pass::default();
+            Pass::default()
         }
-    };
+    }
+}
+
+/// Claim and send the given deliveries only (`quai resend-ack`): those a
+/// running daemon holds under its lease are left to it.
+pub async fn deliver_chosen(app: &App, ids: &[i64]) -> anyhow::Result<Pass> {
+    let rows = app
+        .spool
+        .claim_deliveries(ids, Utc::now(), Lease { duration: LEASE })
+        .await?;
+    Ok(deliver_claimed(app, rows).await)
+}
+
+/// Send claimed rows, grouped by destination, the groups concurrently.
+async fn deliver_claimed(app: &App, rows: Vec<DeliveryRow>) -> Pass {
     let mut pass = Pass {
         claimed: rows.len(),
         ..Pass::default()

@@ -140,10 +140,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Deliver an acknowledgement again.
+    /// Deliver acknowledgements again: one by id, or a flow's (`--flow`),
+    /// of one kind (`--kind`). Only those are sent; a running daemon is
+    /// coordinated with through the spool.
     ResendAck {
         /// The acknowledgement id (as listed by `quai flow ID`).
-        id: i64,
+        #[arg(conflicts_with = "flow", required_unless_present = "flow")]
+        id: Option<i64>,
+        /// Every acknowledgement of this flow.
+        #[arg(long, value_name = "FLOW_ID")]
+        flow: Option<i64>,
+        /// Only this kind: report, cdar, contrl or mdn.
+        #[arg(long, value_name = "KIND", requires = "flow")]
+        kind: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -304,8 +313,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::Purge { dry_run, json } => {
                 commands::purge(&App::open_existing(config).await?, dry_run, json).await
             }
-            Command::ResendAck { id, json } => {
-                commands::resend_ack(&App::open_existing(config).await?, id, json).await
+            Command::ResendAck {
+                id,
+                flow,
+                kind,
+                json,
+            } => {
+                let kind = kind.as_deref().map(commands::parse_ack_kind).transpose()?;
+                let choice = commands::ResendChoice {
+                    ack: id,
+                    flow,
+                    kind,
+                };
+                commands::resend_ack(&App::open_existing(config).await?, choice, json).await
             }
             Command::CheckConfig { .. } | Command::Completions { .. } | Command::Man { .. } => {
                 unreachable!("handled before the runtime starts")

@@ -95,6 +95,20 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result
     quai_connectors::landing::sync_dir(dir)
 }
 
+/// A duration in seconds as people read it: `5s`, `2m 5s`, `3h 2m`, `1d 1h`.
+pub fn age(seconds: i64) -> String {
+    let s = seconds.max(0);
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m {}s", s / 60, s % 60)
+    } else if s < 86400 {
+        format!("{}h {}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d {}h", s / 86400, (s % 86400) / 3600)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,7 +106,11 @@ async fn cdar_and_contrl_are_delivered_with_the_report() {
     std::fs::remove_file(&path).unwrap();
     drop(spool);
     let app = quai::App::open(d.config.clone()).await.unwrap();
-    let code = quai::commands::resend_ack(&app, ack.id, false)
+    let choice = quai::commands::ResendChoice {
+        ack: Some(ack.id),
+        ..Default::default()
+    };
+    let code = quai::commands::resend_ack(&app, choice, false)
         .await
         .unwrap();
     assert_eq!(code, 0);

@@ -200,6 +200,89 @@ impl Spool {
         .map(drop)
     }
 
+    /// Claim the given deliveries (those pending, due at `now` and under
+    /// no live lease; the others are skipped) under this instance's lease:
+    /// an operator's resend of chosen rows, coordinated with a running
+    /// daemon through the lease.
+    pub async fn claim_deliveries(
+        &self,
+        ids: &[i64],
+        now: DateTime<Utc>,
+        lease: Lease,
+    ) -> Result<Vec<DeliveryRow>> {
+        write_step!(self, Durability::Relaxed, claim_deliveries(ids, now, lease))
+    }
+
+    /// Send one again now: a delivered one goes back to pending, a pending
+    /// one is made due at once (the backoff skipped). Returns the state it
+    /// was in.
+    pub async fn send_again(&self, delivery: i64) -> Result<DeliveryState> {
+        let row = self.delivery(delivery).await?;
+        match row.state {
+            DeliveryState::Delivered => self.resend_delivery(delivery).await?,
+            DeliveryState::Pending => write_step!(
+                self,
+                Durability::Full,
+                retry_delivery(By::Delivery(delivery))
+            )
+            .map(drop)?,
+        }
+        Ok(row.state)
+    }
+
+    /// Pending deliveries, the longest owed first (the status page's
+    /// "undelivered" panel).
+    pub async fn pending_deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>> {
+        let raw: Vec<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{DELIVERY_SELECT} WHERE d.state = 'pending' ORDER BY d.created_at, d.id LIMIT $1"
+            ))
+            .bind(limit.max(0))
+            .fetch_all(pool)
+            .await?
+        });
+        crate::rows::convert(raw)
+    }
+
+    /// The flow an acknowledgement answers.
+    pub async fn flow_of_ack(&self, ack: AckId) -> Result<FlowId> {
+        let flow: Option<i64> = with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT flow_id FROM acknowledgements WHERE id = $1")
+                .bind(ack)
+                .fetch_optional(pool)
+                .await?
+        });
+        flow.ok_or(SpoolError::AckNotFound(ack))
+    }
+
+    /// Per flow of `flows` (a page of a listing): (pending, delivered)
+    /// deliveries.
+    pub async fn delivery_counts(
+        &self,
+        flows: &[FlowId],
+    ) -> Result<std::collections::HashMap<FlowId, (i64, i64)>> {
+        let mut out = std::collections::HashMap::new();
+        for &flow in flows {
+            let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+                sqlx::query_as(
+                    "SELECT state, count(*) FROM deliveries WHERE flow_id = $1 GROUP BY state",
+                )
+                .bind(flow)
+                .fetch_all(pool)
+                .await?
+            });
+            let e = out.entry(flow).or_insert((0, 0));
+            for (state, n) in rows {
+                if state == "pending" {
+                    e.0 += n;
+                } else {
+                    e.1 += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Send a delivered one again (`delivered → pending`, due now).
     pub async fn resend_delivery(&self, delivery: i64) -> Result<()> {
         write_step!(

@@ -158,6 +158,10 @@ pub(crate) struct Event {
 ///                      └──────resend────────┘
 /// ```
 ///
+/// A pending delivery may also be made due at once on request (`retry`,
+/// `pending → pending`: the operator fixed the destination and does not
+/// want to wait for the backoff).
+///
 /// An acknowledgement's state is the state of its delivery row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -177,6 +181,8 @@ pub(crate) enum DeliveryStep {
     Fail,
     /// Sent again on request (`delivered → pending`).
     Resend,
+    /// A pending one made due now on request (`pending → pending`).
+    Retry,
 }
 
 impl DeliveryStep {
@@ -189,6 +195,7 @@ impl DeliveryStep {
             DeliveryStep::Deliver => (Some(Pending), Delivered),
             DeliveryStep::Fail => (Some(Pending), Pending),
             DeliveryStep::Resend => (Some(Delivered), Pending),
+            DeliveryStep::Retry => (Some(Pending), Pending),
         }
     }
 }
@@ -397,6 +404,8 @@ mod tests {
         assert!(delivery(ACK, 3, DeliveryStep::Deliver, Some(D::Pending), None).is_ok());
         assert!(delivery(ACK, 3, DeliveryStep::Fail, Some(D::Pending), None).is_ok());
         assert!(delivery(ACK, 3, DeliveryStep::Resend, Some(D::Delivered), None).is_ok());
+        assert!(delivery(ACK, 3, DeliveryStep::Retry, Some(D::Pending), None).is_ok());
+        assert!(delivery(ACK, 3, DeliveryStep::Retry, Some(D::Delivered), None).is_err());
         for (step, found) in [
             (DeliveryStep::Deliver, Some(D::Delivered)),
             (DeliveryStep::Fail, Some(D::Delivered)),

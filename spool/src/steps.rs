@@ -358,6 +358,40 @@ macro_rules! shared_steps {
                 .bind(limit.max(0))
                 .fetch_all(&mut *conn)
                 .await?;
+                lease_deliveries(conn, cx, &ids, now, lease).await
+            }
+
+            /// Claim the given deliveries that are pending, due at `now`
+            /// and held by no live lease (an operator's resend of chosen
+            /// rows; the others are left to whoever holds them).
+            pub(crate) async fn claim_deliveries(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                ids: &[i64],
+                now: DateTime<Utc>,
+                lease: Lease,
+            ) -> Result<Vec<DeliveryRow>> {
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM deliveries WHERE id {} AND state = 'pending' AND next_attempt_at <= $2 \
+                     AND (lease_expires_at IS NULL OR lease_expires_at < $2) ORDER BY id{}",
+                    D.in_json_ids(1),
+                    D.skip_locked()
+                ))
+                .bind(json_ids(ids))
+                .bind(now)
+                .fetch_all(&mut *conn)
+                .await?;
+                lease_deliveries(conn, cx, &ids, now, lease).await
+            }
+
+            /// Put `ids` under `me`'s lease and read them back.
+            async fn lease_deliveries(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                ids: &[i64],
+                now: DateTime<Utc>,
+                lease: Lease,
+            ) -> Result<Vec<DeliveryRow>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -368,7 +402,7 @@ macro_rules! shared_steps {
                 ))
                 .bind(cx.me)
                 .bind(until)
-                .bind(json_ids(&ids))
+                .bind(json_ids(ids))
                 .execute(&mut *conn)
                 .await?;
                 let raw: Vec<crate::delivery_rows::RawDelivery> = sqlx::query_as(&format!(
@@ -376,7 +410,7 @@ macro_rules! shared_steps {
                     crate::deliveries::DELIVERY_SELECT,
                     D.in_json_ids(1)
                 ))
-                .bind(json_ids(&ids))
+                .bind(json_ids(ids))
                 .fetch_all(&mut *conn)
                 .await?;
                 crate::rows::convert(raw)
@@ -509,6 +543,24 @@ macro_rules! shared_steps {
                 .bind(cx.now)
                 .bind(id)
                 .bind(DeliveryState::Delivered.as_str())
+                .execute(&mut *conn)
+                .await?;
+                guarded(id, done.rows_affected())?;
+                insert_event(conn, cx, &ev).await?;
+                Ok(id)
+            }
+
+            /// A pending delivery made due now (`pending → pending`); a
+            /// lease it is under stays (its holder is sending it).
+            pub(crate) async fn retry_delivery(conn: &mut Conn, cx: &Cx<'_>, by: By) -> Result<i64> {
+                let reason = Some("retry requested".to_owned());
+                let (id, _, ev) = check_delivery(conn, by, DeliveryStep::Retry, reason).await?;
+                let done = sqlx::query(
+                    "UPDATE deliveries SET updated_at = $1, next_attempt_at = $1 WHERE id = $2 AND state = $3",
+                )
+                .bind(cx.now)
+                .bind(id)
+                .bind(DeliveryState::Pending.as_str())
                 .execute(&mut *conn)
                 .await?;
                 guarded(id, done.rows_affected())?;

@@ -130,7 +130,27 @@ pub struct Overview {
     pub stuck_minutes: i64,
     pub stuck: Vec<FlowBrief>,
     pub recent_flows: Vec<FlowBrief>,
+    /// Deliveries owed and not yet delivered, the longest owed first.
+    pub undelivered: Vec<Undelivered>,
 }
+
+/// One delivery owed and not yet delivered (the status page's panel).
+#[derive(Debug, Clone, Serialize)]
+pub struct Undelivered {
+    pub delivery: i64,
+    pub flow_id: Option<i64>,
+    pub partner: String,
+    pub file_name: String,
+    /// Where it goes, in words.
+    pub destination: String,
+    pub owed_since: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// Deliveries listed on the page.
+const UNDELIVERED_SHOWN: i64 = 50;
 
 /// Per-partner summaries (`/api/partners`).
 pub async fn partners(spool: &Spool) -> Result<Vec<PartnerSummary>, SpoolError> {
@@ -334,9 +354,30 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
         recent_flows
     };
 
+    let undelivered = spool
+        .pending_deliveries(UNDELIVERED_SHOWN)
+        .await?
+        .into_iter()
+        .map(|d| Undelivered {
+            delivery: d.id,
+            flow_id: match &d.item {
+                quai_spool::DeliveryItem::Ack { flow, .. }
+                | quai_spool::DeliveryItem::Invoice { flow, .. } => Some(*flow),
+                quai_spool::DeliveryItem::Digest { .. } => None,
+            },
+            destination: crate::outbound::describe(&d.to),
+            partner: d.partner,
+            file_name: d.file_name,
+            owed_since: d.created_at,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_error: d.last_error,
+        })
+        .collect();
     let totals = status.totals.clone();
     let partners = partners_of(spool, status).await?;
     Ok(Overview {
+        undelivered,
         generated_at: now,
         totals,
         backlog,

@@ -24,18 +24,7 @@ const REASONS_SHOWN: usize = 4;
 
 pub use crate::text::html_escape as esc;
 
-fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    if s < 60 {
-        format!("{s}s")
-    } else if s < 3600 {
-        format!("{}m {}s", s / 60, s % 60)
-    } else if s < 86400 {
-        format!("{}h {}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}d {}h", s / 86400, (s % 86400) / 3600)
-    }
-}
+use crate::text::age;
 
 fn time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -338,6 +327,32 @@ pub fn render(o: &Overview) -> String {
             state_badge(f.state.as_str()),
             esc(&ago(now, f.received_at)),
             f.attempts
+        );
+    }
+    s.push_str("</tbody></table></section>");
+
+    // Undelivered: what quai owes partners and could not deliver yet.
+    s.push_str(
+        "<section id=\"undelivered\"><h2>Undelivered (owed to a partner, not yet delivered)</h2><table><thead><tr>\
+         <th class=\"n\">Flow</th><th>Partner</th><th>File</th><th>Destination</th><th>Owed since</th>\
+         <th class=\"n\">Attempts</th><th>Next attempt</th><th>Last error</th></tr></thead><tbody>",
+    );
+    if o.undelivered.is_empty() {
+        s.push_str("<tr><td colspan=\"8\" class=\"empty\">none</td></tr>");
+    }
+    for u in &o.undelivered {
+        let _ = write!(
+            s,
+            "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"fname\">{}</td><td>{}</td><td>{}</td>\
+             <td class=\"n\">{}</td><td>{}</td><td class=\"reason\">{}</td></tr>",
+            u.flow_id.map(|f| f.to_string()).unwrap_or_default(),
+            esc(&u.partner),
+            esc(&u.file_name),
+            esc(&u.destination),
+            esc(&ago(now, u.owed_since)),
+            u.attempts,
+            esc(&time(u.next_attempt_at)),
+            esc(u.last_error.as_deref().unwrap_or(""))
         );
     }
     s.push_str("</tbody></table></section>");

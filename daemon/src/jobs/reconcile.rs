@@ -13,8 +13,9 @@
 //!   registered (the source was not removed after the commit);
 //! - `stuck_flow`: a flow still `received`/`processing` longer than
 //!   `stuck_after`;
-//! - `undelivered_ack`: an acknowledgement generated more than `ack_grace`
-//!   ago and still not delivered (with its attempts and last error);
+//! - `undelivered_ack`: an acknowledgement not delivered yet that was
+//!   generated more than `ack_grace` ago or whose delivery already failed
+//!   (with its destination, attempts and last error);
 //! - `missing_report`: a finished (processed or failed) flow of the period
 //!   with no integration report at all;
 //! - `rejects_unaccounted`: rejected invoices of the period that are neither
@@ -304,7 +305,8 @@ pub async fn reconcile(
 
     // Acknowledgements not delivered.
     for a in spool.pending_acks(100_000).await? {
-        if a.generated_at < now - th.ack_grace {
+        let failed = a.attempts > 0 && a.last_error.is_some();
+        if failed || a.generated_at < now - th.ack_grace {
             found.push(Discrepancy {
                 kind: "undelivered_ack".into(),
                 partner: a.partner.clone(),
