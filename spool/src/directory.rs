@@ -343,7 +343,7 @@ macro_rules! dir_tx {
 
 impl Spool {
     /// Load a new version of `source` from `lines` (parsed and checked by
-    /// the caller, e.g. [`crate::directory_csv::CsvLines`]): if every line
+    /// the caller, e.g. `CsvLines` of the CSV reader): if every line
     /// is good and no two lines give one address to two partners on a
     /// common day, it becomes current at once; otherwise nothing changes
     /// and every problem is returned. `stamp` is recorded with the version
