@@ -31,7 +31,7 @@ fn siren(i: u64) -> u64 {
 /// Line `i` of the generated file (0-based, header excluded).
 fn line(i: u64, out: &mut impl Write) -> std::io::Result<()> {
     let partner = i % PARTNERS;
-    let dates = if i % 10 == 0 {
+    let dates = if i.is_multiple_of(10) {
         "2020-01-01,2030-12-31"
     } else {
         ","
