@@ -134,11 +134,12 @@ pub(super) fn directory_5m(opts: &RunOptions) -> anyhow::Result<Value> {
         let mut found = 0u64;
         let t = Instant::now();
         for k in 0..LOOKUPS {
-            let i = (k * 7_919) % LINES;
+            // Line kinds repeat every 5 lines (see `line`).
+            let base = (k * 7_919) % (LINES / 5) * 5;
             let address = match k % 4 {
-                0 => format!("0225:{}", siren(i)),
-                1 => format!("0225:{}_{}00012_OTHER", siren(i), siren(i)),
-                2 => format!("0009:{}00012", siren(i)),
+                0 => format!("0225:{}", siren(base)),
+                1 => format!("0225:{}_{}00012_OTHER", siren(base + 2), siren(base + 2)),
+                2 => format!("0009:{}00012", siren(base + 3)),
                 _ => format!("0225:{}", 900_000_000 + k),
             };
             if spool.route(&address, on).await?.is_some() {
