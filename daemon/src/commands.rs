@@ -932,6 +932,7 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> anyhow::Resul
     // What a start would check, on what of the file resolves.
     if let Some(c) = &config {
         problems.extend(crate::preflight::check(c));
+        problems.extend(crate::directory::check_file(c));
     }
     let result = match config {
         Some(c) if problems.is_empty() => Ok(c),

@@ -43,8 +43,18 @@ pub struct FileConfig {
     pub validation: ValidationSection,
     pub as2: Option<As2Section>,
     pub antivirus: Option<AntivirusSection>,
+    #[serde(default)]
+    pub directory: DirectorySection,
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerSection>,
+}
+
+/// `[directory]`: the recipient directory export (see docs/directory.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    /// CSV `address,partner,valid_from,valid_to`, reloaded when it changes.
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +190,11 @@ pub struct PartnerSection {
     pub cdar_per_invoice: bool,
     /// This partner's validation layers, instead of `[validation] layers`.
     pub layers: Option<Vec<String>>,
+    /// The electronic addresses (scheme:identifier) it receives invoices for.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// The syntax it wants invoices in: `original` (default), `ubl`, `cii`.
+    pub syntax: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -407,6 +422,23 @@ pub struct Partner {
     pub cdar_per_invoice: bool,
     /// Validation layers for this partner's flows.
     pub layers: Layers,
+    /// `[[partner]] addresses`: the addresses it receives invoices for.
+    pub addresses: Vec<String>,
+    /// `[[partner]] syntax`: the form it wants invoices in.
+    pub syntax: RecipientSyntax,
+}
+
+/// `[[partner]] syntax`: what a recipient receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientSyntax {
+    /// The bytes the supplier sent.
+    #[default]
+    Original,
+    /// UBL 2.1 Invoice / CreditNote.
+    Ubl,
+    /// CII D16B (EN 16931).
+    Cii,
 }
 
 /// The resolved configuration the daemon runs with.
@@ -447,6 +479,8 @@ pub struct Config {
     pub layers: Layers,
     /// `[validation] fr_ctc_mode`, also for `quai validate --layer fr-ctc`.
     pub fr_ctc_mode: FrMode,
+    /// `[directory] file`, absolute.
+    pub directory_file: Option<PathBuf>,
 }
 
 impl Clone for As2Section {
@@ -817,6 +851,8 @@ impl Config {
         let mut partners = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut seen_as2 = std::collections::HashSet::new();
+        let mut seen_address: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
         for (p, p_layers) in file.partners.iter().zip(&partner_layers) {
             if !valid_partner_id(&p.id) {
                 problem(
@@ -869,6 +905,33 @@ impl Config {
             if let Some(a) = &p.as2 {
                 check_as2_outbound(a, file.as2.is_some(), &mut problem);
             }
+            for address in &p.addresses {
+                if let Err(e) = quai_spool::check_address(address) {
+                    problem("partner.addresses", format!("partner {:?}: {e}", p.id));
+                } else if let Some(other) = seen_address.insert(address.clone(), p.id.clone()) {
+                    if other != p.id {
+                        problem(
+                            "partner.addresses",
+                            format!(
+                                "{address} is claimed by partner {other:?} and partner {:?}",
+                                p.id
+                            ),
+                        );
+                    }
+                }
+            }
+            let syntax = match p.syntax.as_deref() {
+                None | Some("original") => RecipientSyntax::Original,
+                Some("ubl") => RecipientSyntax::Ubl,
+                Some("cii") => RecipientSyntax::Cii,
+                Some(other) => {
+                    problem(
+                        "partner.syntax",
+                        format!("{other:?} is none of \"original\", \"ubl\", \"cii\""),
+                    );
+                    RecipientSyntax::Original
+                }
+            };
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -896,6 +959,8 @@ impl Config {
                     .unwrap_or_else(|| limits.clone()),
                 cdar_per_invoice: p.cdar_per_invoice,
                 layers: *p_layers,
+                addresses: p.addresses.clone(),
+                syntax,
             });
         }
 
@@ -943,8 +1008,21 @@ impl Config {
             partners,
             layers,
             fr_ctc_mode: fr_mode,
+            directory_file: file.directory.file.as_deref().map(abs),
         };
         (config, problems)
+    }
+
+    /// The `[[partner]] addresses`: address → partner (the first partner
+    /// claiming an address, when check-config has a complaint).
+    pub fn config_addresses(&self) -> std::collections::HashMap<String, String> {
+        let mut map = std::collections::HashMap::new();
+        for p in &self.partners {
+            for a in &p.addresses {
+                map.entry(a.clone()).or_insert_with(|| p.id.clone());
+            }
+        }
+        map
     }
 
     /// The configured partner, if any.

@@ -70,6 +70,12 @@ pub async fn run_with_reloads(
         let stop = workers_stop.clone();
         tasks.spawn(async move { deliverer::deliverer(d, stop).await });
     }
+    {
+        // The recipient directory follows the configuration and its file.
+        let d = daemon.clone();
+        let stop = workers_stop.clone();
+        tasks.spawn(async move { crate::directory::watch(d, stop).await });
+    }
 
     // The services that read the configuration once when they start
     // (scheduler, drop-zone watcher, HTTP listener with the AS2 endpoint)

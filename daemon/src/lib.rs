@@ -15,6 +15,7 @@ pub mod config;
 pub mod connect;
 pub mod daemon;
 pub mod deliverer;
+pub mod directory;
 pub mod http;
 pub mod intake;
 pub mod jobs;

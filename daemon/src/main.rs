@@ -157,6 +157,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The recipient directory: who receives invoices for an address.
+    Directory {
+        #[command(subcommand)]
+        action: DirectoryAction,
+    },
     /// Check the configuration and what a start would check (files, folders);
     /// list every problem at once (exit 2 when there is any).
     CheckConfig {
@@ -174,6 +179,31 @@ enum Command {
         /// Write quai.1 and quai-COMMAND.1 into this folder instead of printing quai.1.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DirectoryAction {
+    /// Which partner receives invoices for ADDRESS (scheme:identifier), under
+    /// which line, valid when (exit 1 when none).
+    Lookup {
+        /// The address, e.g. 0225:732829320_73282932000074 or 0009:73282932000074.
+        address: String,
+        /// The day to look up (default: today in [schedule] timezone).
+        #[arg(long, value_name = "DATE")]
+        on: Option<chrono::NaiveDate>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load the directory file now (default: [directory] file); a file with a
+    /// bad line is refused whole, every bad line listed (exit 1).
+    Import {
+        /// A CSV file address,partner,valid_from,valid_to.
+        file: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -326,6 +356,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     kind,
                 };
                 commands::resend_ack(&App::open_existing(config).await?, choice, json).await
+            }
+            Command::Directory {
+                action: DirectoryAction::Lookup { address, on, json },
+            } => {
+                let app = App::open_existing(config).await?;
+                quai::directory::lookup_command(&app, &address, on, json).await
+            }
+            Command::Directory {
+                action: DirectoryAction::Import { file, json },
+            } => {
+                let app = App::open(config).await?;
+                quai::directory::import_command(&app, file.as_deref(), json).await
             }
             Command::CheckConfig { .. } | Command::Completions { .. } | Command::Man { .. } => {
                 unreachable!("handled before the runtime starts")

@@ -117,6 +117,8 @@ pub(crate) async fn settle<T, DB: sqlx::Database>(
 mod deliveries;
 mod delivery_rows;
 mod digest_row;
+pub mod directory;
+pub mod directory_csv;
 mod durability;
 mod invoices;
 mod jobs;
@@ -135,6 +137,11 @@ use durability::Durability;
 pub use deliveries::{
     retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
 };
+pub use directory::{
+    candidates, check_address, DirectoryLine, DirectorySource, DirectoryVersion, LineProblem,
+    LoadRefused, Loaded, Route,
+};
+pub use directory_csv::{CsvLines, LineChecks};
 pub use jobs::{JobLock, JobRun};
 pub use lookups::PurgePreview;
 pub use outbox::{NewDigest, RejectRow};

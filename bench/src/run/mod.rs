@@ -31,6 +31,7 @@ pub const SCENARIOS: &[&str] = &[
     "linearity",
     "rss-1m",
     "postgres-2x",
+    "directory-5m",
 ];
 
 macro_rules! say {
@@ -41,6 +42,7 @@ macro_rules! say {
 
 mod cache;
 mod child;
+mod directory;
 mod drops;
 mod in_process;
 mod latency;
@@ -81,6 +83,7 @@ pub fn main(scenario: &str, opts: &RunOptions) -> anyhow::Result<()> {
             "validate-5000-lines" => validate_lines(opts),
             "linearity" => linearity(opts),
             "postgres-2x" => postgres_2x(opts),
+            "directory-5m" => directory::directory_5m(opts),
             _ => unreachable!("checked above"),
         };
         match r {

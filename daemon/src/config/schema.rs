@@ -106,6 +106,8 @@ const PARTNER: &[Key] = &[
     opt("limits", Table(LIMITS)),
     opt("cdar_per_invoice", Bool),
     opt("layers", StrList),
+    opt("addresses", StrList),
+    opt("syntax", Str),
 ];
 
 /// The whole file.
@@ -185,6 +187,7 @@ pub const ROOT: &[Key] = &[
             opt("retry_seconds", Int),
         ]),
     ),
+    opt("directory", Table(&[opt("file", Str)])),
     opt("partner", Tables(PARTNER)),
 ];
 

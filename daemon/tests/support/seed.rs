@@ -36,6 +36,8 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
         limits: Limits::default(),
         cdar_per_invoice: false,
         layers: Default::default(),
+        addresses: Vec::new(),
+        syntax: Default::default(),
     }
 }
 
