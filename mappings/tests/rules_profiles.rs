@@ -40,10 +40,13 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// A text replaced in a file: (what, by what).
+type Replace = Option<(&'static str, &'static str)>;
+
 /// One file per profile, from the corpus; BASIC WL (no XML of it in the
 /// corpus) is the BASIC file with the BASIC WL guideline id, so its lines
 /// are what that profile's schematron refuses.
-const PROFILE_FILES: &[(&str, &str, Option<(&str, &str)>)] = &[
+const PROFILE_FILES: &[(&str, &str, Replace)] = &[
     (
         "minimum",
         "facturx/akretion-factur-x/factur-x-minimum.xml",
