@@ -22,6 +22,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402
+
 from lxml import etree
 
 XSL = "{http://www.w3.org/1999/XSL/Transform}"
@@ -242,34 +245,13 @@ def generate():
     return "\n".join(out), summary
 
 
-def rustfmt(text):
-    """The table as `cargo fmt` leaves it, so the committed file is both
-    generated and formatted."""
-    import subprocess
-    done = subprocess.run(["rustfmt", "--edition", "2021", "--emit", "stdout"],
-                          input=text.encode(), capture_output=True, check=True)
-    return done.stdout.decode()
-
-
 def main(argv):
-    check = "--check" in argv
-    args = [a for a in argv[1:] if a != "--check"]
-    if len(args) != 1:
-        print(__doc__)
-        return 2
-    text, summary = generate()
-    text = rustfmt(text)
-    for s in summary:
-        print(s, file=sys.stderr)
-    if check:
-        with open(args[0], encoding="utf-8") as f:
-            if f.read() != text:
-                print(f"{args[0]} is stale: rerun scripts/oracle/gen_profile_tables.py", file=sys.stderr)
-                return 1
-        return 0
-    with open(args[0], "w", encoding="utf-8") as f:
-        f.write(text)
-    return 0
+    def text():
+        text, summary = generate()
+        for line in summary:
+            print(line, file=sys.stderr)
+        return text
+    return generated.write_or_check(argv, __doc__, "gen_profile_tables.py", text)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import generated  # noqa: E402
+
 from lxml import etree
 
 XSL = "{http://www.w3.org/1999/XSL/Transform}"
@@ -206,30 +209,8 @@ def generate():
     return "\n".join(out)
 
 
-def rustfmt(text):
-    """The table as `cargo fmt` leaves it, so the committed file is both
-    generated and formatted."""
-    import subprocess
-    done = subprocess.run(["rustfmt", "--edition", "2021", "--emit", "stdout"],
-                          input=text.encode(), capture_output=True, check=True)
-    return done.stdout.decode()
-
-
 def main(argv):
-    check = "--check" in argv
-    args = [a for a in argv[1:] if a != "--check"]
-    if len(args) != 1:
-        sys.exit(__doc__)
-    text = generate()
-    text = rustfmt(text)
-    if check:
-        with open(args[0], encoding="utf-8") as f:
-            if f.read() != text:
-                sys.exit(args[0] + " is stale: rerun scripts/oracle/gen_ubl_binding.py")
-        return 0
-    with open(args[0], "w", encoding="utf-8") as f:
-        f.write(text)
-    return 0
+    return generated.write_or_check(argv, __doc__, "gen_ubl_binding.py", generate)
 
 
 if __name__ == "__main__":
