@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::acks;
 use crate::app::App;
 use crate::outbound::{self, Outbound, Parcel, SendFailure, Sent};
+use crate::render;
 
 /// Rows claimed per pass.
 const BATCH: i64 = 100;
@@ -214,14 +215,18 @@ async fn send_row(
         message,
         transient,
     };
-    let DeliveryItem::Ack { ack, flow, kind } = &row.item else {
-        return Err(refused(
+    let (ack, flow, kind) = match &row.item {
+        DeliveryItem::Ack { ack, flow, kind } => (ack, flow, kind),
+        DeliveryItem::Invoice { flow, doc_index } => {
+            return send_invoice(app, channel, row, *flow, *doc_index).await;
+        }
+        DeliveryItem::Digest { .. } => return Err(refused(
             format!(
-                "delivery {}: this version of quai delivers acknowledgements only",
+                "delivery {}: this version of quai does not deliver digests through the deliverer",
                 row.id
             ),
             false,
-        ));
+        )),
     };
     if *kind == AckKind::Mdn {
         // The queued MDN is its own staged file (see `acks::queue_async_mdn`).
@@ -267,6 +272,31 @@ async fn send_row(
     ))
 }
 
+/// Render an invoice for its recipient (`render`) and send it: one file,
+/// under the delivery's name.
+async fn send_invoice(
+    app: &App,
+    channel: &dyn Outbound,
+    row: &DeliveryRow,
+    flow: i64,
+    doc_index: i64,
+) -> Result<(Sent, Vec<String>), SendFailure> {
+    let staged = render::render_invoice(app, flow, doc_index, &row.file_name)
+        .await
+        .map_err(|e| SendFailure {
+            destination: channel.describe(),
+            message: format!("invoice {flow}/{doc_index} not rendered: {e:#}"),
+            transient: true,
+        })?;
+    let parcel = Parcel {
+        name: row.file_name.clone(),
+        staged: staged.path.clone(),
+        media_type: render::media_type(&row.file_name),
+    };
+    let sent = channel.send(&parcel).await?;
+    Ok((sent, vec![row.file_name.clone()]))
+}
+
 async fn ack_row(app: &App, flow: i64, ack: i64) -> anyhow::Result<AckRow> {
     app.spool
         .acks_of_flow(flow)
@@ -287,15 +317,32 @@ fn media_type(name: &str) -> &'static str {
     }
 }
 
-/// Mark a sent row delivered; false when the spool refused (logged).
+/// Mark a sent row delivered; false when the spool refused (logged). An
+/// invoice's statuses for its supplier (201, 202, 203) are recorded first
+/// (`exchange::record_sent`, idempotent), so a crash between the two sends
+/// the file again (same name, same bytes) and records nothing twice.
 async fn record_delivered(app: &App, row: &DeliveryRow, sent: &Sent) -> bool {
     let kind = item_kind(row);
+    if let DeliveryItem::Invoice { flow, doc_index } = &row.item {
+        if let Err(e) = crate::exchange::record_sent(app, row, *flow, *doc_index, sent).await {
+            warn!(delivery = row.id, error = %e,
+                "invoice sent but its statuses not recorded; it will be sent again (same name, same bytes)");
+            return false;
+        }
+    }
     match app
         .spool
         .mark_delivered(row.id, &row.to, sent.receipt.as_deref())
         .await
     {
         Ok(()) => {
+            if let DeliveryItem::Invoice { flow, doc_index } = &row.item {
+                crate::metrics::invoice_delivered(&row.partner);
+                info!(partner = %row.partner, flow_id = flow, doc_index, delivery = row.id, stage = "delivered",
+                    file = %row.file_name, destination = %sent.destination,
+                    receipt = sent.receipt.as_deref().unwrap_or(""), "invoice delivered to its recipient");
+                return true;
+            }
             crate::metrics::ack_delivered(kind);
             let (flow_id, ack) = ids(row);
             info!(partner = %row.partner, flow_id, ack, delivery = row.id, stage = "acknowledged",
@@ -314,7 +361,11 @@ async fn record_delivered(app: &App, row: &DeliveryRow, sent: &Sent) -> bool {
 /// Store a failed attempt and its next attempt time.
 async fn record_failure(app: &App, row: &DeliveryRow, failure: &SendFailure) {
     let kind = item_kind(row);
-    crate::metrics::ack_failed(kind);
+    if matches!(row.item, DeliveryItem::Invoice { .. }) {
+        crate::metrics::invoice_delivery_failed(&row.partner);
+    } else {
+        crate::metrics::ack_failed(kind);
+    }
     if row.to.kind() == quai_spool::DestinationKind::SftpOutbox {
         crate::metrics::sftp_failed("upload");
     }

@@ -120,6 +120,7 @@ mod digest_row;
 pub mod directory;
 pub mod directory_csv;
 mod durability;
+mod exchange;
 mod invoices;
 mod jobs;
 mod lookups;
@@ -142,6 +143,7 @@ pub use directory::{
     LoadRefused, Loaded, Route,
 };
 pub use directory_csv::{CsvLines, LineChecks};
+pub use exchange::{ExchangeFilter, ExchangedInvoice, RecipientCounts};
 pub use jobs::{JobLock, JobRun};
 pub use lookups::PurgePreview;
 pub use outbox::{NewDigest, RejectRow};

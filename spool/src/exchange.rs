@@ -1,0 +1,308 @@
+//! The exchange in the spool (issue 15): routed invoices, their recipients
+//! and their deliveries.
+//!
+//! An accepted invoice is routed when its flow finishes: in the same
+//! transaction as the flow's state and acknowledgements
+//! ([`Spool::finish_flow_routed`]), its `recipient` column is set and its
+//! delivery row is owed (item `invoice`, one per invoice and recipient, so
+//! processing a flow again owes nothing twice). Nothing is owed before that
+//! commit. The rest are the reads the operator views share: one invoice's
+//! route and deliveries, listings by partner, per-recipient counts and the
+//! reconciliation's findings.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::delivery_rows::{RawDelivery, DELIVERY_SELECT};
+use crate::durability::Durability;
+use crate::steps;
+use crate::{
+    AckId, Backend, DeliveryRow, FlowId, FlowOutcome, NewAck, NewInvoiceDelivery, Result, Spool,
+};
+
+/// One invoice as the exchange views list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ExchangedInvoice {
+    pub flow_id: FlowId,
+    pub doc_index: i64,
+    /// The partner that sent it (the flow's).
+    pub supplier: String,
+    /// The partner it is routed to (None: rejected, or not routed).
+    pub recipient: Option<String>,
+    pub seller_id: Option<String>,
+    pub number: Option<String>,
+    pub issue_date: Option<NaiveDate>,
+    /// `accepted` or `rejected`.
+    pub verdict: String,
+    pub stored_at: DateTime<Utc>,
+}
+
+/// Filter of [`Spool::exchanged_invoices`].
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeFilter {
+    /// Invoices this partner sent or receives.
+    pub partner: Option<String>,
+    /// Stored at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Only these invoices (a status filter resolved by the caller).
+    pub only: Option<Vec<(FlowId, i64)>>,
+    pub limit: Option<i64>,
+}
+
+/// Per recipient: what the exchange did for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientCounts {
+    pub partner: String,
+    /// Accepted invoices routed to it.
+    pub routed: i64,
+    /// Delivered to its channel.
+    pub delivered: i64,
+    /// Owed, not delivered yet.
+    pub awaiting_delivery: i64,
+}
+
+const EXCHANGED_SELECT: &str =
+    "SELECT i.flow_id, i.doc_index, f.partner AS supplier, i.recipient, \
+    i.seller_id, i.number, i.issue_date, i.verdict, i.stored_at \
+    FROM invoices i JOIN flows f ON f.id = i.flow_id";
+
+impl Spool {
+    /// Finish a claimed flow ([`Spool::finish_flow_owing`]) and, when it
+    /// is processed, route its accepted invoices in the same transaction:
+    /// each `owed` entry sets the invoice's recipient and owes its
+    /// delivery (invoices that are no longer accepted are skipped).
+    pub async fn finish_flow_routed(
+        &self,
+        flow: FlowId,
+        outcome: &FlowOutcome,
+        documents: i64,
+        acks: &[NewAck],
+        owed: &[NewInvoiceDelivery],
+    ) -> Result<Vec<AckId>> {
+        write_step!(
+            self,
+            Durability::Full,
+            finish_flow_routed(flow, outcome, documents, steps::Acks::Typed(acks), owed)
+        )
+    }
+
+    /// One invoice as [`ExchangedInvoice`].
+    pub async fn exchanged_invoice(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Option<ExchangedInvoice>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as(&format!("{EXCHANGED_SELECT} WHERE i.flow_id = $1 AND i.doc_index = $2"))
+                .bind(flow)
+                .bind(doc_index)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// The invoices numbered `number` by the seller `seller` (the seller key
+    /// as stored: VAT id, else legal id..., compared in upper case), oldest
+    /// first.
+    pub async fn find_invoices(&self, number: &str, seller: &str) -> Result<Vec<ExchangedInvoice>> {
+        let seller = seller.trim().to_ascii_uppercase();
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{EXCHANGED_SELECT} WHERE i.number = $1 AND i.seller_id = $2 ORDER BY i.flow_id, i.doc_index LIMIT 100"
+            ))
+            .bind(number)
+            .bind(&seller)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Invoices a partner sent or receives, newest first.
+    pub async fn exchanged_invoices(
+        &self,
+        filter: &ExchangeFilter,
+    ) -> Result<Vec<ExchangedInvoice>> {
+        let mut sql = format!("{EXCHANGED_SELECT} WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let partner_at = filter.partner.as_ref().map(|_| next());
+        if let Some(p) = partner_at {
+            sql.push_str(&format!(" AND (i.recipient = ${p} OR f.partner = ${p})"));
+        }
+        let since_at = filter.since.map(|_| next());
+        if let Some(s) = since_at {
+            sql.push_str(&format!(" AND i.stored_at >= ${s}"));
+        }
+        let only = filter.only.as_ref().map(|only| {
+            let list: Vec<String> = only.iter().map(|(f, d)| format!("{f}:{d}")).collect();
+            serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+        });
+        if only.is_some() {
+            let o = next();
+            let list = match &self.inner.backend {
+                Backend::Sqlite(_) => format!("(SELECT value FROM json_each(${o}))"),
+                Backend::Postgres(_) => format!("(SELECT jsonb_array_elements_text(${o}::jsonb))"),
+            };
+            sql.push_str(&format!(
+                " AND (CAST(i.flow_id AS TEXT) || ':' || CAST(i.doc_index AS TEXT)) IN {list}"
+            ));
+        }
+        let l = next();
+        sql.push_str(&format!(" ORDER BY i.flow_id DESC, i.doc_index LIMIT ${l}"));
+        let limit = filter.limit.unwrap_or(1000).max(1);
+        Ok(with_pool!(self, pool => {
+            let mut q = sqlx::query_as(&sql);
+            if let Some(p) = &filter.partner {
+                q = q.bind(p);
+            }
+            if let Some(s) = filter.since {
+                q = q.bind(s);
+            }
+            if let Some(o) = &only {
+                q = q.bind(o);
+            }
+            q.bind(limit).fetch_all(pool).await?
+        }))
+    }
+
+    /// The delivery rows of one invoice (one per recipient).
+    pub async fn invoice_deliveries(
+        &self,
+        flow: FlowId,
+        doc_index: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let raw: Vec<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{DELIVERY_SELECT} WHERE d.item = 'invoice' AND d.flow_id = $1 AND d.doc_index = $2 ORDER BY d.id"
+            ))
+            .bind(flow)
+            .bind(doc_index)
+            .fetch_all(pool)
+            .await?
+        });
+        crate::rows::convert(raw)
+    }
+
+    /// How many documents of a flow before `doc_index` come from the same
+    /// entry (the occurrence of an entry name an archive holds twice).
+    pub async fn entry_ordinal(&self, flow: FlowId, doc_index: i64, entry: &str) -> Result<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM invoices WHERE flow_id = $1 AND entry = $2 AND doc_index < $3",
+            )
+            .bind(flow)
+            .bind(entry)
+            .bind(doc_index)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// Per recipient: invoices routed to it, delivered, awaiting delivery
+    /// (recipients of nothing are not listed).
+    pub async fn recipient_counts(&self) -> Result<Vec<RecipientCounts>> {
+        let routed: Vec<(String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT recipient, count(*) FROM invoices WHERE recipient IS NOT NULL GROUP BY recipient",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let deliveries: Vec<(String, String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT partner, state, count(*) FROM deliveries WHERE item = 'invoice' GROUP BY partner, state",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out: std::collections::BTreeMap<String, RecipientCounts> = Default::default();
+        let entry = |out: &mut std::collections::BTreeMap<String, RecipientCounts>, p: &str| {
+            out.entry(p.to_owned())
+                .or_insert_with(|| RecipientCounts {
+                    partner: p.to_owned(),
+                    ..Default::default()
+                })
+                .partner
+                .clone()
+        };
+        for (p, n) in routed {
+            let k = entry(&mut out, &p);
+            out.get_mut(&k).expect("inserted").routed = n;
+        }
+        for (p, state, n) in deliveries {
+            let k = entry(&mut out, &p);
+            let c = out.get_mut(&k).expect("inserted");
+            if state == "delivered" {
+                c.delivered += n;
+            } else {
+                c.awaiting_delivery += n;
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// Reconciliation: accepted invoices of processed flows received in
+    /// `[from, to)` with no recipient (none should be, once routing exists).
+    pub async fn accepted_not_routed(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(FlowId, i64)>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT i.flow_id, i.doc_index FROM invoices i JOIN flows f ON f.id = i.flow_id \
+                 WHERE f.state = 'processed' AND f.received_at >= $1 AND f.received_at < $2 \
+                 AND i.verdict = 'accepted' AND i.recipient IS NULL ORDER BY i.flow_id, i.doc_index LIMIT 1000",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Reconciliation: invoice deliveries still pending that were owed
+    /// before `before`.
+    pub async fn invoices_undelivered_since(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<DeliveryRow>> {
+        let raw: Vec<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{DELIVERY_SELECT} WHERE d.item = 'invoice' AND d.state = 'pending' AND d.created_at < $1 \
+                 ORDER BY d.created_at, d.id LIMIT 1000"
+            ))
+            .bind(before)
+            .fetch_all(pool)
+            .await?
+        });
+        crate::rows::convert(raw)
+    }
+
+    /// Invoice deliveries delivered before `before` (the reconciliation
+    /// then checks which of them have had a status from their recipient).
+    pub async fn invoices_delivered_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>> {
+        let raw: Vec<RawDelivery> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{DELIVERY_SELECT} WHERE d.item = 'invoice' AND d.state = 'delivered' AND d.delivered_at < $1 \
+                 ORDER BY d.delivered_at, d.id LIMIT $2"
+            ))
+            .bind(before)
+            .bind(limit.max(1))
+            .fetch_all(pool)
+            .await?
+        });
+        crate::rows::convert(raw)
+    }
+}
+
+// `Backend` is named by the `with_pool!` expansions above.
+#[allow(unused_imports)]
+use Backend as _;
