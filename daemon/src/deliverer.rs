@@ -220,13 +220,15 @@ async fn send_row(
         DeliveryItem::Invoice { flow, doc_index } => {
             return send_invoice(app, channel, row, *flow, *doc_index).await;
         }
-        DeliveryItem::Digest { .. } => return Err(refused(
-            format!(
+        DeliveryItem::Digest { .. } => {
+            return Err(refused(
+                format!(
                 "delivery {}: this version of quai does not deliver digests through the deliverer",
                 row.id
             ),
-            false,
-        )),
+                false,
+            ))
+        }
     };
     if *kind == AckKind::Mdn {
         // The queued MDN is its own staged file (see `acks::queue_async_mdn`).
@@ -407,9 +409,47 @@ fn ids(row: &DeliveryRow) -> (i64, i64) {
     }
 }
 
+/// At start: delivery rows leased by an instance of this host that no
+/// longer runs (`host:pid` with no such process: killed mid-send) are
+/// released, so they are sent again now rather than when the lease
+/// expires. The channels' idempotence on names absorbs a file that was
+/// sent but not recorded.
+async fn release_dead_leases(app: &App) {
+    let me = app.spool.instance().to_owned();
+    let Some((host, _)) = me.rsplit_once(':') else {
+        return;
+    };
+    let owners = match app.spool.delivery_lease_owners().await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "cannot read delivery leases");
+            return;
+        }
+    };
+    for owner in owners {
+        let Some((h, pid)) = owner.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if h != host || owner == me || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match app.spool.release_delivery_leases(&owner).await {
+            Ok(n) if n > 0 => {
+                info!(instance = %owner, released = n, "released the delivery leases of an instance that is gone")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(instance = %owner, error = %e, "cannot release delivery leases"),
+        }
+    }
+}
+
 /// At start: staging left by processes that are gone, and temporaries an
 /// interrupted send left in the partners' local outboxes.
 async fn tidy(app: &App) {
+    release_dead_leases(app).await;
     let tmp = app.config().home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || acks::remove_stale_staging(&tmp))
         .await

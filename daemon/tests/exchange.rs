@@ -49,15 +49,27 @@ fn invoice(number: &str, address: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-fn start(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_quai"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("QUAI_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start quai")
+/// A running `quai run`, killed if the test fails before it stops it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &Path) -> Running {
+    Running(
+        Command::new(env!("CARGO_BIN_EXE_quai"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("QUAI_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start quai"),
+    )
 }
 
 fn quai_cli(config: &Path, args: &[&str]) -> (i32, String) {
@@ -271,8 +283,8 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
     });
     // Nothing more arrives.
     std::thread::sleep(Duration::from_secs(2));
-    sigterm(&child);
-    assert!(child.wait().unwrap().success());
+    sigterm(&child.0);
+    assert!(child.0.wait().unwrap().success());
 
     // Each recipient got exactly its invoices, in its syntax, named
     // `<seller>_<number>_<flow>-<index>.<ext>`.
@@ -362,5 +374,114 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
     let (code, out) = quai_cli(&w.config_path, &["invoice", &format!("{flow}/{doc}")]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("sf"), "{out}");
+    drop(child);
+}
+
+/// Tiny deterministic generator (no dependency) for kill timings.
+struct Lcg(u64);
+impl Lcg {
+    fn between(&mut self, lo: u64, hi: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        lo + (self.0 >> 33) % (hi - lo)
+    }
+}
+
+#[test]
+fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
+    const FLOWS: usize = 6;
+    const PER_FLOW: usize = 40;
+    let w = World::new();
+    let mut want: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for f in 0..FLOWS {
+        let mut entries = Vec::new();
+        for i in 0..PER_FLOW {
+            let number = format!("K-{f:02}-{i:03}");
+            let (address, who) = if i % 2 == 0 {
+                (LOC, "loc")
+            } else {
+                (SFTP, "sf")
+            };
+            entries.push((format!("inv-{i:03}.xml"), invoice(&number, address)));
+            want.entry(who).or_default().insert(number);
+        }
+        let refs: Vec<(&str, Vec<u8>)> = entries
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.clone()))
+            .collect();
+        w.drop_flow(&format!("kill-{f:02}.zip"), &zip_of(&refs));
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("exchange kill test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut kills = 0;
+    let mut delivered_at_kill = Vec::new();
+    for _ in 0..6 {
+        let mut child = start(&w.config_path);
+        // Kill once deliveries are under way (or after a while anyway).
+        let deadline = Instant::now() + Duration::from_millis(rng.between(400, 2500));
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.0.kill().expect("SIGKILL");
+        child.0.wait().unwrap();
+        kills += 1;
+        delivered_at_kill.push(w.local().len() + w.sftp().len());
+    }
+    let mut child = start(&w.config_path);
+    let total = FLOWS * PER_FLOW;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while w.local().len() + w.sftp().len() < total {
+        if Instant::now() > deadline {
+            let (_, status) = quai_cli(&w.config_path, &["status"]);
+            panic!(
+                "not delivered after the kills: {} local, {} sftp of {total}\n{status}",
+                w.local().len(),
+                w.sftp().len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    sigterm(&child.0);
+    assert!(child.0.wait().unwrap().success());
+    eprintln!("{kills} SIGKILLs; delivered at each kill: {delivered_at_kill:?}");
+
+    // Exactly the expected files: one per invoice, none twice, none
+    // missing, each one whole and in its recipient's syntax.
+    for (who, files, ext, root) in [
+        ("loc", w.local(), ".ubl.xml", "<Invoice"),
+        ("sf", w.sftp(), ".cii.xml", "CrossIndustryInvoice"),
+    ] {
+        let mut numbers = BTreeSet::new();
+        for (name, bytes) in &files {
+            assert!(name.ends_with(ext), "{who}: {name}");
+            let number = name.split('_').nth(1).unwrap().to_owned();
+            assert!(numbers.insert(number.clone()), "{who}: {number} twice");
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                text.contains(root) && text.contains(&number),
+                "{who}: {name}"
+            );
+            assert!(
+                text.trim_end().ends_with("Invoice>"),
+                "{who}: {name} is whole"
+            );
+        }
+        assert_eq!(&numbers, &want[who], "{who} received exactly its invoices");
+    }
+    // The spool agrees: every routed invoice delivered once.
+    let (code, out) = quai_cli(&w.config_path, &["invoices", "--partner", "loc", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        listed["invoices"].as_array().unwrap().len(),
+        want["loc"].len()
+    );
     drop(child);
 }

@@ -86,6 +86,39 @@ impl Spool {
         )
     }
 
+    /// Who holds live leases on pending deliveries (instance names).
+    pub async fn delivery_lease_owners(&self) -> Result<Vec<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT lease_owner FROM deliveries WHERE state = 'pending' \
+                 AND lease_owner IS NOT NULL AND lease_expires_at > $1 ORDER BY lease_owner",
+            )
+            .bind(Utc::now())
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Release the delivery leases `owner` holds (an instance known to be
+    /// dead: its rows are claimable at once rather than when its lease
+    /// expires). Returns how many rows were released.
+    pub async fn release_delivery_leases(&self, owner: &str) -> Result<u64> {
+        let _writer = match &self.inner.backend {
+            Backend::Sqlite(b) => Some(b.writer.lock().await),
+            Backend::Postgres(_) => None,
+        };
+        Ok(with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE state = 'pending' AND lease_owner = $1",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        }))
+    }
+
     /// One invoice as [`ExchangedInvoice`].
     pub async fn exchanged_invoice(
         &self,
