@@ -236,3 +236,63 @@ pub async fn invoices_with_status(
     }
     Ok(out)
 }
+
+/// `FLOW/INDEX` → (flow, index).
+pub fn parse_ref(s: &str) -> Option<(i64, i64)> {
+    let (f, d) = s.split_once('/')?;
+    Some((f.trim().parse().ok()?, d.trim().parse().ok()?))
+}
+
+/// Resolve what the operator named: `FLOW/INDEX`, or `NUMBER` with
+/// `--seller` (every invoice with that number and seller).
+pub async fn resolve(
+    spool: &quai_spool::Spool,
+    what: &str,
+    seller: Option<&str>,
+) -> anyhow::Result<Vec<quai_spool::ExchangedInvoice>> {
+    match (seller, parse_ref(what)) {
+        (Some(seller), _) => {
+            let found = spool.find_invoices(what, seller).await?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no invoice numbered {} from seller {}",
+                crate::text::printable(what),
+                crate::text::printable(seller)
+            );
+            Ok(found)
+        }
+        (None, Some((flow, doc))) => match spool.exchanged_invoice(flow, doc).await? {
+            Some(i) => Ok(vec![i]),
+            None => anyhow::bail!("flow {flow} has no document {doc}"),
+        },
+        (None, None) => {
+            anyhow::bail!("name an invoice as FLOW/INDEX (e.g. 12/0), or NUMBER --seller ID")
+        }
+    }
+}
+
+/// One invoice as JSON: the invoice, its deliveries, its statuses.
+pub async fn invoice_json(
+    spool: &quai_spool::Spool,
+    inv: &quai_spool::ExchangedInvoice,
+) -> anyhow::Result<serde_json::Value> {
+    let deliveries = spool.invoice_deliveries(inv.flow_id, inv.doc_index).await?;
+    let statuses = status_history(spool, inv).await?;
+    Ok(serde_json::json!({
+        "invoice": inv,
+        "deliveries": deliveries.iter().map(|d| serde_json::json!({
+            "id": d.id,
+            "recipient": d.partner,
+            "to": d.to,
+            "destination": crate::outbound::describe(&d.to),
+            "file": d.file_name,
+            "state": d.state.as_str(),
+            "attempts": d.attempts,
+            "next_attempt_at": d.next_attempt_at,
+            "last_error": d.last_error,
+            "delivered_at": d.delivered_at,
+            "receipt": d.receipt,
+        })).collect::<Vec<_>>(),
+        "statuses": statuses,
+    }))
+}

@@ -5,11 +5,11 @@
 //! `quai flow ID` shows `#INDEX`) or by its number and seller (`NUMBER
 //! --seller ID`). What is shown — route, delivery, status history — is the
 //! spool's; the JSON shapes are documented in docs/exchange.md and shared
-//! with `GET /api/invoices/...` ([`invoice_json`]).
+//! with `GET /api/invoices/...` (`exchange::invoice_json`).
 
 use std::sync::Arc;
 
-use quai_spool::{DeliveryState, ExchangeFilter, ExchangedInvoice, Spool};
+use quai_spool::{DeliveryState, ExchangeFilter};
 use serde_json::{json, Value};
 
 use crate::app::App;
@@ -28,63 +28,6 @@ fn p(s: &str) -> std::borrow::Cow<'_, str> {
 /// How long `resend-invoice` waits for a row a running daemon holds.
 const RESEND_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// `FLOW/INDEX` → (flow, index).
-pub fn parse_ref(s: &str) -> Option<(i64, i64)> {
-    let (f, d) = s.split_once('/')?;
-    Some((f.trim().parse().ok()?, d.trim().parse().ok()?))
-}
-
-/// Resolve what the operator named: `FLOW/INDEX`, or `NUMBER` with
-/// `--seller` (every invoice with that number and seller).
-pub async fn resolve(
-    spool: &Spool,
-    what: &str,
-    seller: Option<&str>,
-) -> anyhow::Result<Vec<ExchangedInvoice>> {
-    match (seller, parse_ref(what)) {
-        (Some(seller), _) => {
-            let found = spool.find_invoices(what, seller).await?;
-            anyhow::ensure!(
-                !found.is_empty(),
-                "no invoice numbered {} from seller {}",
-                p(what),
-                p(seller)
-            );
-            Ok(found)
-        }
-        (None, Some((flow, doc))) => match spool.exchanged_invoice(flow, doc).await? {
-            Some(i) => Ok(vec![i]),
-            None => anyhow::bail!("flow {flow} has no document {doc}"),
-        },
-        (None, None) => {
-            anyhow::bail!("name an invoice as FLOW/INDEX (e.g. 12/0), or NUMBER --seller ID")
-        }
-    }
-}
-
-/// One invoice as JSON: the invoice, its deliveries, its statuses.
-pub async fn invoice_json(spool: &Spool, inv: &ExchangedInvoice) -> anyhow::Result<Value> {
-    let deliveries = spool.invoice_deliveries(inv.flow_id, inv.doc_index).await?;
-    let statuses = crate::exchange::status_history(spool, inv).await?;
-    Ok(json!({
-        "invoice": inv,
-        "deliveries": deliveries.iter().map(|d| json!({
-            "id": d.id,
-            "recipient": d.partner,
-            "to": d.to,
-            "destination": crate::outbound::describe(&d.to),
-            "file": d.file_name,
-            "state": d.state.as_str(),
-            "attempts": d.attempts,
-            "next_attempt_at": d.next_attempt_at,
-            "last_error": d.last_error,
-            "delivered_at": d.delivered_at,
-            "receipt": d.receipt,
-        })).collect::<Vec<_>>(),
-        "statuses": statuses,
-    }))
-}
-
 /// `quai invoice (NUMBER --seller ID | FLOW/INDEX) [--json]`.
 pub async fn invoice(
     app: &App,
@@ -92,10 +35,10 @@ pub async fn invoice(
     seller: Option<&str>,
     json: bool,
 ) -> anyhow::Result<i32> {
-    let found = resolve(&app.spool, what, seller).await?;
+    let found = crate::exchange::resolve(&app.spool, what, seller).await?;
     let mut shown = Vec::with_capacity(found.len());
     for inv in &found {
-        shown.push(invoice_json(&app.spool, inv).await?);
+        shown.push(crate::exchange::invoice_json(&app.spool, inv).await?);
     }
     if json {
         if shown.len() == 1 {
@@ -234,7 +177,7 @@ pub async fn invoices(
 /// now), through the spool: a running daemon holding the row under its
 /// lease sends it, and this command waits for it.
 pub async fn resend_invoice(app: &Arc<App>, what: &str, json: bool) -> anyhow::Result<i32> {
-    let Some((flow, doc)) = parse_ref(what) else {
+    let Some((flow, doc)) = crate::exchange::parse_ref(what) else {
         anyhow::bail!("name the invoice as FLOW/INDEX (e.g. 12/0)");
     };
     let rows = app.spool.invoice_deliveries(flow, doc).await?;

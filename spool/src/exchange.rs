@@ -59,6 +59,8 @@ pub struct RecipientCounts {
     pub delivered: i64,
     /// Owed, not delivered yet.
     pub awaiting_delivery: i64,
+    /// Invoices whose latest status from the buyer is 210 Refusée.
+    pub refused_by_buyer: i64,
 }
 
 const EXCHANGED_SELECT: &str =
