@@ -398,6 +398,7 @@ fn item_kind(row: &DeliveryRow) -> &'static str {
         DeliveryItem::Ack { kind, .. } => kind.as_str(),
         DeliveryItem::Invoice { .. } => "invoice",
         DeliveryItem::Digest { .. } => "digest",
+        DeliveryItem::Status { .. } => "status",
     }
 }
 
@@ -406,6 +407,7 @@ fn ids(row: &DeliveryRow) -> (i64, i64) {
         DeliveryItem::Ack { ack, flow, .. } => (*flow, *ack),
         DeliveryItem::Invoice { flow, .. } => (*flow, 0),
         DeliveryItem::Digest { .. } => (0, 0),
+        DeliveryItem::Status { flow, status, .. } => (*flow, *status),
     }
 }
 

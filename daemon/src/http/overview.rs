@@ -365,7 +365,8 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
             delivery: d.id,
             flow_id: match &d.item {
                 quai_spool::DeliveryItem::Ack { flow, .. }
-                | quai_spool::DeliveryItem::Invoice { flow, .. } => Some(*flow),
+                | quai_spool::DeliveryItem::Invoice { flow, .. }
+                | quai_spool::DeliveryItem::Status { flow, .. } => Some(*flow),
                 quai_spool::DeliveryItem::Digest { .. } => None,
             },
             destination: crate::outbound::describe(&d.to),
