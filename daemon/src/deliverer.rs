@@ -220,12 +220,13 @@ async fn send_row(
         DeliveryItem::Invoice { flow, doc_index } => {
             return send_invoice(app, channel, row, *flow, *doc_index).await;
         }
-        DeliveryItem::Digest { .. } => {
+        DeliveryItem::Digest { .. } | DeliveryItem::Status { .. } => {
             return Err(refused(
                 format!(
-                "delivery {}: this version of quai does not deliver digests through the deliverer",
-                row.id
-            ),
+                    "delivery {}: this version of quai does not deliver this item ({}) through the deliverer",
+                    row.id,
+                    item_kind(row)
+                ),
                 false,
             ))
         }

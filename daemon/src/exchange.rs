@@ -143,24 +143,49 @@ impl Owed {
 /// 201 Émise (sent to the recipient's channel), 202 Reçue when the
 /// recipient's side acknowledged it (an AS2 MDN, an SFTP upload confirmed
 /// by its rename), 203 Mise à disposition (in the recipient's outbox).
-pub fn statuses_for(to: &quai_spool::Destination) -> &'static [&'static str] {
-    use quai_spool::Destination;
+pub fn statuses_for(to: &quai_spool::Destination) -> &'static [quai_spool::StatusCode] {
+    use quai_spool::{Destination, StatusCode::*};
     match to {
-        Destination::As2 { .. } | Destination::SftpOutbox { .. } => &["201", "202", "203"],
-        _ => &["201", "203"],
+        Destination::As2 { .. } | Destination::SftpOutbox { .. } => {
+            &[Issued, Received, MadeAvailable]
+        }
+        _ => &[Issued, MadeAvailable],
     }
 }
 
-/// Record the statuses of an invoice just delivered ([`statuses_for`]),
-/// each once (recording again after a crash adds nothing).
+/// Which status codes `partner` wants relayed as CDAR (default all).
+/// TODO(lifecycle): `[[partner]] statuses`, once the configuration has it.
+pub fn status_filter(_config: &Config, _partner: &str) -> quai_spool::StatusFilter {
+    quai_spool::StatusFilter::all()
+}
+
+/// Record the statuses of an invoice just delivered ([`statuses_for`])
+/// through the spool's lifecycle history, each relayed as CDAR to the
+/// supplier (its channel: the way its flow came) when it wants the code.
+/// Each is recorded once: recording again after a crash, or after a
+/// resend, adds nothing.
 pub async fn record_sent(
-    _app: &App,
+    app: &App,
     row: &quai_spool::DeliveryRow,
-    _flow: i64,
-    _doc_index: i64,
+    flow_id: i64,
+    doc_index: i64,
     _sent: &crate::outbound::Sent,
 ) -> anyhow::Result<()> {
-    let _ = statuses_for(&row.to);
+    let config = app.config();
+    let flow = app.spool.flow(flow_id).await?;
+    let to = routing::destination_for(&config, &flow.partner, flow.origin);
+    let report = routing::report_file_name(&flow.original_name, flow_id);
+    for &code in statuses_for(&row.to) {
+        let relay = quai_spool::StatusRelay {
+            partner: flow.partner.clone(),
+            to: to.clone(),
+            file_name: routing::sibling_name(&report, &format!("cdar.{doc_index}-{code}.xml")),
+            wants: status_filter(&config, &flow.partner),
+        };
+        let status = quai_spool::NewStatus::platform(flow_id, doc_index, code, Some(relay));
+        app.spool.record_status(&status).await?;
+    }
+    app.acks.notify_one();
     Ok(())
 }
 
@@ -186,55 +211,30 @@ pub fn status_name(code: &str) -> Option<&'static str> {
 }
 
 /// An invoice's status history, oldest first, as JSON objects (`code`,
-/// `name`, `at`, `issuer`, `reason`).
+/// `name`, `at`, `issuer`, `from_partner`, `reasons`; the spool's
+/// lifecycle history, its implicit 200/213 first).
 pub async fn status_history(
     spool: &quai_spool::Spool,
     inv: &quai_spool::ExchangedInvoice,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut out = Vec::new();
-    let first = if inv.verdict == "accepted" {
-        "200"
-    } else {
-        "213"
-    };
-    out.push(serde_json::json!({
-        "code": first, "name": status_name(first), "at": inv.stored_at, "issuer": "platform",
-    }));
-    for d in spool.invoice_deliveries(inv.flow_id, inv.doc_index).await? {
-        if let Some(at) = d.delivered_at {
-            for code in statuses_for(&d.to) {
-                out.push(serde_json::json!({
-                    "code": code, "name": status_name(code), "at": at, "issuer": "platform",
-                }));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The invoices of `partner` whose history holds `code`.
-pub async fn invoices_with_status(
-    spool: &quai_spool::Spool,
-    partner: &str,
-    code: &str,
-    since: Option<chrono::DateTime<chrono::Utc>>,
-) -> anyhow::Result<Vec<(i64, i64)>> {
-    let all = spool
-        .exchanged_invoices(&quai_spool::ExchangeFilter {
-            partner: Some(partner.to_owned()),
-            since,
-            only: None,
-            limit: Some(100_000),
+    Ok(spool
+        .statuses_of_invoice(inv.flow_id, inv.doc_index)
+        .await?
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "code": s.code.as_str(),
+                "name": s.code.label(),
+                "at": s.at,
+                "issuer": s.issuer,
+                "from_partner": s.from_partner,
+                "reasons": s.reasons,
+                "reason": (!s.reasons.is_empty()).then(|| s.reasons.iter()
+                    .map(|r| match &r.text { Some(t) => format!("{} {t}", r.code), None => r.code.clone() })
+                    .collect::<Vec<_>>().join("; ")),
+            })
         })
-        .await?;
-    let mut out = Vec::new();
-    for inv in &all {
-        let history = status_history(spool, inv).await?;
-        if history.iter().any(|s| s["code"] == code) {
-            out.push((inv.flow_id, inv.doc_index));
-        }
-    }
-    Ok(out)
+        .collect())
 }
 
 /// `FLOW/INDEX` → (flow, index).

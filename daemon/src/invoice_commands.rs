@@ -132,16 +132,10 @@ pub async fn invoices(
             p(code)
         );
     }
-    let only = match status {
-        Some(code) => {
-            Some(crate::exchange::invoices_with_status(&app.spool, partner, code, since).await?)
-        }
-        None => None,
-    };
     let filter = ExchangeFilter {
         partner: Some(partner.to_owned()),
         since,
-        only,
+        status: status.and_then(|c| c.parse().ok()),
         limit: Some(limit),
     };
     let list = app.spool.exchanged_invoices(&filter).await?;

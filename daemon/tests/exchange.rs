@@ -5,8 +5,9 @@
 //! address no partner receives. `quai run` (the binary) routes, converts
 //! and delivers: each recipient gets exactly its invoices, in its syntax,
 //! accepted by the official EN 16931 artefacts; the unknown address is a
-//! 213 REJ_ADR in the supplier's report and CDAR; `quai invoice` shows the
-//! route and the delivery. A second test kills `quai run` with SIGKILL
+//! 213 REJ_ADR in the supplier's report and CDAR; the supplier is owed
+//! 200/201/203 (and 202 where the recipient's side acknowledged); `quai
+//! invoice` shows the route, the delivery and the status history. A second test kills `quai run` with SIGKILL
 //! several times during delivery: nothing is lost, nothing arrives twice,
 //! no invoice ever has two different files.
 
@@ -346,12 +347,44 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
         "{cdar}"
     );
 
-    // `quai invoice` shows the route and the delivery.
+    // `quai invoice` shows the route, the delivery and the statuses: by
+    // number and seller (the seller's VAT id as stored)...
     let (code, out) = quai_cli(
         &w.config_path,
-        &["invoice", "EX-01", "--seller", "NO999999999MVA", "--json"],
+        &["invoice", "EX-02", "--seller", "no123456789mva", "--json"],
     );
-    let _ = (code, out);
+    assert_eq!(code, 0, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(shown["invoice"]["recipient"], "as", "{shown}");
+    assert_eq!(shown["deliveries"][0]["to"]["kind"], "as2", "{shown}");
+    assert_eq!(codes(&shown), ["200", "201", "202", "203"], "{shown}");
+    // ... the unknown address: 213 only, no delivery.
+    let (code, out) = quai_cli(
+        &w.config_path,
+        &["invoices", "--partner", "sup", "--status", "213", "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let rejected: Value = serde_json::from_str(&out).unwrap();
+    let rejected = rejected["invoices"].as_array().unwrap().clone();
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["number"], "EX-04");
+    assert!(rejected[0]["recipient"].is_null());
+    let (code, out) = quai_cli(
+        &w.config_path,
+        &["invoice", "EX-04", "--seller", "NO123456789MVA", "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(codes(&shown), ["213"], "{shown}");
+    assert!(shown["deliveries"].as_array().unwrap().is_empty());
+    // Every delivered invoice told its supplier 201 and 203.
+    let (code, out) = quai_cli(
+        &w.config_path,
+        &["invoices", "--partner", "sup", "--status", "203", "--json"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let made_available: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made_available["invoices"].as_array().unwrap().len(), 6);
     let (code, out) = quai_cli(&w.config_path, &["invoices", "--partner", "sf", "--json"]);
     assert_eq!(code, 0, "{out}");
     let listed: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -371,10 +404,36 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
         shown["deliveries"][0]["to"]["kind"], "sftp_outbox",
         "{shown}"
     );
+    assert_eq!(codes(&shown), ["200", "201", "202", "203"], "{shown}");
     let (code, out) = quai_cli(&w.config_path, &["invoice", &format!("{flow}/{doc}")]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("sf"), "{out}");
+    assert!(out.contains("203 Mise à disposition"), "{out}");
+    // The local outbox recipient: 201 and 203 (no acknowledgement of its own).
+    let (_, out) = quai_cli(&w.config_path, &["invoices", "--partner", "loc", "--json"]);
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    let first = &listed["invoices"][0];
+    let (_, out) = quai_cli(
+        &w.config_path,
+        &[
+            "invoice",
+            &format!("{}/{}", first["flow_id"], first["doc_index"]),
+            "--json",
+        ],
+    );
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(codes(&shown), ["200", "201", "203"], "{shown}");
     drop(child);
+}
+
+/// The status codes of `quai invoice --json`, in order.
+fn codes(shown: &Value) -> Vec<String> {
+    shown["statuses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("statuses: {shown}"))
+        .iter()
+        .map(|s| s["code"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Tiny deterministic generator (no dependency) for kill timings.
@@ -482,6 +541,38 @@ fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
     assert_eq!(
         listed["invoices"].as_array().unwrap().len(),
         want["loc"].len()
+    );
+    // ... and its supplier was told 203 of every one, once each.
+    let (code, out) = quai_cli(
+        &w.config_path,
+        &[
+            "invoices",
+            "--partner",
+            "sup",
+            "--status",
+            "203",
+            "--limit",
+            "1000",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let made_available: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(made_available["invoices"].as_array().unwrap().len(), total);
+    let first = &made_available["invoices"][0];
+    let (_, out) = quai_cli(
+        &w.config_path,
+        &[
+            "invoice",
+            &format!("{}/{}", first["flow_id"], first["doc_index"]),
+            "--json",
+        ],
+    );
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    let history = codes(&shown);
+    assert!(
+        history == ["200", "201", "203"] || history == ["200", "201", "202", "203"],
+        "each status once: {shown}"
     );
     drop(child);
 }

@@ -44,8 +44,9 @@ pub struct ExchangeFilter {
     pub partner: Option<String>,
     /// Stored at or after.
     pub since: Option<DateTime<Utc>>,
-    /// Only these invoices (a status filter resolved by the caller).
-    pub only: Option<Vec<(FlowId, i64)>>,
+    /// Only invoices whose history holds this status code (200 and 213:
+    /// the verdict, the implicit first status; others: a recorded status).
+    pub status: Option<u16>,
     pub limit: Option<i64>,
 }
 
@@ -171,19 +172,20 @@ impl Spool {
         if let Some(s) = since_at {
             sql.push_str(&format!(" AND i.stored_at >= ${s}"));
         }
-        let only = filter.only.as_ref().map(|only| {
-            let list: Vec<String> = only.iter().map(|(f, d)| format!("{f}:{d}")).collect();
-            serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
-        });
-        if only.is_some() {
-            let o = next();
-            let list = match &self.inner.backend {
-                Backend::Sqlite(_) => format!("(SELECT value FROM json_each(${o}))"),
-                Backend::Postgres(_) => format!("(SELECT jsonb_array_elements_text(${o}::jsonb))"),
-            };
-            sql.push_str(&format!(
-                " AND (CAST(i.flow_id AS TEXT) || ':' || CAST(i.doc_index AS TEXT)) IN {list}"
-            ));
+        match filter.status {
+            None => {}
+            Some(200) => sql.push_str(" AND i.verdict = 'accepted'"),
+            Some(code) => {
+                let holds = format!(
+                    "EXISTS (SELECT 1 FROM invoice_statuses s WHERE s.flow_id = i.flow_id \
+                     AND s.doc_index = i.doc_index AND s.code = {code})"
+                );
+                if code == 213 {
+                    sql.push_str(&format!(" AND (i.verdict = 'rejected' OR {holds})"));
+                } else {
+                    sql.push_str(&format!(" AND {holds}"));
+                }
+            }
         }
         let l = next();
         sql.push_str(&format!(" ORDER BY i.flow_id DESC, i.doc_index LIMIT ${l}"));
@@ -195,9 +197,6 @@ impl Spool {
             }
             if let Some(s) = filter.since {
                 q = q.bind(s);
-            }
-            if let Some(o) = &only {
-                q = q.bind(o);
             }
             q.bind(limit).fetch_all(pool).await?
         }))
@@ -253,6 +252,15 @@ impl Spool {
             .fetch_all(pool)
             .await?
         });
+        let refused: Vec<(String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT recipient, count(*) FROM (SELECT DISTINCT i.recipient, s.flow_id, s.doc_index \
+                 FROM invoice_statuses s JOIN invoices i ON i.flow_id = s.flow_id AND i.doc_index = s.doc_index \
+                 WHERE s.code = 210 AND i.recipient IS NOT NULL) t GROUP BY recipient",
+            )
+            .fetch_all(pool)
+            .await?
+        });
         let mut out: std::collections::BTreeMap<String, RecipientCounts> = Default::default();
         let entry = |out: &mut std::collections::BTreeMap<String, RecipientCounts>, p: &str| {
             out.entry(p.to_owned())
@@ -275,6 +283,10 @@ impl Spool {
             } else {
                 c.awaiting_delivery += n;
             }
+        }
+        for (p, n) in refused {
+            let k = entry(&mut out, &p);
+            out.get_mut(&k).expect("inserted").refused_by_buyer = n;
         }
         Ok(out.into_values().collect())
     }

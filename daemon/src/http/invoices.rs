@@ -60,23 +60,17 @@ pub async fn invoices(
         )));
     }
     let status = q.status.filter(|s| !s.is_empty());
-    let only = match &status {
-        Some(code) if crate::exchange::status_name(code).is_none() => {
-            return Err(bad_request("status must be a code from 200 to 213"))
+    if let Some(code) = &status {
+        if crate::exchange::status_name(code).is_none() {
+            return Err(bad_request("status must be a code from 200 to 213"));
         }
-        Some(code) => Some(
-            crate::exchange::invoices_with_status(&d.spool, &partner, code, since)
-                .await
-                .map_err(failed)?,
-        ),
-        None => None,
-    };
+    }
     let list = d
         .spool
         .exchanged_invoices(&ExchangeFilter {
             partner: Some(partner.clone()),
             since,
-            only,
+            status: status.and_then(|c| c.parse().ok()),
             limit: Some(limit),
         })
         .await?;
