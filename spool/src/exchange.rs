@@ -297,13 +297,12 @@ impl Spool {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<(FlowId, i64)>> {
+    ) -> Result<Vec<ExchangedInvoice>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT i.flow_id, i.doc_index FROM invoices i JOIN flows f ON f.id = i.flow_id \
-                 WHERE f.state = 'processed' AND f.received_at >= $1 AND f.received_at < $2 \
-                 AND i.verdict = 'accepted' AND i.recipient IS NULL ORDER BY i.flow_id, i.doc_index LIMIT 1000",
-            )
+            sqlx::query_as(&format!(
+                "{EXCHANGED_SELECT} WHERE f.state = 'processed' AND f.received_at >= $1 AND f.received_at < $2 \
+                 AND i.verdict = 'accepted' AND i.recipient IS NULL ORDER BY i.flow_id, i.doc_index LIMIT 1000"
+            ))
             .bind(from)
             .bind(to)
             .fetch_all(pool)
@@ -329,9 +328,9 @@ impl Spool {
         crate::rows::convert(raw)
     }
 
-    /// Invoice deliveries delivered before `before` (the reconciliation
-    /// then checks which of them have had a status from their recipient).
-    pub async fn invoices_delivered_before(
+    /// Reconciliation: invoices delivered before `before` about which
+    /// their recipient has said nothing since (no status of its own).
+    pub async fn delivered_without_recipient_status(
         &self,
         before: DateTime<Utc>,
         limit: i64,
@@ -339,6 +338,8 @@ impl Spool {
         let raw: Vec<RawDelivery> = with_pool!(self, pool => {
             sqlx::query_as(&format!(
                 "{DELIVERY_SELECT} WHERE d.item = 'invoice' AND d.state = 'delivered' AND d.delivered_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM invoice_statuses s WHERE s.flow_id = d.flow_id \
+                 AND s.doc_index = d.doc_index AND s.issuer = 'recipient') \
                  ORDER BY d.delivered_at, d.id LIMIT $2"
             ))
             .bind(before)
