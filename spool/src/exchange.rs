@@ -122,6 +122,17 @@ impl Spool {
         }))
     }
 
+    /// How many statuses with this code the histories hold (the exchange
+    /// benchmark waits for every 203).
+    pub async fn status_count(&self, code: u16) -> Result<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar("SELECT count(*) FROM invoice_statuses WHERE code = $1")
+                .bind(i32::from(code))
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     /// One invoice as [`ExchangedInvoice`].
     pub async fn exchanged_invoice(
         &self,
