@@ -548,11 +548,15 @@ type LineRow = (
     String,
 );
 
+/// How good a line is for an address: (tier, not from the configuration,
+/// position among the candidates, file line); lowest wins.
+type RouteRank = (usize, bool, usize, i64);
+
 /// The best line among `rows` (by address) for an address's candidate
 /// `tiers`: the lowest (tier, position in tier), config before file, then
 /// the lowest file line.
 fn best(tiers: &[Vec<String>], rows: &HashMap<&str, Vec<&LineRow>>) -> Option<Route> {
-    let mut chosen: Option<((usize, bool, usize, i64), &LineRow)> = None;
+    let mut chosen: Option<(RouteRank, &LineRow)> = None;
     let mut pos = 0usize;
     for (tier, list) in tiers.iter().enumerate() {
         for a in list {
