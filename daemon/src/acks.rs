@@ -44,7 +44,7 @@ pub struct Staged {
 }
 
 impl Staged {
-    fn new(daemon: &App) -> std::io::Result<Staged> {
+    pub fn new(daemon: &App) -> std::io::Result<Staged> {
         let root = daemon.config().home.join("tmp");
         std::fs::create_dir_all(&root)?;
         Ok(Staged {
@@ -54,7 +54,7 @@ impl Staged {
     }
 
     /// A new staged file named `name` (buffered; see [`close`]).
-    fn create(&mut self, name: &str) -> std::io::Result<BufWriter<File>> {
+    pub fn create(&mut self, name: &str) -> std::io::Result<BufWriter<File>> {
         let path = self.dir.join(name);
         let file = File::create(&path)?;
         self.files.push((name.to_string(), path));
@@ -69,7 +69,7 @@ impl Drop for Staged {
 }
 
 /// Flush and fsync a staged file.
-fn close(w: BufWriter<File>) -> std::io::Result<()> {
+pub fn close(w: BufWriter<File>) -> std::io::Result<()> {
     let file = w.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()
 }

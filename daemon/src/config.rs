@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub antivirus: Option<AntivirusSection>,
     #[serde(default)]
     pub directory: DirectorySection,
+    #[serde(default)]
+    pub exchange: ExchangeSection,
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerSection>,
 }
@@ -55,6 +57,19 @@ pub struct FileConfig {
 pub struct DirectorySection {
     /// CSV `address,partner,valid_from,valid_to`, reloaded when it changes.
     pub file: Option<PathBuf>,
+}
+
+/// `[exchange]`: the reconciliation's thresholds for routed invoices (see
+/// docs/exchange.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeSection {
+    /// An invoice owed to its recipient and not delivered after this many
+    /// minutes is a finding (default 60).
+    pub undelivered_after_minutes: Option<u64>,
+    /// An invoice delivered this many days ago with no status from its
+    /// recipient since is a finding (default 7).
+    pub no_status_after_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -481,6 +496,10 @@ pub struct Config {
     pub fr_ctc_mode: FrMode,
     /// `[directory] file`, absolute.
     pub directory_file: Option<PathBuf>,
+    /// `[exchange] undelivered_after_minutes` (default 60).
+    pub undelivered_after_minutes: u64,
+    /// `[exchange] no_status_after_days` (default 7).
+    pub no_status_after_days: u32,
 }
 
 impl Clone for As2Section {
@@ -1009,6 +1028,8 @@ impl Config {
             layers,
             fr_ctc_mode: fr_mode,
             directory_file: file.directory.file.as_deref().map(abs),
+            undelivered_after_minutes: file.exchange.undelivered_after_minutes.unwrap_or(60),
+            no_status_after_days: file.exchange.no_status_after_days.unwrap_or(7),
         };
         (config, problems)
     }

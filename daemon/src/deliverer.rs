@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use crate::acks;
 use crate::app::App;
 use crate::outbound::{self, Outbound, Parcel, SendFailure, Sent};
+use crate::render;
 
 /// Rows claimed per pass.
 const BATCH: i64 = 100;
@@ -214,14 +215,21 @@ async fn send_row(
         message,
         transient,
     };
-    let DeliveryItem::Ack { ack, flow, kind } = &row.item else {
-        return Err(refused(
-            format!(
-                "delivery {}: this version of quai delivers acknowledgements only",
-                row.id
-            ),
-            false,
-        ));
+    let (ack, flow, kind) = match &row.item {
+        DeliveryItem::Ack { ack, flow, kind } => (ack, flow, kind),
+        DeliveryItem::Invoice { flow, doc_index } => {
+            return send_invoice(app, channel, row, *flow, *doc_index).await;
+        }
+        DeliveryItem::Digest { .. } | DeliveryItem::Status { .. } => {
+            return Err(refused(
+                format!(
+                    "delivery {}: this version of quai does not deliver this item ({}) through the deliverer",
+                    row.id,
+                    item_kind(row)
+                ),
+                false,
+            ))
+        }
     };
     if *kind == AckKind::Mdn {
         // The queued MDN is its own staged file (see `acks::queue_async_mdn`).
@@ -267,6 +275,31 @@ async fn send_row(
     ))
 }
 
+/// Render an invoice for its recipient (`render`) and send it: one file,
+/// under the delivery's name.
+async fn send_invoice(
+    app: &App,
+    channel: &dyn Outbound,
+    row: &DeliveryRow,
+    flow: i64,
+    doc_index: i64,
+) -> Result<(Sent, Vec<String>), SendFailure> {
+    let staged = render::render_invoice(app, flow, doc_index, &row.file_name)
+        .await
+        .map_err(|e| SendFailure {
+            destination: channel.describe(),
+            message: format!("invoice {flow}/{doc_index} not rendered: {e:#}"),
+            transient: true,
+        })?;
+    let parcel = Parcel {
+        name: row.file_name.clone(),
+        staged: staged.path.clone(),
+        media_type: render::media_type(&row.file_name),
+    };
+    let sent = channel.send(&parcel).await?;
+    Ok((sent, vec![row.file_name.clone()]))
+}
+
 async fn ack_row(app: &App, flow: i64, ack: i64) -> anyhow::Result<AckRow> {
     app.spool
         .acks_of_flow(flow)
@@ -287,15 +320,32 @@ fn media_type(name: &str) -> &'static str {
     }
 }
 
-/// Mark a sent row delivered; false when the spool refused (logged).
+/// Mark a sent row delivered; false when the spool refused (logged). An
+/// invoice's statuses for its supplier (201, 202, 203) are recorded first
+/// (`exchange::record_sent`, idempotent), so a crash between the two sends
+/// the file again (same name, same bytes) and records nothing twice.
 async fn record_delivered(app: &App, row: &DeliveryRow, sent: &Sent) -> bool {
     let kind = item_kind(row);
+    if let DeliveryItem::Invoice { flow, doc_index } = &row.item {
+        if let Err(e) = crate::exchange::record_sent(app, row, *flow, *doc_index, sent).await {
+            warn!(delivery = row.id, error = %e,
+                "invoice sent but its statuses not recorded; it will be sent again (same name, same bytes)");
+            return false;
+        }
+    }
     match app
         .spool
         .mark_delivered(row.id, &row.to, sent.receipt.as_deref())
         .await
     {
         Ok(()) => {
+            if let DeliveryItem::Invoice { flow, doc_index } = &row.item {
+                crate::metrics::invoice_delivered(&row.partner);
+                info!(partner = %row.partner, flow_id = flow, doc_index, delivery = row.id, stage = "delivered",
+                    file = %row.file_name, destination = %sent.destination,
+                    receipt = sent.receipt.as_deref().unwrap_or(""), "invoice delivered to its recipient");
+                return true;
+            }
             crate::metrics::ack_delivered(kind);
             let (flow_id, ack) = ids(row);
             info!(partner = %row.partner, flow_id, ack, delivery = row.id, stage = "acknowledged",
@@ -314,7 +364,11 @@ async fn record_delivered(app: &App, row: &DeliveryRow, sent: &Sent) -> bool {
 /// Store a failed attempt and its next attempt time.
 async fn record_failure(app: &App, row: &DeliveryRow, failure: &SendFailure) {
     let kind = item_kind(row);
-    crate::metrics::ack_failed(kind);
+    if matches!(row.item, DeliveryItem::Invoice { .. }) {
+        crate::metrics::invoice_delivery_failed(&row.partner);
+    } else {
+        crate::metrics::ack_failed(kind);
+    }
     if row.to.kind() == quai_spool::DestinationKind::SftpOutbox {
         crate::metrics::sftp_failed("upload");
     }
@@ -345,6 +399,7 @@ fn item_kind(row: &DeliveryRow) -> &'static str {
         DeliveryItem::Ack { kind, .. } => kind.as_str(),
         DeliveryItem::Invoice { .. } => "invoice",
         DeliveryItem::Digest { .. } => "digest",
+        DeliveryItem::Status { .. } => "status",
     }
 }
 
@@ -353,12 +408,51 @@ fn ids(row: &DeliveryRow) -> (i64, i64) {
         DeliveryItem::Ack { ack, flow, .. } => (*flow, *ack),
         DeliveryItem::Invoice { flow, .. } => (*flow, 0),
         DeliveryItem::Digest { .. } => (0, 0),
+        DeliveryItem::Status { flow, status, .. } => (*flow, *status),
+    }
+}
+
+/// At start: delivery rows leased by an instance of this host that no
+/// longer runs (`host:pid` with no such process: killed mid-send) are
+/// released, so they are sent again now rather than when the lease
+/// expires. The channels' idempotence on names absorbs a file that was
+/// sent but not recorded.
+async fn release_dead_leases(app: &App) {
+    let me = app.spool.instance().to_owned();
+    let Some((host, _)) = me.rsplit_once(':') else {
+        return;
+    };
+    let owners = match app.spool.delivery_lease_owners().await {
+        Ok(o) => o,
+        Err(e) => {
+            warn!(error = %e, "cannot read delivery leases");
+            return;
+        }
+    };
+    for owner in owners {
+        let Some((h, pid)) = owner.rsplit_once(':') else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if h != host || owner == me || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match app.spool.release_delivery_leases(&owner).await {
+            Ok(n) if n > 0 => {
+                info!(instance = %owner, released = n, "released the delivery leases of an instance that is gone")
+            }
+            Ok(_) => {}
+            Err(e) => warn!(instance = %owner, error = %e, "cannot release delivery leases"),
+        }
     }
 }
 
 /// At start: staging left by processes that are gone, and temporaries an
 /// interrupted send left in the partners' local outboxes.
 async fn tidy(app: &App) {
+    release_dead_leases(app).await;
     let tmp = app.config().home.join("tmp");
     let removed = tokio::task::spawn_blocking(move || acks::remove_stale_staging(&tmp))
         .await

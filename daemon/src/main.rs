@@ -157,6 +157,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One invoice: its route, delivery and status history. Name it as
+    /// FLOW/INDEX (`quai flow ID` shows #INDEX) or as NUMBER with --seller.
+    Invoice {
+        /// FLOW/INDEX (e.g. 12/0), or the invoice number (BT-1) with --seller.
+        #[arg(value_name = "NUMBER|FLOW/INDEX")]
+        what: String,
+        /// The seller (its VAT id, else its legal or other identifier, as stored).
+        #[arg(long, value_name = "ID")]
+        seller: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Invoices a partner sent or receives, newest first.
+    Invoices {
+        /// The partner (as supplier or as recipient).
+        #[arg(long, value_name = "PARTNER")]
+        partner: String,
+        /// Only invoices whose history holds this status (200 to 213).
+        #[arg(long, value_name = "CODE")]
+        status: Option<String>,
+        /// Only invoices stored since: a date, an RFC 3339 time or a duration back (2h, 3d).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// At most this many invoices.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver an invoice to its recipient again (coordinated with a running
+    /// daemon through the spool).
+    ResendInvoice {
+        /// FLOW/INDEX (e.g. 12/0).
+        #[arg(value_name = "FLOW/INDEX")]
+        what: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// The recipient directory: who receives invoices for an address.
     Directory {
         #[command(subcommand)]
@@ -356,6 +397,36 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     kind,
                 };
                 commands::resend_ack(&App::open_existing(config).await?, choice, json).await
+            }
+            Command::Invoice {
+                what,
+                seller,
+                json,
+            } => {
+                let app = App::inspect_existing(config).await?;
+                quai::invoice_commands::invoice(&app, &what, seller.as_deref(), json).await
+            }
+            Command::Invoices {
+                partner,
+                status,
+                since,
+                limit,
+                json,
+            } => {
+                let app = App::inspect_existing(config).await?;
+                quai::invoice_commands::invoices(
+                    &app,
+                    &partner,
+                    status.as_deref(),
+                    since.as_deref(),
+                    limit,
+                    json,
+                )
+                .await
+            }
+            Command::ResendInvoice { what, json } => {
+                let app = App::open_existing(config).await?;
+                quai::invoice_commands::resend_invoice(&app, &what, json).await
             }
             Command::Directory {
                 action: DirectoryAction::Lookup { address, on, json },

@@ -24,6 +24,10 @@
 //!   | [`http_refused`]`(reason)` | ops listener (`max_connections`, `header_timeout`, `body_rate`, `send_timeout`, `host`) | `quai_http_refused_total{reason}` |
 //!   | [`antivirus_scan`]`(outcome)` | pipeline's antivirus stage (`clean`, `infected`, `unavailable`) | `quai_antivirus_scans_total{outcome}` |
 //!   | [`intake_refused`]`(partner, reason)` | intake, when a connector refused an entry (a link, a FIFO...) | `quai_intake_refused_total{partner,reason}` |
+//!   | [`invoices_routed`]`(n)` | pipeline, after `finish_flow_routed` | `quai_invoices_routed_total` |
+//!   | [`invoices_unroutable`]`(n)` | pipeline, invoices rejected REJ_ADR | `quai_invoices_unroutable_total` |
+//!   | [`invoice_delivered`]`(recipient)` | deliverer, an invoice delivered to its recipient | `quai_invoices_delivered_total{recipient}` |
+//!   | [`invoice_delivery_failed`]`(recipient)` | deliverer, a failed invoice delivery attempt | `quai_invoice_delivery_failures_total{recipient}` |
 //!
 //! * **State of the spool**, read at scrape time (so every instance sharing
 //!   a PostgreSQL spool reports the same, true numbers, and nothing drifts
@@ -136,6 +140,10 @@ struct Registry {
     http_refused: CounterVec,
     antivirus_scans: CounterVec,
     intake_refused: CounterVec,
+    invoices_routed: AtomicU64,
+    invoices_unroutable: AtomicU64,
+    invoices_delivered: CounterVec,
+    invoice_delivery_failures: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -152,6 +160,10 @@ static REGISTRY: Registry = Registry {
     http_refused: CounterVec::new(),
     antivirus_scans: CounterVec::new(),
     intake_refused: CounterVec::new(),
+    invoices_routed: AtomicU64::new(0),
+    invoices_unroutable: AtomicU64::new(0),
+    invoices_delivered: CounterVec::new(),
+    invoice_delivery_failures: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -229,6 +241,26 @@ pub fn antivirus_scan(outcome: &str) {
 /// usable partner id).
 pub fn intake_refused(partner: &str, reason: &str) {
     REGISTRY.intake_refused.add(&[partner, reason], 1);
+}
+
+/// Accepted invoices routed to a recipient (their deliveries owed).
+pub fn invoices_routed(n: u64) {
+    REGISTRY.invoices_routed.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Accepted invoices no partner receives (rejected REJ_ADR).
+pub fn invoices_unroutable(n: u64) {
+    REGISTRY.invoices_unroutable.fetch_add(n, Ordering::Relaxed);
+}
+
+/// An invoice was delivered to its recipient's channel.
+pub fn invoice_delivered(recipient: &str) {
+    REGISTRY.invoices_delivered.add(&[recipient], 1);
+}
+
+/// An attempt to deliver an invoice to its recipient failed.
+pub fn invoice_delivery_failed(recipient: &str) {
+    REGISTRY.invoice_delivery_failures.add(&[recipient], 1);
 }
 
 /// Spool state read at scrape time.
@@ -503,6 +535,35 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         "Entries refused before landing (links, FIFOs, devices, folders...), by partner and reason.",
         &["partner", "reason"],
         &r.intake_refused,
+    );
+    for (name, help, v) in [
+        (
+            "quai_invoices_routed_total",
+            "Accepted invoices routed to a recipient.",
+            &r.invoices_routed,
+        ),
+        (
+            "quai_invoices_unroutable_total",
+            "Accepted invoices no partner receives, rejected REJ_ADR.",
+            &r.invoices_unroutable,
+        ),
+    ] {
+        header(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
+    }
+    counter_family(
+        &mut out,
+        "quai_invoices_delivered_total",
+        "Invoices delivered to their recipient's channel, by recipient.",
+        &["recipient"],
+        &r.invoices_delivered,
+    );
+    counter_family(
+        &mut out,
+        "quai_invoice_delivery_failures_total",
+        "Failed attempts to deliver an invoice to its recipient, by recipient.",
+        &["recipient"],
+        &r.invoice_delivery_failures,
     );
 
     if let Some(started) = r.started.get() {

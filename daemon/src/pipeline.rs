@@ -9,6 +9,9 @@
 //! leaves the flow claimable again or fully processed. With `[antivirus]`,
 //! the flow is scanned first (`crate::antivirus`): an infected flow is
 //! refused before any of it is read, and one clamd cannot judge is held.
+//! Each batch is routed before it is stored (`crate::exchange`): an
+//! accepted invoice no partner receives is rejected `REJ_ADR`, the others'
+//! deliveries are owed by the transaction that finishes the flow.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +98,8 @@ pub async fn process_claimed(
 
     let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
     let mut duplicates = 0u64;
+    let mut unroutable = 0u64;
+    let mut owed = crate::exchange::Owed::default();
     let end = if claimed.size as u64 > limits.max_flow_bytes {
         FlowEnd::Rejected(flow::FlowReject {
             code: "IRR_TAILLE_F",
@@ -119,7 +124,8 @@ pub async fn process_claimed(
         // a batch is validated and another one committed.
         let batch_size = config.batch_size;
         let (doc_tx, doc_rx) = std::sync::mpsc::sync_channel::<Vec<flow::Document>>(2);
-        let (tx, mut rx) = mpsc::channel::<Vec<NewInvoice>>(2);
+        // Each row with its routing key (the buyer's address, issue 15).
+        let (tx, mut rx) = mpsc::channel::<Vec<(NewInvoice, Option<String>)>>(2);
         let name = claimed.original_name.clone();
         let flow_limits = flow_limits(&limits);
         let reader = tokio::task::spawn_blocking(move || {
@@ -141,14 +147,20 @@ pub async fn process_claimed(
         let converter = tokio::task::spawn_blocking(move || {
             let mut rejected = 0u64;
             for docs in doc_rx {
-                let rows: Vec<NewInvoice> = docs
+                let rows: Vec<(NewInvoice, Option<String>)> = docs
                     .into_iter()
                     .map(|mut doc| {
                         doc.validate_with(&layers);
                         if doc.is_rejected() {
                             rejected += 1;
                         }
-                        to_new_invoice(&doc)
+                        let key = match &doc.result {
+                            DocumentResult::Mapped { invoice, .. } => {
+                                crate::directory::routing_key(invoice)
+                            }
+                            DocumentResult::Unreadable { .. } => None,
+                        };
+                        (to_new_invoice(&doc), key)
                     })
                     .collect();
                 if tx.blocking_send(rows).is_err() {
@@ -161,9 +173,16 @@ pub async fn process_claimed(
         let renew_every = lease.duration / 3;
         let mut interrupted = false;
         while let Some(batch) = rx.recv().await {
+            let (mut batch, keys): (Vec<NewInvoice>, Vec<Option<String>>) =
+                batch.into_iter().unzip();
+            // Routed before they are stored: no recipient is a REJ_ADR reject.
+            let (recipients, no_route) =
+                crate::exchange::route_batch(daemon, &mut batch, &keys).await?;
+            unroutable += no_route;
             let stored = spool.store_invoices(claimed.id, &batch).await?;
             // Accepted invoices the spool turned into REJ_UNI duplicates.
             duplicates += stored.iter().filter(|s| s.duplicate).count() as u64;
+            owed.add(config, claimed.id, &batch, &recipients, &stored);
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();
@@ -178,7 +197,7 @@ pub async fn process_claimed(
         let mut end = reader.await?;
         if let FlowEnd::Done(summary) = &mut end {
             // Rejected by the rules, or as duplicates by the spool.
-            summary.rejected = rejected + duplicates;
+            summary.rejected = rejected + duplicates + unroutable;
         }
         if let FlowEnd::Failed(why) = &end {
             spool.abandon_flow(claimed.id, why).await?;
@@ -216,18 +235,21 @@ pub async fn process_claimed(
                 summary.documents - summary.rejected,
                 summary.rejected,
             );
+            // The routed invoices' deliveries are owed by the same commit.
             spool
-                .finish_flow_owing(
+                .finish_flow_routed(
                     claimed.id,
                     &FlowOutcome::Processed,
                     summary.documents as i64,
                     &acks,
+                    &owed.deliveries,
                 )
                 .await?;
+            crate::metrics::invoices_routed(owed.deliveries.len() as u64);
             info!(
                 partner = %claimed.partner, flow_id = claimed.id, stage = "processed",
                 documents = summary.documents, rejected = summary.rejected,
-                duplicates, elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
+                duplicates, unroutable, routed = owed.deliveries.len(), elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
             );
         }
         FlowEnd::Rejected(reject) => {

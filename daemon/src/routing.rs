@@ -10,12 +10,19 @@
 //! pipeline (finished flows) ask [`destination_for`]; the spool stores the
 //! typed [`Destination`] (kind and target columns) and the deliverer reads
 //! it back from there, never comparing names.
+//!
+//! Invoices routed to a recipient (the exchange, issue 15) go the
+//! recipient's own way ([`invoice_destination`]): over AS2 when it has a
+//! `[partner.as2] url` (and quai an `[as2]` identity), else to its SFTP
+//! outbox when `[partner.sftp] outbox` is set, else to its local outbox;
+//! in the form its `syntax` asks for ([`invoice_form`]) and under the name
+//! [`invoice_file_name`] gives.
 
 use quai_mappings::flow::FlowEnd;
 pub use quai_spool::Destination;
 use quai_spool::{AckKind, NewAck, Origin};
 
-use crate::config::Config;
+use crate::config::{Config, RecipientSyntax};
 
 /// Does this partner take its acknowledgements as outbound AS2 messages?
 /// Yes when quai has an `[as2]` identity and the partner an AS2 `url`.
@@ -110,17 +117,114 @@ pub fn owed_by_finished(
     acks
 }
 
-/// Longest part of the original name kept in a report's name: the longest
-/// sibling (`<name>.<flow id>.report.json`, `.contrl.edi`) stays well
-/// within the 255 bytes of a file name.
-const MAX_REPORT_STEM: usize = 200;
+/// Does this configuration route invoices? Yes when it has a directory:
+/// a `[directory] file`, or a partner with `addresses`. Without one quai
+/// is an intake only, as before the exchange: accepted invoices stay in
+/// the spool, none is rejected `REJ_ADR`.
+pub fn routes_invoices(config: &Config) -> bool {
+    config.directory_file.is_some() || config.partners.iter().any(|p| !p.addresses.is_empty())
+}
 
-/// `<original name>.<flow id>.report` stem, safe as a file name: ASCII
-/// letters, digits, `.`, `-`, `_` only, never starting with a dot (a name
-/// made only of dots becomes `unnamed`), never longer than a file system
-/// takes.
-pub fn report_file_name(original: &str, flow_id: i64) -> String {
-    let safe: String = original
+/// Where invoices routed to `recipient` are delivered (see the module doc).
+pub fn invoice_destination(config: &Config, recipient: &str) -> Destination {
+    let partner = recipient.to_string();
+    if sends_over_as2(config, recipient) {
+        return Destination::As2 { partner };
+    }
+    let sftp_outbox = config
+        .partner(recipient)
+        .and_then(|p| p.sftp.as_ref())
+        .is_some_and(|s| s.outbox.is_some());
+    if sftp_outbox {
+        Destination::SftpOutbox { partner }
+    } else {
+        Destination::LocalOutbox { partner }
+    }
+}
+
+/// The form an invoice is delivered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceForm {
+    /// The supplier's bytes of the document.
+    Original,
+    Ubl,
+    Cii,
+}
+
+impl InvoiceForm {
+    /// The file name's extension (after the stem), for an original: the
+    /// entry's own extension (`xml` when it has none).
+    pub fn extension(self, entry: &str) -> String {
+        match self {
+            InvoiceForm::Ubl => "ubl.xml".to_owned(),
+            InvoiceForm::Cii => "cii.xml".to_owned(),
+            InvoiceForm::Original => {
+                let base = entry.rsplit('/').next().unwrap_or(entry);
+                match base.rsplit_once('.') {
+                    Some((stem, ext))
+                        if !stem.is_empty()
+                            && !ext.is_empty()
+                            && ext.len() <= 8
+                            && ext.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    {
+                        ext.to_ascii_lowercase()
+                    }
+                    _ => "xml".to_owned(),
+                }
+            }
+        }
+    }
+}
+
+/// The form `recipient` receives an invoice read from `source_syntax` in:
+/// its `[[partner]] syntax`. One message of an EDIFACT interchange has no
+/// bytes of its own (the interchange holds other invoices, perhaps for
+/// other recipients), so an `original` recipient gets it as UBL.
+pub fn invoice_form(config: &Config, recipient: &str, source_syntax: Option<&str>) -> InvoiceForm {
+    let wanted = config
+        .partner(recipient)
+        .map(|p| p.syntax)
+        .unwrap_or_default();
+    match wanted {
+        RecipientSyntax::Ubl => InvoiceForm::Ubl,
+        RecipientSyntax::Cii => InvoiceForm::Cii,
+        RecipientSyntax::Original if source_syntax == Some("edifact") => InvoiceForm::Ubl,
+        RecipientSyntax::Original => InvoiceForm::Original,
+    }
+}
+
+/// Longest seller id or invoice number kept in a delivered invoice's name.
+const MAX_NAME_PART: usize = 80;
+
+/// `<seller id>_<invoice number>_<flow id>-<document index>.<ext>`, each
+/// part made safe as [`report_file_name`] does (a missing part is
+/// `unknown`).
+pub fn invoice_file_name(
+    seller_id: Option<&str>,
+    number: Option<&str>,
+    flow_id: i64,
+    doc_index: i64,
+    ext: &str,
+) -> String {
+    let part = |s: Option<&str>| {
+        let safe = safe_part(s.unwrap_or(""), MAX_NAME_PART);
+        if safe.is_empty() {
+            "unknown".to_owned()
+        } else {
+            safe
+        }
+    };
+    format!(
+        "{}_{}_{flow_id}-{doc_index}.{ext}",
+        part(seller_id),
+        part(number)
+    )
+}
+
+/// ASCII letters, digits, `.`, `-`, `_` only (others become `_`), no
+/// leading dot, at most `max` bytes.
+fn safe_part(s: &str, max: usize) -> String {
+    let safe: String = s
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
@@ -132,8 +236,21 @@ pub fn report_file_name(original: &str, flow_id: i64) -> String {
         .collect();
     let safe = safe.trim_start_matches('.');
     // ASCII only by now: any byte index is a char boundary.
-    let safe = &safe[..safe.len().min(MAX_REPORT_STEM)];
-    let safe = if safe.is_empty() { "unnamed" } else { safe };
+    safe[..safe.len().min(max)].to_owned()
+}
+
+/// Longest part of the original name kept in a report's name: the longest
+/// sibling (`<name>.<flow id>.report.json`, `.contrl.edi`) stays well
+/// within the 255 bytes of a file name.
+const MAX_REPORT_STEM: usize = 200;
+
+/// `<original name>.<flow id>.report` stem, safe as a file name: ASCII
+/// letters, digits, `.`, `-`, `_` only, never starting with a dot (a name
+/// made only of dots becomes `unnamed`), never longer than a file system
+/// takes.
+pub fn report_file_name(original: &str, flow_id: i64) -> String {
+    let safe = safe_part(original, MAX_REPORT_STEM);
+    let safe = if safe.is_empty() { "unnamed" } else { &safe };
     format!("{safe}.{flow_id}.report")
 }
 
@@ -203,6 +320,59 @@ mod tests {
         );
         let owed = owed_by_duplicate(&c, "b", Origin::As2, "inv.xml", 8);
         assert_eq!(owed[0].1, "dropzone");
+    }
+
+    #[test]
+    fn invoices_go_the_recipients_way() {
+        let c = Config::parse(
+            &format!("{CONFIG}[[partner]]\nid = \"s\"\nsyntax = \"cii\"\n[partner.sftp]\nurl = \"sftp://u@h/in\"\noutbox = \"out\"\n"),
+            Path::new("/q/c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            invoice_destination(&c, "acme"),
+            Destination::As2 {
+                partner: "acme".into()
+            }
+        );
+        assert_eq!(
+            invoice_destination(&c, "s"),
+            Destination::SftpOutbox {
+                partner: "s".into()
+            }
+        );
+        assert_eq!(
+            invoice_destination(&c, "b"),
+            Destination::LocalOutbox {
+                partner: "b".into()
+            }
+        );
+        assert_eq!(invoice_form(&c, "s", Some("ubl")), InvoiceForm::Cii);
+        assert_eq!(invoice_form(&c, "b", Some("ubl")), InvoiceForm::Original);
+        assert_eq!(invoice_form(&c, "b", Some("edifact")), InvoiceForm::Ubl);
+    }
+
+    #[test]
+    fn invoice_names() {
+        assert_eq!(
+            invoice_file_name(Some("FR123"), Some("F/2026 01"), 7, 3, "ubl.xml"),
+            "FR123_F_2026_01_7-3.ubl.xml"
+        );
+        assert_eq!(
+            invoice_file_name(None, Some("..x"), 1, 0, "cii.xml"),
+            "unknown_x_1-0.cii.xml"
+        );
+        assert_eq!(InvoiceForm::Original.extension("a.zip/b/INV.PDF"), "pdf");
+        assert_eq!(InvoiceForm::Original.extension("a.zip/noext"), "xml");
+        assert_eq!(InvoiceForm::Original.extension("x.ed$i"), "xml");
+        let long = invoice_file_name(
+            Some(&"S".repeat(300)),
+            Some(&"N".repeat(300)),
+            1,
+            1,
+            "ubl.xml",
+        );
+        assert!(long.len() < 255, "{long}");
     }
 
     #[test]

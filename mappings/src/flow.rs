@@ -239,6 +239,61 @@ fn walk_flow(
     }
 }
 
+/// Copy the bytes of one document of the flow stored at `path` (named
+/// `name`) to `out`: the `occurrence`-th (0-based) leaf whose path is
+/// `entry` (a document's [`Document::entry`]; an archive may hold one name
+/// twice), walked under the same limits as [`process`]. Ok(false) when no
+/// such leaf exists. An EDIFACT message (`entry#reference`) has no bytes of
+/// its own: Ok(false).
+pub fn copy_document(
+    path: &Path,
+    name: &str,
+    limits: &FlowLimits,
+    entry: &str,
+    occurrence: u64,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<bool> {
+    let unpack_limits = unpack::Limits {
+        max_total_unpacked: limits.max_unpacked_bytes,
+        max_ratio: limits.max_ratio,
+        max_entries: limits.max_entries,
+        max_entry_bytes: limits.max_document_bytes,
+        ..unpack::Limits::default()
+    };
+    enum Copy {
+        Done,
+        Failed(std::io::Error),
+    }
+    impl std::fmt::Display for Copy {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self {
+                Copy::Done => f.write_str("copied"),
+                Copy::Failed(e) => write!(f, "{e}"),
+            }
+        }
+    }
+    let mut seen = 0u64;
+    let walked = unpack::walk(path, name, &unpack_limits, &mut |e: unpack::Entry<'_>| {
+        if e.path != entry {
+            return Ok(());
+        }
+        if seen < occurrence {
+            seen += 1;
+            return Ok(());
+        }
+        match std::io::copy(e.reader, out) {
+            Ok(_) => Err(Copy::Done),
+            Err(err) => Err(Copy::Failed(err)),
+        }
+    });
+    match walked {
+        Ok(_) => Ok(false),
+        Err(unpack::UnpackError::Visit(Copy::Done)) => Ok(true),
+        Err(unpack::UnpackError::Visit(Copy::Failed(e))) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    }
+}
+
 /// Why the walk was stopped from inside.
 #[derive(Debug)]
 enum Halt {

@@ -44,6 +44,13 @@ pub enum DeliveryItem {
     Invoice { flow: FlowId, doc_index: i64 },
     /// A reject digest.
     Digest { digest: i64 },
+    /// The CDAR relay of one lifecycle status of an invoice to the other
+    /// party (`lifecycle.rs`).
+    Status {
+        status: crate::StatusId,
+        flow: FlowId,
+        doc_index: i64,
+    },
 }
 
 /// One delivery row.
@@ -116,16 +123,22 @@ impl TryFrom<RawDelivery> for DeliveryRow {
             r.ack_id,
             r.doc_index,
             r.digest_id,
+            r.status_id,
         ) {
-            ("ack", Some(flow), Some(ack), _, _) => DeliveryItem::Ack {
+            ("ack", Some(flow), Some(ack), _, _, _) => DeliveryItem::Ack {
                 ack,
                 flow,
                 kind: state::parse(r.ack_kind.as_deref().unwrap_or_default())?,
             },
-            ("invoice", Some(flow), _, Some(doc_index), _) => {
+            ("invoice", Some(flow), _, Some(doc_index), _, _) => {
                 DeliveryItem::Invoice { flow, doc_index }
             }
-            ("digest", _, _, _, Some(digest)) => DeliveryItem::Digest { digest },
+            ("digest", _, _, _, Some(digest), _) => DeliveryItem::Digest { digest },
+            ("status", Some(flow), _, Some(doc_index), _, Some(status)) => DeliveryItem::Status {
+                status,
+                flow,
+                doc_index,
+            },
             (other, ..) => return Err(corrupt(&format!("item {other:?} without its keys"))),
         };
         Ok(DeliveryRow {

@@ -24,6 +24,7 @@ pub(crate) struct RawDelivery {
     pub(crate) ack_kind: Option<String>,
     pub(crate) doc_index: Option<i64>,
     pub(crate) digest_id: Option<i64>,
+    pub(crate) status_id: Option<i64>,
     pub(crate) partner: String,
     pub(crate) destination_kind: String,
     pub(crate) destination: String,
@@ -41,6 +42,6 @@ pub(crate) struct RawDelivery {
 
 /// Columns of a [`RawDelivery`] (alias `d`), valid on both backends.
 pub(crate) const DELIVERY_SELECT: &str = "SELECT d.id, d.item, d.flow_id, d.ack_id, a.kind AS ack_kind, \
-    d.doc_index, d.digest_id, d.partner, d.destination_kind, d.destination, d.file_name, d.state, \
+    d.doc_index, d.digest_id, d.status_id, d.partner, d.destination_kind, d.destination, d.file_name, d.state, \
     d.created_at, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at, d.receipt, d.lease_owner, \
     d.lease_expires_at FROM deliveries d LEFT JOIN acknowledgements a ON a.id = d.ack_id";

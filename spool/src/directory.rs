@@ -467,68 +467,123 @@ impl Spool {
     /// Who receives invoices for `address` on `on` (see the module doc for
     /// the rule), or None when no line is valid that day.
     pub async fn route(&self, address: &str, on: NaiveDate) -> Result<Option<Route>> {
-        let tiers = candidates(address);
-        let all: Vec<&str> = tiers.iter().flatten().map(String::as_str).collect();
-        let mut sql = String::from(
-            "SELECT l.address, l.partner, l.valid_from, l.valid_to, l.line, v.source \
-             FROM directory_lines l JOIN directory_versions v ON v.id = l.version \
-             WHERE v.state = 'current' \
-             AND (l.valid_from IS NULL OR l.valid_from <= $1) \
-             AND (l.valid_to IS NULL OR l.valid_to >= $1) AND l.address IN (",
-        );
-        for i in 0..all.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("${}", i + 2));
-        }
-        sql.push_str(") ORDER BY l.line");
-        type Row = (
-            String,
-            String,
-            Option<NaiveDate>,
-            Option<NaiveDate>,
-            i64,
-            String,
-        );
-        let rows: Vec<Row> = with_pool!(self, pool => {
-            let mut q = sqlx::query_as(&sql).bind(on);
-            for a in &all {
-                q = q.bind(*a);
-            }
-            q.fetch_all(pool).await?
-        });
-        // Best: the lowest (tier, position in tier), config before file.
-        let mut rank: HashMap<&str, usize> = HashMap::new();
-        for (i, a) in all.iter().enumerate() {
-            rank.entry(a).or_insert(i);
-        }
-        let tier_of: Vec<usize> = tiers
-            .iter()
-            .enumerate()
-            .flat_map(|(t, v)| std::iter::repeat_n(t, v.len()))
-            .collect();
-        let best = rows.into_iter().min_by_key(|r| {
-            let pos = rank.get(r.0.as_str()).copied().unwrap_or(usize::MAX);
-            let tier = tier_of.get(pos).copied().unwrap_or(usize::MAX);
-            (tier, r.5 != "config", pos, r.4)
-        });
-        Ok(
-            best.map(|(address, partner, valid_from, valid_to, line, source)| {
-                let config = source == "config";
-                Route {
-                    partner,
-                    address,
-                    valid_from,
-                    valid_to,
-                    source: if config {
-                        DirectorySource::Config
-                    } else {
-                        DirectorySource::File
-                    },
-                    line: (!config).then_some(line),
-                }
-            }),
-        )
+        let mut found = self.routes(&[address.to_owned()], on).await?;
+        Ok(found.remove(address))
     }
+
+    /// [`Spool::route`] for many addresses at once: one query per
+    /// [`ADDRESSES_PER_QUERY`] addresses (the pipeline routes a batch of
+    /// invoices this way). Addresses no line serves are not in the map.
+    pub async fn routes(
+        &self,
+        addresses: &[String],
+        on: NaiveDate,
+    ) -> Result<HashMap<String, Route>> {
+        let mut out = HashMap::new();
+        let mut unique: Vec<&String> = addresses.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(ADDRESSES_PER_QUERY) {
+            let tiers: Vec<Vec<Vec<String>>> = chunk.iter().map(|a| candidates(a)).collect();
+            let mut all: Vec<&str> = tiers
+                .iter()
+                .flatten()
+                .flatten()
+                .map(String::as_str)
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            let list = serde_json::to_string(&all).unwrap_or_else(|_| "[]".to_owned());
+            let rows: Vec<LineRow> = match &self.inner.backend {
+                Backend::Sqlite(b) => {
+                    sqlx::query_as(&format!(
+                        "{ROUTE_SELECT} IN (SELECT value FROM json_each($2))"
+                    ))
+                    .bind(on)
+                    .bind(&list)
+                    .fetch_all(&b.pool)
+                    .await?
+                }
+                Backend::Postgres(b) => {
+                    sqlx::query_as(&format!(
+                        "{ROUTE_SELECT} IN (SELECT jsonb_array_elements_text($2::jsonb))"
+                    ))
+                    .bind(on)
+                    .bind(&list)
+                    .fetch_all(&b.pool)
+                    .await?
+                }
+            };
+            let mut by_address: HashMap<&str, Vec<&LineRow>> = HashMap::new();
+            for r in &rows {
+                by_address.entry(r.0.as_str()).or_default().push(r);
+            }
+            for (address, tiers) in chunk.iter().zip(&tiers) {
+                if let Some(route) = best(tiers, &by_address) {
+                    out.insert((*address).clone(), route);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Addresses looked up per query by [`Spool::routes`].
+pub const ADDRESSES_PER_QUERY: usize = 500;
+
+/// The lines valid on `$1` whose address is in the list that follows.
+const ROUTE_SELECT: &str =
+    "SELECT l.address, l.partner, l.valid_from, l.valid_to, l.line, v.source \
+    FROM directory_lines l JOIN directory_versions v ON v.id = l.version \
+    WHERE v.state = 'current' \
+    AND (l.valid_from IS NULL OR l.valid_from <= $1) \
+    AND (l.valid_to IS NULL OR l.valid_to >= $1) AND l.address";
+
+type LineRow = (
+    String,
+    String,
+    Option<NaiveDate>,
+    Option<NaiveDate>,
+    i64,
+    String,
+);
+
+/// How good a line is for an address: (tier, not from the configuration,
+/// position among the candidates, file line); lowest wins.
+type RouteRank = (usize, bool, usize, i64);
+
+/// The best line among `rows` (by address) for an address's candidate
+/// `tiers`: the lowest (tier, position in tier), config before file, then
+/// the lowest file line.
+fn best(tiers: &[Vec<String>], rows: &HashMap<&str, Vec<&LineRow>>) -> Option<Route> {
+    let mut chosen: Option<(RouteRank, &LineRow)> = None;
+    let mut pos = 0usize;
+    for (tier, list) in tiers.iter().enumerate() {
+        for a in list {
+            for r in rows.get(a.as_str()).into_iter().flatten() {
+                let key = (tier, r.5 != "config", pos, r.4);
+                if chosen.as_ref().is_none_or(|(k, _)| key < *k) {
+                    chosen = Some((key, r));
+                }
+            }
+            pos += 1;
+        }
+    }
+    chosen.map(
+        |(_, (address, partner, valid_from, valid_to, line, source))| {
+            let config = source == "config";
+            Route {
+                partner: partner.clone(),
+                address: address.clone(),
+                valid_from: *valid_from,
+                valid_to: *valid_to,
+                source: if config {
+                    DirectorySource::Config
+                } else {
+                    DirectorySource::File
+                },
+                line: (!config).then_some(*line),
+            }
+        },
+    )
 }

@@ -35,7 +35,7 @@ pub(crate) struct Key {
 /// (index entries have a size limit, and hostile input can be long).
 const MAX_KEY_PART: usize = 200;
 
-fn key_part(s: &str) -> String {
+pub(crate) fn key_part(s: &str) -> String {
     if s.len() <= MAX_KEY_PART {
         s.to_owned()
     } else {

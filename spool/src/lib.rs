@@ -93,6 +93,37 @@ macro_rules! write_step {
             }
         }
     };
+    // A step another module compiles for both backends the same way
+    // (`module::sqlite::step`, `module::postgres::step`).
+    ($self:ident, $sync:expr, $module:ident :: $step:ident($($arg:expr),* $(,)?)) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => {
+                let _writer = b.writer.lock().await;
+                let mut tx = b.begin($sync).await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::sqlite::clock(&mut tx).await?,
+                    };
+                    $module::sqlite::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+            Backend::Postgres(b) => {
+                let mut tx = b.pool.begin().await?;
+                let result = async {
+                    let cx = steps::Cx {
+                        me: &$self.inner.instance,
+                        now: steps::postgres::clock(&mut tx).await?,
+                    };
+                    $module::postgres::$step(&mut tx, &cx, $($arg),*).await
+                }
+                .await;
+                crate::settle(tx, result).await
+            }
+        }
+    };
 }
 
 /// End a write transaction: commit on success; on error roll back *now*
@@ -120,8 +151,10 @@ mod digest_row;
 pub mod directory;
 pub mod directory_csv;
 mod durability;
+mod exchange;
 mod invoices;
 mod jobs;
+pub mod lifecycle;
 mod lookups;
 mod outbox;
 mod postgres;
@@ -142,7 +175,12 @@ pub use directory::{
     LoadRefused, Loaded, Route,
 };
 pub use directory_csv::{CsvLines, LineChecks};
+pub use exchange::{ExchangeFilter, ExchangedInvoice, RecipientCounts};
 pub use jobs::{JobLock, JobRun};
+pub use lifecycle::{
+    Issuer, NewStatus, RecordedStatus, StatusAmount, StatusCode, StatusFilter, StatusId,
+    StatusReason, StatusRefusal, StatusRelay, StatusRow,
+};
 pub use lookups::PurgePreview;
 pub use outbox::{NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
@@ -184,6 +222,14 @@ pub enum SpoolError {
     Corrupt(String),
     #[error("invalid invoice batch: {0}")]
     InvalidBatch(String),
+    /// A lifecycle status the table or the invoice's parties refuse;
+    /// nothing was written.
+    #[error("status refused for invoice {flow}/{doc_index}: {why}")]
+    StatusRefused {
+        flow: i64,
+        doc_index: i64,
+        why: lifecycle::StatusRefusal,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, SpoolError>;

@@ -63,7 +63,8 @@ impl Spool {
                     sqlx::query(&format!(
                         "DELETE FROM events WHERE (entity = 'flow' AND entity_id IN {IDS}) OR (entity = 'ack' \
                          AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id IN {IDS})) \
-                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id IN {IDS}))"
+                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id IN {IDS})) \
+                         OR (entity = 'status' AND entity_id IN (SELECT id FROM invoice_statuses WHERE flow_id IN {IDS}))"
                     ))
                     .bind(&ids)
                     .execute(&mut *tx)
@@ -131,7 +132,8 @@ impl Spool {
                     sqlx::query(
                         "DELETE FROM events WHERE (entity = 'flow' AND entity_id = ANY($1)) OR (entity = 'ack' \
                          AND entity_id IN (SELECT id FROM acknowledgements WHERE flow_id = ANY($1))) \
-                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id = ANY($1)))",
+                         OR (entity = 'delivery' AND entity_id IN (SELECT id FROM deliveries WHERE flow_id = ANY($1))) \
+                         OR (entity = 'status' AND entity_id IN (SELECT id FROM invoice_statuses WHERE flow_id = ANY($1)))",
                     )
                     .bind(&ids)
                     .execute(&mut *tx)

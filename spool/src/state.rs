@@ -30,6 +30,8 @@ pub(crate) const FLOW: &str = "flow";
 pub(crate) const ACK: &str = "ack";
 pub(crate) const NOTIFICATION: &str = "notification";
 pub(crate) const DELIVERY: &str = "delivery";
+/// A lifecycle status of an invoice (`invoice_statuses`).
+pub(crate) const STATUS: &str = "status";
 
 /// Why a flow changes state; decides which (from, to) pairs are legal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -65,6 +65,26 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// A `FROM` item over the objects of a JSON array bound at `$n`, as
+    /// `t` with one column `value` (read with [`Dialect::field`]).
+    pub(crate) fn json_rows(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("json_each(${n}) AS t"),
+            Dialect::Postgres => format!("jsonb_array_elements(${n}::jsonb) AS t(value)"),
+        }
+    }
+
+    /// The text field `name` of `t.value` (see [`Dialect::json_rows`]);
+    /// `int`: as a 64-bit integer.
+    pub(crate) fn field(self, name: &str, int: bool) -> String {
+        match (self, int) {
+            (Dialect::Postgres, true) => format!("(t.value ->> '{name}')::bigint"),
+            _ => format!("(t.value ->> '{name}')"),
+        }
+    }
+}
+
 /// Ids as the JSON array [`Dialect::in_json_ids`] reads.
 pub(crate) fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
@@ -334,6 +354,112 @@ macro_rules! shared_steps {
                         .await?,
                     };
                     ids.push(id);
+                }
+                Ok(ids)
+            }
+
+            /// Route the accepted invoices of a flow just finished
+            /// (`finish_flow` in the same transaction): each one's
+            /// `recipient` column, and its pending delivery row, due now
+            /// (one per invoice and recipient; an existing row keeps its
+            /// state, so processing a flow again owes nothing twice).
+            /// Invoices no longer accepted (e.g. a REJ_UNI of this pass) are
+            /// skipped. Returns the ids of the new rows.
+            pub(crate) async fn owe_routed(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: FlowId,
+                owed: &[NewInvoiceDelivery],
+            ) -> Result<Vec<i64>> {
+                sqlx::query("UPDATE invoices SET recipient = NULL WHERE flow_id = $1 AND recipient IS NOT NULL")
+                    .bind(flow)
+                    .execute(&mut *conn)
+                    .await?;
+                if owed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows: Vec<serde_json::Value> = owed
+                    .iter()
+                    .map(|o| {
+                        serde_json::json!({
+                            "doc": o.doc_index,
+                            "partner": clean_text(&o.recipient),
+                            "kind": o.to.kind().as_str(),
+                            "target": clean_text(o.to.target()),
+                            "name": clean_text(&o.file_name),
+                        })
+                    })
+                    .collect();
+                let rows = serde_json::Value::Array(rows).to_string();
+                // One statement per recipient (a flow has few).
+                let mut by_recipient: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+                for o in owed {
+                    by_recipient.entry(o.recipient.as_str()).or_default().push(o.doc_index);
+                }
+                for (recipient, docs) in by_recipient {
+                    sqlx::query(&format!(
+                        "UPDATE invoices SET recipient = $1 WHERE flow_id = $2 AND verdict = 'accepted' \
+                         AND doc_index {}",
+                        D.in_json_ids(3)
+                    ))
+                    .bind(clean_text(recipient).as_ref())
+                    .bind(flow)
+                    .bind(json_ids(&docs))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                    "INSERT INTO deliveries (item, flow_id, doc_index, partner, destination_kind, destination, \
+                     file_name, state, created_at, updated_at, next_attempt_at) \
+                     SELECT 'invoice', $1, i.doc_index, i.recipient, {kind}, {target}, {name}, 'pending', $3, $3, $3 \
+                     FROM {from} JOIN invoices i ON i.flow_id = $1 AND i.doc_index = {doc} \
+                     AND i.verdict = 'accepted' AND i.recipient = {partner} \
+                     WHERE true ON CONFLICT DO NOTHING RETURNING id",
+                    kind = D.field("kind", false),
+                    target = D.field("target", false),
+                    name = D.field("name", false),
+                    partner = D.field("partner", false),
+                    doc = D.field("doc", true),
+                    from = D.json_rows(2),
+                ))
+                .bind(flow)
+                .bind(&rows)
+                .bind(cx.now)
+                .fetch_all(&mut *conn)
+                .await?;
+                if !ids.is_empty() {
+                    let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, Some("routed".to_owned()))?;
+                    sqlx::query(&format!(
+                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                         SELECT $1, $2, $3, id, $4, $5, $6 FROM deliveries WHERE id {}",
+                        D.in_json_ids(7)
+                    ))
+                    .bind(cx.now)
+                    .bind(cx.me)
+                    .bind(ev.entity)
+                    .bind(ev.from.as_deref())
+                    .bind(&ev.to)
+                    .bind(ev.reason.as_deref())
+                    .bind(json_ids(&ids))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(ids)
+            }
+
+            /// `finish_flow`, then `owe_routed`, in one transaction.
+            pub(crate) async fn finish_flow_routed(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: FlowId,
+                outcome: &FlowOutcome,
+                documents: i64,
+                acks: Acks<'_>,
+                owed: &[NewInvoiceDelivery],
+            ) -> Result<Vec<AckId>> {
+                let ids = finish_flow(conn, cx, flow, outcome, documents, acks).await?;
+                if matches!(outcome, FlowOutcome::Processed) {
+                    owe_routed(conn, cx, flow, owed).await?;
                 }
                 Ok(ids)
             }

@@ -38,6 +38,27 @@ impl Daemon {
         limits: &str,
         postgres: Option<(&str, &Path)>,
     ) -> anyhow::Result<Daemon> {
+        Daemon::launch(opts, name, limits, postgres, "")
+    }
+
+    /// [`Daemon::start`] with more configuration (`extra`, TOML appended
+    /// after `[limits]`: e.g. the exchange's recipients).
+    pub fn start_extra(
+        opts: &RunOptions,
+        name: &str,
+        limits: &str,
+        extra: &str,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::launch(opts, name, limits, None, extra)
+    }
+
+    fn launch(
+        opts: &RunOptions,
+        name: &str,
+        limits: &str,
+        postgres: Option<(&str, &Path)>,
+        extra: &str,
+    ) -> anyhow::Result<Daemon> {
         anyhow::ensure!(
             opts.quai.exists(),
             "{} not found: build it with `cargo build --release -p quai` (or pass --quai)",
@@ -69,7 +90,7 @@ impl Daemon {
                 )
             }
         };
-        fs::write(&config, text)?;
+        fs::write(&config, format!("{text}\n{extra}"))?;
         let log = fs::File::create(home.join("quai.log"))?;
         let child = Command::new(&opts.quai)
             .arg("--config")

@@ -32,6 +32,7 @@ pub const SCENARIOS: &[&str] = &[
     "rss-1m",
     "postgres-2x",
     "directory-5m",
+    "exchange",
 ];
 
 macro_rules! say {
@@ -44,6 +45,7 @@ mod cache;
 mod child;
 mod directory;
 mod drops;
+mod exchange;
 mod in_process;
 mod latency;
 mod options;
@@ -84,6 +86,7 @@ pub fn main(scenario: &str, opts: &RunOptions) -> anyhow::Result<()> {
             "linearity" => linearity(opts),
             "postgres-2x" => postgres_2x(opts),
             "directory-5m" => directory::directory_5m(opts),
+            "exchange" => exchange::exchange(opts),
             _ => unreachable!("checked above"),
         };
         match r {

@@ -188,6 +188,13 @@ pub const ROOT: &[Key] = &[
         ]),
     ),
     opt("directory", Table(&[opt("file", Str)])),
+    opt(
+        "exchange",
+        Table(&[
+            opt("undelivered_after_minutes", Int),
+            opt("no_status_after_days", Int),
+        ]),
+    ),
     opt("partner", Tables(PARTNER)),
 ];
 

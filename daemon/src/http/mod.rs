@@ -12,6 +12,10 @@
 //! | `GET /api/flows/:id` | one flow with its invoices and acknowledgements, like `quai flow ID --json` |
 //! | `GET /api/partners` | per partner: last flow, flows by state, invoices, reject rate |
 //! | `GET /api/overview` | the data of the status page |
+//! | `GET /api/invoices?partner=&status=&since=&limit=` | invoices a partner sent or receives, like `quai invoices --json` |
+//! | `GET /api/invoices/:flow/:index` | one invoice: route, deliveries, statuses, like `quai invoice FLOW/INDEX --json` |
+//! | `GET /api/invoices/by-number?number=&seller=` | the invoices with that number from that seller |
+//! | `GET /api/exchange` | per recipient: invoices routed, delivered, awaiting delivery |
 //! | `GET /` | the status page (server-rendered HTML, refreshes itself) |
 //!
 //! `docs/api.md` documents the JSON shapes.
@@ -31,6 +35,7 @@
 //! a Host check on the ops routes (DNS rebinding), all from `[http]`.
 
 mod api;
+mod invoices;
 pub mod listener;
 pub mod overview;
 mod page;
@@ -158,6 +163,10 @@ pub fn router(daemon: Arc<App>, token: Option<Token>) -> Router {
         )
         .route("/api/partners", get(api::partners))
         .route("/api/overview", get(api::overview))
+        .route("/api/invoices", get(invoices::invoices))
+        .route("/api/invoices/by-number", get(invoices::by_number))
+        .route("/api/invoices/:flow/:index", get(invoices::invoice))
+        .route("/api/exchange", get(invoices::exchange))
         .with_state(daemon);
     let protected = match token {
         Some(t) => protected.layer(middleware::from_fn_with_state(t, require_token)),

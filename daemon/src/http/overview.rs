@@ -132,6 +132,9 @@ pub struct Overview {
     pub recent_flows: Vec<FlowBrief>,
     /// Deliveries owed and not yet delivered, the longest owed first.
     pub undelivered: Vec<Undelivered>,
+    /// Per recipient: invoices routed, delivered, awaiting delivery,
+    /// refused by the buyer (the exchange, issue 15).
+    pub exchange: Vec<quai_spool::RecipientCounts>,
 }
 
 /// One delivery owed and not yet delivered (the status page's panel).
@@ -362,7 +365,8 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
             delivery: d.id,
             flow_id: match &d.item {
                 quai_spool::DeliveryItem::Ack { flow, .. }
-                | quai_spool::DeliveryItem::Invoice { flow, .. } => Some(*flow),
+                | quai_spool::DeliveryItem::Invoice { flow, .. }
+                | quai_spool::DeliveryItem::Status { flow, .. } => Some(*flow),
                 quai_spool::DeliveryItem::Digest { .. } => None,
             },
             destination: crate::outbound::describe(&d.to),
@@ -376,7 +380,9 @@ pub async fn overview(spool: &Spool, stuck_minutes: i64) -> Result<Overview, Spo
         .collect();
     let totals = status.totals.clone();
     let partners = partners_of(spool, status).await?;
+    let exchange = spool.recipient_counts().await?;
     Ok(Overview {
+        exchange,
         undelivered,
         generated_at: now,
         totals,

@@ -357,6 +357,28 @@ pub fn render(o: &Overview) -> String {
     }
     s.push_str("</tbody></table></section>");
 
+    // The exchange: what each recipient was routed and got.
+    s.push_str(
+        "<section id=\"exchange\"><h2>Exchange (per recipient)</h2><table><thead><tr>\
+         <th>Recipient</th><th class=\"n\">Routed</th><th class=\"n\">Delivered</th>\
+         <th class=\"n\">Awaiting delivery</th><th class=\"n\">Refused by the buyer</th></tr></thead><tbody>",
+    );
+    if o.exchange.is_empty() {
+        s.push_str("<tr><td colspan=\"5\" class=\"empty\">no invoice routed</td></tr>");
+    }
+    for r in &o.exchange {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+            esc(&r.partner),
+            r.routed,
+            r.delivered,
+            r.awaiting_delivery,
+            r.refused_by_buyer
+        );
+    }
+    s.push_str("</tbody></table></section>");
+
     // Recent rejects.
     s.push_str(
         "<section id=\"rejects\"><h2>Recent rejects (last 24 hours)</h2><table><thead><tr>\

@@ -19,7 +19,13 @@
 //! - `missing_report`: a finished (processed or failed) flow of the period
 //!   with no integration report at all;
 //! - `rejects_unaccounted`: rejected invoices of the period that are neither
-//!   notified nor pending in the outbox (the counts do not add up).
+//!   notified nor pending in the outbox (the counts do not add up);
+//! - the exchange's (issue 15): `accepted_not_routed` (an accepted invoice
+//!   of the period with no recipient, when the configuration routes),
+//!   `undelivered_invoice` (owed to its recipient for longer than
+//!   `[exchange] undelivered_after_minutes`), `no_status_from_recipient`
+//!   (delivered more than `[exchange] no_status_after_days` ago, and no
+//!   status from its recipient since).
 //!
 //! The report is written under `$QUAI_HOME/reports/` as JSON (for scripts),
 //! CSV (long format: `section,partner,key,value,detail`) and a readable HTML
@@ -91,7 +97,8 @@ pub struct PartnerLine {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Discrepancy {
     /// `never_ingested`, `left_in_dropzone`, `stuck_flow`, `undelivered_ack`,
-    /// `missing_report`, `rejects_unaccounted`.
+    /// `missing_report`, `rejects_unaccounted`, `accepted_not_routed`,
+    /// `undelivered_invoice`, `no_status_from_recipient`.
     pub kind: String,
     pub partner: String,
     /// What it is about: a file path, `flow 12`, `ack 40`...
@@ -362,6 +369,8 @@ pub async fn reconcile(
         }
     }
 
+    exchange_findings(daemon, from, to, now, &mut found).await?;
+
     found.sort_by(|a, b| {
         (a.partner.as_str(), a.kind.as_str(), a.subject.as_str()).cmp(&(
             b.partner.as_str(),
@@ -382,6 +391,81 @@ pub async fn reconcile(
     };
     info!(summary = %report.summary_line(), "reconciliation");
     Ok(report)
+}
+
+/// The exchange's findings (issue 15): accepted invoices of the period not
+/// routed (when the configuration routes invoices), invoices owed to their
+/// recipient and undelivered after `[exchange] undelivered_after_minutes`,
+/// and invoices delivered over `[exchange] no_status_after_days` ago with
+/// no status from their recipient since.
+async fn exchange_findings(
+    daemon: &App,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    now: DateTime<Utc>,
+    found: &mut Vec<Discrepancy>,
+) -> anyhow::Result<()> {
+    let spool = &daemon.spool;
+    let config = daemon.config();
+    if crate::routing::routes_invoices(&config) {
+        for i in spool.accepted_not_routed(from, to).await? {
+            found.push(Discrepancy {
+                kind: "accepted_not_routed".into(),
+                partner: i.supplier.clone(),
+                subject: format!("invoice {}/{}", i.flow_id, i.doc_index),
+                detail: format!(
+                    "accepted invoice {} was routed to no recipient",
+                    i.number.as_deref().unwrap_or("(no number)")
+                ),
+            });
+        }
+    }
+    let minutes = i64::try_from(config.undelivered_after_minutes).unwrap_or(i64::MAX / 120_000);
+    for d in spool
+        .invoices_undelivered_since(now - Duration::minutes(minutes))
+        .await?
+    {
+        let (flow, doc) = match d.item {
+            quai_spool::DeliveryItem::Invoice { flow, doc_index } => (flow, doc_index),
+            _ => continue,
+        };
+        found.push(Discrepancy {
+            kind: "undelivered_invoice".into(),
+            partner: d.partner.clone(),
+            subject: format!("invoice {flow}/{doc}"),
+            detail: format!(
+                "{} owed to {} for more than {minutes} minutes: {} attempt(s){}",
+                d.file_name,
+                crate::outbound::describe(&d.to),
+                d.attempts,
+                d.last_error
+                    .as_deref()
+                    .map(|e| format!(", last error: {e}"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let days = i64::from(config.no_status_after_days);
+    for d in spool
+        .delivered_without_recipient_status(now - Duration::days(days), 1000)
+        .await?
+    {
+        let (flow, doc) = match d.item {
+            quai_spool::DeliveryItem::Invoice { flow, doc_index } => (flow, doc_index),
+            _ => continue,
+        };
+        found.push(Discrepancy {
+            kind: "no_status_from_recipient".into(),
+            partner: d.partner.clone(),
+            subject: format!("invoice {flow}/{doc}"),
+            detail: format!(
+                "delivered {} days ago or more ({}), and its recipient has sent no status since",
+                days,
+                d.delivered_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn origin_name(o: Origin) -> &'static str {

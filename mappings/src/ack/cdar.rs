@@ -94,6 +94,9 @@ pub fn reason_code_for(rule: &str) -> &'static str {
     let r = rule.to_ascii_uppercase();
     if r == "REJ_UNI" || r == "DOUBLON" || r.contains("DUPLICATE") {
         "REJ_UNI"
+    } else if r == "REJ_ADR" {
+        // No partner receives for the buyer's address (the exchange).
+        "REJ_ADR"
     } else if r.starts_with("BR-") || r.starts_with("PEPPOL") || r.starts_with("EN16931") {
         "REJ_SEMAN"
     } else {
@@ -425,6 +428,7 @@ mod tests {
     fn reason_codes() {
         assert_eq!(reason_code_for("BR-CO-15"), "REJ_SEMAN");
         assert_eq!(reason_code_for("REJ_UNI"), "REJ_UNI");
+        assert_eq!(reason_code_for("REJ_ADR"), "REJ_ADR");
         assert_eq!(reason_code_for("SYNTAX"), "REJ_COH");
         assert_eq!(reason_code_for("EDIFACT-UNT"), "REJ_COH");
     }
