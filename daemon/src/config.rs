@@ -195,6 +195,8 @@ pub struct PartnerSection {
     pub addresses: Vec<String>,
     /// The syntax it wants invoices in: `original` (default), `ubl`, `cii`.
     pub syntax: Option<String>,
+    /// The lifecycle status codes relayed to it as CDAR (default all).
+    pub statuses: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +428,9 @@ pub struct Partner {
     pub addresses: Vec<String>,
     /// `[[partner]] syntax`: the form it wants invoices in.
     pub syntax: RecipientSyntax,
+    /// `[[partner]] statuses`: the lifecycle statuses relayed to it
+    /// (docs/lifecycle.md; default all).
+    pub statuses: quai_spool::StatusFilter,
 }
 
 /// `[[partner]] syntax`: what a recipient receives.
@@ -932,6 +937,25 @@ impl Config {
                     RecipientSyntax::Original
                 }
             };
+            let statuses = match &p.statuses {
+                None => quai_spool::StatusFilter::all(),
+                Some(codes) => {
+                    let mut wanted = Vec::new();
+                    for c in codes {
+                        match c.parse::<quai_spool::StatusCode>() {
+                            Ok(code) => wanted.push(code),
+                            Err(_) => problem(
+                                "partner.statuses",
+                                format!(
+                                    "partner {:?}: {c:?} is not a lifecycle status code (200 to 213)",
+                                    p.id
+                                ),
+                            ),
+                        }
+                    }
+                    quai_spool::StatusFilter::only(wanted)
+                }
+            };
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -961,6 +985,7 @@ impl Config {
                 layers: *p_layers,
                 addresses: p.addresses.clone(),
                 syntax,
+                statuses,
             });
         }
 

@@ -214,6 +214,24 @@ async fn send_row(
         message,
         transient,
     };
+    if let DeliveryItem::Status {
+        status,
+        flow,
+        doc_index,
+    } = &row.item
+    {
+        let staged = acks::render_status(
+            app,
+            *status,
+            *flow,
+            *doc_index,
+            &row.partner,
+            &row.file_name,
+        )
+        .await
+        .map_err(|e| refused(format!("status {status} not rendered: {e:#}"), true))?;
+        return send_staged(channel, &staged).await;
+    }
     let DeliveryItem::Ack { ack, flow, kind } = &row.item else {
         return Err(refused(
             format!(
@@ -241,6 +259,14 @@ async fn send_row(
             true,
         )
     })?;
+    send_staged(channel, &staged).await
+}
+
+/// Send the staged files of one row, in order.
+async fn send_staged(
+    channel: &dyn Outbound,
+    staged: &acks::Staged,
+) -> Result<(Sent, Vec<String>), SendFailure> {
     let mut receipts = Vec::new();
     let mut names = Vec::new();
     let mut last = None;

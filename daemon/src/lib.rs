@@ -30,6 +30,7 @@ pub mod reload;
 pub mod routing;
 pub mod scheduler;
 pub mod sdnotify;
+pub mod statuses;
 pub mod stored;
 pub mod telemetry;
 pub mod text;

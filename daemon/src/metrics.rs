@@ -12,6 +12,7 @@
 //!
 //!   | call | where | metric |
 //!   |---|---|---|
+//!   | [`status_received`]`(partner, code, outcome)` | a status flow, per status | `quai_statuses_received_total{partner,code,outcome}` |
 //!   | [`bytes_in`]`(partner, n)` | intake, after a flow is registered (not for duplicates) | `quai_bytes_in_total{partner}` |
 //!   | [`flow_received`]`(partner, origin)` | intake, after registration | `quai_flows_received_total{partner,origin}` |
 //!   | [`flow_processed`]`(partner, seconds)` | pipeline, after `finish_flow` (processed or failed) | `quai_flow_processing_seconds{partner}` histogram |
@@ -136,6 +137,7 @@ struct Registry {
     http_refused: CounterVec,
     antivirus_scans: CounterVec,
     intake_refused: CounterVec,
+    statuses_received: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -152,6 +154,7 @@ static REGISTRY: Registry = Registry {
     http_refused: CounterVec::new(),
     antivirus_scans: CounterVec::new(),
     intake_refused: CounterVec::new(),
+    statuses_received: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -229,6 +232,13 @@ pub fn antivirus_scan(outcome: &str) {
 /// usable partner id).
 pub fn intake_refused(partner: &str, reason: &str) {
     REGISTRY.intake_refused.add(&[partner, reason], 1);
+}
+
+/// A lifecycle status came in a partner's CDAR (`code`: `210`...;
+/// `outcome`: `recorded`, or why it was refused: `unknown_invoice`,
+/// `not_your_invoice`, `illegal_transition`, `unusable`...).
+pub fn status_received(partner: &str, code: &str, outcome: &str) {
+    REGISTRY.statuses_received.add(&[partner, code, outcome], 1);
 }
 
 /// Spool state read at scrape time.
@@ -398,6 +408,13 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         }
     }
 
+    counter_family(
+        &mut out,
+        "quai_statuses_received_total",
+        "Lifecycle statuses received in partners' CDAR, by partner, code and outcome.",
+        &["partner", "code", "outcome"],
+        &r.statuses_received,
+    );
     counter_family(
         &mut out,
         "quai_bytes_in_total",
