@@ -261,6 +261,17 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
     let h2 = spool.statuses_of_invoice(flow, 1).await.unwrap();
     let codes: Vec<u16> = h2.iter().map(|s| s.code.code()).collect();
     assert_eq!(codes, [200, 201, 203, 212]);
+    // counted by code and outcome
+    let m = quai::metrics::render(None);
+    for series in [
+        r#"quai_statuses_received_total{partner="buyer",code="210",outcome="recorded"} 1"#,
+        r#"quai_statuses_received_total{partner="buyer",code="205",outcome="illegal_transition"} 1"#,
+        r#"quai_statuses_received_total{partner="buyer",code="204",outcome="unknown_invoice"} 1"#,
+        r#"quai_statuses_received_total{partner="intruder",code="210",outcome="not_your_invoice"} 1"#,
+        r#"quai_statuses_received_total{partner="acme",code="212",outcome="recorded"} 1"#,
+    ] {
+        assert!(m.contains(series), "{series} not in\n{m}");
+    }
     // the intruder changed nothing, and nothing of LC-2 went to the intruder
     assert!(std::fs::read_dir(d.outbox("intruder"))
         .unwrap()
