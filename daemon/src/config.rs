@@ -1209,6 +1209,34 @@ mod tests {
     }
 
     #[test]
+    fn partner_statuses() {
+        let c = Config::parse(
+            "[[partner]]\nid = \"acme\"\nstatuses = [\"210\", \"212\"]\n[[partner]]\nid = \"b\"\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap();
+        let acme = &c.partner("acme").unwrap().statuses;
+        assert!(acme.wants(quai_spool::StatusCode::Refused));
+        assert!(!acme.wants(quai_spool::StatusCode::Issued));
+        assert!(c
+            .partner("b")
+            .unwrap()
+            .statuses
+            .wants(quai_spool::StatusCode::Issued));
+        let err = Config::parse(
+            "[[partner]]\nid = \"acme\"\nstatuses = [\"299\", \"Refusée\"]\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("partner.statuses") && err.contains("\"299\""),
+            "{err}"
+        );
+        assert!(err.contains("\"Refusée\""), "{err}");
+    }
+
+    #[test]
     fn embedded_default_layout() {
         let c = Config::embedded_at(Path::new("/tmp/qh"));
         assert_eq!(c.spool_url, "sqlite:///tmp/qh/spool.db");
