@@ -28,6 +28,18 @@ use crate::app::App;
 /// The failure code of a status flow with refused statuses.
 pub const STATUS_REFUSED: &str = "STATUS_REFUSED";
 
+/// What a sender hears for a status naming no invoice of its own.
+const NO_SUCH_INVOICE: &str = "no invoice of yours has that number, date and seller";
+
+/// How many statuses of a status flow's refusal message matched no
+/// invoice (for reconciliation).
+pub fn unmatched(message: &str) -> usize {
+    message
+        .split("; ")
+        .filter(|l| l.ends_with(NO_SUCH_INVOICE))
+        .count()
+}
+
 /// Is the stored flow a CDAR document?
 pub fn is_status_flow(path: &Path) -> bool {
     let mut head = Vec::with_capacity(detect::SNIFF_LEN);
@@ -148,7 +160,7 @@ async fn take_one(
     let spool = &app.spool;
     let Some((flow, doc)) = spool.find_invoice(seller, &s.invoice_number, date).await? else {
         counted("unknown_invoice");
-        return Ok(Some(StatusRefusal::UnknownInvoice.to_string()));
+        return Ok(Some(NO_SUCH_INVOICE.to_owned()));
     };
     let supplier = spool.flow(flow).await?.partner;
     let recipient = spool.recipient_of(flow, doc).await?;
@@ -223,9 +235,8 @@ async fn take_one(
             // Another partner's invoice is not named: a sender who is not
             // its party hears the same answer as for an unknown invoice.
             Ok(Some(match why {
-                StatusRefusal::NotYourInvoice { .. } => {
-                    "no invoice of yours has that number, date and seller".to_owned()
-                }
+                StatusRefusal::UnknownInvoice => NO_SUCH_INVOICE.to_owned(),
+                StatusRefusal::NotYourInvoice { .. } => NO_SUCH_INVOICE.to_owned(),
                 other => other.to_string(),
             }))
         }

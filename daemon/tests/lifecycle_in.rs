@@ -229,19 +229,20 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
         "{late:#}"
     );
     let unknown = report_of(&d, "buyer", "unknown.xml").await;
-    assert!(
-        unknown["rejection"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown invoice"),
-        "{unknown:#}"
-    );
+    let unknown_msg = unknown["rejection"]["message"].as_str().unwrap();
+    assert!(unknown_msg.contains("no invoice of yours"), "{unknown:#}");
     let other = report_of(&d, "intruder", "other.xml").await;
     let msg = other["rejection"]["message"].as_str().unwrap();
     assert!(msg.contains("no invoice of yours"), "{other:#}");
     assert!(
         !msg.contains("acme") && !msg.contains("buyer"),
         "names no partner: {msg}"
+    );
+    // the intruder hears what a sender of an unknown invoice hears
+    assert_eq!(
+        msg.split(": ").last(),
+        unknown_msg.split(": ").last(),
+        "{msg} / {unknown_msg}"
     );
 
     // The supplier says LC-2 is cashed: the buyer gets a CDAR 212.
@@ -277,5 +278,27 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
         .unwrap()
         .flatten()
         .all(|e| e.file_name().to_string_lossy().starts_with("other.xml")));
+    // reconciliation lists the statuses that matched nothing
+    let report = quai::jobs::reconcile::reconcile(
+        &quai::app::App::inspect(d.config.clone()).await.unwrap(),
+        chrono::Utc::now() - chrono::Duration::hours(1),
+        chrono::Utc::now() + chrono::Duration::hours(1),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let mut unmatched: Vec<_> = report
+        .discrepancies
+        .iter()
+        .filter(|x| x.kind == "statuses_unmatched")
+        .map(|x| x.partner.as_str())
+        .collect();
+    unmatched.sort();
+    assert_eq!(
+        unmatched,
+        ["buyer", "intruder"],
+        "{:#?}",
+        report.discrepancies
+    );
     d.stop().await;
 }
