@@ -74,6 +74,104 @@ pub fn close(w: BufWriter<File>) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// Render the CDAR relay of one lifecycle status (a delivery row of item
+/// `status`) for `to` under `file_name`: the status from the spool, the
+/// invoice it is about, the parties from the configuration. Dated by the
+/// status, so rendering again gives the same bytes.
+pub async fn render_status(
+    daemon: &App,
+    status: quai_spool::StatusId,
+    flow: i64,
+    doc: i64,
+    to: &str,
+    file_name: &str,
+) -> anyhow::Result<Staged> {
+    use quai_spool::Issuer;
+    let st = daemon.spool.status_row(status).await?;
+    let inv = daemon
+        .spool
+        .invoices_of_flow_page(flow, Some(doc - 1), 1)
+        .await?
+        .into_iter()
+        .find(|i| i.doc_index == doc)
+        .ok_or_else(|| anyhow::anyhow!("invoice {flow}/{doc} is gone"))?;
+    let config = daemon.config();
+    let seller = inv.seller_id.clone();
+    let seller_party = |name: &str| cdar::CdarParty {
+        global_id: seller
+            .as_deref()
+            .and_then(cdar::siren_of)
+            .map(|s| ("0002".to_owned(), s)),
+        name: Some(name.to_owned()),
+        role: "SE".into(),
+    };
+    // A buyer's global id: its first electronic address (scheme:id).
+    let buyer_party = |partner: &str| cdar::CdarParty {
+        global_id: Some(
+            config
+                .partner(partner)
+                .and_then(|p| p.addresses.first())
+                .and_then(|a| a.split_once(':'))
+                .map(|(scheme, id)| (scheme.to_owned(), id.to_owned()))
+                .unwrap_or_else(|| ("0225".to_owned(), partner.to_owned())),
+        ),
+        name: Some(partner.to_owned()),
+        role: "BY".into(),
+    };
+    let from = st.from_partner.clone().unwrap_or_default();
+    let (issuer, recipient) = match st.issuer {
+        Issuer::Supplier => (seller_party(&from), buyer_party(to)),
+        Issuer::Recipient => (buyer_party(&from), seller_party(to)),
+        Issuer::Platform => (
+            cdar::CdarParty {
+                global_id: None,
+                name: None,
+                role: "WK".into(),
+            },
+            seller_party(to),
+        ),
+    };
+    let relay = cdar::CdarRelay {
+        id: format!("quai-status-{status}"),
+        name: file_name.to_owned(),
+        issued_at: st.at,
+        issuer,
+        recipient,
+        status: cdar::RelayedStatus {
+            invoice_number: inv.number.clone().unwrap_or_default(),
+            type_code: inv.type_code.clone().unwrap_or_else(|| "380".into()),
+            issue_date: inv.issue_date.unwrap_or_else(|| st.at.date_naive()),
+            seller_id: seller.clone(),
+            code: st.code.code(),
+            label: st.code.label().to_owned(),
+            at: st.at,
+            reasons: st
+                .reasons
+                .iter()
+                .map(|r| (r.code.clone(), r.text.clone()))
+                .collect(),
+            amounts: st
+                .amounts
+                .iter()
+                .map(|a| {
+                    (
+                        a.kind.clone(),
+                        a.amount.to_string(),
+                        a.currency.clone(),
+                        a.vat_rate.map(|r| r.to_string()),
+                    )
+                })
+                .collect(),
+        },
+    };
+    let xml = cdar::relay_xml(&relay);
+    let mut staged = Staged::new(daemon)?;
+    let mut w = staged.create(file_name)?;
+    std::io::Write::write_all(&mut w, xml.as_bytes())?;
+    close(w)?;
+    Ok(staged)
+}
+
 /// Render the files of one acknowledgement from the spool (and, for
 /// CONTRL, the stored interchange), streaming: a page of invoices at a time.
 pub async fn render(daemon: &App, ack: &AckRow) -> anyhow::Result<Staged> {

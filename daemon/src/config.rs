@@ -210,6 +210,8 @@ pub struct PartnerSection {
     pub addresses: Vec<String>,
     /// The syntax it wants invoices in: `original` (default), `ubl`, `cii`.
     pub syntax: Option<String>,
+    /// The lifecycle status codes relayed to it as CDAR (default all).
+    pub statuses: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,6 +443,9 @@ pub struct Partner {
     pub addresses: Vec<String>,
     /// `[[partner]] syntax`: the form it wants invoices in.
     pub syntax: RecipientSyntax,
+    /// `[[partner]] statuses`: the lifecycle statuses relayed to it
+    /// (docs/lifecycle.md; default all).
+    pub statuses: quai_spool::StatusFilter,
 }
 
 /// `[[partner]] syntax`: what a recipient receives.
@@ -951,6 +956,25 @@ impl Config {
                     RecipientSyntax::Original
                 }
             };
+            let statuses = match &p.statuses {
+                None => quai_spool::StatusFilter::all(),
+                Some(codes) => {
+                    let mut wanted = Vec::new();
+                    for c in codes {
+                        match c.parse::<quai_spool::StatusCode>() {
+                            Ok(code) => wanted.push(code),
+                            Err(_) => problem(
+                                "partner.statuses",
+                                format!(
+                                    "partner {:?}: {c:?} is not a lifecycle status code (200 to 213)",
+                                    p.id
+                                ),
+                            ),
+                        }
+                    }
+                    quai_spool::StatusFilter::only(wanted)
+                }
+            };
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -980,6 +1004,7 @@ impl Config {
                 layers: *p_layers,
                 addresses: p.addresses.clone(),
                 syntax,
+                statuses,
             });
         }
 
@@ -1202,6 +1227,34 @@ mod tests {
         let e = Config::embedded_at(Path::new("quai-data"));
         assert_eq!(e.home, cwd.join("quai-data"));
         assert!(e.store.starts_with(cwd.join("quai-data")));
+    }
+
+    #[test]
+    fn partner_statuses() {
+        let c = Config::parse(
+            "[[partner]]\nid = \"acme\"\nstatuses = [\"210\", \"212\"]\n[[partner]]\nid = \"b\"\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap();
+        let acme = &c.partner("acme").unwrap().statuses;
+        assert!(acme.wants(quai_spool::StatusCode::Refused));
+        assert!(!acme.wants(quai_spool::StatusCode::Issued));
+        assert!(c
+            .partner("b")
+            .unwrap()
+            .statuses
+            .wants(quai_spool::StatusCode::Issued));
+        let err = Config::parse(
+            "[[partner]]\nid = \"acme\"\nstatuses = [\"299\", \"Refusée\"]\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("partner.statuses") && err.contains("\"299\""),
+            "{err}"
+        );
+        assert!(err.contains("\"Refusée\""), "{err}");
     }
 
     #[test]

@@ -220,7 +220,24 @@ async fn send_row(
         DeliveryItem::Invoice { flow, doc_index } => {
             return send_invoice(app, channel, row, *flow, *doc_index).await;
         }
-        DeliveryItem::Digest { .. } | DeliveryItem::Status { .. } => {
+        DeliveryItem::Status {
+            status,
+            flow,
+            doc_index,
+        } => {
+            let staged = acks::render_status(
+                app,
+                *status,
+                *flow,
+                *doc_index,
+                &row.partner,
+                &row.file_name,
+            )
+            .await
+            .map_err(|e| refused(format!("status {status} not rendered: {e:#}"), true))?;
+            return send_staged(channel, &staged).await;
+        }
+        DeliveryItem::Digest { .. } => {
             return Err(refused(
                 format!(
                     "delivery {}: this version of quai does not deliver this item ({}) through the deliverer",
@@ -249,6 +266,14 @@ async fn send_row(
             true,
         )
     })?;
+    send_staged(channel, &staged).await
+}
+
+/// Send the staged files of one row, in order.
+async fn send_staged(
+    channel: &dyn Outbound,
+    staged: &acks::Staged,
+) -> Result<(Sent, Vec<String>), SendFailure> {
     let mut receipts = Vec::new();
     let mut names = Vec::new();
     let mut last = None;

@@ -33,6 +33,7 @@ pub mod render;
 pub mod routing;
 pub mod scheduler;
 pub mod sdnotify;
+pub mod statuses;
 pub mod stored;
 pub mod telemetry;
 pub mod text;

@@ -12,6 +12,7 @@
 //!
 //!   | call | where | metric |
 //!   |---|---|---|
+//!   | [`status_received`]`(partner, code, outcome)` | a status flow, per status | `quai_statuses_received_total{partner,code,outcome}` |
 //!   | [`bytes_in`]`(partner, n)` | intake, after a flow is registered (not for duplicates) | `quai_bytes_in_total{partner}` |
 //!   | [`flow_received`]`(partner, origin)` | intake, after registration | `quai_flows_received_total{partner,origin}` |
 //!   | [`flow_processed`]`(partner, seconds)` | pipeline, after `finish_flow` (processed or failed) | `quai_flow_processing_seconds{partner}` histogram |
@@ -144,6 +145,7 @@ struct Registry {
     invoices_unroutable: AtomicU64,
     invoices_delivered: CounterVec,
     invoice_delivery_failures: CounterVec,
+    statuses_received: CounterVec,
     started: OnceLock<std::time::SystemTime>,
 }
 
@@ -164,6 +166,7 @@ static REGISTRY: Registry = Registry {
     invoices_unroutable: AtomicU64::new(0),
     invoices_delivered: CounterVec::new(),
     invoice_delivery_failures: CounterVec::new(),
+    statuses_received: CounterVec::new(),
     started: OnceLock::new(),
 };
 
@@ -261,6 +264,13 @@ pub fn invoice_delivered(recipient: &str) {
 /// An attempt to deliver an invoice to its recipient failed.
 pub fn invoice_delivery_failed(recipient: &str) {
     REGISTRY.invoice_delivery_failures.add(&[recipient], 1);
+}
+
+/// A lifecycle status came in a partner's CDAR (`code`: `210`...;
+/// `outcome`: `recorded`, or why it was refused: `unknown_invoice`,
+/// `not_your_invoice`, `illegal_transition`, `unusable`...).
+pub fn status_received(partner: &str, code: &str, outcome: &str) {
+    REGISTRY.statuses_received.add(&[partner, code, outcome], 1);
 }
 
 /// Spool state read at scrape time.
@@ -430,6 +440,13 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
         }
     }
 
+    counter_family(
+        &mut out,
+        "quai_statuses_received_total",
+        "Lifecycle statuses received in partners' CDAR, by partner, code and outcome.",
+        &["partner", "code", "outcome"],
+        &r.statuses_received,
+    );
     counter_family(
         &mut out,
         "quai_bytes_in_total",

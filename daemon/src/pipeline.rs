@@ -116,6 +116,12 @@ pub async fn process_claimed(
         );
     } else if let Some(reject) = antivirus_gate(daemon, &claimed, &path, &limits, stop).await? {
         FlowEnd::Rejected(reject)
+    } else if crate::statuses::is_status_flow(&path) {
+        // A partner's CDAR: lifecycle statuses, not invoices.
+        let max = limits.max_invoices_per_flow as usize;
+        crate::statuses::process(daemon, &claimed, path, max).await?;
+        crate::metrics::flow_processed(&claimed.partner, started.elapsed().as_secs_f64());
+        return Ok(());
     } else {
         // Two threads per flow, so one large flow keeps two cores busy: the
         // reader unpacks and maps, the converter validates each document and

@@ -254,6 +254,36 @@ pub fn report_file_name(original: &str, flow_id: i64) -> String {
     format!("{safe}.{flow_id}.report")
 }
 
+/// Where a lifecycle status relayed to `partner` goes (it answers no flow
+/// of that partner's): over AS2 when the partner takes AS2, to its SFTP
+/// outbox when it has one, else its local outbox.
+pub fn relay_destination(config: &Config, partner: &str) -> Destination {
+    let partner_cfg = config.partner(partner);
+    let partner = partner.to_string();
+    if sends_over_as2(config, &partner) {
+        Destination::As2 { partner }
+    } else if partner_cfg
+        .and_then(|p| p.sftp.as_ref())
+        .is_some_and(|s| s.outbox.is_some())
+    {
+        Destination::SftpOutbox { partner }
+    } else {
+        Destination::LocalOutbox { partner }
+    }
+}
+
+/// The name of a relayed status's CDAR file:
+/// `<invoice number>.<flow id>-<document index>.<code>.<status flow id>.cdar.xml`
+/// (status flow 0 for quai's own statuses), safe as a file name (as
+/// [`report_file_name`]).
+pub fn status_file_name(number: &str, flow: i64, doc: i64, code: &str, from_flow: i64) -> String {
+    let stem = report_file_name(number, flow);
+    let stem = stem
+        .strip_suffix(&format!(".{flow}.report"))
+        .unwrap_or(&stem);
+    format!("{stem}.{flow}-{doc}.{code}.{from_flow}.cdar.xml")
+}
+
 /// `<name>.<id>.report` → `<name>.<id>.<ext>`.
 pub fn sibling_name(report_name: &str, ext: &str) -> String {
     let stem = report_name.strip_suffix(".report").unwrap_or(report_name);

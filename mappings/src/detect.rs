@@ -19,6 +19,9 @@ pub enum Format {
     Cii,
     /// ZUGFeRD 1.0 `CrossIndustryDocument` root.
     ZugferdV1,
+    /// UN/CEFACT `CrossDomainAcknowledgementAndResponse` root: lifecycle
+    /// statuses (CDAR), not an invoice.
+    Cdar,
     /// XML, but not an invoice syntax quai reads (root local name and namespace).
     OtherXml,
     /// `%PDF`
@@ -38,6 +41,7 @@ impl Format {
             Format::Ubl => "ubl",
             Format::Cii => "cii",
             Format::ZugferdV1 => "zugferd-v1",
+            Format::Cdar => "cdar",
             Format::OtherXml => "xml",
             Format::Pdf => "pdf",
             Format::Edifact => "edifact",
@@ -60,6 +64,9 @@ pub const NS_UBL_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:I
 pub const NS_UBL_CREDIT_NOTE: &str = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2";
 /// UN/CEFACT CrossIndustryInvoice namespace (D16B, D22B, Factur-X 1.0.x).
 pub const NS_CII: &str = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100";
+/// UN/CEFACT CrossDomainAcknowledgementAndResponse namespace (CDAR, D22B).
+pub const NS_CDAR: &str =
+    "urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100";
 /// ZUGFeRD 1.0 namespace.
 pub const NS_ZUGFERD_V1: &str = "urn:ferd:CrossIndustryDocument:invoice:1p0";
 
@@ -113,7 +120,7 @@ pub fn describe(prefix: &[u8]) -> String {
         Format::Tar => "tar archive".into(),
         Format::Pdf => "PDF document".into(),
         Format::Edifact => "EDIFACT interchange".into(),
-        Format::Ubl | Format::Cii | Format::ZugferdV1 | Format::OtherXml => {
+        Format::Ubl | Format::Cii | Format::ZugferdV1 | Format::Cdar | Format::OtherXml => {
             match xml_root(prefix) {
                 Some(root) => {
                     let ns = root.namespace.as_deref().unwrap_or("no namespace");
@@ -137,6 +144,7 @@ fn classify_root(root: &XmlRoot) -> Format {
         ("Invoice", Some(NS_UBL_INVOICE)) | ("CreditNote", Some(NS_UBL_CREDIT_NOTE)) => Format::Ubl,
         ("CrossIndustryInvoice", Some(NS_CII)) => Format::Cii,
         ("CrossIndustryDocument", Some(NS_ZUGFERD_V1)) => Format::ZugferdV1,
+        ("CrossDomainAcknowledgementAndResponse", Some(NS_CDAR)) => Format::Cdar,
         _ => Format::OtherXml,
     }
 }
@@ -365,6 +373,13 @@ mod tests {
         let pref = br#"<a:Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" xmlns:a="urn:other">"#;
         assert_eq!(sniff(pref), Format::OtherXml);
         assert_eq!(sniff(b"<html><body>"), Format::OtherXml);
+        let cdar = b"<?xml version=\"1.0\"?>\n<rsm:CrossDomainAcknowledgementAndResponse xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100\">";
+        assert_eq!(sniff(cdar), Format::Cdar);
+        // the root's name alone is not enough
+        assert_eq!(
+            sniff(b"<CrossDomainAcknowledgementAndResponse xmlns=\"urn:other\">"),
+            Format::OtherXml
+        );
         let doctype = br#"<!DOCTYPE x [ <!ENTITY a "b>c"> ]><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>"#;
         assert_eq!(sniff(doctype), Format::Ubl);
         assert!(describe(b"<html>").contains("html"));

@@ -84,7 +84,7 @@ pub fn walk<S: ObjectSink>(
     };
     let max_pdf = limits.max_entry_bytes;
     let res = unpack::walk(path, name, &limits, &mut |entry| match entry.format {
-        Format::Ubl | Format::Cii | Format::ZugferdV1 | Format::OtherXml => {
+        Format::Ubl | Format::Cii | Format::ZugferdV1 | Format::Cdar | Format::OtherXml => {
             xml_objects(entry.reader, entry.path, sink)
         }
         Format::Pdf => {

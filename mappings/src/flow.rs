@@ -361,6 +361,10 @@ fn read_entry(
         })),
         Format::Pdf => read_pdf(entry, reader, emit),
         Format::Edifact => read_interchange(entry, reader, emit),
+        Format::Cdar => Ok(EntryOutcome::Inadmissible(FlowReject {
+            code: "IRR_TYPE_F",
+            message: "this is a lifecycle status (CDAR), not an invoice: send statuses as a flow of their own".into(),
+        })),
         Format::OtherXml => Ok(EntryOutcome::Inadmissible(FlowReject {
             code: "IRR_TYPE_F",
             message: "this XML document is not an invoice quai accepts (UBL 2.1 Invoice/CreditNote, UN/CEFACT CII)".into(),

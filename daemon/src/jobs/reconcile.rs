@@ -98,7 +98,7 @@ pub struct PartnerLine {
 pub struct Discrepancy {
     /// `never_ingested`, `left_in_dropzone`, `stuck_flow`, `undelivered_ack`,
     /// `missing_report`, `rejects_unaccounted`, `accepted_not_routed`,
-    /// `undelivered_invoice`, `no_status_from_recipient`.
+    /// `undelivered_invoice`, `no_status_from_recipient`, `statuses_unmatched`.
     pub kind: String,
     pub partner: String,
     /// What it is about: a file path, `flow 12`, `ack 40`...
@@ -276,6 +276,22 @@ pub async fn reconcile(
             .files_seen
             .entry(origin_name(f.origin).to_string())
             .or_default() += 1;
+        if f.failure_code.as_deref() == Some(crate::statuses::STATUS_REFUSED) {
+            // A status flow whose statuses named no invoice of its sender's.
+            let message = f.failure_message.as_deref().unwrap_or("");
+            let unmatched = crate::statuses::unmatched(message);
+            if unmatched > 0 {
+                found.push(Discrepancy {
+                    kind: "statuses_unmatched".into(),
+                    partner: f.partner.clone(),
+                    subject: format!("flow {}", f.id),
+                    detail: format!(
+                        "{unmatched} status(es) of {} matched no invoice of {}",
+                        f.original_name, f.partner
+                    ),
+                });
+            }
+        }
         if matches!(f.state, FlowState::Processed | FlowState::Failed) {
             let acks = spool.acks_of_flow(f.id).await?;
             if !acks.iter().any(|a| a.kind == AckKind::IntegrationReport) {

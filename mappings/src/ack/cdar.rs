@@ -394,6 +394,190 @@ impl<W: std::io::Write> CdarWriter<W> {
     }
 }
 
+/// A lifecycle status relayed to the other party of an invoice: a buyer's
+/// 204–211 to the supplier, a supplier's 212 to the buyer, the platform's
+/// 201–203 to the supplier. One status per document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdarRelay {
+    /// Document id (MDT-4).
+    pub id: String,
+    /// Document name (MDT-5).
+    pub name: String,
+    pub issued_at: DateTime<Utc>,
+    /// Who emitted the status (MDT-38/MDT-40): the buyer (`BY`), the
+    /// seller (`SE`); for the platform's own, role `WK`.
+    pub issuer: CdarParty,
+    /// Who the relay is for.
+    pub recipient: CdarParty,
+    pub status: RelayedStatus,
+}
+
+/// The status a [`CdarRelay`] carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayedStatus {
+    /// BT-1.
+    pub invoice_number: String,
+    /// BT-3 (`380`...).
+    pub type_code: String,
+    /// BT-2.
+    pub issue_date: NaiveDate,
+    pub seller_id: Option<String>,
+    /// MDT-105 (`210`).
+    pub code: u16,
+    /// Its label (`Refusée`).
+    pub label: String,
+    /// When its issuer dated it.
+    pub at: DateTime<Utc>,
+    /// (reason code MDT-113, text).
+    pub reasons: Vec<(String, Option<String>)>,
+    /// (type code MDT-207, amount, currency, VAT rate), amounts as decimal text.
+    pub amounts: Vec<(String, String, Option<String>, Option<String>)>,
+}
+
+/// Serialize a relayed status. Phase: 201–203 are the transmission phase
+/// (MDT-77 `305`, issued by the platform, role `WK`), the others the
+/// processing phase (`23`, whose issuer has a global id, BR-FR-CDV-07).
+pub fn relay_xml(m: &CdarRelay) -> String {
+    let transmission = (201..=203).contains(&m.status.code);
+    let mut o = String::with_capacity(4096);
+    o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    o.push_str(
+        "<rsm:CrossDomainAcknowledgementAndResponse \
+         xmlns:rsm=\"urn:un:unece:uncefact:data:standard:CrossDomainAcknowledgementAndResponse:100\" \
+         xmlns:ram=\"urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100\" \
+         xmlns:udt=\"urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100\" \
+         xmlns:qdt=\"urn:un:unece:uncefact:data:standard:QualifiedDataType:100\">\n",
+    );
+    o.push_str(
+        "  <rsm:ExchangedDocumentContext>\n\
+         \x20   <ram:BusinessProcessSpecifiedDocumentContextParameter>\n\
+         \x20     <ram:ID>REGULATED</ram:ID>\n\
+         \x20   </ram:BusinessProcessSpecifiedDocumentContextParameter>\n\
+         \x20   <ram:GuidelineSpecifiedDocumentContextParameter>\n\
+         \x20     <ram:ID>urn.cpro.gouv.fr:1p0:CDV:invoice</ram:ID>\n\
+         \x20   </ram:GuidelineSpecifiedDocumentContextParameter>\n\
+         \x20 </rsm:ExchangedDocumentContext>\n",
+    );
+    let issued = dt204(&m.issued_at);
+    o.push_str("  <rsm:ExchangedDocument>\n");
+    o.push_str(&format!("    <ram:ID>{}</ram:ID>\n", esc(&m.id)));
+    o.push_str(&format!("    <ram:Name>{}</ram:Name>\n", esc(&m.name)));
+    o.push_str(&format!(
+        "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
+    ));
+    let wk = CdarParty {
+        global_id: None,
+        name: None,
+        role: "WK".into(),
+    };
+    party(&mut o, "SenderTradeParty", &wk, "    ");
+    if transmission {
+        party(&mut o, "IssuerTradeParty", &wk, "    ");
+    } else {
+        party(&mut o, "IssuerTradeParty", &m.issuer, "    ");
+    }
+    party(&mut o, "RecipientTradeParty", &m.recipient, "    ");
+    o.push_str("  </rsm:ExchangedDocument>\n");
+    o.push_str("  <rsm:AcknowledgementDocument>\n");
+    o.push_str(
+        "    <ram:MultipleReferencesIndicator>\n      <udt:Indicator>false</udt:Indicator>\n    </ram:MultipleReferencesIndicator>\n",
+    );
+    o.push_str(&format!(
+        "    <ram:TypeCode>{}</ram:TypeCode>\n",
+        if transmission { "305" } else { "23" }
+    ));
+    o.push_str(&format!(
+        "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
+    ));
+    let s = &m.status;
+    o.push_str("    <ram:ReferenceReferencedDocument>\n");
+    o.push_str(&format!(
+        "      <ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\n",
+        esc(&s.invoice_number)
+    ));
+    o.push_str(&format!(
+        "      <ram:TypeCode>{}</ram:TypeCode>\n",
+        esc(&s.type_code)
+    ));
+    o.push_str(&format!(
+        "      <ram:ReceiptDateTime>\n        <udt:DateTimeString format=\"204\">{}</udt:DateTimeString>\n      </ram:ReceiptDateTime>\n",
+        dt204(&s.at)
+    ));
+    o.push_str(&format!(
+        "      <ram:FormattedIssueDateTime>\n        <qdt:DateTimeString format=\"102\">{}</qdt:DateTimeString>\n      </ram:FormattedIssueDateTime>\n",
+        s.issue_date.format("%Y%m%d")
+    ));
+    o.push_str(&format!(
+        "      <ram:ProcessConditionCode>{}</ram:ProcessConditionCode>\n",
+        s.code
+    ));
+    o.push_str(&format!(
+        "      <ram:ProcessCondition>{}</ram:ProcessCondition>\n",
+        esc(&s.label)
+    ));
+    if let Some(seller) = s.seller_id.as_deref().filter(|x| !x.trim().is_empty()) {
+        let global = match siren_of(seller) {
+            Some(siren) => format!("<ram:GlobalID schemeID=\"0002\">{siren}</ram:GlobalID>"),
+            None => format!("<ram:GlobalID>{}</ram:GlobalID>", esc(seller.trim())),
+        };
+        o.push_str(&format!(
+            "      <ram:IssuerTradeParty>\n        {global}\n        <ram:RoleCode>SE</ram:RoleCode>\n      </ram:IssuerTradeParty>\n"
+        ));
+    }
+    let mut n = 0;
+    for (code, text) in &s.reasons {
+        n += 1;
+        o.push_str("      <ram:SpecifiedDocumentStatus>\n");
+        o.push_str(&format!(
+            "        <ram:ReasonCode>{}</ram:ReasonCode>\n",
+            esc(code)
+        ));
+        if let Some(t) = text {
+            o.push_str(&format!("        <ram:Reason>{}</ram:Reason>\n", esc(t)));
+        }
+        o.push_str(&format!(
+            "        <ram:SequenceNumeric>{n}</ram:SequenceNumeric>\n"
+        ));
+        o.push_str("      </ram:SpecifiedDocumentStatus>\n");
+    }
+    if !s.amounts.is_empty() {
+        n += 1;
+        o.push_str("      <ram:SpecifiedDocumentStatus>\n");
+        o.push_str(&format!(
+            "        <ram:SequenceNumeric>{n}</ram:SequenceNumeric>\n"
+        ));
+        for (kind, amount, currency, rate) in &s.amounts {
+            o.push_str("        <ram:SpecifiedDocumentCharacteristic>\n");
+            o.push_str(&format!(
+                "          <ram:TypeCode>{}</ram:TypeCode>\n",
+                esc(kind)
+            ));
+            match currency {
+                Some(c) => o.push_str(&format!(
+                    "          <ram:ValueAmount currencyID=\"{}\">{}</ram:ValueAmount>\n",
+                    esc(c),
+                    esc(amount)
+                )),
+                None => o.push_str(&format!(
+                    "          <ram:ValueAmount>{}</ram:ValueAmount>\n",
+                    esc(amount)
+                )),
+            }
+            if let Some(r) = rate {
+                o.push_str(&format!(
+                    "          <ram:ValuePercent>{}</ram:ValuePercent>\n",
+                    esc(r)
+                ));
+            }
+            o.push_str("        </ram:SpecifiedDocumentCharacteristic>\n");
+        }
+        o.push_str("      </ram:SpecifiedDocumentStatus>\n");
+    }
+    o.push_str("    </ram:ReferenceReferencedDocument>\n");
+    o.push_str(TAIL);
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
