@@ -144,7 +144,7 @@ pub use directory::{
 pub use directory_csv::{CsvLines, LineChecks};
 pub use jobs::{JobLock, JobRun};
 pub use lookups::PurgePreview;
-pub use outbox::{NewDigest, RejectRow};
+pub use outbox::{FailedFlowRow, NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
 pub use state::{DeliveryState, NotificationState, UnknownName};
