@@ -13,6 +13,9 @@
 //! | `GET /api/partners` | per partner: last flow, flows by state, invoices, reject rate |
 //! | `GET /api/overview` | the data of the status page |
 //! | `GET /` | the status page (server-rendered HTML, refreshes itself) |
+//! | `GET /partners/:id` | a partner's page: flows (`?state=`), reject rate, last flow, pending deliveries |
+//! | `GET /flows?partner=&state=&invoice=` | flows, filtered by state, or holding an invoice number (the search box) |
+//! | `GET /flows/:id` | a flow's page: invoices, rejects with reasons, acknowledgements and deliveries, history |
 //!
 //! `docs/api.md` documents the JSON shapes.
 //!
@@ -31,6 +34,8 @@
 //! a Host check on the ops routes (DNS rebinding), all from `[http]`.
 
 mod api;
+mod detail;
+mod html;
 pub mod listener;
 pub mod overview;
 mod page;
@@ -147,6 +152,9 @@ async fn require_token(State(token): State<Token>, req: Request, next: Next) -> 
 pub fn router(daemon: Arc<App>, token: Option<Token>) -> Router {
     let protected = Router::new()
         .route("/", get(page::status_page))
+        .route("/partners/:id", get(detail::partner_page))
+        .route("/flows", get(detail::flow_list))
+        .route("/flows/:id", get(detail::flow_page))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/api/status", get(api::status))
