@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod pipeline;
 pub mod preflight;
+pub mod process_metrics;
 pub mod query;
 pub mod reasons;
 pub mod reload;
