@@ -195,6 +195,8 @@ pub struct PartnerSection {
     pub addresses: Vec<String>,
     /// The syntax it wants invoices in: `original` (default), `ubl`, `cii`.
     pub syntax: Option<String>,
+    /// The language of its digests: `en` (default) or `fr`.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -426,6 +428,8 @@ pub struct Partner {
     pub addresses: Vec<String>,
     /// `[[partner]] syntax`: the form it wants invoices in.
     pub syntax: RecipientSyntax,
+    /// `[[partner]] language`: the language of what it reads (digests).
+    pub language: crate::language::Language,
 }
 
 /// `[[partner]] syntax`: what a recipient receives.
@@ -932,6 +936,16 @@ impl Config {
                     RecipientSyntax::Original
                 }
             };
+            let language = match p.language.as_deref() {
+                None => crate::language::Language::default(),
+                Some(l) => crate::language::Language::parse(l).unwrap_or_else(|| {
+                    problem(
+                        "partner.language",
+                        format!("{l:?} is none of \"en\", \"fr\""),
+                    );
+                    crate::language::Language::default()
+                }),
+            };
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -961,6 +975,7 @@ impl Config {
                 layers: *p_layers,
                 addresses: p.addresses.clone(),
                 syntax,
+                language,
             });
         }
 

@@ -19,6 +19,7 @@ pub mod directory;
 pub mod http;
 pub mod intake;
 pub mod jobs;
+pub mod language;
 pub mod mail;
 pub mod metrics;
 pub mod outbound;

@@ -181,3 +181,74 @@ async fn refused_flows_are_mailed_once_and_duplicates_in_one_flow_say_so() {
         .unwrap()
         .is_empty());
 }
+
+/// `[[partner]] language = "fr"`: the digest speaks French (the CSV header,
+/// codes and rule messages stay as they are: machines and the catalog read
+/// them); a language quai does not have is a configuration problem.
+#[tokio::test]
+async fn a_french_partner_gets_a_french_digest() {
+    let server = Smtp::start();
+    let home = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[mail]\ntransport = \"{}\"\nfrom = \"quai <edi@platform.example>\"\n\
+         [[partner]]\nid = \"acme\"\nlanguage = \"fr\"\ncontacts = [\"edi@acme.example\"]\n",
+        server.url()
+    );
+    let path = home.path().join("quai.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let c = quai::config::Config::load(&path).unwrap();
+    assert_eq!(
+        c.partner("acme").unwrap().language,
+        quai::language::Language::Fr
+    );
+    ingest(
+        &c,
+        "acme",
+        &[
+            ("notes.txt", b"pas une facture\n".to_vec()),
+            ("br07.xml", fixture("BR-07__fail__1.xml")),
+        ],
+    )
+    .await;
+    let d = support::seed::daemon(c).await;
+    let notes = flow_id(&d, "notes.txt").await;
+    let s = digest::run(&d).await.unwrap();
+    assert_eq!(s.sent, vec![("acme".to_string(), 1)], "{s:?}");
+    let m = &server.messages()[0];
+    assert_eq!(
+        m.subject,
+        format!(
+            "quai : 1 facture rejetée et 1 flux refusé pour acme ({})",
+            today()
+        )
+    );
+    let text = m.text.as_deref().unwrap();
+    assert!(
+        text.starts_with("Bonjour,")
+            && text.contains("1 facture(s) envoyée(s) par acme ont été rejetées"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Chaque facture rejetée doit être corrigée"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("- flux {notes} notes.txt, reçu le ")),
+        "{text}"
+    );
+    assert!(text.contains("ont été refusés en entier"), "{text}");
+    assert!(text.contains("BR-07"), "{text}");
+    let html = m.html.as_deref().unwrap();
+    assert!(html.contains("<html lang=\"fr\">"), "{html}");
+    assert!(
+        html.contains("<th>Fichier</th>") && html.contains("<th>Motif</th>"),
+        "{html}"
+    );
+    assert!(m.attachments[0].content.starts_with(
+        "flow,file,document,invoice_number,issue_date,amount,currency,rules,messages\r\n"
+    ));
+
+    std::fs::write(&path, toml.replace("\"fr\"", "\"de\"")).unwrap();
+    let e = quai::config::Config::load(&path).unwrap_err();
+    assert!(format!("{e:#}").contains("partner.language"), "{e:#}");
+}

@@ -108,6 +108,7 @@ const PARTNER: &[Key] = &[
     opt("layers", StrList),
     opt("addresses", StrList),
     opt("syntax", Str),
+    opt("language", Str),
 ];
 
 /// The whole file.

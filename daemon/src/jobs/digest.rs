@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::language::{DigestWords, Language};
 use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
 use crate::reasons::is_fatal;
 use crate::text::{csv_field, html_escape};
@@ -187,12 +188,18 @@ async fn send_digest(
     let today = Utc::now()
         .with_timezone(&daemon.config().timezone)
         .date_naive();
+    let lang = daemon
+        .config()
+        .partner(partner)
+        .map(|p| p.language)
+        .unwrap_or_default();
     let mail = compose(
         partner,
         pending,
         today,
         to.clone(),
         new_message_id("digest"),
+        lang,
     );
     let record = SendingRecord {
         message_id: mail.message_id.clone(),
@@ -337,30 +344,33 @@ async fn resolve_in_doubt(
 /// with refused flows `quai: 12 rejected invoices and 1 refused flow for
 /// acme (...)`, or `quai: 1 refused flow for acme (...)` alone.
 pub fn subject(partner: &str, count: usize, date: chrono::NaiveDate) -> String {
-    subject_with_flows(partner, count, 0, date)
+    subject_with_flows(partner, count, 0, date, Language::En)
 }
 
-fn counted(n: usize, one: &str, many: &str) -> String {
+fn counted(n: usize, (one, many): (&str, &str)) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// [`subject`] of a digest that also lists `flows` refused flows.
+/// [`subject`] of a digest that also lists `flows` refused flows, in the
+/// partner's language.
 pub fn subject_with_flows(
     partner: &str,
     count: usize,
     flows: usize,
     date: chrono::NaiveDate,
+    lang: Language,
 ) -> String {
-    let invoices = counted(count, "rejected invoice", "rejected invoices");
+    let w = lang.digest();
+    let invoices = counted(count, w.rejected_invoices);
     let what = match (count, flows) {
         (_, 0) => invoices,
-        (0, f) => counted(f, "refused flow", "refused flows"),
-        (_, f) => format!(
-            "{invoices} and {}",
-            counted(f, "refused flow", "refused flows")
-        ),
+        (0, f) => counted(f, w.refused_flows),
+        (_, f) => format!("{invoices} {} {}", w.and, counted(f, w.refused_flows)),
     };
-    format!("quai: {what} for {partner} ({date})")
+    format!(
+        "{} {what} {} {partner} ({date})",
+        w.subject_colon, w.subject_for
+    )
 }
 
 /// The rules and messages of a reject: fatal reasons (all reasons when none
@@ -442,22 +452,26 @@ pub fn compose(
     date: chrono::NaiveDate,
     to: Vec<String>,
     message_id: String,
+    lang: Language,
 ) -> OutgoingMail {
     let rows = &pending.rejects;
     let n = rows.len();
-    let subject = subject_with_flows(partner, n, pending.flows.len(), date);
-    let mut text = String::from("Hello,\n\n");
+    let w = lang.digest();
+    let subject = subject_with_flows(partner, n, pending.flows.len(), date, lang);
+    let mut text = format!("{}\n\n", w.hello);
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{}</title></head><body><p>Hello,</p>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body><p>{}</p>",
+        lang.as_str(),
         html_escape(&subject),
+        w.hello,
     );
     if n > 0 {
-        rejects_part(partner, rows, &mut text, &mut html);
+        rejects_part(w, partner, rows, &mut text, &mut html);
     }
     if !pending.flows.is_empty() {
-        flows_part(partner, &pending.flows, &mut text, &mut html);
+        flows_part(w, partner, &pending.flows, &mut text, &mut html);
     }
     let _ = writeln!(text, "-- \nquai");
     html.push_str("<p>-- <br>quai</p></body></html>");
@@ -476,30 +490,41 @@ pub fn compose(
 }
 
 /// The rejected invoices' paragraph and list (at most [`BODY_ROWS`]).
-fn rejects_part(partner: &str, rows: &[RejectRow], text: &mut String, html: &mut String) {
+fn head_row(cells: &[&str]) -> String {
+    cells.iter().map(|c| format!("<th>{c}</th>")).collect()
+}
+
+fn rejects_part(
+    w: &DigestWords,
+    partner: &str,
+    rows: &[RejectRow],
+    text: &mut String,
+    html: &mut String,
+) {
     let n = rows.len();
-    let _ = writeln!(
-        text,
-        "{n} invoice(s) sent by {partner} were rejected and not reported in an earlier digest.\nEach rejected invoice must be corrected and sent again; the attached CSV lists all of them.\n"
-    );
+    let (before, after) = w.rejects_intro;
+    let _ = writeln!(text, "{n} {before} {partner} {after}\n{}\n", w.rejects_then);
     let _ = write!(
         html,
-        "<p>{n} invoice(s) sent by <b>{}</b> were rejected and not reported in an earlier digest. \
-         Each rejected invoice must be corrected and sent again; the attached CSV lists all of them.</p>\
-         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr><th>Flow</th><th>File</th>\
-         <th>Invoice</th><th>Date</th><th>Amount</th><th>Rules</th><th>Messages</th></tr></thead><tbody>",
-        html_escape(partner)
+        "<p>{n} {before} <b>{}</b> {after} {}</p>\
+         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr>{}</tr></thead><tbody>",
+        html_escape(partner),
+        w.rejects_then,
+        head_row(&w.rejects_head)
     );
     for r in rows.iter().take(BODY_ROWS) {
         let reasons = fatal_reasons(r);
-        let number = r.number.as_deref().unwrap_or("(no number)");
+        let number = r.number.as_deref().unwrap_or(w.no_number);
         let date = r.issue_date.map(|d| d.to_string()).unwrap_or_default();
         let amt = format!("{} {}", amount(r), r.currency.as_deref().unwrap_or(""))
             .trim()
             .to_string();
-        let mut line = format!("- flow {} {} — invoice {number}", r.flow_id, r.entry);
+        let mut line = format!(
+            "- {} {} {} — {} {number}",
+            w.flow, r.flow_id, r.entry, w.invoice
+        );
         if !date.is_empty() {
-            line.push_str(&format!(" of {date}"));
+            line.push_str(&format!(" {} {date}", w.of_date));
         }
         if !amt.is_empty() {
             line.push_str(&format!(", {amt}"));
@@ -531,14 +556,11 @@ fn rejects_part(partner: &str, rows: &[RejectRow], text: &mut String, html: &mut
         );
     }
     if n > BODY_ROWS {
-        let _ = writeln!(
-            text,
-            "\n... and {} more in the attached CSV.",
-            n - BODY_ROWS
-        );
+        let (before, after) = w.more;
+        let _ = writeln!(text, "\n{before} {} {after}", n - BODY_ROWS);
         let _ = write!(
             html,
-            "<tr><td colspan=\"7\">... and {} more in the attached CSV.</td></tr>",
+            "<tr><td colspan=\"7\">{before} {} {after}</td></tr>",
             n - BODY_ROWS
         );
     }
@@ -547,26 +569,30 @@ fn rejects_part(partner: &str, rows: &[RejectRow], text: &mut String, html: &mut
 }
 
 /// The refused flows' paragraph and list (at most [`BODY_ROWS`]).
-fn flows_part(partner: &str, flows: &[FailedFlowRow], text: &mut String, html: &mut String) {
+fn flows_part(
+    w: &DigestWords,
+    partner: &str,
+    flows: &[FailedFlowRow],
+    text: &mut String,
+    html: &mut String,
+) {
     let n = flows.len();
-    let _ = writeln!(
-        text,
-        "{n} flow(s) sent by {partner} were refused whole: nothing in them was processed.\nEach refused flow must be corrected and sent again.\n"
-    );
+    let (before, after) = w.flows_intro;
+    let _ = writeln!(text, "{n} {before} {partner} {after}\n{}\n", w.flows_then);
     let _ = write!(
         html,
-        "<p>{n} flow(s) sent by <b>{}</b> were refused whole: nothing in them was processed. \
-         Each refused flow must be corrected and sent again.</p>\
-         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr><th>Flow</th><th>File</th>\
-         <th>Received</th><th>Reason</th><th>Message</th></tr></thead><tbody>",
-        html_escape(partner)
+        "<p>{n} {before} <b>{}</b> {after} {}</p>\
+         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr>{}</tr></thead><tbody>",
+        html_escape(partner),
+        w.flows_then,
+        head_row(&w.flows_head)
     );
     for f in flows.iter().take(BODY_ROWS) {
         let received = f.received_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         let _ = writeln!(
             text,
-            "- flow {} {}, received {received}\n    {}: {}",
-            f.flow_id, f.original_name, f.code, f.message
+            "- {} {} {}, {} {received}\n    {}: {}",
+            w.flow, f.flow_id, f.original_name, w.received, f.code, f.message
         );
         let _ = write!(
             html,
@@ -578,14 +604,11 @@ fn flows_part(partner: &str, flows: &[FailedFlowRow], text: &mut String, html: &
         );
     }
     if n > BODY_ROWS {
-        let _ = writeln!(
-            text,
-            "\n... and {} more in the attached CSV.",
-            n - BODY_ROWS
-        );
+        let (before, after) = w.more;
+        let _ = writeln!(text, "\n{before} {} {after}", n - BODY_ROWS);
         let _ = write!(
             html,
-            "<tr><td colspan=\"5\">... and {} more in the attached CSV.</td></tr>",
+            "<tr><td colspan=\"5\">{before} {} {after}</td></tr>",
             n - BODY_ROWS
         );
     }

@@ -38,6 +38,7 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
         layers: Default::default(),
         addresses: Vec::new(),
         syntax: Default::default(),
+        language: Default::default(),
     }
 }
 
