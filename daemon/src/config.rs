@@ -212,6 +212,8 @@ pub struct PartnerSection {
     pub syntax: Option<String>,
     /// The lifecycle status codes relayed to it as CDAR (default all).
     pub statuses: Option<Vec<String>>,
+    /// The language of its digests: `en` (default) or `fr`.
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -446,6 +448,8 @@ pub struct Partner {
     /// `[[partner]] statuses`: the lifecycle statuses relayed to it
     /// (docs/lifecycle.md; default all).
     pub statuses: quai_spool::StatusFilter,
+    /// `[[partner]] language`: the language of what it reads (digests).
+    pub language: crate::language::Language,
 }
 
 /// `[[partner]] syntax`: what a recipient receives.
@@ -975,6 +979,16 @@ impl Config {
                     quai_spool::StatusFilter::only(wanted)
                 }
             };
+            let language = match p.language.as_deref() {
+                None => crate::language::Language::default(),
+                Some(l) => crate::language::Language::parse(l).unwrap_or_else(|| {
+                    problem(
+                        "partner.language",
+                        format!("{l:?} is none of \"en\", \"fr\""),
+                    );
+                    crate::language::Language::default()
+                }),
+            };
             partners.push(Partner {
                 id: p.id.clone(),
                 contacts: p.contacts.clone(),
@@ -1005,6 +1019,7 @@ impl Config {
                 addresses: p.addresses.clone(),
                 syntax,
                 statuses,
+                language,
             });
         }
 

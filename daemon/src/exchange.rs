@@ -154,9 +154,12 @@ pub fn statuses_for(to: &quai_spool::Destination) -> &'static [quai_spool::Statu
 }
 
 /// Which status codes `partner` wants relayed as CDAR (default all).
-/// TODO(lifecycle): `[[partner]] statuses`, once the configuration has it.
-pub fn status_filter(_config: &Config, _partner: &str) -> quai_spool::StatusFilter {
-    quai_spool::StatusFilter::all()
+/// (`[[partner]] statuses`; a partner no longer configured gets all.)
+pub fn status_filter(config: &Config, partner: &str) -> quai_spool::StatusFilter {
+    config
+        .partner(partner)
+        .map(|p| p.statuses.clone())
+        .unwrap_or_else(quai_spool::StatusFilter::all)
 }
 
 /// Record the statuses of an invoice just delivered ([`statuses_for`])

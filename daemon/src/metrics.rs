@@ -13,7 +13,7 @@
 //!   | call | where | metric |
 //!   |---|---|---|
 //!   | [`status_received`]`(partner, code, outcome)` | a status flow, per status | `quai_statuses_received_total{partner,code,outcome}` |
-//!   | [`bytes_in`]`(partner, n)` | intake, after a flow is registered (not for duplicates) | `quai_bytes_in_total{partner}` |
+//!   | [`bytes_in`]`(partner, n)` | intake, after a flow is registered (not for duplicates) | `quai_intake_bytes_total{partner}` (and the deprecated `quai_bytes_in_total`) |
 //!   | [`flow_received`]`(partner, origin)` | intake, after registration | `quai_flows_received_total{partner,origin}` |
 //!   | [`flow_processed`]`(partner, seconds)` | pipeline, after `finish_flow` (processed or failed) | `quai_flow_processing_seconds{partner}` histogram |
 //!   | [`invoices_processed`]`(partner, accepted, rejected)` | pipeline, after `finish_flow` | `quai_invoices_processed_total{partner,verdict}` |
@@ -35,6 +35,10 @@
 //!   after a restart): flows by partner and state, invoices by partner and
 //!   verdict, backlog and the age of the oldest unfinished flow. The HTTP
 //!   layer gathers a [`SpoolGauges`] and passes it to [`render`].
+//!
+//! * **The process itself**: `quai_build_info` and the standard
+//!   `process_*` series (CPU, memory, file descriptors, start time), read
+//!   from `/proc` by [`crate::process_metrics`].
 //!
 //! Label values come from configuration and partner folders, but a partner
 //! id is still outside input: each labelled family holds at most
@@ -449,8 +453,15 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
     );
     counter_family(
         &mut out,
-        "quai_bytes_in_total",
+        "quai_intake_bytes_total",
         "Bytes of flows registered by this process.",
+        &["partner"],
+        &r.bytes_in,
+    );
+    counter_family(
+        &mut out,
+        "quai_bytes_in_total",
+        "Deprecated: the same as quai_intake_bytes_total (kept for existing dashboards).",
         &["partner"],
         &r.bytes_in,
     );
@@ -594,6 +605,7 @@ pub fn render(spool: Option<&SpoolGauges>) -> String {
             let _ = writeln!(out, "quai_process_start_time_seconds {}", d.as_secs());
         }
     }
+    crate::process_metrics::render(&mut out);
     out
 }
 

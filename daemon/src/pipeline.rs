@@ -266,7 +266,7 @@ pub async fn process_claimed(
             spool
                 .finish_flow_owing(claimed.id, &outcome, 0, &acks)
                 .await?;
-            warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "failed", code = reject.code, reason = %reject.message, "flow rejected");
+            warn!(partner = %claimed.partner, flow_id = claimed.id, stage = "failed", code = reject.code, reason = %reject.message, "flow failed: refused whole");
         }
         FlowEnd::Stopped | FlowEnd::Failed(_) => unreachable!("handled above"),
     }

@@ -12,13 +12,21 @@
 //! through [`SafeStderr`], which escapes any control character left (only
 //! the colour sequences of the log format itself pass, when colours are on),
 //! so partner text cannot drive the operator's terminal.
+//!
+//! **Under systemd** (stderr is the stream `JOURNAL_STREAM` names), every
+//! line starts with its syslog priority, `<3>` error, `<4>` warning, `<6>`
+//! info, `<7>` debug and trace: journald strips the prefix and files the
+//! line at that priority (`SyslogLevelPrefix=`, on by default), so
+//! `journalctl -u quai -p err` finds the errors, JSON lines included.
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
 
 use tracing::field::Field;
+use tracing::{Level, Metadata};
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::format::{self, Writer};
+use tracing_subscriber::fmt::MakeWriter;
 
 use tracing_subscriber::EnvFilter;
 
@@ -53,6 +61,7 @@ pub fn init_with(verbosity: i8) {
     } else {
         Mode::Text { colours }
     };
+    let journal = stderr_is_journal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_ansi(colours)
@@ -61,7 +70,7 @@ pub fn init_with(verbosity: i8) {
         // thread logged, and a database worker thread that panics leaves
         // the command waiting forever.
         .log_internal_errors(false)
-        .with_writer(move || SafeStderr { mode });
+        .with_writer(StderrWriter { mode, journal });
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -116,6 +125,64 @@ pub fn colours() -> bool {
     std::io::stderr().is_terminal() && !no_color
 }
 
+/// Is stderr the journal stream systemd connected (`JOURNAL_STREAM` is
+/// `DEVICE:INODE` of that stream; a child whose stderr was redirected
+/// inherits the variable but not the stream)?
+fn stderr_is_journal() -> bool {
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    // SAFETY: fstat writes into `st`, a zeroed stat buffer, for fd 2.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(2, &mut st) } != 0 {
+        return false;
+    }
+    journal_stream_matches(&v.to_string_lossy(), st.st_dev as u64, st.st_ino as u64)
+}
+
+fn journal_stream_matches(var: &str, dev: u64, ino: u64) -> bool {
+    let mut it = var.trim().splitn(2, ':');
+    let (Some(d), Some(i)) = (it.next(), it.next()) else {
+        return false;
+    };
+    d.parse::<u64>().ok() == Some(dev) && i.parse::<u64>().ok() == Some(ino)
+}
+
+/// The syslog priority prefix of a level (journald's `SyslogLevelPrefix`).
+pub fn priority_prefix(level: Level) -> &'static str {
+    match level {
+        Level::ERROR => "<3>",
+        Level::WARN => "<4>",
+        Level::INFO => "<6>",
+        Level::DEBUG | Level::TRACE => "<7>",
+    }
+}
+
+/// Makes a [`SafeStderr`] per event, knowing the event's level.
+#[derive(Debug, Clone, Copy)]
+struct StderrWriter {
+    mode: Mode,
+    journal: bool,
+}
+
+impl<'a> MakeWriter<'a> for StderrWriter {
+    type Writer = SafeStderr;
+
+    fn make_writer(&'a self) -> SafeStderr {
+        SafeStderr {
+            mode: self.mode,
+            prefix: None,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> SafeStderr {
+        SafeStderr {
+            mode: self.mode,
+            prefix: self.journal.then(|| priority_prefix(*meta.level())),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Mode {
     Text { colours: bool },
@@ -124,21 +191,38 @@ enum Mode {
 
 /// stderr, with control characters escaped (newline kept; with colours,
 /// SGR colour sequences `ESC [ digits ; m` kept).
+/// Under the journal, each line gets the event's priority prefix (one
+/// event is one write of whole lines: the formatter buffers it).
 struct SafeStderr {
     mode: Mode,
+    prefix: Option<&'static str>,
 }
 
 impl std::io::Write for SafeStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         let clean = sanitize(&text, self.mode);
-        std::io::stderr().write_all(clean.as_bytes())?;
+        let out = match self.prefix {
+            Some(p) => with_prefix(&clean, p),
+            None => clean,
+        };
+        std::io::stderr().write_all(out.as_bytes())?;
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
     }
+}
+
+/// `prefix` before every line of `text`.
+fn with_prefix(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 4);
+    for line in text.split_inclusive('\n') {
+        out.push_str(prefix);
+        out.push_str(line);
+    }
+    out
 }
 
 /// Is `s[i..]` an SGR sequence (`ESC [ [0-9;]* m`)? Its length if so.
@@ -202,6 +286,19 @@ mod tests {
             sanitize("{\"f\":\"a\u{9b}b\"}\n", Mode::Json),
             "{\"f\":\"a\\u009bb\"}\n"
         );
+    }
+
+    #[test]
+    fn journal_lines_carry_their_priority() {
+        assert!(journal_stream_matches("8:12345", 8, 12345));
+        assert!(!journal_stream_matches("8:12345", 8, 1));
+        assert!(!journal_stream_matches("garbage", 8, 12345));
+        assert_eq!(priority_prefix(Level::ERROR), "<3>");
+        assert_eq!(priority_prefix(Level::WARN), "<4>");
+        assert_eq!(priority_prefix(Level::INFO), "<6>");
+        assert_eq!(priority_prefix(Level::TRACE), "<7>");
+        assert_eq!(with_prefix("{\"a\":1}\n", "<3>"), "<3>{\"a\":1}\n");
+        assert_eq!(with_prefix("a\nb\n", "<4>"), "<4>a\n<4>b\n");
     }
 
     #[test]

@@ -387,6 +387,7 @@ async fn file_transport_resolves_interrupted_digests_by_the_file() {
         message_id: "<never-written@test>".into(),
         recipients: vec!["edi@acme.example".into()],
         ids,
+        flows: vec![],
     };
     let now = chrono::Utc::now();
     d.spool

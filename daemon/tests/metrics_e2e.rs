@@ -4,7 +4,8 @@
 //! (bytes, flows, invoices by verdict — REJ_UNI counted as rejected —,
 //! processing time, acknowledgements delivered), a report that cannot be
 //! delivered, a digest the SMTP relay does not take, an SFTP server that is
-//! not there, and an AS2 message.
+//! not there, an AS2 message, a FIFO in a drop zone, a request naming a
+//! foreign Host; and the standard process metrics and `quai_build_info`.
 
 mod support;
 
@@ -122,6 +123,34 @@ async fn every_documented_counter_moves_when_its_event_happens() {
         value(&before, "quai_process_start_time_seconds") > 0.0,
         "{before}"
     );
+    // Prometheus conventions: build info, the standard process series.
+    assert_eq!(
+        value(
+            &before,
+            &format!(
+                "quai_build_info{{version=\"{}\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        ),
+        1.0,
+        "{before}"
+    );
+    let started = value(&before, "process_start_time_seconds");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(started > now - 600.0 && started <= now + 1.0, "{before}");
+    assert!(
+        value(&before, "process_resident_memory_bytes") > 1e6,
+        "{before}"
+    );
+    assert!(value(&before, "process_open_fds") > 3.0, "{before}");
+    assert!(value(&before, "process_max_fds") >= value(&before, "process_open_fds"));
+    assert!(
+        before.contains("# TYPE process_cpu_seconds_total counter"),
+        "{before}"
+    );
 
     // A flow holding the same invoice twice: one accepted, one REJ_UNI.
     let flow = zip_of(&[
@@ -140,6 +169,14 @@ async fn every_documented_counter_moves_when_its_event_happens() {
     assert_eq!(
         grew("quai_bytes_in_total{partner=\"acme\"}"),
         flow.len() as f64
+    );
+    assert_eq!(
+        grew("quai_intake_bytes_total{partner=\"acme\"}"),
+        flow.len() as f64
+    );
+    assert!(
+        grew("process_cpu_seconds_total") > 0.0,
+        "the flow cost no CPU?"
     );
     assert_eq!(
         grew("quai_flows_received_total{partner=\"acme\",origin=\"dropzone\"}"),
@@ -207,9 +244,39 @@ async fn every_documented_counter_moves_when_its_event_happens() {
     );
     let reply = http(addr, &head, &body);
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    grows(
+    let after = grows(
         addr,
         "quai_as2_messages_total{outcome=\"accepted\"}",
+        &after,
+        1.0,
+    )
+    .await;
+
+    // A FIFO dropped in a partner's inbox is refused, never opened.
+    let fifo = d.inbox("acme").join("pipe.xml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils)");
+    assert!(made.success());
+    let after = grows(
+        addr,
+        "quai_intake_refused_total{partner=\"acme\",reason=\"fifo\"}",
+        &after,
+        1.0,
+    )
+    .await;
+
+    // A request naming another host (DNS rebinding) is refused and counted.
+    let reply = http(
+        addr,
+        "GET /api/status HTTP/1.1\r\nHost: rebind.example\r\nConnection: close\r\n\r\n",
+        b"",
+    );
+    assert!(!reply.starts_with("HTTP/1.1 200"), "{reply}");
+    grows(
+        addr,
+        "quai_http_refused_total{reason=\"host\"}",
         &after,
         1.0,
     )

@@ -73,6 +73,15 @@ fn run_chromium(profile: &Path, args: &[String]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The DOM of `url` as headless Chromium rendered it.
+async fn dump(profile: &Path, url: String) -> String {
+    let p = profile.to_path_buf();
+    let args = vec!["--dump-dom".to_string(), url];
+    tokio::task::spawn_blocking(move || run_chromium(&p, &args))
+        .await
+        .unwrap()
+}
+
 /// The `<tr>` of the recent-flows table for flow `id`.
 fn flow_row(dom: &str, id: i64) -> &str {
     let key = format!("data-flow-id=\"{id}\"");
@@ -144,7 +153,7 @@ async fn status_page_renders_in_chromium() {
     // Its reasons: the first few with their rule ids, then a pointer to the CLI.
     assert!(rejects.contains(">BR-01<"), "reason rule shown");
     assert!(
-        rejects.contains("more (<code>quai flow "),
+        rejects.contains("flow page</a>, <code>quai flow "),
         "pointer to the rest"
     );
     // Partners with their reject rate.
@@ -192,5 +201,142 @@ async fn status_page_renders_in_chromium() {
         std::fs::copy(&shot, &docs).expect("copy screenshot to docs/");
     }
     let _ = browser;
+    s.shutdown().await;
+}
+
+/// The status page's links (issue 18): a page per partner, a page per
+/// flow, the invoice-number search and the state filters, in Chromium,
+/// with partner-chosen text escaped everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linked_pages_render_in_chromium() {
+    let home = tempfile::tempdir().unwrap();
+    let config = config_at(home.path());
+    standard_flows(&config).await;
+    ingest(
+        &config,
+        "initech",
+        &[
+            (
+                "flow-<img src=x onerror=alert(1)>.xml",
+                fixture("CII_example4.xml"),
+            ),
+            ("notes.txt", b"not an invoice\n".to_vec()),
+        ],
+    )
+    .await;
+    let daemon = daemon_for(config).await;
+    let flows = daemon.spool.list_flows(&Default::default()).await.unwrap();
+    let id_of = |name: &str| {
+        flows
+            .iter()
+            .find(|f| f.original_name == name)
+            .unwrap_or_else(|| panic!("no flow {name}"))
+            .id
+    };
+    let valid = id_of("acme-valid.xml");
+    let br07 = id_of("acme-br07.xml");
+    let notes = id_of("notes.txt");
+    let hostile = id_of("flow-<img src=x onerror=alert(1)>.xml");
+    // acme's report of the BR-07 flow could not be delivered.
+    let ack = daemon.spool.acks_of_flow(br07).await.unwrap()[0].clone();
+    if ack.delivered_at.is_some() {
+        daemon.spool.requeue_ack(ack.id).await.unwrap();
+    }
+    daemon
+        .spool
+        .ack_failed(
+            ack.id,
+            "cannot write /srv/acme/out: No space left on device",
+        )
+        .await
+        .unwrap();
+    let s = start(home, daemon, http::serve).await;
+    let base = format!("http://{}", s.addr);
+    let profile = tempfile::tempdir().unwrap();
+    let profile = profile.path();
+
+    // The overview links partners and flows, and has the search box.
+    let dom = dump(profile, format!("{base}/")).await;
+    assert!(dom.contains("href=\"/partners/acme\""), "{dom}");
+    assert!(dom.contains(&format!("href=\"/flows/{valid}\"")), "{dom}");
+    assert!(dom.contains("id=\"invoice-search\""), "{dom}");
+    assert!(dom.contains("href=\"/flows?state=failed\""), "{dom}");
+
+    // A partner's page: flows, reject rate, last flow, pending deliveries.
+    let dom = dump(profile, format!("{base}/partners/acme")).await;
+    assert!(dom.contains("<title>partner acme</title>"), "{dom}");
+    assert!(
+        dom.contains("acme-valid.xml") && dom.contains("acme-br07.xml"),
+        "{dom}"
+    );
+    assert!(
+        !dom.contains("globex-cii.xml"),
+        "another partner's flow: {dom}"
+    );
+    assert!(dom.contains("50.0 %"), "{dom}");
+    assert!(dom.contains("id=\"pending-deliveries\">1<"), "{dom}");
+    assert!(dom.contains("No space left on device"), "{dom}");
+    assert!(dom.contains("id=\"last-flow\">"), "{dom}");
+    // Filtered by state.
+    let dom = dump(profile, format!("{base}/partners/acme?state=failed")).await;
+    assert!(dom.contains(">no flow<"), "{dom}");
+
+    // A flow's page: invoices, the reject with its reason, the
+    // acknowledgement with its delivery.
+    let dom = dump(profile, format!("{base}/flows/{br07}")).await;
+    assert!(
+        dom.contains(&format!("<title>flow {br07}</title>")),
+        "{dom}"
+    );
+    let rejected = &dom[dom
+        .find("class=\"invoice rejected\"")
+        .expect("rejected row")..];
+    let rejected = &rejected[..rejected.find("</tr>").unwrap()];
+    assert!(rejected.contains(">BR-07<"), "{rejected}");
+    let acks = &dom[dom.find("id=\"acks\"").expect("acks")..];
+    assert!(acks.contains("integration_report"), "{acks}");
+    assert!(acks.contains("<b>pending</b>"), "{acks}");
+    assert!(acks.contains("No space left on device"), "{acks}");
+    assert!(dom.contains("href=\"/partners/acme\""), "{dom}");
+    // A flow refused whole says why.
+    let dom = dump(profile, format!("{base}/flows/{notes}")).await;
+    assert!(dom.contains("id=\"flow-failure\""), "{dom}");
+    assert!(dom.contains("IRR_TYPE_F"), "{dom}");
+    // An unknown flow is a 404 page, not an empty one.
+    let dom = dump(profile, format!("{base}/flows/999999")).await;
+    assert!(dom.contains("there is no flow 999999"), "{dom}");
+    let dom = dump(profile, format!("{base}/partners/nobody")).await;
+    assert!(dom.contains("partner not found"), "{dom}");
+
+    // The filters: failed flows only.
+    let dom = dump(profile, format!("{base}/flows?state=failed")).await;
+    assert!(dom.contains("notes.txt"), "{dom}");
+    assert!(!dom.contains("acme-valid.xml"), "{dom}");
+    // The search box: the flows holding invoice TOSL108.
+    let dom = dump(profile, format!("{base}/flows?invoice=TOSL108")).await;
+    let found = &dom[dom.find("id=\"search-result\"").expect("search result")..];
+    assert!(
+        found.contains(&format!("data-flow-id=\"{valid}\"")),
+        "{found}"
+    );
+    assert!(
+        !found.contains(&format!("data-flow-id=\"{br07}\"")),
+        "{found}"
+    );
+
+    // Partner text stays text on every page.
+    for url in [
+        format!("{base}/partners/initech"),
+        format!("{base}/flows/{hostile}"),
+        format!("{base}/flows?partner=initech"),
+        format!("{base}/flows?invoice=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E"),
+    ] {
+        let dom = dump(profile, url.clone()).await;
+        assert!(!dom.contains("<img"), "{url}: a text became markup: {dom}");
+        assert!(
+            dom.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{url}: {dom}"
+        );
+    }
     s.shutdown().await;
 }

@@ -182,7 +182,7 @@ pub use lifecycle::{
     StatusReason, StatusRefusal, StatusRelay, StatusRow,
 };
 pub use lookups::PurgePreview;
-pub use outbox::{NewDigest, RejectRow};
+pub use outbox::{FailedFlowRow, NewDigest, RejectRow};
 pub use reads::{EventRow, PeriodCounts, Sighting};
 pub use retention::PurgeReport;
 pub use state::{DeliveryState, NotificationState, UnknownName};

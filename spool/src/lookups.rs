@@ -18,7 +18,8 @@ pub struct PurgePreview {
 const CANDIDATES: &str = "FROM flows f \
     WHERE f.state IN ('processed', 'failed', 'duplicate') AND f.updated_at < $1 \
     AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.flow_id = f.id AND d.state = 'pending') \
-    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.flow_id = f.id AND n.notified_at IS NULL)";
+    AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.flow_id = f.id AND n.notified_at IS NULL) \
+    AND NOT EXISTS (SELECT 1 FROM flow_notifications n WHERE n.flow_id = f.id AND n.notified_at IS NULL)";
 
 impl Spool {
     /// Every partner the spool knows (configured or seen), sorted.

@@ -7,6 +7,11 @@
 //! digest and marks exactly the rows it listed in one transaction: if the
 //! process dies before that commit, the rows are still pending and go out
 //! again at the next cycle; after it, they are never sent again.
+//!
+//! Flows refused whole (IRR_SYNTAX, IRR_TYPE_F, refused entries...) have an
+//! outbox of their own, `flow_notifications`, one row per flow, filled by
+//! the same steps that fail the flow and marked by the same transaction
+//! ([`Spool::mark_digest`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -50,6 +55,20 @@ struct RawReject {
     reasons: String,
 }
 
+/// One flow refused whole waiting to be notified.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct FailedFlowRow {
+    /// Outbox row id (what [`Spool::mark_digest`] takes).
+    pub id: i64,
+    pub partner: String,
+    pub flow_id: FlowId,
+    pub original_name: String,
+    pub received_at: DateTime<Utc>,
+    /// The IRR_* reason.
+    pub code: String,
+    pub message: String,
+}
+
 pub use crate::digest_row::NewDigest;
 
 const SELECT: &str =
@@ -60,11 +79,12 @@ const SELECT: &str =
     JOIN flows f ON f.id = n.flow_id";
 
 impl Spool {
-    /// Partners with rejected invoices not yet notified.
+    /// Partners with rejected invoices or refused flows not yet notified.
     pub async fn partners_with_pending_rejects(&self) -> Result<Vec<String>> {
         with_pool!(self, pool => {
             Ok(sqlx::query_scalar(
-                "SELECT DISTINCT partner FROM notifications WHERE notified_at IS NULL ORDER BY partner",
+                "SELECT partner FROM notifications WHERE notified_at IS NULL \
+                 UNION SELECT partner FROM flow_notifications WHERE notified_at IS NULL ORDER BY partner",
             )
             .fetch_all(pool)
             .await?)
@@ -101,10 +121,38 @@ impl Spool {
             .collect()
     }
 
+    /// Flows of a partner refused whole and not yet notified, by flow.
+    pub async fn pending_failed_flows(&self, partner: &str) -> Result<Vec<FailedFlowRow>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as(
+                "SELECT n.id, n.partner, n.flow_id, f.original_name, f.received_at, \
+                 COALESCE(f.failure_code, '') AS code, COALESCE(f.failure_message, '') AS message \
+                 FROM flow_notifications n JOIN flows f ON f.id = n.flow_id \
+                 WHERE n.partner = $1 AND n.notified_at IS NULL ORDER BY n.flow_id",
+            )
+            .bind(partner)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
     /// Record a sent digest and mark the listed outbox rows notified, in one
     /// transaction. Rows already notified are left alone (never notified
     /// twice); returns the digest id and how many rows it marked.
     pub async fn mark_notified(&self, ids: &[i64], digest: &NewDigest) -> Result<(i64, u64)> {
-        write_step!(self, Durability::Full, mark_notified(ids, digest))
+        self.mark_digest(ids, &[], digest).await
+    }
+
+    /// [`Spool::mark_notified`] for a digest listing rejected invoices
+    /// (`ids`, from [`Spool::pending_rejects`]) and refused flows
+    /// (`flow_ids`, from [`Spool::pending_failed_flows`]); the count returned
+    /// is of both.
+    pub async fn mark_digest(
+        &self,
+        ids: &[i64],
+        flow_ids: &[i64],
+        digest: &NewDigest,
+    ) -> Result<(i64, u64)> {
+        write_step!(self, Durability::Full, mark_notified(ids, flow_ids, digest))
     }
 }

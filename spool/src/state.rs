@@ -29,6 +29,8 @@ use crate::{AckKind, DestinationKind, FlowId, FlowState, Origin, Result, SpoolEr
 pub(crate) const FLOW: &str = "flow";
 pub(crate) const ACK: &str = "ack";
 pub(crate) const NOTIFICATION: &str = "notification";
+/// A flow refused whole, in the digest outbox (same states as a notification).
+pub(crate) const FLOW_NOTIFICATION: &str = "flow_notification";
 pub(crate) const DELIVERY: &str = "delivery";
 /// A lifecycle status of an invoice (`invoice_statuses`).
 pub(crate) const STATUS: &str = "status";

@@ -859,6 +859,7 @@ macro_rules! shared_steps {
                 .await?;
                 let Some(id) = id else { return Ok(None) };
                 insert_event(conn, cx, &t.for_flow(id).event()).await?;
+                owe_flow_notification(conn, cx, id).await?;
                 insert_acks(conn, cx, id, Acks::Legacy(&acks(id))).await?;
                 Ok(Some(id))
             }
@@ -1065,7 +1066,31 @@ macro_rules! shared_steps {
                 .bind(cx.now)
                 .execute(&mut *conn)
                 .await?;
+                // The flow itself, when it was refused whole (kept, with
+                // its notified_at, when it fails again; dropped while
+                // pending when a replay processes it).
+                if code.is_some() {
+                    owe_flow_notification(conn, cx, flow).await?;
+                } else {
+                    sqlx::query("DELETE FROM flow_notifications WHERE flow_id = $1 AND notified_at IS NULL")
+                        .bind(flow)
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 insert_acks(conn, cx, flow, acks).await
+            }
+
+            /// Put a flow refused whole in the digest outbox (once).
+            async fn owe_flow_notification(conn: &mut Conn, cx: &Cx<'_>, flow: FlowId) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO flow_notifications (flow_id, partner, created_at) \
+                     SELECT id, partner, $2 FROM flows WHERE id = $1 ON CONFLICT DO NOTHING",
+                )
+                .bind(flow)
+                .bind(cx.now)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
             }
 
             pub(crate) async fn add_acks(
@@ -1101,11 +1126,14 @@ macro_rules! shared_steps {
             }
 
             /// Record a sent digest and mark the listed outbox rows of its
-            /// partner notified (see `outbox.rs`).
+            /// partner notified: rejected invoices (`ids`, `notifications`)
+            /// and flows refused whole (`flow_ids`, `flow_notifications`).
+            /// See `outbox.rs`.
             pub(crate) async fn mark_notified(
                 conn: &mut Conn,
                 cx: &Cx<'_>,
                 ids: &[i64],
+                flow_ids: &[i64],
                 digest: &crate::digest_row::NewDigest,
             ) -> Result<(i64, u64)> {
                 let recipients = digest.recipients.join(", ");
@@ -1120,44 +1148,57 @@ macro_rules! shared_steps {
                 .bind(cx.me)
                 .fetch_one(&mut *conn)
                 .await?;
-                let marked = sqlx::query(&format!(
-                    "UPDATE notifications SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
-                     AND partner = $3 AND id {}",
-                    D.in_json_ids(4)
-                ))
-                .bind(cx.now)
-                .bind(id)
-                .bind(&digest.partner)
-                .bind(json_ids(ids))
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                sqlx::query("UPDATE digests SET invoice_count = $1 WHERE id = $2")
-                    .bind(i32::try_from(marked).unwrap_or(i32::MAX))
+                let mut counts = [0u64; 2];
+                for (n, (table, entity, list)) in [
+                    ("notifications", state::NOTIFICATION, ids),
+                    ("flow_notifications", state::FLOW_NOTIFICATION, flow_ids),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if list.is_empty() {
+                        continue;
+                    }
+                    counts[n] = sqlx::query(&format!(
+                        "UPDATE {table} SET notified_at = $1, digest_id = $2 WHERE notified_at IS NULL \
+                         AND partner = $3 AND id {}",
+                        D.in_json_ids(4)
+                    ))
+                    .bind(cx.now)
+                    .bind(id)
+                    .bind(&digest.partner)
+                    .bind(json_ids(list))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    // The event of every marked row, in the same transaction.
+                    let ev = state::notification(
+                        0,
+                        NotificationState::Pending,
+                        NotificationState::Notified,
+                        id,
+                    )?;
+                    sqlx::query(&format!(
+                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                         SELECT $1, $2, $3, id, $4, $5, $6 FROM {table} WHERE digest_id = $7"
+                    ))
+                    .bind(cx.now)
+                    .bind(cx.me)
+                    .bind(entity)
+                    .bind(ev.from.as_deref())
+                    .bind(&ev.to)
+                    .bind(ev.reason.as_deref())
                     .bind(id)
                     .execute(&mut *conn)
                     .await?;
-                // The event of every marked row, in the same transaction.
-                let ev = state::notification(
-                    0,
-                    NotificationState::Pending,
-                    NotificationState::Notified,
-                    id,
-                )?;
-                sqlx::query(
-                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                     SELECT $1, $2, $3, id, $4, $5, $6 FROM notifications WHERE digest_id = $7",
-                )
-                .bind(cx.now)
-                .bind(cx.me)
-                .bind(ev.entity)
-                .bind(ev.from.as_deref())
-                .bind(&ev.to)
-                .bind(ev.reason.as_deref())
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-                Ok((id, marked))
+                }
+                sqlx::query("UPDATE digests SET invoice_count = $1, flow_count = $2 WHERE id = $3")
+                    .bind(i32::try_from(counts[0]).unwrap_or(i32::MAX))
+                    .bind(i32::try_from(counts[1]).unwrap_or(i32::MAX))
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok((id, counts[0] + counts[1]))
             }
         }
     };

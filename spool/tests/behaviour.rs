@@ -35,6 +35,7 @@ both!(
     as2_message_ids_are_per_partner,
     duplicate_invoice_of_another_partner_names_no_flow,
     refused_entries_are_registered_once_as_failed,
+    refused_flows_are_notified_once,
 );
 
 const LEASE: Lease = Lease {
@@ -897,6 +898,17 @@ async fn purge_removes_only_finished_work(db: Db) {
         message: "empty".into(),
     };
     spool.finish_flow(failed, &outcome, 0, &[]).await.unwrap();
+    // (refused whole: its digest is recorded, see refused_flows_are_notified_once)
+    let owed = spool.pending_failed_flows("acme").await.unwrap();
+    let digest = NewDigest {
+        partner: "acme".into(),
+        recipients: vec![],
+        message_id: None,
+    };
+    spool
+        .mark_digest(&[], &[owed[0].id], &digest)
+        .await
+        .unwrap();
     let other = registered(&spool, "globex", "sha-shared").await;
     // unfinished work: kept
     let unfinished = registered(&spool, "acme", "sha-new").await;
@@ -1345,4 +1357,81 @@ async fn refused_entries_are_registered_once_as_failed(db: Db) {
         "never processed"
     );
     assert_eq!(spool.pending_acks(10).await.unwrap().len(), 1);
+}
+
+async fn refused_flows_are_notified_once(db: Db) {
+    let spool = db.spool("i1").await;
+    // A flow refused whole while processing, and an entry refused at intake.
+    let f = claimed(&spool, "acme", "f").await;
+    let failed = FlowOutcome::Failed {
+        code: "IRR_SYNTAX".into(),
+        message: "not well-formed".into(),
+    };
+    spool.finish_flow(f, &failed, 0, &[]).await.unwrap();
+    let refused = NewFlow {
+        size: 0,
+        ..new_flow("acme", "refusal-key-2")
+    };
+    let r = spool
+        .register_refused(&refused, "IRR_TYPE_F", "a named pipe", |_| Vec::new())
+        .await
+        .unwrap()
+        .unwrap();
+    let ok = claimed(&spool, "acme", "ok").await;
+    spool
+        .finish_flow(ok, &FlowOutcome::Processed, 0, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        spool.partners_with_pending_rejects().await.unwrap(),
+        vec!["acme".to_owned()]
+    );
+    // A refused flow not yet notified is not purged.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let purged = spool.purge(chrono::Utc::now()).await.unwrap();
+    assert_eq!(purged.flows, 1, "only the processed one: {purged:?}");
+    let pending = spool.pending_failed_flows("acme").await.unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|p| (p.flow_id, p.code.as_str(), p.message.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            (f, "IRR_SYNTAX", "not well-formed"),
+            (r, "IRR_TYPE_F", "a named pipe")
+        ]
+    );
+    assert_eq!(pending[0].original_name, "f.zip");
+    let digest = NewDigest {
+        partner: "globex".into(),
+        recipients: vec![],
+        message_id: None,
+    };
+    let ids: Vec<i64> = pending.iter().map(|p| p.id).collect();
+    spool.ensure_partner("globex").await.unwrap();
+    assert_eq!(
+        spool.mark_digest(&[], &ids, &digest).await.unwrap().1,
+        0,
+        "another partner's rows"
+    );
+    let digest = NewDigest {
+        partner: "acme".into(),
+        ..digest
+    };
+    assert_eq!(
+        spool.mark_digest(&[], &ids[..1], &digest).await.unwrap().1,
+        1
+    );
+    // Failing again after a replay owes nothing new.
+    spool.claim_for_replay(f, LEASE).await.unwrap();
+    spool.finish_flow(f, &failed, 0, &[]).await.unwrap();
+    let left = spool.pending_failed_flows("acme").await.unwrap();
+    assert_eq!(left.iter().map(|p| p.flow_id).collect::<Vec<_>>(), vec![r]);
+    assert_eq!(spool.mark_digest(&[], &ids, &digest).await.unwrap().1, 1);
+    assert!(spool.pending_failed_flows("acme").await.unwrap().is_empty());
+    assert!(spool
+        .partners_with_pending_rejects()
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -109,6 +109,7 @@ const PARTNER: &[Key] = &[
     opt("addresses", StrList),
     opt("syntax", Str),
     opt("statuses", StrList),
+    opt("language", Str),
 ];
 
 /// The whole file.

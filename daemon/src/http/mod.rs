@@ -17,6 +17,9 @@
 //! | `GET /api/invoices/by-number?number=&seller=` | the invoices with that number from that seller |
 //! | `GET /api/exchange` | per recipient: invoices routed, delivered, awaiting delivery |
 //! | `GET /` | the status page (server-rendered HTML, refreshes itself) |
+//! | `GET /partners/:id` | a partner's page: flows (`?state=`), reject rate, last flow, pending deliveries |
+//! | `GET /flows?partner=&state=&invoice=` | flows, filtered by state, or holding an invoice number (the search box) |
+//! | `GET /flows/:id` | a flow's page: invoices, rejects with reasons, acknowledgements and deliveries, history |
 //!
 //! `docs/api.md` documents the JSON shapes.
 //!
@@ -35,6 +38,8 @@
 //! a Host check on the ops routes (DNS rebinding), all from `[http]`.
 
 mod api;
+mod detail;
+mod html;
 mod invoices;
 pub mod listener;
 pub mod overview;
@@ -152,6 +157,9 @@ async fn require_token(State(token): State<Token>, req: Request, next: Next) -> 
 pub fn router(daemon: Arc<App>, token: Option<Token>) -> Router {
     let protected = Router::new()
         .route("/", get(page::status_page))
+        .route("/partners/:id", get(detail::partner_page))
+        .route("/flows", get(detail::flow_list))
+        .route("/flows/:id", get(detail::flow_page))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .route("/api/status", get(api::status))

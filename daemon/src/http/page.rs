@@ -12,27 +12,17 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, Utc};
 
+use super::html::{
+    ago, esc, flow_link, partner_link, search_box, state_badge, state_filters, time, CSS,
+    EXTRA_CSS, REFRESH_SECONDS,
+};
 use super::overview::{self, Overview};
 use crate::app::App;
-
-/// Seconds between automatic reloads.
-pub const REFRESH_SECONDS: u32 = 15;
-/// Reasons listed per rejected invoice (the rest: `quai flow ID`).
-const REASONS_SHOWN: usize = 4;
-
-pub use crate::text::html_escape as esc;
-
 use crate::text::age;
 
-fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-fn ago(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
-    format!("{} ago", age((now - t).num_seconds()))
-}
+/// Reasons listed per rejected invoice (the rest: `quai flow ID`).
+const REASONS_SHOWN: usize = 4;
 
 #[derive(Debug, serde::Deserialize)]
 pub struct PageQuery {
@@ -54,44 +44,6 @@ pub async fn status_page(State(d): State<Arc<App>>, Query(q): Query<PageQuery>) 
             (StatusCode::SERVICE_UNAVAILABLE, Html(body)).into_response()
         }
     }
-}
-
-const CSS: &str = r#"
-:root{--bg:#f6f7f9;--fg:#1d2330;--mut:#667085;--card:#fff;--line:#e4e7ec;--ok:#2e9d5b;--bad:#d64545;--warn:#c77c02;--acc:#3559c7}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;background:var(--bg);color:var(--fg)}
-header{display:flex;align-items:baseline;gap:16px;padding:14px 24px;background:#1d2330;color:#fff}
-header h1{margin:0;font-size:20px;letter-spacing:.5px}
-header .sub{color:#c3c9d6;font-size:13px}
-main{padding:18px 24px;display:grid;gap:18px;grid-template-columns:repeat(12,1fr)}
-section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:14px 16px;grid-column:span 12}
-section.half{grid-column:span 6}
-@media (max-width:1100px){section.half{grid-column:span 12}}
-h2{margin:0 0 10px;font-size:15px}
-.cards{display:flex;gap:14px;flex-wrap:wrap}
-.card{flex:1 1 150px;border:1px solid var(--line);border-radius:8px;padding:10px 12px}
-.card .v{font-size:26px;font-weight:600}
-.card .l{color:var(--mut);font-size:12px;text-transform:uppercase;letter-spacing:.4px}
-.card.alert{border-color:var(--bad)} .card.alert .v{color:var(--bad)}
-.card.warn{border-color:var(--warn)} .card.warn .v{color:var(--warn)}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;color:var(--mut);font-weight:600;text-transform:uppercase;letter-spacing:.3px}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.mut{color:var(--mut)} .empty{color:var(--mut);font-style:italic}
-.st{display:inline-block;padding:1px 7px;border-radius:10px;font-size:12px;background:#eef1f6}
-.st.processed{background:#e3f4ea;color:#1d6b3d} .st.failed{background:#fbe5e5;color:#9b2626}
-.st.received{background:#fff3dc;color:#8a5a00} .st.processing{background:#e4ebff;color:#2a45a0}
-.st.duplicate{background:#eee;color:#555}
-.rule{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;background:#f1f2f5;padding:0 4px;border-radius:3px}
-.rate.high{color:var(--bad);font-weight:600}
-.legend{display:flex;gap:14px;font-size:12px;color:var(--mut);margin-top:4px}
-.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px;vertical-align:-1px}
-.fname{word-break:break-all}
-"#;
-
-fn state_badge(s: &str) -> String {
-    format!("<span class=\"st {0}\">{0}</span>", esc(s))
 }
 
 /// The throughput chart: stacked bars (accepted, rejected) per bucket.
@@ -203,9 +155,11 @@ pub fn render(o: &Overview) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <meta http-equiv=\"refresh\" content=\"{REFRESH_SECONDS}\">\
-         <title>quai status</title><style>{CSS}</style></head><body>\
-         <header><h1>quai</h1><span class=\"sub\">status at {} · refreshes every {REFRESH_SECONDS} s</span></header><main>",
-        time(now)
+         <title>quai status</title><style>{CSS}{}</style></head><body>\
+         <header><h1>quai</h1><span class=\"sub\">status at {} · refreshes every {REFRESH_SECONDS} s</span>{}</header><main>",
+        EXTRA_CSS,
+        time(now),
+        search_box("")
     );
 
     // Backlog.
@@ -239,8 +193,8 @@ pub fn render(o: &Overview) -> String {
         match &b.oldest {
             Some(f) => format!(
                 "<div class=\"mut fname\">#{} {} / {}{}</div>",
-                f.id,
-                esc(&f.partner),
+                flow_link(f.id),
+                partner_link(&f.partner),
                 esc(&f.original_name),
                 if b.oldest_truncated { " (at least)" } else { "" }
             ),
@@ -299,7 +253,7 @@ pub fn render(o: &Overview) -> String {
             s,
             "<tr><td><b>{}</b></td><td>{last}</td><td class=\"n\">{flows}</td><td class=\"n\">{}</td>\
              <td class=\"n\">{}</td><td class=\"n\">{rate}</td></tr>",
-            esc(&p.partner),
+            partner_link(&p.partner),
             p.invoices_accepted,
             p.invoices_rejected
         );
@@ -321,8 +275,8 @@ pub fn render(o: &Overview) -> String {
         let _ = write!(
             s,
             "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"fname\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td></tr>",
-            f.id,
-            esc(&f.partner),
+            flow_link(f.id),
+            partner_link(&f.partner),
             esc(&f.original_name),
             state_badge(f.state.as_str()),
             esc(&ago(now, f.received_at)),
@@ -345,8 +299,8 @@ pub fn render(o: &Overview) -> String {
             s,
             "<tr><td class=\"n\">{}</td><td>{}</td><td class=\"fname\">{}</td><td>{}</td><td>{}</td>\
              <td class=\"n\">{}</td><td>{}</td><td class=\"reason\">{}</td></tr>",
-            u.flow_id.map(|f| f.to_string()).unwrap_or_default(),
-            esc(&u.partner),
+            u.flow_id.map(flow_link).unwrap_or_default(),
+            partner_link(&u.partner),
             esc(&u.file_name),
             esc(&u.destination),
             esc(&ago(now, u.owed_since)),
@@ -397,8 +351,9 @@ pub fn render(o: &Overview) -> String {
             .collect();
         if r.reasons.len() > REASONS_SHOWN {
             reasons.push(format!(
-                "<span class=\"mut\">… {} more (<code>quai flow {}</code>)</span>",
+                "<span class=\"mut\">… {} more (<a href=\"/flows/{}\">flow page</a>, <code>quai flow {}</code>)</span>",
                 r.reasons.len() - REASONS_SHOWN,
+                r.flow_id,
                 r.flow_id
             ));
         }
@@ -415,8 +370,8 @@ pub fn render(o: &Overview) -> String {
             s,
             "<tr><td class=\"mut\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"fname\">{doc}</td><td>{}</td><td>{}</td></tr>",
             esc(&ago(now, r.at)),
-            esc(&r.partner),
-            r.flow_id,
+            partner_link(&r.partner),
+            flow_link(r.flow_id),
             esc(r.invoice_number.as_deref().unwrap_or("–")),
             reasons.join("<br>")
         );
@@ -424,10 +379,12 @@ pub fn render(o: &Overview) -> String {
     s.push_str("</tbody></table></section>");
 
     // Recent flows.
-    s.push_str(
-        "<section id=\"flows\"><h2>Recent flows</h2><table><thead><tr>\
+    let _ = write!(
+        s,
+        "<section id=\"flows\"><h2>Recent flows</h2>{}<table><thead><tr>\
          <th class=\"n\">Flow</th><th>Received</th><th>Partner</th><th>File</th><th>State</th>\
          <th class=\"n\">Accepted</th><th class=\"n\">Rejected</th><th>Reason</th></tr></thead><tbody>",
+        state_filters("/flows?", None)
     );
     if o.recent_flows.is_empty() {
         s.push_str("<tr><td colspan=\"8\" class=\"empty\">no flow yet</td></tr>");
@@ -438,9 +395,9 @@ pub fn render(o: &Overview) -> String {
             "<tr class=\"flow\" data-flow-id=\"{}\"><td class=\"n\">{}</td><td class=\"mut\">{}</td><td>{}</td>\
              <td class=\"fname\">{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
             f.id,
-            f.id,
+            flow_link(f.id),
             esc(&ago(now, f.received_at)),
-            esc(&f.partner),
+            partner_link(&f.partner),
             esc(&f.original_name),
             state_badge(f.state.as_str()),
             f.invoices_accepted,

@@ -1,14 +1,16 @@
-//! Reject digests: per partner, one e-mail listing every rejected invoice not
-//! yet notified (plain text + HTML, and a CSV attachment with all of them).
+//! Reject digests: per partner, one e-mail listing every rejected invoice and
+//! every flow refused whole (IRR_SYNTAX, IRR_TYPE_F...) not yet notified
+//! (plain text + HTML, and a CSV attachment with all of them).
 //!
 //! # Exactly once
-//! The spool's notification outbox holds one row per rejected invoice. A
-//! digest goes out in three steps:
+//! The spool's notification outboxes hold one row per rejected invoice and
+//! one per refused flow. A digest goes out in three steps:
 //! 1. **record `sending`**: a job run `digest-send:<partner>` with outcome
 //!    `sending` and, as its detail, the Message-ID, the recipients and the
-//!    outbox row ids the mail lists — committed *before* the mail leaves;
+//!    outbox row ids the mail lists (`ids` of rejects, `flows` of refused
+//!    flows) — committed *before* the mail leaves;
 //! 2. **send** the mail (with that Message-ID);
-//! 3. **mark**: [`quai_spool::Spool::mark_notified`] records the digest and
+//! 3. **mark**: [`quai_spool::Spool::mark_digest`] records the digest and
 //!    marks exactly those rows notified in one transaction; then the run is
 //!    finished as `sent`.
 //!
@@ -34,11 +36,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::Utc;
-use quai_spool::{NewDigest, RejectRow};
+use quai_spool::{FailedFlowRow, NewDigest, RejectRow};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::language::{DigestWords, Language};
 use crate::mail::{new_message_id, MailAttachment, Mailer, OutgoingMail};
 use crate::reasons::is_fatal;
 use crate::text::{csv_field, html_escape};
@@ -52,6 +55,23 @@ pub struct SendingRecord {
     pub message_id: String,
     pub recipients: Vec<String>,
     pub ids: Vec<i64>,
+    /// Outbox rows of the refused flows listed (absent in records written
+    /// before refused flows were digested).
+    #[serde(default)]
+    pub flows: Vec<i64>,
+}
+
+/// What a partner is told in one digest.
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    pub rejects: Vec<RejectRow>,
+    pub flows: Vec<FailedFlowRow>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.rejects.is_empty() && self.flows.is_empty()
+    }
 }
 
 /// Test hook: stop right after the mail is sent, before anything is marked
@@ -68,6 +88,9 @@ pub enum Fault {
 pub struct DigestSummary {
     /// (partner, invoices listed) of each digest sent in this cycle.
     pub sent: Vec<(String, usize)>,
+    /// (partner, refused flows listed) of each digest that listed any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sent_flows: Vec<(String, usize)>,
     /// (partner, error) of each digest that could not be sent.
     pub failed: Vec<(String, String)>,
     /// (partner, resolution) of `sending` runs found from an earlier cycle.
@@ -100,7 +123,8 @@ pub fn recipients(daemon: &App, partner: &str) -> Vec<String> {
     }
 }
 
-/// One cycle: every partner with pending rejects gets one digest.
+/// One cycle: every partner with pending rejects or refused flows gets one
+/// digest.
 pub async fn run(daemon: &Arc<App>) -> anyhow::Result<DigestSummary> {
     run_with(daemon, Fault::None).await
 }
@@ -118,18 +142,28 @@ pub async fn run_with(daemon: &Arc<App>, fault: Fault) -> anyhow::Result<DigestS
         if let Some(resolution) = resolve_in_doubt(daemon, &mailer, &partner).await? {
             summary.resolved.push((partner.clone(), resolution));
         }
-        let rows = spool.pending_rejects(&partner).await?;
-        if rows.is_empty() {
+        let pending = Pending {
+            rejects: spool.pending_rejects(&partner).await?,
+            flows: spool.pending_failed_flows(&partner).await?,
+        };
+        if pending.is_empty() {
             continue;
         }
         let to = recipients(daemon, &partner);
         if to.is_empty() {
-            warn!(partner = %partner, pending = rows.len(), "rejected invoices pending but the partner has no contacts and [mail] operations is empty: no digest sent");
+            warn!(partner = %partner, pending = pending.rejects.len(), refused_flows = pending.flows.len(), "rejected invoices or refused flows pending but the partner has no contacts and [mail] operations is empty: no digest sent");
             summary.no_recipient.push(partner.clone());
             continue;
         }
-        match send_digest(daemon, &mailer, &partner, &rows, to, fault).await {
-            Ok(()) => summary.sent.push((partner.clone(), rows.len())),
+        match send_digest(daemon, &mailer, &partner, &pending, to, fault).await {
+            Ok(()) => {
+                summary.sent.push((partner.clone(), pending.rejects.len()));
+                if !pending.flows.is_empty() {
+                    summary
+                        .sent_flows
+                        .push((partner.clone(), pending.flows.len()));
+                }
+            }
             Err(e) => {
                 warn!(partner = %partner, error = %format!("{e:#}"), "reject digest not sent; retried at the next cycle");
                 summary.failed.push((partner.clone(), format!("{e:#}")));
@@ -146,7 +180,7 @@ async fn send_digest(
     daemon: &App,
     mailer: &Mailer,
     partner: &str,
-    rows: &[RejectRow],
+    pending: &Pending,
     to: Vec<String>,
     fault: Fault,
 ) -> anyhow::Result<()> {
@@ -154,11 +188,24 @@ async fn send_digest(
     let today = Utc::now()
         .with_timezone(&daemon.config().timezone)
         .date_naive();
-    let mail = compose(partner, rows, today, to.clone(), new_message_id("digest"));
+    let lang = daemon
+        .config()
+        .partner(partner)
+        .map(|p| p.language)
+        .unwrap_or_default();
+    let mail = compose(
+        partner,
+        pending,
+        today,
+        to.clone(),
+        new_message_id("digest"),
+        lang,
+    );
     let record = SendingRecord {
         message_id: mail.message_id.clone(),
         recipients: to,
-        ids: rows.iter().map(|r| r.id).collect(),
+        ids: pending.rejects.iter().map(|r| r.id).collect(),
+        flows: pending.flows.iter().map(|r| r.id).collect(),
     };
     let now = Utc::now();
     let run = spool
@@ -185,15 +232,16 @@ async fn send_digest(
     spool
         .finish_job_run(run, "sent", Some(&serde_json::to_string(&record)?))
         .await?;
-    info!(partner = %partner, invoices = rows.len(), message_id = %record.message_id, "reject digest sent");
+    info!(partner = %partner, invoices = pending.rejects.len(), refused_flows = pending.flows.len(), message_id = %record.message_id, "reject digest sent");
     Ok(())
 }
 
 async fn mark(daemon: &App, partner: &str, record: &SendingRecord) -> anyhow::Result<u64> {
     let (_, marked) = daemon
         .spool
-        .mark_notified(
+        .mark_digest(
             &record.ids,
+            &record.flows,
             &NewDigest {
                 partner: partner.to_string(),
                 recipients: record.recipients.clone(),
@@ -245,13 +293,26 @@ async fn resolve_in_doubt(
         .copied()
         .filter(|id| pending.contains(id))
         .collect();
+    let pending_flows: std::collections::HashSet<i64> = spool
+        .pending_failed_flows(partner)
+        .await?
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    let still_flows: Vec<i64> = record
+        .flows
+        .iter()
+        .copied()
+        .filter(|id| pending_flows.contains(id))
+        .collect();
     let detail = serde_json::to_string(&record)?;
-    if still.is_empty() {
+    if still.is_empty() && still_flows.is_empty() {
         spool.finish_job_run(last.id, "sent", Some(&detail)).await?;
         return Ok(Some("already marked".into()));
     }
     let record = SendingRecord {
         ids: still,
+        flows: still_flows,
         ..record
     };
     match mailer.was_written(&record.message_id) {
@@ -279,14 +340,37 @@ async fn resolve_in_doubt(
     }
 }
 
-/// Subject line: `quai: 12 rejected invoices for acme (2026-11-28)`.
+/// Subject line: `quai: 12 rejected invoices for acme (2026-11-28)`;
+/// with refused flows `quai: 12 rejected invoices and 1 refused flow for
+/// acme (...)`, or `quai: 1 refused flow for acme (...)` alone.
 pub fn subject(partner: &str, count: usize, date: chrono::NaiveDate) -> String {
-    let noun = if count == 1 {
-        "rejected invoice"
-    } else {
-        "rejected invoices"
+    subject_with_flows(partner, count, 0, date, Language::En)
+}
+
+fn counted(n: usize, (one, many): (&str, &str)) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// [`subject`] of a digest that also lists `flows` refused flows, in the
+/// partner's language.
+pub fn subject_with_flows(
+    partner: &str,
+    count: usize,
+    flows: usize,
+    date: chrono::NaiveDate,
+    lang: Language,
+) -> String {
+    let w = lang.digest();
+    let invoices = counted(count, w.rejected_invoices);
+    let what = match (count, flows) {
+        (_, 0) => invoices,
+        (0, f) => counted(f, w.refused_flows),
+        (_, f) => format!("{invoices} {} {}", w.and, counted(f, w.refused_flows)),
     };
-    format!("quai: {count} {noun} for {partner} ({date})")
+    format!(
+        "{} {what} {} {partner} ({date})",
+        w.subject_colon, w.subject_for
+    )
 }
 
 /// The rules and messages of a reject: fatal reasons (all reasons when none
@@ -308,10 +392,13 @@ fn amount(r: &RejectRow) -> String {
 pub const CSV_HEADER: &str =
     "flow,file,document,invoice_number,issue_date,amount,currency,rules,messages";
 
-/// The CSV attachment: one row per reject, CRLF line ends. `rules` are
-/// space-separated rule ids; `messages` are `RULE: message` joined by ` | `.
-pub fn csv(rows: &[RejectRow]) -> String {
-    let mut out = String::with_capacity(128 * (rows.len() + 1));
+/// The CSV attachment: one row per reject, then one per refused flow (its
+/// `document`, `invoice_number`... empty, `rules` its IRR_* code), CRLF line
+/// ends. `rules` are space-separated rule ids; `messages` are `RULE: message`
+/// joined by ` | `.
+pub fn csv(pending: &Pending) -> String {
+    let rows = &pending.rejects;
+    let mut out = String::with_capacity(128 * (rows.len() + pending.flows.len() + 1));
     out.push_str(CSV_HEADER);
     out.push_str("\r\n");
     for r in rows {
@@ -340,45 +427,104 @@ pub fn csv(rows: &[RejectRow]) -> String {
         out.push_str(&fields.join(","));
         out.push_str("\r\n");
     }
+    for f in &pending.flows {
+        let fields = [
+            f.flow_id.to_string(),
+            csv_field(&f.original_name, true),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            csv_field(&f.code, true),
+            csv_field(&format!("{}: {}", f.code, f.message), true),
+        ];
+        out.push_str(&fields.join(","));
+        out.push_str("\r\n");
+    }
     out
 }
 
 /// Build the digest mail of a partner.
 pub fn compose(
     partner: &str,
-    rows: &[RejectRow],
+    pending: &Pending,
     date: chrono::NaiveDate,
     to: Vec<String>,
     message_id: String,
+    lang: Language,
 ) -> OutgoingMail {
+    let rows = &pending.rejects;
     let n = rows.len();
-    let subject = subject(partner, n, date);
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "Hello,\n\n{n} invoice(s) sent by {partner} were rejected and not reported in an earlier digest.\nEach rejected invoice must be corrected and sent again; the attached CSV lists all of them.\n"
-    );
+    let w = lang.digest();
+    let subject = subject_with_flows(partner, n, pending.flows.len(), date, lang);
+    let mut text = format!("{}\n\n", w.hello);
     let mut html = String::new();
     let _ = write!(
         html,
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{}</title></head><body>\
-         <p>Hello,</p><p>{n} invoice(s) sent by <b>{}</b> were rejected and not reported in an earlier digest. \
-         Each rejected invoice must be corrected and sent again; the attached CSV lists all of them.</p>\
-         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr><th>Flow</th><th>File</th>\
-         <th>Invoice</th><th>Date</th><th>Amount</th><th>Rules</th><th>Messages</th></tr></thead><tbody>",
+        "<!DOCTYPE html><html lang=\"{}\"><head><meta charset=\"utf-8\"><title>{}</title></head><body><p>{}</p>",
+        lang.as_str(),
         html_escape(&subject),
-        html_escape(partner)
+        w.hello,
+    );
+    if n > 0 {
+        rejects_part(w, partner, rows, &mut text, &mut html);
+    }
+    if !pending.flows.is_empty() {
+        flows_part(w, partner, &pending.flows, &mut text, &mut html);
+    }
+    let _ = writeln!(text, "-- \nquai");
+    html.push_str("<p>-- <br>quai</p></body></html>");
+    OutgoingMail {
+        to,
+        subject,
+        text,
+        html,
+        attachments: vec![MailAttachment {
+            file_name: format!("rejected-{partner}-{date}.csv"),
+            content_type: "text/csv; charset=utf-8".into(),
+            bytes: csv(pending).into_bytes(),
+        }],
+        message_id,
+    }
+}
+
+/// The rejected invoices' paragraph and list (at most [`BODY_ROWS`]).
+fn head_row(cells: &[&str]) -> String {
+    cells.iter().map(|c| format!("<th>{c}</th>")).collect()
+}
+
+fn rejects_part(
+    w: &DigestWords,
+    partner: &str,
+    rows: &[RejectRow],
+    text: &mut String,
+    html: &mut String,
+) {
+    let n = rows.len();
+    let (before, after) = w.rejects_intro;
+    let _ = writeln!(text, "{n} {before} {partner} {after}\n{}\n", w.rejects_then);
+    let _ = write!(
+        html,
+        "<p>{n} {before} <b>{}</b> {after} {}</p>\
+         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr>{}</tr></thead><tbody>",
+        html_escape(partner),
+        w.rejects_then,
+        head_row(&w.rejects_head)
     );
     for r in rows.iter().take(BODY_ROWS) {
         let reasons = fatal_reasons(r);
-        let number = r.number.as_deref().unwrap_or("(no number)");
+        let number = r.number.as_deref().unwrap_or(w.no_number);
         let date = r.issue_date.map(|d| d.to_string()).unwrap_or_default();
         let amt = format!("{} {}", amount(r), r.currency.as_deref().unwrap_or(""))
             .trim()
             .to_string();
-        let mut line = format!("- flow {} {} — invoice {number}", r.flow_id, r.entry);
+        let mut line = format!(
+            "- {} {} {} — {} {number}",
+            w.flow, r.flow_id, r.entry, w.invoice
+        );
         if !date.is_empty() {
-            line.push_str(&format!(" of {date}"));
+            line.push_str(&format!(" {} {date}", w.of_date));
         }
         if !amt.is_empty() {
             line.push_str(&format!(", {amt}"));
@@ -410,31 +556,64 @@ pub fn compose(
         );
     }
     if n > BODY_ROWS {
+        let (before, after) = w.more;
+        let _ = writeln!(text, "\n{before} {} {after}", n - BODY_ROWS);
+        let _ = write!(
+            html,
+            "<tr><td colspan=\"7\">{before} {} {after}</td></tr>",
+            n - BODY_ROWS
+        );
+    }
+    text.push('\n');
+    html.push_str("</tbody></table>");
+}
+
+/// The refused flows' paragraph and list (at most [`BODY_ROWS`]).
+fn flows_part(
+    w: &DigestWords,
+    partner: &str,
+    flows: &[FailedFlowRow],
+    text: &mut String,
+    html: &mut String,
+) {
+    let n = flows.len();
+    let (before, after) = w.flows_intro;
+    let _ = writeln!(text, "{n} {before} {partner} {after}\n{}\n", w.flows_then);
+    let _ = write!(
+        html,
+        "<p>{n} {before} <b>{}</b> {after} {}</p>\
+         <table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><thead><tr>{}</tr></thead><tbody>",
+        html_escape(partner),
+        w.flows_then,
+        head_row(&w.flows_head)
+    );
+    for f in flows.iter().take(BODY_ROWS) {
+        let received = f.received_at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         let _ = writeln!(
             text,
-            "\n... and {} more in the attached CSV.",
-            n - BODY_ROWS
+            "- {} {} {}, {} {received}\n    {}: {}",
+            w.flow, f.flow_id, f.original_name, w.received, f.code, f.message
         );
         let _ = write!(
             html,
-            "<tr><td colspan=\"7\">... and {} more in the attached CSV.</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{received}</td><td>{}</td><td>{}</td></tr>",
+            f.flow_id,
+            html_escape(&f.original_name),
+            html_escape(&f.code),
+            html_escape(&f.message),
+        );
+    }
+    if n > BODY_ROWS {
+        let (before, after) = w.more;
+        let _ = writeln!(text, "\n{before} {} {after}", n - BODY_ROWS);
+        let _ = write!(
+            html,
+            "<tr><td colspan=\"5\">{before} {} {after}</td></tr>",
             n - BODY_ROWS
         );
     }
-    let _ = writeln!(text, "\n-- \nquai");
-    html.push_str("</tbody></table><p>-- <br>quai</p></body></html>");
-    OutgoingMail {
-        to,
-        subject,
-        text,
-        html,
-        attachments: vec![MailAttachment {
-            file_name: format!("rejected-{partner}-{date}.csv"),
-            content_type: "text/csv; charset=utf-8".into(),
-            bytes: csv(rows).into_bytes(),
-        }],
-        message_id,
-    }
+    text.push('\n');
+    html.push_str("</tbody></table>");
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub fn partner(id: &str, contacts: &[&str]) -> Partner {
         addresses: Vec::new(),
         syntax: Default::default(),
         statuses: Default::default(),
+        language: Default::default(),
     }
 }
 
