@@ -191,6 +191,8 @@ struct Mapper {
     means_count: usize,
     /// The CEN UBL syntax-binding rules, checked as elements pass.
     binding: Option<crate::validate::ubl_binding::Checker>,
+    /// The UBL 2.1 XSD's content models, checked as elements pass.
+    xsd: Option<crate::validate::xsd::Checker>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -419,7 +421,8 @@ impl Mapper {
             .specification_id
             .as_deref()
             .map(Profile::from_specification_id);
-        let structure = self.binding.take().map(|b| b.finish()).unwrap_or_default();
+        let mut structure = self.xsd.take().map(|x| x.finish()).unwrap_or_default();
+        structure.extend(self.binding.take().map(|b| b.finish()).unwrap_or_default());
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
@@ -449,10 +452,17 @@ impl Handler for Mapper {
         self.binding = Some(crate::validate::ubl_binding::Checker::new(
             self.inv.kind == DocumentKind::CreditNote,
         ));
+        self.xsd = Some(crate::validate::xsd::Checker::new(
+            &crate::validate::xsd::UBL,
+            local,
+        ));
         Ok(())
     }
 
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        if let Some(x) = self.xsd.as_mut() {
+            x.start(path, attrs);
+        }
         if let Some(b) = self.binding.as_mut() {
             b.start(path, attrs);
         }
@@ -525,10 +535,23 @@ impl Handler for Mapper {
     }
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        let before = self.v.issues.len();
         if let Some(b) = self.binding.as_mut() {
             b.end(path, t);
         }
+        self.map_end(path, attrs, t, binary_size);
+        if refused && self.v.issues.len() > before {
+            // The reader named the term of the value it could not read.
+            if let Some(x) = self.xsd.as_mut() {
+                x.retract_datatype();
+            }
+        }
+    }
+}
 
+impl Mapper {
+    fn map_end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         if let Some(rest) = path
             .strip_prefix("InvoiceLine/")
             .or_else(|| path.strip_prefix("CreditNoteLine/"))

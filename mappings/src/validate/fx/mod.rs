@@ -223,7 +223,8 @@ impl FxProfile {
 }
 
 /// The path of the guideline id (BT-24), relative to the root.
-const GUIDELINE: &str = "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID";
+pub(crate) const GUIDELINE: &str =
+    "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID";
 
 struct Frame {
     /// Counted children of this element: (name, seen).
