@@ -726,12 +726,27 @@ impl Handler for Mapper {
         }
     }
 
+    fn at(&mut self, line: u32, column: u32) {
+        if let Some(x) = self.xsd.as_mut() {
+            x.at(line, column);
+        }
+    }
+
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
         if let Some(x) = self.xsd.as_mut() {
             x.start(path, attrs);
         }
         if !self.zugferd1 {
+            let before = self.fx.findings.len();
             self.fx.start(path, attrs);
+            if self.fx.findings.len() > before {
+                if let Some(x) = self.xsd.as_ref() {
+                    let place = x.open_place();
+                    self.fx.findings[before..]
+                        .iter_mut()
+                        .for_each(|v| place.stamp(v));
+                }
+            }
             self.binding.start(path);
         }
         self.map_start(path, attrs)
@@ -749,16 +764,27 @@ impl Handler for Mapper {
                 x.switch(crate::validate::xsd::cii_schema(profile));
             }
         }
+        let before_fx = self.fx.findings.len();
         if !self.zugferd1 {
             self.fx.end(path, t);
             self.binding.end(path, t);
         }
         let before = self.v.issues.len();
         self.map_end(path, attrs, t, binary_size);
-        if refused && self.v.issues.len() > before {
-            // The reader named the term of the value it could not read.
+        if self.v.issues.len() > before || self.fx.findings.len() > before_fx {
             if let Some(x) = self.xsd.as_mut() {
-                x.retract_datatype();
+                if refused && self.v.issues.len() > before {
+                    // The reader named the term of the value it could not
+                    // read.
+                    x.retract_datatype();
+                }
+                let place = x.ended_place();
+                self.v.issues[before..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
+                self.fx.findings[before_fx..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
             }
         }
     }

@@ -459,12 +459,25 @@ impl Handler for Mapper {
         Ok(())
     }
 
+    fn at(&mut self, line: u32, column: u32) {
+        if let Some(x) = self.xsd.as_mut() {
+            x.at(line, column);
+        }
+    }
+
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
         if let Some(x) = self.xsd.as_mut() {
             x.start(path, attrs);
         }
         if let Some(b) = self.binding.as_mut() {
+            let before = b.findings.len();
             b.start(path, attrs);
+            if b.findings.len() > before {
+                if let Some(x) = self.xsd.as_ref() {
+                    let place = x.open_place();
+                    b.findings[before..].iter_mut().for_each(|v| place.stamp(v));
+                }
+            }
         }
         // A group is present as soon as its element is, even empty: the
         // official rules check what an empty `<cac:PayeeParty/>` lacks.
@@ -537,14 +550,31 @@ impl Handler for Mapper {
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
         let before = self.v.issues.len();
+        let before_b = self.binding.as_ref().map_or(0, |b| b.findings.len());
         if let Some(b) = self.binding.as_mut() {
             b.end(path, t);
         }
         self.map_end(path, attrs, t, binary_size);
-        if refused && self.v.issues.len() > before {
-            // The reader named the term of the value it could not read.
+        let grew_b = self
+            .binding
+            .as_ref()
+            .is_some_and(|b| b.findings.len() > before_b);
+        if self.v.issues.len() > before || grew_b {
             if let Some(x) = self.xsd.as_mut() {
-                x.retract_datatype();
+                if refused && self.v.issues.len() > before {
+                    // The reader named the term of the value it could not
+                    // read.
+                    x.retract_datatype();
+                }
+                let place = x.ended_place();
+                self.v.issues[before..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
+                if let Some(b) = self.binding.as_mut() {
+                    b.findings[before_b..]
+                        .iter_mut()
+                        .for_each(|v| place.stamp(v));
+                }
             }
         }
     }

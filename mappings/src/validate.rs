@@ -225,6 +225,9 @@ impl Out {
             term: term.unwrap_or(cat_term).to_string(),
             severity,
             message,
+            location: None,
+            line: None,
+            column: None,
         });
     }
 }

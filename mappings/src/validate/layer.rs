@@ -2,7 +2,9 @@
 //! `quai validate --layer`): today the French CTC rules (BR-FR); and which
 //! Factur-X / ZUGFeRD profiles it accepts (`[validation] profiles`).
 
-use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
+#[cfg(test)]
+use crate::model::Severity;
+use crate::model::{Invoice, Profile, Syntax, Violation};
 
 use super::fr::{self, FrMode};
 
@@ -180,12 +182,7 @@ fn refused_profile(p: Profile, accepted: Profiles) -> Violation {
         Profile::BasicWl => "a Factur-X BASIC WL file is not a complete invoice: it carries no invoice lines; it is a booking aid, which the reform does not accept as an invoice".to_string(),
         other => format!("this platform does not accept the Factur-X {} profile", other.as_str()),
     };
-    Violation {
-        rule: PROFILE_RULE.to_string(),
-        term: "BT-24".to_string(),
-        severity: Severity::Fatal,
-        message: format!("{why}; {send}"),
-    }
+    Violation::fatal(PROFILE_RULE, "BT-24", format!("{why}; {send}"))
 }
 
 /// The findings of `layers` on `invoice` (EN 16931 excluded: see

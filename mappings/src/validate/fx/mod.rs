@@ -322,6 +322,9 @@ impl Checker {
             term: String::new(),
             severity,
             message: format!("{message} (Factur-X {} profile)", self.profile.name()),
+            location: None,
+            line: None,
+            column: None,
         });
     }
 
@@ -540,8 +543,7 @@ pub(crate) fn sub_lines(inv: &crate::model::Invoice, out: &mut Vec<Violation>) {
                 severity: Severity::Fatal,
                 message: format!(
                     "The group line {id} states a net amount (BT-131) of {net} but its sub-lines add up to {expected} (Factur-X EXTENDED profile)"
-                ),
-            });
+                ), location: None, line: None, column: None });
         }
     }
 }

@@ -47,6 +47,8 @@ pub(crate) fn cii_schema(profile: Option<crate::validate::FxProfile>) -> &'stati
 
 /// The rule id of every structure finding.
 pub const RULE: &str = "XSD";
+/// Their term: the document's XML, not a business term.
+pub const TERM: &str = "XML";
 
 /// One schema: its root elements and its types.
 pub(crate) struct Schema {
@@ -125,10 +127,12 @@ pub(crate) const fn el(q: &'static str, ty: u16) -> El {
 
 /// `cbc:ID` is the element `ID`.
 fn is(q: &str, local: &str) -> bool {
-    match q.len().checked_sub(local.len()) {
-        Some(0) => q == local,
-        Some(n) => q.as_bytes()[n - 1] == b':' && &q[n..] == local,
-        None => false,
+    let (qb, lb) = (q.as_bytes(), local.as_bytes());
+    match qb.len().checked_sub(lb.len()) {
+        // The first byte before the whole comparison: most names differ
+        // there, and this runs for every particle scanned.
+        Some(n) if n == 0 || qb[n - 1] == b':' => lb.first() == qb.get(n) && &qb[n..] == lb,
+        _ => false,
     }
 }
 
@@ -145,6 +149,51 @@ struct Frame {
     broken: bool,
     /// The element's qualified name, for messages.
     q: &'static str,
+    /// Its position among its same-name siblings (1-based) when the schema
+    /// lets it repeat, else 0 (the XPath step gets no `[n]`).
+    index: u16,
+    /// Where it starts in the document.
+    line: u32,
+    column: u32,
+    /// The last child opened and how many of that name came in a row (the
+    /// XPath index of the next one of that name).
+    last_child: &'static str,
+    last_count: u16,
+}
+
+impl Frame {
+    fn new(ty: u16, q: &'static str) -> Frame {
+        Frame {
+            ty,
+            pos: 0,
+            count: 0,
+            broken: ty == UNCHECKED,
+            q,
+            index: 0,
+            line: 0,
+            column: 0,
+            last_child: "",
+            last_count: 0,
+        }
+    }
+}
+
+/// Where a finding is: the node's XPath, line and column.
+pub(crate) struct Place {
+    pub location: String,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Place {
+    /// Give `v` this place unless it has one.
+    pub fn stamp(&self, v: &mut Violation) {
+        if v.location.is_none() {
+            v.location = Some(self.location.clone());
+            v.line = (self.line > 0).then_some(self.line);
+            v.column = (self.column > 0).then_some(self.column);
+        }
+    }
 }
 
 /// Follows one document's elements through its schema.
@@ -159,7 +208,11 @@ pub(crate) struct Checker {
     /// profile is named by BT-24 inside the root's first child): the
     /// children of that first child seen meanwhile, checked again then.
     provisional: bool,
-    early: Vec<&'static str>,
+    /// Where the element the reader is about to open starts.
+    at: (u32, u32),
+    /// The element that just ended (its name, index, line, column).
+    ended: Option<(&'static str, u16, u32, u32)>,
+    early: Vec<(&'static str, u32, u32)>,
     early_type: Option<(&'static str, &'static str)>,
 }
 
@@ -179,12 +232,13 @@ impl Checker {
         Checker {
             schema,
             stack: vec![Frame {
-                ty,
-                pos: 0,
-                count: 0,
+                line: 1,
+                column: 1,
                 broken: false,
-                q,
+                ..Frame::new(ty, q)
             }],
+            at: (0, 0),
+            ended: None,
             findings: Vec::new(),
             last_datatype: None,
             provisional: false,
@@ -219,8 +273,7 @@ impl Checker {
     fn xpath(&self, child: Option<&str>) -> String {
         let mut s = String::new();
         for f in &self.stack {
-            s.push('/');
-            s.push_str(if f.q.is_empty() { "?" } else { f.q });
+            step(&mut s, f.q, f.index);
         }
         if let Some(c) = child {
             s.push('/');
@@ -229,31 +282,108 @@ impl Checker {
         s
     }
 
+    /// The place of the open element.
+    pub fn open_place(&self) -> Place {
+        let top = self.stack.last();
+        Place {
+            location: self.xpath(None),
+            line: top.map_or(0, |f| f.line),
+            column: top.map_or(0, |f| f.column),
+        }
+    }
+
+    /// The place of the element that just ended (the open one if none).
+    pub fn ended_place(&self) -> Place {
+        match self.ended {
+            Some((q, index, line, column)) => {
+                let mut location = self.xpath(None);
+                step(&mut location, q, index);
+                Place {
+                    location,
+                    line,
+                    column,
+                }
+            }
+            None => self.open_place(),
+        }
+    }
+
+    /// Where the element about to open starts (from the reader's
+    /// [`crate::xml::Handler::at`]).
+    pub fn at(&mut self, line: u32, column: u32) {
+        self.at = (line, column);
+    }
+
+    /// A finding about the open element.
     fn emit(&mut self, message: String) {
-        self.findings.push(Violation {
+        self.emit_at(message, self.open_place());
+    }
+
+    /// A finding about the element about to open, `child` of the open one.
+    fn emit_child(&mut self, message: String, child: &str) {
+        let place = Place {
+            location: self.xpath(Some(child)),
+            line: self.at.0,
+            column: self.at.1,
+        };
+        self.emit_at(message, place);
+    }
+
+    fn emit_at(&mut self, message: String, place: Place) {
+        let mut v = Violation {
             rule: RULE.to_string(),
-            term: String::new(),
+            term: TERM.to_string(),
             severity: Severity::Fatal,
             message,
-        });
+            location: None,
+            line: None,
+            column: None,
+        };
+        place.stamp(&mut v);
+        self.findings.push(v);
     }
 
     /// An element opened (its path relative to the root; a `~` marks a
     /// foreign namespace).
     pub fn start(&mut self, path: &str, attrs: &Attrs<'_>) {
         let local = path.rsplit('/').next().unwrap_or(path);
-        let frame = self.child(local);
+        let mut frame = self.child(local);
+        frame.line = self.at.0;
+        frame.column = self.at.1;
+        let schema = self.schema;
+        if let Some(parent) = self.stack.last_mut() {
+            if parent.last_child == frame.q {
+                parent.last_count = parent.last_count.saturating_add(1);
+            } else {
+                parent.last_child = frame.q;
+                parent.last_count = 1;
+            }
+            if parent.ty != UNCHECKED && !frame.q.is_empty() {
+                let ps = schema.types[parent.ty as usize].particles;
+                let repeats = |p: &Particle| p.max > 1 && p.els.iter().any(|e| e.q == frame.q);
+                let repeatable = if parent.broken {
+                    ps.iter().any(repeats)
+                } else {
+                    ps.get(parent.pos as usize).is_some_and(repeats)
+                };
+                if repeatable {
+                    frame.index = parent.last_count;
+                }
+            }
+        }
         if self.provisional && self.stack.len() == 2 && self.early.len() < EARLY_MAX {
             self.early_type = Some((self.ty_name(self.stack[1].ty), self.stack[1].q));
             if !frame.q.is_empty() {
-                self.early.push(frame.q);
+                self.early.push((frame.q, self.at.0, self.at.1));
             }
         }
-        if frame.ty != UNCHECKED {
-            let ty = self.ty(frame.ty);
+        let ty = frame.ty;
+        self.stack.push(frame);
+        if ty != UNCHECKED {
+            let ty = self.ty(ty);
             for a in attrs.names() {
                 if !a.contains(':') && !ty.attrs.contains(&a) {
-                    let at = format!("{}/{}", self.xpath(None), frame.q);
+                    let at = self.xpath(None);
                     self.emit(format!(
                         "{at}: attribute '{a}' is not allowed here (the schema does not define it for this element)"
                     ));
@@ -261,24 +391,17 @@ impl Checker {
             }
             for r in ty.required {
                 if attrs.get(r).is_none() {
-                    let at = format!("{}/{}", self.xpath(None), frame.q);
+                    let at = self.xpath(None);
                     self.emit(format!("{at}: the attribute '{r}' is required"));
                 }
             }
         }
-        self.stack.push(frame);
     }
 
     /// The frame of a child `local` of the open element, after stepping the
     /// parent's sequence (findings for what is wrong).
     fn child(&mut self, local: &str) -> Frame {
-        let unchecked = Frame {
-            ty: UNCHECKED,
-            pos: 0,
-            count: 0,
-            broken: true,
-            q: "",
-        };
+        let unchecked = Frame::new(UNCHECKED, "");
         let Some(parent) = self.stack.last() else {
             return unchecked;
         };
@@ -292,17 +415,23 @@ impl Checker {
             _ => {
                 let at = self.xpath(None);
                 let shown = local.trim_start_matches('~');
-                self.emit(format!(
-                    "{at}: element '{shown}' is not allowed here: this element holds a value, not elements"
-                ));
+                self.emit_child(
+                    format!(
+                        "{at}: element '{shown}' is not allowed here: this element holds a value, not elements"
+                    ),
+                    shown,
+                );
                 return unchecked;
             }
         }
         if let Some(foreign) = local.strip_prefix('~') {
             let at = self.xpath(None);
-            self.emit(format!(
-                "{at}: element '{foreign}' is in a namespace this syntax does not use here"
-            ));
+            self.emit_child(
+                format!(
+                    "{at}: element '{foreign}' is in a namespace this syntax does not use here"
+                ),
+                foreign,
+            );
             self.stack.last_mut().expect("parent").broken = true;
             return unchecked;
         }
@@ -319,13 +448,7 @@ impl Checker {
             // Order unknown: check the child against its declaration
             // wherever it is in the type; an unknown name is still wrong.
             return match found(0) {
-                Some((_, e)) => Frame {
-                    ty: e.ty,
-                    pos: 0,
-                    count: 0,
-                    broken: false,
-                    q: e.q,
-                },
+                Some((_, e)) => Frame::new(e.ty, e.q),
                 // One finding per element's content, as the XSD gives.
                 None => unchecked,
             };
@@ -336,13 +459,7 @@ impl Checker {
                 if let Some(e) = cur.els.iter().find(|e| is(e.q, local)) {
                     let parent = self.stack.last_mut().expect("parent");
                     parent.count += 1;
-                    return Frame {
-                        ty: e.ty,
-                        pos: 0,
-                        count: 0,
-                        broken: false,
-                        q: e.q,
-                    };
+                    return Frame::new(e.ty, e.q);
                 }
             }
         }
@@ -356,23 +473,20 @@ impl Checker {
             if let Some(k) = missing {
                 let at = self.xpath(None);
                 let want = names(&pty.particles[k]);
-                self.emit(format!(
-                    "{at}: the mandatory {want} is missing (expected before '{}')",
-                    e.q
-                ));
+                self.emit_child(
+                    format!(
+                        "{at}: the mandatory {want} is missing (expected before '{}')",
+                        e.q
+                    ),
+                    e.q,
+                );
                 self.stack.last_mut().expect("parent").broken = true;
             } else {
                 let parent = self.stack.last_mut().expect("parent");
                 parent.pos = j as u16;
                 parent.count = 1;
             }
-            return Frame {
-                ty: e.ty,
-                pos: 0,
-                count: 0,
-                broken: false,
-                q: e.q,
-            };
+            return Frame::new(e.ty, e.q);
         }
         // Not ahead: repeated, misplaced or unknown.
         let at = self.xpath(None);
@@ -391,15 +505,9 @@ impl Checker {
                         names(&pty.particles[pos])
                     )
                 };
-                self.emit(msg);
+                self.emit_child(msg, e.q);
                 self.stack.last_mut().expect("parent").broken = true;
-                Frame {
-                    ty: e.ty,
-                    pos: 0,
-                    count: 0,
-                    broken: false,
-                    q: e.q,
-                }
+                Frame::new(e.ty, e.q)
             }
             None => {
                 // Shown with the parent's prefix (the syntax's own
@@ -410,10 +518,13 @@ impl Checker {
                 } else {
                     format!("{prefix}:{local}")
                 };
-                self.emit(format!(
-                    "{at}: element '{shown}' is not allowed here (the schema has no such child in {})",
-                    pty.name
-                ));
+                self.emit_child(
+                    format!(
+                        "{at}: element '{shown}' is not allowed here (the schema has no such child in {})",
+                        pty.name
+                    ),
+                    &shown,
+                );
                 self.stack.last_mut().expect("parent").broken = true;
                 unchecked
             }
@@ -427,6 +538,7 @@ impl Checker {
         let Some(frame) = self.stack.pop() else {
             return false;
         };
+        self.ended = Some((frame.q, frame.index, frame.line, frame.column));
         if frame.ty == UNCHECKED {
             return false;
         }
@@ -434,20 +546,26 @@ impl Checker {
         match ty.kind {
             Kind::Elements => {
                 if !frame.broken {
-                    self.missing(&frame, ty);
+                    self.missing(&frame, ty, None);
                 }
                 if !text.is_empty() {
                     let at = self.xpath(Some(frame.q));
-                    self.emit(format!(
-                        "{at}: text is not allowed here (this element holds elements only)"
-                    ));
+                    self.emit_at(
+                        format!(
+                            "{at}: text is not allowed here (this element holds elements only)"
+                        ),
+                        self.ended_place(),
+                    );
                 }
                 false
             }
             Kind::Empty => {
                 if !text.is_empty() {
                     let at = self.xpath(Some(frame.q));
-                    self.emit(format!("{at}: this element must be empty"));
+                    self.emit_at(
+                        format!("{at}: this element must be empty"),
+                        self.ended_place(),
+                    );
                 }
                 false
             }
@@ -465,7 +583,7 @@ impl Checker {
                     _ => "a boolean (true or false)",
                 };
                 self.last_datatype = Some(self.findings.len());
-                self.emit(format!("{at}: '{text}' is not {what}"));
+                self.emit_at(format!("{at}: '{text}' is not {what}"), self.ended_place());
                 true
             }
         }
@@ -479,7 +597,9 @@ impl Checker {
         }
     }
 
-    fn missing(&mut self, frame: &Frame, ty: &'static Type) {
+    /// The first mandatory particle not given in `frame` (its place: the
+    /// element that just ended, unless given).
+    fn missing(&mut self, frame: &Frame, ty: &'static Type, place: Option<Place>) {
         let pos = frame.pos as usize;
         let missing = (pos..ty.particles.len()).find(|&k| {
             let seen = if k == pos { frame.count } else { 0 };
@@ -488,7 +608,8 @@ impl Checker {
         if let Some(k) = missing {
             let at = self.xpath(Some(frame.q));
             let want = names(&ty.particles[k]);
-            self.emit(format!("{at}: the mandatory {want} is missing"));
+            let place = place.unwrap_or_else(|| self.ended_place());
+            self.emit_at(format!("{at}: the mandatory {want} is missing"), place);
         }
     }
 
@@ -507,12 +628,20 @@ impl Checker {
         // What the provisional schema let pass in the first child.
         if let Some((name, first)) = self.early_type.take() {
             if let Some(t) = schema.types.iter().find(|t| t.name == name) {
-                for q in early {
+                for (q, line, column) in early {
                     if !t.particles.iter().any(|p| p.els.iter().any(|e| e.q == q)) {
-                        self.emit(format!(
-                            "/{}/{first}: element '{q}' is not allowed here (the schema has no such child in {name})",
-                            self.stack[0].q
-                        ));
+                        let root = self.stack[0].q;
+                        let place = Place {
+                            location: format!("/{root}/{first}/{q}"),
+                            line,
+                            column,
+                        };
+                        self.emit_at(
+                            format!(
+                                "/{root}/{first}: element '{q}' is not allowed here (the schema has no such child in {name})"
+                            ),
+                            place,
+                        );
                     }
                 }
             }
@@ -556,7 +685,12 @@ impl Checker {
             if root.ty != UNCHECKED && !root.broken {
                 let ty = self.ty(root.ty);
                 if ty.kind == Kind::Elements {
-                    self.missing(&root, ty);
+                    let place = Place {
+                        location: format!("/{}", root.q),
+                        line: root.line,
+                        column: root.column,
+                    };
+                    self.missing(&root, ty, Some(place));
                 }
             }
         }
@@ -583,6 +717,14 @@ pub(crate) fn markdown() -> String {
          names its term: one finding per fault). One finding per element's content: after the \
          first fault in an element, its further children are checked only for their own \
          content.\n\n\
+         **Where.** Structure findings, the readers' `SYNTAX` findings and the Factur-X profile \
+         and syntax-binding findings raised while reading carry the XPath of their node as a \
+         schematron's `location` does (`/Invoice/cac:InvoiceLine[2]/cbc:InvoicedQuantity`: a step \
+         gets its `[n]` where the schema lets the element repeat; an element the schema does not \
+         know is named with its parent's prefix, or none) and its line and column (1-based, the \
+         column in bytes); `quai validate --json` gives them as `location`, `line`, `column`, \
+         the text output shows the line. The EN 16931 and BR-FR business rules judge the \
+         canonical invoice, which keeps no positions: their findings have none yet.\n\n\
          | schema | types | element particles |\n|---|---|---|\n",
     );
     for (name, schema) in [
@@ -610,6 +752,15 @@ pub(crate) fn markdown() -> String {
          the XSD accepts.\n\n",
     );
     s
+}
+
+/// `/q` or `/q[index]`.
+fn step(s: &mut String, q: &str, index: u16) {
+    s.push('/');
+    s.push_str(if q.is_empty() { "?" } else { q });
+    if index > 0 {
+        s.push_str(&format!("[{index}]"));
+    }
 }
 
 fn max_text(max: u16) -> String {
@@ -741,6 +892,41 @@ fn is_time(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn findings_carry_their_xpath_line_and_column() {
+        let doc = "<Invoice xmlns=\"urn:oasis:names:specification:ubl:schema:xsd:Invoice-2\" \
+            xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\" \
+            xmlns:cac=\"urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2\">\n\
+            <cbc:ID>1</cbc:ID>\n<cbc:IssueDate>2026-01-01</cbc:IssueDate>\n\
+            <cbc:Note>a</cbc:Note><cbc:Note>b</cbc:Note>\n  <cbc:Bogus>x</cbc:Bogus>\n\
+            <cac:InvoiceLine><cbc:ID>1</cbc:ID></cac:InvoiceLine>\n\
+            <cac:InvoiceLine><cbc:ID>2</cbc:ID><cbc:InvoicedQuantity unitCode=\"C62\">many</cbc:InvoicedQuantity></cac:InvoiceLine>\n\
+            </Invoice>";
+        let out = crate::ubl::read(doc.as_bytes()).unwrap();
+        let xsd: Vec<&Violation> = out.structure.iter().filter(|v| v.rule == RULE).collect();
+        let bogus = xsd
+            .iter()
+            .find(|v| v.message.contains("Bogus"))
+            .expect("unknown element");
+        assert_eq!(bogus.location.as_deref(), Some("/Invoice/Bogus"));
+        assert_eq!((bogus.line, bogus.column), (Some(5), Some(3)));
+        // The value the reader refuses is its SYNTAX finding, placed.
+        let qty = out
+            .issues
+            .iter()
+            .find(|v| v.rule == "SYNTAX")
+            .expect("a SYNTAX finding");
+        assert_eq!(
+            qty.location.as_deref(),
+            Some("/Invoice/cac:InvoiceLine[2]/cbc:InvoicedQuantity")
+        );
+        assert_eq!(qty.line, Some(7));
+        assert!(
+            !xsd.iter().any(|v| v.message.contains("many")),
+            "one finding per fault: {xsd:?}"
+        );
+    }
 
     #[test]
     fn lexical_spaces() {
