@@ -199,6 +199,59 @@ fn a_structure_finding_gives_its_xpath_and_line() {
     assert!(text.contains(&format!("line {line}")), "{text}");
 }
 
+/// `[validation] profiles`: by default the profiles the French reform
+/// accepts, so a Factur-X MINIMUM file is refused with the reason; a
+/// configuration that lists MINIMUM takes it.
+#[test]
+fn a_factur_x_minimum_file_is_refused_unless_its_profile_is_configured() {
+    let minimum = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/tests/fixtures/facturx/akretion-factur-x/factur-x-minimum.xml");
+    let home = tempfile::tempdir().unwrap();
+    let (code, json) = validate(home.path(), &[&minimum]);
+    let invoices = assert_shape(&json);
+    let refused = invoices[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "PROFILE")
+        .unwrap_or_else(|| panic!("no PROFILE finding in {json}"));
+    assert_eq!(refused["severity"], "fatal", "{refused}");
+    assert_eq!(refused["term"], "BT-24", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("MINIMUM file is not a complete invoice"),
+        "{message}"
+    );
+    assert!(message.contains("BASIC, EN 16931 or EXTENDED"), "{message}");
+    assert_eq!(invoices[0]["verdict"], "rejected");
+    assert_eq!(code, 1);
+
+    let config = home.path().join("quai.toml");
+    std::fs::write(
+        &config,
+        "[validation]\nprofiles = [\"minimum\", \"basic\", \"en16931\", \"extended\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quai"))
+        .env("QUAI_HOME", home.path())
+        .env("QUAI_CONFIG", &config)
+        .current_dir(home.path())
+        .arg("validate")
+        .arg("--json")
+        .arg(&minimum)
+        .output()
+        .expect("run quai");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rules: Vec<&str> = json[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["rule"].as_str())
+        .collect();
+    assert!(!rules.contains(&"PROFILE"), "{json}");
+    assert_eq!(json[0]["verdict"], "accepted", "{json}");
+}
+
 #[test]
 fn a_zip_of_several_invoices_reports_each_one() {
     let home = tempfile::tempdir().unwrap();
