@@ -497,8 +497,13 @@ pub fn validate(
                 p(r.invoice_number.as_deref().unwrap_or(""))
             );
             for v in &r.violations {
+                let at = match (v.line, v.column) {
+                    (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+                    (Some(l), None) => format!(" (line {l})"),
+                    _ => String::new(),
+                };
                 out!(
-                    "    {} {} [{:?}] {}",
+                    "    {} {} [{:?}] {}{at}",
                     p(&v.rule),
                     p(&v.term),
                     v.severity,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use quai_mappings::validate::fr::FrMode;
-use quai_mappings::validate::Layers;
+use quai_mappings::validate::{Layers, Profiles};
 use serde::Deserialize;
 
 mod schema;
@@ -188,6 +188,9 @@ pub struct ValidationSection {
     /// `"fatal"` (default, the official BR-FR file) or `"warning"` (its
     /// transition copy: every BR-FR rule reported, none rejects).
     pub fr_ctc_mode: Option<String>,
+    /// The Factur-X / ZUGFeRD profiles accepted (default: those the French
+    /// reform accepts, BASIC, EN 16931, EXTENDED).
+    pub profiles: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -857,11 +860,23 @@ impl Config {
                 FrMode::Fatal
             }),
         };
+        let profiles = match &file.validation.profiles {
+            None => Profiles::REFORM,
+            Some(names) => {
+                Profiles::from_names(names.iter().map(String::as_str)).unwrap_or_else(|e| {
+                    problem("validation.profiles", e);
+                    Profiles::REFORM
+                })
+            }
+        };
         let mut layers_of = |key: &str, names: &[String]| {
-            Layers::from_names(names.iter().map(String::as_str), fr_mode).unwrap_or_else(|e| {
-                problem(key, e);
-                Layers::NONE
-            })
+            let mut l = Layers::from_names(names.iter().map(String::as_str), fr_mode)
+                .unwrap_or_else(|e| {
+                    problem(key, e);
+                    Layers::NONE
+                });
+            l.profiles = profiles;
+            l
         };
         let layers = layers_of(
             "validation.layers",
@@ -1296,12 +1311,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.layers.fr_ctc, Some(FrMode::Warning));
-        assert_eq!(c.layers_for("acme"), Layers::NONE);
+        assert_eq!(c.layers_for("acme").fr_ctc, None);
+        assert_eq!(c.layers_for("acme").profiles, Profiles::REFORM);
         assert_eq!(c.layers_for("other").fr_ctc, Some(FrMode::Warning));
         assert_eq!(c.layers_for("unknown").fr_ctc, Some(FrMode::Warning));
         let d = Config::parse("", Path::new("/tmp/quai.toml")).unwrap();
-        assert_eq!(d.layers, Layers::NONE);
+        assert_eq!(d.layers.fr_ctc, None);
+        assert_eq!(d.layers.profiles, Profiles::REFORM);
         assert_eq!(d.fr_ctc_mode, FrMode::Fatal);
+        let p = Config::parse(
+            "[validation]\nprofiles = [\"minimum\", \"basic-wl\", \"basic\", \"en16931\", \"extended\"]\n\
+             [[partner]]\nid = \"acme\"\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap();
+        assert_eq!(p.layers_for("acme").profiles, Profiles::ALL);
+        let bad = Config::parse(
+            "[validation]\nprofiles = [\"comfort\"]\n",
+            Path::new("/tmp/quai.toml"),
+        )
+        .unwrap_err();
+        assert!(bad.0.iter().any(|p| p.key == "validation.profiles"));
 
         let e = Config::parse(
             "[validation]\nlayers = [\"fr\"]\nfr_ctc_mode = \"loud\"\n\

@@ -46,6 +46,9 @@ const INVOICE_KEYS: &[&str] = &[
     "violations",
 ];
 const VIOLATION_KEYS: &[&str] = &["message", "rule", "severity", "term"];
+/// Present when the reader knows where the finding is (structure and
+/// syntax findings): the node's XPath, its line and column.
+const VIOLATION_PLACE_KEYS: &[&str] = &["column", "line", "location"];
 
 fn keys(v: &Value) -> Vec<&str> {
     let mut k: Vec<&str> = v
@@ -70,7 +73,17 @@ fn assert_shape(json: &Value) -> &Vec<Value> {
         let verdict = inv["verdict"].as_str().expect("verdict");
         assert!(verdict == "accepted" || verdict == "rejected", "{inv}");
         for v in inv["violations"].as_array().expect("violations") {
-            assert_eq!(keys(v), VIOLATION_KEYS, "{v}");
+            let mut required = keys(v);
+            required.retain(|k| !VIOLATION_PLACE_KEYS.contains(k));
+            assert_eq!(required, VIOLATION_KEYS, "{v}");
+            if v.get("location").is_some() {
+                assert!(
+                    v["location"].as_str().is_some_and(|l| l.starts_with('/')),
+                    "{v}"
+                );
+                assert!(v["line"].as_u64().is_some_and(|n| n > 0), "{v}");
+                assert!(v["column"].as_u64().is_some_and(|n| n > 0), "{v}");
+            }
             for k in VIOLATION_KEYS {
                 assert!(
                     v[*k].as_str().is_some_and(|s| !s.is_empty()),
@@ -142,6 +155,101 @@ fn an_invalid_invoice_is_rejected_with_its_rule_and_exit_1() {
         .collect();
     assert_eq!(fatal, ["BR-07"], "{json}");
     assert_eq!(code, 1);
+}
+
+#[test]
+fn a_structure_finding_gives_its_xpath_and_line() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("unknown-element.xml");
+    let doc = std::fs::read_to_string(fixture("ubl-tc434-example2.xml")).unwrap();
+    let doc = doc.replacen(
+        "<cbc:ID>TOSL108</cbc:ID>",
+        "<cbc:ID>TOSL108</cbc:ID>\n<cbc:Unknown>1</cbc:Unknown>",
+        1,
+    );
+    let line = doc
+        .lines()
+        .position(|l| l.contains("cbc:Unknown"))
+        .expect("inserted")
+        + 1;
+    std::fs::write(&file, &doc).unwrap();
+    let (code, json) = validate(home.path(), &[&file]);
+    let invoices = assert_shape(&json);
+    let xsd = invoices[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "XSD")
+        .unwrap_or_else(|| panic!("no XSD finding in {json}"));
+    // An unknown element has no declaration to take its prefix from.
+    assert_eq!(xsd["location"], "/Invoice/Unknown", "{xsd}");
+    assert_eq!(xsd["line"], line as u64, "{xsd}");
+    assert_eq!(xsd["column"], 1, "{xsd}");
+    assert_eq!(code, 1);
+    // The text output shows the line.
+    let out = Command::new(env!("CARGO_BIN_EXE_quai"))
+        .env("QUAI_HOME", home.path())
+        .env_remove("QUAI_CONFIG")
+        .current_dir(home.path())
+        .arg("validate")
+        .arg(&file)
+        .output()
+        .expect("run quai");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("line {line}")), "{text}");
+}
+
+/// `[validation] profiles`: by default the profiles the French reform
+/// accepts, so a Factur-X MINIMUM file is refused with the reason; a
+/// configuration that lists MINIMUM takes it.
+#[test]
+fn a_factur_x_minimum_file_is_refused_unless_its_profile_is_configured() {
+    let minimum = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../mappings/tests/fixtures/facturx/akretion-factur-x/factur-x-minimum.xml");
+    let home = tempfile::tempdir().unwrap();
+    let (code, json) = validate(home.path(), &[&minimum]);
+    let invoices = assert_shape(&json);
+    let refused = invoices[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["rule"] == "PROFILE")
+        .unwrap_or_else(|| panic!("no PROFILE finding in {json}"));
+    assert_eq!(refused["severity"], "fatal", "{refused}");
+    assert_eq!(refused["term"], "BT-24", "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("MINIMUM file is not a complete invoice"),
+        "{message}"
+    );
+    assert!(message.contains("BASIC, EN 16931 or EXTENDED"), "{message}");
+    assert_eq!(invoices[0]["verdict"], "rejected");
+    assert_eq!(code, 1);
+
+    let config = home.path().join("quai.toml");
+    std::fs::write(
+        &config,
+        "[validation]\nprofiles = [\"minimum\", \"basic\", \"en16931\", \"extended\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_quai"))
+        .env("QUAI_HOME", home.path())
+        .env("QUAI_CONFIG", &config)
+        .current_dir(home.path())
+        .arg("validate")
+        .arg("--json")
+        .arg(&minimum)
+        .output()
+        .expect("run quai");
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let rules: Vec<&str> = json[0]["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["rule"].as_str())
+        .collect();
+    assert!(!rules.contains(&"PROFILE"), "{json}");
+    assert_eq!(json[0]["verdict"], "accepted", "{json}");
 }
 
 #[test]

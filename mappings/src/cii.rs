@@ -98,6 +98,8 @@ struct Mapper {
     fx: crate::validate::fx::Checker,
     /// The CII syntax-binding rules (CII-SR-463 .. 476).
     binding: crate::validate::cii_binding::Checker,
+    /// The profile's CII D16B XSD content models (not for ZUGFeRD 1.0).
+    xsd: Option<crate::validate::xsd::Checker>,
 }
 
 #[derive(Clone, Copy)]
@@ -635,7 +637,8 @@ impl Mapper {
         let structure = if self.zugferd1 {
             Vec::new()
         } else {
-            let mut s = self.fx.finish();
+            let mut s = self.xsd.take().map(|x| x.finish()).unwrap_or_default();
+            s.extend(std::mem::take(&mut self.fx).finish());
             let mut binding = std::mem::take(&mut self.binding).finish();
             // Stated as the file's Factur-X profile states them (another
             // CIUS: the CEN ids).
@@ -704,7 +707,15 @@ impl Handler for Mapper {
 
     fn root(&mut self, ns: &str, local: &str) -> Result<(), String> {
         match (ns, local) {
-            (NS_RSM, "CrossIndustryInvoice") => Ok(()),
+            (NS_RSM, "CrossIndustryInvoice") => {
+                // EXTENDED (which allows the most) until BT-24 names the
+                // profile, or the context ends without naming one (EN 16931).
+                self.xsd = Some(crate::validate::xsd::Checker::provisional(
+                    &crate::validate::xsd::CII_EXTENDED,
+                    local,
+                ));
+                Ok(())
+            }
             (NS_ZUGFERD1, "CrossIndustryDocument") => {
                 self.zugferd1 = true;
                 Ok(())
@@ -715,20 +726,67 @@ impl Handler for Mapper {
         }
     }
 
+    fn at(&mut self, line: u32, column: u32) {
+        if let Some(x) = self.xsd.as_mut() {
+            x.at(line, column);
+        }
+    }
+
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        if let Some(x) = self.xsd.as_mut() {
+            x.start(path, attrs);
+        }
         if !self.zugferd1 {
+            let before = self.fx.findings.len();
             self.fx.start(path, attrs);
+            if self.fx.findings.len() > before {
+                if let Some(x) = self.xsd.as_ref() {
+                    let place = x.open_place();
+                    self.fx.findings[before..]
+                        .iter_mut()
+                        .for_each(|v| place.stamp(v));
+                }
+            }
             self.binding.start(path);
         }
         self.map_start(path, attrs)
     }
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        if path == crate::validate::fx::GUIDELINE || path == "ExchangedDocumentContext" {
+            if let Some(x) = self.xsd.as_mut() {
+                let profile = if path == "ExchangedDocumentContext" {
+                    None
+                } else {
+                    crate::validate::FxProfile::for_guideline(t)
+                };
+                x.switch(crate::validate::xsd::cii_schema(profile));
+            }
+        }
+        let before_fx = self.fx.findings.len();
         if !self.zugferd1 {
             self.fx.end(path, t);
             self.binding.end(path, t);
         }
-        self.map_end(path, attrs, t, binary_size)
+        let before = self.v.issues.len();
+        self.map_end(path, attrs, t, binary_size);
+        if self.v.issues.len() > before || self.fx.findings.len() > before_fx {
+            if let Some(x) = self.xsd.as_mut() {
+                if refused && self.v.issues.len() > before {
+                    // The reader named the term of the value it could not
+                    // read.
+                    x.retract_datatype();
+                }
+                let place = x.ended_place();
+                self.v.issues[before..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
+                self.fx.findings[before_fx..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
+            }
+        }
     }
 }
 

@@ -628,6 +628,17 @@ pub struct Violation {
     pub severity: Severity,
     /// A message a supplier's accountant can act on.
     pub message: String,
+    /// The XPath of the node the finding is about, as a schematron's
+    /// `location` (`/Invoice/cac:InvoiceLine[2]/cbc:ID`), when the reader
+    /// knows it (structure and syntax findings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The node's line in the document (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// The node's column on that line (1-based, in bytes of the UTF-8 text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 impl Violation {
@@ -641,6 +652,9 @@ impl Violation {
             term: term.into(),
             severity: Severity::Fatal,
             message: message.into(),
+            location: None,
+            line: None,
+            column: None,
         }
     }
 
@@ -654,6 +668,9 @@ impl Violation {
             term: term.into(),
             severity: Severity::Warning,
             message: message.into(),
+            location: None,
+            line: None,
+            column: None,
         }
     }
 }

@@ -191,6 +191,8 @@ struct Mapper {
     means_count: usize,
     /// The CEN UBL syntax-binding rules, checked as elements pass.
     binding: Option<crate::validate::ubl_binding::Checker>,
+    /// The UBL 2.1 XSD's content models, checked as elements pass.
+    xsd: Option<crate::validate::xsd::Checker>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -419,7 +421,8 @@ impl Mapper {
             .specification_id
             .as_deref()
             .map(Profile::from_specification_id);
-        let structure = self.binding.take().map(|b| b.finish()).unwrap_or_default();
+        let mut structure = self.xsd.take().map(|x| x.finish()).unwrap_or_default();
+        structure.extend(self.binding.take().map(|b| b.finish()).unwrap_or_default());
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
@@ -449,12 +452,32 @@ impl Handler for Mapper {
         self.binding = Some(crate::validate::ubl_binding::Checker::new(
             self.inv.kind == DocumentKind::CreditNote,
         ));
+        self.xsd = Some(crate::validate::xsd::Checker::new(
+            &crate::validate::xsd::UBL,
+            local,
+        ));
         Ok(())
     }
 
+    fn at(&mut self, line: u32, column: u32) {
+        if let Some(x) = self.xsd.as_mut() {
+            x.at(line, column);
+        }
+    }
+
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+        if let Some(x) = self.xsd.as_mut() {
+            x.start(path, attrs);
+        }
         if let Some(b) = self.binding.as_mut() {
+            let before = b.findings.len();
             b.start(path, attrs);
+            if b.findings.len() > before {
+                if let Some(x) = self.xsd.as_ref() {
+                    let place = x.open_place();
+                    b.findings[before..].iter_mut().for_each(|v| place.stamp(v));
+                }
+            }
         }
         // A group is present as soon as its element is, even empty: the
         // official rules check what an empty `<cac:PayeeParty/>` lacks.
@@ -525,10 +548,40 @@ impl Handler for Mapper {
     }
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        let before = self.v.issues.len();
+        let before_b = self.binding.as_ref().map_or(0, |b| b.findings.len());
         if let Some(b) = self.binding.as_mut() {
             b.end(path, t);
         }
+        self.map_end(path, attrs, t, binary_size);
+        let grew_b = self
+            .binding
+            .as_ref()
+            .is_some_and(|b| b.findings.len() > before_b);
+        if self.v.issues.len() > before || grew_b {
+            if let Some(x) = self.xsd.as_mut() {
+                if refused && self.v.issues.len() > before {
+                    // The reader named the term of the value it could not
+                    // read.
+                    x.retract_datatype();
+                }
+                let place = x.ended_place();
+                self.v.issues[before..]
+                    .iter_mut()
+                    .for_each(|v| place.stamp(v));
+                if let Some(b) = self.binding.as_mut() {
+                    b.findings[before_b..]
+                        .iter_mut()
+                        .for_each(|v| place.stamp(v));
+                }
+            }
+        }
+    }
+}
 
+impl Mapper {
+    fn map_end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         if let Some(rest) = path
             .strip_prefix("InvoiceLine/")
             .or_else(|| path.strip_prefix("CreditNoteLine/"))

@@ -38,6 +38,7 @@ mod layer;
 mod tolerance;
 pub(crate) mod ubl_binding;
 mod vat;
+pub(crate) mod xsd;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -48,7 +49,7 @@ use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
 
 pub use catalog::RuleInfo;
 pub use fx::FxProfile;
-pub use layer::{validate_layers, Layer, Layers};
+pub use layer::{validate_layers, Layer, Layers, Profiles, PROFILE_RULE};
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
@@ -224,6 +225,9 @@ impl Out {
             term: term.unwrap_or(cat_term).to_string(),
             severity,
             message,
+            location: None,
+            line: None,
+            column: None,
         });
     }
 }
@@ -380,7 +384,16 @@ BR-CL-17, BR-CL-22, document BR-CL-19/20, and every VAT category rule \
 BR-CO-26, the other code lists and decimals.\n\
 - **BASIC WL** carries everything but the lines. Skipped: BR-16, every line rule (as above), \
 BR-CO-10, and the VAT category rules that count or sum lines: the `-01` (breakdown per category), \
-`-02` (identifiers for lines), `-05` (line rate) and `-08` (taxable amount) rules, and BR-O-12.\n";
+`-02` (identifiers for lines), `-05` (line rate) and `-08` (taxable amount) rules, and BR-O-12.\n\n\
+Which profiles a platform accepts is configuration: `[validation] profiles` (default `[\"basic\", \
+\"en16931\", \"extended\"]`, those the French reform accepts as invoices; names `minimum`, \
+`basic-wl`, `basic`, `en16931`, `extended`). A CII or Factur-X document in another profile is \
+refused with a fatal `PROFILE` finding (term BT-24) that says why and which profiles to send, e.g. \
+\"a Factur-X MINIMUM file is not a complete invoice: it carries only the header and the totals \
+(no invoice lines, no VAT breakdown, no payment terms); it is a booking aid, which the reform does \
+not accept as an invoice; send the invoice again in the BASIC, EN 16931 or EXTENDED profile\". UBL \
+and EDIFACT documents are not judged by this key. The library's own validation (`Layers::NONE`, \
+`quai_mappings::flow`) accepts every profile.\n";
 
 /// The closing section of `docs/rules.md`: what is knowingly not checked.
 pub(crate) const NOT_IMPLEMENTED_NOTE: &str = "\n## Not checked, and why\n\n\

@@ -412,6 +412,11 @@ pub trait Handler {
     }
     /// Check the root element; an unexpected one is a [`ReadError`].
     fn root(&mut self, ns: &str, local: &str) -> Result<(), String>;
+    /// Where the element about to open starts: its line (1-based) and
+    /// column (1-based, in bytes), called just before [`Handler::start`].
+    fn at(&mut self, line: u32, column: u32) {
+        let _ = (line, column);
+    }
     /// An element opened (path relative to the root, root excluded).
     fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
         let _ = (path, attrs);
@@ -727,9 +732,36 @@ struct Driver<'h, H> {
     /// Decoded bytes of the current [`TextMode::Base64Bytes`] event.
     b64_out: Vec<u8>,
     seen_root: bool,
+    /// The line being read (1-based) and the position where it starts:
+    /// every byte of the document but the markup delimiters is in some
+    /// event, so counting the events' newlines tracks it exactly.
+    line: u32,
+    line_start: u64,
 }
 
 impl<'h, H: Handler> Driver<'h, H> {
+    /// Count the newlines of `event` (which starts at `before`).
+    fn count_lines(&mut self, event: &Event<'_>, before: u64) {
+        let (raw, skip): (&[u8], u64) = match event {
+            Event::Start(e) | Event::Empty(e) => (e, 1),
+            Event::End(e) => (e, 2),
+            Event::Text(e) => (e, 0),
+            Event::CData(e) => (e, 9),
+            Event::Comment(e) => (e, 4),
+            Event::PI(e) => (e, 2),
+            Event::Decl(e) => (e, 2),
+            _ => return,
+        };
+        let Some(last) = raw.iter().rposition(|&b| b == b'\n') else {
+            return;
+        };
+        let n = raw[..last].iter().filter(|&&b| b == b'\n').count() + 1;
+        self.line = self
+            .line
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        self.line_start = before + skip + last as u64 + 1;
+    }
+
     fn new(handler: &'h mut H, max_event: usize) -> Self {
         let mut ns_buf = String::new();
         let mut bindings = Vec::with_capacity(8);
@@ -758,6 +790,8 @@ impl<'h, H: Handler> Driver<'h, H> {
             b64: Base64Count::default(),
             b64_out: Vec::new(),
             seen_root: false,
+            line: 1,
+            line_start: 0,
         }
     }
 
@@ -851,6 +885,11 @@ impl<'h, H: Handler> Driver<'h, H> {
         before: u64,
         doc: Option<&str>,
     ) -> Result<bool, ReadError> {
+        let at = (
+            self.line,
+            u32::try_from(before.saturating_sub(self.line_start) + 1).unwrap_or(u32::MAX),
+        );
+        self.count_lines(event, before);
         match event {
             Event::DocType(_) => return Err(ReadError::new("DOCTYPE not allowed", before)),
             Event::Start(e) => {
@@ -983,6 +1022,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     buf: &self.attr_buf,
                     items: self.attrs.get(attrs_start..).unwrap_or(&[]),
                 };
+                self.handler.at(at.0, at.1);
                 let mode = self.handler.start(&self.path, &attrs);
                 if mode.is_base64() {
                     self.b64 = Base64Count::default();

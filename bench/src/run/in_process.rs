@@ -38,6 +38,7 @@ pub(super) fn time_one(
     let mut fr_findings = 0;
     let fr_layer = quai_mappings::validate::Layers {
         fr_ctc: Some(quai_mappings::validate::fr::FrMode::Fatal),
+        ..quai_mappings::validate::Layers::NONE
     };
     for _ in 0..repeat {
         let t = Instant::now();

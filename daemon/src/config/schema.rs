@@ -175,7 +175,11 @@ pub const ROOT: &[Key] = &[
     ),
     opt(
         "validation",
-        Table(&[opt("layers", StrList), opt("fr_ctc_mode", Str)]),
+        Table(&[
+            opt("layers", StrList),
+            opt("fr_ctc_mode", Str),
+            opt("profiles", StrList),
+        ]),
     ),
     opt(
         "as2",

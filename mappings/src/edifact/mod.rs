@@ -377,6 +377,9 @@ impl<R: BufRead> Interchange<R> {
                                 term: "UNT".into(),
                                 severity: sev,
                                 message: text.clone(),
+                                location: None,
+                                line: None,
+                                column: None,
                             });
                         }
                         self.issues.push(EnvelopeIssue {

@@ -263,6 +263,7 @@ pub fn markdown() -> String {
          warning is reported and the invoice is accepted.\n\n",
     );
     s.push_str(crate::validate::ARTEFACTS_NOTE);
+    s.push_str(&crate::validate::xsd::markdown());
     s.push_str(&crate::validate::fx_markdown());
     s.push_str(crate::validate::PROFILE_NOTE);
     s.push_str("\n| Rule | Term | Severity | What it checks |\n|---|---|---|---|\n");

@@ -74,6 +74,9 @@ impl Checker {
             term: String::new(),
             severity,
             message: format!("{message} (EN 16931 CII binding)"),
+            location: None,
+            line: None,
+            column: None,
         });
     }
 

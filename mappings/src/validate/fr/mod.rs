@@ -145,6 +145,9 @@ impl Out {
                 term: rule.term.to_string(),
                 severity: self.severity,
                 message: message.clone(),
+                location: None,
+                line: None,
+                column: None,
             });
         }
     }

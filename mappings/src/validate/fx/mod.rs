@@ -223,7 +223,8 @@ impl FxProfile {
 }
 
 /// The path of the guideline id (BT-24), relative to the root.
-const GUIDELINE: &str = "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID";
+pub(crate) const GUIDELINE: &str =
+    "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID";
 
 struct Frame {
     /// Counted children of this element: (name, seen).
@@ -321,6 +322,9 @@ impl Checker {
             term: String::new(),
             severity,
             message: format!("{message} (Factur-X {} profile)", self.profile.name()),
+            location: None,
+            line: None,
+            column: None,
         });
     }
 
@@ -539,8 +543,7 @@ pub(crate) fn sub_lines(inv: &crate::model::Invoice, out: &mut Vec<Violation>) {
                 severity: Severity::Fatal,
                 message: format!(
                     "The group line {id} states a net amount (BT-131) of {net} but its sub-lines add up to {expected} (Factur-X EXTENDED profile)"
-                ),
-            });
+                ), location: None, line: None, column: None });
         }
     }
 }

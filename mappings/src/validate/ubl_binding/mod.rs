@@ -280,6 +280,9 @@ impl Checker {
             term: String::new(),
             severity,
             message: format!("{message} (EN 16931 UBL binding)"),
+            location: None,
+            line: None,
+            column: None,
         });
     }
 
