@@ -122,9 +122,23 @@ impl SqliteBackend {
         // `quai status`) may both try to apply a migration: SQLite's migrator
         // takes no lock, so the loser fails. Applied migrations are skipped
         // on the next try, so try again a few times.
+        //
+        // Migrations run on one connection with foreign keys off (turned
+        // on again after): a migration that must rebuild a table to widen
+        // a CHECK (0012) drops the old one, which with foreign keys on
+        // would cascade into every table referencing it.
         let mut attempt = 0;
         loop {
-            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut *conn)
+                .await?;
+            let migrated = sqlx::migrate!("./migrations/sqlite").run(&mut *conn).await;
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&mut *conn)
+                .await?;
+            drop(conn);
+            match migrated {
                 Ok(()) => break,
                 Err(e) if attempt < 5 => {
                     attempt += 1;

@@ -337,6 +337,7 @@ names!(Origin, "origin", {
     Sftp => "sftp",
     As2 => "as2",
     Cli => "cli",
+    Api => "api",
 });
 names!(DeliveryState, "delivery state", {
     Pending => "pending",
@@ -352,6 +353,7 @@ names!(DestinationKind, "destination kind", {
     As2 => "as2",
     As2Mdn => "as2_mdn",
     Mail => "mail",
+    Api => "api",
 });
 names!(Verdict, "verdict", {
     Accepted => "accepted",
