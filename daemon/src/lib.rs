@@ -16,6 +16,7 @@ pub mod connect;
 pub mod daemon;
 pub mod deliverer;
 pub mod directory;
+pub mod flow_json;
 pub mod http;
 pub mod intake;
 pub mod jobs;
@@ -33,6 +34,9 @@ pub mod sdnotify;
 pub mod stored;
 pub mod telemetry;
 pub mod text;
+pub mod token_cli;
+pub mod tokens;
+pub mod webhooks;
 
 pub use app::{instance_name, open_spool, prepare_folders, App};
 pub use daemon::run;

@@ -188,6 +188,14 @@ pub const ROOT: &[Key] = &[
         ]),
     ),
     opt("directory", Table(&[opt("file", Str)])),
+    opt(
+        "api",
+        Table(&[
+            opt("webhook_urls", StrList),
+            opt("max_file_bytes", Size),
+            opt("webhook_timeout_seconds", Int),
+        ]),
+    ),
     opt("partner", Tables(PARTNER)),
 ];
 
