@@ -707,3 +707,88 @@ async fn kill9_after_the_answer_keeps_the_flow_and_before_it_the_retry_counts_on
     assert_eq!(api_flow_count(&q), 2);
     wait_status(&q, &acme, r1["flowId"].as_str().unwrap(), "Ok").await;
 }
+
+/// Conformance by a tool written for it: schemathesis (the test venv)
+/// generates requests from the Flow Service's OpenAPI description and
+/// checks every response of a live `quai run` against it (status codes,
+/// content types, headers, bodies), with a partner's token and flows of
+/// its own to find. One erratum is applied to the test's copy of the
+/// description (fixtures/afnor/SOURCES.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_conform_to_the_flow_service_description_by_schemathesis() {
+    let python = quai_test_support::venv::python_with(&["schemathesis"]);
+    let schemathesis = python.with_file_name("schemathesis");
+    let mut q = Quai::new(free_port());
+    let acme = q.token("acme");
+    q.start();
+    for i in 1..=3 {
+        let (code, v) = deposit(
+            &q,
+            &acme,
+            info(&format!("s{i}.xml"), Some(&format!("S-{i}"))),
+            &ubl(&format!("SCHEMA-{i}")),
+        )
+        .await;
+        assert_eq!(code, 202, "{v}");
+    }
+    // A failed flow too, so an acknowledgement with details is checked.
+    let (code, _) = deposit(
+        &q,
+        &acme,
+        json!({ "name": "x.xml", "flowSyntax": "CII" }),
+        b"not xml",
+    )
+    .await;
+    assert_eq!(code, 202);
+    wait_status(&q, &acme, "4", "Error").await;
+    let allowed = q_allowed(&q);
+    let (code, _) = call(
+        &q,
+        "POST",
+        "/v1/webhooks",
+        Some(&acme),
+        Some(json!({ "callbackUrl": format!("{allowed}/schema") })),
+    )
+    .await;
+    assert_eq!(code, 201);
+
+    let mut spec: Value =
+        serde_json::from_str(include_str!("fixtures/afnor/afnor-flow-service-1.3.0.json")).unwrap();
+    let reason = spec["components"]["schemas"]["ReasonCode"]
+        .as_object_mut()
+        .unwrap();
+    let branches = reason.remove("oneOf").expect("the erratum's oneOf");
+    reason.insert("anyOf".into(), branches);
+    let spec_path = q.home().join("flow-service.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+
+    let url = q.url("");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(schemathesis)
+            .arg("run")
+            .arg(&spec_path)
+            .args(["--url", &url])
+            .args(["--header", &format!("Authorization: Bearer {acme}")])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance",
+            ])
+            .args(["--phases", "examples,coverage,fuzzing"])
+            .args(["--max-examples", "40", "--workers", "1", "--seed", "17"])
+            .env("SCHEMATHESIS_HOOKS", "")
+            .output()
+            .expect("run schemathesis")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found failures:\n{text}");
+    assert!(
+        text.contains("Tested: 7"),
+        "not every operation was tested:\n{text}"
+    );
+}

@@ -7,24 +7,39 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use quai_spool::api::ApiFlowSearch;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{FlowError, Who};
 use crate::app::App;
 use crate::flow_json;
 
-#[derive(Debug, Deserialize)]
-pub struct GetQuery {
-    #[serde(rename = "docType")]
-    doc_type: Option<String>,
+/// `docType` of a query string (read by hand, so every refusal is the
+/// specification's JSON error): at most once, a plain word.
+fn doc_type(query: Option<&str>) -> Result<String, FlowError> {
+    let mut found = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k == "docType" {
+            if found.is_some() {
+                return Err(FlowError::bad_request("docType is given more than once"));
+            }
+            found = Some(v.to_owned());
+        }
+    }
+    let doc = found.unwrap_or_else(|| "Metadata".into());
+    if !["Metadata", "Original", "Converted", "ReadableView"].contains(&doc.as_str()) {
+        return Err(FlowError::bad_request(
+            "docType must be Metadata, Original, Converted or ReadableView",
+        ));
+    }
+    Ok(doc)
 }
 
 /// The flow id of a path: quai's ids are numbers; anything else names no
@@ -40,15 +55,11 @@ pub async fn get_flow(
     State(app): State<Arc<App>>,
     who: Who,
     Path(raw): Path<String>,
-    Query(q): Query<GetQuery>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, FlowError> {
     let partner = &who.0 .0;
-    let doc = q.doc_type.as_deref().unwrap_or("Metadata");
-    if !["Metadata", "Original", "Converted", "ReadableView"].contains(&doc) {
-        return Err(FlowError::bad_request(
-            "docType must be Metadata, Original, Converted or ReadableView",
-        ));
-    }
+    let doc = doc_type(query.as_deref())?;
+    let doc = doc.as_str();
     let id = flow_id(&raw)?;
     let flow = app
         .spool
