@@ -37,8 +37,8 @@ const IDLE: Duration = Duration::from_millis(500);
 fn matches(hook: &ApiWebhook, status: &str, flow_type: &str) -> bool {
     let types: Vec<String> = serde_json::from_str(&hook.flow_types).unwrap_or_default();
     (types.is_empty() || types.iter().any(|t| t == flow_type))
-        && hook.flow_direction.as_deref().map_or(true, |d| d == "Out")
-        && hook.ack_status.as_deref().map_or(true, |s| s == status)
+        && hook.flow_direction.as_deref().is_none_or(|d| d == "Out")
+        && hook.ack_status.as_deref().is_none_or(|s| s == status)
 }
 
 /// Announce an acknowledgement owed to the partner API (see the module
