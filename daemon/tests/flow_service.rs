@@ -531,7 +531,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// A minimal HTTP receiver on `port`: records each request (headers, body)
 /// and answers 200.
-fn receiver(listener: TcpListener, got: Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+/// What the receiver got: each request's head and body.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn receiver(listener: TcpListener, got: Received) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };

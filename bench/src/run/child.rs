@@ -38,6 +38,27 @@ impl Daemon {
         limits: &str,
         postgres: Option<(&str, &Path)>,
     ) -> anyhow::Result<Daemon> {
+        Daemon::start_inner(opts, name, limits, postgres, "off")
+    }
+
+    /// [`Daemon::start`] with the HTTP listener on `listen` (the partner
+    /// API's scenario).
+    pub fn start_listening(
+        opts: &RunOptions,
+        name: &str,
+        limits: &str,
+        listen: &str,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::start_inner(opts, name, limits, None, listen)
+    }
+
+    fn start_inner(
+        opts: &RunOptions,
+        name: &str,
+        limits: &str,
+        postgres: Option<(&str, &Path)>,
+        listen: &str,
+    ) -> anyhow::Result<Daemon> {
         anyhow::ensure!(
             opts.quai.exists(),
             "{} not found: build it with `cargo build --release -p quai` (or pass --quai)",
@@ -55,7 +76,7 @@ impl Daemon {
             None => format!(
                 "# written by quai-bench: the embedded default, HTTP off, limits raised\n\
                  [spool]\nurl = \"sqlite://{}\"\n\n[dropzones]\ninbound = \"inbound\"\noutbound = \"outbound\"\n\n\
-                 [http]\nlisten = \"off\"\n\n[limits]\n{limits}\n",
+                 [http]\nlisten = \"{listen}\"\n\n[limits]\n{limits}\n",
                 home.join("spool.db").display()
             ),
             Some((url, shared)) => {
