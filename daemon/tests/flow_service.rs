@@ -766,6 +766,7 @@ async fn responses_conform_to_the_flow_service_description_by_schemathesis() {
     std::fs::write(&spec_path, spec.to_string()).unwrap();
 
     let url = q.url("");
+    let home = q.home().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(schemathesis)
             .arg("run")
@@ -779,6 +780,8 @@ async fn responses_conform_to_the_flow_service_description_by_schemathesis() {
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--max-examples", "40", "--workers", "1", "--seed", "17"])
             .env("SCHEMATHESIS_HOOKS", "")
+            // Its cache (.schemathesis/) goes to the test's home, not the tree.
+            .current_dir(&home)
             .output()
             .expect("run schemathesis")
     })
