@@ -183,7 +183,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/flows/:flow_id", get(flows::get_flow))
         .route("/v1/webhooks", get(hooks::list).post(hooks::create))
         .route("/v1/webhooks/:webhook_uid", delete(hooks::remove))
-        .layer(middleware::from_fn_with_state(app.clone(), require_partner))
+        // `route_layer`: only these routes need a partner; an unknown path
+        // stays the listener's 404.
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_partner))
         .with_state(app.clone());
     Router::new()
         .route("/v1/healthcheck", get(healthcheck))
