@@ -47,6 +47,7 @@ pub struct FileConfig {
     pub directory: DirectorySection,
     #[serde(default)]
     pub exchange: ExchangeSection,
+    pub api: ApiSection,
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerSection>,
 }
@@ -115,6 +116,59 @@ pub struct HttpSection {
     pub allowed_hosts: Option<Vec<String>>,
     /// Largest response body built for one request (default 64MiB).
     pub max_response_bytes: Option<ByteSize>,
+}
+
+/// `[api]`: the partner API (AFNOR Flow Service, `/v1` on the `[http]`
+/// listener; see docs/api.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// URL prefixes a webhook may be subscribed to (default none: no
+    /// subscription is accepted).
+    pub webhook_urls: Option<Vec<String>>,
+    /// Largest file one deposit may carry (default and at most 100MiB, the
+    /// specification's limit); the partner's `max_flow_bytes` also applies.
+    pub max_file_bytes: Option<ByteSize>,
+    /// Seconds a webhook receiver has to answer (default 10).
+    pub webhook_timeout_seconds: Option<u64>,
+}
+
+/// The partner API's settings (`[api]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    pub webhook_urls: Vec<String>,
+    pub max_file_bytes: u64,
+    pub webhook_timeout_seconds: u64,
+}
+
+/// The Flow Service's file limit: 100 MB (read as MiB).
+pub const API_MAX_FILE_BYTES: u64 = 100 << 20;
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            webhook_urls: Vec::new(),
+            max_file_bytes: API_MAX_FILE_BYTES,
+            webhook_timeout_seconds: 10,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// May a webhook be subscribed to `url`? Only under one of the
+    /// operator's prefixes, the prefix ending at a path boundary (so
+    /// `https://h` does not allow `https://h.evil`).
+    pub fn allows_webhook(&self, url: &str) -> bool {
+        if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.contains('@') {
+            return false;
+        }
+        self.webhook_urls.iter().any(|prefix| {
+            let Some(rest) = url.strip_prefix(prefix.as_str()) else {
+                return false;
+            };
+            prefix.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?'])
+        })
+    }
 }
 
 /// `[antivirus]`: every flow is scanned by clamd before it is processed.
@@ -512,6 +566,8 @@ pub struct Config {
     pub undelivered_after_minutes: u64,
     /// `[exchange] no_status_after_days` (default 7).
     pub no_status_after_days: u32,
+    /// `[api]`: the partner API.
+    pub api: ApiConfig,
 }
 
 impl Clone for As2Section {
@@ -786,6 +842,43 @@ impl Config {
                     .max_response_bytes
                     .map(|b| b.0)
                     .unwrap_or(d.max_response_bytes),
+            }
+        };
+        let api = {
+            let d = ApiConfig::default();
+            let a = &file.api;
+            let urls = a.webhook_urls.clone().unwrap_or_default();
+            for u in &urls {
+                if !(u.starts_with("https://") || u.starts_with("http://"))
+                    || u.len() <= "https://".len()
+                    || u.contains('@')
+                {
+                    problem(
+                        "api.webhook_urls",
+                        format!("{u:?} is not an http:// or https:// URL prefix with a host"),
+                    );
+                }
+            }
+            let max = a.max_file_bytes.map(|b| b.0).unwrap_or(d.max_file_bytes);
+            if max == 0 || max > API_MAX_FILE_BYTES {
+                problem(
+                    "api.max_file_bytes",
+                    "must be between 1 byte and 100MiB (the Flow Service's limit)".into(),
+                );
+            }
+            if a.webhook_timeout_seconds == Some(0) {
+                problem(
+                    "api.webhook_timeout_seconds",
+                    "must be at least 1 second".into(),
+                );
+            }
+            ApiConfig {
+                webhook_urls: urls,
+                max_file_bytes: max.clamp(1, API_MAX_FILE_BYTES),
+                webhook_timeout_seconds: a
+                    .webhook_timeout_seconds
+                    .unwrap_or(d.webhook_timeout_seconds)
+                    .max(1),
             }
         };
         let antivirus = file.antivirus.as_ref().map(|a| {
@@ -1085,6 +1178,7 @@ impl Config {
             directory_file: file.directory.file.as_deref().map(abs),
             undelivered_after_minutes: file.exchange.undelivered_after_minutes.unwrap_or(60),
             no_status_after_days: file.exchange.no_status_after_days.unwrap_or(7),
+            api,
         };
         (config, problems)
     }

@@ -71,6 +71,12 @@ pub async fn run_with_reloads(
         tasks.spawn(async move { deliverer::deliverer(d, stop).await });
     }
     {
+        // The partner API's webhook posts (`webhooks`).
+        let d = daemon.clone();
+        let stop = workers_stop.clone();
+        tasks.spawn(async move { crate::webhooks::run(d, stop).await });
+    }
+    {
         // The recipient directory follows the configuration and its file.
         let d = daemon.clone();
         let stop = workers_stop.clone();

@@ -174,6 +174,20 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
 
 /// Send one destination's rows in order; (delivered, failed).
 async fn deliver_group(app: &App, to: Destination, rows: Vec<DeliveryRow>) -> (usize, usize) {
+    if let Destination::Api { partner } = &to {
+        // The partner API's answers are announced, not sent (`webhooks`).
+        let (mut delivered, mut failed) = (0, 0);
+        for row in rows {
+            match crate::webhooks::announce(app, partner, &row).await {
+                Ok(sent) => delivered += usize::from(record_delivered(app, &row, &sent).await),
+                Err(failure) => {
+                    failed += 1;
+                    record_failure(app, &row, &failure).await;
+                }
+            }
+        }
+        return (delivered, failed);
+    }
     let channel = outbound::for_destination(&app.config(), &to);
     let (mut delivered, mut failed) = (0, 0);
     for row in rows {

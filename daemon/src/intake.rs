@@ -48,6 +48,7 @@ pub fn origin_label(origin: Origin) -> &'static str {
         Origin::Sftp => "sftp",
         Origin::As2 => "as2",
         Origin::Cli => "cli",
+        Origin::Api => "api",
     }
 }
 

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod deliverer;
 pub mod directory;
 pub mod exchange;
+pub mod flow_json;
 pub mod http;
 pub mod intake;
 pub mod invoice_commands;
@@ -39,6 +40,9 @@ pub mod statuses;
 pub mod stored;
 pub mod telemetry;
 pub mod text;
+pub mod token_cli;
+pub mod tokens;
+pub mod webhooks;
 
 pub use app::{instance_name, open_spool, prepare_folders, App};
 pub use daemon::run;

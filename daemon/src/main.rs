@@ -198,6 +198,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The partner API's bearer tokens (`/v1`): create, list, revoke.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// The recipient directory: who receives invoices for an address.
     Directory {
         #[command(subcommand)]
@@ -220,6 +225,33 @@ enum Command {
         /// Write quai.1 and quai-COMMAND.1 into this folder instead of printing quai.1.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Issue a token for a configured partner; the secret is printed once.
+    Create {
+        /// The partner the token authenticates as.
+        #[arg(long)]
+        partner: String,
+        /// A name to recognise it by (e.g. the partner's system).
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every token (never its secret), active or revoked.
+    List {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token (exit 1 when there is no such active token).
+    Revoke {
+        /// The token's id (`quai token list`).
+        id: i64,
     },
 }
 
@@ -427,6 +459,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             Command::ResendInvoice { what, json } => {
                 let app = App::open_existing(config).await?;
                 quai::invoice_commands::resend_invoice(&app, &what, json).await
+            }
+            Command::Token { action } => {
+                let app = App::open(config).await?;
+                match action {
+                    TokenAction::Create {
+                        partner,
+                        name,
+                        json,
+                    } => quai::token_cli::create(&app, &partner, name.as_deref(), json).await,
+                    TokenAction::List { json } => quai::token_cli::list(&app, json).await,
+                    TokenAction::Revoke { id } => quai::token_cli::revoke(&app, id).await,
+                }
             }
             Command::Directory {
                 action: DirectoryAction::Lookup { address, on, json },

@@ -158,6 +158,13 @@ pub fn for_destination(
         Destination::Mail { address } => {
             Box::new(mail(config, vec![address.clone()]).map_err(|e| refused(e.to_string()))?)
         }
+        // Answered by the partner API itself (the deliverer hands these
+        // rows to `flow_api::announce`): nothing is sent anywhere.
+        Destination::Api { .. } => {
+            return Err(refused(
+                "an answer through the partner API is announced, not sent".into(),
+            ))
+        }
     })
 }
 
@@ -217,5 +224,6 @@ pub fn describe(to: &Destination) -> String {
         Destination::As2 { partner } => format!("AS2 to {partner}"),
         Destination::As2Mdn { url, .. } => format!("as2 MDN {}", crate::text::redact_url(url)),
         Destination::Mail { address } => format!("mail to {address}"),
+        Destination::Api { partner } => format!("the partner API of {partner}"),
     }
 }

@@ -5,7 +5,11 @@
 //! a flow taken from a partner's SFTP server is answered in its SFTP outbox;
 //! an AS2 flow of a partner with `[partner.as2] url` (and quai an `[as2]`
 //! identity) is answered over AS2; drop-zone, CLI and other AS2 flows in the
-//! partner's local outbox. An asynchronous MDN goes to the URL its sender
+//! partner's local outbox; a flow deposited through the partner API
+//! (`/v1/flows`) is answered there, one acknowledgement per flow
+//! (`Destination::Api`: readable with `GET /v1/flows/{flowId}` and
+//! announced to the partner's webhooks, never written to an outbox).
+//! An asynchronous MDN goes to the URL its sender
 //! asked for, when the configuration allows it. Intake (duplicates) and the
 //! pipeline (finished flows) ask [`destination_for`]; the spool stores the
 //! typed [`Destination`] (kind and target columns) and the deliverer reads
@@ -41,6 +45,9 @@ pub fn destination_for(config: &Config, partner: &str, origin: Origin) -> Destin
         Origin::Sftp => Destination::SftpOutbox { partner },
         Origin::As2 if sends_over_as2(config, &partner) => Destination::As2 { partner },
         Origin::Dropzone | Origin::Cli | Origin::As2 => Destination::LocalOutbox { partner },
+        // Deposited through the partner API: answered there (readable with
+        // `GET /v1/flows/{flowId}`, announced by webhook), never in an outbox.
+        Origin::Api => Destination::Api { partner },
     }
 }
 
@@ -98,6 +105,11 @@ pub fn owed_by_finished(
         to: to.clone(),
         file_name: report_name.clone(),
     }];
+    if matches!(to, Destination::Api { .. }) {
+        // The API's acknowledgement is one per flow (its status and
+        // details carry the report and the invoices' statuses).
+        return acks;
+    }
     if let FlowEnd::Done(summary) = end {
         if summary.documents > 0 {
             acks.push(NewAck {

@@ -145,6 +145,7 @@ pub(crate) async fn settle<T, DB: sqlx::Database>(
     }
 }
 
+pub mod api;
 mod deliveries;
 mod delivery_rows;
 mod digest_row;
@@ -248,6 +249,8 @@ pub enum Origin {
     Sftp,
     As2,
     Cli,
+    /// Deposited through the partner API (`POST /v1/flows`).
+    Api,
 }
 
 /// Lifecycle state of a flow.
@@ -397,6 +400,9 @@ pub enum Destination {
     As2Mdn { partner: String, url: String },
     /// A mail.
     Mail { address: String },
+    /// The partner API: the acknowledgement is made readable there
+    /// (`GET /v1/flows/{flowId}`) and announced to the partner's webhooks.
+    Api { partner: String },
 }
 
 /// The kind of a [`Destination`] (its `destination_kind` column).
@@ -408,6 +414,7 @@ pub enum DestinationKind {
     As2,
     As2Mdn,
     Mail,
+    Api,
 }
 
 impl Destination {
@@ -418,6 +425,7 @@ impl Destination {
             Destination::As2 { .. } => DestinationKind::As2,
             Destination::As2Mdn { .. } => DestinationKind::As2Mdn,
             Destination::Mail { .. } => DestinationKind::Mail,
+            Destination::Api { .. } => DestinationKind::Api,
         }
     }
 
@@ -426,7 +434,8 @@ impl Destination {
         match self {
             Destination::LocalOutbox { partner }
             | Destination::SftpOutbox { partner }
-            | Destination::As2 { partner } => partner,
+            | Destination::As2 { partner }
+            | Destination::Api { partner } => partner,
             Destination::As2Mdn { url, .. } => url,
             Destination::Mail { address } => address,
         }
@@ -444,6 +453,7 @@ impl Destination {
                 url: target,
             },
             DestinationKind::Mail => Destination::Mail { address: target },
+            DestinationKind::Api => Destination::Api { partner: target },
         })
     }
 
@@ -458,6 +468,7 @@ impl Destination {
             },
             (_, "sftp") => Destination::SftpOutbox { partner },
             (_, "as2") => Destination::As2 { partner },
+            (_, "api") => Destination::Api { partner },
             _ => Destination::LocalOutbox { partner },
         }
     }
@@ -471,6 +482,7 @@ impl Destination {
             Destination::As2 { .. } => "as2",
             Destination::As2Mdn { url, .. } => url,
             Destination::Mail { .. } => "mail",
+            Destination::Api { .. } => "api",
         }
     }
 }

@@ -86,6 +86,7 @@ impl SqliteBackend {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
+        let opts_for_migrations = opts.clone().foreign_keys(false);
         // An in-memory database exists once per connection: keep one.
         let memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
@@ -122,9 +123,39 @@ impl SqliteBackend {
         // `quai status`) may both try to apply a migration: SQLite's migrator
         // takes no lock, so the loser fails. Applied migrations are skipped
         // on the next try, so try again a few times.
+        //
+        // Migrations run with foreign keys off: a migration that must
+        // rebuild a table to widen a CHECK (0012) drops the old one, which
+        // with foreign keys on would cascade into every table referencing
+        // it. A file spool gets a one-connection pool of its own for them;
+        // an in-memory one (a single connection) has them turned off and
+        // on again around the run.
+        let migrations = if memory {
+            None
+        } else {
+            Some(
+                SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts_for_migrations)
+                    .await?,
+            )
+        };
         let mut attempt = 0;
         loop {
-            match sqlx::migrate!("./migrations/sqlite").run(&pool).await {
+            let migrated = match &migrations {
+                Some(m) => sqlx::migrate!("./migrations/sqlite").run(m).await,
+                None => {
+                    sqlx::query("PRAGMA foreign_keys = OFF")
+                        .execute(&pool)
+                        .await?;
+                    let r = sqlx::migrate!("./migrations/sqlite").run(&pool).await;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&pool)
+                        .await?;
+                    r
+                }
+            };
+            match migrated {
                 Ok(()) => break,
                 Err(e) if attempt < 5 => {
                     attempt += 1;
@@ -133,6 +164,9 @@ impl SqliteBackend {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        if let Some(m) = migrations {
+            m.close().await;
         }
         Ok(SqliteBackend {
             pool,

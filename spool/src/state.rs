@@ -341,6 +341,7 @@ names!(Origin, "origin", {
     Sftp => "sftp",
     As2 => "as2",
     Cli => "cli",
+    Api => "api",
 });
 names!(DeliveryState, "delivery state", {
     Pending => "pending",
@@ -356,6 +357,7 @@ names!(DestinationKind, "destination kind", {
     As2 => "as2",
     As2Mdn => "as2_mdn",
     Mail => "mail",
+    Api => "api",
 });
 names!(Verdict, "verdict", {
     Accepted => "accepted",

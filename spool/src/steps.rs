@@ -220,6 +220,7 @@ macro_rules! shared_steps {
                     Destination::LocalOutbox { partner }
                     | Destination::SftpOutbox { partner }
                     | Destination::As2 { partner }
+                    | Destination::Api { partner }
                     | Destination::As2Mdn { partner, .. } => partner.clone(),
                     Destination::Mail { .. } => {
                         sqlx::query_scalar("SELECT partner FROM flows WHERE id = $1")

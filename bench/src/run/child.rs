@@ -38,7 +38,7 @@ impl Daemon {
         limits: &str,
         postgres: Option<(&str, &Path)>,
     ) -> anyhow::Result<Daemon> {
-        Daemon::launch(opts, name, limits, postgres, "")
+        Daemon::launch(opts, name, limits, postgres, "", "off")
     }
 
     /// [`Daemon::start`] with more configuration (`extra`, TOML appended
@@ -49,7 +49,18 @@ impl Daemon {
         limits: &str,
         extra: &str,
     ) -> anyhow::Result<Daemon> {
-        Daemon::launch(opts, name, limits, None, extra)
+        Daemon::launch(opts, name, limits, None, extra, "off")
+    }
+
+    /// [`Daemon::start`] with the HTTP listener on `listen` (the partner
+    /// API's scenario).
+    pub fn start_listening(
+        opts: &RunOptions,
+        name: &str,
+        limits: &str,
+        listen: &str,
+    ) -> anyhow::Result<Daemon> {
+        Daemon::launch(opts, name, limits, None, "", listen)
     }
 
     fn launch(
@@ -58,6 +69,7 @@ impl Daemon {
         limits: &str,
         postgres: Option<(&str, &Path)>,
         extra: &str,
+        listen: &str,
     ) -> anyhow::Result<Daemon> {
         anyhow::ensure!(
             opts.quai.exists(),
@@ -76,7 +88,7 @@ impl Daemon {
             None => format!(
                 "# written by quai-bench: the embedded default, HTTP off, limits raised\n\
                  [spool]\nurl = \"sqlite://{}\"\n\n[dropzones]\ninbound = \"inbound\"\noutbound = \"outbound\"\n\n\
-                 [http]\nlisten = \"off\"\n\n[limits]\n{limits}\n",
+                 [http]\nlisten = \"{listen}\"\n\n[limits]\n{limits}\n",
                 home.join("spool.db").display()
             ),
             Some((url, shared)) => {

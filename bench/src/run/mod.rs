@@ -33,6 +33,7 @@ pub const SCENARIOS: &[&str] = &[
     "postgres-2x",
     "directory-5m",
     "exchange",
+    "api-deposits",
 ];
 
 macro_rules! say {
@@ -41,6 +42,7 @@ macro_rules! say {
     };
 }
 
+mod api;
 mod cache;
 mod child;
 mod directory;
@@ -78,6 +80,7 @@ pub fn main(scenario: &str, opts: &RunOptions) -> anyhow::Result<()> {
     for name in names {
         say!(opts, "\n== {name}");
         let r = match name {
+            "api-deposits" => api::api_deposits(opts),
             "ubl-zip-200x500" => drop_scenario(name, gen::Kind::UblZip, 200, 500, opts),
             "edifact-100k" => drop_scenario(name, gen::Kind::EdifactGz, 1, 100_000, opts),
             "rss-1m" => drop_scenario(name, gen::Kind::UblTargz, 1, 1_000_000, opts),

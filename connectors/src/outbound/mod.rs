@@ -1,5 +1,5 @@
 //! The ways out of quai: a local outbox folder, an SFTP outbox, an AS2
-//! partner, mail.
+//! partner, mail, a partner API webhook.
 //!
 //! Rendering and sending are separate steps: the daemon renders a file (an
 //! integration report, a CDAR, a CONTRL, an invoice, or a whole RFC 5322
@@ -22,6 +22,7 @@ mod as2;
 mod folder;
 mod mail;
 mod sftp;
+mod webhook;
 
 pub use as2::{As2Outbound, As2OutboundConfig};
 pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
@@ -30,6 +31,7 @@ pub use mail::{
     MailOutboundConfig, MailTransportConfig, MAX_MAIL_BYTES,
 };
 pub use sftp::SftpOutbox;
+pub use webhook::{post_webhook, WebhookError};
 
 /// One file to send.
 #[derive(Debug, Clone)]

@@ -201,6 +201,14 @@ pub const ROOT: &[Key] = &[
             opt("no_status_after_days", Int),
         ]),
     ),
+    opt(
+        "api",
+        Table(&[
+            opt("webhook_urls", StrList),
+            opt("max_file_bytes", Size),
+            opt("webhook_timeout_seconds", Int),
+        ]),
+    ),
     opt("partner", Tables(PARTNER)),
 ];
 

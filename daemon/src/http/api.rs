@@ -307,14 +307,14 @@ pub async fn canonical_invoice(
 
 /// A response body read from a blocking reader on the blocking pool, a
 /// piece at a time (at most a few pieces in flight).
-struct ReaderBody {
+pub(crate) struct ReaderBody {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
 }
 
 impl ReaderBody {
     const PIECE: usize = 64 * 1024;
 
-    fn spawn(mut reader: Box<dyn std::io::Read + Send>) -> ReaderBody {
+    pub(crate) fn spawn(mut reader: Box<dyn std::io::Read + Send>) -> ReaderBody {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || loop {
             let mut buf = vec![0u8; Self::PIECE];
@@ -329,7 +329,7 @@ impl ReaderBody {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "canonical invoice: cannot decompress");
+                    tracing::warn!(error = %e, "response body: cannot read");
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }

@@ -31,7 +31,9 @@
 //! second lock on the door, for listeners built by hand). Routes of `extra`
 //! (the AS2 endpoint) are merged *outside* the token check: AS2 partners
 //! authenticate with S/MIME signatures and certificates, and standard AS2
-//! clients cannot send a bearer token.
+//! clients cannot send a bearer token. The partner API (`/v1`,
+//! [`flow_service`]) is merged outside it too: partners present their own
+//! tokens (`quai token create`), never the operators'.
 //!
 //! **Bounds.** [`serve`] runs the routes through [`listener`]: deadlines
 //! for headers, bodies and sends, a connection cap, and, without a token,
@@ -41,6 +43,7 @@ mod api;
 mod detail;
 mod html;
 mod invoices;
+pub mod flow_service;
 pub mod listener;
 pub mod overview;
 mod page;
@@ -228,6 +231,7 @@ pub async fn serve(
     };
     check_exposure(addr, token.as_ref())?;
     let limits = daemon.config().http_limits.clone();
+    let daemon_for_api = daemon.clone();
     let mut ops = router(daemon, token.clone());
     if token.is_none() {
         // Without a token, only the listener's own names are answered (DNS
@@ -235,7 +239,8 @@ pub async fn serve(
         let rule = listener::HostRule::new(addr, &limits.allowed_hosts);
         ops = ops.layer(middleware::from_fn_with_state(rule, listener::check_host));
     }
-    let app = ops.merge(extra);
+    // The partner API (`/v1`) has its own tokens, outside the operators'.
+    let app = ops.merge(extra).merge(flow_service::router(daemon_for_api));
     info!(
         listen = %addr,
         token = if token.is_some() { "required" } else { "none (loopback only)" },

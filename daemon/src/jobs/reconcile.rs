@@ -490,6 +490,7 @@ fn origin_name(o: Origin) -> &'static str {
         Origin::Sftp => "sftp",
         Origin::As2 => "as2",
         Origin::Cli => "cli",
+        Origin::Api => "api",
     }
 }
 

@@ -1,0 +1,624 @@
+//! What the partner API (AFNOR Flow Service, `/v1`) keeps in the spool.
+//!
+//! - **Tokens**: a partner's bearer tokens, by the SHA-256 of their secret
+//!   (the secret itself is never stored; `quai token create` prints it
+//!   once). A revoked token stays listed, refused.
+//! - **API flows**: what a deposit said about its flow (`flowInfo`: name,
+//!   syntax, profile, processing rule, the client's tracking id, unique
+//!   per partner). [`Spool::register_api_flow`] registers the flow and
+//!   its metadata in one transaction, or names the flow a repeat stands
+//!   for (same tracking id, or same bytes, of the same partner): a repeat
+//!   is answered with the original and registers nothing.
+//! - **Webhooks**: subscriptions of a partner, and the posts owed to them
+//!   (one per subscription and flow), sent with a lease and the stored
+//!   backoff of [`crate::retry_delay`], as deliveries are.
+//!
+//! Every read takes the partner: another partner's flow or webhook is
+//! not found.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::durability::Durability;
+use crate::invoices::clean_text;
+use crate::rows::{self, RawFlow};
+use crate::{Backend, FlowId, FlowRow, Lease, NewFlow, Result, Spool, SpoolError};
+
+/// One write transaction on whichever backend (SQLite: under the writer
+/// lock, fsynced at commit; PostgreSQL: the database clock). `$tx` is the
+/// transaction, `$now` its time; the body's `Result` commits or rolls back.
+macro_rules! in_tx {
+    ($self:ident, $tx:ident, $now:ident => $body:expr) => {
+        match &$self.inner.backend {
+            Backend::Sqlite(b) => {
+                let _writer = b.writer.lock().await;
+                let mut $tx = b.begin(Durability::Full).await?;
+                let $now: DateTime<Utc> = Utc::now();
+                let result: Result<_> = async { $body }.await;
+                crate::settle($tx, result).await
+            }
+            Backend::Postgres(b) => {
+                let mut $tx = b.pool.begin().await?;
+                let $now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                let result: Result<_> = async { $body }.await;
+                crate::settle($tx, result).await
+            }
+        }
+    };
+}
+
+/// A partner token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: i64,
+    pub partner: String,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What a deposit said about its flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ApiFlowMeta {
+    pub tracking_id: Option<String>,
+    pub name: String,
+    pub flow_syntax: String,
+    pub flow_profile: Option<String>,
+    pub processing_rule: Option<String>,
+    /// The client gave the SHA-256 (checked against the bytes received).
+    pub sha256_given: bool,
+}
+
+/// How a deposit was registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiRegistration {
+    /// A new flow, `received`.
+    New(FlowId),
+    /// A repeat of this flow of the same partner (same tracking id, or
+    /// same bytes): nothing was registered.
+    Existing(FlowId),
+}
+
+/// A flow as the API shows it: the spool's row and, for a flow deposited
+/// through the API, what its deposit said.
+#[derive(Debug, Clone)]
+pub struct ApiFlow {
+    pub flow: FlowRow,
+    pub meta: Option<ApiFlowMeta>,
+}
+
+/// The filters of `POST /v1/flows/search`, in the spool's terms.
+#[derive(Debug, Clone, Default)]
+pub struct ApiFlowSearch {
+    /// `updatedAt > updated_after`.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// `updatedAt < updated_before`.
+    pub updated_before: Option<DateTime<Utc>>,
+    pub tracking_id: Option<String>,
+    /// Flow states to keep (`None`: all but duplicates).
+    pub states: Option<Vec<crate::FlowState>>,
+    /// Processing rules to keep (a flow without one counts as `Undefined`);
+    /// each must be a plain word (the daemon checks them against the
+    /// specification's enumeration).
+    pub processing_rules: Option<Vec<String>>,
+    /// Keep flows whose syntax is CDAR (`Some(true)`), or the others
+    /// (`Some(false)`).
+    pub cdar: Option<bool>,
+    /// Flows with an id above this one (the cursor).
+    pub after: Option<FlowId>,
+    pub limit: i64,
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct ApiWebhook {
+    pub id: String,
+    pub partner: String,
+    pub callback_url: String,
+    /// Base64 of the HMAC-SHA256 key.
+    pub signing_key: String,
+    /// JSON array of FlowType names (empty: all).
+    pub flow_types: String,
+    pub flow_direction: Option<String>,
+    pub ack_status: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A webhook post claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebhookPost {
+    pub id: i64,
+    pub webhook_id: String,
+    pub flow_id: FlowId,
+    pub attempts: i32,
+    pub partner: String,
+    pub callback_url: String,
+    pub signing_key: String,
+}
+
+/// Counts of webhook posts by state (for `quai status` and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookPostCounts {
+    pub pending: i64,
+    pub delivered: i64,
+}
+
+fn plain_word(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Spool {
+    // ------------------------------------------------------------ tokens
+
+    /// Store a new token of `partner` by the SHA-256 (hex) of its secret.
+    pub async fn create_api_token(
+        &self,
+        partner: &str,
+        name: Option<&str>,
+        secret_sha256: &str,
+    ) -> Result<i64> {
+        let partner = clean_text(partner).into_owned();
+        let name = name.map(|n| clean_text(n).into_owned());
+        in_tx!(self, tx, now => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_tokens (partner, name, secret_sha256, created_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(&partner)
+            .bind(name.as_deref())
+            .bind(secret_sha256)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(id)
+        })
+    }
+
+    /// Revoke a token; false when there is no such token or it was revoked.
+    pub async fn revoke_api_token(&self, id: i64) -> Result<bool> {
+        in_tx!(self, tx, now => {
+            let n = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Every token, oldest first, without secrets.
+    pub async fn list_api_tokens(&self) -> Result<Vec<ApiToken>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as::<_, ApiToken>(
+                "SELECT id, partner, name, created_at, revoked_at FROM api_tokens ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// The live token whose secret hashes to `secret_sha256`: (id,
+    /// partner, the stored hash, for the caller's constant-time compare).
+    pub async fn api_token_by_hash(
+        &self,
+        secret_sha256: &str,
+    ) -> Result<Option<(i64, String, String)>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as::<_, (i64, String, String)>(
+                "SELECT id, partner, secret_sha256 FROM api_tokens \
+                 WHERE secret_sha256 = $1 AND revoked_at IS NULL",
+            )
+            .bind(secret_sha256)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    // ------------------------------------------------------------- flows
+
+    /// Register a deposited flow with its metadata in one transaction, or
+    /// name the partner's flow it repeats (same tracking id, else same
+    /// bytes): see the module doc.
+    pub async fn register_api_flow(
+        &self,
+        flow: &NewFlow,
+        meta: &ApiFlowMeta,
+    ) -> Result<ApiRegistration> {
+        let partner = clean_text(&flow.partner).into_owned();
+        let tracking = meta
+            .tracking_id
+            .as_deref()
+            .map(|t| clean_text(t).into_owned());
+        let name = clean_text(&meta.name).into_owned();
+        in_tx!(self, tx, now => {
+            if let Some(t) = &tracking {
+                let known: Option<i64> = sqlx::query_scalar(
+                    "SELECT flow_id FROM api_flows WHERE partner = $1 AND tracking_id = $2",
+                )
+                .bind(&partner)
+                .bind(t)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = known {
+                    return Ok(ApiRegistration::Existing(id));
+                }
+            }
+            let same: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
+                 ORDER BY id LIMIT 1",
+            )
+            .bind(&partner)
+            .bind(&flow.sha256)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = same {
+                return Ok(ApiRegistration::Existing(id));
+            }
+            sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(&partner)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO flows (partner, origin, original_name, size, sha256, state, \
+                 received_at, updated_at) VALUES ($1, 'api', $2, $3, $4, 'received', $5, $5) \
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(&partner)
+            .bind(clean_text(&flow.original_name).as_ref())
+            .bind(flow.size)
+            .bind(&flow.sha256)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(id) = id else {
+                // A concurrent registration of the same bytes (PostgreSQL)
+                // won: answer with its flow.
+                let id: i64 = sqlx::query_scalar(
+                    "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
+                     ORDER BY id LIMIT 1",
+                )
+                .bind(&partner)
+                .bind(&flow.sha256)
+                .fetch_one(&mut *tx)
+                .await?;
+                return Ok(ApiRegistration::Existing(id));
+            };
+            sqlx::query(
+                "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                 VALUES ($1, $2, 'flow', $3, NULL, 'received', 'registered (partner API)')",
+            )
+            .bind(now)
+            .bind(&self.inner.instance)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO api_flows (flow_id, partner, tracking_id, name, flow_syntax, \
+                 flow_profile, processing_rule, sha256_given) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(id)
+            .bind(&partner)
+            .bind(tracking.as_deref())
+            .bind(&name)
+            .bind(&meta.flow_syntax)
+            .bind(meta.flow_profile.as_deref())
+            .bind(meta.processing_rule.as_deref())
+            .bind(meta.sha256_given)
+            .execute(&mut *tx)
+            .await?;
+            Ok(ApiRegistration::New(id))
+        })
+    }
+
+    /// One flow of `partner` (not a duplicate row), or `None`.
+    pub async fn api_flow(&self, partner: &str, flow: FlowId) -> Result<Option<ApiFlow>> {
+        let raw: Option<RawFlow> = with_pool!(self, pool => {
+            sqlx::query_as(&format!(
+                "{} WHERE f.id = $1 AND f.partner = $2 AND f.state <> 'duplicate'",
+                rows::FLOW_SELECT
+            ))
+            .bind(flow)
+            .bind(partner)
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some(raw) = raw else { return Ok(None) };
+        let flow: FlowRow = raw.try_into()?;
+        let meta = self.api_flow_meta(flow.id).await?;
+        Ok(Some(ApiFlow { flow, meta }))
+    }
+
+    async fn api_flow_meta(&self, flow: FlowId) -> Result<Option<ApiFlowMeta>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as::<_, ApiFlowMeta>(
+                "SELECT tracking_id, name, flow_syntax, flow_profile, processing_rule, \
+                 sha256_given FROM api_flows WHERE flow_id = $1",
+            )
+            .bind(flow)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// A page of `partner`'s flows matching `search`, by id.
+    pub async fn search_api_flows(
+        &self,
+        partner: &str,
+        search: &ApiFlowSearch,
+    ) -> Result<Vec<ApiFlow>> {
+        let mut sql = format!(
+            "{} LEFT JOIN api_flows a ON a.flow_id = f.id WHERE f.partner = $1 \
+             AND f.state <> 'duplicate' AND f.id > $2",
+            rows::FLOW_SELECT
+        );
+        let mut n = 2;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        let after_n = search.updated_after.map(|_| next());
+        let before_n = search.updated_before.map(|_| next());
+        let tracking_n = search.tracking_id.as_ref().map(|_| next());
+        let limit_n = next();
+        if let Some(i) = after_n {
+            sql.push_str(&format!(" AND f.updated_at > ${i}"));
+        }
+        if let Some(i) = before_n {
+            sql.push_str(&format!(" AND f.updated_at < ${i}"));
+        }
+        if let Some(i) = tracking_n {
+            sql.push_str(&format!(" AND a.tracking_id = ${i}"));
+        }
+        if let Some(states) = &search.states {
+            if states.is_empty() {
+                return Ok(Vec::new());
+            }
+            let names: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            sql.push_str(&format!(" AND f.state IN ({})", names.join(", ")));
+        }
+        if let Some(rules) = &search.processing_rules {
+            if rules.is_empty() || !rules.iter().all(|r| plain_word(r)) {
+                return Ok(Vec::new());
+            }
+            let names: Vec<String> = rules.iter().map(|r| format!("'{r}'")).collect();
+            sql.push_str(&format!(
+                " AND COALESCE(a.processing_rule, 'Undefined') IN ({})",
+                names.join(", ")
+            ));
+        }
+        match search.cdar {
+            Some(true) => sql.push_str(" AND a.flow_syntax = 'CDAR'"),
+            Some(false) => sql.push_str(" AND COALESCE(a.flow_syntax, '') <> 'CDAR'"),
+            None => {}
+        }
+        sql.push_str(&format!(" ORDER BY f.id LIMIT ${limit_n}"));
+        let raws: Vec<RawFlow> = with_pool!(self, pool => {
+            let mut q = sqlx::query_as(&sql)
+                .bind(partner)
+                .bind(search.after.unwrap_or(0));
+            if let Some(t) = search.updated_after {
+                q = q.bind(t);
+            }
+            if let Some(t) = search.updated_before {
+                q = q.bind(t);
+            }
+            if let Some(t) = &search.tracking_id {
+                q = q.bind(t);
+            }
+            q.bind(search.limit.max(0)).fetch_all(pool).await?
+        });
+        let mut out = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let flow: FlowRow = raw.try_into()?;
+            let meta = self.api_flow_meta(flow.id).await?;
+            out.push(ApiFlow { flow, meta });
+        }
+        Ok(out)
+    }
+
+    // ---------------------------------------------------------- webhooks
+
+    /// Store a new subscription.
+    pub async fn create_webhook(&self, hook: &ApiWebhook) -> Result<()> {
+        let url = clean_text(&hook.callback_url).into_owned();
+        in_tx!(self, tx, _now => {
+            sqlx::query(
+                "INSERT INTO api_webhooks (id, partner, callback_url, signing_key, flow_types, \
+                 flow_direction, ack_status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&hook.id)
+            .bind(&hook.partner)
+            .bind(&url)
+            .bind(&hook.signing_key)
+            .bind(&hook.flow_types)
+            .bind(hook.flow_direction.as_deref())
+            .bind(hook.ack_status.as_deref())
+            .bind(hook.created_at)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// A partner's subscriptions, oldest first.
+    pub async fn webhooks_of(&self, partner: &str) -> Result<Vec<ApiWebhook>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as::<_, ApiWebhook>(
+                "SELECT id, partner, callback_url, signing_key, flow_types, flow_direction, \
+                 ack_status, created_at FROM api_webhooks WHERE partner = $1 ORDER BY created_at, id",
+            )
+            .bind(partner)
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// Delete a partner's subscription (and the posts it still owes);
+    /// false when the partner has no such subscription.
+    pub async fn delete_webhook(&self, partner: &str, id: &str) -> Result<bool> {
+        in_tx!(self, tx, _now => {
+            sqlx::query(
+                "DELETE FROM api_webhook_posts WHERE webhook_id IN \
+                 (SELECT id FROM api_webhooks WHERE id = $1 AND partner = $2)",
+            )
+            .bind(id)
+            .bind(partner)
+            .execute(&mut *tx)
+            .await?;
+            let n = sqlx::query("DELETE FROM api_webhooks WHERE id = $1 AND partner = $2")
+                .bind(id)
+                .bind(partner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Owe one post of `flow` to each of the given subscriptions, once
+    /// (a post already owed or sent is not added again). Returns how many
+    /// were added.
+    pub async fn owe_webhook_posts(&self, flow: FlowId, webhooks: &[String]) -> Result<u64> {
+        if webhooks.is_empty() {
+            return Ok(0);
+        }
+        in_tx!(self, tx, now => {
+            let mut added = 0;
+            for hook in webhooks {
+                added += sqlx::query(
+                    "INSERT INTO api_webhook_posts (webhook_id, flow_id, state, created_at, \
+                     updated_at, next_attempt_at) VALUES ($1, $2, 'pending', $3, $3, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(hook)
+                .bind(flow)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            Ok(added)
+        })
+    }
+
+    /// Claim up to `limit` due webhook posts no live lease holds.
+    pub async fn claim_due_webhook_posts(
+        &self,
+        limit: i64,
+        lease: Lease,
+    ) -> Result<Vec<WebhookPost>> {
+        let skip = match &self.inner.backend {
+            Backend::Sqlite(_) => "",
+            Backend::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let me = self.inner.instance.clone();
+        in_tx!(self, tx, now => {
+            let ids: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT id FROM api_webhook_posts WHERE state = 'pending' AND next_attempt_at <= $1 \
+                 AND (lease_expires_at IS NULL OR lease_expires_at < $1) \
+                 ORDER BY next_attempt_at, id LIMIT $2{skip}"
+            ))
+            .bind(now)
+            .bind(limit.max(0))
+            .fetch_all(&mut *tx)
+            .await?;
+            let until = now
+                + chrono::Duration::from_std(lease.duration).unwrap_or(chrono::Duration::minutes(10));
+            let mut posts = Vec::with_capacity(ids.len());
+            for id in ids {
+                sqlx::query(
+                    "UPDATE api_webhook_posts SET lease_owner = $1, lease_expires_at = $2 WHERE id = $3",
+                )
+                .bind(&me)
+                .bind(until)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let post: WebhookPost = sqlx::query_as(
+                    "SELECT p.id, p.webhook_id, p.flow_id, p.attempts, w.partner, w.callback_url, \
+                     w.signing_key FROM api_webhook_posts p JOIN api_webhooks w ON w.id = p.webhook_id \
+                     WHERE p.id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                posts.push(post);
+            }
+            Ok(posts)
+        })
+    }
+
+    /// A post was answered 2xx: delivered, lease released.
+    pub async fn webhook_post_delivered(&self, id: i64) -> Result<()> {
+        in_tx!(self, tx, now => {
+            let n = sqlx::query(
+                "UPDATE api_webhook_posts SET state = 'delivered', delivered_at = $1, updated_at = $1, \
+                 attempts = attempts + 1, last_error = NULL, lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $2 AND state = 'pending'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(SpoolError::DeliveryNotFound(id));
+            }
+            Ok(())
+        })
+    }
+
+    /// A post failed: attempts + 1, the error, the next attempt after
+    /// [`crate::retry_delay`], lease released.
+    pub async fn webhook_post_failed(&self, id: i64, error: &str) -> Result<()> {
+        let error = clean_text(error).into_owned();
+        in_tx!(self, tx, now => {
+            let attempts: Option<i32> = sqlx::query_scalar(
+                "SELECT attempts FROM api_webhook_posts WHERE id = $1 AND state = 'pending'",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let attempts = attempts.ok_or(SpoolError::DeliveryNotFound(id))? + 1;
+            let next = now
+                + chrono::Duration::from_std(crate::retry_delay(attempts))
+                    .unwrap_or(chrono::Duration::minutes(15));
+            sqlx::query(
+                "UPDATE api_webhook_posts SET attempts = $1, last_error = $2, next_attempt_at = $3, \
+                 updated_at = $4, lease_owner = NULL, lease_expires_at = NULL WHERE id = $5",
+            )
+            .bind(attempts)
+            .bind(&error)
+            .bind(next)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Webhook posts by state (all partners).
+    pub async fn webhook_post_counts(&self) -> Result<WebhookPostCounts> {
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT state, count(*) FROM api_webhook_posts GROUP BY state")
+                .fetch_all(pool)
+                .await?
+        });
+        let mut c = WebhookPostCounts::default();
+        for (state, n) in rows {
+            match state.as_str() {
+                "pending" => c.pending = n,
+                "delivered" => c.delivered = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,236 @@
+//! The partner API's spool side (issue 17) on both backends: tokens by
+//! hash, deposits registered once per tracking id and per bytes, a
+//! partner's flows and webhooks invisible to another, webhook posts owed
+//! once with a stored backoff, and a migrated spool keeping its rows.
+
+mod support;
+
+use std::time::Duration;
+
+use quai_spool::api::*;
+use quai_spool::*;
+use support::Db;
+
+both!(
+    tokens_by_hash_and_revocation,
+    deposits_once_per_tracking_id_and_bytes,
+    rooms_and_search_paging,
+    webhook_posts_owed_once_with_backoff,
+);
+
+fn flow(partner: &str, sha: &str) -> NewFlow {
+    NewFlow {
+        partner: partner.into(),
+        origin: Origin::Api,
+        original_name: "inv.xml".into(),
+        size: 10,
+        sha256: sha.into(),
+        as2_message_id: None,
+    }
+}
+
+fn meta(tracking: Option<&str>) -> ApiFlowMeta {
+    ApiFlowMeta {
+        tracking_id: tracking.map(str::to_owned),
+        name: "inv.xml".into(),
+        flow_syntax: "UBL".into(),
+        ..ApiFlowMeta::default()
+    }
+}
+
+async fn tokens_by_hash_and_revocation(db: Db) {
+    let s = db.spool("t").await;
+    let id = s.create_api_token("acme", Some("erp"), "aa").await.unwrap();
+    let found = s.api_token_by_hash("aa").await.unwrap().unwrap();
+    assert_eq!((found.0, found.1.as_str()), (id, "acme"));
+    assert!(s.api_token_by_hash("bb").await.unwrap().is_none());
+    assert!(s.revoke_api_token(id).await.unwrap());
+    assert!(!s.revoke_api_token(id).await.unwrap());
+    assert!(s.api_token_by_hash("aa").await.unwrap().is_none());
+    let listed = s.list_api_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+}
+
+async fn deposits_once_per_tracking_id_and_bytes(db: Db) {
+    let s = db.spool("t").await;
+    let a = s
+        .register_api_flow(&flow("acme", "h1"), &meta(Some("T1")))
+        .await
+        .unwrap();
+    let ApiRegistration::New(id) = a else {
+        panic!("{a:?}")
+    };
+    // Same tracking id, other bytes: the original.
+    assert_eq!(
+        s.register_api_flow(&flow("acme", "h2"), &meta(Some("T1")))
+            .await
+            .unwrap(),
+        ApiRegistration::Existing(id)
+    );
+    // Same bytes, no tracking id: the original.
+    assert_eq!(
+        s.register_api_flow(&flow("acme", "h1"), &meta(None))
+            .await
+            .unwrap(),
+        ApiRegistration::Existing(id)
+    );
+    // Another partner's same tracking id and bytes: its own flow.
+    let b = s
+        .register_api_flow(&flow("beta", "h1"), &meta(Some("T1")))
+        .await
+        .unwrap();
+    assert!(matches!(b, ApiRegistration::New(other) if other != id));
+    let row = s.flow(id).await.unwrap();
+    assert_eq!(row.origin, Origin::Api);
+    assert_eq!(row.state, FlowState::Received);
+    let got = s.api_flow("acme", id).await.unwrap().unwrap();
+    assert_eq!(got.meta.unwrap().tracking_id.as_deref(), Some("T1"));
+    assert!(s.api_flow("beta", id).await.unwrap().is_none());
+    // An API flow's acknowledgement goes to the API destination.
+    let lease = Lease {
+        duration: Duration::from_secs(60),
+    };
+    let claimed = s.claim_flow(lease).await.unwrap().unwrap();
+    s.finish_flow_owing(
+        claimed.id,
+        &FlowOutcome::Processed,
+        0,
+        &[NewAck {
+            kind: AckKind::IntegrationReport,
+            to: Destination::Api {
+                partner: claimed.partner.clone(),
+            },
+            file_name: "x.report".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    let acks = s.acks_of_flow(claimed.id).await.unwrap();
+    assert_eq!(
+        acks[0].to,
+        Destination::Api {
+            partner: claimed.partner
+        }
+    );
+}
+
+async fn rooms_and_search_paging(db: Db) {
+    let s = db.spool("t").await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = s
+            .register_api_flow(
+                &flow("acme", &format!("h{i}")),
+                &meta(Some(&format!("T{i}"))),
+            )
+            .await
+            .unwrap();
+        let ApiRegistration::New(id) = r else {
+            panic!()
+        };
+        ids.push(id);
+    }
+    s.register_api_flow(&flow("beta", "hb"), &meta(None))
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .search_api_flows(
+                "acme",
+                &ApiFlowSearch {
+                    after,
+                    limit: 2,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|f| f.flow.id);
+        seen.extend(page.iter().map(|f| f.flow.id));
+    }
+    assert_eq!(seen, ids);
+    let one = s
+        .search_api_flows(
+            "acme",
+            &ApiFlowSearch {
+                tracking_id: Some("T3".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].flow.id, ids[3]);
+    let pending = ApiFlowSearch {
+        states: Some(vec![FlowState::Processed]),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(s
+        .search_api_flows("acme", &pending)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn webhook_posts_owed_once_with_backoff(db: Db) {
+    let s = db.spool("t").await;
+    let ApiRegistration::New(id) = s
+        .register_api_flow(&flow("acme", "h"), &meta(None))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let hook = ApiWebhook {
+        id: "0b9b5c55-1111-4a4a-9a9a-000000000001".into(),
+        partner: "acme".into(),
+        callback_url: "http://127.0.0.1:1/hook".into(),
+        signing_key: "a2V5".into(),
+        flow_types: "[]".into(),
+        flow_direction: None,
+        ack_status: None,
+        created_at: chrono::Utc::now(),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    assert!(s.webhooks_of("beta").await.unwrap().is_empty());
+    assert!(!s.delete_webhook("beta", &hook.id).await.unwrap());
+    assert_eq!(
+        s.owe_webhook_posts(id, &[hook.id.clone()]).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        s.owe_webhook_posts(id, &[hook.id.clone()]).await.unwrap(),
+        0
+    );
+    let lease = Lease {
+        duration: Duration::from_secs(60),
+    };
+    let posts = s.claim_due_webhook_posts(10, lease).await.unwrap();
+    assert_eq!(posts.len(), 1);
+    assert!(s
+        .claim_due_webhook_posts(10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    s.webhook_post_failed(posts[0].id, "refused").await.unwrap();
+    // Backed off: not due again at once.
+    assert!(s
+        .claim_due_webhook_posts(10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.webhook_post_counts().await.unwrap().pending, 1);
+    assert!(s.delete_webhook("acme", &hook.id).await.unwrap());
+    assert_eq!(
+        s.webhook_post_counts().await.unwrap(),
+        WebhookPostCounts::default()
+    );
+}
