@@ -41,9 +41,9 @@
 
 mod api;
 mod detail;
+pub mod flow_service;
 mod html;
 mod invoices;
-pub mod flow_service;
 pub mod listener;
 pub mod overview;
 mod page;
