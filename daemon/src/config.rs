@@ -47,6 +47,7 @@ pub struct FileConfig {
     pub directory: DirectorySection,
     #[serde(default)]
     pub exchange: ExchangeSection,
+    #[serde(default)]
     pub api: ApiSection,
     #[serde(default, rename = "partner")]
     pub partners: Vec<PartnerSection>,
