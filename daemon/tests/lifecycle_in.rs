@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use quai_spool::{
-    Destination, NewInvoiceDelivery, NewStatus, StatusCode, StatusFilter, StatusRelay,
-};
 use support::common::{fixture, report_json, zip_of, TestDaemon};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -33,6 +30,11 @@ fn invoice(number: &str) -> Vec<u8> {
         .replace(
             "<ram:ID schemeID=\"VA\">NL8200.98.395.B.01</ram:ID>",
             "<ram:ID schemeID=\"VA\">FR44732829320</ram:ID>",
+        )
+        // The buyer's electronic address (BT-49): the invoice routes to `buyer`.
+        .replace(
+            "</ram:PostalTradeAddress>\n            </ram:BuyerTradeParty>",
+            "</ram:PostalTradeAddress>\n<ram:URIUniversalCommunication><ram:URIID schemeID=\"0225\">552100554</ram:URIID></ram:URIUniversalCommunication>\n            </ram:BuyerTradeParty>",
         )
         .into_bytes()
 }
@@ -158,38 +160,9 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
     d.wait_reports("acme", 1, WAIT).await;
     let spool = d.spool().await;
     let flow = spool.list_flows(&Default::default()).await.unwrap()[0].id;
-    // Routing's part, seeded: both invoices owed to the buyer, sent (201)
-    // and put in its outbox (203), each relayed to the supplier.
-    for doc in [0, 1] {
-        spool
-            .owe_invoice_deliveries(
-                flow,
-                &[NewInvoiceDelivery {
-                    doc_index: doc,
-                    recipient: "buyer".into(),
-                    to: Destination::LocalOutbox {
-                        partner: "buyer".into(),
-                    },
-                    file_name: format!("inv-{doc}.xml"),
-                }],
-            )
-            .await
-            .unwrap();
-        for code in [StatusCode::Issued, StatusCode::MadeAvailable] {
-            let relay = StatusRelay {
-                partner: "acme".into(),
-                to: Destination::LocalOutbox {
-                    partner: "acme".into(),
-                },
-                file_name: quai::routing::status_file_name("LC", flow, doc, code.as_str(), 0),
-                wants: StatusFilter::all(),
-            };
-            spool
-                .record_status(&NewStatus::platform(flow, doc, code, Some(relay)))
-                .await
-                .unwrap();
-        }
-    }
+    // Routing's part (the exchange): both invoices routed to the buyer by
+    // its address, sent (201) and put in its outbox (203), each relayed to
+    // the supplier.
 
     // The buyer refuses LC-1, with a reason: the supplier gets a CDAR 210.
     d.drop_file(
@@ -204,7 +177,7 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
     assert!(text.contains("<ram:ProcessConditionCode>210</ram:ProcessConditionCode>"));
     assert!(text.contains("TX_TVA_ERR") && text.contains("taux de TVA erroné"));
     assert!(text.contains("<ram:IssuerAssignedID>LC-1</ram:IssuerAssignedID>"));
-    let platform = wait_files(&d.outbox("acme"), ".203.", 2).await;
+    let platform = wait_files(&d.outbox("acme"), "-203.xml", 2).await;
     check_cdar(&[relayed.clone(), platform].concat());
 
     // 205 after 210, an unknown invoice, another partner: refused, answered.
