@@ -197,11 +197,12 @@ pub async fn run<S: FlowSink>(
     let mut watched: HashSet<PathBuf> = HashSet::new();
     let mut pending: HashMap<PathBuf, Pending> = HashMap::new();
     let folders = taker.scan(&mut pending);
-    watch_folders(&mut watcher, &mut watched, folders);
+    // A file renamed into a folder between its scan and its watch has no
+    // event: scan again at the first tick once new folders are watched.
+    let mut rescan_soon = watch_folders(&mut watcher, &mut watched, folders);
 
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_rescan = Instant::now();
-    let mut rescan_soon = false;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -220,10 +221,9 @@ pub async fn run<S: FlowSink>(
             _ = tick.tick() => {
                 taker.take_stable(&mut pending);
                 if rescan_soon || last_rescan.elapsed() >= taker.config.rescan_every {
-                    rescan_soon = false;
                     last_rescan = Instant::now();
                     let folders = taker.scan(&mut pending);
-                    watch_folders(&mut watcher, &mut watched, folders);
+                    rescan_soon = watch_folders(&mut watcher, &mut watched, folders);
                 }
             }
         }
@@ -236,14 +236,16 @@ pub async fn run<S: FlowSink>(
 }
 
 /// Watch the partner folders found by a scan (each on its own); forget
-/// those that are gone.
+/// those that are gone. True when a folder was newly watched: what landed
+/// in it between the scan and the watch is found only by scanning again.
 fn watch_folders(
     watcher: &mut impl Watcher,
     watched: &mut HashSet<PathBuf>,
     folders: Vec<PathBuf>,
-) {
+) -> bool {
     let now: HashSet<PathBuf> = folders.into_iter().collect();
     watched.retain(|p| now.contains(p));
+    let mut added = false;
     for folder in now {
         if watched.contains(&folder) {
             continue;
@@ -251,12 +253,14 @@ fn watch_folders(
         match watcher.watch(&folder, RecursiveMode::NonRecursive) {
             Ok(()) => {
                 watched.insert(folder);
+                added = true;
             }
             Err(e) => {
                 debug!(folder = %folder.display(), error = %e, "cannot watch a partner folder (rescans still find its files)")
             }
         }
     }
+    added
 }
 
 fn classify(res: notify::Result<Event>) -> Vec<Signal> {
