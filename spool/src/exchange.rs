@@ -21,6 +21,7 @@ use crate::{
 };
 
 /// One invoice as the exchange views list it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ExchangedInvoice {
     pub flow_id: FlowId,
@@ -51,6 +52,7 @@ pub struct ExchangeFilter {
 }
 
 /// Per recipient: what the exchange did for it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientCounts {
     pub partner: String,

@@ -242,6 +242,7 @@ pub type AckId = i64;
 pub(crate) type DupAcks<'a> = dyn Fn(FlowId) -> Vec<(AckKind, String, String)> + Send + Sync + 'a;
 
 /// Where a flow came from.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
@@ -254,6 +255,7 @@ pub enum Origin {
 }
 
 /// Lifecycle state of a flow.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowState {
@@ -309,6 +311,7 @@ pub struct ClaimedFlow {
 }
 
 /// Verdict of one invoice.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -317,6 +320,7 @@ pub enum Verdict {
 }
 
 /// One reason an invoice was rejected (or warned about).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// `BR-CO-10`, `SYNTAX`, `REJ_UNI`...
@@ -387,6 +391,7 @@ pub enum AckKind {
 /// Stored as two columns (`destination_kind`, `destination`: the partner
 /// for its outboxes and AS2 endpoint, the URL of an MDN, the address of a
 /// mail), beside the delivery's recipient `partner`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Destination {
@@ -535,6 +540,7 @@ pub struct AckRow {
 }
 
 /// Counts per state / verdict.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Counts {
     /// flows by state name
@@ -543,6 +549,7 @@ pub struct Counts {
     pub invoices: std::collections::BTreeMap<String, i64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartnerCounts {
     pub partner: String,
@@ -551,6 +558,7 @@ pub struct PartnerCounts {
 }
 
 /// `quai status --json`: `{"totals": {...}, "partners": [...]}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusSummary {
     pub totals: Counts,
@@ -558,6 +566,7 @@ pub struct StatusSummary {
 }
 
 /// A flow row as listed by `quai flows`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FlowRow {
     pub id: FlowId,
@@ -593,6 +602,7 @@ impl std::fmt::Debug for CanonicalJson {
 }
 
 /// An invoice row of a flow, as stored.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InvoiceRow {
     pub id: i64,

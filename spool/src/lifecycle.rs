@@ -44,6 +44,7 @@ pub type StatusId = i64;
 
 /// One reason given with a status (MDT-113 / MDT-114 in CDAR): the code
 /// (`REJ_SEMAN`, `TX_TVA_ERR`, `DOUBLON`...) and its text.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReason {
     pub code: String,

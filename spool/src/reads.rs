@@ -17,6 +17,7 @@ use crate::{
 };
 
 /// One entry of the append-only history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct EventRow {
     pub id: i64,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts as _, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,9 +22,16 @@ const MAX_LIMIT: i64 = 1000;
 /// An error answered as `{"error": "..."}` with a status code.
 pub struct ApiError(pub StatusCode, pub String);
 
+/// The body of every error of the JSON API.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
     }
 }
 
@@ -42,6 +49,30 @@ impl From<SpoolError> for ApiError {
 
 fn bad_request(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// axum's `Query`, with a query string it cannot read (`limit=abc`, a
+/// number out of range) answered `400` as the API's JSON error rather
+/// than axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+#[axum::async_trait]
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(bad_request(e.body_text())),
+        }
+    }
 }
 
 pub async fn healthz() -> impl IntoResponse {
@@ -151,21 +182,41 @@ pub async fn metrics(State(d): State<Arc<App>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(get, path = "/api/status", tag = "ops",
+    description = "Flows by state and invoices by verdict, in total and per partner: the JSON of `quai status --json`.",
+    responses(
+        (status = 200, description = "The counts", body = quai_spool::StatusSummary),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn status(State(d): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(d.spool.status().await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FlowsQuery {
+    /// Only this partner's flows.
     partner: Option<String>,
+    /// `received`, `processing`, `processed`, `failed` or `duplicate`.
     state: Option<String>,
+    /// Received at or after: a date `2026-11-28`, an RFC 3339 time, or a
+    /// duration back from now (`90s`, `30m`, `2h`, `3d`).
     since: Option<String>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/flows", tag = "ops",
+    description = "Flows, newest first, like `quai flows --json`.",
+    params(FlowsQuery),
+    responses(
+        (status = 200, description = "The flows", body = Vec<quai_spool::FlowRow>),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn flows(
     State(d): State<Arc<App>>,
-    Query(q): Query<FlowsQuery>,
+    ApiQuery(q): ApiQuery<FlowsQuery>,
 ) -> Result<Response, ApiError> {
     let state = q
         .state
@@ -202,9 +253,11 @@ pub async fn flows(
 }
 
 /// An acknowledgement as `quai flow ID --json` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AckJson {
     pub id: i64,
+    /// `integration_report`, `cdar`, `contrl`, `mdn`...
+    #[schema(value_type = String)]
     pub kind: &'static str,
     pub destination: String,
     pub file_name: String,
@@ -214,9 +267,24 @@ pub struct AckJson {
     pub last_error: Option<String>,
 }
 
+/// One flow with its history, invoices and acknowledgements: `quai flow ID
+/// --json` and `GET /api/flows/{id}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FlowDetail {
+    pub acknowledgements: Vec<AckJson>,
+    pub flow: quai_spool::FlowRow,
+    pub history: Vec<quai_spool::EventRow>,
+    pub invoices: Vec<quai_spool::InvoiceRow>,
+}
+
 /// `{"flow": ..., "invoices": [...], "acknowledgements": [...]}`, the shape
 /// of `quai flow ID --json`.
 pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Value, SpoolError> {
+    let detail = flow_detail(spool, id).await?;
+    Ok(serde_json::to_value(detail).expect("a flow detail is JSON"))
+}
+
+async fn flow_detail(spool: &Spool, id: i64) -> Result<FlowDetail, SpoolError> {
     let flow = spool.flow(id).await?;
     let invoices = spool.invoices_of_flow(id).await?;
     let acks: Vec<AckJson> = spool
@@ -235,18 +303,28 @@ pub async fn flow_detail_json(spool: &Spool, id: i64) -> Result<serde_json::Valu
         })
         .collect();
     let history = spool.flow_events(id).await?;
-    Ok(serde_json::json!({
-        "flow": flow,
-        "history": history,
-        "invoices": invoices,
-        "acknowledgements": acks
-    }))
+    Ok(FlowDetail {
+        acknowledgements: acks,
+        flow,
+        history,
+        invoices,
+    })
 }
 
 /// What one invoice of `/api/flows/{id}` is reckoned to weigh in memory
 /// (row, reasons, JSON), to refuse a detail too large before building it.
 const INVOICE_DETAIL_BYTES: u64 = 2048;
 
+#[utoipa::path(get, path = "/api/flows/{id}", tag = "ops",
+    description = "One flow with its history, invoices and acknowledgements, like `quai flow ID --json`.",
+    params(("id" = i64, Path, description = "The flow's id")),
+    responses(
+        (status = 200, description = "The flow", body = FlowDetail),
+        (status = 400, description = "The id is not a number", body = ErrorBody),
+        (status = 404, description = "No such flow", body = ErrorBody),
+        (status = 413, description = "Too many invoices for one answer under `[http] max_response_bytes`", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let id: i64 = id
         .parse()
@@ -264,13 +342,26 @@ pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<R
             ),
         ));
     }
-    Ok(Json(flow_detail_json(&d.spool, id).await?).into_response())
+    Ok(Json(flow_detail(&d.spool, id).await?).into_response())
 }
 
 /// `GET /api/flows/{id}/invoices/{index}`: the canonical EN 16931 invoice
 /// of one document of a flow, as JSON (404 when the document does not exist
 /// or could not be read). Streamed as it is decompressed, never built whole;
 /// above `[http] max_response_bytes` it is refused (413).
+#[utoipa::path(get, path = "/api/flows/{id}/invoices/{index}", tag = "ops",
+    description = "The canonical EN 16931 invoice quai mapped from the flow's document at `index` (every BT/BG; amounts as decimal strings), streamed.",
+    params(
+        ("id" = i64, Path, description = "The flow's id"),
+        ("index" = i64, Path, description = "The document's index in the flow (0-based, `doc_index`)"),
+    ),
+    responses(
+        (status = 200, description = "The canonical invoice", body = super::openapi::CanonicalInvoice),
+        (status = 400, description = "An id or index that is not a number", body = ErrorBody),
+        (status = 404, description = "No such flow, or no mapped invoice at that index", body = ErrorBody),
+        (status = 413, description = "Larger than `[http] max_response_bytes`", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn canonical_invoice(
     State(d): State<Arc<App>>,
     Path((id, index)): Path<(String, String)>,
@@ -353,18 +444,35 @@ impl http_body::Body for ReaderBody {
     }
 }
 
+#[utoipa::path(get, path = "/api/partners", tag = "ops",
+    description = "Per partner: last flow, flows by state, invoices, reject rate.",
+    responses(
+        (status = 200, description = "The partners", body = Vec<super::overview::PartnerSummary>),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn partners(State(d): State<Arc<App>>) -> Result<Response, ApiError> {
     Ok(Json(super::overview::partners(&d.spool).await?).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OverviewQuery {
+    /// Flows still received or processing this many minutes after arrival
+    /// are stuck (default 15).
     pub stuck_minutes: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/overview", tag = "ops",
+    description = "Everything the status page shows.",
+    params(OverviewQuery),
+    responses(
+        (status = 200, description = "The overview", body = super::overview::Overview),
+        (status = 400, description = "A bad parameter", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn overview(
     State(d): State<Arc<App>>,
-    Query(q): Query<OverviewQuery>,
+    ApiQuery(q): ApiQuery<OverviewQuery>,
 ) -> Result<Response, ApiError> {
     let stuck = q
         .stuck_minutes

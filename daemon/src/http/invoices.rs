@@ -12,14 +12,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quai_spool::ExchangeFilter;
 use serde::Deserialize;
 
-use super::api::ApiError;
+use super::api::{ApiError, ApiQuery, ErrorBody};
+use super::openapi::{ExchangeJson, InvoiceDetailJson, InvoiceListJson, InvoicesJson};
 use crate::app::App;
 
 const MAX_LIMIT: i64 = 1000;
@@ -32,17 +33,30 @@ fn failed(e: anyhow::Error) -> ApiError {
     ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvoicesQuery {
+    /// The partner (required: without it the answer is 400).
     pub partner: Option<String>,
+    /// A status code from 200 to 213 the invoice's history holds.
     pub status: Option<String>,
+    /// Stored at or after: a date, an RFC 3339 time or a duration back.
     pub since: Option<String>,
+    /// 1 to 1000, default 100.
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/invoices", tag = "ops",
+    description = "Invoices the partner sent or receives, newest first, like `quai invoices --json`.",
+    params(InvoicesQuery),
+    responses(
+        (status = 200, description = "The invoices", body = InvoiceListJson),
+        (status = 400, description = "A bad or missing parameter", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn invoices(
     State(d): State<Arc<App>>,
-    Query(q): Query<InvoicesQuery>,
+    ApiQuery(q): ApiQuery<InvoicesQuery>,
 ) -> Result<Response, ApiError> {
     let Some(partner) = q.partner.filter(|p| !p.is_empty()) else {
         return Err(bad_request("partner is required"));
@@ -74,9 +88,25 @@ pub async fn invoices(
             limit: Some(limit),
         })
         .await?;
-    Ok(Json(serde_json::json!({"partner": partner, "invoices": list})).into_response())
+    Ok(Json(InvoiceListJson {
+        partner,
+        invoices: list,
+    })
+    .into_response())
 }
 
+#[utoipa::path(get, path = "/api/invoices/{flow}/{index}", tag = "ops",
+    description = "One invoice with its deliveries and status history, like `quai invoice FLOW/INDEX --json`.",
+    params(
+        ("flow" = i64, Path, description = "The flow's id"),
+        ("index" = i64, Path, description = "The document's index in the flow"),
+    ),
+    responses(
+        (status = 200, description = "The invoice", body = InvoiceDetailJson),
+        (status = 400, description = "Not two numbers", body = ErrorBody),
+        (status = 404, description = "The flow has no such document", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn invoice(
     State(d): State<Arc<App>>,
     Path((flow, index)): Path<(String, String)>,
@@ -100,15 +130,26 @@ pub async fn invoice(
     .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ByNumberQuery {
+    /// The invoice number (BT-1); required.
     pub number: Option<String>,
+    /// The seller's identifier as stored; required.
     pub seller: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/invoices/by-number", tag = "ops",
+    description = "Every invoice with that number from that seller, each as `/api/invoices/{flow}/{index}` answers it.",
+    params(ByNumberQuery),
+    responses(
+        (status = 200, description = "The invoices (empty when none)", body = InvoicesJson),
+        (status = 400, description = "number or seller missing", body = ErrorBody),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn by_number(
     State(d): State<Arc<App>>,
-    Query(q): Query<ByNumberQuery>,
+    ApiQuery(q): ApiQuery<ByNumberQuery>,
 ) -> Result<Response, ApiError> {
     let (Some(number), Some(seller)) = (q.number, q.seller) else {
         return Err(bad_request("number and seller are required"));
@@ -122,10 +163,16 @@ pub async fn by_number(
                 .map_err(failed)?,
         );
     }
-    Ok(Json(serde_json::json!({"invoices": out})).into_response())
+    Ok(Json(InvoicesJson { invoices: out }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/exchange", tag = "ops",
+    description = "Per recipient: invoices routed, delivered, awaiting delivery, refused by the buyer.",
+    responses(
+        (status = 200, description = "The counts", body = ExchangeJson),
+        (status = 503, description = "The spool cannot be read", body = ErrorBody),
+    ))]
 pub async fn exchange(State(d): State<Arc<App>>) -> Result<Response, ApiError> {
     let counts = d.spool.recipient_counts().await?;
-    Ok(Json(serde_json::json!({"recipients": counts})).into_response())
+    Ok(Json(ExchangeJson { recipients: counts }).into_response())
 }

@@ -16,6 +16,7 @@
 //! | `GET /api/invoices/:flow/:index` | one invoice: route, deliveries, statuses, like `quai invoice FLOW/INDEX --json` |
 //! | `GET /api/invoices/by-number?number=&seller=` | the invoices with that number from that seller |
 //! | `GET /api/exchange` | per recipient: invoices routed, delivered, awaiting delivery |
+//! | `GET /openapi.json` | the `/api` routes above as OpenAPI 3.1, from the handlers' types ([`openapi`]) |
 //! | `GET /` | the status page (server-rendered HTML, refreshes itself) |
 //! | `GET /partners/:id` | a partner's page: flows (`?state=`), reject rate, last flow, pending deliveries |
 //! | `GET /flows?partner=&state=&invoice=` | flows, filtered by state, or holding an invoice number (the search box) |
@@ -45,6 +46,7 @@ pub mod flow_service;
 mod html;
 mod invoices;
 pub mod listener;
+pub mod openapi;
 pub mod overview;
 mod page;
 
@@ -165,19 +167,11 @@ pub fn router(daemon: Arc<App>, token: Option<Token>) -> Router {
         .route("/flows/:id", get(detail::flow_page))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
-        .route("/api/status", get(api::status))
-        .route("/api/flows", get(api::flows))
-        .route("/api/flows/:id", get(api::flow))
-        .route(
-            "/api/flows/:id/invoices/:index",
-            get(api::canonical_invoice),
-        )
-        .route("/api/partners", get(api::partners))
-        .route("/api/overview", get(api::overview))
-        .route("/api/invoices", get(invoices::invoices))
-        .route("/api/invoices/by-number", get(invoices::by_number))
-        .route("/api/invoices/:flow/:index", get(invoices::invoice))
-        .route("/api/exchange", get(invoices::exchange))
+        .route("/openapi.json", get(openapi::openapi_json));
+    // The JSON API: each route at the path its OpenAPI annotation declares.
+    let protected = openapi::api_routes()
+        .into_iter()
+        .fold(protected, |r, (path, handler)| r.route(&path, handler))
         .with_state(daemon);
     let protected = match token {
         Some(t) => protected.layer(middleware::from_fn_with_state(t, require_token)),

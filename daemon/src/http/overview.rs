@@ -35,7 +35,7 @@ pub const DEFAULT_STUCK_MINUTES: i64 = 15;
 pub const RECENT_FLOWS: i64 = 15;
 
 /// Backlog: flows not yet in a final state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Backlog {
     pub received: i64,
     pub processing: i64,
@@ -48,7 +48,7 @@ pub struct Backlog {
 }
 
 /// The fields of a flow a dashboard row needs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FlowBrief {
     pub id: i64,
     pub partner: String,
@@ -80,7 +80,7 @@ impl From<&FlowRow> for FlowBrief {
 }
 
 /// Invoices of flows finished within one bucket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     pub start: DateTime<Utc>,
     pub accepted: i64,
@@ -89,7 +89,7 @@ pub struct Bucket {
 }
 
 /// One partner's line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PartnerSummary {
     pub partner: String,
     pub last_flow_at: Option<DateTime<Utc>>,
@@ -103,7 +103,7 @@ pub struct PartnerSummary {
 }
 
 /// A rejected invoice (or a flow rejected as a whole) with its reasons.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RejectRow {
     pub flow_id: i64,
     pub partner: String,
@@ -113,11 +113,12 @@ pub struct RejectRow {
     pub entry: String,
     pub invoice_number: Option<String>,
     /// (rule, message) pairs; fatal reasons first.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub reasons: Vec<(String, String)>,
 }
 
 /// Everything the status page shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Overview {
     pub generated_at: DateTime<Utc>,
     pub totals: Counts,
@@ -138,7 +139,7 @@ pub struct Overview {
 }
 
 /// One delivery owed and not yet delivered (the status page's panel).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Undelivered {
     pub delivery: i64,
     pub flow_id: Option<i64>,
