@@ -28,6 +28,8 @@ use quai_mappings::edifact;
 use quai_spool::{AckKind, AckRow, FlowRow, FlowState, InvoiceRow, Verdict};
 
 use crate::app::App;
+use crate::language::Language;
+use crate::partner_text;
 use crate::reasons::is_fatal;
 
 /// Invoices are read from the spool this many at a time while an
@@ -293,6 +295,16 @@ pub fn remove_stale_staging(root: &Path) -> usize {
     removed
 }
 
+/// The language of what `partner` reads (`[[partner]] language`; English
+/// for a partner no longer configured).
+fn partner_language(daemon: &App, partner: &str) -> Language {
+    daemon
+        .config()
+        .partner(partner)
+        .map(|p| p.language)
+        .unwrap_or_default()
+}
+
 /// The CDAR message of a flow without its statuses (one per invoice, see
 /// [`cdar_status`]).
 pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
@@ -311,7 +323,7 @@ pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
 
 /// The lifecycle status of one stored invoice: 200 when accepted, 213 with
 /// its fatal reasons (all reasons when none is fatal) when rejected.
-pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
+pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow, lang: Language) -> cdar::CdarStatus {
     let reasons = if i.verdict == Verdict::Rejected {
         let fatal: Vec<_> = i.reasons.iter().filter(|r| is_fatal(r)).collect();
         let chosen = if fatal.is_empty() {
@@ -325,7 +337,7 @@ pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
                 reason_code: cdar::reason_code_for(&r.rule).to_string(),
                 rule: r.rule.clone(),
                 term: r.term.clone(),
-                message: r.message.clone(),
+                message: partner_text::reason_message(lang, &r.rule, &r.message).into_owned(),
             })
             .collect();
         if v.is_empty() {
@@ -333,7 +345,7 @@ pub fn cdar_status(flow: &FlowRow, i: &InvoiceRow) -> cdar::CdarStatus {
                 reason_code: "REJ_COH".into(),
                 rule: "REJECTED".into(),
                 term: String::new(),
-                message: "rejected".into(),
+                message: partner_text::rejected(lang).into(),
             });
         }
         v
@@ -366,6 +378,7 @@ async fn write_cdar(
         flow.state.as_str()
     );
     let head = cdar_head(&flow);
+    let lang = partner_language(daemon, &flow.partner);
     let expected = (flow.invoices_accepted + flow.invoices_rejected) as u64;
     let mut written = 0u64;
     if per_invoice {
@@ -383,7 +396,7 @@ async fn write_cdar(
                 };
                 let out = staged.create(&format!("{stem}.{written}.xml"))?;
                 let mut w = cdar::CdarWriter::start(out, &one, 1)?;
-                w.status(&cdar_status(&flow, inv))?;
+                w.status(&cdar_status(&flow, inv, lang))?;
                 close(w.finish()?)?;
             }
             Ok(())
@@ -394,7 +407,7 @@ async fn write_cdar(
         let mut w = cdar::CdarWriter::start(out, &head, expected)?;
         each_page(daemon, flow.id, |page| {
             for inv in &page {
-                w.status(&cdar_status(&flow, inv))?;
+                w.status(&cdar_status(&flow, inv, lang))?;
                 written += 1;
             }
             Ok(())
@@ -509,7 +522,7 @@ async fn write_contrl(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
 }
 
 /// Everything of a finished flow's integration report but its documents.
-pub fn report_head(flow: &FlowRow) -> anyhow::Result<ReportHead> {
+pub fn report_head(flow: &FlowRow, lang: Language) -> anyhow::Result<ReportHead> {
     let status = match flow.state {
         FlowState::Processed => "processed",
         FlowState::Failed => "rejected",
@@ -546,7 +559,12 @@ pub fn report_head(flow: &FlowRow) -> anyhow::Result<ReportHead> {
                 .failure_code
                 .clone()
                 .unwrap_or_else(|| "IRR_SYNTAX".to_string()),
-            message: flow.failure_message.clone().unwrap_or_default(),
+            message: partner_text::refusal_message(
+                lang,
+                flow.failure_code.as_deref().unwrap_or("IRR_SYNTAX"),
+                flow.failure_message.as_deref().unwrap_or_default(),
+            )
+            .into_owned(),
         });
     }
     head.duplicate_of = flow.duplicate_of;
@@ -554,7 +572,7 @@ pub fn report_head(flow: &FlowRow) -> anyhow::Result<ReportHead> {
 }
 
 /// One stored invoice as a document of the report.
-pub fn report_document(i: InvoiceRow) -> ReportDocument {
+pub fn report_document(i: InvoiceRow, lang: Language) -> ReportDocument {
     ReportDocument {
         index: i.doc_index,
         entry: i.entry,
@@ -567,11 +585,14 @@ pub fn report_document(i: InvoiceRow) -> ReportDocument {
         reasons: i
             .reasons
             .into_iter()
-            .map(|r| ReportReason {
-                rule: r.rule,
-                term: r.term,
-                severity: r.severity,
-                message: r.message,
+            .map(|r| {
+                let message = partner_text::reason_message(lang, &r.rule, &r.message).into_owned();
+                ReportReason {
+                    rule: r.rule,
+                    term: r.term,
+                    severity: r.severity,
+                    message,
+                }
             })
             .collect(),
     }
@@ -582,7 +603,8 @@ pub fn report_document(i: InvoiceRow) -> ReportDocument {
 /// if the documents listed do not add up to them, nothing is sent.
 async fn write_report(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
-    let head = report_head(&flow)?;
+    let lang = partner_language(daemon, &flow.partner);
+    let head = report_head(&flow, lang)?;
     let mut xml = XmlReportWriter::start(staged.create(&format!("{}.xml", ack.file_name))?, &head)?;
     let mut json =
         JsonReportWriter::start(staged.create(&format!("{}.json", ack.file_name))?, &head)?;
@@ -590,7 +612,7 @@ async fn write_report(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow
     if flow.state == FlowState::Processed {
         each_page(daemon, flow.id, |page| {
             for inv in page {
-                let d = report_document(inv);
+                let d = report_document(inv, lang);
                 xml.document(&d)?;
                 json.document(&d)?;
                 written += 1;

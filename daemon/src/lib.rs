@@ -26,6 +26,7 @@ pub mod language;
 pub mod mail;
 pub mod metrics;
 pub mod outbound;
+pub mod partner_text;
 pub mod pipeline;
 pub mod preflight;
 pub mod process_metrics;

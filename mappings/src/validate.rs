@@ -27,6 +27,7 @@
 
 mod calc;
 mod catalog;
+mod catalog_fr;
 pub(crate) mod cii_binding;
 mod code_lists;
 mod codes;
@@ -124,6 +125,22 @@ pub fn factur_x_profile(invoice: &Invoice) -> Option<FxProfile> {
 /// same table is published as `docs/rules.md`.
 pub fn rules() -> &'static [RuleInfo] {
     catalog::RULES
+}
+
+/// The text of rule `id` for a partner who reads French: the French of an
+/// EN 16931 rule (`catalog_fr.rs`), or a BR-FR rule's own (official) text.
+/// `None` for an id of neither table.
+pub fn rule_text_fr(id: &str) -> Option<&'static str> {
+    catalog_fr::text_fr(id).or_else(|| fr::text_fr(id))
+}
+
+/// The text of rule `id` for a partner who reads English: an EN 16931
+/// rule's catalog text, or a BR-FR rule's English (`fr/catalog_en.rs`).
+pub fn rule_text_en(id: &str) -> Option<&'static str> {
+    catalog_index()
+        .get(id)
+        .map(|r| r.text)
+        .or_else(|| fr::text_en(id))
 }
 
 /// The rules table as the Markdown of `docs/rules.md`.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts as _, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -68,7 +68,9 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        match Query::<T>::from_request_parts(parts, state).await {
+        match <Query<T> as axum::extract::FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+        {
             Ok(Query(v)) => Ok(ApiQuery(v)),
             Err(e) => Err(bad_request(e.body_text())),
         }

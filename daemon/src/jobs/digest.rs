@@ -193,9 +193,11 @@ async fn send_digest(
         .partner(partner)
         .map(|p| p.language)
         .unwrap_or_default();
+    // What the partner reads, in its language (the rows keep their ids).
+    let localized = localized(pending, lang);
     let mail = compose(
         partner,
-        pending,
+        &localized,
         today,
         to.clone(),
         new_message_id("digest"),
@@ -371,6 +373,24 @@ pub fn subject_with_flows(
         "{} {what} {} {partner} ({date})",
         w.subject_colon, w.subject_for
     )
+}
+
+/// `pending` with every reason and refusal message in `lang`
+/// ([`crate::partner_text`]).
+pub fn localized(pending: &Pending, lang: Language) -> Pending {
+    let mut out = Pending {
+        rejects: pending.rejects.clone(),
+        flows: pending.flows.clone(),
+    };
+    for r in &mut out.rejects {
+        for x in &mut r.reasons {
+            x.message = crate::partner_text::reason_message(lang, &x.rule, &x.message).into_owned();
+        }
+    }
+    for f in &mut out.flows {
+        f.message = crate::partner_text::refusal_message(lang, &f.code, &f.message).into_owned();
+    }
+    out
 }
 
 /// The rules and messages of a reject: fatal reasons (all reasons when none

@@ -20,6 +20,7 @@
 //! follows.
 
 mod catalog;
+mod catalog_en;
 mod rules;
 
 use std::collections::HashMap;
@@ -67,6 +68,16 @@ pub fn validate(invoice: &Invoice, mode: FrMode) -> Vec<Violation> {
     rules::check(invoice, &mut out);
     out.violations
 }
+
+/// The official (French) text of the BR-FR rule raised as `id`.
+pub fn text_fr(id: &str) -> Option<&'static str> {
+    catalog::RULES
+        .iter()
+        .find(|r| r.cii == id || r.ubl.contains(&id))
+        .map(|r| r.text)
+}
+
+pub use catalog_en::text_en;
 
 /// Every BR-FR rule quai checks.
 pub fn rules() -> &'static [FrRule] {

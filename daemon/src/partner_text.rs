@@ -1,0 +1,294 @@
+//! The human text of quai's findings in the partner's language: the
+//! message of each reason of an integration report, a CDAR status and a
+//! digest (rule violations, `REJ_UNI` duplicates, `REJ_ADR`), and the
+//! reason a flow was refused whole (`IRR_*`).
+//!
+//! Why at rendering and not at validation: the spool keeps one message per
+//! reason, written when the flow was read (English for the EN 16931 rules,
+//! `REJ_*` and `IRR_*`; the official French for BR-FR), and a partner's
+//! language may change after. So the text is chosen here from the rule id,
+//! which the spool keeps too: the rule's text in the language
+//! (`quai_mappings::validate::rule_text_fr` / `rule_text_en`), followed by
+//! the values the stored message interpolated (amounts and numbers as
+//! written, quoted values), so both languages carry them. Duplicates and
+//! unroutable invoices are read back from their known English sentence.
+//! What quai cannot say in the language (a parser's own error) keeps its
+//! English detail after a sentence in the language. Machine-read fields
+//! (rule ids, codes, terms) are never touched.
+
+use std::borrow::Cow;
+
+use quai_mappings::validate::{rule_text_en, rule_text_fr};
+
+use crate::language::Language;
+
+/// The message of one stored reason as a partner reading `lang` reads it.
+pub fn reason_message<'a>(lang: Language, rule: &str, message: &'a str) -> Cow<'a, str> {
+    match lang {
+        Language::En => english(rule, message),
+        Language::Fr => french(rule, message),
+    }
+}
+
+/// The message of a flow refused whole with `code` (`IRR_*`).
+pub fn refusal_message<'a>(lang: Language, code: &str, message: &'a str) -> Cow<'a, str> {
+    if lang == Language::En {
+        return Cow::Borrowed(message);
+    }
+    let sentence = match code {
+        "IRR_VIDE_F" | "IRR_VID_F" => "Le flux est vide.",
+        "IRR_TYPE_F" => "Le type du flux ou d'un de ses fichiers n'est pas accepté (UBL, CII, Factur-X, EDIFACT, ou une archive zip, tar ou gzip de ceux-ci).",
+        "IRR_SYNTAX" => "Le flux ne peut pas être lu : sa syntaxe n'est pas valide.",
+        "IRR_TAILLE_F" => "Le flux dépasse une limite (taille, nombre de factures ou imbrication d'archives).",
+        "IRR_TAILLE_PJ" => "Une pièce jointe dépasse la taille autorisée.",
+        "IRR_VID_PJ" => "Une pièce jointe est vide.",
+        "IRR_NOM_PJ" => "Le nom d'une pièce jointe n'est pas accepté.",
+        "IRR_EXT_DOC" => "L'extension d'un fichier du flux n'est pas acceptée.",
+        "IRR_ANTIVIRUS" => "Le flux contient un logiciel malveillant : rien n'y a été lu.",
+        _ => "Le flux a été refusé en entier.",
+    };
+    if let Some(n) = message
+        .strip_prefix("the flow holds more than ")
+        .and_then(|r| r.strip_suffix(" invoices, the limit per flow"))
+    {
+        return Cow::Owned(format!(
+            "Le flux contient plus de {n} factures, la limite par flux."
+        ));
+    }
+    if message.trim().is_empty() {
+        return Cow::Borrowed(sentence);
+    }
+    Cow::Owned(format!(
+        "{sentence} Détail technique (en anglais) : {message}"
+    ))
+}
+
+/// The word of a rejected invoice without any reason (CDAR).
+pub fn rejected(lang: Language) -> &'static str {
+    match lang {
+        Language::En => "rejected",
+        Language::Fr => "rejetée",
+    }
+}
+
+fn english<'a>(rule: &str, message: &'a str) -> Cow<'a, str> {
+    // Only the BR-FR rules are stored in French.
+    if !rule.starts_with("BR-FR") {
+        return Cow::Borrowed(message);
+    }
+    let (Some(text), Some(official)) = (rule_text_en(rule), rule_text_fr(rule)) else {
+        return Cow::Borrowed(message);
+    };
+    Cow::Owned(with_values(
+        text,
+        &values(message, '"', official),
+        "Value",
+        "Values",
+    ))
+}
+
+fn french<'a>(rule: &str, message: &'a str) -> Cow<'a, str> {
+    if rule.starts_with("BR-FR") {
+        return Cow::Borrowed(message);
+    }
+    match rule {
+        "REJ_UNI" => return duplicate_fr(message).map_or(Cow::Borrowed(message), Cow::Owned),
+        "REJ_ADR" => return Cow::Owned(unroutable_fr(message)),
+        _ => {}
+    }
+    match (rule_text_fr(rule), rule_text_en(rule)) {
+        (Some(text), Some(english)) => Cow::Owned(with_values(
+            text,
+            &values(message, '\'', english),
+            "Valeur relevée",
+            "Valeurs relevées",
+        )),
+        // A rule of no catalog (the structure and syntax checks): a French
+        // sentence, then the English finding, which names the element.
+        _ => Cow::Owned(format!(
+            "Le document ne respecte pas la règle {rule}. Détail technique (en anglais) : {message}"
+        )),
+    }
+}
+
+/// `text`, then ` Values: a; b.` when the stored message had values.
+fn with_values(text: &str, values: &[String], one: &str, many: &str) -> String {
+    if values.is_empty() {
+        return text.to_string();
+    }
+    let label = if values.len() == 1 { one } else { many };
+    // French puts a space before the colon.
+    let colon = if one.starts_with("Valeur") { " :" } else { ":" };
+    format!("{text} {label}{colon} {}.", values.join(" ; "))
+}
+
+/// The values a message interpolates: the segments between `quote`s, and
+/// the numbers (amounts, dates, counts) outside them that are not part of
+/// an id (`BT-106`, `BR-CO-10`) nor already in `rule_text`.
+fn values(message: &str, quote: char, rule_text: &str) -> Vec<String> {
+    let known: Vec<String> = numbers(rule_text);
+    let mut out = Vec::new();
+    let mut rest = message;
+    let mut outside = String::new();
+    while let Some(start) = rest.find(quote) {
+        outside.push_str(&rest[..start]);
+        outside.push(' ');
+        let after = &rest[start + quote.len_utf8()..];
+        match after.find(quote) {
+            Some(end) => {
+                out.push(format!("{quote}{}{quote}", &after[..end]));
+                rest = &after[end + quote.len_utf8()..];
+            }
+            None => {
+                rest = after;
+                break;
+            }
+        }
+    }
+    outside.push_str(rest);
+    for n in numbers(&outside) {
+        if !known.contains(&n) && !out.contains(&n) {
+            out.push(n);
+        }
+    }
+    out
+}
+
+/// The numbers of a text as written: `801.78`, `-5.00`, `2026-11-28`, `3`.
+fn numbers(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let prev = if i > 0 { Some(chars[i - 1]) } else { None };
+        let starts = c.is_ascii_digit()
+            && !prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '-' | '_' | '/' | '.'));
+        let signed = c == '-'
+            && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())
+            && !prev.is_some_and(|p| p.is_alphanumeric() || matches!(p, '-' | '_' | '/'));
+        if !(starts || signed) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < chars.len() {
+            let d = chars[j];
+            let joins = matches!(d, '.' | ',' | '-' | ':')
+                && chars.get(j + 1).is_some_and(|n| n.is_ascii_digit());
+            if d.is_ascii_digit() || joins {
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        out.push(chars[i..j].iter().collect());
+        i = j;
+    }
+    out
+}
+
+/// `duplicate invoice: number N of seller S for year Y WHAT (DOUBLON)`
+/// (`quai_spool`'s REJ_UNI reason) in French.
+fn duplicate_fr(message: &str) -> Option<String> {
+    let body = message
+        .strip_prefix("duplicate invoice: number ")?
+        .strip_suffix(" (DOUBLON)")?;
+    let (number, rest) = body.split_once(" of seller ")?;
+    let (seller, rest) = rest.rsplit_once(" for year ")?;
+    let (year, what) = rest.split_once(' ')?;
+    let what = if what == "appears twice in this flow" {
+        "figure deux fois dans ce flux".to_string()
+    } else if let Some(flow) = what.strip_prefix("was already received in flow ") {
+        format!("a déjà été reçue dans le flux {flow}")
+    } else if what == "was already received" {
+        "a déjà été reçue".to_string()
+    } else {
+        return None;
+    };
+    Some(format!(
+        "facture en double : le numéro {number} du vendeur {seller} pour l'année {year} {what} (DOUBLON)"
+    ))
+}
+
+/// The REJ_ADR reasons of `exchange::unroutable` in French.
+fn unroutable_fr(message: &str) -> String {
+    if let Some(key) = message
+        .strip_prefix("no partner receives invoices for the buyer's address ")
+        .and_then(|r| r.strip_suffix(": no valid line of the directory"))
+    {
+        return format!(
+            "aucun partenaire ne reçoit les factures de l'adresse de l'acheteur {key} : aucune ligne valide de l'annuaire"
+        );
+    }
+    "l'acheteur n'a ni adresse électronique (BT-49 avec son schéma) ni SIREN ou SIRET \
+     (BT-47, schéma 0002 ou 0009) : la facture ne peut pas être acheminée"
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_en16931_rule_in_french_keeps_the_values_of_its_message() {
+        let m = "The sum of the line net amounts (BT-131) is 800.00 but the invoice states 801.78 as the sum of line net amounts (BT-106).";
+        let fr = reason_message(Language::Fr, "BR-CO-10", m);
+        assert_eq!(
+            fr,
+            "Somme des montants nets des lignes = Σ des montants nets de ligne (BT-131). Valeurs relevées : 800.00 ; 801.78."
+        );
+        assert_eq!(reason_message(Language::En, "BR-CO-10", m), m);
+        let m = "The seller electronic address (BT-34) 'x@y' has no scheme identifier.";
+        assert!(reason_message(Language::Fr, "BR-62", m).ends_with("Valeur relevée : 'x@y'."));
+        let m = "Invoice line 3 has no line identifier (BT-126).";
+        assert!(reason_message(Language::Fr, "BR-21", m).ends_with("Valeur relevée : 3."));
+    }
+
+    #[test]
+    fn a_br_fr_rule_in_english_keeps_its_value() {
+        let m = "BR-FR-01/BT-1 : L'identifiant de facture ne doit pas dépasser 35 caractères. Valeur actuelle : \"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\".";
+        assert_eq!(
+            reason_message(Language::En, "BR-FR-01_BT-1", m),
+            "The invoice number shall not exceed 35 characters. Value: \"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789\"."
+        );
+        assert_eq!(reason_message(Language::Fr, "BR-FR-01_BT-1", m), m);
+    }
+
+    #[test]
+    fn duplicates_and_refusals_in_french() {
+        let m = "duplicate invoice: number F-1 of seller 123456789 for year 2026 was already received in flow 5 (DOUBLON)";
+        assert_eq!(
+            reason_message(Language::Fr, "REJ_UNI", m),
+            "facture en double : le numéro F-1 du vendeur 123456789 pour l'année 2026 a déjà été reçue dans le flux 5 (DOUBLON)"
+        );
+        let m = "duplicate invoice: number F 2 of seller S for year 2025 appears twice in this flow (DOUBLON)";
+        assert!(reason_message(Language::Fr, "REJ_UNI", m).ends_with(
+            "F 2 du vendeur S pour l'année 2025 figure deux fois dans ce flux (DOUBLON)"
+        ));
+        assert_eq!(
+            refusal_message(
+                Language::Fr,
+                "IRR_TAILLE_F",
+                "the flow holds more than 10 invoices, the limit per flow"
+            ),
+            "Le flux contient plus de 10 factures, la limite par flux."
+        );
+        let fr = refusal_message(
+            Language::Fr,
+            "IRR_SYNTAX",
+            "the UBL document cannot be read: bad tag",
+        );
+        assert!(fr.starts_with("Le flux ne peut pas être lu"), "{fr}");
+        assert!(fr.ends_with("bad tag"), "{fr}");
+        assert_eq!(refusal_message(Language::En, "IRR_SYNTAX", "x"), "x");
+    }
+
+    #[test]
+    fn numbers_are_read_as_written_and_ids_are_not_numbers() {
+        assert_eq!(
+            numbers("BT-106 is -5.00 on 2026-11-28, line 3, BR-CO-10"),
+            vec!["-5.00", "2026-11-28", "3"]
+        );
+    }
+}
