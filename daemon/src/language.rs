@@ -1,12 +1,14 @@
 //! The language of what a partner reads from quai: `[[partner]] language =
 //! "fr" | "en"` (default `en`). A leaf: the configuration parses it, the
-//! digest writes its sentences with [`DigestWords`].
+//! digest writes its sentences with [`DigestWords`], and
+//! [`crate::partner_text`] gives each finding's message in it.
 //!
 //! What is translated: the digest mail (subject, greeting, paragraphs, table
-//! headings, list lines). What is not, on purpose: machine-read fields (the
-//! CSV header, report and CDAR field names, rule ids, IRR/REJ codes), and the
-//! rule messages, which come from the English EN 16931 catalog (no French
-//! catalog exists yet).
+//! headings, list lines), and the messages of the integration reports, the
+//! CDAR statuses' reasons and the digests: rule messages (EN 16931 in
+//! French, BR-FR in English), duplicates, unroutable invoices and flows
+//! refused whole. What is not, on purpose: machine-read fields (the CSV
+//! header, report and CDAR field names, rule ids, terms, IRR/REJ codes).
 
 use serde::Serialize;
 
