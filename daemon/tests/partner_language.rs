@@ -34,9 +34,12 @@ fn outbox_files(outbox: &Path, suffix: &str) -> Vec<String> {
     out
 }
 
+/// (rule or code, message) pairs.
+type Texts = Vec<(String, String)>;
+
 /// (rule, message) of every reason of every JSON report, and the flow
 /// rejections' (code, message).
-fn report_texts(outbox: &Path) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn report_texts(outbox: &Path) -> (Texts, Texts) {
     let mut reasons = Vec::new();
     let mut refusals = Vec::new();
     for text in outbox_files(outbox, ".report.json") {
