@@ -45,6 +45,7 @@ pub fn refusal_message<'a>(lang: Language, code: &str, message: &'a str) -> Cow<
         "IRR_NOM_PJ" => "Le nom d'une pièce jointe n'est pas accepté.",
         "IRR_EXT_DOC" => "L'extension d'un fichier du flux n'est pas acceptée.",
         "IRR_ANTIVIRUS" => "Le flux contient un logiciel malveillant : rien n'y a été lu.",
+        "STATUS_REFUSED" => "Des statuts de ce flux ont été refusés (les autres sont enregistrés).",
         _ => "Le flux a été refusé en entier.",
     };
     if let Some(n) = message
@@ -122,30 +123,34 @@ fn with_values(text: &str, values: &[String], one: &str, many: &str) -> String {
     format!("{text} {label}{colon} {}.", values.join(" ; "))
 }
 
-/// The values a message interpolates: the segments between `quote`s, and
-/// the numbers (amounts, dates, counts) outside them that are not part of
-/// an id (`BT-106`, `BR-CO-10`) nor already in `rule_text`.
+/// The values a message interpolates: the segments between `quote`s (an
+/// opening quote after no letter, a closing one before none, so `buyer's`
+/// is no quote), and the numbers (amounts, dates, counts) outside them that
+/// are not part of an id (`BT-106`, `BR-CO-10`) nor already in `rule_text`.
 fn values(message: &str, quote: char, rule_text: &str) -> Vec<String> {
     let known: Vec<String> = numbers(rule_text);
+    let chars: Vec<char> = message.chars().collect();
+    let word = |i: usize| chars.get(i).is_some_and(|c| c.is_alphanumeric());
     let mut out = Vec::new();
-    let mut rest = message;
     let mut outside = String::new();
-    while let Some(start) = rest.find(quote) {
-        outside.push_str(&rest[..start]);
-        outside.push(' ');
-        let after = &rest[start + quote.len_utf8()..];
-        match after.find(quote) {
-            Some(end) => {
-                out.push(format!("{quote}{}{quote}", &after[..end]));
-                rest = &after[end + quote.len_utf8()..];
+    let mut i = 0;
+    while i < chars.len() {
+        let opens = chars[i] == quote && (i == 0 || !word(i - 1));
+        let close = opens
+            .then(|| (i + 1..chars.len()).find(|&j| chars[j] == quote && !word(j + 1)))
+            .flatten();
+        match close {
+            Some(j) => {
+                out.push(chars[i..=j].iter().collect::<String>());
+                outside.push(' ');
+                i = j + 1;
             }
             None => {
-                rest = after;
-                break;
+                outside.push(chars[i]);
+                i += 1;
             }
         }
     }
-    outside.push_str(rest);
     for n in numbers(&outside) {
         if !known.contains(&n) && !out.contains(&n) {
             out.push(n);
@@ -241,6 +246,8 @@ mod tests {
         assert_eq!(reason_message(Language::En, "BR-CO-10", m), m);
         let m = "The seller electronic address (BT-34) 'x@y' has no scheme identifier.";
         assert!(reason_message(Language::Fr, "BR-62", m).ends_with("Valeur relevée : 'x@y'."));
+        let m = "The payee (BG-10) has the seller's name; the buyer's 'ACME' is line 2.";
+        assert_eq!(values(m, '\'', ""), vec!["'ACME'", "2"]);
         let m = "Invoice line 3 has no line identifier (BT-126).";
         assert!(reason_message(Language::Fr, "BR-21", m).ends_with("Valeur relevée : 3."));
     }
@@ -282,6 +289,15 @@ mod tests {
         assert!(fr.starts_with("Le flux ne peut pas être lu"), "{fr}");
         assert!(fr.ends_with("bad tag"), "{fr}");
         assert_eq!(refusal_message(Language::En, "IRR_SYNTAX", "x"), "x");
+        let fr = refusal_message(
+            Language::Fr,
+            "STATUS_REFUSED",
+            "status 1 (invoice F-1, 205): unknown invoice",
+        );
+        assert!(
+            fr.starts_with("Des statuts de ce flux ont été refusés"),
+            "{fr}"
+        );
     }
 
     #[test]
