@@ -98,18 +98,197 @@ fn french<'a>(rule: &str, message: &'a str) -> Cow<'a, str> {
         _ => {}
     }
     match (rule_text_fr(rule), rule_text_en(rule)) {
-        (Some(text), Some(english)) => Cow::Owned(with_values(
-            text,
-            &values(message, '\'', english),
-            "Valeur relevée",
-            "Valeurs relevées",
-        )),
-        // A rule of no catalog (the structure and syntax checks): a French
-        // sentence, then the English finding, which names the element.
-        _ => Cow::Owned(format!(
-            "Le document ne respecte pas la règle {rule}. Détail technique (en anglais) : {message}"
-        )),
+        (Some(text), Some(english)) => {
+            let (places, rest) = places_fr(&without_examples(message));
+            let mut out = text.to_string();
+            if !places.is_empty() {
+                out.push_str(&format!(" Concerne : {}.", places.join(", ")));
+            }
+            Cow::Owned(with_values(
+                &out,
+                &values(&rest, '\'', english),
+                "Valeur relevée",
+                "Valeurs relevées",
+            ))
+        }
+        // The syntax bindings' findings in their known shapes; any other
+        // rule of no catalog (structure, syntax): a French sentence, then
+        // the English finding, which names the element.
+        _ => Cow::Owned(binding_fr(message).or_else(|| xsd_fr(rule, message)).unwrap_or_else(|| {
+            format!(
+                "Le document ne respecte pas la règle {rule}. Détail technique (en anglais) : {message}"
+            )
+        })),
     }
+}
+
+/// Where an English message says a finding is (`Invoice line 3`, `VAT
+/// breakdown 2`, `Line allowance 1 of line 4`...), in French, and the
+/// message without those places (their numbers are no values).
+fn places_fr(message: &str) -> (Vec<String>, String) {
+    const PLACES: &[(&str, &str)] = &[
+        ("invoice line ", "ligne"),
+        ("line allowance ", "remise de ligne"),
+        ("line charge ", "charge de ligne"),
+        ("document level allowance ", "remise au niveau du document"),
+        ("document level charge ", "charge au niveau du document"),
+        ("vat breakdown ", "ventilation de TVA"),
+        ("credit transfer ", "virement"),
+        ("supporting document ", "justificatif"),
+        (
+            "preceding invoice reference ",
+            "référence de facture antérieure",
+        ),
+        ("payment means ", "moyen de paiement"),
+        ("line ", "ligne"),
+    ];
+    let mut rest = message.to_string();
+    let mut found = Vec::new();
+    for (phrase, french) in PLACES {
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            let at = lower.match_indices(phrase).map(|(i, _)| i).find(|&i| {
+                let before = lower[..i].chars().next_back();
+                let after = lower[i + phrase.len()..].chars().next();
+                !before.is_some_and(char::is_alphanumeric)
+                    && after.is_some_and(|c| c.is_ascii_digit())
+            });
+            let Some(i) = at else { break };
+            let start = i + phrase.len();
+            let end = start
+                + rest[start..]
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(rest.len() - start);
+            let place = format!("{french} {}", &rest[start..end]);
+            if !found.contains(&place) {
+                found.push(place);
+            }
+            rest.replace_range(i..end, &" ".repeat(end - i));
+        }
+    }
+    (found, rest)
+}
+
+/// The message without its `e.g. ...` asides (examples are no values).
+fn without_examples(message: &str) -> String {
+    let mut out = message.to_string();
+    while let Some(i) = out.find("e.g.") {
+        let end = out[i..].find(')').map_or(out.len(), |j| i + j);
+        out.replace_range(i..end, &" ".repeat(end - i));
+    }
+    out
+}
+
+/// The findings of the EN 16931 syntax bindings (`UBL-CR-*`, `UBL-SR-*`,
+/// `CII-SR-*`...) in their two common shapes, in French: an element the
+/// norm does not use, and an element given too often or too rarely. The
+/// paths are XML names and stay as they are.
+fn binding_fr(message: &str) -> Option<String> {
+    let (body, binding) = if let Some(b) = message.strip_suffix(" (EN 16931 UBL binding)") {
+        (b, "UBL")
+    } else {
+        (message.strip_suffix(" (EN 16931 CII binding)")?, "CII")
+    };
+    let said = if let Some(what) =
+        body.strip_suffix(" is not used in EN 16931; the recipient does not read it")
+    {
+        let what = match what.strip_prefix("attribute @") {
+            Some(rest) => format!("l'attribut @{}", rest.replacen(" of ", " de ", 1)),
+            None => what.to_string(),
+        };
+        format!("{what} n'est pas utilisé par l'EN 16931 : le destinataire ne le lit pas")
+    } else {
+        let (what, count) = body.rsplit_once(" must occur ")?;
+        let (want, seen) = count.split_once(", found ")?;
+        let want = if let Some(n) = want.strip_prefix("at most ") {
+            format!("au plus {}", n.strip_suffix(" time(s)")?)
+        } else if let Some(n) = want.strip_prefix("at least ") {
+            format!("au moins {}", n.strip_suffix(" time(s)")?)
+        } else {
+            format!(
+                "exactement {}",
+                want.strip_prefix("exactly ")?.strip_suffix(" time(s)")?
+            )
+        };
+        format!("{what} doit apparaître {want} fois ; trouvé {seen} fois")
+    };
+    Some(format!("{said} (liaison {binding} de l'EN 16931)"))
+}
+
+/// The structure check's findings (rule `XSD`: `{at}: ...`, the XPath
+/// first) in French; the XPath and the element names stay as they are.
+fn xsd_fr(rule: &str, message: &str) -> Option<String> {
+    if rule != "XSD" {
+        return None;
+    }
+    let (at, what) = message.split_once(": ")?;
+    // `element 'a'` / `element (one of a, b)` of the mappings' `names`.
+    let element = |w: &str| -> String {
+        match w
+            .strip_prefix("element (one of ")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            Some(list) => format!("l'un des éléments {list}"),
+            None => w.replacen("element ", "l'élément ", 1),
+        }
+    };
+    let said = if let Some(rest) = what.strip_prefix("the mandatory ") {
+        match rest.split_once(" is missing (expected before ") {
+            Some((want, before)) => format!(
+                "{} obligatoire manque (attendu avant {})",
+                element(want),
+                before.strip_suffix(')')?
+            ),
+            None => format!(
+                "{} obligatoire manque",
+                element(rest.strip_suffix(" is missing")?)
+            ),
+        }
+    } else if let Some(r) = what.strip_prefix("the attribute ") {
+        format!(
+            "l'attribut {} est obligatoire",
+            r.strip_suffix(" is required")?
+        )
+    } else if let Some(r) = what.strip_prefix("attribute ") {
+        let a = r.strip_suffix(
+            " is not allowed here (the schema does not define it for this element)",
+        )?;
+        format!(
+            "l'attribut {a} n'est pas permis ici (le schéma ne le définit pas pour cet élément)"
+        )
+    } else if what == "text is not allowed here (this element holds elements only)" {
+        "du texte n'est pas permis ici (cet élément ne contient que des éléments)".to_string()
+    } else if what == "this element must be empty" {
+        "cet élément doit être vide".to_string()
+    } else if let Some(r) = what.strip_prefix("element ") {
+        let (name, tail) = r.split_once(' ')?;
+        let tail = if let Some(n) = tail
+            .strip_prefix("is given more often than the schema allows (at most ")
+            .and_then(|t| t.strip_suffix(" time(s))"))
+        {
+            format!("est donné plus souvent que le schéma ne le permet (au plus {n} fois)")
+        } else if let Some(next) = tail
+            .strip_prefix("is out of its place (it comes before ")
+            .and_then(|t| t.strip_suffix(')'))
+        {
+            format!("n'est pas à sa place (il vient avant {})", element(next))
+        } else if let Some(parent) = tail
+            .strip_prefix("is not allowed here (the schema has no such child in ")
+            .and_then(|t| t.strip_suffix(')'))
+        {
+            format!("n'est pas permis ici (le schéma n'a pas cet enfant dans {parent})")
+        } else if tail == "is not allowed here: this element holds a value, not elements" {
+            "n'est pas permis ici : cet élément contient une valeur, pas des éléments".to_string()
+        } else if tail == "is in a namespace this syntax does not use here" {
+            "est dans un espace de noms que cette syntaxe n'utilise pas ici".to_string()
+        } else {
+            return None;
+        };
+        format!("l'élément {name} {tail}")
+    } else {
+        return None;
+    };
+    Some(format!("{at} : {said}"))
 }
 
 /// `text`, then ` Values: a; b.` when the stored message had values.
@@ -187,7 +366,16 @@ fn numbers(text: &str) -> Vec<String> {
                 break;
             }
         }
-        out.push(chars[i..j].iter().collect());
+        let mut n: String = chars[i..j].iter().collect();
+        // A rate keeps its percent sign.
+        if chars.get(j) == Some(&'%') {
+            n.push_str(" %");
+            j += 1;
+        } else if chars.get(j) == Some(&' ') && chars.get(j + 1) == Some(&'%') {
+            n.push_str(" %");
+            j += 2;
+        }
+        out.push(n);
         i = j;
     }
     out
@@ -249,7 +437,71 @@ mod tests {
         let m = "The payee (BG-10) has the seller's name; the buyer's 'ACME' is line 2.";
         assert_eq!(values(m, '\'', ""), vec!["'ACME'", "2"]);
         let m = "Invoice line 3 has no line identifier (BT-126).";
-        assert!(reason_message(Language::Fr, "BR-21", m).ends_with("Valeur relevée : 3."));
+        assert_eq!(
+            reason_message(Language::Fr, "BR-21", m),
+            "Chaque ligne de facture doit avoir un identifiant de ligne. Concerne : ligne 3."
+        );
+        let m = "Line allowance 1 of line 4 has no amount (BT-136).";
+        assert_eq!(
+            reason_message(Language::Fr, "BR-41", m),
+            "Chaque remise de ligne doit avoir un montant. Concerne : remise de ligne 1, ligne 4."
+        );
+        let m = "VAT breakdown 1 (category S) states a tax amount (BT-117) of -14.79 but the taxable amount -72.50 at 19 % gives 13.78.";
+        assert!(
+            reason_message(Language::Fr, "BR-CO-17", m).ends_with(
+                " Concerne : ventilation de TVA 1. Valeurs relevées : -14.79 ; -72.50 ; 19 % ; 13.78."
+            ),
+            "{}",
+            reason_message(Language::Fr, "BR-CO-17", m)
+        );
+        let m = "The invoice type code (BT-3, e.g. 380 for an invoice, 381 for a credit note) is missing.";
+        assert_eq!(
+            reason_message(Language::Fr, "BR-04", m),
+            "Une facture doit avoir un code de type de facture."
+        );
+    }
+
+    #[test]
+    fn binding_findings_in_french() {
+        let m = "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationAddress is not used in EN 16931; the recipient does not read it (EN 16931 UBL binding)";
+        assert_eq!(
+            reason_message(Language::Fr, "UBL-CR-249", m),
+            "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationAddress n'est pas utilisé par l'EN 16931 : le destinataire ne le lit pas (liaison UBL de l'EN 16931)"
+        );
+        let m = "InvoicePeriod/DescriptionCode must occur at most 1 time(s), found 3 (EN 16931 UBL binding)";
+        assert_eq!(
+            reason_message(Language::Fr, "UBL-SR-49", m),
+            "InvoicePeriod/DescriptionCode doit apparaître au plus 1 fois ; trouvé 3 fois (liaison UBL de l'EN 16931)"
+        );
+        let m = "attribute @schemeID of AllowanceCharge/TaxCategory/ID is not used in EN 16931; the recipient does not read it (EN 16931 UBL binding)";
+        assert!(reason_message(Language::Fr, "UBL-CR-678", m).starts_with(
+            "l'attribut @schemeID de AllowanceCharge/TaxCategory/ID n'est pas utilisé"
+        ));
+        let m = "something else (EN 16931 UBL binding)";
+        assert!(reason_message(Language::Fr, "UBL-SR-21", m)
+            .starts_with("Le document ne respecte pas la règle UBL-SR-21."));
+        assert_eq!(reason_message(Language::En, "UBL-SR-49", m), m);
+    }
+
+    #[test]
+    fn structure_findings_in_french() {
+        let m = "/rsm:CrossIndustryInvoice: the mandatory element 'rsm:ExchangedDocumentContext' is missing (expected before 'rsm:SupplyChainTradeTransaction')";
+        assert_eq!(
+            reason_message(Language::Fr, "XSD", m),
+            "/rsm:CrossIndustryInvoice : l'élément 'rsm:ExchangedDocumentContext' obligatoire manque (attendu avant 'rsm:SupplyChainTradeTransaction')"
+        );
+        let m = "/Invoice/cbc:Note[2]: element 'cbc:ID' is given more often than the schema allows (at most 1 time(s))";
+        assert_eq!(
+            reason_message(Language::Fr, "XSD", m),
+            "/Invoice/cbc:Note[2] : l'élément 'cbc:ID' est donné plus souvent que le schéma ne le permet (au plus 1 fois)"
+        );
+        let m =
+            "/Invoice: element 'cbc:Foo' is out of its place (it comes before element 'cbc:Bar')";
+        assert!(reason_message(Language::Fr, "XSD", m)
+            .ends_with("(il vient avant l'élément 'cbc:Bar')"));
+        let m = "/Invoice/cbc:IssueDate: '2026-13-01' is not a date";
+        assert!(reason_message(Language::Fr, "XSD", m)
+            .starts_with("Le document ne respecte pas la règle XSD."));
     }
 
     #[test]
