@@ -182,9 +182,10 @@ async fn refused_flows_are_mailed_once_and_duplicates_in_one_flow_say_so() {
         .is_empty());
 }
 
-/// `[[partner]] language = "fr"`: the digest speaks French (the CSV header,
-/// codes and rule messages stay as they are: machines and the catalog read
-/// them); a language quai does not have is a configuration problem.
+/// `[[partner]] language = "fr"`: the digest speaks French (the CSV header
+/// and codes stay as they are: machines read them; the rule messages are
+/// French too, see `partner_language.rs`); a language quai does not have
+/// is a configuration problem.
 #[tokio::test]
 async fn a_french_partner_gets_a_french_digest() {
     let server = Smtp::start();
