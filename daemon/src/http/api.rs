@@ -358,7 +358,7 @@ pub async fn flow(State(d): State<Arc<App>>, Path(id): Path<String>) -> Result<R
         ("index" = i64, Path, description = "The document's index in the flow (0-based, `doc_index`)"),
     ),
     responses(
-        (status = 200, description = "The canonical invoice", body = super::openapi::CanonicalInvoice),
+        (status = 200, description = "The canonical invoice", body = super::shapes::CanonicalInvoice),
         (status = 400, description = "An id or index that is not a number", body = ErrorBody),
         (status = 404, description = "No such flow, or no mapped invoice at that index", body = ErrorBody),
         (status = 413, description = "Larger than `[http] max_response_bytes`", body = ErrorBody),

@@ -20,7 +20,7 @@ use quai_spool::ExchangeFilter;
 use serde::Deserialize;
 
 use super::api::{ApiError, ApiQuery, ErrorBody};
-use super::openapi::{ExchangeJson, InvoiceDetailJson, InvoiceListJson, InvoicesJson};
+use super::shapes::{ExchangeJson, InvoiceDetailJson, InvoiceListJson, InvoicesJson};
 use crate::app::App;
 
 const MAX_LIMIT: i64 = 1000;

@@ -49,6 +49,7 @@ pub mod listener;
 pub mod openapi;
 pub mod overview;
 mod page;
+mod shapes;
 
 use std::net::SocketAddr;
 use std::path::Path;
