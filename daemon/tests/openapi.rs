@@ -1,7 +1,8 @@
 //! `GET /openapi.json` against the live ops listener: the document is
 //! behind the operators' token, every path it describes is served and
 //! answers 200 with a body its schema accepts (checked by `jsonschema_rs`
-//! of the test venv, not by hand), and schemathesis, generating requests
+//! of the test venv, which schemathesis brings; not by hand), and
+//! schemathesis, generating requests
 //! from the document, finds no answer that breaks it (status codes,
 //! content types, bodies). That the router serves no `/api` route the
 //! document lacks is the unit test of `http::openapi` (both lists are one).
