@@ -163,6 +163,18 @@ mod tests {
         assert_eq!(served.len(), 10);
     }
 
+    /// The router takes its `/api` routes from [`api_routes`] only: a route
+    /// mounted by hand would be served undocumented.
+    #[test]
+    fn the_router_mounts_no_api_route_of_its_own() {
+        let router = include_str!("mod.rs");
+        assert!(router.contains("openapi::api_routes()"));
+        assert!(
+            !router.contains(".route(\"/api"),
+            "an /api route outside api_routes()"
+        );
+    }
+
     #[test]
     fn axum_paths_from_openapi_paths() {
         assert_eq!(

@@ -132,7 +132,16 @@ mod tests {
     fn every_br_fr_rule_has_an_english_text() {
         let keys: Vec<&str> = RULES.iter().map(key).collect();
         let en: Vec<&str> = TEXTS_EN.iter().map(|(k, _)| *k).collect();
-        assert_eq!(keys, en);
+        let missing: Vec<&&str> = keys.iter().filter(|k| !en.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "BR-FR rules without an English text: {missing:?}"
+        );
+        let unknown: Vec<&&str> = en.iter().filter(|k| !keys.contains(k)).collect();
+        assert!(
+            unknown.is_empty(),
+            "English texts of no BR-FR rule: {unknown:?}"
+        );
         for rule in RULES {
             for id in std::iter::once(&rule.cii).chain(rule.ubl.iter()) {
                 if !id.is_empty() {
