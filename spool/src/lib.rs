@@ -169,7 +169,7 @@ mod steps;
 use durability::Durability;
 
 pub use deliveries::{
-    retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
+    held_until, retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
 };
 pub use directory::{
     candidates, check_address, DirectoryLine, DirectorySource, DirectoryVersion, LineProblem,

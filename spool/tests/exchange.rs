@@ -1,0 +1,201 @@
+//! The exchange's delivery rows (issue 15), on both backends: deliveries
+//! held batch by batch while a flow is processed are claimable only once
+//! the flow's finishing transaction released them, a failed flow owes
+//! none, and holding again owes nothing twice.
+
+mod support;
+
+use support::Db;
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use quai_spool::*;
+use rust_decimal::Decimal;
+
+both!(
+    held_deliveries_wait_for_their_flow,
+    a_failed_flow_owes_none_of_its_held_deliveries,
+);
+
+const LEASE: Lease = Lease {
+    duration: Duration::from_secs(60),
+};
+const SUPPLIER: &str = "acme";
+const BUYER: &str = "buyer";
+
+fn invoice(doc: i64, verdict: Verdict) -> NewInvoice {
+    NewInvoice {
+        doc_index: doc,
+        entry: format!("inv-{doc}.xml"),
+        syntax: Some("ubl".into()),
+        profile: None,
+        seller_id: Some("FR12732829320".into()),
+        number: Some(format!("F-{doc}")),
+        issue_date: NaiveDate::from_ymd_opt(2026, 9, 30),
+        type_code: Some("380".into()),
+        currency: Some("EUR".into()),
+        total_without_vat: Some(Decimal::new(10000, 2)),
+        total_with_vat: Some(Decimal::new(12000, 2)),
+        amount_due: Some(Decimal::new(12000, 2)),
+        verdict,
+        reasons: if verdict == Verdict::Rejected {
+            vec![Reason {
+                rule: "BR-CO-15".into(),
+                term: "BT-112".into(),
+                severity: "fatal".into(),
+                message: "totals".into(),
+            }]
+        } else {
+            vec![]
+        },
+        canonical_json: Some("{}".into()),
+    }
+}
+
+fn owed(doc: i64) -> NewInvoiceDelivery {
+    NewInvoiceDelivery {
+        doc_index: doc,
+        recipient: BUYER.into(),
+        to: Destination::LocalOutbox {
+            partner: BUYER.into(),
+        },
+        file_name: format!("S_F-{doc}_1-{doc}.ubl.xml"),
+    }
+}
+
+/// A claimed flow with docs 0 and 1 accepted, 2 rejected, stored.
+async fn claimed_flow(spool: &Spool, sha: &str) -> FlowId {
+    let Registration::New(f) = spool
+        .register_flow(&NewFlow {
+            partner: SUPPLIER.into(),
+            origin: Origin::Dropzone,
+            original_name: format!("{sha}.zip"),
+            size: 10,
+            sha256: sha.into(),
+            as2_message_id: None,
+        })
+        .await
+        .unwrap()
+    else {
+        panic!("new flow expected")
+    };
+    let c = spool.claim_flow(LEASE).await.unwrap().expect("claimable");
+    assert_eq!(c.id, f);
+    spool
+        .store_invoices(
+            f,
+            &[
+                invoice(0, Verdict::Accepted),
+                invoice(1, Verdict::Accepted),
+                invoice(2, Verdict::Rejected),
+            ],
+        )
+        .await
+        .unwrap();
+    f
+}
+
+async fn invoice_rows(spool: &Spool, f: FlowId) -> Vec<DeliveryRow> {
+    spool
+        .deliveries_of_flow(f)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| matches!(d.item, DeliveryItem::Invoice { .. }))
+        .collect()
+}
+
+async fn held_deliveries_wait_for_their_flow(db: Db) {
+    let spool = db.spool("host:1").await;
+    let f = claimed_flow(&spool, "held").await;
+    // The rejected doc 2 owes nothing even when asked to.
+    let ids = spool
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1), owed(2)])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 2, "one row per routed accepted invoice");
+    assert_eq!(invoice_rows(&spool, f).await.len(), 2);
+
+    // Not claimable, not even a day later, while the flow is processing.
+    let later = Utc::now() + chrono::Duration::days(1);
+    let claimed = spool.claim_due_deliveries(later, 100, LEASE).await.unwrap();
+    assert!(claimed.is_empty(), "held rows were claimed: {claimed:?}");
+    let chosen = spool.claim_deliveries(&ids, later, LEASE).await.unwrap();
+    assert!(chosen.is_empty(), "held rows were claimed by id");
+
+    // Held again (a batch stored again): nothing new.
+    let again = spool
+        .hold_invoice_deliveries(f, &[0, 1], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+
+    spool
+        .finish_flow_routed(f, &FlowOutcome::Processed, 3, &[], &[])
+        .await
+        .unwrap();
+    let claimed = spool
+        .claim_due_deliveries(Utc::now() + chrono::Duration::seconds(1), 100, LEASE)
+        .await
+        .unwrap();
+    let mut docs: Vec<i64> = claimed
+        .iter()
+        .filter_map(|d| match d.item {
+            DeliveryItem::Invoice { doc_index, .. } => Some(doc_index),
+            _ => None,
+        })
+        .collect();
+    docs.sort();
+    assert_eq!(docs, vec![0, 1], "released by the finishing commit");
+    let inv = spool.exchanged_invoice(f, 1).await.unwrap().unwrap();
+    assert_eq!(inv.recipient.as_deref(), Some(BUYER));
+    let rejected = spool.exchanged_invoice(f, 2).await.unwrap().unwrap();
+    assert_eq!(rejected.recipient, None);
+}
+
+async fn a_failed_flow_owes_none_of_its_held_deliveries(db: Db) {
+    let spool = db.spool("host:1").await;
+    let f = claimed_flow(&spool, "failed").await;
+    spool
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow_routed(
+            f,
+            &FlowOutcome::Failed {
+                code: "IRR_TEST".into(),
+                message: "refused whole".into(),
+            },
+            0,
+            &[],
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(invoice_rows(&spool, f).await.is_empty());
+
+    // A flow processed again after a crash drops the rows of invoices
+    // that are no longer routed there.
+    let g = claimed_flow(&spool, "again").await;
+    spool
+        .hold_invoice_deliveries(g, &[0, 1, 2], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    // This pass routes doc 1 nowhere (its batch held again without it).
+    spool
+        .hold_invoice_deliveries(g, &[1], &[])
+        .await
+        .unwrap();
+    spool
+        .finish_flow_routed(g, &FlowOutcome::Processed, 3, &[], &[])
+        .await
+        .unwrap();
+    let rows = invoice_rows(&spool, g).await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(matches!(
+        rows[0].item,
+        DeliveryItem::Invoice { doc_index: 0, .. }
+    ));
+}
