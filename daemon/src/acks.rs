@@ -53,6 +53,19 @@ impl Staged {
         })
     }
 
+    /// A new staged file for `name`, staged as `n-name` (a batch may
+    /// hold one name twice, for two destinations): its writer and path.
+    pub fn create_numbered(
+        &mut self,
+        n: usize,
+        name: &str,
+    ) -> std::io::Result<(BufWriter<File>, PathBuf)> {
+        let path = self.dir.join(format!("{n}-{name}"));
+        let file = File::create(&path)?;
+        self.files.push((name.to_string(), path.clone()));
+        Ok((BufWriter::with_capacity(64 * 1024, file), path))
+    }
+
     /// A new staged file named `name` (buffered; see [`close`]).
     pub fn create(&mut self, name: &str) -> std::io::Result<BufWriter<File>> {
         let path = self.dir.join(name);
@@ -86,6 +99,23 @@ pub async fn render_status(
     to: &str,
     file_name: &str,
 ) -> anyhow::Result<Staged> {
+    let xml = status_xml(daemon, status, flow, doc, to, file_name).await?;
+    let mut staged = Staged::new(daemon)?;
+    let mut w = staged.create(file_name)?;
+    std::io::Write::write_all(&mut w, xml.as_bytes())?;
+    close(w)?;
+    Ok(staged)
+}
+
+/// The CDAR relay of one lifecycle status (see [`render_status`]), as text.
+pub async fn status_xml(
+    daemon: &App,
+    status: quai_spool::StatusId,
+    flow: i64,
+    doc: i64,
+    to: &str,
+    file_name: &str,
+) -> anyhow::Result<String> {
     use quai_spool::Issuer;
     let st = daemon.spool.status_row(status).await?;
     let inv = daemon
@@ -164,12 +194,7 @@ pub async fn render_status(
                 .collect(),
         },
     };
-    let xml = cdar::relay_xml(&relay);
-    let mut staged = Staged::new(daemon)?;
-    let mut w = staged.create(file_name)?;
-    std::io::Write::write_all(&mut w, xml.as_bytes())?;
-    close(w)?;
-    Ok(staged)
+    Ok(cdar::relay_xml(&relay))
 }
 
 /// Render the files of one acknowledgement from the spool (and, for

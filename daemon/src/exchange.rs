@@ -170,22 +170,38 @@ pub async fn record_sent(
     doc_index: i64,
     _sent: &crate::outbound::Sent,
 ) -> anyhow::Result<()> {
-    let config = app.config();
     let flow = app.spool.flow(flow_id).await?;
-    let to = routing::destination_for(&config, &flow.partner, flow.origin);
-    let report = routing::report_file_name(&flow.original_name, flow_id);
-    for &code in statuses_for(&row.to) {
-        let relay = quai_spool::StatusRelay {
-            partner: flow.partner.clone(),
-            to: to.clone(),
-            file_name: routing::sibling_name(&report, &format!("cdar.{doc_index}-{code}.xml")),
-            wants: status_filter(&config, &flow.partner),
-        };
-        let status = quai_spool::NewStatus::platform(flow_id, doc_index, code, Some(relay));
+    for status in sent_statuses(&app.config(), &flow, &row.to, doc_index) {
         app.spool.record_status(&status).await?;
     }
     app.acks.notify_one();
     Ok(())
+}
+
+/// The statuses an invoice of `flow` delivered to `to` owes its supplier
+/// ([`statuses_for`]), each with its CDAR relay to the supplier's channel
+/// (the way its flow came), named `<flow report stem>.cdar.<doc>-<code>.xml`.
+pub fn sent_statuses(
+    config: &Config,
+    flow: &quai_spool::FlowRow,
+    to: &quai_spool::Destination,
+    doc_index: i64,
+) -> Vec<quai_spool::NewStatus> {
+    let back = routing::destination_for(config, &flow.partner, flow.origin);
+    let report = routing::report_file_name(&flow.original_name, flow.id);
+    let wants = status_filter(config, &flow.partner);
+    statuses_for(to)
+        .iter()
+        .map(|&code| {
+            let relay = quai_spool::StatusRelay {
+                partner: flow.partner.clone(),
+                to: back.clone(),
+                file_name: routing::sibling_name(&report, &format!("cdar.{doc_index}-{code}.xml")),
+                wants: wants.clone(),
+            };
+            quai_spool::NewStatus::platform(flow.id, doc_index, code, Some(relay))
+        })
+        .collect()
 }
 
 /// The name of a lifecycle status code (200 Déposée ... 213 Rejetée).

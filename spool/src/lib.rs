@@ -179,8 +179,8 @@ pub use directory_csv::{CsvLines, LineChecks};
 pub use exchange::{ExchangeFilter, ExchangedInvoice, RecipientCounts};
 pub use jobs::{JobLock, JobRun};
 pub use lifecycle::{
-    Issuer, NewStatus, RecordedStatus, StatusAmount, StatusCode, StatusFilter, StatusId,
-    StatusReason, StatusRefusal, StatusRelay, StatusRow,
+    DeliveredItem, Issuer, NewStatus, RecordedStatus, StatusAmount, StatusCode, StatusFilter,
+    StatusId, StatusReason, StatusRefusal, StatusRelay, StatusRow,
 };
 pub use lookups::PurgePreview;
 pub use outbox::{FailedFlowRow, NewDigest, RejectRow};

@@ -23,6 +23,7 @@
 //! ([`Spool::find_invoice`]) goes by seller identifier, invoice number
 //! (BT-1) and issue date (BT-2), over the accepted invoices' duplicate keys.
 
+mod delivered;
 mod sql;
 mod table;
 
@@ -32,6 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use delivered::DeliveredItem;
 pub use table::{may_follow, Issuer, StatusCode};
 
 use crate::durability::Durability;
@@ -293,6 +295,24 @@ impl Spool {
     /// [`SpoolError::StatusRefused`], and nothing is written.
     pub async fn record_status(&self, status: &NewStatus) -> Result<RecordedStatus> {
         write_step!(self, Durability::Full, sql::record_status(status))
+    }
+
+    /// Record a batch of sent deliveries in one transaction: each one's
+    /// statuses, then its mark delivered (`delivered.rs`). Per item,
+    /// `None` when recorded, `Some(why)` when the spool refused it (that
+    /// item is left pending; the others are recorded).
+    pub async fn record_delivered_batch(
+        &self,
+        batch: &[DeliveredItem],
+    ) -> Result<Vec<Option<String>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        write_step!(
+            self,
+            Durability::Full,
+            delivered::record_delivered_batch(batch)
+        )
     }
 
     /// An invoice's history, oldest first, the implicit 200/213 first.

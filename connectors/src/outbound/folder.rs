@@ -590,7 +590,8 @@ impl FolderOutbox {
                 false,
             )),
         };
-        let mut out: Vec<Option<Result<Sent, SendFailure>>> = parcels.iter().map(|_| None).collect();
+        let mut out: Vec<Option<Result<Sent, SendFailure>>> =
+            parcels.iter().map(|_| None).collect();
         // Temporaries written, by parcel index (removed unless published).
         let mut temps: Vec<(usize, String, File)> = Vec::new();
         for (i, p) in parcels.iter().enumerate() {
@@ -866,13 +867,20 @@ mod tests {
         }
         assert_eq!(std::fs::read(out.join("a.xml")).unwrap(), b"one");
         assert_eq!(std::fs::read(out.join("c.xml")).unwrap(), b"theirs");
-        assert!(!t.path().join("elsewhere").exists(), "written through a link");
+        assert!(
+            !t.path().join("elsewhere").exists(),
+            "written through a link"
+        );
         let mut names: Vec<_> = std::fs::read_dir(&out)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["a.xml", "b.xml", "c.xml", "d.xml"], "no temporary left");
+        assert_eq!(
+            names,
+            ["a.xml", "b.xml", "c.xml", "d.xml"],
+            "no temporary left"
+        );
         // The same batch again: the published ones are recognised.
         let again = o.publish_batch(&batch[..2]);
         assert!(again.iter().all(Result::is_ok), "{again:?}");
