@@ -184,10 +184,7 @@ async fn a_failed_flow_owes_none_of_its_held_deliveries(db: Db) {
         .await
         .unwrap();
     // This pass routes doc 1 nowhere (its batch held again without it).
-    spool
-        .hold_invoice_deliveries(g, &[1], &[])
-        .await
-        .unwrap();
+    spool.hold_invoice_deliveries(g, &[1], &[]).await.unwrap();
     spool
         .finish_flow_routed(g, &FlowOutcome::Processed, 3, &[], &[])
         .await
