@@ -16,6 +16,7 @@ use rust_decimal::Decimal;
 both!(
     held_deliveries_wait_for_their_flow,
     a_failed_flow_owes_none_of_its_held_deliveries,
+    a_delivered_batch_is_recorded_in_one_transaction,
 );
 
 const LEASE: Lease = Lease {
@@ -195,4 +196,96 @@ async fn a_failed_flow_owes_none_of_its_held_deliveries(db: Db) {
         rows[0].item,
         DeliveryItem::Invoice { doc_index: 0, .. }
     ));
+}
+
+fn sent_statuses(f: FlowId, doc: i64) -> Vec<NewStatus> {
+    [StatusCode::Issued, StatusCode::MadeAvailable]
+        .into_iter()
+        .map(|code| {
+            NewStatus::platform(
+                f,
+                doc,
+                code,
+                Some(StatusRelay {
+                    partner: SUPPLIER.into(),
+                    to: Destination::LocalOutbox {
+                        partner: SUPPLIER.into(),
+                    },
+                    file_name: format!("held.cdar.{doc}-{code}.xml"),
+                    wants: StatusFilter::all(),
+                }),
+            )
+        })
+        .collect()
+}
+
+async fn a_delivered_batch_is_recorded_in_one_transaction(db: Db) {
+    let spool = db.spool("host:1").await;
+    let f = claimed_flow(&spool, "batch").await;
+    spool
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow_routed(f, &FlowOutcome::Processed, 3, &[], &[])
+        .await
+        .unwrap();
+    let rows = spool
+        .claim_due_deliveries(Utc::now() + chrono::Duration::seconds(1), 100, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    let mut items: Vec<DeliveredItem> = rows
+        .iter()
+        .map(|r| {
+            let DeliveryItem::Invoice { doc_index, .. } = r.item else {
+                panic!("{r:?}")
+            };
+            DeliveredItem {
+                delivery: r.id,
+                to: r.to.clone(),
+                receipt: None,
+                statuses: sent_statuses(f, doc_index),
+            }
+        })
+        .collect();
+    // A row the spool does not know is refused alone.
+    items.push(DeliveredItem {
+        delivery: 999_999,
+        to: Destination::LocalOutbox {
+            partner: BUYER.into(),
+        },
+        receipt: None,
+        statuses: vec![],
+    });
+    let outcomes = spool.record_delivered_batch(&items).await.unwrap();
+    assert_eq!(outcomes[..2], [None, None], "{outcomes:?}");
+    assert!(outcomes[2].is_some());
+    for doc in [0, 1] {
+        let codes: Vec<u16> = spool
+            .statuses_of_invoice(f, doc)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| s.code.code())
+            .collect();
+        assert_eq!(codes, [200, 201, 203]);
+    }
+    let all = spool.deliveries_of_flow(f).await.unwrap();
+    let relays = all
+        .iter()
+        .filter(|d| matches!(d.item, DeliveryItem::Status { .. }))
+        .count();
+    assert_eq!(relays, 4, "each status relayed to the supplier");
+    assert!(invoice_rows(&spool, f)
+        .await
+        .iter()
+        .all(|d| d.state.as_str() == "delivered"));
+
+    // Recorded again (a batch sent again after a crash before a later
+    // commit): the rows are no longer pending, nothing is doubled.
+    let again = spool.record_delivered_batch(&items[..2]).await.unwrap();
+    assert!(again.iter().all(Option::is_some), "{again:?}");
+    assert_eq!(spool.statuses_of_invoice(f, 0).await.unwrap().len(), 3);
+    assert_eq!(spool.deliveries_of_flow(f).await.unwrap().len(), all.len());
 }
