@@ -116,7 +116,6 @@ pub async fn status_xml(
     to: &str,
     file_name: &str,
 ) -> anyhow::Result<String> {
-    use quai_spool::Issuer;
     let st = daemon.spool.status_row(status).await?;
     let inv = daemon
         .spool
@@ -125,7 +124,27 @@ pub async fn status_xml(
         .into_iter()
         .find(|i| i.doc_index == doc)
         .ok_or_else(|| anyhow::anyhow!("invoice {flow}/{doc} is gone"))?;
-    let config = daemon.config();
+    Ok(status_relay_xml(
+        &daemon.config(),
+        status,
+        &st,
+        &inv,
+        to,
+        file_name,
+    ))
+}
+
+/// The CDAR relay of status `status` (`st`, about invoice `inv`) for `to`
+/// under `file_name` (pure: the batched path reads the rows in bulk).
+pub fn status_relay_xml(
+    config: &crate::config::Config,
+    status: quai_spool::StatusId,
+    st: &quai_spool::StatusRow,
+    inv: &InvoiceRow,
+    to: &str,
+    file_name: &str,
+) -> String {
+    use quai_spool::Issuer;
     let seller = inv.seller_id.clone();
     let seller_party = |name: &str| cdar::CdarParty {
         global_id: seller
@@ -194,7 +213,7 @@ pub async fn status_xml(
                 .collect(),
         },
     };
-    Ok(cdar::relay_xml(&relay))
+    cdar::relay_xml(&relay)
 }
 
 /// Render the files of one acknowledgement from the spool (and, for

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use quai_spool::{DeliveredItem, DeliveryItem, DeliveryRow, FlowRow};
+use quai_spool::{DeliveredItem, DeliveryItem, DeliveryRow, FlowRow, InvoiceRow, StatusRow};
 use tracing::{debug, info, warn};
 
 use crate::acks::Staged;
@@ -86,13 +86,14 @@ async fn deliver_chunk(
                 .map_err(|e| format!("cannot stage {}: {e}", row.file_name)),
         );
     }
+    let known = &prefetch(app, &rows).await;
     let mut rendered: Vec<Result<PathBuf, String>> = Vec::with_capacity(rows.len());
     let mut pending = rows.iter().zip(jobs).peekable();
     while pending.peek().is_some() {
         let wave: Vec<_> = pending.by_ref().take(RENDERERS).collect();
         let results = crate::deliverer::join_all(wave.into_iter().map(|(row, job)| async move {
             let (out, path) = job?;
-            render_row(app, row, out)
+            render_row(app, known, row, out)
                 .await
                 .map(|()| path)
                 .map_err(|e| format!("{e:#}"))
@@ -210,9 +211,60 @@ async fn deliver_chunk(
     (delivered, failed)
 }
 
+/// What the status relays of a batch are rendered from, read in bulk:
+/// the statuses by id, their invoices by (flow, doc).
+#[derive(Default)]
+struct Known {
+    statuses: HashMap<i64, StatusRow>,
+    invoices: HashMap<(i64, i64), InvoiceRow>,
+}
+
+/// Read the statuses of the batch's relays in one query, and their
+/// invoices one page per flow (a relay missing here is rendered from
+/// its own reads).
+async fn prefetch(app: &App, rows: &[DeliveryRow]) -> Known {
+    let mut known = Known::default();
+    let mut ids = Vec::new();
+    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+    for row in rows {
+        if let DeliveryItem::Status {
+            status,
+            flow,
+            doc_index,
+        } = row.item
+        {
+            ids.push(status);
+            let span = spans.entry(flow).or_insert((doc_index, doc_index));
+            span.0 = span.0.min(doc_index);
+            span.1 = span.1.max(doc_index);
+        }
+    }
+    if ids.is_empty() {
+        return known;
+    }
+    match app.spool.status_rows(&ids).await {
+        Ok(found) => known.statuses = found.into_iter().map(|s| (s.id.unwrap_or(0), s)).collect(),
+        Err(e) => warn!(error = %e, "cannot read the statuses of a batch of relays"),
+    }
+    for (flow, (lo, hi)) in spans {
+        match app
+            .spool
+            .invoices_of_flow_page(flow, Some(lo - 1), hi - lo + 1)
+            .await
+        {
+            Ok(page) => known
+                .invoices
+                .extend(page.into_iter().map(|i| ((flow, i.doc_index), i))),
+            Err(e) => warn!(flow, error = %e, "cannot read the invoices of a batch of relays"),
+        }
+    }
+    known
+}
+
 /// Render one row into its staged writer (not fsynced).
 async fn render_row(
     app: &App,
+    known: &Known,
     row: &DeliveryRow,
     out: std::io::BufWriter<std::fs::File>,
 ) -> anyhow::Result<()> {
@@ -225,15 +277,30 @@ async fn render_row(
             flow,
             doc_index,
         } => {
-            let xml = crate::acks::status_xml(
-                app,
-                *status,
-                *flow,
-                *doc_index,
-                &row.partner,
-                &row.file_name,
-            )
-            .await?;
+            let xml = match (
+                known.statuses.get(status),
+                known.invoices.get(&(*flow, *doc_index)),
+            ) {
+                (Some(st), Some(inv)) => crate::acks::status_relay_xml(
+                    &app.config(),
+                    *status,
+                    st,
+                    inv,
+                    &row.partner,
+                    &row.file_name,
+                ),
+                _ => {
+                    crate::acks::status_xml(
+                        app,
+                        *status,
+                        *flow,
+                        *doc_index,
+                        &row.partner,
+                        &row.file_name,
+                    )
+                    .await?
+                }
+            };
             let mut out = out;
             std::io::Write::write_all(&mut out, xml.as_bytes())?;
             out.into_inner().map_err(|e| e.into_error())?;

@@ -381,6 +381,25 @@ impl Spool {
             .try_into()
     }
 
+    /// Recorded statuses by id, in one query (the relays of a batch).
+    pub async fn status_rows(&self, ids: &[StatusId]) -> Result<Vec<StatusRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dialect = match &self.inner.backend {
+            Backend::Sqlite(_) => steps::Dialect::Sqlite,
+            Backend::Postgres(_) => steps::Dialect::Postgres,
+        };
+        let sql = format!("{STATUS_SELECT} WHERE id {}", dialect.in_json_ids(1));
+        let raw: Vec<RawStatus> = with_pool!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(steps::json_ids(ids))
+                .fetch_all(pool)
+                .await?
+        });
+        crate::rows::convert(raw)
+    }
+
     /// The partner an invoice is delivered to (its recipient), if it was
     /// routed. Read from its invoice delivery row.
     pub async fn recipient_of(&self, flow: FlowId, doc_index: i64) -> Result<Option<String>> {

@@ -356,6 +356,40 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Threads of a batch's durability pass: concurrent fsyncs share the file
+/// system's journal commits (ext4 on this project's bench machine: one
+/// thread 1,600 fsyncs/s, 32 threads 13,000/s).
+const SYNC_THREADS: usize = 32;
+
+/// `sync_all` of every file, from up to [`SYNC_THREADS`] threads; one
+/// result per file, in order.
+fn sync_all_parallel(files: Vec<&File>) -> Vec<io::Result<()>> {
+    if files.len() <= 1 {
+        return files.into_iter().map(File::sync_all).collect();
+    }
+    let per_thread = files.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| {
+                let n = chunk.len();
+                let h = scope.spawn(move || chunk.iter().map(|f| f.sync_all()).collect::<Vec<_>>());
+                (n, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                h.join().unwrap_or_else(|_| {
+                    (0..n)
+                        .map(|_| Err(io::Error::other("fsync thread panicked")))
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
 /// A parcel's temporary, or what already holds its name.
 enum Written {
     Already(Existing),
@@ -601,10 +635,13 @@ impl FolderOutbox {
                 Err(e) => out[i] = Some(Err(e)),
             }
         }
-        // The durability pass: each temporary's data.
+        // The durability pass: each temporary's data, fsynced from several
+        // threads at once so the file system commits them together.
+        let syncs = sync_all_parallel(temps.iter().map(|(_, _, f)| f).collect());
         let mut synced: Vec<(usize, String)> = Vec::with_capacity(temps.len());
-        for (i, name, file) in temps {
-            match file.sync_all() {
+        for ((i, name, file), sync) in temps.into_iter().zip(syncs) {
+            drop(file);
+            match sync {
                 Ok(()) => synced.push((i, name)),
                 Err(e) => {
                     let _ = dir.unlink_at(&name);
