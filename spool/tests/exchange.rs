@@ -17,6 +17,7 @@ both!(
     held_deliveries_wait_for_their_flow,
     a_failed_flow_owes_none_of_its_held_deliveries,
     a_delivered_batch_is_recorded_in_one_transaction,
+    a_refused_status_leaves_only_its_delivery_pending,
 );
 
 const LEASE: Lease = Lease {
@@ -288,4 +289,63 @@ async fn a_delivered_batch_is_recorded_in_one_transaction(db: Db) {
     assert!(again.iter().all(Option::is_some), "{again:?}");
     assert_eq!(spool.statuses_of_invoice(f, 0).await.unwrap().len(), 3);
     assert_eq!(spool.deliveries_of_flow(f).await.unwrap().len(), all.len());
+}
+
+async fn a_refused_status_leaves_only_its_delivery_pending(db: Db) {
+    let spool = db.spool("host:1").await;
+    let f = claimed_flow(&spool, "refused").await;
+    spool
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow_routed(f, &FlowOutcome::Processed, 3, &[], &[])
+        .await
+        .unwrap();
+    let mut rows = spool
+        .claim_due_deliveries(Utc::now() + chrono::Duration::seconds(1), 100, LEASE)
+        .await
+        .unwrap();
+    rows.sort_by_key(|r| match r.item {
+        DeliveryItem::Invoice { doc_index, .. } => doc_index,
+        _ => -1,
+    });
+    // Doc 1 claims 203 straight after 200: the table refuses it.
+    let items = vec![
+        DeliveredItem {
+            delivery: rows[0].id,
+            to: rows[0].to.clone(),
+            receipt: None,
+            statuses: sent_statuses(f, 0),
+        },
+        DeliveredItem {
+            delivery: rows[1].id,
+            to: rows[1].to.clone(),
+            receipt: Some("remote".into()),
+            statuses: sent_statuses(f, 1).split_off(1),
+        },
+    ];
+    let outcomes = spool.record_delivered_batch(&items).await.unwrap();
+    assert!(outcomes[0].is_none(), "{outcomes:?}");
+    assert!(
+        outcomes[1]
+            .as_deref()
+            .unwrap_or("")
+            .contains("may not follow"),
+        "{outcomes:?}"
+    );
+    let codes = |h: Vec<StatusRow>| h.iter().map(|s| s.code.code()).collect::<Vec<_>>();
+    assert_eq!(
+        codes(spool.statuses_of_invoice(f, 0).await.unwrap()),
+        [200, 201, 203]
+    );
+    assert_eq!(codes(spool.statuses_of_invoice(f, 1).await.unwrap()), [200]);
+    assert_eq!(
+        spool.delivery(rows[0].id).await.unwrap().state.as_str(),
+        "delivered"
+    );
+    assert_eq!(
+        spool.delivery(rows[1].id).await.unwrap().state.as_str(),
+        "pending"
+    );
 }
