@@ -32,12 +32,12 @@ use crate::app::App;
 use crate::outbound::{self, Outbound, Parcel, SendFailure, Sent};
 use crate::render;
 
-/// Rows claimed per pass. Large, so that the invoices and status relays
-/// of one destination claimed together make batches of hundreds
-/// (`deliver_batch`): rows come in the order they fell due, a flow's
-/// invoices spread over all its recipients (50 recipients: ~400 each per
-/// pass). A row is small; 20,000 of them are a few MiB.
-const BATCH: i64 = 20_000;
+/// Rows claimed per pass; the invoices and status relays of one
+/// destination among them are sent in batches (`deliver_batch`). Claiming
+/// 20,000 made batches of ~400 per recipient but raised the exchange
+/// benchmark's peak RSS from 200 to 366 MiB for +8 % throughput
+/// (BENCHMARKS.md, "Exchange path").
+const BATCH: i64 = 2000;
 /// How long a claim holds: longer than a pass over one destination's rows
 /// normally takes; a pass that takes longer risks another instance sending
 /// a row again, which the channels' idempotence on names absorbs.
