@@ -55,6 +55,19 @@ impl Staged {
         })
     }
 
+    /// A new staged file for `name`, staged as `n-name` (a batch may
+    /// hold one name twice, for two destinations): its writer and path.
+    pub fn create_numbered(
+        &mut self,
+        n: usize,
+        name: &str,
+    ) -> std::io::Result<(BufWriter<File>, PathBuf)> {
+        let path = self.dir.join(format!("{n}-{name}"));
+        let file = File::create(&path)?;
+        self.files.push((name.to_string(), path.clone()));
+        Ok((BufWriter::with_capacity(64 * 1024, file), path))
+    }
+
     /// A new staged file named `name` (buffered; see [`close`]).
     pub fn create(&mut self, name: &str) -> std::io::Result<BufWriter<File>> {
         let path = self.dir.join(name);
@@ -88,7 +101,23 @@ pub async fn render_status(
     to: &str,
     file_name: &str,
 ) -> anyhow::Result<Staged> {
-    use quai_spool::Issuer;
+    let xml = status_xml(daemon, status, flow, doc, to, file_name).await?;
+    let mut staged = Staged::new(daemon)?;
+    let mut w = staged.create(file_name)?;
+    std::io::Write::write_all(&mut w, xml.as_bytes())?;
+    close(w)?;
+    Ok(staged)
+}
+
+/// The CDAR relay of one lifecycle status (see [`render_status`]), as text.
+pub async fn status_xml(
+    daemon: &App,
+    status: quai_spool::StatusId,
+    flow: i64,
+    doc: i64,
+    to: &str,
+    file_name: &str,
+) -> anyhow::Result<String> {
     let st = daemon.spool.status_row(status).await?;
     let inv = daemon
         .spool
@@ -97,7 +126,27 @@ pub async fn render_status(
         .into_iter()
         .find(|i| i.doc_index == doc)
         .ok_or_else(|| anyhow::anyhow!("invoice {flow}/{doc} is gone"))?;
-    let config = daemon.config();
+    Ok(status_relay_xml(
+        &daemon.config(),
+        status,
+        &st,
+        &inv,
+        to,
+        file_name,
+    ))
+}
+
+/// The CDAR relay of status `status` (`st`, about invoice `inv`) for `to`
+/// under `file_name` (pure: the batched path reads the rows in bulk).
+pub fn status_relay_xml(
+    config: &crate::config::Config,
+    status: quai_spool::StatusId,
+    st: &quai_spool::StatusRow,
+    inv: &InvoiceRow,
+    to: &str,
+    file_name: &str,
+) -> String {
+    use quai_spool::Issuer;
     let seller = inv.seller_id.clone();
     let seller_party = |name: &str| cdar::CdarParty {
         global_id: seller
@@ -166,12 +215,7 @@ pub async fn render_status(
                 .collect(),
         },
     };
-    let xml = cdar::relay_xml(&relay);
-    let mut staged = Staged::new(daemon)?;
-    let mut w = staged.create(file_name)?;
-    std::io::Write::write_all(&mut w, xml.as_bytes())?;
-    close(w)?;
-    Ok(staged)
+    cdar::relay_xml(&relay)
 }
 
 /// Render the files of one acknowledgement from the spool (and, for

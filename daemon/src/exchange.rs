@@ -10,7 +10,8 @@
 //! A configuration without a directory (no `[directory] file`, no partner
 //! `addresses`) routes nothing: quai is then an intake only.
 //! The recipients found become the deliveries the flow owes
-//! ([`Owed::deliveries`]), created by the transaction that finishes it.
+//! ([`owed_by_batch`]): held in the spool batch by batch, released by the
+//! transaction that finishes the flow.
 
 use std::collections::HashMap;
 
@@ -95,48 +96,43 @@ fn unroutable(key: Option<&str>) -> Reason {
     }
 }
 
-/// The deliveries a flow owes, gathered batch by batch as its invoices
-/// are stored (a flow holds at most `max_invoices_per_flow` of them).
-#[derive(Debug, Default)]
-pub struct Owed {
-    pub deliveries: Vec<NewInvoiceDelivery>,
-}
-
-impl Owed {
-    /// Add the stored invoices of a batch that stayed accepted (the spool
-    /// may have turned one into a REJ_UNI duplicate) and have a recipient.
-    pub fn add(
-        &mut self,
-        config: &Config,
-        flow_id: i64,
-        rows: &[NewInvoice],
-        recipients: &[Option<String>],
-        stored: &[StoredInvoice],
-    ) {
-        let accepted: HashMap<i64, bool> = stored
-            .iter()
-            .map(|s| (s.doc_index, s.verdict == Verdict::Accepted))
-            .collect();
-        for (row, recipient) in rows.iter().zip(recipients) {
-            let Some(recipient) = recipient else { continue };
-            if accepted.get(&row.doc_index) != Some(&true) {
-                continue;
-            }
-            let form = routing::invoice_form(config, recipient, row.syntax.as_deref());
-            self.deliveries.push(NewInvoiceDelivery {
-                doc_index: row.doc_index,
-                recipient: recipient.clone(),
-                to: routing::invoice_destination(config, recipient),
-                file_name: routing::invoice_file_name(
-                    row.seller_id.as_deref(),
-                    row.number.as_deref(),
-                    flow_id,
-                    row.doc_index,
-                    &form.extension(&row.entry),
-                ),
-            });
+/// The deliveries one stored batch owes: its invoices that stayed
+/// accepted (the spool may have turned one into a REJ_UNI duplicate) and
+/// have a recipient. The pipeline holds them in the spool batch by batch
+/// (`Spool::hold_invoice_deliveries`); the flow's finishing transaction
+/// releases them, so a flow's deliveries are never gathered in memory.
+pub fn owed_by_batch(
+    config: &Config,
+    flow_id: i64,
+    rows: &[NewInvoice],
+    recipients: &[Option<String>],
+    stored: &[StoredInvoice],
+) -> Vec<NewInvoiceDelivery> {
+    let accepted: HashMap<i64, bool> = stored
+        .iter()
+        .map(|s| (s.doc_index, s.verdict == Verdict::Accepted))
+        .collect();
+    let mut owed = Vec::new();
+    for (row, recipient) in rows.iter().zip(recipients) {
+        let Some(recipient) = recipient else { continue };
+        if accepted.get(&row.doc_index) != Some(&true) {
+            continue;
         }
+        let form = routing::invoice_form(config, recipient, row.syntax.as_deref());
+        owed.push(NewInvoiceDelivery {
+            doc_index: row.doc_index,
+            recipient: recipient.clone(),
+            to: routing::invoice_destination(config, recipient),
+            file_name: routing::invoice_file_name(
+                row.seller_id.as_deref(),
+                row.number.as_deref(),
+                flow_id,
+                row.doc_index,
+                &form.extension(&row.entry),
+            ),
+        });
     }
+    owed
 }
 
 /// The statuses an invoice delivered to `row`'s channel owes its supplier:
@@ -174,22 +170,38 @@ pub async fn record_sent(
     doc_index: i64,
     _sent: &crate::outbound::Sent,
 ) -> anyhow::Result<()> {
-    let config = app.config();
     let flow = app.spool.flow(flow_id).await?;
-    let to = routing::destination_for(&config, &flow.partner, flow.origin);
-    let report = routing::report_file_name(&flow.original_name, flow_id);
-    for &code in statuses_for(&row.to) {
-        let relay = quai_spool::StatusRelay {
-            partner: flow.partner.clone(),
-            to: to.clone(),
-            file_name: routing::sibling_name(&report, &format!("cdar.{doc_index}-{code}.xml")),
-            wants: status_filter(&config, &flow.partner),
-        };
-        let status = quai_spool::NewStatus::platform(flow_id, doc_index, code, Some(relay));
+    for status in sent_statuses(&app.config(), &flow, &row.to, doc_index) {
         app.spool.record_status(&status).await?;
     }
     app.acks.notify_one();
     Ok(())
+}
+
+/// The statuses an invoice of `flow` delivered to `to` owes its supplier
+/// ([`statuses_for`]), each with its CDAR relay to the supplier's channel
+/// (the way its flow came), named `<flow report stem>.cdar.<doc>-<code>.xml`.
+pub fn sent_statuses(
+    config: &Config,
+    flow: &quai_spool::FlowRow,
+    to: &quai_spool::Destination,
+    doc_index: i64,
+) -> Vec<quai_spool::NewStatus> {
+    let back = routing::destination_for(config, &flow.partner, flow.origin);
+    let report = routing::report_file_name(&flow.original_name, flow.id);
+    let wants = status_filter(config, &flow.partner);
+    statuses_for(to)
+        .iter()
+        .map(|&code| {
+            let relay = quai_spool::StatusRelay {
+                partner: flow.partner.clone(),
+                to: back.clone(),
+                file_name: routing::sibling_name(&report, &format!("cdar.{doc_index}-{code}.xml")),
+                wants: wants.clone(),
+            };
+            quai_spool::NewStatus::platform(flow.id, doc_index, code, Some(relay))
+        })
+        .collect()
 }
 
 /// The name of a lifecycle status code (200 Déposée ... 213 Rejetée).

@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod daemon;
+pub mod deliver_batch;
 pub mod deliverer;
 pub mod directory;
 pub mod exchange;

@@ -26,12 +26,29 @@ use crate::config::{Config, MailTransport};
 /// object-safe: senders hold a `Box<dyn Outbound>` per destination).
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Sent, SendFailure>> + Send + 'a>>;
 
+/// The future an [`Outbound::send_batch`] returns.
+pub type BatchFuture<'a> =
+    Pin<Box<dyn Future<Output = Vec<Result<Sent, SendFailure>>> + Send + 'a>>;
+
 /// One way out of quai.
 pub trait Outbound: Send + Sync {
     /// Sends one parcel. Idempotent on the parcel's name: the same bytes
     /// under a name already delivered are Ok, other bytes never replace
     /// them (a permanent failure naming the destination).
     fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a>;
+    /// Sends a batch of parcels, one result per parcel in order. The
+    /// channels that can share work across a batch do (a local outbox:
+    /// one durability pass and one folder fsync; SFTP: one session); the
+    /// others send one by one.
+    fn send_batch<'a>(&'a self, parcels: &'a [Parcel]) -> BatchFuture<'a> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(parcels.len());
+            for p in parcels {
+                out.push(self.send(p).await);
+            }
+            out
+        })
+    }
     /// Where this sends to, for logs and `quai status`.
     fn describe(&self) -> String;
     /// Drop what the channel kept to answer a repeated send of `name`
@@ -47,6 +64,9 @@ impl Outbound for FolderOutbox {
     fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
         Box::pin(FolderOutbox::send(self, parcel))
     }
+    fn send_batch<'a>(&'a self, parcels: &'a [Parcel]) -> BatchFuture<'a> {
+        Box::pin(FolderOutbox::send_batch(self, parcels))
+    }
     fn describe(&self) -> String {
         FolderOutbox::describe(self)
     }
@@ -55,6 +75,9 @@ impl Outbound for FolderOutbox {
 impl Outbound for SftpOutbox {
     fn send<'a>(&'a self, parcel: &'a Parcel) -> SendFuture<'a> {
         Box::pin(SftpOutbox::send(self, parcel))
+    }
+    fn send_batch<'a>(&'a self, parcels: &'a [Parcel]) -> BatchFuture<'a> {
+        Box::pin(SftpOutbox::send_batch(self, parcels))
     }
     fn describe(&self) -> String {
         SftpOutbox::describe(self)

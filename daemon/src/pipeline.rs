@@ -11,7 +11,8 @@
 //! refused before any of it is read, and one clamd cannot judge is held.
 //! Each batch is routed before it is stored (`crate::exchange`): an
 //! accepted invoice no partner receives is rejected `REJ_ADR`, the others'
-//! deliveries are owed by the transaction that finishes the flow.
+//! deliveries are held in the spool per batch (never gathered in memory)
+//! and released by the transaction that finishes the flow.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,7 +100,7 @@ pub async fn process_claimed(
     let path = quai_connectors::landing::stored_path(&config.store, &claimed.sha256);
     let mut duplicates = 0u64;
     let mut unroutable = 0u64;
-    let mut owed = crate::exchange::Owed::default();
+    let mut routed = 0u64;
     let end = if claimed.size as u64 > limits.max_flow_bytes {
         FlowEnd::Rejected(flow::FlowReject {
             code: "IRR_TAILLE_F",
@@ -188,7 +189,16 @@ pub async fn process_claimed(
             let stored = spool.store_invoices(claimed.id, &batch).await?;
             // Accepted invoices the spool turned into REJ_UNI duplicates.
             duplicates += stored.iter().filter(|s| s.duplicate).count() as u64;
-            owed.add(config, claimed.id, &batch, &recipients, &stored);
+            // Held in the spool, not in memory, until the flow is finished.
+            let owed =
+                crate::exchange::owed_by_batch(config, claimed.id, &batch, &recipients, &stored);
+            if crate::routing::routes_invoices(config) {
+                let docs: Vec<i64> = batch.iter().map(|r| r.doc_index).collect();
+                spool
+                    .hold_invoice_deliveries(claimed.id, &docs, &owed)
+                    .await?;
+                routed += owed.len() as u64;
+            }
             if last_renew.elapsed() >= renew_every {
                 spool.renew_lease(claimed.id, lease).await?;
                 last_renew = Instant::now();
@@ -248,14 +258,14 @@ pub async fn process_claimed(
                     &FlowOutcome::Processed,
                     summary.documents as i64,
                     &acks,
-                    &owed.deliveries,
+                    &[],
                 )
                 .await?;
-            crate::metrics::invoices_routed(owed.deliveries.len() as u64);
+            crate::metrics::invoices_routed(routed);
             info!(
                 partner = %claimed.partner, flow_id = claimed.id, stage = "processed",
                 documents = summary.documents, rejected = summary.rejected,
-                duplicates, unroutable, routed = owed.deliveries.len(), elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
+                duplicates, unroutable, routed, elapsed_ms = started.elapsed().as_millis() as u64, "flow processed"
             );
         }
         FlowEnd::Rejected(reject) => {

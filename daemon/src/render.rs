@@ -11,6 +11,8 @@
 //! delivered. Files are staged (written and fsynced) under
 //! `$QUAI_HOME/tmp` like acknowledgements (`acks::Staged`).
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 use quai_mappings::convert::{self, Syntax};
@@ -50,7 +52,8 @@ pub struct StagedInvoice {
     pub path: PathBuf,
 }
 
-/// Render invoice `doc_index` of flow `flow_id` as `file_name` says.
+/// Render invoice `doc_index` of flow `flow_id` as `file_name` says, into
+/// a staged file of its own (fsynced).
 pub async fn render_invoice(
     app: &App,
     flow_id: i64,
@@ -64,6 +67,32 @@ pub async fn render_invoice(
         .last()
         .map(|(_, p)| p.clone())
         .expect("just created");
+    write_invoice(app, flow_id, doc_index, file_name, out, true).await?;
+    Ok(StagedInvoice {
+        _staged: staged,
+        path,
+    })
+}
+
+/// Render invoice `doc_index` of flow `flow_id` as `file_name` says into
+/// `out`, flushed, and fsynced when `durable` (a batch's staged files are
+/// not: the outbox makes its own copies durable, and a crash renders
+/// them again).
+pub async fn write_invoice(
+    app: &App,
+    flow_id: i64,
+    doc_index: i64,
+    file_name: &str,
+    out: BufWriter<File>,
+    durable: bool,
+) -> anyhow::Result<()> {
+    let finish = move |out: BufWriter<File>| -> std::io::Result<()> {
+        if durable {
+            acks::close(out)
+        } else {
+            out.into_inner().map_err(|e| e.into_error()).map(drop)
+        }
+    };
     match form_of(file_name) {
         form @ (InvoiceForm::Ubl | InvoiceForm::Cii) => {
             let syntax = if form == InvoiceForm::Ubl {
@@ -82,7 +111,7 @@ pub async fn render_invoice(
                 let invoice: Invoice =
                     serde_json::from_reader(std::io::BufReader::new(json.reader))?;
                 let out = convert::write(&invoice, syntax, out)?;
-                acks::close(out)?;
+                finish(out)?;
                 Ok(())
             })
             .await??;
@@ -122,16 +151,13 @@ pub async fn render_invoice(
                     "document {entry:?} is no longer in the stored flow {}",
                     stored.display()
                 );
-                acks::close(out)?;
+                finish(out)?;
                 Ok(())
             })
             .await??;
         }
     }
-    Ok(StagedInvoice {
-        _staged: staged,
-        path,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -94,6 +94,16 @@ pub struct NewInvoiceDelivery {
     pub file_name: String,
 }
 
+/// The `next_attempt_at` of an invoice delivery held for a flow still
+/// being processed: no claim takes it (claims want `next_attempt_at <=
+/// now`) until the transaction that finishes the flow makes it due.
+pub fn held_until() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// What a partner is still owed (for `quai status`, metrics, alerts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UndeliveredSummary {
@@ -324,6 +334,27 @@ impl Spool {
         owed: &[NewInvoiceDelivery],
     ) -> Result<Vec<i64>> {
         write_step!(self, Durability::Full, owe_invoice_deliveries(flow, owed))
+    }
+
+    /// Hold the deliveries of one stored batch of a flow being processed
+    /// (this instance's lease on it checked): the invoices of `docs` get
+    /// the recipient `owed` names (or none), and each routed accepted
+    /// invoice a delivery row that no claim takes until the transaction
+    /// finishing the flow ([`Spool::finish_flow_routed`]) releases it, so
+    /// a flow's owed deliveries are never held in memory and none is sent
+    /// before the flow's durable commit. Held again for the same invoice
+    /// and recipient (a flow processed again), the existing row stays.
+    pub async fn hold_invoice_deliveries(
+        &self,
+        flow: FlowId,
+        docs: &[i64],
+        owed: &[NewInvoiceDelivery],
+    ) -> Result<Vec<i64>> {
+        write_step!(
+            self,
+            Durability::Relaxed,
+            hold_invoice_deliveries(flow, docs, owed)
+        )
     }
 
     /// One delivery row.

@@ -169,7 +169,7 @@ mod steps;
 use durability::Durability;
 
 pub use deliveries::{
-    retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
+    held_until, retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
 };
 pub use directory::{
     candidates, check_address, DirectoryLine, DirectorySource, DirectoryVersion, LineProblem,
@@ -179,8 +179,8 @@ pub use directory_csv::{CsvLines, LineChecks};
 pub use exchange::{ExchangeFilter, ExchangedInvoice, RecipientCounts};
 pub use jobs::{JobLock, JobRun};
 pub use lifecycle::{
-    Issuer, NewStatus, RecordedStatus, StatusAmount, StatusCode, StatusFilter, StatusId,
-    StatusReason, StatusRefusal, StatusRelay, StatusRow,
+    DeliveredItem, Issuer, NewStatus, RecordedStatus, StatusAmount, StatusCode, StatusFilter,
+    StatusId, StatusReason, StatusRefusal, StatusRelay, StatusRow,
 };
 pub use lookups::PurgePreview;
 pub use outbox::{FailedFlowRow, NewDigest, RejectRow};

@@ -23,6 +23,7 @@
 //! ([`Spool::find_invoice`]) goes by seller identifier, invoice number
 //! (BT-1) and issue date (BT-2), over the accepted invoices' duplicate keys.
 
+mod delivered;
 mod sql;
 mod table;
 
@@ -32,6 +33,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+pub use delivered::DeliveredItem;
 pub use table::{may_follow, Issuer, StatusCode};
 
 use crate::durability::Durability;
@@ -296,6 +298,24 @@ impl Spool {
         write_step!(self, Durability::Full, sql::record_status(status))
     }
 
+    /// Record a batch of sent deliveries in one transaction: each one's
+    /// statuses, then its mark delivered (`delivered.rs`). Per item,
+    /// `None` when recorded, `Some(why)` when the spool refused it (that
+    /// item is left pending; the others are recorded).
+    pub async fn record_delivered_batch(
+        &self,
+        batch: &[DeliveredItem],
+    ) -> Result<Vec<Option<String>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        write_step!(
+            self,
+            Durability::Full,
+            delivered::record_delivered_batch(batch)
+        )
+    }
+
     /// An invoice's history, oldest first, the implicit 200/213 first.
     /// Empty when there is no such invoice.
     pub async fn statuses_of_invoice(
@@ -360,6 +380,25 @@ impl Spool {
         });
         raw.ok_or_else(|| SpoolError::Corrupt(format!("status {id} not found")))?
             .try_into()
+    }
+
+    /// Recorded statuses by id, in one query (the relays of a batch).
+    pub async fn status_rows(&self, ids: &[StatusId]) -> Result<Vec<StatusRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let dialect = match &self.inner.backend {
+            Backend::Sqlite(_) => steps::Dialect::Sqlite,
+            Backend::Postgres(_) => steps::Dialect::Postgres,
+        };
+        let sql = format!("{STATUS_SELECT} WHERE id {}", dialect.in_json_ids(1));
+        let raw: Vec<RawStatus> = with_pool!(self, pool => {
+            sqlx::query_as(&sql)
+                .bind(steps::json_ids(ids))
+                .fetch_all(pool)
+                .await?
+        });
+        crate::rows::convert(raw)
     }
 
     /// The partner an invoice is delivered to (its recipient), if it was

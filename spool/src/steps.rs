@@ -376,6 +376,87 @@ macro_rules! shared_steps {
                     .bind(flow)
                     .execute(&mut *conn)
                     .await?;
+                route_rows(conn, cx, flow, owed, cx.now, "routed").await
+            }
+
+            /// Hold the deliveries of one stored batch of a flow still
+            /// being processed: the batch's invoices get their recipient
+            /// (`docs` without one in `owed` get none), and each routed
+            /// accepted invoice a pending delivery row that no claim takes
+            /// (`next_attempt_at` = [`crate::deliveries::held_until`])
+            /// until the transaction that finishes the flow releases it
+            /// ([`release_held`]). Returns the ids of the new rows.
+            pub(crate) async fn hold_invoice_deliveries(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: FlowId,
+                docs: &[i64],
+                owed: &[NewInvoiceDelivery],
+            ) -> Result<Vec<i64>> {
+                check_lease(conn, cx.me, flow, FlowState::Processing).await?;
+                sqlx::query(&format!(
+                    "UPDATE invoices SET recipient = NULL WHERE flow_id = $1 AND recipient IS NOT NULL \
+                     AND doc_index {}",
+                    D.in_json_ids(2)
+                ))
+                .bind(flow)
+                .bind(json_ids(docs))
+                .execute(&mut *conn)
+                .await?;
+                route_rows(conn, cx, flow, owed, crate::deliveries::held_until(), "held until its flow is processed").await
+            }
+
+            /// In the transaction that finishes a processed flow: the held
+            /// invoice deliveries whose invoice is no longer accepted or
+            /// routed to that partner (left by an earlier attempt) are
+            /// dropped, the others made due now. Returns how many are due.
+            pub(crate) async fn release_held(conn: &mut Conn, cx: &Cx<'_>, flow: FlowId) -> Result<u64> {
+                sqlx::query(
+                    "DELETE FROM deliveries WHERE flow_id = $1 AND item = 'invoice' AND state = 'pending' \
+                     AND next_attempt_at = $2 AND NOT EXISTS (SELECT 1 FROM invoices i \
+                     WHERE i.flow_id = deliveries.flow_id AND i.doc_index = deliveries.doc_index \
+                     AND i.verdict = 'accepted' AND i.recipient = deliveries.partner)",
+                )
+                .bind(flow)
+                .bind(crate::deliveries::held_until())
+                .execute(&mut *conn)
+                .await?;
+                Ok(sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $3, created_at = $3, updated_at = $3 \
+                     WHERE flow_id = $1 AND item = 'invoice' AND state = 'pending' AND next_attempt_at = $2",
+                )
+                .bind(flow)
+                .bind(crate::deliveries::held_until())
+                .bind(cx.now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
+            }
+
+            /// A flow that failed owes none of the deliveries held for it.
+            pub(crate) async fn drop_held(conn: &mut Conn, flow: FlowId) -> Result<()> {
+                sqlx::query(
+                    "DELETE FROM deliveries WHERE flow_id = $1 AND item = 'invoice' AND state = 'pending' \
+                     AND next_attempt_at = $2",
+                )
+                .bind(flow)
+                .bind(crate::deliveries::held_until())
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            /// Set the recipients of `owed` and insert their pending
+            /// delivery rows, next attempted at `next_at` (one per invoice
+            /// and recipient: an existing row is left alone).
+            async fn route_rows(
+                conn: &mut Conn,
+                cx: &Cx<'_>,
+                flow: FlowId,
+                owed: &[NewInvoiceDelivery],
+                next_at: DateTime<Utc>,
+                why: &str,
+            ) -> Result<Vec<i64>> {
                 if owed.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -392,7 +473,7 @@ macro_rules! shared_steps {
                     })
                     .collect();
                 let rows = serde_json::Value::Array(rows).to_string();
-                // One statement per recipient (a flow has few).
+                // One statement per recipient (a batch has few).
                 let mut by_recipient: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
                 for o in owed {
                     by_recipient.entry(o.recipient.as_str()).or_default().push(o.doc_index);
@@ -412,7 +493,7 @@ macro_rules! shared_steps {
                 let ids: Vec<i64> = sqlx::query_scalar(&format!(
                     "INSERT INTO deliveries (item, flow_id, doc_index, partner, destination_kind, destination, \
                      file_name, state, created_at, updated_at, next_attempt_at) \
-                     SELECT 'invoice', $1, i.doc_index, i.recipient, {kind}, {target}, {name}, 'pending', $3, $3, $3 \
+                     SELECT 'invoice', $1, i.doc_index, i.recipient, {kind}, {target}, {name}, 'pending', $3, $3, $4 \
                      FROM {from} JOIN invoices i ON i.flow_id = $1 AND i.doc_index = {doc} \
                      AND i.verdict = 'accepted' AND i.recipient = {partner} \
                      WHERE true ON CONFLICT DO NOTHING RETURNING id",
@@ -426,10 +507,11 @@ macro_rules! shared_steps {
                 .bind(flow)
                 .bind(&rows)
                 .bind(cx.now)
+                .bind(next_at)
                 .fetch_all(&mut *conn)
                 .await?;
                 if !ids.is_empty() {
-                    let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, Some("routed".to_owned()))?;
+                    let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, Some(why.to_owned()))?;
                     sqlx::query(&format!(
                         "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
                          SELECT $1, $2, $3, id, $4, $5, $6 FROM deliveries WHERE id {}",
@@ -448,7 +530,10 @@ macro_rules! shared_steps {
                 Ok(ids)
             }
 
-            /// `finish_flow`, then `owe_routed`, in one transaction.
+            /// `finish_flow`, then (processed) the release of the
+            /// deliveries held batch by batch and `owe_routed` of `owed`
+            /// (when given), or (failed) the drop of the held ones, in one
+            /// transaction.
             pub(crate) async fn finish_flow_routed(
                 conn: &mut Conn,
                 cx: &Cx<'_>,
@@ -460,7 +545,10 @@ macro_rules! shared_steps {
             ) -> Result<Vec<AckId>> {
                 let ids = finish_flow(conn, cx, flow, outcome, documents, acks).await?;
                 if matches!(outcome, FlowOutcome::Processed) {
-                    owe_routed(conn, cx, flow, owed).await?;
+                    release_held(conn, cx, flow).await?;
+                    if !owed.is_empty() {
+                        owe_routed(conn, cx, flow, owed).await?;
+                    }
                 }
                 Ok(ids)
             }
@@ -1071,6 +1159,7 @@ macro_rules! shared_steps {
                 // its notified_at, when it fails again; dropped while
                 // pending when a replay processes it).
                 if code.is_some() {
+                    drop_held(conn, flow).await?;
                     owe_flow_notification(conn, cx, flow).await?;
                 } else {
                     sqlx::query("DELETE FROM flow_notifications WHERE flow_id = $1 AND notified_at IS NULL")

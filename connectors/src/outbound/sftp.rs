@@ -59,6 +59,35 @@ impl SftpOutbox {
     /// Uploads one parcel (blocking: ssh2 is; [`SftpOutbox::send`] runs it on
     /// a blocking thread).
     pub fn upload(&self, parcel: &Parcel) -> Result<Sent, SendFailure> {
+        self.upload_batch(std::slice::from_ref(parcel))
+            .pop()
+            .expect("one result per parcel")
+    }
+
+    /// Uploads a batch of parcels over one SFTP session (each one under a
+    /// temporary name, then renamed without overwriting, as for one); a
+    /// failed upload closes the session and the next parcel opens another.
+    /// One result per parcel, in order.
+    pub fn upload_batch(&self, parcels: &[Parcel]) -> Vec<Result<Sent, SendFailure>> {
+        let mut conn: Option<Conn> = None;
+        let mut out = Vec::with_capacity(parcels.len());
+        for parcel in parcels {
+            let result = self.upload_on(&mut conn, parcel);
+            if result.is_err() {
+                if let Some(c) = conn.take() {
+                    c.abort();
+                }
+            }
+            out.push(result);
+        }
+        if let Some(c) = conn {
+            c.close();
+        }
+        out
+    }
+
+    /// One upload over `conn` (opened when there is none).
+    fn upload_on(&self, conn: &mut Option<Conn>, parcel: &Parcel) -> Result<Sent, SendFailure> {
         let destination = self.url_of(&parcel.name);
         let fail = |message: String, transient: bool| SendFailure {
             destination: destination.clone(),
@@ -85,23 +114,20 @@ impl SftpOutbox {
             .metadata()
             .map_err(|e| fail(format!("{}: {e}", parcel.staged.display()), true))?
             .len();
-        let conn = Conn::open(&self.source).map_err(|e| {
-            let transient = !matches!(e, SftpError::Config(_));
-            fail(format!("{destination}: {e}"), transient)
-        })?;
-        let result = Upload {
-            conn: &conn,
+        if conn.is_none() {
+            *conn = Some(Conn::open(&self.source).map_err(|e| {
+                let transient = !matches!(e, SftpError::Config(_));
+                fail(format!("{destination}: {e}"), transient)
+            })?);
+        }
+        let conn = conn.as_ref().expect("opened above");
+        Upload {
+            conn,
             dest: conn::join(&self.dir, Path::new(&parcel.name)),
             staged: &parcel.staged,
             destination: &destination,
         }
-        .run(&mut local, size);
-        if result.is_ok() {
-            conn.close();
-        } else {
-            conn.abort();
-        }
-        result
+        .run(&mut local, size)
     }
 }
 
@@ -313,6 +339,24 @@ impl SftpOutbox {
                 message: format!("SFTP upload task failed: {e}"),
                 transient: true,
             })?
+    }
+
+    /// Uploads a batch on a blocking thread (see [`SftpOutbox::upload_batch`]).
+    pub async fn send_batch(&self, parcels: &[Parcel]) -> Vec<Result<Sent, SendFailure>> {
+        let (me, ps) = (self.clone(), parcels.to_vec());
+        match tokio::task::spawn_blocking(move || me.upload_batch(&ps)).await {
+            Ok(out) => out,
+            Err(e) => parcels
+                .iter()
+                .map(|p| {
+                    Err(SendFailure {
+                        destination: self.url_of(&p.name),
+                        message: format!("SFTP upload task failed: {e}"),
+                        transient: true,
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// Where this outbox sends to, for logs.
