@@ -9,6 +9,9 @@
 //!   its metadata in one transaction, or names the flow a repeat stands
 //!   for (same tracking id, or same bytes, of the same partner): a repeat
 //!   is answered with the original and registers nothing.
+//!   [`Spool::register_api_flows`] does it for a group of deposits in one
+//!   transaction (the partner API's group commit: one WAL fsync for the
+//!   deposits that arrive together), repeats within the group included.
 //! - **Webhooks**: subscriptions of a partner, and the posts owed to them
 //!   (one per subscription and flow), sent with a lease and the stored
 //!   backoff of [`crate::retry_delay`], as deliveries are.
@@ -69,6 +72,37 @@ pub struct ApiFlowMeta {
     pub processing_rule: Option<String>,
     /// The client gave the SHA-256 (checked against the bytes received).
     pub sha256_given: bool,
+}
+
+impl ApiFlowMeta {
+    /// The metadata as the spool stores it (and reads it back): text
+    /// without NUL characters.
+    pub fn as_stored(&self) -> ApiFlowMeta {
+        ApiFlowMeta {
+            tracking_id: self
+                .tracking_id
+                .as_deref()
+                .map(|t| clean_text(t).into_owned()),
+            name: clean_text(&self.name).into_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+/// One deposit to register: the flow and what its deposit said.
+#[derive(Debug, Clone)]
+pub struct ApiDeposit {
+    pub flow: NewFlow,
+    pub meta: ApiFlowMeta,
+}
+
+/// A group of deposits committed together ([`Spool::register_api_flows`]).
+#[derive(Debug, Clone)]
+pub struct ApiGroup {
+    /// The commit's time: a new flow's `received_at`.
+    pub at: DateTime<Utc>,
+    /// One per deposit, in order.
+    pub registrations: Vec<ApiRegistration>,
 }
 
 /// How a deposit was registered.
@@ -229,90 +263,120 @@ impl Spool {
         flow: &NewFlow,
         meta: &ApiFlowMeta,
     ) -> Result<ApiRegistration> {
-        let partner = clean_text(&flow.partner).into_owned();
-        let tracking = meta
-            .tracking_id
-            .as_deref()
-            .map(|t| clean_text(t).into_owned());
-        let name = clean_text(&meta.name).into_owned();
+        let group = self
+            .register_api_flows(&[ApiDeposit {
+                flow: flow.clone(),
+                meta: meta.clone(),
+            }])
+            .await?;
+        group
+            .registrations
+            .into_iter()
+            .next()
+            .ok_or_else(|| SpoolError::Corrupt("a group of one registered nothing".into()))
+    }
+
+    /// Register a group of deposits in one transaction (one commit, one
+    /// WAL fsync on SQLite): each is registered as [`register_api_flow`]
+    /// would, in order, so a deposit repeating an earlier one of the same
+    /// group (same partner and tracking id, or same partner and bytes) is
+    /// answered with that one's flow, as a repeat of an earlier group is.
+    /// Either the whole group is committed or nothing is.
+    ///
+    /// [`register_api_flow`]: Spool::register_api_flow
+    pub async fn register_api_flows(&self, deposits: &[ApiDeposit]) -> Result<ApiGroup> {
+        let stored: Vec<(String, ApiFlowMeta, String)> = deposits
+            .iter()
+            .map(|d| {
+                (
+                    clean_text(&d.flow.partner).into_owned(),
+                    d.meta.as_stored(),
+                    clean_text(&d.flow.original_name).into_owned(),
+                )
+            })
+            .collect();
+        let mut partners: Vec<&str> = stored.iter().map(|(p, _, _)| p.as_str()).collect();
+        partners.sort_unstable();
+        partners.dedup();
         in_tx!(self, tx, now => {
-            if let Some(t) = &tracking {
+            for partner in &partners {
+                sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(partner)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut registrations = Vec::with_capacity(deposits.len());
+            for (d, (partner, meta, original_name)) in deposits.iter().zip(&stored) {
+                // The original this repeats: by tracking id first, else by
+                // bytes (one round trip for both).
                 let known: Option<i64> = sqlx::query_scalar(
-                    "SELECT flow_id FROM api_flows WHERE partner = $1 AND tracking_id = $2",
+                    "SELECT COALESCE(\
+                     (SELECT flow_id FROM api_flows WHERE partner = $1 AND tracking_id = $2), \
+                     (SELECT id FROM flows WHERE partner = $1 AND sha256 = $3 AND state <> 'duplicate' \
+                      ORDER BY id LIMIT 1))",
                 )
-                .bind(&partner)
-                .bind(t)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(id) = known {
-                    return Ok(ApiRegistration::Existing(id));
-                }
-            }
-            let same: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
-                 ORDER BY id LIMIT 1",
-            )
-            .bind(&partner)
-            .bind(&flow.sha256)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = same {
-                return Ok(ApiRegistration::Existing(id));
-            }
-            sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(&partner)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO flows (partner, origin, original_name, size, sha256, state, \
-                 received_at, updated_at) VALUES ($1, 'api', $2, $3, $4, 'received', $5, $5) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(&partner)
-            .bind(clean_text(&flow.original_name).as_ref())
-            .bind(flow.size)
-            .bind(&flow.sha256)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else {
-                // A concurrent registration of the same bytes (PostgreSQL)
-                // won: answer with its flow.
-                let id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
-                     ORDER BY id LIMIT 1",
-                )
-                .bind(&partner)
-                .bind(&flow.sha256)
+                .bind(partner)
+                .bind(meta.tracking_id.as_deref())
+                .bind(&d.flow.sha256)
                 .fetch_one(&mut *tx)
                 .await?;
-                return Ok(ApiRegistration::Existing(id));
-            };
-            sqlx::query(
-                "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                 VALUES ($1, $2, 'flow', $3, NULL, 'received', 'registered (partner API)')",
-            )
-            .bind(now)
-            .bind(&self.inner.instance)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO api_flows (flow_id, partner, tracking_id, name, flow_syntax, \
-                 flow_profile, processing_rule, sha256_given) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id)
-            .bind(&partner)
-            .bind(tracking.as_deref())
-            .bind(&name)
-            .bind(&meta.flow_syntax)
-            .bind(meta.flow_profile.as_deref())
-            .bind(meta.processing_rule.as_deref())
-            .bind(meta.sha256_given)
-            .execute(&mut *tx)
-            .await?;
-            Ok(ApiRegistration::New(id))
+                if let Some(id) = known {
+                    registrations.push(ApiRegistration::Existing(id));
+                    continue;
+                }
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO flows (partner, origin, original_name, size, sha256, state, \
+                     received_at, updated_at) VALUES ($1, 'api', $2, $3, $4, 'received', $5, $5) \
+                     ON CONFLICT DO NOTHING RETURNING id",
+                )
+                .bind(partner)
+                .bind(original_name)
+                .bind(d.flow.size)
+                .bind(&d.flow.sha256)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(id) = id else {
+                    // A concurrent registration of the same bytes (PostgreSQL)
+                    // won: answer with its flow.
+                    let id: i64 = sqlx::query_scalar(
+                        "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
+                         ORDER BY id LIMIT 1",
+                    )
+                    .bind(partner)
+                    .bind(&d.flow.sha256)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    registrations.push(ApiRegistration::Existing(id));
+                    continue;
+                };
+                sqlx::query(
+                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                     VALUES ($1, $2, 'flow', $3, NULL, 'received', 'registered (partner API)')",
+                )
+                .bind(now)
+                .bind(&self.inner.instance)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO api_flows (flow_id, partner, tracking_id, name, flow_syntax, \
+                     flow_profile, processing_rule, sha256_given) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(id)
+                .bind(partner)
+                .bind(meta.tracking_id.as_deref())
+                .bind(&meta.name)
+                .bind(&meta.flow_syntax)
+                .bind(meta.flow_profile.as_deref())
+                .bind(meta.processing_rule.as_deref())
+                .bind(meta.sha256_given)
+                .execute(&mut *tx)
+                .await?;
+                registrations.push(ApiRegistration::New(id));
+            }
+            Ok(ApiGroup { at: now, registrations })
         })
     }
 
