@@ -32,9 +32,14 @@ use crate::{Backend, FlowId, FlowRow, Lease, NewFlow, Result, Spool, SpoolError}
 /// transaction, `$now` its time; the body's `Result` commits or rolls back.
 macro_rules! in_tx {
     ($self:ident, $tx:ident, $now:ident => $body:expr) => {
+        in_tx!($self, lock, $tx, $now => $body)
+    };
+    // `$lock`: how the SQLite writer lock is taken (`lock`, or
+    // `lock_first` for a group of deposits clients wait on).
+    ($self:ident, $lock:ident, $tx:ident, $now:ident => $body:expr) => {
         match &$self.inner.backend {
             Backend::Sqlite(b) => {
-                let _writer = b.writer.lock().await;
+                let _writer = b.writer.$lock().await;
                 let mut $tx = b.begin(Durability::Full).await?;
                 let $now: DateTime<Utc> = Utc::now();
                 let result: Result<_> = async { $body }.await;
@@ -298,7 +303,8 @@ impl Spool {
         let mut partners: Vec<&str> = stored.iter().map(|(p, _, _)| p.as_str()).collect();
         partners.sort_unstable();
         partners.dedup();
-        in_tx!(self, tx, now => {
+        // Clients wait on this commit: ahead of background writers.
+        in_tx!(self, lock_first, tx, now => {
             for partner in &partners {
                 sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(partner)

@@ -11,8 +11,8 @@
 //! queued, fsyncs each store folder of the group once, registers the
 //! group in one transaction (`Spool::register_api_flows`: one commit,
 //! repeats within the group answered with the first) and answers each. While
-//! a group commits, the next one queues: the busier the API, the larger
-//! the groups, with no timer to wait for.
+//! a group commits, the next one queues and its folders are synced: the
+//! busier the API, the larger the groups, with no timer to wait for.
 //!
 //! Nothing is acknowledged before the durable commit: a request is
 //! answered from the commit's outcome only. When a group's transaction
@@ -22,12 +22,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use quai_connectors::landing;
 use quai_spool::api::{ApiDeposit, ApiRegistration};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::app::App;
 
@@ -85,17 +86,38 @@ impl GroupCommit {
     }
 }
 
+/// Two stages, so the disk and the spool work at the same time: while
+/// one group is being committed to the spool, the next one gathers and
+/// its store folders are synced. Groups reach the spool in order, so a
+/// repeat of a deposit of the group before finds it committed.
 async fn committer(app: Arc<App>, mut rx: mpsc::Receiver<Queued>) {
+    let (synced_tx, synced_rx) = mpsc::channel::<Vec<Queued>>(1);
+    let registrar = tokio::spawn(registrar(app, synced_rx));
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
-        commit(&app, std::mem::take(&mut group)).await;
+        let group = std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP));
+        if let Some(synced) = sync_folders(group).await {
+            if synced_tx.send(synced).await.is_err() {
+                break;
+            }
+        }
+    }
+    drop(synced_tx);
+    let _ = registrar.await;
+}
+
+async fn registrar(app: Arc<App>, mut rx: mpsc::Receiver<Vec<Queued>>) {
+    while let Some(group) = rx.recv().await {
+        register(&app, group).await;
     }
 }
 
-/// Make one group durable and answer each of its deposits.
-async fn commit(app: &App, group: Vec<Queued>) {
-    // Each store folder once, all of them at the same time.
+/// fsync each store folder of a group once, all at the same time; the
+/// group when they all are, else its deposits are answered with the error.
+async fn sync_folders(group: Vec<Queued>) -> Option<Vec<Queued>> {
+    let started = Instant::now();
     let folders: BTreeSet<PathBuf> = group.iter().map(|q| q.landed.folder.clone()).collect();
+    let count = folders.len();
     let syncs: Vec<_> = folders
         .into_iter()
         .map(|f| {
@@ -117,11 +139,28 @@ async fn commit(app: &App, group: Vec<Queued>) {
         for q in group {
             let _ = q.answer.send(Err(e.clone()));
         }
-        return;
+        return None;
     }
+    debug!(
+        deposits = group.len(),
+        folders = count,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "deposit group: store folders synced"
+    );
+    Some(group)
+}
+
+/// Register one synced group in one transaction and answer each deposit.
+async fn register(app: &App, group: Vec<Queued>) {
+    let started = Instant::now();
     let deposits: Vec<ApiDeposit> = group.iter().map(|q| q.landed.deposit.clone()).collect();
     match app.spool.register_api_flows(&deposits).await {
         Ok(done) => {
+            debug!(
+                deposits = group.len(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "deposit group: committed"
+            );
             let new = done
                 .registrations
                 .iter()
