@@ -144,7 +144,15 @@ async fn a_group_commits_together_and_repeats_within_it_are_the_first(db: Db) {
             deposit("acme", "h0", None),
             // Another partner's same bytes and tracking id: its own.
             deposit("beta", "h1", Some("T1")),
-            deposit("acme", "h3", Some("T3")),
+            ApiDeposit {
+                meta: ApiFlowMeta {
+                    sha256_given: true,
+                    flow_profile: Some("CIUS".into()),
+                    processing_rule: Some("B2B".into()),
+                    ..meta(Some("T3"))
+                },
+                ..deposit("acme", "h3", Some("T3"))
+            },
         ])
         .await
         .unwrap();
@@ -181,7 +189,24 @@ async fn a_group_commits_together_and_repeats_within_it_are_the_first(db: Db) {
             .as_deref(),
         Some("T1")
     );
-    // Four flows of acme, one of beta: the repeats registered nothing.
+    let got = s.api_flow("acme", c).await.unwrap().unwrap();
+    assert_eq!(got.flow.sha256, "h3");
+    let m = got.meta.unwrap();
+    assert_eq!(
+        (
+            m.tracking_id.as_deref(),
+            m.sha256_given,
+            m.flow_profile.as_deref(),
+            m.processing_rule.as_deref()
+        ),
+        (Some("T3"), true, Some("CIUS"), Some("B2B"))
+    );
+    let m = s.api_flow("acme", a).await.unwrap().unwrap().meta.unwrap();
+    assert_eq!(
+        (m.tracking_id.as_deref(), m.sha256_given, m.name.as_str()),
+        (Some("T1"), false, "inv.xml")
+    );
+    // Three flows of acme, one of beta: the repeats registered nothing.
     let all = |p: &'static str| {
         let s = s.clone();
         async move {
