@@ -326,11 +326,15 @@ async fn webhook_posts_owed_once_with_backoff(db: Db) {
     assert!(s.webhooks_of("beta").await.unwrap().is_empty());
     assert!(!s.delete_webhook("beta", &hook.id).await.unwrap());
     assert_eq!(
-        s.owe_webhook_posts(id, &[hook.id.clone()]).await.unwrap(),
+        s.owe_webhook_posts(id, std::slice::from_ref(&hook.id))
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        s.owe_webhook_posts(id, &[hook.id.clone()]).await.unwrap(),
+        s.owe_webhook_posts(id, std::slice::from_ref(&hook.id))
+            .await
+            .unwrap(),
         0
     );
     let lease = Lease {
