@@ -3,7 +3,8 @@
 //! Every connector lands a flow the same way: the bytes are copied in bounded
 //! chunks into a temporary file inside the store (same filesystem, so the
 //! final rename is atomic), hashed while they pass, fsynced, renamed to their
-//! SHA-256, and the directory is fsynced. A crash at any point leaves either
+//! SHA-256, and the directory is fsynced (by the caller, once for several
+//! files, with [`land_unsynced_folder`]). A crash at any point leaves either
 //! nothing or a complete file under its hash; a leftover temporary file is
 //! never mistaken for a flow. Two flows with the same bytes share one file.
 
@@ -57,6 +58,23 @@ pub fn stored_path(store: &Path, sha256: &str) -> PathBuf {
 /// Past `max_bytes` the bytes are no longer kept (the temporary file is
 /// removed) but still hashed to the end, and the result is not `complete`.
 pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Stored, LandingError> {
+    let stored = land_unsynced_folder(reader, store, max_bytes)?;
+    if stored.complete {
+        sync_dir(stored.path.parent().expect("stored path has a parent"))?;
+    }
+    Ok(stored)
+}
+
+/// [`land`], but for the fsync of the folder the file was renamed into
+/// (`stored.path`'s parent): the caller must [`sync_dir`] it before it
+/// relies on the flow (registers it, answers for it). The file itself is
+/// fsynced. The partner API lands concurrent deposits so and syncs each
+/// folder once for the group it commits together.
+pub fn land_unsynced_folder(
+    reader: &mut dyn Read,
+    store: &Path,
+    max_bytes: u64,
+) -> Result<Stored, LandingError> {
     create_private_dir(store)?;
     let temp_path = store.join(format!("{TEMP_PREFIX}{}", unique_suffix()));
     let result = copy_hashing(reader, &temp_path, max_bytes);
@@ -80,11 +98,12 @@ pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Store
     let parent = final_path.parent().expect("stored path has a parent");
     create_private_dir(parent)?;
     if final_path.exists() {
-        // Same bytes already stored: keep the first copy.
+        // Same bytes already stored: keep the first copy. (Its folder is
+        // synced again by `land`, or by the caller: the first landing may
+        // not have synced it yet.)
         fs::remove_file(&temp_path)?;
     } else {
         fs::rename(&temp_path, &final_path)?;
-        sync_dir(parent)?;
     }
     Ok(Stored {
         sha256,

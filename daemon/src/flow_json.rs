@@ -17,7 +17,7 @@
 //!
 //! Used by the HTTP routes and by the webhook posts, which carry a `Flow`.
 
-use quai_spool::api::ApiFlow;
+use quai_spool::api::{ApiFlow, ApiFlowMeta};
 use quai_spool::{FlowState, Spool, Verdict};
 use serde_json::{json, Map, Value};
 
@@ -145,36 +145,52 @@ pub async fn flow(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool::Spool
 /// `FullFlowInfo` of the specification: the answer to a deposit.
 pub async fn full_info(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool::SpoolError> {
     let row = &f.flow;
+    if let Some(m) = &f.meta {
+        return Ok(deposit_info(row.id, row.received_at, m, &row.sha256));
+    }
     let mut o = Map::new();
     o.insert("flowId".into(), json!(row.id.to_string()));
     o.insert("submittedAt".into(), json!(row.received_at.to_rfc3339()));
-    match &f.meta {
-        Some(m) => {
-            if let Some(t) = &m.tracking_id {
-                o.insert("trackingId".into(), json!(t));
-            }
-            o.insert("name".into(), json!(m.name));
-            o.insert("flowSyntax".into(), json!(m.flow_syntax));
-            o.insert(
-                "flowProfile".into(),
-                json!(m.flow_profile.as_deref().unwrap_or("Undefined")),
-            );
-            o.insert(
-                "processingRule".into(),
-                json!(m.processing_rule.as_deref().unwrap_or("Undefined")),
-            );
-        }
-        None => {
-            let first = spool.invoices_of_flow_page(row.id, None, 1).await?;
-            let syntax = detected_syntax(first.first().and_then(|i| i.syntax.as_deref()));
-            o.insert("name".into(), json!(truncate(&row.original_name, 255)));
-            o.insert("flowSyntax".into(), json!(syntax));
-            o.insert("flowProfile".into(), json!("Undefined"));
-            o.insert("processingRule".into(), json!("Undefined"));
-        }
-    }
+    let first = spool.invoices_of_flow_page(row.id, None, 1).await?;
+    let syntax = detected_syntax(first.first().and_then(|i| i.syntax.as_deref()));
+    o.insert("name".into(), json!(truncate(&row.original_name, 255)));
+    o.insert("flowSyntax".into(), json!(syntax));
+    o.insert("flowProfile".into(), json!("Undefined"));
+    o.insert("processingRule".into(), json!("Undefined"));
     o.insert("sha256".into(), json!(row.sha256));
     Ok(Value::Object(o))
+}
+
+/// `FullFlowInfo` of a flow deposited through the API, from what the
+/// spool stored of its deposit (`meta` as [`ApiFlowMeta::as_stored`]
+/// gives it): a new deposit is answered from its registration, without
+/// reading the flow back.
+///
+/// [`ApiFlowMeta::as_stored`]: quai_spool::api::ApiFlowMeta::as_stored
+pub fn deposit_info(
+    id: quai_spool::FlowId,
+    submitted_at: chrono::DateTime<chrono::Utc>,
+    m: &ApiFlowMeta,
+    sha256: &str,
+) -> Value {
+    let mut o = Map::new();
+    o.insert("flowId".into(), json!(id.to_string()));
+    o.insert("submittedAt".into(), json!(submitted_at.to_rfc3339()));
+    if let Some(t) = &m.tracking_id {
+        o.insert("trackingId".into(), json!(t));
+    }
+    o.insert("name".into(), json!(m.name));
+    o.insert("flowSyntax".into(), json!(m.flow_syntax));
+    o.insert(
+        "flowProfile".into(),
+        json!(m.flow_profile.as_deref().unwrap_or("Undefined")),
+    );
+    o.insert(
+        "processingRule".into(),
+        json!(m.processing_rule.as_deref().unwrap_or("Undefined")),
+    );
+    o.insert("sha256".into(), json!(sha256));
+    Value::Object(o)
 }
 
 /// `Acknowledgement`: the status and, when there are any, the details.

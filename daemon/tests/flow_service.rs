@@ -711,6 +711,77 @@ async fn kill9_after_the_answer_keeps_the_flow_and_before_it_the_retry_counts_on
     wait_status(&q, &acme, r1["flowId"].as_str().unwrap(), "Ok").await;
 }
 
+/// Group commit (deposits arriving together share one transaction): 24
+/// deposits sent at once, 8 of them the same file and tracking id, 8 the
+/// same file without one, 8 distinct. Every one is answered 202; each kind
+/// of repeat gets the one flow, the distinct ones a flow each; the repeated
+/// flows are processed once (one invoice each), and the answer given is
+/// the flow as read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deposits_commit_together_and_repeats_get_one_flow() {
+    let mut q = Quai::new(free_port());
+    let acme = q.token("acme");
+    q.start();
+    let q = Arc::new(q);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let (q, acme) = (q.clone(), acme.clone());
+        tasks.push(tokio::spawn(async move {
+            let (info, file) = match i % 3 {
+                0 => (info("same.xml", Some("SAME")), ubl("GROUP-SAME")),
+                1 => (info("bytes.xml", None), ubl("GROUP-BYTES")),
+                _ => (
+                    info(&format!("d{i}.xml"), Some(&format!("D-{i}"))),
+                    ubl(&format!("GROUP-{i}")),
+                ),
+            };
+            let (code, v) = deposit(&q, &acme, info, &file).await;
+            assert_eq!(code, 202, "{v}");
+            (i, v)
+        }));
+    }
+    let mut by_kind: [Vec<Value>; 3] = Default::default();
+    for t in tasks {
+        let (i, v) = t.await.unwrap();
+        by_kind[i % 3].push(v);
+    }
+    for kind in &by_kind[..2] {
+        let first = &kind[0]["flowId"];
+        assert!(
+            kind.iter().all(|v| v["flowId"] == *first),
+            "a repeat got another flow: {kind:?}"
+        );
+    }
+    let mut distinct: Vec<&Value> = by_kind[2].iter().map(|v| &v["flowId"]).collect();
+    distinct.sort_by_key(|v| v.as_str().unwrap().parse::<i64>().unwrap());
+    distinct.dedup();
+    assert_eq!(distinct.len(), 8);
+    assert_eq!(api_flow_count(&q), 10, "repeats registered flows");
+    for kind in &by_kind {
+        for answered in kind {
+            let id = answered["flowId"].as_str().unwrap();
+            let done = wait_status(&q, &acme, id, "Ok").await;
+            for k in [
+                "flowId",
+                "submittedAt",
+                "name",
+                "trackingId",
+                "flowSyntax",
+                "processingRule",
+            ] {
+                assert_eq!(answered[k], done[k], "{k} answered {answered} read {done}");
+            }
+        }
+    }
+    let out = q.cli(&["flows", "--json", "--limit", "1000"]);
+    let flows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for f in flows.as_array().unwrap() {
+        assert_eq!(f["state"], "processed", "{f}");
+        assert_eq!(f["attempts"], 1, "{f}");
+        assert_eq!(f["invoices_accepted"], 1, "{f}");
+    }
+}
+
 /// Conformance by a tool written for it: schemathesis (the test venv)
 /// generates requests from the Flow Service's OpenAPI description and
 /// checks every response of a live `quai run` against it (status codes,

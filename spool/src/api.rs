@@ -9,6 +9,9 @@
 //!   its metadata in one transaction, or names the flow a repeat stands
 //!   for (same tracking id, or same bytes, of the same partner): a repeat
 //!   is answered with the original and registers nothing.
+//!   [`Spool::register_api_flows`] does it for a group of deposits in one
+//!   transaction (the partner API's group commit: one WAL fsync for the
+//!   deposits that arrive together), repeats within the group included.
 //! - **Webhooks**: subscriptions of a partner, and the posts owed to them
 //!   (one per subscription and flow), sent with a lease and the stored
 //!   backoff of [`crate::retry_delay`], as deliveries are.
@@ -16,12 +19,15 @@
 //! Every read takes the partner: another partner's flow or webhook is
 //! not found.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::durability::Durability;
 use crate::invoices::clean_text;
 use crate::rows::{self, RawFlow};
+use crate::steps::Dialect;
 use crate::{Backend, FlowId, FlowRow, Lease, NewFlow, Result, Spool, SpoolError};
 
 /// One write transaction on whichever backend (SQLite: under the writer
@@ -29,9 +35,14 @@ use crate::{Backend, FlowId, FlowRow, Lease, NewFlow, Result, Spool, SpoolError}
 /// transaction, `$now` its time; the body's `Result` commits or rolls back.
 macro_rules! in_tx {
     ($self:ident, $tx:ident, $now:ident => $body:expr) => {
+        in_tx!($self, lock, $tx, $now => $body)
+    };
+    // `$lock`: how the SQLite writer lock is taken (`lock`, or
+    // `lock_first` for a group of deposits clients wait on).
+    ($self:ident, $lock:ident, $tx:ident, $now:ident => $body:expr) => {
         match &$self.inner.backend {
             Backend::Sqlite(b) => {
-                let _writer = b.writer.lock().await;
+                let _writer = b.writer.$lock().await;
                 let mut $tx = b.begin(Durability::Full).await?;
                 let $now: DateTime<Utc> = Utc::now();
                 let result: Result<_> = async { $body }.await;
@@ -69,6 +80,37 @@ pub struct ApiFlowMeta {
     pub processing_rule: Option<String>,
     /// The client gave the SHA-256 (checked against the bytes received).
     pub sha256_given: bool,
+}
+
+impl ApiFlowMeta {
+    /// The metadata as the spool stores it (and reads it back): text
+    /// without NUL characters.
+    pub fn as_stored(&self) -> ApiFlowMeta {
+        ApiFlowMeta {
+            tracking_id: self
+                .tracking_id
+                .as_deref()
+                .map(|t| clean_text(t).into_owned()),
+            name: clean_text(&self.name).into_owned(),
+            ..self.clone()
+        }
+    }
+}
+
+/// One deposit to register: the flow and what its deposit said.
+#[derive(Debug, Clone)]
+pub struct ApiDeposit {
+    pub flow: NewFlow,
+    pub meta: ApiFlowMeta,
+}
+
+/// A group of deposits committed together ([`Spool::register_api_flows`]).
+#[derive(Debug, Clone)]
+pub struct ApiGroup {
+    /// The commit's time: a new flow's `received_at`.
+    pub at: DateTime<Utc>,
+    /// One per deposit, in order.
+    pub registrations: Vec<ApiRegistration>,
 }
 
 /// How a deposit was registered.
@@ -229,90 +271,272 @@ impl Spool {
         flow: &NewFlow,
         meta: &ApiFlowMeta,
     ) -> Result<ApiRegistration> {
-        let partner = clean_text(&flow.partner).into_owned();
-        let tracking = meta
-            .tracking_id
-            .as_deref()
-            .map(|t| clean_text(t).into_owned());
-        let name = clean_text(&meta.name).into_owned();
-        in_tx!(self, tx, now => {
-            if let Some(t) = &tracking {
-                let known: Option<i64> = sqlx::query_scalar(
-                    "SELECT flow_id FROM api_flows WHERE partner = $1 AND tracking_id = $2",
+        let group = self
+            .register_api_flows(&[ApiDeposit {
+                flow: flow.clone(),
+                meta: meta.clone(),
+            }])
+            .await?;
+        group
+            .registrations
+            .into_iter()
+            .next()
+            .ok_or_else(|| SpoolError::Corrupt("a group of one registered nothing".into()))
+    }
+
+    /// Register a group of deposits in one transaction (one commit, one
+    /// WAL fsync on SQLite): each is registered as [`register_api_flow`]
+    /// would, in order, so a deposit repeating an earlier one of the same
+    /// group (same partner and tracking id, or same partner and bytes) is
+    /// answered with that one's flow, as a repeat of an earlier group is.
+    /// Either the whole group is committed or nothing is.
+    ///
+    /// The group costs a constant number of statements whatever its size
+    /// (the keys and rows bound as JSON arrays): the partners, the
+    /// originals known by tracking id and by bytes, then one insert each
+    /// of the new flows, their events and their metadata. Repeats within
+    /// the group are decided here, in order, before anything is written.
+    ///
+    /// [`register_api_flow`]: Spool::register_api_flow
+    pub async fn register_api_flows(&self, deposits: &[ApiDeposit]) -> Result<ApiGroup> {
+        let d = match &self.inner.backend {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        };
+        let stored: Vec<(String, ApiFlowMeta, String)> = deposits
+            .iter()
+            .map(|d| {
+                (
+                    clean_text(&d.flow.partner).into_owned(),
+                    d.meta.as_stored(),
+                    clean_text(&d.flow.original_name).into_owned(),
                 )
-                .bind(&partner)
-                .bind(t)
-                .fetch_optional(&mut *tx)
+            })
+            .collect();
+        let mut partners: Vec<&str> = stored.iter().map(|(p, _, _)| p.as_str()).collect();
+        partners.sort_unstable();
+        partners.dedup();
+        let tracked: Vec<serde_json::Value> = stored
+            .iter()
+            .filter_map(|(p, m, _)| {
+                m.tracking_id
+                    .as_ref()
+                    .map(|t| serde_json::json!({ "p": p, "t": t }))
+            })
+            .collect();
+        let hashed: Vec<serde_json::Value> = stored
+            .iter()
+            .zip(deposits)
+            .map(|((p, _, _), dep)| serde_json::json!({ "p": p, "h": dep.flow.sha256 }))
+            .collect();
+        let tracked = serde_json::Value::Array(tracked).to_string();
+        let hashed = serde_json::Value::Array(hashed).to_string();
+        let by_tracking_sql = format!(
+            "SELECT a.partner, a.tracking_id, a.flow_id FROM {} JOIN api_flows a \
+             ON a.partner = {} AND a.tracking_id = {}",
+            d.json_rows(1),
+            d.field("p", false),
+            d.field("t", false)
+        );
+        let by_bytes_sql = format!(
+            "SELECT f.partner, f.sha256, MIN(f.id) FROM {} JOIN flows f \
+             ON f.partner = {} AND f.sha256 = {} WHERE f.state <> 'duplicate' \
+             GROUP BY f.partner, f.sha256",
+            d.json_rows(1),
+            d.field("p", false),
+            d.field("h", false)
+        );
+        // SQLite reads `INSERT … SELECT … ON CONFLICT` only after a WHERE.
+        let insert_flows_sql = format!(
+            "INSERT INTO flows (partner, origin, original_name, size, sha256, state, \
+             received_at, updated_at) SELECT {}, 'api', {}, {}, {}, 'received', $2, $2 \
+             FROM {} WHERE true ON CONFLICT DO NOTHING RETURNING id, partner, sha256",
+            d.field("p", false),
+            d.field("n", false),
+            d.field("s", true),
+            d.field("h", false),
+            d.json_rows(1)
+        );
+        let insert_events_sql = format!(
+            "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+             SELECT $1, $2, 'flow', id, NULL, 'received', 'registered (partner API)' \
+             FROM flows WHERE id {} ORDER BY id",
+            d.in_json_ids(3)
+        );
+        let given = match d {
+            Dialect::Sqlite => "(t.value ->> 'g')".to_owned(),
+            Dialect::Postgres => "(t.value ->> 'g')::boolean".to_owned(),
+        };
+        let insert_meta_sql = format!(
+            "INSERT INTO api_flows (flow_id, partner, tracking_id, name, flow_syntax, \
+             flow_profile, processing_rule, sha256_given) \
+             SELECT {}, {}, {}, {}, {}, {}, {}, {given} FROM {}",
+            d.field("id", true),
+            d.field("p", false),
+            d.field("t", false),
+            d.field("n", false),
+            d.field("x", false),
+            d.field("f", false),
+            d.field("r", false),
+            d.json_rows(1)
+        );
+        // Clients wait on this commit: ahead of background writers.
+        in_tx!(self, lock_first, tx, now => {
+            for partner in &partners {
+                sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(partner)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let mut by_tracking: HashMap<(String, String), FlowId> = HashMap::new();
+            if tracked != "[]" {
+                let rows: Vec<(String, String, i64)> = sqlx::query_as(&by_tracking_sql)
+                    .bind(&tracked)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                by_tracking.extend(rows.into_iter().map(|(p, t, id)| ((p, t), id)));
+            }
+            let rows: Vec<(String, String, i64)> = sqlx::query_as(&by_bytes_sql)
+                .bind(&hashed)
+                .fetch_all(&mut *tx)
                 .await?;
-                if let Some(id) = known {
-                    return Ok(ApiRegistration::Existing(id));
+            let mut by_bytes: HashMap<(String, String), FlowId> =
+                rows.into_iter().map(|(p, h, id)| ((p, h), id)).collect();
+            // In order: what each deposit is, the group's earlier new
+            // flows counting as known (by their index until inserted).
+            enum Is {
+                Known(FlowId),
+                New(usize),
+            }
+            let mut group_tracking: HashMap<(&str, &str), usize> = HashMap::new();
+            let mut group_bytes: HashMap<(&str, &str), usize> = HashMap::new();
+            let mut decided = Vec::with_capacity(deposits.len());
+            let mut fresh: Vec<usize> = Vec::new();
+            for (i, ((partner, meta, _), dep)) in stored.iter().zip(deposits).enumerate() {
+                let t_key = meta.tracking_id.as_deref().map(|t| (partner.as_str(), t));
+                let h_key = (partner.as_str(), dep.flow.sha256.as_str());
+                let known_t = t_key.and_then(|(p, t)| {
+                    by_tracking
+                        .get(&(p.to_owned(), t.to_owned()))
+                        .map(|id| Is::Known(*id))
+                        .or_else(|| group_tracking.get(&(p, t)).map(|k| Is::New(*k)))
+                });
+                let known = known_t.or_else(|| {
+                    by_bytes
+                        .get(&(h_key.0.to_owned(), h_key.1.to_owned()))
+                        .map(|id| Is::Known(*id))
+                        .or_else(|| group_bytes.get(&h_key).map(|k| Is::New(*k)))
+                });
+                match known {
+                    Some(k) => decided.push(k),
+                    None => {
+                        if let Some(t) = t_key {
+                            group_tracking.insert(t, i);
+                        }
+                        group_bytes.insert(h_key, i);
+                        fresh.push(i);
+                        decided.push(Is::New(i));
+                    }
                 }
             }
-            let same: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
-                 ORDER BY id LIMIT 1",
-            )
-            .bind(&partner)
-            .bind(&flow.sha256)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(id) = same {
-                return Ok(ApiRegistration::Existing(id));
+            // The new flows, in one insert; a row the insert skipped was
+            // registered meanwhile by another instance (PostgreSQL): its
+            // flow is the original.
+            let mut ids: HashMap<usize, FlowId> = HashMap::new();
+            if !fresh.is_empty() {
+                let rows: Vec<serde_json::Value> = fresh
+                    .iter()
+                    .map(|&i| {
+                        serde_json::json!({
+                            "p": stored[i].0,
+                            "n": stored[i].2,
+                            "s": deposits[i].flow.size,
+                            "h": deposits[i].flow.sha256,
+                        })
+                    })
+                    .collect();
+                let inserted: Vec<(i64, String, String)> = sqlx::query_as(&insert_flows_sql)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let inserted: HashMap<(String, String), FlowId> =
+                    inserted.into_iter().map(|(id, p, h)| ((p, h), id)).collect();
+                let mut skipped = false;
+                for &i in &fresh {
+                    let key = (stored[i].0.clone(), deposits[i].flow.sha256.clone());
+                    match inserted.get(&key) {
+                        Some(id) => {
+                            ids.insert(i, *id);
+                        }
+                        None => skipped = true,
+                    }
+                }
+                if skipped {
+                    let rows: Vec<(String, String, i64)> = sqlx::query_as(&by_bytes_sql)
+                        .bind(&hashed)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    by_bytes = rows.into_iter().map(|(p, h, id)| ((p, h), id)).collect();
+                }
+                let mut metas = Vec::new();
+                let mut new_ids = Vec::new();
+                for &i in &fresh {
+                    let key = (stored[i].0.clone(), deposits[i].flow.sha256.clone());
+                    if let Some(id) = ids.get(&i) {
+                        let m = &stored[i].1;
+                        new_ids.push(*id);
+                        metas.push(serde_json::json!({
+                            "id": id,
+                            "p": stored[i].0,
+                            "t": m.tracking_id,
+                            "n": m.name,
+                            "x": m.flow_syntax,
+                            "f": m.flow_profile,
+                            "r": m.processing_rule,
+                            "g": m.sha256_given,
+                        }));
+                    } else {
+                        let id = by_bytes.get(&key).copied().ok_or_else(|| {
+                            SpoolError::Corrupt(format!("flow of {} {} neither inserted nor found", key.0, key.1))
+                        })?;
+                        // Answered as a repeat of the other instance's flow.
+                        decided[i] = Is::Known(id);
+                    }
+                }
+                if !new_ids.is_empty() {
+                    sqlx::query(&insert_events_sql)
+                        .bind(now)
+                        .bind(&self.inner.instance)
+                        .bind(crate::steps::json_ids(&new_ids))
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(&insert_meta_sql)
+                        .bind(serde_json::Value::Array(metas).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
-            sqlx::query("INSERT INTO partners (id, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(&partner)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO flows (partner, origin, original_name, size, sha256, state, \
-                 received_at, updated_at) VALUES ($1, 'api', $2, $3, $4, 'received', $5, $5) \
-                 ON CONFLICT DO NOTHING RETURNING id",
-            )
-            .bind(&partner)
-            .bind(clean_text(&flow.original_name).as_ref())
-            .bind(flow.size)
-            .bind(&flow.sha256)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = id else {
-                // A concurrent registration of the same bytes (PostgreSQL)
-                // won: answer with its flow.
-                let id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM flows WHERE partner = $1 AND sha256 = $2 AND state <> 'duplicate' \
-                     ORDER BY id LIMIT 1",
-                )
-                .bind(&partner)
-                .bind(&flow.sha256)
-                .fetch_one(&mut *tx)
-                .await?;
-                return Ok(ApiRegistration::Existing(id));
+            // A new flow's id, or the original it turned out to repeat.
+            let flow_of = |k: usize| -> Result<FlowId> {
+                ids.get(&k)
+                    .copied()
+                    .or(match decided[k] {
+                        Is::Known(id) => Some(id),
+                        Is::New(_) => None,
+                    })
+                    .ok_or_else(|| SpoolError::Corrupt(format!("deposit {k} of a group has no flow")))
             };
-            sqlx::query(
-                "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                 VALUES ($1, $2, 'flow', $3, NULL, 'received', 'registered (partner API)')",
-            )
-            .bind(now)
-            .bind(&self.inner.instance)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO api_flows (flow_id, partner, tracking_id, name, flow_syntax, \
-                 flow_profile, processing_rule, sha256_given) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(id)
-            .bind(&partner)
-            .bind(tracking.as_deref())
-            .bind(&name)
-            .bind(&meta.flow_syntax)
-            .bind(meta.flow_profile.as_deref())
-            .bind(meta.processing_rule.as_deref())
-            .bind(meta.sha256_given)
-            .execute(&mut *tx)
-            .await?;
-            Ok(ApiRegistration::New(id))
+            let mut registrations = Vec::with_capacity(decided.len());
+            for (i, is) in decided.iter().enumerate() {
+                registrations.push(match is {
+                    Is::Known(id) => ApiRegistration::Existing(*id),
+                    Is::New(k) if *k == i => ApiRegistration::New(flow_of(*k)?),
+                    Is::New(k) => ApiRegistration::Existing(flow_of(*k)?),
+                });
+            }
+            Ok(ApiGroup { at: now, registrations })
         })
     }
 

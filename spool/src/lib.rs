@@ -165,6 +165,7 @@ mod rows;
 mod sqlite;
 mod state;
 mod steps;
+mod writer_lock;
 
 use durability::Durability;
 

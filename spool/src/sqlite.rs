@@ -43,6 +43,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use crate::invoices::{Holder, Key, Plan};
 use crate::rows::{self, canonical};
+use crate::writer_lock::WriterLock;
 use crate::*;
 
 pub(crate) use crate::durability::Durability;
@@ -74,8 +75,9 @@ pub(crate) struct SqliteBackend {
     /// [`SqliteBackend::connect`]).
     writes: SqlitePool,
     me: String,
-    /// Serializes this process's writes (see `dispatch_write!`).
-    pub(crate) writer: tokio::sync::Mutex<()>,
+    /// Serializes this process's writes (see `dispatch_write!`), with a
+    /// fast lane for the partner API's deposits (`writer_lock`).
+    pub(crate) writer: WriterLock,
 }
 
 impl SqliteBackend {
@@ -172,7 +174,7 @@ impl SqliteBackend {
             pool,
             writes,
             me: me.to_owned(),
-            writer: tokio::sync::Mutex::new(()),
+            writer: WriterLock::default(),
         })
     }
 

@@ -14,6 +14,7 @@ use support::Db;
 both!(
     tokens_by_hash_and_revocation,
     deposits_once_per_tracking_id_and_bytes,
+    a_group_commits_together_and_repeats_within_it_are_the_first,
     rooms_and_search_paging,
     webhook_posts_owed_once_with_backoff,
 );
@@ -112,6 +113,128 @@ async fn deposits_once_per_tracking_id_and_bytes(db: Db) {
         Destination::Api {
             partner: claimed.partner
         }
+    );
+}
+
+fn deposit(partner: &str, sha: &str, tracking: Option<&str>) -> ApiDeposit {
+    ApiDeposit {
+        flow: flow(partner, sha),
+        meta: meta(tracking),
+    }
+}
+
+async fn a_group_commits_together_and_repeats_within_it_are_the_first(db: Db) {
+    let s = db.spool("t").await;
+    let before = s
+        .register_api_flow(&flow("acme", "h0"), &meta(Some("T0")))
+        .await
+        .unwrap();
+    let ApiRegistration::New(first) = before else {
+        panic!("{before:?}")
+    };
+    let group = s
+        .register_api_flows(&[
+            deposit("acme", "h1", Some("T1")),
+            // Same bytes as the one before it in the group.
+            deposit("acme", "h1", None),
+            // Same tracking id as the first of the group, other bytes.
+            deposit("acme", "h2", Some("T1")),
+            // Repeats of an earlier group: by tracking id, by bytes.
+            deposit("acme", "h9", Some("T0")),
+            deposit("acme", "h0", None),
+            // Another partner's same bytes and tracking id: its own.
+            deposit("beta", "h1", Some("T1")),
+            ApiDeposit {
+                meta: ApiFlowMeta {
+                    sha256_given: true,
+                    flow_profile: Some("CIUS".into()),
+                    processing_rule: Some("B2B".into()),
+                    ..meta(Some("T3"))
+                },
+                ..deposit("acme", "h3", Some("T3"))
+            },
+        ])
+        .await
+        .unwrap();
+    let r = &group.registrations;
+    assert_eq!(r.len(), 7);
+    let ApiRegistration::New(a) = r[0] else {
+        panic!("{r:?}")
+    };
+    assert_eq!(r[1], ApiRegistration::Existing(a));
+    assert_eq!(r[2], ApiRegistration::Existing(a));
+    assert_eq!(r[3], ApiRegistration::Existing(first));
+    assert_eq!(r[4], ApiRegistration::Existing(first));
+    let ApiRegistration::New(b) = r[5] else {
+        panic!("{r:?}")
+    };
+    let ApiRegistration::New(c) = r[6] else {
+        panic!("{r:?}")
+    };
+    assert!(a != b && b != c && a != c && a != first);
+    // One commit: every new flow has the group's time.
+    for id in [a, b, c] {
+        let row = s.flow(id).await.unwrap();
+        assert_eq!(row.state, FlowState::Received);
+        assert_eq!(row.received_at, group.at);
+    }
+    assert_eq!(
+        s.api_flow("beta", b)
+            .await
+            .unwrap()
+            .unwrap()
+            .meta
+            .unwrap()
+            .tracking_id
+            .as_deref(),
+        Some("T1")
+    );
+    let got = s.api_flow("acme", c).await.unwrap().unwrap();
+    assert_eq!(got.flow.sha256, "h3");
+    let m = got.meta.unwrap();
+    assert_eq!(
+        (
+            m.tracking_id.as_deref(),
+            m.sha256_given,
+            m.flow_profile.as_deref(),
+            m.processing_rule.as_deref()
+        ),
+        (Some("T3"), true, Some("CIUS"), Some("B2B"))
+    );
+    let m = s.api_flow("acme", a).await.unwrap().unwrap().meta.unwrap();
+    assert_eq!(
+        (m.tracking_id.as_deref(), m.sha256_given, m.name.as_str()),
+        (Some("T1"), false, "inv.xml")
+    );
+    // Three flows of acme, one of beta: the repeats registered nothing.
+    let all = |p: &'static str| {
+        let s = s.clone();
+        async move {
+            s.search_api_flows(
+                p,
+                &ApiFlowSearch {
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .len()
+        }
+    };
+    assert_eq!(all("acme").await, 3);
+    assert_eq!(all("beta").await, 1);
+    // A NUL in the name is stored as the spool stores text, and said so.
+    let mut m = meta(Some("T\0N"));
+    m.name = "a\0b.xml".into();
+    assert_eq!(m.as_stored().name, "a\u{FFFD}b.xml");
+    let ApiRegistration::New(n) = s.register_api_flow(&flow("acme", "hn"), &m).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        s.api_flow("acme", n).await.unwrap().unwrap().meta,
+        Some(m.as_stored())
     );
 }
 

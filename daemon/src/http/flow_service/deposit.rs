@@ -8,8 +8,10 @@
 //! renamed to its SHA-256), so no deposit is ever held whole in memory.
 //! Past the limit (`[api] max_file_bytes`, at most 100 MiB, and the
 //! partner's `max_flow_bytes`) the landing is abandoned and the answer is
-//! 413; nothing is registered. The flow and its metadata are committed in
-//! one transaction (`Spool::register_api_flow`) before the 202: a repeat
+//! 413; nothing is registered. The file is fsynced here; its store folder
+//! and its registration are made durable by the group it joins
+//! ([`super::group_commit`]: the folders once per group, the flows and
+//! their metadata in one transaction) before the 202: a repeat
 //! of the same tracking id or the same bytes is answered with the original
 //! flow and registers nothing, so a client that retries after losing the
 //! answer (or after a crash before it) gets one flow.
@@ -20,15 +22,15 @@ use std::sync::Arc;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use quai_connectors::landing;
-use quai_spool::api::{ApiFlowMeta, ApiRegistration};
+use quai_spool::api::{ApiDeposit, ApiFlowMeta, ApiRegistration};
 use quai_spool::{NewFlow, Origin};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use tracing::info;
 
+use super::group_commit::{self, GroupCommit};
 use super::{FlowError, Who};
 use crate::app::App;
 use crate::flow_json;
@@ -158,7 +160,7 @@ async fn land_field(
             rx,
             current: Bytes::new(),
         };
-        landing::land(&mut reader, &store, max)
+        landing::land_unsynced_folder(&mut reader, &store, max)
     });
     let mut total: u64 = 0;
     let mut outcome = Ok(false);
@@ -213,6 +215,7 @@ fn too_large(max: u64) -> FlowError {
 
 pub async fn deposit(
     State(app): State<Arc<App>>,
+    Extension(group): Extension<GroupCommit>,
     who: Who,
     req: Request,
 ) -> Result<Response, FlowError> {
@@ -284,6 +287,7 @@ pub async fn deposit(
             "the file part is required",
         )
     })?;
+    let stored_meta = meta.as_stored();
     if let Some(given) = &given_sha {
         if *given != stored.sha256 {
             return Err(FlowError::new(
@@ -304,26 +308,27 @@ pub async fn deposit(
         sha256: stored.sha256.clone(),
         as2_message_id: None,
     };
-    let id = match app.spool.register_api_flow(&new, &meta).await? {
+    let folder = stored
+        .path
+        .parent()
+        .ok_or_else(|| FlowError::internal("a stored flow without a folder"))?
+        .to_path_buf();
+    let landed = group_commit::Landed {
+        deposit: ApiDeposit { flow: new, meta },
+        folder,
+    };
+    let registered = group.register(landed).await.map_err(FlowError::internal)?;
+    let body = match registered.registration {
+        // Answered from what was just committed, without reading it back.
         ApiRegistration::New(id) => {
-            crate::metrics::flow_received(&partner, "api");
-            crate::metrics::bytes_in(&partner, stored.size);
-            info!(partner = %partner, flow_id = id, stage = "received", file = %meta.name,
-                size = stored.size, "flow registered (partner API)");
-            app.work.notify_waiters();
-            app.work.notify_one();
-            id
+            flow_json::deposit_info(id, registered.at, &stored_meta, &stored.sha256)
         }
         ApiRegistration::Existing(id) => {
-            info!(partner = %partner, flow_id = id, file = %meta.name,
-                "deposit repeats a flow already received: answered with it");
-            id
+            let flow = app.spool.api_flow(&partner, id).await?.ok_or_else(|| {
+                FlowError::internal(format!("flow {id} just registered is not found"))
+            })?;
+            flow_json::full_info(&app.spool, &flow).await?
         }
     };
-    let flow =
-        app.spool.api_flow(&partner, id).await?.ok_or_else(|| {
-            FlowError::internal(format!("flow {id} just registered is not found"))
-        })?;
-    let body = flow_json::full_info(&app.spool, &flow).await?;
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

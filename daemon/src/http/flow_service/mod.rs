@@ -16,9 +16,14 @@
 //! own flows and webhooks: another partner's id is `404` on every route.
 //! Errors are the specification's `Error` bodies (`errorCode`,
 //! `errorMessage`). docs/api.md documents it for partners.
+//!
+//! **Deposits** are registered by group commit ([`group_commit`]): the
+//! deposits that arrive together share one transaction and one fsync of
+//! each store folder, each answered once its group is durable.
 
 mod deposit;
 mod flows;
+mod group_commit;
 mod hooks;
 
 use std::sync::Arc;
@@ -171,7 +176,11 @@ async fn healthcheck(State(app): State<Arc<App>>) -> Response {
 
 /// The `/v1` routes (merged by [`super::serve`] outside the operators'
 /// token and Host check: partners have their own tokens).
+///
+/// Starts the deposits' committer ([`group_commit`]), which ends with the
+/// router.
 pub fn router(app: Arc<App>) -> Router {
+    let group = group_commit::GroupCommit::start(app.clone());
     let protected = Router::new()
         .route(
             "/v1/flows",
@@ -186,6 +195,8 @@ pub fn router(app: Arc<App>) -> Router {
         // `route_layer`: only these routes need a partner; an unknown path
         // stays the listener's 404.
         .route_layer(middleware::from_fn_with_state(app.clone(), require_partner))
+        // The deposits' committer, for `deposit`.
+        .layer(Extension(group))
         .with_state(app.clone());
     Router::new()
         .route("/v1/healthcheck", get(healthcheck))
