@@ -339,16 +339,6 @@ pub fn remove_stale_staging(root: &Path) -> usize {
     removed
 }
 
-/// The language of what `partner` reads (`[[partner]] language`; English
-/// for a partner no longer configured).
-fn partner_language(daemon: &App, partner: &str) -> Language {
-    daemon
-        .config()
-        .partner(partner)
-        .map(|p| p.language)
-        .unwrap_or_default()
-}
-
 /// The CDAR message of a flow without its statuses (one per invoice, see
 /// [`cdar_status`]).
 pub fn cdar_head(flow: &FlowRow) -> cdar::CdarMessage {
@@ -422,7 +412,7 @@ async fn write_cdar(
         flow.state.as_str()
     );
     let head = cdar_head(&flow);
-    let lang = partner_language(daemon, &flow.partner);
+    let lang = daemon.config().language_of(&flow.partner);
     let expected = (flow.invoices_accepted + flow.invoices_rejected) as u64;
     let mut written = 0u64;
     if per_invoice {
@@ -647,7 +637,7 @@ pub fn report_document(i: InvoiceRow, lang: Language) -> ReportDocument {
 /// if the documents listed do not add up to them, nothing is sent.
 async fn write_report(daemon: &App, ack: &AckRow, staged: &mut Staged) -> anyhow::Result<()> {
     let flow = daemon.spool.flow(ack.flow_id).await?;
-    let lang = partner_language(daemon, &flow.partner);
+    let lang = daemon.config().language_of(&flow.partner);
     let head = report_head(&flow, lang)?;
     let mut xml = XmlReportWriter::start(staged.create(&format!("{}.xml", ack.file_name))?, &head)?;
     let mut json =

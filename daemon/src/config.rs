@@ -1201,6 +1201,14 @@ impl Config {
         self.partners.iter().find(|p| p.id == id)
     }
 
+    /// The language of what `partner` reads (`[[partner]] language`;
+    /// English for a partner no longer configured).
+    pub fn language_of(&self, partner: &str) -> crate::language::Language {
+        self.partner(partner)
+            .map(|p| p.language)
+            .unwrap_or_default()
+    }
+
     /// Validation layers for a partner (its own, or the global ones).
     pub fn layers_for(&self, partner: &str) -> Layers {
         self.partner(partner)

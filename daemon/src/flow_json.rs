@@ -10,7 +10,8 @@
 //!   `processing`, `Ok` once `processed`, `Error` when `failed` (its IRR_*
 //!   reason as the detail, mapped to the ReasonCode of the same meaning);
 //!   a processed flow's rejected invoices are details too (level `Error`,
-//!   the rule as reason code), at most [`MAX_DETAILS`];
+//!   the rule as reason code), at most [`MAX_DETAILS`]; each `reasonMessage`
+//!   in the partner's `[[partner]] language`, as its reports;
 //! - `flowDirection` is always `Out` (deposited by the partner) and
 //!   `flowType` `CustomerInvoice`, or `SupplierInvoiceLC` for CDAR
 //!   statuses: quai has no incoming flows to offer through the API.
@@ -20,6 +21,9 @@
 use quai_spool::api::{ApiFlow, ApiFlowMeta};
 use quai_spool::{FlowState, Spool, Verdict};
 use serde_json::{json, Map, Value};
+
+use crate::language::Language;
+use crate::partner_text;
 
 /// FlowSyntax.
 pub const FLOW_SYNTAXES: &[&str] = &["CII", "UBL", "Factur-X", "CDAR", "FRR"];
@@ -123,7 +127,11 @@ fn detected_syntax(format: Option<&str>) -> &'static str {
 }
 
 /// `Flow` of the specification (every required property present).
-pub async fn flow(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool::SpoolError> {
+pub async fn flow(
+    spool: &Spool,
+    f: &ApiFlow,
+    lang: Language,
+) -> Result<Value, quai_spool::SpoolError> {
     let mut v = full_info(spool, f).await?;
     let row = &f.flow;
     let syntax = v["flowSyntax"].as_str().unwrap_or("CII").to_owned();
@@ -136,7 +144,10 @@ pub async fn flow(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool::Spool
         "processingRuleSource".into(),
         json!(if given.is_some() { "Input" } else { "Computed" }),
     );
-    o.insert("acknowledgement".into(), acknowledgement(spool, f).await?);
+    o.insert(
+        "acknowledgement".into(),
+        acknowledgement(spool, f, lang).await?,
+    );
     // `Flow` has no sha256 (FullFlowInfo has).
     o.remove("sha256");
     Ok(v)
@@ -194,7 +205,11 @@ pub fn deposit_info(
 }
 
 /// `Acknowledgement`: the status and, when there are any, the details.
-async fn acknowledgement(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool::SpoolError> {
+async fn acknowledgement(
+    spool: &Spool,
+    f: &ApiFlow,
+    lang: Language,
+) -> Result<Value, quai_spool::SpoolError> {
     let row = &f.flow;
     let status = ack_status(row.state);
     let mut details = Vec::new();
@@ -210,7 +225,10 @@ async fn acknowledgement(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool
                 "level": "Error",
                 "item": item,
                 "reasonCode": reason_code(code),
-                "reasonMessage": row.failure_message.clone().unwrap_or_else(|| code.to_owned()),
+                "reasonMessage": match row.failure_message.as_deref() {
+                    Some(m) => partner_text::refusal_message(lang, code, m).into_owned(),
+                    None => code.to_owned(),
+                },
             }));
         }
         FlowState::Processed if row.invoices_rejected > 0 => {
@@ -233,7 +251,7 @@ async fn acknowledgement(spool: &Spool, f: &ApiFlow) -> Result<Value, quai_spool
                             "level": "Error",
                             "item": what,
                             "reasonCode": r.rule,
-                            "reasonMessage": r.message,
+                            "reasonMessage": partner_text::reason_message(lang, &r.rule, &r.message),
                         }));
                     }
                 }

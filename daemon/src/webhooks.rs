@@ -158,7 +158,7 @@ async fn send(app: &App, post: &WebhookPost) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("flow {} not found", post.flow_id))?;
-    let json = crate::flow_json::flow(&app.spool, &flow)
+    let json = crate::flow_json::flow(&app.spool, &flow, config.language_of(&post.partner))
         .await
         .map_err(|e| e.to_string())?;
     let body = serde_json::to_vec(&json).map_err(|e| e.to_string())?;

@@ -53,6 +53,7 @@ impl Quai {
                 "[http]\nlisten = \"127.0.0.1:{port}\"\n[processing]\nworkers = 2\nlease_seconds = 3\n\
                  [api]\nwebhook_urls = [\"http://127.0.0.1:{webhook_port}/hooks\"]\nwebhook_timeout_seconds = 2\n\
                  [[partner]]\nid = \"acme\"\n\
+                 [[partner]]\nid = \"gamma\"\nlanguage = \"fr\"\n\
                  [[partner]]\nid = \"beta\"\n[partner.limits]\nmax_flow_bytes = 4096\n"
             ),
         )
@@ -579,6 +580,40 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         let (k, v) = l.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
+}
+
+/// A rejected invoice's acknowledgement, read through the API, speaks the
+/// depositing partner's `[[partner]] language`, as its reports do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgement_details_are_in_the_partners_language() {
+    let mut q = Quai::new(free_port());
+    let acme = q.token("acme");
+    let gamma = q.token("gamma");
+    q.start();
+    // BR-CO-16: the amount due no longer follows from the totals.
+    let bad = |n: &str| {
+        String::from_utf8(ubl(n))
+            .unwrap()
+            .replacen(">801.78</cbc:PayableAmount>", ">801.79</cbc:PayableAmount>", 1)
+            .into_bytes()
+    };
+    let mut messages = Vec::new();
+    for (token, number) in [(&acme, "API-EN"), (&gamma, "API-FR")] {
+        let (code, v) = deposit(&q, token, info("bad.xml", None), &bad(number)).await;
+        assert_eq!(code, 202, "{v}");
+        let id = v["flowId"].as_str().unwrap().to_owned();
+        let done = wait_status(&q, token, &id, "Ok").await;
+        let details = done["acknowledgement"]["details"].as_array().cloned();
+        let detail = details
+            .unwrap_or_default()
+            .into_iter()
+            .find(|d| d["reasonCode"] == "BR-CO-16")
+            .unwrap_or_else(|| panic!("no BR-CO-16 detail: {done}"));
+        messages.push(detail["reasonMessage"].as_str().unwrap().to_owned());
+    }
+    assert!(!messages[0].contains("Montant à payer"), "{messages:?}");
+    assert!(messages[1].contains("Montant à payer"), "{messages:?}");
+    assert!(messages[1].contains("801.79"), "the value as written: {messages:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

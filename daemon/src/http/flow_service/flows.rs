@@ -67,7 +67,10 @@ pub async fn get_flow(
         .await?
         .ok_or_else(|| FlowError::not_found("flow"))?;
     match doc {
-        "Metadata" => Ok(Json(flow_json::flow(&app.spool, &flow).await?).into_response()),
+        "Metadata" => {
+            let lang = app.config().language_of(partner);
+            Ok(Json(flow_json::flow(&app.spool, &flow, lang).await?).into_response())
+        }
         "Original" => {
             let path =
                 quai_connectors::landing::stored_path(&app.config().store, &flow.flow.sha256);
@@ -286,8 +289,9 @@ pub async fn search(
     let more = found.len() as i64 > limit;
     found.truncate(limit as usize);
     let mut results = Vec::with_capacity(found.len());
+    let lang = app.config().language_of(partner);
     for f in &found {
-        results.push(flow_json::flow(&app.spool, f).await?);
+        results.push(flow_json::flow(&app.spool, f, lang).await?);
     }
     let mut out = Map::new();
     out.insert("limit".into(), json!(limit));
