@@ -85,6 +85,8 @@ struct Mapper {
     ac: AcBuf,
     refdoc: RefDoc,
     line_ref: (Option<String>, Option<String>),
+    /// The line tax being read: its type code and its category code.
+    line_tax: (Option<String>, Option<String>),
     sub: VatBreakdown,
     ct: CreditTransfer,
     attr_name: Option<String>,
@@ -250,7 +252,27 @@ impl Mapper {
                 l.quantity = v.decimal("BT-129", t);
                 l.unit_code = crate::ubl::present(attrs, "unitCode");
             }
-            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut l.vat_category, text(t)),
+            // BT-151 is the category of the line's `VAT` tax only
+            // (`ApplicableTradeTax[upper-case(TypeCode) = 'VAT']`): kept
+            // until the tax's end tag says which tax it is.
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/TypeCode" => set(&mut self.line_tax.0, Some(t.to_string())),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut self.line_tax.1, text(t)),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax" => {
+                let (scheme, category) = std::mem::take(&mut self.line_tax);
+                // The `-08` sums count the line's category whatever its tax
+                // type: the model keeps it, and BR-CO-04 is raised here.
+                if category.is_some() && !crate::ubl::is_vat_scheme(scheme.as_deref()) {
+                    v.issues.push(Violation::fatal(
+                        "BR-CO-04",
+                        "BT-151",
+                        format!(
+                            "The line's VAT category code (BT-151) is not that of a VAT tax (ApplicableTradeTax/TypeCode {:?}).",
+                            scheme.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+                set(&mut l.vat_category, category);
+            }
             "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => {
                 l.vat_rate = v.decimal("BT-152", t)
             }
@@ -405,6 +427,8 @@ impl Mapper {
         if rest == "SpecifiedLogisticsServiceCharge" {
             let mut ac = std::mem::take(&mut self.ac);
             ac.charge = Some("true".into());
+            // No BR-37 tax-type condition is stated on logistics charges.
+            ac.tax_scheme = Some("VAT".into());
             if let Some((_, d)) = ac.into_document(&mut self.v) {
                 self.inv.charges.push(d);
             }
@@ -680,6 +704,7 @@ fn ac_field(ac: &mut AcBuf, rest: &str, t: &str) {
         "Reason" => &mut ac.reason,
         "CategoryTradeTax/CategoryCode" => &mut ac.category,
         "CategoryTradeTax/RateApplicablePercent" => &mut ac.rate,
+        "CategoryTradeTax/TypeCode" => &mut ac.tax_scheme,
         _ => return,
     };
     set(slot, Some(t.to_string()));

@@ -78,6 +78,15 @@ pub(crate) struct AcBuf {
     pub base: Option<String>,
     pub category: Option<String>,
     pub rate: Option<String>,
+    /// The tax scheme of the category (UBL `TaxCategory/TaxScheme/ID`, CII
+    /// `CategoryTradeTax/TypeCode`): the bindings take BT-95 / BT-102 only
+    /// from a `VAT` one.
+    pub tax_scheme: Option<String>,
+}
+
+/// The bindings' `upper-case(normalize-space(scheme)) = 'VAT'`.
+pub(crate) fn is_vat_scheme(scheme: Option<&str>) -> bool {
+    scheme.is_some_and(|s| s.trim().eq_ignore_ascii_case("VAT"))
 }
 
 impl AcBuf {
@@ -100,6 +109,22 @@ impl AcBuf {
     pub fn into_document(self, v: &mut Values) -> Option<(bool, DocumentAllowanceCharge)> {
         let charge = self.indicator(v, "BG-20", "document allowance or charge")?;
         let t = |a: &'static str, c: &'static str| if charge { c } else { a };
+        // The bindings take BT-95 / BT-102 from a category of the VAT
+        // scheme only, but count the category in the `-08` sums whatever
+        // its scheme: the model keeps the code, and the presence rule is
+        // raised here.
+        if self.category.is_some() && !is_vat_scheme(self.tax_scheme.as_deref()) {
+            let (rule, term) = if charge { ("BR-37", "BT-102") } else { ("BR-32", "BT-95") };
+            v.issues.push(Violation::fatal(
+                rule,
+                term,
+                format!(
+                    "The document level {}'s VAT category code ({term}) is not that of the tax scheme VAT (its scheme is {:?}).",
+                    if charge { "charge" } else { "allowance" },
+                    self.tax_scheme.as_deref().unwrap_or("")
+                ),
+            ));
+        }
         let d = DocumentAllowanceCharge {
             amount: self.amount.and_then(|s| v.decimal(t("BT-92", "BT-99"), &s)),
             base_amount: self.base.and_then(|s| v.decimal(t("BT-93", "BT-100"), &s)),
@@ -311,6 +336,7 @@ impl Mapper {
             "BaseAmount" => &mut ac.base,
             "TaxCategory/ID" => &mut ac.category,
             "TaxCategory/Percent" => &mut ac.rate,
+            "TaxCategory/TaxScheme/ID" => &mut ac.tax_scheme,
             _ => return,
         };
         set(slot, Some(t.to_string()));
@@ -739,10 +765,8 @@ impl Mapper {
                     // BT-63 is the company id of the VAT tax scheme only.
                     let company = self.pts_company.take();
                     let scheme = self.pts_scheme.take();
-                    if scheme
-                        .as_deref()
-                        .is_none_or(|s| s.trim().eq_ignore_ascii_case("VAT"))
-                    {
+                    // A PartyTaxScheme without a scheme id is no VAT one.
+                    if is_vat_scheme(scheme.as_deref()) {
                         set(&mut r.vat_id, company);
                     }
                 }

@@ -573,6 +573,24 @@ fn breakdown_amounts(
             }
         }
     }
+    // The artefacts state -09 as an equation on BT-117 (and, for a taxed
+    // category, on BT-116 and BT-119): a missing operand makes it false,
+    // so -09 is raised with the missing term's own presence rule.
+    let missing = match (b.tax_amount, f.taxed) {
+        (None, _) => Some("its tax amount (BT-117)"),
+        (Some(_), true) if b.taxable_amount.is_none() => Some("its taxable amount (BT-116)"),
+        (Some(_), true) if b.rate.is_none() => Some("its VAT rate (BT-119)"),
+        _ => None,
+    };
+    if let Some(what) = missing {
+        out.emit(
+            f.ids[8],
+            format!(
+                "VAT breakdown {n} is {} ({}) but {what} is missing, so its tax amount cannot be checked.",
+                f.name, f.code
+            ),
+        );
+    }
     if let Some(tax) = b.tax_amount {
         if f.taxed {
             if let (Some(taxable), Some(rate)) = (b.taxable_amount, b.rate) {
