@@ -102,6 +102,10 @@ struct Mapper {
     binding: crate::validate::cii_binding::Checker,
     /// The profile's CII D16B XSD content models (not for ZUGFeRD 1.0).
     xsd: Option<crate::validate::xsd::Checker>,
+    /// Where the listed terms are, for the rules' findings.
+    positions: crate::positions::Positions,
+    /// Where the element about to open starts.
+    at: (u32, u32),
 }
 
 #[derive(Clone, Copy)]
@@ -681,6 +685,7 @@ impl Mapper {
             invoice: self.inv,
             issues: self.v.issues,
             structure,
+            positions: self.positions,
         }
     }
 }
@@ -739,6 +744,11 @@ impl Handler for Mapper {
                     &crate::validate::xsd::CII_EXTENDED,
                     local,
                 ));
+                self.positions = crate::positions::Positions::new(
+                    "/rsm:CrossIndustryInvoice",
+                    "/rsm:SupplyChainTradeTransaction/ram:IncludedSupplyChainTradeLineItem",
+                    (0, 0),
+                );
                 Ok(())
             }
             (NS_ZUGFERD1, "CrossIndustryDocument") => {
@@ -752,6 +762,7 @@ impl Handler for Mapper {
     }
 
     fn at(&mut self, line: u32, column: u32) {
+        self.at = (line, column);
         if let Some(x) = self.xsd.as_mut() {
             x.at(line, column);
         }
@@ -762,6 +773,11 @@ impl Handler for Mapper {
             x.start(path, attrs);
         }
         if !self.zugferd1 {
+            if crate::positions::cii_line(path) {
+                self.positions.line_opened(self.at);
+            }
+            self.positions
+                .opened(crate::positions::cii_term(path), self.at);
             let before = self.fx.findings.len();
             self.fx.start(path, attrs);
             if self.fx.findings.len() > before {
@@ -779,6 +795,7 @@ impl Handler for Mapper {
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        self.positions.closed(t);
         if path == crate::validate::fx::GUIDELINE || path == "ExchangedDocumentContext" {
             if let Some(x) = self.xsd.as_mut() {
                 let profile = if path == "ExchangedDocumentContext" {

@@ -218,6 +218,10 @@ struct Mapper {
     binding: Option<crate::validate::ubl_binding::Checker>,
     /// The UBL 2.1 XSD's content models, checked as elements pass.
     xsd: Option<crate::validate::xsd::Checker>,
+    /// Where the listed terms are, for the rules' findings.
+    positions: crate::positions::Positions,
+    /// Where the element about to open starts.
+    at: (u32, u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -269,13 +273,13 @@ impl Mapper {
             "PartyTaxScheme" => {
                 let company = self.pts_company.take();
                 let scheme = self.pts_scheme.take();
-                if scheme
-                    .as_deref()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("VAT"))
-                {
-                    set(&mut p.vat_id, company);
-                } else {
-                    set(&mut p.tax_registration_id, company);
+                // The bindings select `PartyTaxScheme[TaxScheme/ID = 'VAT']`
+                // for the VAT identifier and `[TaxScheme/ID != 'VAT']` for
+                // the tax registration: without a scheme id, neither.
+                match scheme.as_deref() {
+                    None => {}
+                    s if is_vat_scheme(s) => set(&mut p.vat_id, company),
+                    _ => set(&mut p.tax_registration_id, company),
                 }
             }
             "PartyLegalEntity/RegistrationName" => set(&mut p.name, text(t)),
@@ -453,6 +457,7 @@ impl Mapper {
             invoice: self.inv,
             issues: self.v.issues,
             structure,
+            positions: self.positions,
         }
     }
 }
@@ -482,10 +487,17 @@ impl Handler for Mapper {
             &crate::validate::xsd::UBL,
             local,
         ));
+        self.positions = match self.inv.kind {
+            DocumentKind::CreditNote => {
+                crate::positions::Positions::new("/CreditNote", "/cac:CreditNoteLine", (0, 0))
+            }
+            _ => crate::positions::Positions::new("/Invoice", "/cac:InvoiceLine", (0, 0)),
+        };
         Ok(())
     }
 
     fn at(&mut self, line: u32, column: u32) {
+        self.at = (line, column);
         if let Some(x) = self.xsd.as_mut() {
             x.at(line, column);
         }
@@ -495,6 +507,11 @@ impl Handler for Mapper {
         if let Some(x) = self.xsd.as_mut() {
             x.start(path, attrs);
         }
+        if path == "InvoiceLine" || path == "CreditNoteLine" {
+            self.positions.line_opened(self.at);
+        }
+        self.positions
+            .opened(crate::positions::ubl_term(path), self.at);
         if let Some(b) = self.binding.as_mut() {
             let before = b.findings.len();
             b.start(path, attrs);
@@ -575,6 +592,7 @@ impl Handler for Mapper {
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        self.positions.closed(t);
         let before = self.v.issues.len();
         let before_b = self.binding.as_ref().map_or(0, |b| b.findings.len());
         if let Some(b) = self.binding.as_mut() {

@@ -18,58 +18,78 @@ use diff_support::{check_doc_section, official_fatal, quai_fatal, same_non_invoi
 use quai_test_support::oracle::{judge, Layer};
 
 /// Mutants drawn, in all.
-const MUTANTS: usize = 400;
+const MUTANTS: usize = 1200;
 /// Mutants whose fatal set equals the official one, per mille (the ratchet).
-const MIN_EQUAL_PERMILLE: usize = 860;
+const MIN_EQUAL_PERMILLE: usize = 912;
 /// Mutants that stop the official artefacts but that quai accepts (the ratchet).
 const MAX_STOPPED_ACCEPTED: usize = 0;
 
 const EMPTY: &str = "An element given empty: the artefacts test that the element exists (or \
-     check its empty value against the code list); quai's readers read an empty value as absent, \
-     so the presence rule fires instead, or nothing.";
+     check its empty value against the code list); quai's readers read an empty value as absent. \
+     The readers' position table tells an element given (even empty) from one missing for BT-2, \
+     BT-129 and BT-151 (BR-03, BR-22, BR-CO-04, BR-CL-18); the other terms' presence rules still \
+     fire instead, or their code-list rule does not.";
 const CIUS: &str = "A CII file of another CIUS (XRechnung): the oracle's CEN part of the Factur-X \
      schematron states no BR-CL rule; quai applies the CEN code lists, as the CEN CII artefact does \
      (see the corpus differential).";
-const NOT_VAT_CII: &str = "The tax type (TypeCode) of a CII tax changed from VAT: the CII binding \
-     selects `ApplicableTradeTax[TypeCode='VAT']`; quai's CII reader keeps the category whatever \
-     the tax type (the UBL reader's checker does this for the tax scheme; not yet done for CII).";
 const DATATYPE: &str = "A value that is not a date, number or quantity: quai's readers refuse it \
-     (`SYNTAX`, as the XSD would), and the term is then missing for its presence rule; the \
-     schematron does not check these data types.";
+     (`SYNTAX`, as the XSD would), and the term is then missing for the rules that use it; the \
+     schematron does not check these data types and compares the strings.";
+const PREDICATED: &str = "A Factur-X structure rule on a predicated path (a code list or an \
+     occurrence under `SpecifiedTradeAllowanceCharge[ChargeIndicator/Indicator='false']`, ...) or a \
+     removed element that changes which variant of a predicated rule applies: quai's profile table \
+     does not hold predicated paths (docs/rules.md).";
+const TODO: &str = "Not analysed yet (seen only since the mutants were raised to 1,200).";
 
 /// Why quai and the artefacts differ, per rule id and direction (`missed`:
 /// the artefacts raise it, quai not; `added`: the reverse). Every differing
 /// id needs one; a reason no longer needed fails the test.
 const KNOWN: &[(&str, &str, &str)] = &[
-    ("missed", "BR-CO-04", NOT_VAT_CII),
-    ("missed", "BR-32", NOT_VAT_CII),
-    ("missed", "FX-SCH-A-000600", NOT_VAT_CII),
-    ("missed", "BR-S-09", "A breakdown's tax amount or rate removed: the artefacts' per-category tax rule fires on the missing operand; quai reports BR-46 / BR-48 / BR-CO-17 and does not repeat it per category."),
-    ("missed", "BR-O-09", "As BR-S-09, for category O."),
     ("missed", "BR-CL-04", EMPTY),
     ("missed", "BR-CL-14", EMPTY),
+    ("missed", "BR-CL-16", EMPTY),
     ("missed", "BR-CL-17", EMPTY),
-    ("missed", "BR-CL-18", EMPTY),
+    ("missed", "BR-CL-22", EMPTY),
     ("missed", "BR-O-12", EMPTY),
     ("missed", "BR-53", EMPTY),
     ("missed", "BR-DEC-15", EMPTY),
     ("missed", "BR-CO-15", "The invoice currency (BT-5) blank or not a currency: the artefacts select BT-110 by `@currencyID = BT-5` as written and find none; quai reads an empty BT-5 as absent and checks the totals without it."),
-    ("missed", "BR-56", "The tax representative's PartyTaxScheme outside the VAT scheme: the binding takes BT-63 only from the VAT scheme; quai's UBL reader keeps it."),
+    ("missed", "BR-29", DATATYPE),
     ("missed", "BR-30", DATATYPE),
-    ("missed", "FX-NOT-USED", "A removed element changes which variant of a predicated Factur-X rule applies; quai's profile table does not hold predicated paths (docs/rules.md)."),
+    ("missed", "FX-NOT-USED", PREDICATED),
+    ("missed", "FX-SCH-A-000600", PREDICATED),
+    ("missed", "FX-SCH-A-000411", TODO),
+    ("missed", "FX-SCH-A-000604", TODO),
+    ("missed", "BR-52", TODO),
+    ("missed", "BR-62", TODO),
+    ("missed", "BR-CO-14", TODO),
+    ("missed", "BR-E-01", TODO),
+    ("missed", "UBL-SR-13", TODO),
+    ("missed", "UBL-SR-20", TODO),
+    ("missed", "BR-S-08", TODO),
     ("added", "XSD", "A CII date (`udt:DateTimeString`) blank or not a date of the format its `format` attribute names: the CII XSD types it as any string, so neither the XSD nor the schematron refuses it; quai's CII reader does (`SYNTAX`), as the EN 16931 rules need a date there."),
-    ("added", "BR-22", DATATYPE),
-    ("added", "BR-03", DATATYPE),
-    ("added", "BR-CO-04", EMPTY),
-    ("added", "BR-47", EMPTY),
+    ("added", "BR-32", EMPTY),
+    ("added", "BR-37", EMPTY),
     ("added", "BR-38", EMPTY),
-    ("added", "BR-CO-22", EMPTY),
+    ("added", "BR-42", EMPTY),
+    ("added", "BR-47", EMPTY),
     ("added", "BR-49", EMPTY),
+    ("added", "BR-54", EMPTY),
     ("added", "BR-61", EMPTY),
+    ("added", "BR-CO-22", EMPTY),
+    ("added", "BR-CO-23", EMPTY),
+    ("added", "BR-CO-26", EMPTY),
+    ("added", "BR-O-10", EMPTY),
     ("added", "BR-CL-04", CIUS),
+    ("added", "BR-CL-14", CIUS),
+    ("added", "BR-CL-16", CIUS),
+    ("added", "BR-CL-17", CIUS),
     ("added", "BR-CL-18", CIUS),
     ("added", "BR-S-01", "A CII line's category code removed in another CIUS: quai counts the line's category from the model, the artefact's BR-S-01 context does not match; not analysed further yet."),
     ("added", "BR-CO-17", "A breakdown's category changed to a code outside the list: quai checks its tax against its rate, the artefacts do not reach the rule; not analysed further yet."),
+    ("added", "BR-CO-15", TODO),
+    ("added", "BR-DEC-13", TODO),
+    ("added", "BR-S-08", TODO),
 ];
 
 fn fixtures() -> PathBuf {

@@ -360,7 +360,16 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 None => rounds_to_zero(tax),
                 Some(r) if rounds_to_zero(r) => rounds_to_zero(tax),
                 Some(r) => {
+                    // Without BT-116 the official equation is false too.
                     let Some(taxable) = b.taxable_amount else {
+                        out.emit(
+                            "BR-CO-17",
+                            format!(
+                                "VAT breakdown {} (category {}) has no taxable amount (BT-116) to check its tax amount against.",
+                                i + 1,
+                                b.category.as_deref().unwrap_or("?")
+                            ),
+                        );
                         continue;
                     };
                     let Some(expected) = taxable

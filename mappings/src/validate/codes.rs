@@ -380,6 +380,11 @@ pub(super) fn line(l: &Line, syntax: Option<Syntax>, at: LineRef<'_>, out: &mut 
         if !known(VAT_CATEGORIES, c) {
             out.emit("BR-CL-18", format!("Invoice {at} has the VAT category code (BT-151) '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B."));
         }
+    } else if syntax == Some(Syntax::Ubl) && out.given("BT-151") == Some(true) {
+        // An empty `ClassifiedTaxCategory/ID`: the UBL code-list rule
+        // refuses the empty code (BR-CO-04 only tests that the element is
+        // there; the Factur-X CII rules check neither).
+        out.emit("BR-CL-18", format!("Invoice {at} has an empty VAT category code (BT-151): give one of S, Z, E, AE, K, G, O, L, M, B."));
     }
     for (list, what, code_bt, reasons, rule) in [
         (

@@ -16,7 +16,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     if !filled(&inv.number) {
         out.emit("BR-02", "The invoice number (BT-1) is missing.".into());
     }
-    if inv.issue_date.is_none() {
+    // BT-2 given but not a date: the reader's finding says so (the
+    // official test is `normalize-space(IssueDate) != ''`).
+    if inv.issue_date.is_none() && out.given("BT-2") != Some(false) {
         out.emit("BR-03", "The invoice issue date (BT-2) is missing.".into());
     }
     if !filled(&inv.type_code) {
@@ -418,7 +420,9 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
             format!("Invoice {at} has no line identifier (BT-126)."),
         );
     }
-    if l.quantity.is_none() {
+    // The official test is the element's existence: a quantity given but
+    // not a number has the reader's finding only.
+    if l.quantity.is_none() && out.given("BT-129").is_none() {
         out.emit(
             "BR-22",
             format!("Invoice {at} has no invoiced quantity (BT-129)."),
@@ -484,7 +488,9 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
             out,
         );
     }
-    if !filled(&l.vat_category) {
+    // The official test is the element's existence: an empty code is the
+    // code list's finding (BR-CL-18), not "missing".
+    if !filled(&l.vat_category) && out.given("BT-151").is_none() {
         out.emit(
             "BR-CO-04",
             format!("Invoice {at} has no VAT category code (BT-151)."),

@@ -532,6 +532,16 @@ fn breakdown_amounts(
     syntax: Option<crate::model::Syntax>,
     out: &mut Out,
 ) {
+    // Without BT-116 the artefacts' `-08` equation is false as well.
+    if b.taxable_amount.is_none() && scope.lines {
+        out.emit(
+            f.ids[7],
+            format!(
+                "VAT breakdown {n} is {} ({}) but has no taxable amount (BT-116) to check against its lines, allowances and charges.",
+                f.name, f.code
+            ),
+        );
+    }
     if let Some(taxable) = b.taxable_amount {
         if f.per_rate {
             // For each rate (the breakdown has one): some item carries that
