@@ -106,6 +106,8 @@ struct Mapper {
     positions: crate::positions::Positions,
     /// Where the element about to open starts.
     at: (u32, u32),
+    /// VAT breakdown elements so far.
+    breakdown_count: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -747,7 +749,7 @@ impl Handler for Mapper {
                 self.positions = crate::positions::Positions::new(
                     "/rsm:CrossIndustryInvoice",
                     "/rsm:SupplyChainTradeTransaction/ram:IncludedSupplyChainTradeLineItem",
-                    (0, 0),
+                    self.at,
                 );
                 Ok(())
             }
@@ -775,6 +777,12 @@ impl Handler for Mapper {
         if !self.zugferd1 {
             if crate::positions::cii_line(path) {
                 self.positions.line_opened(self.at);
+            } else if path == crate::positions::CII_BREAKDOWN {
+                self.breakdown_count += 1;
+                self.positions.breakdown_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax[{}]", self.breakdown_count),
+                    self.at,
+                );
             }
             self.positions
                 .opened(crate::positions::cii_term(path), self.at);

@@ -67,7 +67,8 @@ pub struct Document {
     pub result: DocumentResult,
     /// True once the EN 16931 rules ran on it (always, from [`process`];
     /// documents from [`process_unvalidated`] wait for [`Document::validate`]).
-    pub validated: bool,    /// Where the reader found the terms, for the rules' findings; dropped
+    pub validated: bool,
+    /// Where the reader found the terms, for the rules' findings; dropped
     /// once the document is validated.
     pub positions: Positions,
 }

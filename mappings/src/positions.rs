@@ -75,6 +75,9 @@ pub struct Positions {
     header: Vec<Mark>,
     lines: Vec<LineMark>,
     line_marks: Vec<Mark>,
+    /// The VAT breakdowns' elements (BG-23), in document order: XPath,
+    /// line, column.
+    breakdowns: Vec<(String, u32, u32)>,
     /// The last element noted is open and has no child yet (a leaf so far).
     open_leaf: bool,
     /// That element is a line term.
@@ -100,6 +103,28 @@ impl Positions {
             first: n,
             end: n,
         });
+    }
+
+    /// A VAT breakdown element opened at `at`; `xpath` is its full XPath
+    /// (a handful per document).
+    pub fn breakdown_opened(&mut self, xpath: String, at: (u32, u32)) {
+        self.breakdowns.push((xpath, at.0, at.1));
+    }
+
+    /// Give `v`, a finding about VAT breakdown `i` (0-based), the place of
+    /// the breakdown's element (the schematron's context for most of them).
+    pub fn stamp_breakdown(&self, v: &mut Violation, i: usize) {
+        if v.location.is_some() {
+            return;
+        }
+        match self.breakdowns.get(i) {
+            Some((xpath, line, column)) => {
+                v.location = Some(xpath.clone());
+                v.line = (*line > 0).then_some(*line);
+                v.column = (*column > 0).then_some(*column);
+            }
+            None => self.stamp(v, None),
+        }
     }
 
     /// An element opened at `at`; `hit` is its term when the table lists it.
@@ -180,7 +205,12 @@ impl Positions {
                 at = (lm.line, lm.column);
             }
         }
-        if let Some(m) = self.mark(&v.term, line) {
+        // The term's element; without it, the group that should hold it
+        // (a missing country code is reported on its address).
+        let mark = self
+            .mark(&v.term, line)
+            .or_else(|| group_of(&v.term).and_then(|g| self.mark(g, line)));
+        if let Some(m) = mark {
             location.push('/');
             location.push_str(m.xpath);
             at = (m.line, m.column);
@@ -189,6 +219,19 @@ impl Positions {
         v.line = (at.0 > 0).then_some(at.0);
         v.column = (at.1 > 0).then_some(at.1);
     }
+}
+
+/// The group whose element holds `term`'s, for a finding on a term that
+/// is missing.
+fn group_of(term: &str) -> Option<&'static str> {
+    Some(match term {
+        "BT-40" => "BG-5",
+        "BT-55" => "BG-8",
+        "BT-106" | "BT-107" | "BT-108" | "BT-109" | "BT-112" | "BT-113" | "BT-114" | "BT-115" => {
+            "BG-22"
+        }
+        _ => return None,
+    })
 }
 
 /// The UBL elements of the terms quai places (`path` relative to the root,
@@ -205,11 +248,17 @@ pub fn ubl_term(path: &str) -> Option<TermAt> {
             "LineExtensionAmount" => l("BT-131", "cbc:LineExtensionAmount"),
             "InvoicePeriod" => l("BG-26", "cac:InvoicePeriod"),
             "Item/Name" => l("BT-153", "cac:Item/cbc:Name"),
-            "Item/ClassifiedTaxCategory/ID" => l("BT-151", "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
-            "Item/ClassifiedTaxCategory/Percent" => l("BT-152", "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"),
+            "Item/ClassifiedTaxCategory/ID" => {
+                l("BT-151", "cac:Item/cac:ClassifiedTaxCategory/cbc:ID")
+            }
+            "Item/ClassifiedTaxCategory/Percent" => {
+                l("BT-152", "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent")
+            }
             "Price/PriceAmount" => l("BT-146", "cac:Price/cbc:PriceAmount"),
             "Price/BaseQuantity" => l("BT-149", "cac:Price/cbc:BaseQuantity"),
-            "Price/AllowanceCharge/BaseAmount" => l("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount"),
+            "Price/AllowanceCharge/BaseAmount" => {
+                l("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount")
+            }
             _ => None,
         };
     }
@@ -236,6 +285,7 @@ pub fn ubl_term(path: &str) -> Option<TermAt> {
         "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationName" => h("BT-44", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"),
         "AccountingCustomerParty/Party/PartyLegalEntity/CompanyID" => h("BT-47", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"),
         "TaxTotal/TaxAmount" => h("BT-110", "cac:TaxTotal/cbc:TaxAmount"),
+        "LegalMonetaryTotal" => h("BG-22", "cac:LegalMonetaryTotal"),
         "LegalMonetaryTotal/LineExtensionAmount" => h("BT-106", "cac:LegalMonetaryTotal/cbc:LineExtensionAmount"),
         "LegalMonetaryTotal/TaxExclusiveAmount" => h("BT-109", "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount"),
         "LegalMonetaryTotal/TaxInclusiveAmount" => h("BT-112", "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount"),
@@ -287,6 +337,7 @@ pub fn cii_term(path: &str) -> Option<TermAt> {
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/InvoiceCurrencyCode" => h("BT-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:InvoiceCurrencyCode"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/TaxCurrencyCode" => h("BT-6", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:TaxCurrencyCode"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/BillingSpecifiedPeriod" => h("BG-14", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation" => h("BG-22", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/LineTotalAmount" => h("BT-106", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:LineTotalAmount"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/ChargeTotalAmount" => h("BT-108", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:ChargeTotalAmount"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/AllowanceTotalAmount" => h("BT-107", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:AllowanceTotalAmount"),
@@ -299,6 +350,10 @@ pub fn cii_term(path: &str) -> Option<TermAt> {
         _ => None,
     }
 }
+
+/// The CII VAT breakdown element (BG-23).
+pub const CII_BREAKDOWN: &str =
+    "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/ApplicableTradeTax";
 
 /// Whether `path` is the CII line element.
 pub fn cii_line(path: &str) -> bool {
@@ -320,7 +375,10 @@ mod tests {
         p.line_opened((20, 3));
         let mut v = Violation::fatal("BR-22", "BT-129", "x");
         p.stamp(&mut v, Some(0));
-        assert_eq!(v.location.as_deref(), Some("/Invoice/cac:InvoiceLine[1]/cbc:InvoicedQuantity"));
+        assert_eq!(
+            v.location.as_deref(),
+            Some("/Invoice/cac:InvoiceLine[1]/cbc:InvoicedQuantity")
+        );
         assert_eq!((v.line, v.column), (Some(12), Some(5)));
         assert_eq!(p.given("BT-129", Some(0)), Some(true));
         assert_eq!(p.given("BT-129", Some(1)), None);

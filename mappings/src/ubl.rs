@@ -114,7 +114,11 @@ impl AcBuf {
         // its scheme: the model keeps the code, and the presence rule is
         // raised here.
         if self.category.is_some() && !is_vat_scheme(self.tax_scheme.as_deref()) {
-            let (rule, term) = if charge { ("BR-37", "BT-102") } else { ("BR-32", "BT-95") };
+            let (rule, term) = if charge {
+                ("BR-37", "BT-102")
+            } else {
+                ("BR-32", "BT-95")
+            };
             v.issues.push(Violation::fatal(
                 rule,
                 term,
@@ -222,6 +226,8 @@ struct Mapper {
     positions: crate::positions::Positions,
     /// Where the element about to open starts.
     at: (u32, u32),
+    /// TaxTotal elements so far, and TaxSubtotals in the last one.
+    tax_total_count: (u32, u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -489,9 +495,9 @@ impl Handler for Mapper {
         ));
         self.positions = match self.inv.kind {
             DocumentKind::CreditNote => {
-                crate::positions::Positions::new("/CreditNote", "/cac:CreditNoteLine", (0, 0))
+                crate::positions::Positions::new("/CreditNote", "/cac:CreditNoteLine", self.at)
             }
-            _ => crate::positions::Positions::new("/Invoice", "/cac:InvoiceLine", (0, 0)),
+            _ => crate::positions::Positions::new("/Invoice", "/cac:InvoiceLine", self.at),
         };
         Ok(())
     }
@@ -507,8 +513,23 @@ impl Handler for Mapper {
         if let Some(x) = self.xsd.as_mut() {
             x.start(path, attrs);
         }
-        if path == "InvoiceLine" || path == "CreditNoteLine" {
-            self.positions.line_opened(self.at);
+        match path {
+            "InvoiceLine" | "CreditNoteLine" => self.positions.line_opened(self.at),
+            "TaxTotal" => self.tax_total_count = (self.tax_total_count.0 + 1, 0),
+            "TaxTotal/TaxSubtotal" => {
+                self.tax_total_count.1 += 1;
+                let (t, s) = self.tax_total_count;
+                let root = if self.inv.kind == DocumentKind::CreditNote {
+                    "CreditNote"
+                } else {
+                    "Invoice"
+                };
+                self.positions.breakdown_opened(
+                    format!("/{root}/cac:TaxTotal[{t}]/cac:TaxSubtotal[{s}]"),
+                    self.at,
+                );
+            }
+            _ => {}
         }
         self.positions
             .opened(crate::positions::ubl_term(path), self.at);

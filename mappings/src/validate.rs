@@ -211,6 +211,8 @@ pub(crate) struct Out<'a> {
     pub positions: Option<&'a Positions>,
     /// The line whose rules are being checked (0-based).
     pub line: Option<usize>,
+    /// The VAT breakdown (BG-23) whose rules are being checked (0-based).
+    pub group: Option<usize>,
 }
 
 fn catalog_index() -> &'static HashMap<&'static str, &'static RuleInfo> {
@@ -255,7 +257,10 @@ impl Out<'_> {
             column: None,
         };
         if let Some(p) = self.positions {
-            p.stamp(&mut v, self.line);
+            match self.group {
+                Some(g) => p.stamp_breakdown(&mut v, g),
+                None => p.stamp(&mut v, self.line),
+            }
         }
         self.violations.push(v);
     }

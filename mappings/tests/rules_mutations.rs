@@ -14,13 +14,18 @@ mod diff_support;
 
 use std::path::{Path, PathBuf};
 
-use diff_support::{check_doc_section, official_fatal, quai_fatal, same_non_invoice, Tally};
+use diff_support::{
+    check_doc_section, encloses, official_fatal, quai_judged, same_non_invoice, within, Tally,
+};
 use quai_test_support::oracle::{judge, Layer};
 
 /// Mutants drawn, in all.
 const MUTANTS: usize = 1200;
 /// Mutants whose fatal set equals the official one, per mille (the ratchet).
 const MIN_EQUAL_PERMILLE: usize = 912;
+/// Fatal `BR-*` findings both raise that quai places in the artefact's
+/// node, or in the line / VAT breakdown holding it, per mille (the ratchet).
+const MIN_PLACED_PERMILLE: usize = 917;
 /// Mutants that stop the official artefacts but that quai accepts (the ratchet).
 const MAX_STOPPED_ACCEPTED: usize = 0;
 
@@ -91,6 +96,22 @@ const KNOWN: &[(&str, &str, &str)] = &[
     ("added", "BR-DEC-13", TODO),
     ("added", "BR-S-08", TODO),
 ];
+
+/// Where quai places the business-rule findings that it and the artefacts
+/// both raise.
+#[derive(Default)]
+struct Places {
+    /// Fatal `BR-*` findings of a rule both raise.
+    both: usize,
+    /// Those with a place.
+    placed: usize,
+    /// Those whose place is in the node the artefact reports.
+    agree: usize,
+    /// Those whose place is a group holding that node (a line, a VAT
+    /// breakdown).
+    enclosing: usize,
+    elsewhere: Vec<String>,
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -270,9 +291,10 @@ fn mutated_invoices_get_the_official_fatal_rules() {
     let oracle_time = started.elapsed();
     let started = std::time::Instant::now();
     let mut tally = Tally::default();
+    let mut places = Places::default();
     let (mut stopped, mut stopped_accepted) = (0, Vec::new());
     for ((path, what), j) in mutants.iter().zip(&judged) {
-        let mut quai = quai_fatal(path);
+        let (mut quai, quai_places) = quai_judged(path);
         let official = official_fatal(j);
         // The artefact stopped on a value its XPath cannot cast: no rule
         // set to compare, but the official validation does not accept it,
@@ -287,6 +309,32 @@ fn mutated_invoices_get_the_official_fatal_rules() {
         if same_non_invoice(&quai, &official) {
             quai = official.clone();
         }
+        // Where quai places the business-rule findings both raise: in the
+        // node the artefact reports for that rule (its `location`), or
+        // below it.
+        for (rule, place) in &quai_places {
+            if !rule.starts_with("BR-") || !official.contains(rule) {
+                continue;
+            }
+            places.both += 1;
+            let Some(place) = place else { continue };
+            places.placed += 1;
+            let theirs: Vec<&str> = j
+                .findings
+                .iter()
+                .filter(|f| &f.id == rule)
+                .map(|f| f.location.as_str())
+                .collect();
+            if theirs.iter().any(|o| within(place, o)) {
+                places.agree += 1;
+            } else if theirs.iter().any(|o| encloses(place, o)) {
+                places.enclosing += 1;
+            } else {
+                places.elsewhere.push(format!(
+                    "{what}: {rule} at {place}, the artefact at {theirs:?}"
+                ));
+            }
+        }
         tally.add(what, &quai, &official);
     }
     let quai_time = started.elapsed();
@@ -296,6 +344,13 @@ fn mutated_invoices_get_the_official_fatal_rules() {
         println!("DIFF {name}: missed {missing:?}, added {extra:?}");
     }
     println!("oracle {oracle_time:?}, quai {quai_time:?}");
+    println!(
+        "places: {} findings in both, {} placed, {} in the artefact's node, {} in a group holding it",
+        places.both, places.placed, places.agree, places.enclosing
+    );
+    for e in &places.elsewhere {
+        println!("ELSEWHERE {e}");
+    }
     let mut reasons = String::new();
     let mut unexplained = Vec::new();
     for (dir, map) in [("missed", &tally.missing), ("added", &tally.extra)] {
@@ -344,7 +399,7 @@ fn mutated_invoices_get_the_official_fatal_rules() {
          {stopped_ok} of them (ratchet: `stopped_accepted = {}`; an element repeated where the \
          XSD allows one is refused by quai's structure check, `XSD`){}.\n\n\
          The other {} mutants are compared. Ratchet: `equal_permille = {equal}`.\n\n{report}\n\
-         Why they differ, per rule:\n\n{reasons}\n",
+         Why they differ, per rule:\n\n{reasons}\n{{placed}}",
         stopped_accepted.len(),
         if accepted_list.is_empty() {
             String::new()
@@ -353,7 +408,46 @@ fn mutated_invoices_get_the_official_fatal_rules() {
         },
         tally.files
     );
+    let placed_permille = ((places.agree + places.enclosing) * 1000)
+        .checked_div(places.both)
+        .unwrap_or(0);
+    let mut root_ids: Vec<&str> = places
+        .elsewhere
+        .iter()
+        .filter_map(|e| e.split(": ").nth(2)?.split(' ').next())
+        .collect();
+    root_ids.sort_unstable();
+    root_ids.dedup();
+    let section = section.replace(
+        "{placed}",
+        &format!(
+            "### Where the findings are\n\n\
+             Of the {} fatal `BR-*` findings that quai and the artefacts both raise on these \
+             mutants, {} carry a place (XPath, line, column); {} are placed in the node the \
+             artefact's `location` names or below it, {} in the line or VAT breakdown that holds \
+             it, {} on the document root only (ratchet: `placed_permille = {placed_permille}`; \
+             rules seen placed on the root: {}).\n\n",
+            places.both,
+            places.placed,
+            places.agree,
+            places.enclosing,
+            places.elsewhere.len(),
+            root_ids
+                .iter()
+                .map(|r| format!("`{r}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
     check_doc_section("mutations", &section, bless);
+    assert!(
+        placed_permille >= MIN_PLACED_PERMILLE,
+        "fewer findings placed in the artefact's node: {placed_permille}‰ (min {MIN_PLACED_PERMILLE})"
+    );
+    assert!(
+        placed_permille == MIN_PLACED_PERMILLE,
+        "better than the ratchet: raise MIN_PLACED_PERMILLE to {placed_permille}"
+    );
     // The ratchet is at zero: every mutant that stops the artefacts is
     // refused (by the structure check, if nothing else).
     assert_eq!(

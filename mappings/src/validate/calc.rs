@@ -342,6 +342,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(i);
             // Without BT-117 the official equality is false: BR-CO-17
             // fires besides BR-46.
             let Some(tax) = b.tax_amount else {
@@ -404,6 +405,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 out.emit("BR-CO-17", msg);
             }
         }
+        out.group = None;
     }
 
     if scope.vat_breakdown && inv.vat_breakdown.is_empty() {

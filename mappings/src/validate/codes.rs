@@ -301,6 +301,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(i);
             if let Some(c) = b.category.as_deref() {
                 if !known(VAT_CATEGORIES, c) {
                     out.emit_on("BR-CL-17", Some("BT-118"), format!("VAT breakdown {} has the VAT category code '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
@@ -312,6 +313,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 }
             }
         }
+        out.group = None;
         for (list, what, cat_bt, code_bt, reasons, rule) in [
             (
                 &inv.allowances,

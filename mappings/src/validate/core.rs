@@ -217,6 +217,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             }
         }
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(i);
             let n = i + 1;
             let cat = b.category.as_deref().unwrap_or("?");
             if b.taxable_amount.is_none() {
@@ -241,6 +242,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-48", format!("VAT breakdown {n} (category {cat}) has no VAT rate (BT-119); only category O may omit it."));
             }
         }
+        out.group = None;
     }
     if let Some(pay) = &inv.payment {
         if !filled(&pay.means_code) && !pay.no_means_element {

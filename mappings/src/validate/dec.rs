@@ -107,6 +107,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(t.amount_due, "BR-DEC-18", "The amount due (BT-115)", out);
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(i);
             let n = i + 1;
             check(
                 b.taxable_amount,
@@ -121,6 +122,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
     }
 }
 

@@ -465,6 +465,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
     let mut has_k = false;
     let mut has_o = false;
     for (i, b) in inv.vat_breakdown.iter().enumerate() {
+        out.group = Some(i);
         let n = i + 1;
         let Some(code) = cat(&b.category) else {
             continue;
@@ -480,6 +481,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
             out.emit(f.ids[9], format!("VAT breakdown {n} is {} ({}) and must not carry a VAT exemption reason (BT-120) or reason code (BT-121).", f.name, f.code));
         }
     }
+    out.group = None;
     if has_k {
         let delivered = inv
             .delivery
