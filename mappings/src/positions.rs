@@ -28,27 +28,32 @@ pub struct TermAt {
     pub line: bool,
 }
 
-const fn h(term: &'static str, xpath: &'static str) -> Option<TermAt> {
-    Some(TermAt {
-        term,
-        xpath,
-        line: false,
-    })
+/// A header term's entry in a syntax's table.
+macro_rules! h {
+    ($term:literal, $xpath:literal) => {
+        Some(&TermAt {
+            term: $term,
+            xpath: $xpath,
+            line: false,
+        })
+    };
 }
 
-const fn l(term: &'static str, xpath: &'static str) -> Option<TermAt> {
-    Some(TermAt {
-        term,
-        xpath,
-        line: true,
-    })
+/// A line term's entry.
+macro_rules! l {
+    ($term:literal, $xpath:literal) => {
+        Some(&TermAt {
+            term: $term,
+            xpath: $xpath,
+            line: true,
+        })
+    };
 }
 
 /// One element of a listed term.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
-    term: &'static str,
-    xpath: &'static str,
+    at: &'static TermAt,
     line: u32,
     column: u32,
     blank: bool,
@@ -128,12 +133,11 @@ impl Positions {
     }
 
     /// An element opened at `at`; `hit` is its term when the table lists it.
-    pub fn opened(&mut self, hit: Option<TermAt>, at: (u32, u32)) {
+    pub fn opened(&mut self, hit: Option<&'static TermAt>, at: (u32, u32)) {
         self.open_leaf = false;
         let Some(t) = hit else { return };
         let mark = Mark {
-            term: t.term,
-            xpath: t.xpath,
+            at: t,
             line: at.0,
             column: at.1,
             blank: false,
@@ -171,12 +175,12 @@ impl Positions {
 
     fn mark(&self, term: &str, line: Option<usize>) -> Option<&Mark> {
         match line {
-            None => self.header.iter().find(|m| m.term == term),
+            None => self.header.iter().find(|m| m.at.term == term),
             Some(i) => {
                 let lm = self.lines.get(i)?;
                 self.line_marks[lm.first as usize..lm.end as usize]
                     .iter()
-                    .find(|m| m.term == term)
+                    .find(|m| m.at.term == term)
             }
         }
     }
@@ -212,7 +216,7 @@ impl Positions {
             .or_else(|| group_of(&v.term).and_then(|g| self.mark(g, line)));
         if let Some(m) = mark {
             location.push('/');
-            location.push_str(m.xpath);
+            location.push_str(m.at.xpath);
             at = (m.line, m.column);
         }
         v.location = Some(location);
@@ -236,64 +240,64 @@ fn group_of(term: &str) -> Option<&'static str> {
 
 /// The UBL elements of the terms quai places (`path` relative to the root,
 /// as the reader sees it).
-pub fn ubl_term(path: &str) -> Option<TermAt> {
+pub fn ubl_term(path: &str) -> Option<&'static TermAt> {
     let line = path
         .strip_prefix("InvoiceLine/")
         .or_else(|| path.strip_prefix("CreditNoteLine/"));
     if let Some(rest) = line {
         return match rest {
-            "ID" => l("BT-126", "cbc:ID"),
-            "InvoicedQuantity" => l("BT-129", "cbc:InvoicedQuantity"),
-            "CreditedQuantity" => l("BT-129", "cbc:CreditedQuantity"),
-            "LineExtensionAmount" => l("BT-131", "cbc:LineExtensionAmount"),
-            "InvoicePeriod" => l("BG-26", "cac:InvoicePeriod"),
-            "Item/Name" => l("BT-153", "cac:Item/cbc:Name"),
+            "ID" => l!("BT-126", "cbc:ID"),
+            "InvoicedQuantity" => l!("BT-129", "cbc:InvoicedQuantity"),
+            "CreditedQuantity" => l!("BT-129", "cbc:CreditedQuantity"),
+            "LineExtensionAmount" => l!("BT-131", "cbc:LineExtensionAmount"),
+            "InvoicePeriod" => l!("BG-26", "cac:InvoicePeriod"),
+            "Item/Name" => l!("BT-153", "cac:Item/cbc:Name"),
             "Item/ClassifiedTaxCategory/ID" => {
-                l("BT-151", "cac:Item/cac:ClassifiedTaxCategory/cbc:ID")
+                l!("BT-151", "cac:Item/cac:ClassifiedTaxCategory/cbc:ID")
             }
             "Item/ClassifiedTaxCategory/Percent" => {
-                l("BT-152", "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent")
+                l!("BT-152", "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent")
             }
-            "Price/PriceAmount" => l("BT-146", "cac:Price/cbc:PriceAmount"),
-            "Price/BaseQuantity" => l("BT-149", "cac:Price/cbc:BaseQuantity"),
+            "Price/PriceAmount" => l!("BT-146", "cac:Price/cbc:PriceAmount"),
+            "Price/BaseQuantity" => l!("BT-149", "cac:Price/cbc:BaseQuantity"),
             "Price/AllowanceCharge/BaseAmount" => {
-                l("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount")
+                l!("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount")
             }
             _ => None,
         };
     }
     match path {
-        "CustomizationID" => h("BT-24", "cbc:CustomizationID"),
-        "ProfileID" => h("BT-23", "cbc:ProfileID"),
-        "ID" => h("BT-1", "cbc:ID"),
-        "IssueDate" => h("BT-2", "cbc:IssueDate"),
-        "DueDate" => h("BT-9", "cbc:DueDate"),
-        "InvoiceTypeCode" => h("BT-3", "cbc:InvoiceTypeCode"),
-        "CreditNoteTypeCode" => h("BT-3", "cbc:CreditNoteTypeCode"),
-        "DocumentCurrencyCode" => h("BT-5", "cbc:DocumentCurrencyCode"),
-        "TaxCurrencyCode" => h("BT-6", "cbc:TaxCurrencyCode"),
-        "BuyerReference" => h("BT-10", "cbc:BuyerReference"),
-        "InvoicePeriod" => h("BG-14", "cac:InvoicePeriod"),
-        "AccountingSupplierParty/Party/EndpointID" => h("BT-34", "cac:AccountingSupplierParty/cac:Party/cbc:EndpointID"),
-        "AccountingSupplierParty/Party/PostalAddress" => h("BG-5", "cac:AccountingSupplierParty/cac:Party/cac:PostalAddress"),
-        "AccountingSupplierParty/Party/PostalAddress/Country/IdentificationCode" => h("BT-40", "cac:AccountingSupplierParty/cac:Party/cac:PostalAddress/cac:Country/cbc:IdentificationCode"),
-        "AccountingSupplierParty/Party/PartyLegalEntity/RegistrationName" => h("BT-27", "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"),
-        "AccountingSupplierParty/Party/PartyLegalEntity/CompanyID" => h("BT-30", "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"),
-        "AccountingCustomerParty/Party/EndpointID" => h("BT-49", "cac:AccountingCustomerParty/cac:Party/cbc:EndpointID"),
-        "AccountingCustomerParty/Party/PostalAddress" => h("BG-8", "cac:AccountingCustomerParty/cac:Party/cac:PostalAddress"),
-        "AccountingCustomerParty/Party/PostalAddress/Country/IdentificationCode" => h("BT-55", "cac:AccountingCustomerParty/cac:Party/cac:PostalAddress/cac:Country/cbc:IdentificationCode"),
-        "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationName" => h("BT-44", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"),
-        "AccountingCustomerParty/Party/PartyLegalEntity/CompanyID" => h("BT-47", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"),
-        "TaxTotal/TaxAmount" => h("BT-110", "cac:TaxTotal/cbc:TaxAmount"),
-        "LegalMonetaryTotal" => h("BG-22", "cac:LegalMonetaryTotal"),
-        "LegalMonetaryTotal/LineExtensionAmount" => h("BT-106", "cac:LegalMonetaryTotal/cbc:LineExtensionAmount"),
-        "LegalMonetaryTotal/TaxExclusiveAmount" => h("BT-109", "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount"),
-        "LegalMonetaryTotal/TaxInclusiveAmount" => h("BT-112", "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount"),
-        "LegalMonetaryTotal/AllowanceTotalAmount" => h("BT-107", "cac:LegalMonetaryTotal/cbc:AllowanceTotalAmount"),
-        "LegalMonetaryTotal/ChargeTotalAmount" => h("BT-108", "cac:LegalMonetaryTotal/cbc:ChargeTotalAmount"),
-        "LegalMonetaryTotal/PrepaidAmount" => h("BT-113", "cac:LegalMonetaryTotal/cbc:PrepaidAmount"),
-        "LegalMonetaryTotal/PayableRoundingAmount" => h("BT-114", "cac:LegalMonetaryTotal/cbc:PayableRoundingAmount"),
-        "LegalMonetaryTotal/PayableAmount" => h("BT-115", "cac:LegalMonetaryTotal/cbc:PayableAmount"),
+        "CustomizationID" => h!("BT-24", "cbc:CustomizationID"),
+        "ProfileID" => h!("BT-23", "cbc:ProfileID"),
+        "ID" => h!("BT-1", "cbc:ID"),
+        "IssueDate" => h!("BT-2", "cbc:IssueDate"),
+        "DueDate" => h!("BT-9", "cbc:DueDate"),
+        "InvoiceTypeCode" => h!("BT-3", "cbc:InvoiceTypeCode"),
+        "CreditNoteTypeCode" => h!("BT-3", "cbc:CreditNoteTypeCode"),
+        "DocumentCurrencyCode" => h!("BT-5", "cbc:DocumentCurrencyCode"),
+        "TaxCurrencyCode" => h!("BT-6", "cbc:TaxCurrencyCode"),
+        "BuyerReference" => h!("BT-10", "cbc:BuyerReference"),
+        "InvoicePeriod" => h!("BG-14", "cac:InvoicePeriod"),
+        "AccountingSupplierParty/Party/EndpointID" => h!("BT-34", "cac:AccountingSupplierParty/cac:Party/cbc:EndpointID"),
+        "AccountingSupplierParty/Party/PostalAddress" => h!("BG-5", "cac:AccountingSupplierParty/cac:Party/cac:PostalAddress"),
+        "AccountingSupplierParty/Party/PostalAddress/Country/IdentificationCode" => h!("BT-40", "cac:AccountingSupplierParty/cac:Party/cac:PostalAddress/cac:Country/cbc:IdentificationCode"),
+        "AccountingSupplierParty/Party/PartyLegalEntity/RegistrationName" => h!("BT-27", "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"),
+        "AccountingSupplierParty/Party/PartyLegalEntity/CompanyID" => h!("BT-30", "cac:AccountingSupplierParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"),
+        "AccountingCustomerParty/Party/EndpointID" => h!("BT-49", "cac:AccountingCustomerParty/cac:Party/cbc:EndpointID"),
+        "AccountingCustomerParty/Party/PostalAddress" => h!("BG-8", "cac:AccountingCustomerParty/cac:Party/cac:PostalAddress"),
+        "AccountingCustomerParty/Party/PostalAddress/Country/IdentificationCode" => h!("BT-55", "cac:AccountingCustomerParty/cac:Party/cac:PostalAddress/cac:Country/cbc:IdentificationCode"),
+        "AccountingCustomerParty/Party/PartyLegalEntity/RegistrationName" => h!("BT-44", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:RegistrationName"),
+        "AccountingCustomerParty/Party/PartyLegalEntity/CompanyID" => h!("BT-47", "cac:AccountingCustomerParty/cac:Party/cac:PartyLegalEntity/cbc:CompanyID"),
+        "TaxTotal/TaxAmount" => h!("BT-110", "cac:TaxTotal/cbc:TaxAmount"),
+        "LegalMonetaryTotal" => h!("BG-22", "cac:LegalMonetaryTotal"),
+        "LegalMonetaryTotal/LineExtensionAmount" => h!("BT-106", "cac:LegalMonetaryTotal/cbc:LineExtensionAmount"),
+        "LegalMonetaryTotal/TaxExclusiveAmount" => h!("BT-109", "cac:LegalMonetaryTotal/cbc:TaxExclusiveAmount"),
+        "LegalMonetaryTotal/TaxInclusiveAmount" => h!("BT-112", "cac:LegalMonetaryTotal/cbc:TaxInclusiveAmount"),
+        "LegalMonetaryTotal/AllowanceTotalAmount" => h!("BT-107", "cac:LegalMonetaryTotal/cbc:AllowanceTotalAmount"),
+        "LegalMonetaryTotal/ChargeTotalAmount" => h!("BT-108", "cac:LegalMonetaryTotal/cbc:ChargeTotalAmount"),
+        "LegalMonetaryTotal/PrepaidAmount" => h!("BT-113", "cac:LegalMonetaryTotal/cbc:PrepaidAmount"),
+        "LegalMonetaryTotal/PayableRoundingAmount" => h!("BT-114", "cac:LegalMonetaryTotal/cbc:PayableRoundingAmount"),
+        "LegalMonetaryTotal/PayableAmount" => h!("BT-115", "cac:LegalMonetaryTotal/cbc:PayableAmount"),
         _ => None,
     }
 }
@@ -301,52 +305,52 @@ pub fn ubl_term(path: &str) -> Option<TermAt> {
 const CII_LINE: &str = "SupplyChainTradeTransaction/IncludedSupplyChainTradeLineItem";
 
 /// The CII elements of the terms quai places.
-pub fn cii_term(path: &str) -> Option<TermAt> {
+pub fn cii_term(path: &str) -> Option<&'static TermAt> {
     if let Some(rest) = path
         .strip_prefix(CII_LINE)
         .and_then(|r| r.strip_prefix('/'))
     {
         return match rest {
-            "AssociatedDocumentLineDocument/LineID" => l("BT-126", "ram:AssociatedDocumentLineDocument/ram:LineID"),
-            "SpecifiedTradeProduct/Name" => l("BT-153", "ram:SpecifiedTradeProduct/ram:Name"),
-            "SpecifiedLineTradeAgreement/NetPriceProductTradePrice/ChargeAmount" => l("BT-146", "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice/ram:ChargeAmount"),
-            "SpecifiedLineTradeAgreement/GrossPriceProductTradePrice/ChargeAmount" => l("BT-148", "ram:SpecifiedLineTradeAgreement/ram:GrossPriceProductTradePrice/ram:ChargeAmount"),
-            "SpecifiedLineTradeDelivery/BilledQuantity" => l("BT-129", "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity"),
-            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => l("BT-151", "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode"),
-            "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => l("BT-152", "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:RateApplicablePercent"),
-            "SpecifiedLineTradeSettlement/BillingSpecifiedPeriod" => l("BG-26", "ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod"),
-            "SpecifiedLineTradeSettlement/SpecifiedTradeSettlementLineMonetarySummation/LineTotalAmount" => l("BT-131", "ram:SpecifiedLineTradeSettlement/ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount"),
+            "AssociatedDocumentLineDocument/LineID" => l!("BT-126", "ram:AssociatedDocumentLineDocument/ram:LineID"),
+            "SpecifiedTradeProduct/Name" => l!("BT-153", "ram:SpecifiedTradeProduct/ram:Name"),
+            "SpecifiedLineTradeAgreement/NetPriceProductTradePrice/ChargeAmount" => l!("BT-146", "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice/ram:ChargeAmount"),
+            "SpecifiedLineTradeAgreement/GrossPriceProductTradePrice/ChargeAmount" => l!("BT-148", "ram:SpecifiedLineTradeAgreement/ram:GrossPriceProductTradePrice/ram:ChargeAmount"),
+            "SpecifiedLineTradeDelivery/BilledQuantity" => l!("BT-129", "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity"),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => l!("BT-151", "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode"),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => l!("BT-152", "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:RateApplicablePercent"),
+            "SpecifiedLineTradeSettlement/BillingSpecifiedPeriod" => l!("BG-26", "ram:SpecifiedLineTradeSettlement/ram:BillingSpecifiedPeriod"),
+            "SpecifiedLineTradeSettlement/SpecifiedTradeSettlementLineMonetarySummation/LineTotalAmount" => l!("BT-131", "ram:SpecifiedLineTradeSettlement/ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount"),
             _ => None,
         };
     }
     match path {
-        "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID" => h("BT-24", "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID"),
-        "ExchangedDocumentContext/BusinessProcessSpecifiedDocumentContextParameter/ID" => h("BT-23", "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID"),
-        "ExchangedDocument/ID" => h("BT-1", "rsm:ExchangedDocument/ram:ID"),
-        "ExchangedDocument/TypeCode" => h("BT-3", "rsm:ExchangedDocument/ram:TypeCode"),
-        "ExchangedDocument/IssueDateTime/DateTimeString" => h("BT-2", "rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerReference" => h("BT-10", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerReference"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/Name" => h("BT-27", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:Name"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress" => h("BG-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress/CountryID" => h("BT-40", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress/ram:CountryID"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/URIUniversalCommunication/URIID" => h("BT-34", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:URIUniversalCommunication/ram:URIID"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/Name" => h("BT-44", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:Name"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress" => h("BG-8", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:PostalTradeAddress"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress/CountryID" => h("BT-55", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:PostalTradeAddress/ram:CountryID"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/URIUniversalCommunication/URIID" => h("BT-49", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:URIUniversalCommunication/ram:URIID"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/InvoiceCurrencyCode" => h("BT-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:InvoiceCurrencyCode"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/TaxCurrencyCode" => h("BT-6", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:TaxCurrencyCode"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/BillingSpecifiedPeriod" => h("BG-14", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation" => h("BG-22", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/LineTotalAmount" => h("BT-106", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:LineTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/ChargeTotalAmount" => h("BT-108", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:ChargeTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/AllowanceTotalAmount" => h("BT-107", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:AllowanceTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TaxBasisTotalAmount" => h("BT-109", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TaxBasisTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TaxTotalAmount" => h("BT-110", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TaxTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/GrandTotalAmount" => h("BT-112", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:GrandTotalAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TotalPrepaidAmount" => h("BT-113", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TotalPrepaidAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/RoundingAmount" => h("BT-114", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:RoundingAmount"),
-        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/DuePayableAmount" => h("BT-115", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:DuePayableAmount"),
+        "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID" => h!("BT-24", "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID"),
+        "ExchangedDocumentContext/BusinessProcessSpecifiedDocumentContextParameter/ID" => h!("BT-23", "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID"),
+        "ExchangedDocument/ID" => h!("BT-1", "rsm:ExchangedDocument/ram:ID"),
+        "ExchangedDocument/TypeCode" => h!("BT-3", "rsm:ExchangedDocument/ram:TypeCode"),
+        "ExchangedDocument/IssueDateTime/DateTimeString" => h!("BT-2", "rsm:ExchangedDocument/ram:IssueDateTime/udt:DateTimeString"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerReference" => h!("BT-10", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerReference"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/Name" => h!("BT-27", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:Name"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress" => h!("BG-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress/CountryID" => h!("BT-40", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress/ram:CountryID"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/URIUniversalCommunication/URIID" => h!("BT-34", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:URIUniversalCommunication/ram:URIID"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/Name" => h!("BT-44", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:Name"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress" => h!("BG-8", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:PostalTradeAddress"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress/CountryID" => h!("BT-55", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:PostalTradeAddress/ram:CountryID"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/URIUniversalCommunication/URIID" => h!("BT-49", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:URIUniversalCommunication/ram:URIID"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/InvoiceCurrencyCode" => h!("BT-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:InvoiceCurrencyCode"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/TaxCurrencyCode" => h!("BT-6", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:TaxCurrencyCode"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/BillingSpecifiedPeriod" => h!("BG-14", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:BillingSpecifiedPeriod"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation" => h!("BG-22", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/LineTotalAmount" => h!("BT-106", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:LineTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/ChargeTotalAmount" => h!("BT-108", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:ChargeTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/AllowanceTotalAmount" => h!("BT-107", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:AllowanceTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TaxBasisTotalAmount" => h!("BT-109", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TaxBasisTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TaxTotalAmount" => h!("BT-110", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TaxTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/GrandTotalAmount" => h!("BT-112", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:GrandTotalAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/TotalPrepaidAmount" => h!("BT-113", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:TotalPrepaidAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/RoundingAmount" => h!("BT-114", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:RoundingAmount"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeSettlementHeaderMonetarySummation/DuePayableAmount" => h!("BT-115", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeSettlementHeaderMonetarySummation/ram:DuePayableAmount"),
         _ => None,
     }
 }
