@@ -17,15 +17,25 @@
 
 use crate::model::Violation;
 
+/// Which element a listed term's path is relative to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The root: a header term.
+    Header,
+    /// An invoice line (BG-25).
+    Line,
+    /// A VAT breakdown (BG-23).
+    Breakdown,
+}
+
 /// A term's element, as a syntax's table names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TermAt {
     pub term: &'static str,
-    /// The element's qualified path under the root (header terms) or under
-    /// the line element (line terms), as an XPath: `cbc:ID`.
+    /// The element's qualified path under its scope's element, as an
+    /// XPath: `cbc:ID`.
     pub xpath: &'static str,
-    /// A term of an invoice line.
-    pub line: bool,
+    pub scope: Scope,
 }
 
 /// A header term's entry in a syntax's table.
@@ -34,7 +44,7 @@ macro_rules! h {
         Some(&TermAt {
             term: $term,
             xpath: $xpath,
-            line: false,
+            scope: Scope::Header,
         })
     };
 }
@@ -45,7 +55,18 @@ macro_rules! l {
         Some(&TermAt {
             term: $term,
             xpath: $xpath,
-            line: true,
+            scope: Scope::Line,
+        })
+    };
+}
+
+/// A VAT breakdown term's entry.
+macro_rules! b {
+    ($term:literal, $xpath:literal) => {
+        Some(&TermAt {
+            term: $term,
+            xpath: $xpath,
+            scope: Scope::Breakdown,
         })
     };
 }
@@ -59,14 +80,50 @@ struct Mark {
     blank: bool,
 }
 
-/// A line's element and the marks of its terms.
+/// A line's or a breakdown's element and the marks of its terms.
 #[derive(Debug, Clone, Copy)]
-struct LineMark {
+struct GroupMark {
     line: u32,
     column: u32,
-    /// Its marks: `lines_marks[first..end]`.
+    /// Its marks: `marks[first..end]` of its kind.
     first: u32,
     end: u32,
+}
+
+/// The elements of one kind of group (the lines, the breakdowns) and the
+/// marks of their terms.
+#[derive(Debug, Clone, Default)]
+struct Groups {
+    groups: Vec<GroupMark>,
+    marks: Vec<Mark>,
+}
+
+impl Groups {
+    fn opened(&mut self, at: (u32, u32)) {
+        let n = self.marks.len() as u32;
+        self.groups.push(GroupMark {
+            line: at.0,
+            column: at.1,
+            first: n,
+            end: n,
+        });
+    }
+
+    fn push(&mut self, mark: Mark) -> bool {
+        let Some(g) = self.groups.last_mut() else {
+            return false;
+        };
+        self.marks.push(mark);
+        g.end = self.marks.len() as u32;
+        true
+    }
+
+    fn mark(&self, i: usize, term: &str) -> Option<&Mark> {
+        let g = self.groups.get(i)?;
+        self.marks[g.first as usize..g.end as usize]
+            .iter()
+            .find(|m| m.at.term == term)
+    }
 }
 
 /// Where one document's listed terms are.
@@ -78,15 +135,12 @@ pub struct Positions {
     line_step: &'static str,
     root_at: (u32, u32),
     header: Vec<Mark>,
-    lines: Vec<LineMark>,
-    line_marks: Vec<Mark>,
-    /// The VAT breakdowns' elements (BG-23), in document order: XPath,
-    /// line, column.
-    breakdowns: Vec<(String, u32, u32)>,
+    lines: Groups,
+    breakdowns: Groups,
+    /// The breakdowns' XPaths (a handful per document).
+    breakdown_xpaths: Vec<String>,
     /// The last element noted is open and has no child yet (a leaf so far).
-    open_leaf: bool,
-    /// That element is a line term.
-    open_line: bool,
+    open_leaf: Option<Scope>,
 }
 
 impl Positions {
@@ -101,40 +155,18 @@ impl Positions {
 
     /// A line element opened at `at`.
     pub fn line_opened(&mut self, at: (u32, u32)) {
-        let n = self.line_marks.len() as u32;
-        self.lines.push(LineMark {
-            line: at.0,
-            column: at.1,
-            first: n,
-            end: n,
-        });
+        self.lines.opened(at);
     }
 
-    /// A VAT breakdown element opened at `at`; `xpath` is its full XPath
-    /// (a handful per document).
+    /// A VAT breakdown element opened at `at`; `xpath` is its full XPath.
     pub fn breakdown_opened(&mut self, xpath: String, at: (u32, u32)) {
-        self.breakdowns.push((xpath, at.0, at.1));
-    }
-
-    /// Give `v`, a finding about VAT breakdown `i` (0-based), the place of
-    /// the breakdown's element (the schematron's context for most of them).
-    pub fn stamp_breakdown(&self, v: &mut Violation, i: usize) {
-        if v.location.is_some() {
-            return;
-        }
-        match self.breakdowns.get(i) {
-            Some((xpath, line, column)) => {
-                v.location = Some(xpath.clone());
-                v.line = (*line > 0).then_some(*line);
-                v.column = (*column > 0).then_some(*column);
-            }
-            None => self.stamp(v, None),
-        }
+        self.breakdowns.opened(at);
+        self.breakdown_xpaths.push(xpath);
     }
 
     /// An element opened at `at`; `hit` is its term when the table lists it.
     pub fn opened(&mut self, hit: Option<&'static TermAt>, at: (u32, u32)) {
-        self.open_leaf = false;
+        self.open_leaf = None;
         let Some(t) = hit else { return };
         let mark = Mark {
             at: t,
@@ -142,87 +174,109 @@ impl Positions {
             column: at.1,
             blank: false,
         };
-        if t.line {
-            let Some(lm) = self.lines.last_mut() else {
-                return;
-            };
-            self.line_marks.push(mark);
-            lm.end = self.line_marks.len() as u32;
-        } else {
-            self.header.push(mark);
+        let kept = match t.scope {
+            Scope::Header => {
+                self.header.push(mark);
+                true
+            }
+            Scope::Line => self.lines.push(mark),
+            Scope::Breakdown => self.breakdowns.push(mark),
+        };
+        if kept {
+            self.open_leaf = Some(t.scope);
         }
-        self.open_leaf = true;
-        self.open_line = t.line;
     }
 
     /// The element opened last closed with text `text` (only meaningful
     /// right after [`Positions::opened`] listed it: a leaf).
     pub fn closed(&mut self, text: &str) {
-        if !self.open_leaf {
+        let Some(scope) = self.open_leaf.take() else {
             return;
-        }
-        self.open_leaf = false;
-        let blank = text.trim().is_empty();
-        let last = if self.open_line {
-            self.line_marks.last_mut()
-        } else {
-            self.header.last_mut()
+        };
+        let last = match scope {
+            Scope::Header => self.header.last_mut(),
+            Scope::Line => self.lines.marks.last_mut(),
+            Scope::Breakdown => self.breakdowns.marks.last_mut(),
         };
         if let Some(m) = last {
-            m.blank = blank;
+            m.blank = text.trim().is_empty();
         }
     }
 
-    fn mark(&self, term: &str, line: Option<usize>) -> Option<&Mark> {
-        match line {
-            None => self.header.iter().find(|m| m.at.term == term),
-            Some(i) => {
-                let lm = self.lines.get(i)?;
-                self.line_marks[lm.first as usize..lm.end as usize]
-                    .iter()
-                    .find(|m| m.at.term == term)
-            }
+    fn mark(&self, term: &str, at: At) -> Option<&Mark> {
+        match at {
+            At::Header => self.header.iter().find(|m| m.at.term == term),
+            At::Line(i) => self.lines.mark(i, term),
+            At::Breakdown(i) => self.breakdowns.mark(i, term),
         }
     }
 
-    /// Whether the element of `term` (of line `line`, 0-based) is in the
+    /// Whether the element of `term` (in the group `at`) is in the
     /// document: `Some(blank)`, or `None` when it is not (or not listed).
-    pub fn given(&self, term: &str, line: Option<usize>) -> Option<bool> {
-        self.mark(term, line).map(|m| m.blank)
+    pub fn given(&self, term: &str, at: At) -> Option<bool> {
+        self.mark(term, at).map(|m| m.blank)
     }
 
-    /// Give `v`, a finding about `v.term` (of line `line`), the place of
-    /// the term's element; without one, the place of the rule's context as
-    /// the schematron reports it: the line element, or the root. A finding
-    /// that has a place keeps it.
-    pub fn stamp(&self, v: &mut Violation, line: Option<usize>) {
+    /// Give `v`, a finding about `v.term` (in the group `at`), the place of
+    /// the term's element; without one, the group that should hold it (a
+    /// missing country code is reported on its address), else the place of
+    /// the rule's context as the schematron reports it: the line, the VAT
+    /// breakdown, or the root. A finding that has a place keeps it.
+    pub fn stamp(&self, v: &mut Violation, at: At) {
         if v.location.is_some() || self.root.is_empty() {
             return;
         }
         let mut location = String::with_capacity(64);
-        location.push_str(self.root);
-        let mut at = self.root_at;
-        if let Some(i) = line {
-            if let Some(lm) = self.lines.get(i) {
+        let mut place = self.root_at;
+        let group = match at {
+            At::Header => None,
+            At::Line(i) => self.lines.groups.get(i).map(|g| (g, i)),
+            At::Breakdown(i) => self.breakdowns.groups.get(i).map(|g| (g, i)),
+        };
+        match (at, group) {
+            (At::Breakdown(_), Some((g, i))) => {
+                location.push_str(&self.breakdown_xpaths[i]);
+                place = (g.line, g.column);
+            }
+            (At::Line(_), Some((g, i))) => {
+                location.push_str(self.root);
                 location.push_str(self.line_step);
                 location.push_str(&format!("[{}]", i + 1));
-                at = (lm.line, lm.column);
+                place = (g.line, g.column);
             }
+            _ => location.push_str(self.root),
         }
-        // The term's element; without it, the group that should hold it
-        // (a missing country code is reported on its address).
+        let at = if group.is_some() { at } else { At::Header };
+        // The artefacts state the breakdown's rules on the breakdown (or
+        // its TaxCategory), its code lists on the code's element.
+        if matches!(at, At::Breakdown(_)) && !v.rule.starts_with("BR-CL-") {
+            v.location = Some(location);
+            v.line = (place.0 > 0).then_some(place.0);
+            v.column = (place.1 > 0).then_some(place.1);
+            return;
+        }
         let mark = self
-            .mark(&v.term, line)
-            .or_else(|| group_of(&v.term).and_then(|g| self.mark(g, line)));
+            .mark(&v.term, at)
+            .or_else(|| group_of(&v.term).and_then(|g| self.mark(g, at)));
         if let Some(m) = mark {
             location.push('/');
             location.push_str(m.at.xpath);
-            at = (m.line, m.column);
+            place = (m.line, m.column);
         }
         v.location = Some(location);
-        v.line = (at.0 > 0).then_some(at.0);
-        v.column = (at.1 > 0).then_some(at.1);
+        v.line = (place.0 > 0).then_some(place.0);
+        v.column = (place.1 > 0).then_some(place.1);
     }
+}
+
+/// Which group a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Header,
+    /// Line `i` (0-based).
+    Line(usize),
+    /// VAT breakdown `i` (0-based).
+    Breakdown(usize),
 }
 
 /// The group whose element holds `term`'s, for a finding on a term that
@@ -262,6 +316,21 @@ pub fn ubl_term(path: &str) -> Option<&'static TermAt> {
             "Price/BaseQuantity" => l!("BT-149", "cac:Price/cbc:BaseQuantity"),
             "Price/AllowanceCharge/BaseAmount" => {
                 l!("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount")
+            }
+            _ => None,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("TaxTotal/TaxSubtotal/") {
+        return match rest {
+            "TaxableAmount" => b!("BT-116", "cbc:TaxableAmount"),
+            "TaxAmount" => b!("BT-117", "cbc:TaxAmount"),
+            "TaxCategory/ID" => b!("BT-118", "cac:TaxCategory/cbc:ID"),
+            "TaxCategory/Percent" => b!("BT-119", "cac:TaxCategory/cbc:Percent"),
+            "TaxCategory/TaxExemptionReason" => {
+                b!("BT-120", "cac:TaxCategory/cbc:TaxExemptionReason")
+            }
+            "TaxCategory/TaxExemptionReasonCode" => {
+                b!("BT-121", "cac:TaxCategory/cbc:TaxExemptionReasonCode")
             }
             _ => None,
         };
@@ -323,6 +392,20 @@ pub fn cii_term(path: &str) -> Option<&'static TermAt> {
             _ => None,
         };
     }
+    if let Some(rest) = path
+        .strip_prefix(CII_BREAKDOWN)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return match rest {
+            "BasisAmount" => b!("BT-116", "ram:BasisAmount"),
+            "CalculatedAmount" => b!("BT-117", "ram:CalculatedAmount"),
+            "CategoryCode" => b!("BT-118", "ram:CategoryCode"),
+            "RateApplicablePercent" => b!("BT-119", "ram:RateApplicablePercent"),
+            "ExemptionReason" => b!("BT-120", "ram:ExemptionReason"),
+            "ExemptionReasonCode" => b!("BT-121", "ram:ExemptionReasonCode"),
+            _ => None,
+        };
+    }
     match path {
         "ExchangedDocumentContext/GuidelineSpecifiedDocumentContextParameter/ID" => h!("BT-24", "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID"),
         "ExchangedDocumentContext/BusinessProcessSpecifiedDocumentContextParameter/ID" => h!("BT-23", "rsm:ExchangedDocumentContext/ram:BusinessProcessSpecifiedDocumentContextParameter/ram:ID"),
@@ -378,24 +461,24 @@ mod tests {
         p.closed("");
         p.line_opened((20, 3));
         let mut v = Violation::fatal("BR-22", "BT-129", "x");
-        p.stamp(&mut v, Some(0));
+        p.stamp(&mut v, At::Line(0));
         assert_eq!(
             v.location.as_deref(),
             Some("/Invoice/cac:InvoiceLine[1]/cbc:InvoicedQuantity")
         );
         assert_eq!((v.line, v.column), (Some(12), Some(5)));
-        assert_eq!(p.given("BT-129", Some(0)), Some(true));
-        assert_eq!(p.given("BT-129", Some(1)), None);
+        assert_eq!(p.given("BT-129", At::Line(0)), Some(true));
+        assert_eq!(p.given("BT-129", At::Line(1)), None);
         let mut v = Violation::fatal("BR-22", "BT-129", "x");
-        p.stamp(&mut v, Some(1));
+        p.stamp(&mut v, At::Line(1));
         assert_eq!(v.location.as_deref(), Some("/Invoice/cac:InvoiceLine[2]"));
         assert_eq!(v.line, Some(20));
         let mut v = Violation::fatal("BR-02", "BT-1", "x");
-        p.stamp(&mut v, None);
+        p.stamp(&mut v, At::Header);
         assert_eq!(v.location.as_deref(), Some("/Invoice/cbc:ID"));
-        assert_eq!(p.given("BT-1", None), Some(false));
+        assert_eq!(p.given("BT-1", At::Header), Some(false));
         let mut v = Violation::fatal("BR-05", "BT-5", "x");
-        p.stamp(&mut v, None);
+        p.stamp(&mut v, At::Header);
         assert_eq!(v.location.as_deref(), Some("/Invoice"));
         assert_eq!((v.line, v.column), (Some(2), Some(1)));
     }

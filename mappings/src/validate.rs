@@ -46,7 +46,7 @@ use std::sync::OnceLock;
 use rust_decimal::Decimal;
 
 use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
-use crate::positions::Positions;
+use crate::positions::{At, Positions};
 
 pub use catalog::RuleInfo;
 pub use fx::FxProfile;
@@ -221,10 +221,19 @@ fn catalog_index() -> &'static HashMap<&'static str, &'static RuleInfo> {
 }
 
 impl Out<'_> {
+    /// The group whose rules are being checked.
+    fn at(&self) -> At {
+        match (self.group, self.line) {
+            (Some(g), _) => At::Breakdown(g),
+            (None, Some(l)) => At::Line(l),
+            (None, None) => At::Header,
+        }
+    }
+
     /// Whether the element of `term` (of the line being checked) is in the
     /// document: `Some(blank)`; `None` when it is not, or not known.
     pub fn given(&self, term: &str) -> Option<bool> {
-        self.positions?.given(term, self.line)
+        self.positions?.given(term, self.at())
     }
 
     /// Report rule `id` on its catalog term.
@@ -257,10 +266,7 @@ impl Out<'_> {
             column: None,
         };
         if let Some(p) = self.positions {
-            match self.group {
-                Some(g) => p.stamp_breakdown(&mut v, g),
-                None => p.stamp(&mut v, self.line),
-            }
+            p.stamp(&mut v, self.at());
         }
         self.violations.push(v);
     }

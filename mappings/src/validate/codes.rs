@@ -302,15 +302,23 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
             out.group = Some(i);
+            // An empty code element: the UBL code-list rules refuse the
+            // empty value (the Factur-X CII rules do not check it).
+            let ubl_empty =
+                |out: &Out, term| inv.syntax == Some(Syntax::Ubl) && out.given(term) == Some(true);
             if let Some(c) = b.category.as_deref() {
                 if !known(VAT_CATEGORIES, c) {
                     out.emit_on("BR-CL-17", Some("BT-118"), format!("VAT breakdown {} has the VAT category code '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
                 }
+            } else if ubl_empty(out, "BT-118") {
+                out.emit_on("BR-CL-17", Some("BT-118"), format!("VAT breakdown {} has an empty VAT category code: give one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
             }
             if let Some(c) = b.exemption_reason_code.as_deref() {
                 if !known(VATEX, &c.to_uppercase()) {
                     out.emit("BR-CL-22", format!("The VAT exemption reason code (BT-121) '{c}' of VAT breakdown {} is not a VATEX code.", i + 1));
                 }
+            } else if ubl_empty(out, "BT-121") {
+                out.emit("BR-CL-22", format!("The VAT exemption reason code (BT-121) of VAT breakdown {} is empty: give a VATEX code.", i + 1));
             }
         }
         out.group = None;

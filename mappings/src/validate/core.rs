@@ -232,7 +232,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("VAT breakdown {n} (category {cat}) has no tax amount (BT-117)."),
                 );
             }
-            if !filled(&b.category) {
+            // The official test is the element's existence (an empty code
+            // is the code list's finding, BR-CL-17).
+            if !filled(&b.category) && out.given("BT-118").is_none() {
                 out.emit(
                     "BR-47",
                     format!("VAT breakdown {n} has no VAT category code (BT-118)."),

@@ -474,7 +474,11 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
         has_k |= code == "K";
         has_o |= code == "O";
         breakdown_amounts(f, b, n, scope, agg, inv.syntax, out);
-        let has_reason = b.exemption_reason.is_some() || b.exemption_reason_code.is_some();
+        // The official test is the elements' existence, even empty.
+        let has_reason = b.exemption_reason.is_some()
+            || b.exemption_reason_code.is_some()
+            || out.given("BT-120").is_some()
+            || out.given("BT-121").is_some();
         if f.exempt && !has_reason {
             out.emit(f.ids[9], format!("VAT breakdown {n} is {} ({}) and needs a VAT exemption reason (BT-120) or reason code (BT-121).", f.name, f.code));
         } else if !f.exempt && has_reason {

@@ -737,15 +737,20 @@ pub(crate) fn markdown() -> String {
          currencies, specification and process ids, buyer reference, seller and buyer names, \
          addresses, country codes, electronic addresses and legal ids, the document totals and \
          BT-110, the invoicing period; per line its id, quantity, net amount, price, gross \
-         price, base quantity, item name, VAT category and rate, period. Still placed on the \
+         price, base quantity, item name, VAT category and rate, period; per VAT breakdown its \
+         amounts, category, rate and exemption reason and code (a breakdown's rules are placed \
+         on the breakdown, where the artefacts state them, its code-list rules on the code). \
+         Still placed on the \
          root only: findings about document allowances and charges (BG-20, BG-21), payment \
          instructions (BG-16 .. BG-19), the tax representative (BG-11), the payee (BG-10), \
          delivery (BG-13), preceding invoices, supporting documents, notes, and the BR-FR \
          findings on terms not listed. EDIFACT findings have no place. The same table tells the \
          presence rules whose official test is the element's existence that an element is \
-         there even when its value is unreadable or empty: `BR-22` (BT-129) and `BR-CO-04` \
-         (BT-151) are not raised for a given element (an empty UBL line category is \
-         `BR-CL-18`, as in the artefact), nor `BR-03` for an issue date given but not a date.\n\n\
+         there even when its value is unreadable or empty: `BR-22` (BT-129), `BR-CO-04` \
+         (BT-151) and `BR-47` (BT-118) are not raised for a given element (an empty UBL category \
+         is `BR-CL-18` / `BR-CL-17`, an empty exemption reason code `BR-CL-22`, as in the \
+         artefact), the `-10` rules count an empty exemption reason as given, and `BR-03` is \
+         not raised for an issue date given but not a date.\n\n\
          | schema | types | element particles |\n|---|---|---|\n",
     );
     for (name, schema) in [
