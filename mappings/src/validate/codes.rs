@@ -76,7 +76,7 @@ pub(super) fn vat_prefix_ok(id: &str) -> bool {
         .is_some_and(|p| p == "EL" || (p != "1A" && in_list(COUNTRIES, p)))
 }
 
-fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str) {
+fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str, ubl: bool) {
     if let Some(c) = code {
         if !known(COUNTRIES, c) {
             out.emit_on(
@@ -85,7 +85,20 @@ fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str) {
                 format!("The {what} country code ({bt}) '{c}' is not an ISO 3166-1 alpha-2 code."),
             );
         }
+    } else if empty_code(out, bt, ubl) {
+        out.emit_on(
+            "BR-CL-14",
+            Some(bt),
+            format!("The {what} country code ({bt}) is empty: give an ISO 3166-1 alpha-2 code."),
+        );
     }
+}
+
+/// The element of code `term` is given empty in a UBL document: the UBL
+/// code-list rules refuse the empty value (the element exists), where the
+/// Factur-X CII rules check nothing.
+fn empty_code(out: &Out, term: &str, ubl: bool) -> bool {
+    ubl && out.given(term) == Some(true)
 }
 
 fn icd(
@@ -151,6 +164,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             }
         }
     }
+    let ubl = inv.syntax == Some(Syntax::Ubl);
     if let Some(c) = inv.currency.as_deref() {
         if !known(CURRENCIES, c) {
             out.emit(
@@ -158,6 +172,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 format!("The invoice currency code (BT-5) '{c}' is not an ISO 4217 code."),
             );
         }
+    } else if empty_code(out, "BT-5", ubl) {
+        out.emit(
+            "BR-CL-04",
+            "The invoice currency code (BT-5) is empty: give an ISO 4217 code.".into(),
+        );
     }
     if let Some(c) = inv.vat_currency.as_deref() {
         if !known(CURRENCIES, c) {
@@ -166,6 +185,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 format!("The VAT accounting currency code (BT-6) '{c}' is not an ISO 4217 code."),
             );
         }
+    } else if empty_code(out, "BT-6", ubl) {
+        out.emit(
+            "BR-CL-05",
+            "The VAT accounting currency code (BT-6) is empty: give an ISO 4217 code.".into(),
+        );
     }
     if let Some(c) = inv.tax_point_date_code.as_deref() {
         let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
@@ -253,13 +277,25 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             false,
         );
     }
-    country(out, addr_country(&inv.seller.address), "BT-40", "seller");
-    country(out, addr_country(&inv.buyer.address), "BT-55", "buyer");
+    country(
+        out,
+        addr_country(&inv.seller.address),
+        "BT-40",
+        "seller",
+        ubl,
+    );
+    country(out, addr_country(&inv.buyer.address), "BT-55", "buyer", ubl);
     if let Some(r) = &inv.tax_representative {
-        country(out, addr_country(&r.address), "BT-69", "tax representative");
+        country(
+            out,
+            addr_country(&r.address),
+            "BT-69",
+            "tax representative",
+            ubl,
+        );
     }
     if let Some(d) = &inv.delivery {
-        country(out, addr_country(&d.address), "BT-80", "deliver-to");
+        country(out, addr_country(&d.address), "BT-80", "deliver-to", ubl);
     }
     for (party, bt, what) in [
         (&inv.seller, "BT-34", "seller"),
@@ -294,6 +330,10 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             .chain(p.further_means.iter().map(|m| m.code.as_deref()))
             .flatten()
     });
+    if inv.payment.as_ref().is_some_and(|p| p.means_code.is_none()) && empty_code(out, "BT-81", ubl)
+    {
+        out.emit("BR-CL-16", "The payment means code (BT-81) is empty: give a UNCL 4461 code (e.g. 30 credit transfer, 58 SEPA credit transfer).".into());
+    }
     for m in means {
         if !known(PAYMENT_MEANS, m) {
             out.emit("BR-CL-16", format!("The payment means code (BT-81) '{m}' is not a UNCL 4461 code (e.g. 30 credit transfer, 58 SEPA credit transfer)."));

@@ -247,7 +247,8 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         out.group = None;
     }
     if let Some(pay) = &inv.payment {
-        if !filled(&pay.means_code) && !pay.no_means_element {
+        // The official test is the element's existence, even empty.
+        if !filled(&pay.means_code) && !pay.no_means_element && out.given("BT-81").is_none() {
             out.emit(
                 "BR-49",
                 "The payment instructions (BG-16) have no payment means type code (BT-81).".into(),
@@ -272,6 +273,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         let means = pay.means_code.as_deref().map(str::trim);
         if matches!(means, Some("30") | Some("58"))
             && !pay.credit_transfers.iter().any(|c| filled(&c.account_id))
+            && out.given("BT-84").is_none()
         {
             out.emit(
                 "BR-61",
@@ -319,7 +321,8 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         inv.vat_currency.as_deref().map(str::trim) == inv.currency.as_deref().map(str::trim);
     let accounting_total = inv.totals.vat_total_accounting.is_some()
         || (same_currency && inv.totals.vat_total.is_some());
-    if filled(&inv.vat_currency) && !accounting_total {
+    // An empty BT-6 is given too: no tax total has that (empty) currency.
+    if (filled(&inv.vat_currency) || out.given("BT-6").is_some()) && !accounting_total {
         out.emit(
             "BR-53",
             format!(

@@ -735,8 +735,9 @@ pub(crate) fn markdown() -> String {
          breakdown (`cac:TaxTotal[1]/cac:TaxSubtotal[2]`, `ram:ApplicableTradeTax[2]`) for the \
          breakdown rules, the root for the others. Listed: the document's number, dates, type, \
          currencies, specification and process ids, buyer reference, seller and buyer names, \
-         addresses, country codes, electronic addresses and legal ids, the document totals and \
-         BT-110, the invoicing period; per line its id, quantity, net amount, price, gross \
+         addresses, country codes (the tax representative's and the deliver-to's too), electronic \
+         addresses and legal ids, the document totals and BT-110, the invoicing period, the \
+         first payment means code and account; per line its id, quantity, net amount, price, gross \
          price, base quantity, item name, VAT category and rate, period; per VAT breakdown its \
          amounts, category, rate and exemption reason and code (a breakdown's rules are placed \
          on the breakdown, where the artefacts state them, its code-list rules on the code). \
@@ -747,10 +748,11 @@ pub(crate) fn markdown() -> String {
          findings on terms not listed. EDIFACT findings have no place. The same table tells the \
          presence rules whose official test is the element's existence that an element is \
          there even when its value is unreadable or empty: `BR-22` (BT-129), `BR-CO-04` \
-         (BT-151) and `BR-47` (BT-118) are not raised for a given element (an empty UBL category \
-         is `BR-CL-18` / `BR-CL-17`, an empty exemption reason code `BR-CL-22`, as in the \
-         artefact), the `-10` rules count an empty exemption reason as given, and `BR-03` is \
-         not raised for an issue date given but not a date.\n\n\
+         (BT-151), `BR-47` (BT-118), `BR-49` (BT-81) and `BR-61` (BT-84) are not raised for a \
+         given element, the `-10` rules count an empty exemption reason as given, `BR-53` \
+         counts an empty BT-6 as given, `BR-03` is not raised for an issue date given but not \
+         a date; in UBL an empty code is its code list's finding, as in the artefact (`BR-CL-04`, \
+         `-05`, `-14`, `-16`, `-17`, `-18`, `-22`).\n\n\
          | schema | types | element particles |\n|---|---|---|\n",
     );
     for (name, schema) in [
