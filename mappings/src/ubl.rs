@@ -135,9 +135,12 @@ impl AcBuf {
             percentage: self
                 .percent
                 .and_then(|s| v.decimal(t("BT-94", "BT-101"), &s)),
-            vat_category: self.category.and_then(|s| text(&s)),
+            // An element given empty stays given (empty): the official
+            // presence rules (BR-32, BR-33, ...) test that it exists, the
+            // code lists refuse the empty code.
+            vat_category: self.category.map(|s| s.trim().to_string()),
             vat_rate: self.rate.and_then(|s| v.decimal(t("BT-96", "BT-103"), &s)),
-            reason: self.reason.and_then(|s| text(&s)),
+            reason: self.reason.map(|s| s.trim().to_string()),
             reason_code: self.reason_code.and_then(|s| text(&s)),
         };
         Some((charge, d))
@@ -155,7 +158,8 @@ impl AcBuf {
             percentage: self
                 .percent
                 .and_then(|s| v.decimal(t("BT-138", "BT-143"), &s)),
-            reason: self.reason.and_then(|s| text(&s)),
+            // Given empty stays given (BR-42 / BR-44 test its existence).
+            reason: self.reason.map(|s| s.trim().to_string()),
             reason_code: self.reason_code.and_then(|s| text(&s)),
         };
         Some((charge, d))

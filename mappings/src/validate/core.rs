@@ -186,7 +186,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("Document level allowance {n} has no amount (BT-92)."),
                 );
             }
-            if !filled(&a.vat_category) {
+            // The official test is the element's existence (an empty
+            // code is the code list's finding).
+            if a.vat_category.is_none() {
                 out.emit(
                     "BR-32",
                     format!("Document level allowance {n} has no VAT category code (BT-95)."),
@@ -205,7 +207,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("Document level charge {n} has no amount (BT-99)."),
                 );
             }
-            if !filled(&c.vat_category) {
+            if c.vat_category.is_none() {
                 out.emit(
                     "BR-37",
                     format!("Document level charge {n} has no VAT category code (BT-102)."),

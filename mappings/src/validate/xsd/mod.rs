@@ -752,7 +752,9 @@ pub(crate) fn markdown() -> String {
          given element, the `-10` rules count an empty exemption reason as given, `BR-53` \
          counts an empty BT-6 as given, `BR-03` is not raised for an issue date given but not \
          a date; in UBL an empty code is its code list's finding, as in the artefact (`BR-CL-04`, \
-         `-05`, `-14`, `-16`, `-17`, `-18`, `-22`).\n\n\
+         `-05`, `-14`, `-16`, `-17`, `-18`, `-22`). A document allowance's or charge's reason or \
+         VAT category, and a line allowance's or charge's reason, given empty stay in the \
+         canonical invoice as given, empty (their presence rules test existence).\n\n\
          | schema | types | element particles |\n|---|---|---|\n",
     );
     for (name, schema) in [
