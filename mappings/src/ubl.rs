@@ -283,13 +283,13 @@ impl Mapper {
             "PartyTaxScheme" => {
                 let company = self.pts_company.take();
                 let scheme = self.pts_scheme.take();
-                // The bindings select `PartyTaxScheme[TaxScheme/ID = 'VAT']`
-                // for the VAT identifier and `[TaxScheme/ID != 'VAT']` for
-                // the tax registration: without a scheme id, neither.
-                match scheme.as_deref() {
-                    None => {}
-                    s if is_vat_scheme(s) => set(&mut p.vat_id, company),
-                    _ => set(&mut p.tax_registration_id, company),
+                // The bindings select `PartyTaxScheme[TaxScheme/normalize-space(upper-case(ID)) = 'VAT']`
+                // for the VAT identifier and `[... != 'VAT']` for the tax
+                // registration: without a scheme id (''), the latter.
+                if is_vat_scheme(scheme.as_deref()) {
+                    set(&mut p.vat_id, company);
+                } else {
+                    set(&mut p.tax_registration_id, company);
                 }
             }
             "PartyLegalEntity/RegistrationName" => set(&mut p.name, text(t)),

@@ -445,11 +445,11 @@ impl Checker {
             }
             if path == "PayeeParty/PartyIdentification/ID" {
                 if let Some(p) = s.payee.as_mut() {
-                    // `upper-case(@schemeID) != 'SEPA'`: no schemeID, no count.
-                    if attrs
+                    // `upper-case(@schemeID) != 'SEPA'`: without a schemeID,
+                    // `upper-case(())` is '' and the id counts.
+                    if !attrs
                         .get("schemeID")
-                        .is_some_and(|v| !v.eq_ignore_ascii_case("SEPA"))
-                        || (attrs.has("schemeID") && attrs.get("schemeID").is_none())
+                        .is_some_and(|v| v.eq_ignore_ascii_case("SEPA"))
                     {
                         p.1 += 1;
                     }
@@ -692,9 +692,9 @@ impl Checker {
             ("AccountingSupplierParty/Party/PartyTaxScheme", Some(_)) if vat => {
                 s.seller_vat += p.company_ids
             }
-            ("AccountingSupplierParty/Party/PartyTaxScheme", Some(_)) => {
-                s.seller_other += p.company_ids
-            }
+            // `TaxScheme/upper-case(cbc:ID) != 'VAT'`: a scheme without an
+            // id ('') is another scheme than VAT.
+            ("AccountingSupplierParty/Party/PartyTaxScheme", _) => s.seller_other += p.company_ids,
             ("AccountingCustomerParty/Party/PartyTaxScheme", Some(_)) if vat => {
                 s.buyer_vat += p.company_ids
             }
