@@ -284,6 +284,8 @@ pub enum At {
 fn group_of(term: &str) -> Option<&'static str> {
     Some(match term {
         "BT-40" => "BG-5",
+        "BT-34" => "BG-34-COMM",
+        "BT-49" => "BG-49-COMM",
         "BT-55" => "BG-8",
         "BT-106" | "BT-107" | "BT-108" | "BT-109" | "BT-112" | "BT-113" | "BT-114" | "BT-115" => {
             "BG-22"
@@ -420,6 +422,10 @@ pub fn cii_term(path: &str) -> Option<&'static TermAt> {
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/Name" => h!("BT-27", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:Name"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress" => h!("BG-5", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/PostalTradeAddress/CountryID" => h!("BT-40", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:PostalTradeAddress/ram:CountryID"),
+        // The communication elements holding BT-34 / BT-49 (not EN 16931
+        // terms: the CII BR-62 / BR-63 test their scheme whenever they exist).
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/URIUniversalCommunication" => h!("BG-34-COMM", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:URIUniversalCommunication"),
+        "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/URIUniversalCommunication" => h!("BG-49-COMM", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:URIUniversalCommunication"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/SellerTradeParty/URIUniversalCommunication/URIID" => h!("BT-34", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:SellerTradeParty/ram:URIUniversalCommunication/ram:URIID"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/Name" => h!("BT-44", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:Name"),
         "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement/BuyerTradeParty/PostalTradeAddress" => h!("BG-8", "rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeAgreement/ram:BuyerTradeParty/ram:PostalTradeAddress"),

@@ -918,6 +918,24 @@ impl Mapper {
             }
             "AdditionalDocumentReference" => {
                 let adr = std::mem::take(&mut self.adr);
+                // BR-52 is stated on every AdditionalDocumentReference,
+                // whatever it carries: an invoiced object identifier (130)
+                // or a credit note's project reference (50) without its id
+                // is not in the model's attachments, so it is raised here.
+                let credit_note = inv.kind == DocumentKind::CreditNote;
+                if adr.id.is_none()
+                    && match adr.type_code.as_deref() {
+                        Some("130") => true,
+                        Some("50") => credit_note,
+                        _ => false,
+                    }
+                {
+                    self.v.issues.push(Violation::fatal(
+                        "BR-52",
+                        "BT-122",
+                        "A supporting document reference (AdditionalDocumentReference) has no identifier (cbc:ID).",
+                    ));
+                }
                 match adr.type_code.as_deref() {
                     Some("130") => set(&mut inv.invoiced_object_id, adr.id),
                     Some("50") if inv.kind == DocumentKind::CreditNote => {

@@ -199,6 +199,15 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
 
     // BR-CO-14: BT-110 = round(Σ BT-117), when there is a breakdown.
     if scope.vat_breakdown && !inv.vat_breakdown.is_empty() {
+        // The UBL binding states it on the TaxTotal holding the breakdown:
+        // without its TaxAmount (BT-110) the equation is false. (The CII
+        // one is stated on BT-110 itself.)
+        if t.vat_total.is_none() && inv.syntax == Some(crate::model::Syntax::Ubl) {
+            out.emit(
+                "BR-CO-14",
+                "The VAT breakdown is given but not the total VAT amount (BT-110) its tax amounts (BT-117) add up to.".into(),
+            );
+        }
         if let (Some(stated), Some(sum)) = (t.vat_total, agg.breakdown_tax.get()) {
             if round2(sum).is_some_and(|e| e != stated) {
                 out.emit(

@@ -352,6 +352,20 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             );
         }
     }
+    // The CII binding tests the scheme of `URIUniversalCommunication[1]/URIID`
+    // whenever the communication element is there: without its URIID too.
+    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+    for (party, term, rule, what) in [
+        (&inv.seller, "BG-34-COMM", "BR-62", "seller"),
+        (&inv.buyer, "BG-49-COMM", "BR-63", "buyer"),
+    ] {
+        if cii && party.electronic_address.is_none() && out.given(term).is_some() {
+            out.emit(
+                rule,
+                format!("The {what}'s electronic address element (URIUniversalCommunication) has no URIID, hence no scheme identifier."),
+            );
+        }
+    }
     if let Some(e) = &inv.seller.electronic_address {
         if !has_scheme(e) {
             out.emit(
