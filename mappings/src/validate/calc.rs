@@ -281,6 +281,11 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                         amt(without)
                     ),
                 ),
+                // The CII binding accepts BT-112 = BT-109 whatever BT-110
+                // says (`... or GrandTotalAmount = TaxBasisTotalAmount`).
+                Some(_)
+                    if with == without
+                        && matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) => {}
                 Some(vat) => {
                     if let Some(expected) = without.checked_add(vat).and_then(round2) {
                         if with != expected {

@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::model::{Invoice, Line};
+use crate::model::{Invoice, Line, Syntax};
 
 use super::{amt, LineRef, Out, Scope};
 
@@ -84,8 +84,12 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         "The total without VAT (BT-109)",
         out,
     );
+    // The CII binding states BR-DEC-13 and BR-DEC-15 on the value
+    // (`. = round(. * 100) div 100`): trailing zeros pass there.
+    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+    let by_value = |v: Option<Decimal>| if cii { v.map(|d| d.normalize()) } else { v };
     check(
-        t.vat_total,
+        by_value(t.vat_total),
         "BR-DEC-13",
         "The total VAT amount (BT-110)",
         out,
@@ -97,7 +101,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         out,
     );
     check(
-        t.vat_total_accounting,
+        by_value(t.vat_total_accounting),
         "BR-DEC-15",
         "The total VAT in accounting currency (BT-111)",
         out,

@@ -404,17 +404,30 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
     let parties = PartyIds::of(inv);
 
     // -01 .. -04, per category present anywhere.
+    let cii = matches!(
+        inv.syntax,
+        Some(crate::model::Syntax::Cii) | Some(crate::model::Syntax::FacturX)
+    );
     for (&code, bucket) in &agg.by_category {
         let Some(f) = family(code) else { continue };
         let items = bucket.lines + bucket.allowances + bucket.charges;
         let bad_count = match f.count {
             Count::AtLeastOne => (items > 0) != (bucket.breakdowns > 0),
+            // The CII binding wants the one breakdown to have items of its
+            // category (`count(breakdowns) = 1 and exists(items)`), and
+            // states O as "no O breakdown, or one with O items"; the UBL
+            // one counts the breakdown's own TaxCategory as an item.
+            Count::ExactlyOne if cii => {
+                let one_with_items = bucket.breakdowns == 1 && items > 0;
+                let none = bucket.breakdowns == 0 && (items == 0 || f.code == "O");
+                !(one_with_items || none)
+            }
             Count::ExactlyOne => bucket.breakdowns != 1,
         };
         if bad_count && scope.lines {
             let msg = if items > 0 && bucket.breakdowns == 0 {
                 format!("{} line(s), allowance(s) or charge(s) are {} ({}) but the VAT breakdown (BG-23) has no {} entry.", items, f.name, f.code, f.code)
-            } else if items == 0 && f.count == Count::AtLeastOne {
+            } else if items == 0 && (f.count == Count::AtLeastOne || bucket.breakdowns == 1) {
                 format!("The VAT breakdown (BG-23) has a {} ({}) entry but no line, allowance or charge is in that category.", f.name, f.code)
             } else {
                 format!("The VAT breakdown (BG-23) has {} entries for {} ({}); exactly one is required.", bucket.breakdowns, f.name, f.code)
