@@ -108,6 +108,8 @@ struct Mapper {
     at: (u32, u32),
     /// VAT breakdown elements so far.
     breakdown_count: u32,
+    /// Document level allowance-or-charge and logistics charge elements so far.
+    ac_count: (u32, u32),
 }
 
 #[derive(Clone, Copy)]
@@ -435,7 +437,10 @@ impl Mapper {
             ac.charge = Some("true".into());
             // No BR-37 tax-type condition is stated on logistics charges.
             ac.tax_scheme = Some("VAT".into());
-            if let Some((_, d)) = ac.into_document(&mut self.v) {
+            let read = ac.into_document(&mut self.v);
+            self.positions
+                .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+            if let Some((_, d)) = read {
                 self.inv.charges.push(d);
             }
             return;
@@ -572,7 +577,10 @@ impl Mapper {
                     v.date_cii("BT-74", t, attrs.get("format"))
             }
             "SpecifiedTradeAllowanceCharge" => {
-                if let Some((charge, d)) = std::mem::take(&mut self.ac).into_document(v) {
+                let read = std::mem::take(&mut self.ac).into_document(v);
+                self.positions
+                    .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+                if let Some((charge, d)) = read {
                     if charge {
                         inv.charges.push(d);
                     } else {
@@ -777,6 +785,18 @@ impl Handler for Mapper {
         if !self.zugferd1 {
             if crate::positions::cii_line(path) {
                 self.positions.line_opened(self.at);
+            } else if path == crate::positions::CII_ALLOWANCE_CHARGE {
+                self.ac_count.0 += 1;
+                self.positions.allowance_charge_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeAllowanceCharge[{}]", self.ac_count.0),
+                    self.at,
+                );
+            } else if path == "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedLogisticsServiceCharge" {
+                self.ac_count.1 += 1;
+                self.positions.allowance_charge_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedLogisticsServiceCharge[{}]", self.ac_count.1),
+                    self.at,
+                );
             } else if path == crate::positions::CII_BREAKDOWN {
                 self.breakdown_count += 1;
                 self.positions.breakdown_opened(

@@ -26,6 +26,9 @@ pub enum Scope {
     Line,
     /// A VAT breakdown (BG-23).
     Breakdown,
+    /// A document level allowance or charge (BG-20, BG-21), its terms
+    /// named by the allowance's ids (BT-92 .. BT-98).
+    AllowanceCharge,
 }
 
 /// A term's element, as a syntax's table names it.
@@ -67,6 +70,17 @@ macro_rules! b {
             term: $term,
             xpath: $xpath,
             scope: Scope::Breakdown,
+        })
+    };
+}
+
+/// A document level allowance or charge term's entry.
+macro_rules! a {
+    ($term:literal, $xpath:literal) => {
+        Some(&TermAt {
+            term: $term,
+            xpath: $xpath,
+            scope: Scope::AllowanceCharge,
         })
     };
 }
@@ -139,6 +153,12 @@ pub struct Positions {
     breakdowns: Groups,
     /// The breakdowns' XPaths (a handful per document).
     breakdown_xpaths: Vec<String>,
+    /// The document level allowances and charges, in document order; their
+    /// XPaths, and whether each became a charge (`Some(true)`), an
+    /// allowance, or neither (an unreadable ChargeIndicator).
+    allowance_charges: Groups,
+    ac_xpaths: Vec<String>,
+    ac_kinds: Vec<Option<bool>>,
     /// The last element noted is open and has no child yet (a leaf so far).
     open_leaf: Option<Scope>,
 }
@@ -164,6 +184,30 @@ impl Positions {
         self.breakdown_xpaths.push(xpath);
     }
 
+    /// A document level allowance or charge element opened at `at`.
+    pub fn allowance_charge_opened(&mut self, xpath: String, at: (u32, u32)) {
+        self.allowance_charges.opened(at);
+        self.ac_xpaths.push(xpath);
+    }
+
+    /// The last allowance or charge element closed: a charge, an
+    /// allowance, or neither (not in the invoice).
+    pub fn allowance_charge_closed(&mut self, charge: Option<bool>) {
+        if self.ac_kinds.len() < self.ac_xpaths.len() {
+            self.ac_kinds.push(charge);
+        }
+    }
+
+    /// The group index of the `i`-th allowance (`charge` false) or charge.
+    fn allowance_charge(&self, i: usize, charge: bool) -> Option<usize> {
+        self.ac_kinds
+            .iter()
+            .enumerate()
+            .filter(|(_, k)| **k == Some(charge))
+            .nth(i)
+            .map(|(g, _)| g)
+    }
+
     /// An element opened at `at`; `hit` is its term when the table lists it.
     pub fn opened(&mut self, hit: Option<&'static TermAt>, at: (u32, u32)) {
         self.open_leaf = None;
@@ -181,6 +225,7 @@ impl Positions {
             }
             Scope::Line => self.lines.push(mark),
             Scope::Breakdown => self.breakdowns.push(mark),
+            Scope::AllowanceCharge => self.allowance_charges.push(mark),
         };
         if kept {
             self.open_leaf = Some(t.scope);
@@ -197,6 +242,7 @@ impl Positions {
             Scope::Header => self.header.last_mut(),
             Scope::Line => self.lines.marks.last_mut(),
             Scope::Breakdown => self.breakdowns.marks.last_mut(),
+            Scope::AllowanceCharge => self.allowance_charges.marks.last_mut(),
         };
         if let Some(m) = last {
             m.blank = text.trim().is_empty();
@@ -208,6 +254,10 @@ impl Positions {
             At::Header => self.header.iter().find(|m| m.at.term == term),
             At::Line(i) => self.lines.mark(i, term),
             At::Breakdown(i) => self.breakdowns.mark(i, term),
+            At::Allowance(i) | At::Charge(i) => {
+                let g = self.allowance_charge(i, matches!(at, At::Charge(_)))?;
+                self.allowance_charges.mark(g, allowance_term(term))
+            }
         }
     }
 
@@ -232,10 +282,17 @@ impl Positions {
             At::Header => None,
             At::Line(i) => self.lines.groups.get(i).map(|g| (g, i)),
             At::Breakdown(i) => self.breakdowns.groups.get(i).map(|g| (g, i)),
+            At::Allowance(i) | At::Charge(i) => self
+                .allowance_charge(i, matches!(at, At::Charge(_)))
+                .and_then(|g| self.allowance_charges.groups.get(g).map(|m| (m, g))),
         };
         match (at, group) {
             (At::Breakdown(_), Some((g, i))) => {
                 location.push_str(&self.breakdown_xpaths[i]);
+                place = (g.line, g.column);
+            }
+            (At::Allowance(_) | At::Charge(_), Some((g, i))) => {
+                location.push_str(&self.ac_xpaths[i]);
                 place = (g.line, g.column);
             }
             (At::Line(_), Some((g, i))) => {
@@ -247,9 +304,11 @@ impl Positions {
             _ => location.push_str(self.root),
         }
         let at = if group.is_some() { at } else { At::Header };
-        // The artefacts state the breakdown's rules on the breakdown (or
-        // its TaxCategory), its code lists on the code's element.
-        if matches!(at, At::Breakdown(_)) && !v.rule.starts_with("BR-CL-") {
+        // The artefacts state a breakdown's or an allowance's rules on its
+        // element (or its TaxCategory), its code lists on the code's element.
+        if matches!(at, At::Breakdown(_) | At::Allowance(_) | At::Charge(_))
+            && !v.rule.starts_with("BR-CL-")
+        {
             v.location = Some(location);
             v.line = (place.0 > 0).then_some(place.0);
             v.column = (place.1 > 0).then_some(place.1);
@@ -277,6 +336,25 @@ pub enum At {
     Line(usize),
     /// VAT breakdown `i` (0-based).
     Breakdown(usize),
+    /// Document level allowance `i` (0-based, among the allowances).
+    Allowance(usize),
+    /// Document level charge `i` (0-based, among the charges).
+    Charge(usize),
+}
+
+/// A charge's term under the allowance's id that the table marks it with
+/// (BT-99 .. BT-105 are BT-92 .. BT-98 of a charge).
+fn allowance_term(term: &str) -> &str {
+    match term {
+        "BT-99" => "BT-92",
+        "BT-100" => "BT-93",
+        "BT-101" => "BT-94",
+        "BT-102" => "BT-95",
+        "BT-103" => "BT-96",
+        "BT-104" => "BT-97",
+        "BT-105" => "BT-98",
+        t => t,
+    }
 }
 
 /// The group whose element holds `term`'s, for a finding on a term that
@@ -319,6 +397,18 @@ pub fn ubl_term(path: &str) -> Option<&'static TermAt> {
             "Price/AllowanceCharge/BaseAmount" => {
                 l!("BT-148", "cac:Price/cac:AllowanceCharge/cbc:BaseAmount")
             }
+            _ => None,
+        };
+    }
+    if let Some(rest) = path.strip_prefix("AllowanceCharge/") {
+        return match rest {
+            "Amount" => a!("BT-92", "cbc:Amount"),
+            "BaseAmount" => a!("BT-93", "cbc:BaseAmount"),
+            "MultiplierFactorNumeric" => a!("BT-94", "cbc:MultiplierFactorNumeric"),
+            "TaxCategory/ID" => a!("BT-95", "cac:TaxCategory/cbc:ID"),
+            "TaxCategory/Percent" => a!("BT-96", "cac:TaxCategory/cbc:Percent"),
+            "AllowanceChargeReason" => a!("BT-97", "cbc:AllowanceChargeReason"),
+            "AllowanceChargeReasonCode" => a!("BT-98", "cbc:AllowanceChargeReasonCode"),
             _ => None,
         };
     }
@@ -399,6 +489,23 @@ pub fn cii_term(path: &str) -> Option<&'static TermAt> {
         };
     }
     if let Some(rest) = path
+        .strip_prefix(CII_ALLOWANCE_CHARGE)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return match rest {
+            "ActualAmount" => a!("BT-92", "ram:ActualAmount"),
+            "BasisAmount" => a!("BT-93", "ram:BasisAmount"),
+            "CalculationPercent" => a!("BT-94", "ram:CalculationPercent"),
+            "CategoryTradeTax/CategoryCode" => a!("BT-95", "ram:CategoryTradeTax/ram:CategoryCode"),
+            "CategoryTradeTax/RateApplicablePercent" => {
+                a!("BT-96", "ram:CategoryTradeTax/ram:RateApplicablePercent")
+            }
+            "Reason" => a!("BT-97", "ram:Reason"),
+            "ReasonCode" => a!("BT-98", "ram:ReasonCode"),
+            _ => None,
+        };
+    }
+    if let Some(rest) = path
         .strip_prefix(CII_BREAKDOWN)
         .and_then(|r| r.strip_prefix('/'))
     {
@@ -450,6 +557,10 @@ pub fn cii_term(path: &str) -> Option<&'static TermAt> {
         _ => None,
     }
 }
+
+/// The CII document level allowance or charge element (BG-20, BG-21).
+pub const CII_ALLOWANCE_CHARGE: &str =
+    "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedTradeAllowanceCharge";
 
 /// The CII VAT breakdown element (BG-23).
 pub const CII_BREAKDOWN: &str =

@@ -232,6 +232,8 @@ struct Mapper {
     at: (u32, u32),
     /// TaxTotal elements so far, and TaxSubtotals in the last one.
     tax_total_count: (u32, u32),
+    /// Document level AllowanceCharge elements so far.
+    ac_count: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -320,7 +322,10 @@ impl Mapper {
     }
 
     fn doc_allowance_charge(&mut self) {
-        if let Some((charge, d)) = std::mem::take(&mut self.ac).into_document(&mut self.v) {
+        let read = std::mem::take(&mut self.ac).into_document(&mut self.v);
+        self.positions
+            .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+        if let Some((charge, d)) = read {
             if charge {
                 self.inv.charges.push(d);
             } else {
@@ -520,6 +525,18 @@ impl Handler for Mapper {
         match path {
             "InvoiceLine" | "CreditNoteLine" => self.positions.line_opened(self.at),
             "TaxTotal" => self.tax_total_count = (self.tax_total_count.0 + 1, 0),
+            "AllowanceCharge" => {
+                self.ac_count += 1;
+                let root = if self.inv.kind == DocumentKind::CreditNote {
+                    "CreditNote"
+                } else {
+                    "Invoice"
+                };
+                self.positions.allowance_charge_opened(
+                    format!("/{root}/cac:AllowanceCharge[{}]", self.ac_count),
+                    self.at,
+                );
+            }
             "TaxTotal/TaxSubtotal" => {
                 self.tax_total_count.1 += 1;
                 let (t, s) = self.tax_total_count;

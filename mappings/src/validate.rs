@@ -211,8 +211,9 @@ pub(crate) struct Out<'a> {
     pub positions: Option<&'a Positions>,
     /// The line whose rules are being checked (0-based).
     pub line: Option<usize>,
-    /// The VAT breakdown (BG-23) whose rules are being checked (0-based).
-    pub group: Option<usize>,
+    /// The VAT breakdown or document allowance / charge whose rules are
+    /// being checked.
+    pub group: Option<At>,
 }
 
 fn catalog_index() -> &'static HashMap<&'static str, &'static RuleInfo> {
@@ -224,7 +225,7 @@ impl Out<'_> {
     /// The group whose rules are being checked.
     fn at(&self) -> At {
         match (self.group, self.line) {
-            (Some(g), _) => At::Breakdown(g),
+            (Some(g), _) => g,
             (None, Some(l)) => At::Line(l),
             (None, None) => At::Header,
         }

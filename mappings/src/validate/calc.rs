@@ -5,6 +5,7 @@
 //! the decimal values after the schematron's own rounding
 //! (`round(x * 100) div 100`), which is [`round2`].
 
+use crate::positions::At;
 use rust_decimal::Decimal;
 
 use crate::model::{Invoice, Severity, Syntax};
@@ -356,7 +357,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            out.group = Some(i);
+            out.group = Some(At::Breakdown(i));
             // Without BT-117 the official equality is false: BR-CO-17
             // fires besides BR-46.
             let Some(tax) = b.tax_amount else {

@@ -12,6 +12,7 @@
 //! reject valid invoices).
 
 use crate::model::{DocumentKind, Invoice, Line, Syntax};
+use crate::positions::At;
 
 use super::code_lists::{
     ALLOWANCE_REASONS, CHARGE_REASONS, CLASSIFICATION_SCHEMES, COUNTRIES, CREDIT_NOTE_TYPE_CODES,
@@ -341,7 +342,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            out.group = Some(i);
+            out.group = Some(At::Breakdown(i));
             // An empty code element: the UBL code-list rules refuse the
             // empty value (the Factur-X CII rules do not check it).
             let ubl_empty =
@@ -381,6 +382,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             ),
         ] {
             for (i, ac) in list.iter().enumerate() {
+                out.group = Some(if what == "charge" {
+                    At::Charge(i)
+                } else {
+                    At::Allowance(i)
+                });
                 if let Some(c) = ac.vat_category.as_deref() {
                     if !known(VAT_CATEGORIES, c) {
                         out.emit_on("BR-CL-17", Some(cat_bt), format!("Document level {what} {} has the VAT category code '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
@@ -392,6 +398,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     }
                 }
             }
+            out.group = None;
         }
     }
     for (i, a) in inv.attachments.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! conditions on one group at a time. Nothing here sums anything.
 
 use crate::model::{Address, Identifier, Invoice, Line, LineAllowanceCharge, Syntax};
+use crate::positions::At;
 
 use super::{amt, filled, LineRef, Out, Scope};
 
@@ -179,6 +180,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if scope.vat_breakdown {
         for (i, a) in inv.allowances.iter().enumerate() {
+            out.group = Some(At::Allowance(i));
             let n = i + 1;
             if a.amount.is_none() {
                 out.emit(
@@ -199,7 +201,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-CO-21", format!("Document level allowance {n} has neither a reason (BT-97) nor a reason code (BT-98)."));
             }
         }
+        out.group = None;
         for (i, c) in inv.charges.iter().enumerate() {
+            out.group = Some(At::Charge(i));
             let n = i + 1;
             if c.amount.is_none() {
                 out.emit(
@@ -218,8 +222,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-CO-22", format!("Document level charge {n} has neither a reason (BT-104) nor a reason code (BT-105)."));
             }
         }
+        out.group = None;
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            out.group = Some(i);
+            out.group = Some(At::Breakdown(i));
             let n = i + 1;
             let cat = b.category.as_deref().unwrap_or("?");
             if b.taxable_amount.is_none() {

@@ -5,6 +5,7 @@
 //! written scale in the `Decimal`, so `scale()` is that count (`10.500`
 //! has scale 3 and fails, as it does in the schematron).
 
+use crate::positions::At;
 use rust_decimal::Decimal;
 
 use crate::model::{Invoice, Line, Syntax};
@@ -30,6 +31,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     let t = &inv.totals;
     if scope.vat_breakdown {
         for (i, a) in inv.allowances.iter().enumerate() {
+            out.group = Some(At::Allowance(i));
             let n = i + 1;
             check(
                 a.amount,
@@ -44,7 +46,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
         for (i, c) in inv.charges.iter().enumerate() {
+            out.group = Some(At::Charge(i));
             let n = i + 1;
             check(
                 c.amount,
@@ -59,6 +63,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
     }
     check(
         t.line_net_total,
@@ -111,7 +116,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(t.amount_due, "BR-DEC-18", "The amount due (BT-115)", out);
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
-            out.group = Some(i);
+            out.group = Some(At::Breakdown(i));
             let n = i + 1;
             check(
                 b.taxable_amount,

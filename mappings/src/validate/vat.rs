@@ -5,6 +5,7 @@
 //! VAT rules need, keyed by VAT category (and rate), a map of a handful of
 //! entries whatever the number of lines.
 
+use crate::positions::At;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
@@ -460,6 +461,11 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
         (&inv.charges, 6, "charge", "BT-103"),
     ] {
         for (i, ac) in list.iter().enumerate() {
+            out.group = Some(if what == "charge" {
+                At::Charge(i)
+            } else {
+                At::Allowance(i)
+            });
             let Some(f) = cat(&ac.vat_category).and_then(family) else {
                 continue;
             };
@@ -472,13 +478,14 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
                 out.emit(f.ids[idx], msg);
             }
         }
+        out.group = None;
     }
 
     // -08 .. -10 per breakdown, BR-IC-11/12, BR-O-11.
     let mut has_k = false;
     let mut has_o = false;
     for (i, b) in inv.vat_breakdown.iter().enumerate() {
-        out.group = Some(i);
+        out.group = Some(At::Breakdown(i));
         let n = i + 1;
         let Some(code) = cat(&b.category) else {
             continue;

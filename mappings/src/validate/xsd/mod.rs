@@ -739,10 +739,11 @@ pub(crate) fn markdown() -> String {
          addresses and legal ids, the document totals and BT-110, the invoicing period, the \
          first payment means code and account; per line its id, quantity, net amount, price, gross \
          price, base quantity, item name, VAT category and rate, period; per VAT breakdown its \
-         amounts, category, rate and exemption reason and code (a breakdown's rules are placed \
-         on the breakdown, where the artefacts state them, its code-list rules on the code). \
-         Still placed on the \
-         root only: findings about document allowances and charges (BG-20, BG-21), payment \
+         amounts, category, rate and exemption reason and code; per document allowance and \
+         charge its amounts, percentage, VAT category and rate, reason and reason code (a \
+         breakdown's or an allowance's rules are placed on its element, where the artefacts \
+         state them, its code-list rules on the code). Still placed on the root only: findings \
+         about payment \
          instructions (BG-16 .. BG-19), the tax representative (BG-11), the payee (BG-10), \
          delivery (BG-13), preceding invoices, supporting documents, notes, and the BR-FR \
          findings on terms not listed. EDIFACT findings have no place. The same table tells the \
