@@ -467,7 +467,13 @@ impl Mapper {
             .as_deref()
             .map(Profile::from_specification_id);
         let mut structure = self.xsd.take().map(|x| x.finish()).unwrap_or_default();
-        structure.extend(self.binding.take().map(|b| b.finish()).unwrap_or_default());
+        let mut document_wide = self.binding.take().map(|b| b.finish()).unwrap_or_default();
+        // The document-wide binding findings are about the root (their
+        // schematron context).
+        for v in &mut document_wide {
+            self.positions.stamp(v, crate::positions::At::Header);
+        }
+        structure.extend(document_wide);
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
