@@ -97,6 +97,11 @@ pub fn validate_placed(invoice: &Invoice, positions: Option<&Positions>) -> Vec<
             dec::line(line, at, &mut out);
             vat::line(line, at, &mut out);
             agg.add_line(line);
+            // A category element given empty is a category other than O
+            // for BR-O-12 (`normalize-space(ID) != 'O'`).
+            if line.vat_category.is_none() && out.given("BT-151") == Some(true) {
+                agg.lines_not_o += 1;
+            }
         }
         out.line = None;
     }
