@@ -314,9 +314,9 @@ impl Positions {
             v.column = (place.1 > 0).then_some(place.1);
             return;
         }
-        let mark = self
-            .mark(&v.term, at)
-            .or_else(|| group_of(&v.term).and_then(|g| self.mark(g, at)));
+        let mark = self.mark(&v.term, at).or_else(|| {
+            group_of(&v.term, self.root.starts_with("/rsm:")).and_then(|g| self.mark(g, at))
+        });
         if let Some(m) = mark {
             location.push('/');
             location.push_str(m.at.xpath);
@@ -359,12 +359,14 @@ fn allowance_term(term: &str) -> &str {
 
 /// The group whose element holds `term`'s, for a finding on a term that
 /// is missing.
-fn group_of(term: &str) -> Option<&'static str> {
+fn group_of(term: &str, cii: bool) -> Option<&'static str> {
     Some(match term {
         "BT-40" => "BG-5",
         "BT-34" => "BG-34-COMM",
         "BT-49" => "BG-49-COMM",
         "BT-55" => "BG-8",
+        // BT-111 is in CII's monetary summation (UBL has it in a TaxTotal).
+        "BT-111" if cii => "BG-22",
         "BT-106" | "BT-107" | "BT-108" | "BT-109" | "BT-112" | "BT-113" | "BT-114" | "BT-115" => {
             "BG-22"
         }

@@ -22,10 +22,10 @@ use quai_test_support::oracle::{judge, Layer};
 /// Mutants drawn, in all.
 const MUTANTS: usize = 1200;
 /// Mutants whose fatal set equals the official one, per mille (the ratchet).
-const MIN_EQUAL_PERMILLE: usize = 950;
+const MIN_EQUAL_PERMILLE: usize = 951;
 /// Fatal `BR-*` findings both raise that quai places in the artefact's
 /// node, or in the line / VAT breakdown holding it, per mille (the ratchet).
-const MIN_PLACED_PERMILLE: usize = 951;
+const MIN_PLACED_PERMILLE: usize = 953;
 /// Mutants that stop the official artefacts but that quai accepts (the ratchet).
 const MAX_STOPPED_ACCEPTED: usize = 0;
 

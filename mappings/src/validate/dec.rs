@@ -105,6 +105,19 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         "The total with VAT (BT-112)",
         out,
     );
+    // The CII BR-DEC-15 selects `TaxTotalAmount[@currencyID = TaxCurrencyCode
+    // ...] or not(TaxCurrencyCode)`: with BT-6 given (even empty) and no tax
+    // total in it, none is selected and the rule fails.
+    let bt6_given = inv.vat_currency.is_some() || out.given("BT-6").is_some();
+    let bt6_is_bt5 =
+        inv.vat_currency.as_deref().map(str::trim) == inv.currency.as_deref().map(str::trim);
+    if cii && bt6_given && !bt6_is_bt5 && t.vat_total.is_some() && t.vat_total_accounting.is_none()
+    {
+        out.emit(
+            "BR-DEC-15",
+            "A VAT accounting currency (BT-6) is given but no total VAT amount in it (BT-111), so its decimals cannot be checked.".into(),
+        );
+    }
     check(
         by_value(t.vat_total_accounting),
         "BR-DEC-15",
