@@ -138,7 +138,9 @@ fn main() {
                 // EN 16931 and the French CTC layer (BR-FR), as a French
                 // platform runs them.
                 let (violations, v) = timed(|| {
-                    let mut all = validate::validate(&outcome.invoice);
+                    // Placed as a flow places them (XPath, line, column).
+                    let mut all =
+                        validate::validate_placed(&outcome.invoice, Some(&outcome.positions));
                     all.extend(validate::validate_layers(&outcome.invoice, &fr));
                     all
                 });

@@ -85,6 +85,8 @@ struct Mapper {
     ac: AcBuf,
     refdoc: RefDoc,
     line_ref: (Option<String>, Option<String>),
+    /// The line tax being read: its type code and its category code.
+    line_tax: (Option<String>, Option<String>),
     sub: VatBreakdown,
     ct: CreditTransfer,
     attr_name: Option<String>,
@@ -100,6 +102,14 @@ struct Mapper {
     binding: crate::validate::cii_binding::Checker,
     /// The profile's CII D16B XSD content models (not for ZUGFeRD 1.0).
     xsd: Option<crate::validate::xsd::Checker>,
+    /// Where the listed terms are, for the rules' findings.
+    positions: crate::positions::Positions,
+    /// Where the element about to open starts.
+    at: (u32, u32),
+    /// VAT breakdown elements so far.
+    breakdown_count: u32,
+    /// Document level allowance-or-charge and logistics charge elements so far.
+    ac_count: (u32, u32),
 }
 
 #[derive(Clone, Copy)]
@@ -250,7 +260,27 @@ impl Mapper {
                 l.quantity = v.decimal("BT-129", t);
                 l.unit_code = crate::ubl::present(attrs, "unitCode");
             }
-            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut l.vat_category, text(t)),
+            // BT-151 is the category of the line's `VAT` tax only
+            // (`ApplicableTradeTax[upper-case(TypeCode) = 'VAT']`): kept
+            // until the tax's end tag says which tax it is.
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/TypeCode" => set(&mut self.line_tax.0, Some(t.to_string())),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax/CategoryCode" => set(&mut self.line_tax.1, text(t)),
+            "SpecifiedLineTradeSettlement/ApplicableTradeTax" => {
+                let (scheme, category) = std::mem::take(&mut self.line_tax);
+                // The `-08` sums count the line's category whatever its tax
+                // type: the model keeps it, and BR-CO-04 is raised here.
+                if category.is_some() && !crate::ubl::is_vat_scheme(scheme.as_deref()) {
+                    v.issues.push(Violation::fatal(
+                        "BR-CO-04",
+                        "BT-151",
+                        format!(
+                            "The line's VAT category code (BT-151) is not that of a VAT tax (ApplicableTradeTax/TypeCode {:?}).",
+                            scheme.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+                set(&mut l.vat_category, category);
+            }
             "SpecifiedLineTradeSettlement/ApplicableTradeTax/RateApplicablePercent" => {
                 l.vat_rate = v.decimal("BT-152", t)
             }
@@ -405,7 +435,12 @@ impl Mapper {
         if rest == "SpecifiedLogisticsServiceCharge" {
             let mut ac = std::mem::take(&mut self.ac);
             ac.charge = Some("true".into());
-            if let Some((_, d)) = ac.into_document(&mut self.v) {
+            // No BR-37 tax-type condition is stated on logistics charges.
+            ac.tax_scheme = Some("VAT".into());
+            let read = ac.into_document(&mut self.v);
+            self.positions
+                .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+            if let Some((_, d)) = read {
                 self.inv.charges.push(d);
             }
             return;
@@ -542,7 +577,10 @@ impl Mapper {
                     v.date_cii("BT-74", t, attrs.get("format"))
             }
             "SpecifiedTradeAllowanceCharge" => {
-                if let Some((charge, d)) = std::mem::take(&mut self.ac).into_document(v) {
+                let read = std::mem::take(&mut self.ac).into_document(v);
+                self.positions
+                    .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+                if let Some((charge, d)) = read {
                     if charge {
                         inv.charges.push(d);
                     } else {
@@ -657,6 +695,7 @@ impl Mapper {
             invoice: self.inv,
             issues: self.v.issues,
             structure,
+            positions: self.positions,
         }
     }
 }
@@ -680,6 +719,7 @@ fn ac_field(ac: &mut AcBuf, rest: &str, t: &str) {
         "Reason" => &mut ac.reason,
         "CategoryTradeTax/CategoryCode" => &mut ac.category,
         "CategoryTradeTax/RateApplicablePercent" => &mut ac.rate,
+        "CategoryTradeTax/TypeCode" => &mut ac.tax_scheme,
         _ => return,
     };
     set(slot, Some(t.to_string()));
@@ -714,6 +754,11 @@ impl Handler for Mapper {
                     &crate::validate::xsd::CII_EXTENDED,
                     local,
                 ));
+                self.positions = crate::positions::Positions::new(
+                    "/rsm:CrossIndustryInvoice",
+                    "/rsm:SupplyChainTradeTransaction/ram:IncludedSupplyChainTradeLineItem",
+                    self.at,
+                );
                 Ok(())
             }
             (NS_ZUGFERD1, "CrossIndustryDocument") => {
@@ -727,6 +772,7 @@ impl Handler for Mapper {
     }
 
     fn at(&mut self, line: u32, column: u32) {
+        self.at = (line, column);
         if let Some(x) = self.xsd.as_mut() {
             x.at(line, column);
         }
@@ -737,6 +783,29 @@ impl Handler for Mapper {
             x.start(path, attrs);
         }
         if !self.zugferd1 {
+            if crate::positions::cii_line(path) {
+                self.positions.line_opened(self.at);
+            } else if path == crate::positions::CII_ALLOWANCE_CHARGE {
+                self.ac_count.0 += 1;
+                self.positions.allowance_charge_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedTradeAllowanceCharge[{}]", self.ac_count.0),
+                    self.at,
+                );
+            } else if path == "SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/SpecifiedLogisticsServiceCharge" {
+                self.ac_count.1 += 1;
+                self.positions.allowance_charge_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:SpecifiedLogisticsServiceCharge[{}]", self.ac_count.1),
+                    self.at,
+                );
+            } else if path == crate::positions::CII_BREAKDOWN {
+                self.breakdown_count += 1;
+                self.positions.breakdown_opened(
+                    format!("/rsm:CrossIndustryInvoice/rsm:SupplyChainTradeTransaction/ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax[{}]", self.breakdown_count),
+                    self.at,
+                );
+            }
+            self.positions
+                .opened(crate::positions::cii_term(path), self.at);
             let before = self.fx.findings.len();
             self.fx.start(path, attrs);
             if self.fx.findings.len() > before {
@@ -754,6 +823,7 @@ impl Handler for Mapper {
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        self.positions.closed(t);
         if path == crate::validate::fx::GUIDELINE || path == "ExchangedDocumentContext" {
             if let Some(x) = self.xsd.as_mut() {
                 let profile = if path == "ExchangedDocumentContext" {

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::detect::Format;
 use crate::model::{Invoice, ReadOutcome, Syntax, Violation};
+use crate::positions::Positions;
 use crate::{cii, edifact, facturx, ubl, unpack, validate, ReadError};
 
 /// Limits applied while reading one flow.
@@ -67,6 +68,9 @@ pub struct Document {
     /// True once the EN 16931 rules ran on it (always, from [`process`];
     /// documents from [`process_unvalidated`] wait for [`Document::validate`]).
     pub validated: bool,
+    /// Where the reader found the terms, for the rules' findings; dropped
+    /// once the document is validated.
+    pub positions: Positions,
 }
 
 impl Document {
@@ -83,13 +87,18 @@ impl Document {
             return;
         }
         self.validated = true;
+        let positions = std::mem::take(&mut self.positions);
         if let DocumentResult::Mapped {
             invoice,
             violations,
         } = &mut self.result
         {
-            violations.extend(validate::validate(invoice));
+            violations.extend(validate::validate_placed(invoice, Some(&positions)));
+            let start = violations.len();
             violations.extend(validate::validate_layers(invoice, layers));
+            for v in &mut violations[start..] {
+                positions.stamp(v, crate::positions::At::Header);
+            }
         }
     }
 
@@ -214,6 +223,7 @@ fn walk_flow(
                     message: reject.message,
                 },
                 validated: true,
+                positions: Positions::default(),
             })?;
         }
         Ok(())
@@ -321,6 +331,7 @@ fn mapped(syntax: Syntax, entry: &str, outcome: ReadOutcome) -> Document {
     let mut violations = outcome.issues;
     violations.extend(outcome.structure);
     Document {
+        positions: outcome.positions,
         index: 0,
         entry: entry.to_string(),
         syntax: Some(syntax),
@@ -407,6 +418,7 @@ fn read_interchange(
                     message: e.to_string(),
                 },
                 validated: true,
+                positions: Positions::default(),
             },
         };
         emit(doc)?;

@@ -19,6 +19,7 @@ pub mod embedded;
 pub mod facturx;
 pub mod flow;
 pub mod model;
+pub mod positions;
 pub mod ubl;
 pub mod unpack;
 pub mod validate;

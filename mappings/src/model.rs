@@ -687,4 +687,7 @@ pub struct ReadOutcome {
     /// found while reading (for CII: the Factur-X profile schematron's
     /// occurrence, code-value and not-used rules), with their official ids.
     pub structure: Vec<Violation>,
+    /// Where the listed terms are in the document, for the rules' findings
+    /// (kept until the document is validated).
+    pub positions: crate::positions::Positions,
 }

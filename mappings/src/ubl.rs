@@ -78,6 +78,15 @@ pub(crate) struct AcBuf {
     pub base: Option<String>,
     pub category: Option<String>,
     pub rate: Option<String>,
+    /// The tax scheme of the category (UBL `TaxCategory/TaxScheme/ID`, CII
+    /// `CategoryTradeTax/TypeCode`): the bindings take BT-95 / BT-102 only
+    /// from a `VAT` one.
+    pub tax_scheme: Option<String>,
+}
+
+/// The bindings' `upper-case(normalize-space(scheme)) = 'VAT'`.
+pub(crate) fn is_vat_scheme(scheme: Option<&str>) -> bool {
+    scheme.is_some_and(|s| s.trim().eq_ignore_ascii_case("VAT"))
 }
 
 impl AcBuf {
@@ -100,15 +109,38 @@ impl AcBuf {
     pub fn into_document(self, v: &mut Values) -> Option<(bool, DocumentAllowanceCharge)> {
         let charge = self.indicator(v, "BG-20", "document allowance or charge")?;
         let t = |a: &'static str, c: &'static str| if charge { c } else { a };
+        // The bindings take BT-95 / BT-102 from a category of the VAT
+        // scheme only, but count the category in the `-08` sums whatever
+        // its scheme: the model keeps the code, and the presence rule is
+        // raised here.
+        if self.category.is_some() && !is_vat_scheme(self.tax_scheme.as_deref()) {
+            let (rule, term) = if charge {
+                ("BR-37", "BT-102")
+            } else {
+                ("BR-32", "BT-95")
+            };
+            v.issues.push(Violation::fatal(
+                rule,
+                term,
+                format!(
+                    "The document level {}'s VAT category code ({term}) is not that of the tax scheme VAT (its scheme is {:?}).",
+                    if charge { "charge" } else { "allowance" },
+                    self.tax_scheme.as_deref().unwrap_or("")
+                ),
+            ));
+        }
         let d = DocumentAllowanceCharge {
             amount: self.amount.and_then(|s| v.decimal(t("BT-92", "BT-99"), &s)),
             base_amount: self.base.and_then(|s| v.decimal(t("BT-93", "BT-100"), &s)),
             percentage: self
                 .percent
                 .and_then(|s| v.decimal(t("BT-94", "BT-101"), &s)),
-            vat_category: self.category.and_then(|s| text(&s)),
+            // An element given empty stays given (empty): the official
+            // presence rules (BR-32, BR-33, ...) test that it exists, the
+            // code lists refuse the empty code.
+            vat_category: self.category.map(|s| s.trim().to_string()),
             vat_rate: self.rate.and_then(|s| v.decimal(t("BT-96", "BT-103"), &s)),
-            reason: self.reason.and_then(|s| text(&s)),
+            reason: self.reason.map(|s| s.trim().to_string()),
             reason_code: self.reason_code.and_then(|s| text(&s)),
         };
         Some((charge, d))
@@ -126,7 +158,8 @@ impl AcBuf {
             percentage: self
                 .percent
                 .and_then(|s| v.decimal(t("BT-138", "BT-143"), &s)),
-            reason: self.reason.and_then(|s| text(&s)),
+            // Given empty stays given (BR-42 / BR-44 test its existence).
+            reason: self.reason.map(|s| s.trim().to_string()),
             reason_code: self.reason_code.and_then(|s| text(&s)),
         };
         Some((charge, d))
@@ -193,6 +226,14 @@ struct Mapper {
     binding: Option<crate::validate::ubl_binding::Checker>,
     /// The UBL 2.1 XSD's content models, checked as elements pass.
     xsd: Option<crate::validate::xsd::Checker>,
+    /// Where the listed terms are, for the rules' findings.
+    positions: crate::positions::Positions,
+    /// Where the element about to open starts.
+    at: (u32, u32),
+    /// TaxTotal elements so far, and TaxSubtotals in the last one.
+    tax_total_count: (u32, u32),
+    /// Document level AllowanceCharge elements so far.
+    ac_count: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -244,10 +285,10 @@ impl Mapper {
             "PartyTaxScheme" => {
                 let company = self.pts_company.take();
                 let scheme = self.pts_scheme.take();
-                if scheme
-                    .as_deref()
-                    .is_none_or(|s| s.eq_ignore_ascii_case("VAT"))
-                {
+                // The bindings select `PartyTaxScheme[TaxScheme/normalize-space(upper-case(ID)) = 'VAT']`
+                // for the VAT identifier and `[... != 'VAT']` for the tax
+                // registration: without a scheme id (''), the latter.
+                if is_vat_scheme(scheme.as_deref()) {
                     set(&mut p.vat_id, company);
                 } else {
                     set(&mut p.tax_registration_id, company);
@@ -281,7 +322,10 @@ impl Mapper {
     }
 
     fn doc_allowance_charge(&mut self) {
-        if let Some((charge, d)) = std::mem::take(&mut self.ac).into_document(&mut self.v) {
+        let read = std::mem::take(&mut self.ac).into_document(&mut self.v);
+        self.positions
+            .allowance_charge_closed(read.as_ref().map(|(c, _)| *c));
+        if let Some((charge, d)) = read {
             if charge {
                 self.inv.charges.push(d);
             } else {
@@ -311,6 +355,7 @@ impl Mapper {
             "BaseAmount" => &mut ac.base,
             "TaxCategory/ID" => &mut ac.category,
             "TaxCategory/Percent" => &mut ac.rate,
+            "TaxCategory/TaxScheme/ID" => &mut ac.tax_scheme,
             _ => return,
         };
         set(slot, Some(t.to_string()));
@@ -422,11 +467,18 @@ impl Mapper {
             .as_deref()
             .map(Profile::from_specification_id);
         let mut structure = self.xsd.take().map(|x| x.finish()).unwrap_or_default();
-        structure.extend(self.binding.take().map(|b| b.finish()).unwrap_or_default());
+        let mut document_wide = self.binding.take().map(|b| b.finish()).unwrap_or_default();
+        // The document-wide binding findings are about the root (their
+        // schematron context).
+        for v in &mut document_wide {
+            self.positions.stamp(v, crate::positions::At::Header);
+        }
+        structure.extend(document_wide);
         ReadOutcome {
             invoice: self.inv,
             issues: self.v.issues,
             structure,
+            positions: self.positions,
         }
     }
 }
@@ -456,10 +508,17 @@ impl Handler for Mapper {
             &crate::validate::xsd::UBL,
             local,
         ));
+        self.positions = match self.inv.kind {
+            DocumentKind::CreditNote => {
+                crate::positions::Positions::new("/CreditNote", "/cac:CreditNoteLine", self.at)
+            }
+            _ => crate::positions::Positions::new("/Invoice", "/cac:InvoiceLine", self.at),
+        };
         Ok(())
     }
 
     fn at(&mut self, line: u32, column: u32) {
+        self.at = (line, column);
         if let Some(x) = self.xsd.as_mut() {
             x.at(line, column);
         }
@@ -469,6 +528,38 @@ impl Handler for Mapper {
         if let Some(x) = self.xsd.as_mut() {
             x.start(path, attrs);
         }
+        match path {
+            "InvoiceLine" | "CreditNoteLine" => self.positions.line_opened(self.at),
+            "TaxTotal" => self.tax_total_count = (self.tax_total_count.0 + 1, 0),
+            "AllowanceCharge" => {
+                self.ac_count += 1;
+                let root = if self.inv.kind == DocumentKind::CreditNote {
+                    "CreditNote"
+                } else {
+                    "Invoice"
+                };
+                self.positions.allowance_charge_opened(
+                    format!("/{root}/cac:AllowanceCharge[{}]", self.ac_count),
+                    self.at,
+                );
+            }
+            "TaxTotal/TaxSubtotal" => {
+                self.tax_total_count.1 += 1;
+                let (t, s) = self.tax_total_count;
+                let root = if self.inv.kind == DocumentKind::CreditNote {
+                    "CreditNote"
+                } else {
+                    "Invoice"
+                };
+                self.positions.breakdown_opened(
+                    format!("/{root}/cac:TaxTotal[{t}]/cac:TaxSubtotal[{s}]"),
+                    self.at,
+                );
+            }
+            _ => {}
+        }
+        self.positions
+            .opened(crate::positions::ubl_term(path), self.at);
         if let Some(b) = self.binding.as_mut() {
             let before = b.findings.len();
             b.start(path, attrs);
@@ -549,6 +640,7 @@ impl Handler for Mapper {
 
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
+        self.positions.closed(t);
         let before = self.v.issues.len();
         let before_b = self.binding.as_ref().map_or(0, |b| b.findings.len());
         if let Some(b) = self.binding.as_mut() {
@@ -739,10 +831,8 @@ impl Mapper {
                     // BT-63 is the company id of the VAT tax scheme only.
                     let company = self.pts_company.take();
                     let scheme = self.pts_scheme.take();
-                    if scheme
-                        .as_deref()
-                        .is_none_or(|s| s.trim().eq_ignore_ascii_case("VAT"))
-                    {
+                    // A PartyTaxScheme without a scheme id is no VAT one.
+                    if is_vat_scheme(scheme.as_deref()) {
                         set(&mut r.vat_id, company);
                     }
                 }
@@ -851,6 +941,24 @@ impl Mapper {
             }
             "AdditionalDocumentReference" => {
                 let adr = std::mem::take(&mut self.adr);
+                // BR-52 is stated on every AdditionalDocumentReference,
+                // whatever it carries: an invoiced object identifier (130)
+                // or a credit note's project reference (50) without its id
+                // is not in the model's attachments, so it is raised here.
+                let credit_note = inv.kind == DocumentKind::CreditNote;
+                if adr.id.is_none()
+                    && match adr.type_code.as_deref() {
+                        Some("130") => true,
+                        Some("50") => credit_note,
+                        _ => false,
+                    }
+                {
+                    self.v.issues.push(Violation::fatal(
+                        "BR-52",
+                        "BT-122",
+                        "A supporting document reference (AdditionalDocumentReference) has no identifier (cbc:ID).",
+                    ));
+                }
                 match adr.type_code.as_deref() {
                     Some("130") => set(&mut inv.invoiced_object_id, adr.id),
                     Some("50") if inv.kind == DocumentKind::CreditNote => {

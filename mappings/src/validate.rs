@@ -47,6 +47,7 @@ use std::sync::OnceLock;
 use rust_decimal::Decimal;
 
 use crate::model::{Invoice, Profile, Severity, Syntax, Violation};
+use crate::positions::{At, Positions};
 
 pub use catalog::RuleInfo;
 pub use fx::FxProfile;
@@ -54,8 +55,20 @@ pub use layer::{validate_layers, Layer, Layers, Profiles, PROFILE_RULE};
 
 /// Apply the EN 16931 rules (those the invoice's profile carries).
 pub fn validate(invoice: &Invoice) -> Vec<Violation> {
+    validate_placed(invoice, None)
+}
+
+/// [`validate`], each finding placed where its term is in the document the
+/// invoice was read from (`positions`, from the reader): the node's XPath,
+/// line and column; and the presence rules whose official test is the
+/// element's existence not raised for an element that is there but could
+/// not be read (the reader said why).
+pub fn validate_placed(invoice: &Invoice, positions: Option<&Positions>) -> Vec<Violation> {
     let scope = Scope::for_profile(invoice.profile);
-    let mut out = Out::default();
+    let mut out = Out {
+        positions,
+        ..Out::default()
+    };
     let mut agg = vat::Aggregates::default();
 
     core::document(invoice, scope, &mut out);
@@ -79,12 +92,19 @@ pub fn validate(invoice: &Invoice) -> Vec<Violation> {
             if extended && line.line_status.as_deref().is_some_and(|s| s != "DETAIL") {
                 continue;
             }
+            out.line = Some(index);
             core::line(line, at, &mut out);
             codes::line(line, invoice.syntax, at, &mut out);
             dec::line(line, at, &mut out);
             vat::line(line, at, &mut out);
             agg.add_line(line);
+            // A category element given empty is a category other than O
+            // for BR-O-12 (`normalize-space(ID) != 'O'`).
+            if line.vat_category.is_none() && out.given("BT-151") == Some(true) {
+                agg.lines_not_o += 1;
+            }
         }
+        out.line = None;
     }
     for allowance in &invoice.allowances {
         agg.add_allowance(allowance);
@@ -207,8 +227,15 @@ impl std::fmt::Display for LineRef<'_> {
 
 /// The violations found so far; term and severity come from the catalog.
 #[derive(Default)]
-pub(crate) struct Out {
+pub(crate) struct Out<'a> {
     pub violations: Vec<Violation>,
+    /// Where the terms are in the source document, when known.
+    pub positions: Option<&'a Positions>,
+    /// The line whose rules are being checked (0-based).
+    pub line: Option<usize>,
+    /// The VAT breakdown or document allowance / charge whose rules are
+    /// being checked.
+    pub group: Option<At>,
 }
 
 fn catalog_index() -> &'static HashMap<&'static str, &'static RuleInfo> {
@@ -216,7 +243,22 @@ fn catalog_index() -> &'static HashMap<&'static str, &'static RuleInfo> {
     INDEX.get_or_init(|| catalog::RULES.iter().map(|r| (r.id, r)).collect())
 }
 
-impl Out {
+impl Out<'_> {
+    /// The group whose rules are being checked.
+    fn at(&self) -> At {
+        match (self.group, self.line) {
+            (Some(g), _) => g,
+            (None, Some(l)) => At::Line(l),
+            (None, None) => At::Header,
+        }
+    }
+
+    /// Whether the element of `term` (of the line being checked) is in the
+    /// document: `Some(blank)`; `None` when it is not, or not known.
+    pub fn given(&self, term: &str) -> Option<bool> {
+        self.positions?.given(term, self.at())
+    }
+
     /// Report rule `id` on its catalog term.
     pub fn emit(&mut self, id: &'static str, message: String) {
         self.emit_on(id, None, message)
@@ -237,7 +279,7 @@ impl Out {
                 ("", Severity::Fatal)
             }
         };
-        self.violations.push(Violation {
+        let mut v = Violation {
             rule: id.to_string(),
             term: term.unwrap_or(cat_term).to_string(),
             severity,
@@ -245,7 +287,11 @@ impl Out {
             location: None,
             line: None,
             column: None,
-        });
+        };
+        if let Some(p) = self.positions {
+            p.stamp(&mut v, self.at());
+        }
+        self.violations.push(v);
     }
 }
 

@@ -413,7 +413,8 @@ pub trait Handler {
     /// Check the root element; an unexpected one is a [`ReadError`].
     fn root(&mut self, ns: &str, local: &str) -> Result<(), String>;
     /// Where the element about to open starts: its line (1-based) and
-    /// column (1-based, in bytes), called just before [`Handler::start`].
+    /// column (1-based, in bytes), called just before [`Handler::start`]
+    /// (and, for the root, before [`Handler::root`]).
     fn at(&mut self, line: u32, column: u32) {
         let _ = (line, column);
     }
@@ -962,6 +963,8 @@ impl<'h, H: Handler> Driver<'h, H> {
                         ));
                     }
                     self.seen_root = true;
+                    // Where the root starts, before it is checked.
+                    self.handler.at(at.0, at.1);
                     let ns_str = match found {
                         Some(i) => {
                             let (a, b) = self.bindings[i].uri;

@@ -1080,6 +1080,7 @@ impl InvoicMapper {
             invoice: self.inv,
             issues: self.issues,
             structure: Vec::new(),
+            positions: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the decimal values after the schematron's own rounding
 //! (`round(x * 100) div 100`), which is [`round2`].
 
+use crate::positions::At;
 use rust_decimal::Decimal;
 
 use crate::model::{Invoice, Severity, Syntax};
@@ -199,6 +200,15 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
 
     // BR-CO-14: BT-110 = round(Σ BT-117), when there is a breakdown.
     if scope.vat_breakdown && !inv.vat_breakdown.is_empty() {
+        // The UBL binding states it on the TaxTotal holding the breakdown:
+        // without its TaxAmount (BT-110) the equation is false. (The CII
+        // one is stated on BT-110 itself.)
+        if t.vat_total.is_none() && inv.syntax == Some(crate::model::Syntax::Ubl) {
+            out.emit(
+                "BR-CO-14",
+                "The VAT breakdown is given but not the total VAT amount (BT-110) its tax amounts (BT-117) add up to.".into(),
+            );
+        }
         if let (Some(stated), Some(sum)) = (t.vat_total, agg.breakdown_tax.get()) {
             if round2(sum).is_some_and(|e| e != stated) {
                 out.emit(
@@ -272,6 +282,11 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                         amt(without)
                     ),
                 ),
+                // The CII binding accepts BT-112 = BT-109 whatever BT-110
+                // says (`... or GrandTotalAmount = TaxBasisTotalAmount`).
+                Some(_)
+                    if with == without
+                        && matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX)) => {}
                 Some(vat) => {
                     if let Some(expected) = without.checked_add(vat).and_then(round2) {
                         if with != expected {
@@ -342,6 +357,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
     // breakdown whose rate rounds to 0 (or has none) has a tax rounding to 0.
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(At::Breakdown(i));
             // Without BT-117 the official equality is false: BR-CO-17
             // fires besides BR-46.
             let Some(tax) = b.tax_amount else {
@@ -360,7 +376,16 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 None => rounds_to_zero(tax),
                 Some(r) if rounds_to_zero(r) => rounds_to_zero(tax),
                 Some(r) => {
+                    // Without BT-116 the official equation is false too.
                     let Some(taxable) = b.taxable_amount else {
+                        out.emit(
+                            "BR-CO-17",
+                            format!(
+                                "VAT breakdown {} (category {}) has no taxable amount (BT-116) to check its tax amount against.",
+                                i + 1,
+                                b.category.as_deref().unwrap_or("?")
+                            ),
+                        );
                         continue;
                     };
                     let Some(expected) = taxable
@@ -395,6 +420,7 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates, out: &mut Out
                 out.emit("BR-CO-17", msg);
             }
         }
+        out.group = None;
     }
 
     if scope.vat_breakdown && inv.vat_breakdown.is_empty() {

@@ -12,6 +12,7 @@
 //! reject valid invoices).
 
 use crate::model::{DocumentKind, Invoice, Line, Syntax};
+use crate::positions::At;
 
 use super::code_lists::{
     ALLOWANCE_REASONS, CHARGE_REASONS, CLASSIFICATION_SCHEMES, COUNTRIES, CREDIT_NOTE_TYPE_CODES,
@@ -76,7 +77,7 @@ pub(super) fn vat_prefix_ok(id: &str) -> bool {
         .is_some_and(|p| p == "EL" || (p != "1A" && in_list(COUNTRIES, p)))
 }
 
-fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str) {
+fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str, ubl: bool) {
     if let Some(c) = code {
         if !known(COUNTRIES, c) {
             out.emit_on(
@@ -85,7 +86,20 @@ fn country(out: &mut Out, code: Option<&str>, bt: &'static str, what: &str) {
                 format!("The {what} country code ({bt}) '{c}' is not an ISO 3166-1 alpha-2 code."),
             );
         }
+    } else if empty_code(out, bt, ubl) {
+        out.emit_on(
+            "BR-CL-14",
+            Some(bt),
+            format!("The {what} country code ({bt}) is empty: give an ISO 3166-1 alpha-2 code."),
+        );
     }
+}
+
+/// The element of code `term` is given empty in a UBL document: the UBL
+/// code-list rules refuse the empty value (the element exists), where the
+/// Factur-X CII rules check nothing.
+fn empty_code(out: &Out, term: &str, ubl: bool) -> bool {
+    ubl && out.given(term) == Some(true)
 }
 
 fn icd(
@@ -151,6 +165,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             }
         }
     }
+    let ubl = inv.syntax == Some(Syntax::Ubl);
     if let Some(c) = inv.currency.as_deref() {
         if !known(CURRENCIES, c) {
             out.emit(
@@ -158,6 +173,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 format!("The invoice currency code (BT-5) '{c}' is not an ISO 4217 code."),
             );
         }
+    } else if empty_code(out, "BT-5", ubl) {
+        out.emit(
+            "BR-CL-04",
+            "The invoice currency code (BT-5) is empty: give an ISO 4217 code.".into(),
+        );
     }
     if let Some(c) = inv.vat_currency.as_deref() {
         if !known(CURRENCIES, c) {
@@ -166,6 +186,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 format!("The VAT accounting currency code (BT-6) '{c}' is not an ISO 4217 code."),
             );
         }
+    } else if empty_code(out, "BT-6", ubl) {
+        out.emit(
+            "BR-CL-05",
+            "The VAT accounting currency code (BT-6) is empty: give an ISO 4217 code.".into(),
+        );
     }
     if let Some(c) = inv.tax_point_date_code.as_deref() {
         let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
@@ -253,13 +278,25 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             false,
         );
     }
-    country(out, addr_country(&inv.seller.address), "BT-40", "seller");
-    country(out, addr_country(&inv.buyer.address), "BT-55", "buyer");
+    country(
+        out,
+        addr_country(&inv.seller.address),
+        "BT-40",
+        "seller",
+        ubl,
+    );
+    country(out, addr_country(&inv.buyer.address), "BT-55", "buyer", ubl);
     if let Some(r) = &inv.tax_representative {
-        country(out, addr_country(&r.address), "BT-69", "tax representative");
+        country(
+            out,
+            addr_country(&r.address),
+            "BT-69",
+            "tax representative",
+            ubl,
+        );
     }
     if let Some(d) = &inv.delivery {
-        country(out, addr_country(&d.address), "BT-80", "deliver-to");
+        country(out, addr_country(&d.address), "BT-80", "deliver-to", ubl);
     }
     for (party, bt, what) in [
         (&inv.seller, "BT-34", "seller"),
@@ -294,6 +331,10 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             .chain(p.further_means.iter().map(|m| m.code.as_deref()))
             .flatten()
     });
+    if inv.payment.as_ref().is_some_and(|p| p.means_code.is_none()) && empty_code(out, "BT-81", ubl)
+    {
+        out.emit("BR-CL-16", "The payment means code (BT-81) is empty: give a UNCL 4461 code (e.g. 30 credit transfer, 58 SEPA credit transfer).".into());
+    }
     for m in means {
         if !known(PAYMENT_MEANS, m) {
             out.emit("BR-CL-16", format!("The payment means code (BT-81) '{m}' is not a UNCL 4461 code (e.g. 30 credit transfer, 58 SEPA credit transfer)."));
@@ -301,17 +342,27 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(At::Breakdown(i));
+            // An empty code element: the UBL code-list rules refuse the
+            // empty value (the Factur-X CII rules do not check it).
+            let ubl_empty =
+                |out: &Out, term| inv.syntax == Some(Syntax::Ubl) && out.given(term) == Some(true);
             if let Some(c) = b.category.as_deref() {
                 if !known(VAT_CATEGORIES, c) {
                     out.emit_on("BR-CL-17", Some("BT-118"), format!("VAT breakdown {} has the VAT category code '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
                 }
+            } else if ubl_empty(out, "BT-118") {
+                out.emit_on("BR-CL-17", Some("BT-118"), format!("VAT breakdown {} has an empty VAT category code: give one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
             }
             if let Some(c) = b.exemption_reason_code.as_deref() {
                 if !known(VATEX, &c.to_uppercase()) {
                     out.emit("BR-CL-22", format!("The VAT exemption reason code (BT-121) '{c}' of VAT breakdown {} is not a VATEX code.", i + 1));
                 }
+            } else if ubl_empty(out, "BT-121") {
+                out.emit("BR-CL-22", format!("The VAT exemption reason code (BT-121) of VAT breakdown {} is empty: give a VATEX code.", i + 1));
             }
         }
+        out.group = None;
         for (list, what, cat_bt, code_bt, reasons, rule) in [
             (
                 &inv.allowances,
@@ -331,6 +382,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             ),
         ] {
             for (i, ac) in list.iter().enumerate() {
+                out.group = Some(if what == "charge" {
+                    At::Charge(i)
+                } else {
+                    At::Allowance(i)
+                });
                 if let Some(c) = ac.vat_category.as_deref() {
                     if !known(VAT_CATEGORIES, c) {
                         out.emit_on("BR-CL-17", Some(cat_bt), format!("Document level {what} {} has the VAT category code '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B.", i + 1));
@@ -342,6 +398,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     }
                 }
             }
+            out.group = None;
         }
     }
     for (i, a) in inv.attachments.iter().enumerate() {
@@ -380,6 +437,11 @@ pub(super) fn line(l: &Line, syntax: Option<Syntax>, at: LineRef<'_>, out: &mut 
         if !known(VAT_CATEGORIES, c) {
             out.emit("BR-CL-18", format!("Invoice {at} has the VAT category code (BT-151) '{c}', which is not one of S, Z, E, AE, K, G, O, L, M, B."));
         }
+    } else if syntax == Some(Syntax::Ubl) && out.given("BT-151") == Some(true) {
+        // An empty `ClassifiedTaxCategory/ID`: the UBL code-list rule
+        // refuses the empty code (BR-CO-04 only tests that the element is
+        // there; the Factur-X CII rules check neither).
+        out.emit("BR-CL-18", format!("Invoice {at} has an empty VAT category code (BT-151): give one of S, Z, E, AE, K, G, O, L, M, B."));
     }
     for (list, what, code_bt, reasons, rule) in [
         (

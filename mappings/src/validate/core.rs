@@ -2,6 +2,7 @@
 //! conditions on one group at a time. Nothing here sums anything.
 
 use crate::model::{Address, Identifier, Invoice, Line, LineAllowanceCharge, Syntax};
+use crate::positions::At;
 
 use super::{amt, filled, LineRef, Out, Scope};
 
@@ -16,7 +17,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     if !filled(&inv.number) {
         out.emit("BR-02", "The invoice number (BT-1) is missing.".into());
     }
-    if inv.issue_date.is_none() {
+    // BT-2 given but not a date: the reader's finding says so (the
+    // official test is `normalize-space(IssueDate) != ''`).
+    if inv.issue_date.is_none() && out.given("BT-2") != Some(false) {
         out.emit("BR-03", "The invoice issue date (BT-2) is missing.".into());
     }
     if !filled(&inv.type_code) {
@@ -177,6 +180,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     }
     if scope.vat_breakdown {
         for (i, a) in inv.allowances.iter().enumerate() {
+            out.group = Some(At::Allowance(i));
             let n = i + 1;
             if a.amount.is_none() {
                 out.emit(
@@ -184,7 +188,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("Document level allowance {n} has no amount (BT-92)."),
                 );
             }
-            if !filled(&a.vat_category) {
+            // The official test is the element's existence (an empty
+            // code is the code list's finding).
+            if a.vat_category.is_none() {
                 out.emit(
                     "BR-32",
                     format!("Document level allowance {n} has no VAT category code (BT-95)."),
@@ -195,7 +201,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-CO-21", format!("Document level allowance {n} has neither a reason (BT-97) nor a reason code (BT-98)."));
             }
         }
+        out.group = None;
         for (i, c) in inv.charges.iter().enumerate() {
+            out.group = Some(At::Charge(i));
             let n = i + 1;
             if c.amount.is_none() {
                 out.emit(
@@ -203,7 +211,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("Document level charge {n} has no amount (BT-99)."),
                 );
             }
-            if !filled(&c.vat_category) {
+            if c.vat_category.is_none() {
                 out.emit(
                     "BR-37",
                     format!("Document level charge {n} has no VAT category code (BT-102)."),
@@ -214,7 +222,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-CO-22", format!("Document level charge {n} has neither a reason (BT-104) nor a reason code (BT-105)."));
             }
         }
+        out.group = None;
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(At::Breakdown(i));
             let n = i + 1;
             let cat = b.category.as_deref().unwrap_or("?");
             if b.taxable_amount.is_none() {
@@ -229,7 +239,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                     format!("VAT breakdown {n} (category {cat}) has no tax amount (BT-117)."),
                 );
             }
-            if !filled(&b.category) {
+            // The official test is the element's existence (an empty code
+            // is the code list's finding, BR-CL-17).
+            if !filled(&b.category) && out.given("BT-118").is_none() {
                 out.emit(
                     "BR-47",
                     format!("VAT breakdown {n} has no VAT category code (BT-118)."),
@@ -239,9 +251,11 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out.emit("BR-48", format!("VAT breakdown {n} (category {cat}) has no VAT rate (BT-119); only category O may omit it."));
             }
         }
+        out.group = None;
     }
     if let Some(pay) = &inv.payment {
-        if !filled(&pay.means_code) && !pay.no_means_element {
+        // The official test is the element's existence, even empty.
+        if !filled(&pay.means_code) && !pay.no_means_element && out.given("BT-81").is_none() {
             out.emit(
                 "BR-49",
                 "The payment instructions (BG-16) have no payment means type code (BT-81).".into(),
@@ -266,6 +280,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         let means = pay.means_code.as_deref().map(str::trim);
         if matches!(means, Some("30") | Some("58"))
             && !pay.credit_transfers.iter().any(|c| filled(&c.account_id))
+            && out.given("BT-84").is_none()
         {
             out.emit(
                 "BR-61",
@@ -313,7 +328,8 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         inv.vat_currency.as_deref().map(str::trim) == inv.currency.as_deref().map(str::trim);
     let accounting_total = inv.totals.vat_total_accounting.is_some()
         || (same_currency && inv.totals.vat_total.is_some());
-    if filled(&inv.vat_currency) && !accounting_total {
+    // An empty BT-6 is given too: no tax total has that (empty) currency.
+    if (filled(&inv.vat_currency) || out.given("BT-6").is_some()) && !accounting_total {
         out.emit(
             "BR-53",
             format!(
@@ -338,6 +354,20 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             out.emit(
                 "BR-57",
                 "The deliver-to address (BG-15) has no country code (BT-80).".into(),
+            );
+        }
+    }
+    // The CII binding tests the scheme of `URIUniversalCommunication[1]/URIID`
+    // whenever the communication element is there: without its URIID too.
+    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+    for (party, term, rule, what) in [
+        (&inv.seller, "BG-34-COMM", "BR-62", "seller"),
+        (&inv.buyer, "BG-49-COMM", "BR-63", "buyer"),
+    ] {
+        if cii && party.electronic_address.is_none() && out.given(term).is_some() {
+            out.emit(
+                rule,
+                format!("The {what}'s electronic address element (URIUniversalCommunication) has no URIID, hence no scheme identifier."),
             );
         }
     }
@@ -418,7 +448,9 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
             format!("Invoice {at} has no line identifier (BT-126)."),
         );
     }
-    if l.quantity.is_none() {
+    // The official test is the element's existence: a quantity given but
+    // not a number has the reader's finding only.
+    if l.quantity.is_none() && out.given("BT-129").is_none() {
         out.emit(
             "BR-22",
             format!("Invoice {at} has no invoiced quantity (BT-129)."),
@@ -484,7 +516,9 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
             out,
         );
     }
-    if !filled(&l.vat_category) {
+    // The official test is the element's existence: an empty code is the
+    // code list's finding (BR-CL-18), not "missing".
+    if !filled(&l.vat_category) && out.given("BT-151").is_none() {
         out.emit(
             "BR-CO-04",
             format!("Invoice {at} has no VAT category code (BT-151)."),

@@ -5,9 +5,10 @@
 //! written scale in the `Decimal`, so `scale()` is that count (`10.500`
 //! has scale 3 and fails, as it does in the schematron).
 
+use crate::positions::At;
 use rust_decimal::Decimal;
 
-use crate::model::{Invoice, Line};
+use crate::model::{Invoice, Line, Syntax};
 
 use super::{amt, LineRef, Out, Scope};
 
@@ -30,6 +31,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     let t = &inv.totals;
     if scope.vat_breakdown {
         for (i, a) in inv.allowances.iter().enumerate() {
+            out.group = Some(At::Allowance(i));
             let n = i + 1;
             check(
                 a.amount,
@@ -44,7 +46,9 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
         for (i, c) in inv.charges.iter().enumerate() {
+            out.group = Some(At::Charge(i));
             let n = i + 1;
             check(
                 c.amount,
@@ -59,6 +63,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
     }
     check(
         t.line_net_total,
@@ -84,8 +89,12 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         "The total without VAT (BT-109)",
         out,
     );
+    // The CII binding states BR-DEC-13 and BR-DEC-15 on the value
+    // (`. = round(. * 100) div 100`): trailing zeros pass there.
+    let cii = matches!(inv.syntax, Some(Syntax::Cii) | Some(Syntax::FacturX));
+    let by_value = |v: Option<Decimal>| if cii { v.map(|d| d.normalize()) } else { v };
     check(
-        t.vat_total,
+        by_value(t.vat_total),
         "BR-DEC-13",
         "The total VAT amount (BT-110)",
         out,
@@ -96,8 +105,21 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
         "The total with VAT (BT-112)",
         out,
     );
+    // The CII BR-DEC-15 selects `TaxTotalAmount[@currencyID = TaxCurrencyCode
+    // ...] or not(TaxCurrencyCode)`: with BT-6 given (even empty) and no tax
+    // total in it, none is selected and the rule fails.
+    let bt6_given = inv.vat_currency.is_some() || out.given("BT-6").is_some();
+    let bt6_is_bt5 =
+        inv.vat_currency.as_deref().map(str::trim) == inv.currency.as_deref().map(str::trim);
+    if cii && bt6_given && !bt6_is_bt5 && t.vat_total.is_some() && t.vat_total_accounting.is_none()
+    {
+        out.emit(
+            "BR-DEC-15",
+            "A VAT accounting currency (BT-6) is given but no total VAT amount in it (BT-111), so its decimals cannot be checked.".into(),
+        );
+    }
     check(
-        t.vat_total_accounting,
+        by_value(t.vat_total_accounting),
         "BR-DEC-15",
         "The total VAT in accounting currency (BT-111)",
         out,
@@ -107,6 +129,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(t.amount_due, "BR-DEC-18", "The amount due (BT-115)", out);
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
+            out.group = Some(At::Breakdown(i));
             let n = i + 1;
             check(
                 b.taxable_amount,
@@ -121,6 +144,7 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
                 out,
             );
         }
+        out.group = None;
     }
 }
 

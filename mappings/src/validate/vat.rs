@@ -5,6 +5,7 @@
 //! VAT rules need, keyed by VAT category (and rate), a map of a handful of
 //! entries whatever the number of lines.
 
+use crate::positions::At;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
@@ -404,17 +405,30 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
     let parties = PartyIds::of(inv);
 
     // -01 .. -04, per category present anywhere.
+    let cii = matches!(
+        inv.syntax,
+        Some(crate::model::Syntax::Cii) | Some(crate::model::Syntax::FacturX)
+    );
     for (&code, bucket) in &agg.by_category {
         let Some(f) = family(code) else { continue };
         let items = bucket.lines + bucket.allowances + bucket.charges;
         let bad_count = match f.count {
             Count::AtLeastOne => (items > 0) != (bucket.breakdowns > 0),
+            // The CII binding wants the one breakdown to have items of its
+            // category (`count(breakdowns) = 1 and exists(items)`), and
+            // states O as "no O breakdown, or one with O items"; the UBL
+            // one counts the breakdown's own TaxCategory as an item.
+            Count::ExactlyOne if cii => {
+                let one_with_items = bucket.breakdowns == 1 && items > 0;
+                let none = bucket.breakdowns == 0 && (items == 0 || f.code == "O");
+                !(one_with_items || none)
+            }
             Count::ExactlyOne => bucket.breakdowns != 1,
         };
         if bad_count && scope.lines {
             let msg = if items > 0 && bucket.breakdowns == 0 {
                 format!("{} line(s), allowance(s) or charge(s) are {} ({}) but the VAT breakdown (BG-23) has no {} entry.", items, f.name, f.code, f.code)
-            } else if items == 0 && f.count == Count::AtLeastOne {
+            } else if items == 0 && (f.count == Count::AtLeastOne || bucket.breakdowns == 1) {
                 format!("The VAT breakdown (BG-23) has a {} ({}) entry but no line, allowance or charge is in that category.", f.name, f.code)
             } else {
                 format!("The VAT breakdown (BG-23) has {} entries for {} ({}); exactly one is required.", bucket.breakdowns, f.name, f.code)
@@ -447,6 +461,11 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
         (&inv.charges, 6, "charge", "BT-103"),
     ] {
         for (i, ac) in list.iter().enumerate() {
+            out.group = Some(if what == "charge" {
+                At::Charge(i)
+            } else {
+                At::Allowance(i)
+            });
             let Some(f) = cat(&ac.vat_category).and_then(family) else {
                 continue;
             };
@@ -459,12 +478,14 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
                 out.emit(f.ids[idx], msg);
             }
         }
+        out.group = None;
     }
 
     // -08 .. -10 per breakdown, BR-IC-11/12, BR-O-11.
     let mut has_k = false;
     let mut has_o = false;
     for (i, b) in inv.vat_breakdown.iter().enumerate() {
+        out.group = Some(At::Breakdown(i));
         let n = i + 1;
         let Some(code) = cat(&b.category) else {
             continue;
@@ -473,13 +494,18 @@ pub(super) fn check(inv: &Invoice, scope: Scope, agg: &Aggregates<'_>, out: &mut
         has_k |= code == "K";
         has_o |= code == "O";
         breakdown_amounts(f, b, n, scope, agg, inv.syntax, out);
-        let has_reason = b.exemption_reason.is_some() || b.exemption_reason_code.is_some();
+        // The official test is the elements' existence, even empty.
+        let has_reason = b.exemption_reason.is_some()
+            || b.exemption_reason_code.is_some()
+            || out.given("BT-120").is_some()
+            || out.given("BT-121").is_some();
         if f.exempt && !has_reason {
             out.emit(f.ids[9], format!("VAT breakdown {n} is {} ({}) and needs a VAT exemption reason (BT-120) or reason code (BT-121).", f.name, f.code));
         } else if !f.exempt && has_reason {
             out.emit(f.ids[9], format!("VAT breakdown {n} is {} ({}) and must not carry a VAT exemption reason (BT-120) or reason code (BT-121).", f.name, f.code));
         }
     }
+    out.group = None;
     if has_k {
         let delivered = inv
             .delivery
@@ -532,6 +558,16 @@ fn breakdown_amounts(
     syntax: Option<crate::model::Syntax>,
     out: &mut Out,
 ) {
+    // Without BT-116 the artefacts' `-08` equation is false as well.
+    if b.taxable_amount.is_none() && scope.lines {
+        out.emit(
+            f.ids[7],
+            format!(
+                "VAT breakdown {n} is {} ({}) but has no taxable amount (BT-116) to check against its lines, allowances and charges.",
+                f.name, f.code
+            ),
+        );
+    }
     if let Some(taxable) = b.taxable_amount {
         if f.per_rate {
             // For each rate (the breakdown has one): some item carries that
@@ -572,6 +608,24 @@ fn breakdown_amounts(
                 }
             }
         }
+    }
+    // The artefacts state -09 as an equation on BT-117 (and, for a taxed
+    // category, on BT-116 and BT-119): a missing operand makes it false,
+    // so -09 is raised with the missing term's own presence rule.
+    let missing = match (b.tax_amount, f.taxed) {
+        (None, _) => Some("its tax amount (BT-117)"),
+        (Some(_), true) if b.taxable_amount.is_none() => Some("its taxable amount (BT-116)"),
+        (Some(_), true) if b.rate.is_none() => Some("its VAT rate (BT-119)"),
+        _ => None,
+    };
+    if let Some(what) = missing {
+        out.emit(
+            f.ids[8],
+            format!(
+                "VAT breakdown {n} is {} ({}) but {what} is missing, so its tax amount cannot be checked.",
+                f.name, f.code
+            ),
+        );
     }
     if let Some(tax) = b.tax_amount {
         if f.taxed {

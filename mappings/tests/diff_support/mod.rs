@@ -15,8 +15,14 @@ use quai_test_support::oracle::Judgement;
 /// whole gives its IRR_* code; a document's `SYNTAX` findings count as the
 /// XSD's verdict, `XSD`).
 pub fn quai_fatal(path: &Path) -> BTreeSet<String> {
+    quai_judged(path).0
+}
+
+/// [`quai_fatal`], and each fatal finding's rule and place (`location`).
+pub fn quai_judged(path: &Path) -> (BTreeSet<String>, Vec<(String, Option<String>)>) {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let mut fatal = BTreeSet::new();
+    let mut places = Vec::new();
     let end = flow::process(path, name, &FlowLimits::default(), &mut |doc| {
         match doc.result {
             DocumentResult::Unreadable { rule, .. } => {
@@ -25,6 +31,7 @@ pub fn quai_fatal(path: &Path) -> BTreeSet<String> {
             DocumentResult::Mapped { violations, .. } => {
                 for v in violations {
                     if v.severity == Severity::Fatal {
+                        places.push((v.rule.clone(), v.location.clone()));
                         // A value the reader refuses (not a number, not a
                         // date) is what the XSD refuses: one verdict.
                         fatal.insert(if v.rule == "SYNTAX" {
@@ -46,7 +53,46 @@ pub fn quai_fatal(path: &Path) -> BTreeSet<String> {
         FlowEnd::Stopped => panic!("{}: flow stopped", path.display()),
         FlowEnd::Failed(why) => panic!("{}: cannot read: {why}", path.display()),
     }
-    fatal
+    (fatal, places)
+}
+
+/// An XPath as a comparable path of local names: `/*:Invoice[namespace-uri()='…'][1]/*:InvoiceLine[…][2]`
+/// (Saxon's SVRL `location`) and `/Invoice/cac:InvoiceLine[2]` (quai's)
+/// both become `/Invoice/InvoiceLine[2]`; a `[1]` is dropped.
+pub fn local_path(xpath: &str) -> String {
+    let mut out = String::new();
+    for step in xpath.split('/').filter(|s| !s.is_empty()) {
+        let (name, preds) = match step.find('[') {
+            Some(i) => (&step[..i], &step[i..]),
+            None => (step, ""),
+        };
+        let local = name.rsplit(':').next().unwrap_or(name);
+        out.push('/');
+        out.push_str(local);
+        let mut rest = preds;
+        while let Some(end) = rest.find(']') {
+            let p = &rest[1..end];
+            if p.chars().all(|c| c.is_ascii_digit()) && p != "1" {
+                out.push_str(&format!("[{p}]"));
+            }
+            rest = &rest[end + 1..];
+        }
+    }
+    out
+}
+
+/// quai's place for a finding lies in the node the artefact reports for
+/// the same rule: that node, or one below it.
+pub fn within(quai: &str, official: &str) -> bool {
+    let (q, o) = (local_path(quai), local_path(official));
+    q == o || q.starts_with(&format!("{o}/"))
+}
+
+/// quai's place for a finding is a group (a line, a VAT breakdown, an
+/// address; not the root) that holds the node the artefact reports.
+pub fn encloses(quai: &str, official: &str) -> bool {
+    let (q, o) = (local_path(quai), local_path(official));
+    q.matches('/').count() > 1 && o.starts_with(&format!("{q}/"))
 }
 
 /// The id quai gives the Factur-X profile schematrons' findings that have

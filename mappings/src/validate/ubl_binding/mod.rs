@@ -213,6 +213,10 @@ struct Special {
     seller_legal_names: Vec<String>,
     /// SEPA party identifiers anywhere (UBL-SR-29).
     sepa_ids: u32,
+    /// BT-5 as written (empty when given empty), and the currencyID of
+    /// each `TaxTotal/TaxAmount` (BR-CO-15 selects BT-110 by it).
+    doc_currency: Option<String>,
+    tax_total_currencies: Vec<Option<String>>,
     /// The open AllowanceCharge's indicator and reason count.
     ac: (Option<bool>, u32),
     /// First PaymentID / PaymentMeansCode and whether another differs.
@@ -387,6 +391,9 @@ impl Checker {
 
     fn special_start(&mut self, path: &str, name: &str, attrs: &Attrs<'_>) {
         let s = &mut self.special;
+        if path == "TaxTotal/TaxAmount" {
+            s.tax_total_currencies.push(attrs.owned("currencyID"));
+        }
         match name {
             "AdditionalDocumentReference" => s.adr = Adr::default(),
             "PartyTaxScheme" => s.pts = Pts::default(),
@@ -445,11 +452,11 @@ impl Checker {
             }
             if path == "PayeeParty/PartyIdentification/ID" {
                 if let Some(p) = s.payee.as_mut() {
-                    // `upper-case(@schemeID) != 'SEPA'`: no schemeID, no count.
-                    if attrs
+                    // `upper-case(@schemeID) != 'SEPA'`: without a schemeID,
+                    // `upper-case(())` is '' and the id counts.
+                    if !attrs
                         .get("schemeID")
-                        .is_some_and(|v| !v.eq_ignore_ascii_case("SEPA"))
-                        || (attrs.has("schemeID") && attrs.get("schemeID").is_none())
+                        .is_some_and(|v| v.eq_ignore_ascii_case("SEPA"))
                     {
                         p.1 += 1;
                     }
@@ -459,6 +466,9 @@ impl Checker {
     }
 
     fn special_end(&mut self, path: &str, name: &str, text: &str) {
+        if path == "DocumentCurrencyCode" && self.special.doc_currency.is_none() {
+            self.special.doc_currency = Some(text.trim().to_string());
+        }
         let credit_note = self.credit_note;
         let s = &mut self.special;
         match name {
@@ -692,9 +702,9 @@ impl Checker {
             ("AccountingSupplierParty/Party/PartyTaxScheme", Some(_)) if vat => {
                 s.seller_vat += p.company_ids
             }
-            ("AccountingSupplierParty/Party/PartyTaxScheme", Some(_)) => {
-                s.seller_other += p.company_ids
-            }
+            // `TaxScheme/upper-case(cbc:ID) != 'VAT'`: a scheme without an
+            // id ('') is another scheme than VAT.
+            ("AccountingSupplierParty/Party/PartyTaxScheme", _) => s.seller_other += p.company_ids,
             ("AccountingCustomerParty/Party/PartyTaxScheme", Some(_)) if vat => {
                 s.buyer_vat += p.company_ids
             }
@@ -720,6 +730,24 @@ impl Checker {
             }
         }
         let s = std::mem::take(&mut self.special);
+        // BR-CO-15: `count(cac:TaxTotal/cbc:TaxAmount[@currencyID = BT-5]) eq 1`
+        // with BT-5 as written: a tax total given, none in that currency
+        // (BT-5 empty, misspelt, another code), fails it. (No tax total at
+        // all, or several in BT-5, are the rules' own findings.)
+        if let Some(cur) = s.doc_currency.as_deref() {
+            let in_currency = s
+                .tax_total_currencies
+                .iter()
+                .filter(|c| c.as_deref() == Some(cur))
+                .count();
+            if in_currency == 0 && !s.tax_total_currencies.is_empty() {
+                self.emit(
+                    "BR-CO-15",
+                    Severity::Fatal,
+                    format!("No total VAT amount (BT-110, TaxTotal/TaxAmount) is in the invoice currency '{cur}' (BT-5): the total with VAT (BT-112) cannot be checked against it"),
+                );
+            }
+        }
         for (n, id, what) in [
             (
                 s.object_ids,

@@ -723,8 +723,39 @@ pub(crate) fn markdown() -> String {
          gets its `[n]` where the schema lets the element repeat; an element the schema does not \
          know is named with its parent's prefix, or none) and its line and column (1-based, the \
          column in bytes); `quai validate --json` gives them as `location`, `line`, `column`, \
-         the text output shows the line. The EN 16931 and BR-FR business rules judge the \
-         canonical invoice, which keeps no positions: their findings have none yet.\n\n\
+         the text output shows the line.\n\n\
+         The EN 16931 and BR-FR business rules judge the canonical invoice; while a document \
+         waits for validation, the UBL and CII readers keep a small table of where they found \
+         the elements of the terms listed in `mappings/src/positions.rs` (one mark per element: \
+         its start and whether it is blank; the XPath is put together only for a finding). A \
+         finding on such a term is placed on its element (`/Invoice/cac:InvoiceLine[3]/cbc:InvoicedQuantity`); \
+         a finding on a missing term, on the group that should hold it when there is one (a \
+         missing total on `cac:LegalMonetaryTotal`, a country code on its address), else on \
+         the rule's context as the schematron reports it: the line for a line rule, the VAT \
+         breakdown (`cac:TaxTotal[1]/cac:TaxSubtotal[2]`, `ram:ApplicableTradeTax[2]`) for the \
+         breakdown rules, the root for the others. Listed: the document's number, dates, type, \
+         currencies, specification and process ids, buyer reference, seller and buyer names, \
+         addresses, country codes (the tax representative's and the deliver-to's too), electronic \
+         addresses and legal ids, the document totals and BT-110, the invoicing period, the \
+         first payment means code and account; per line its id, quantity, net amount, price, gross \
+         price, base quantity, item name, VAT category and rate, period; per VAT breakdown its \
+         amounts, category, rate and exemption reason and code; per document allowance and \
+         charge its amounts, percentage, VAT category and rate, reason and reason code (a \
+         breakdown's or an allowance's rules are placed on its element, where the artefacts \
+         state them, its code-list rules on the code). Still placed on the root only: findings \
+         about payment \
+         instructions (BG-16 .. BG-19), the tax representative (BG-11), the payee (BG-10), \
+         delivery (BG-13), preceding invoices, supporting documents, notes, and the BR-FR \
+         findings on terms not listed. EDIFACT findings have no place. The same table tells the \
+         presence rules whose official test is the element's existence that an element is \
+         there even when its value is unreadable or empty: `BR-22` (BT-129), `BR-CO-04` \
+         (BT-151), `BR-47` (BT-118), `BR-49` (BT-81) and `BR-61` (BT-84) are not raised for a \
+         given element, the `-10` rules count an empty exemption reason as given, `BR-53` \
+         counts an empty BT-6 as given, `BR-03` is not raised for an issue date given but not \
+         a date; in UBL an empty code is its code list's finding, as in the artefact (`BR-CL-04`, \
+         `-05`, `-14`, `-16`, `-17`, `-18`, `-22`). A document allowance's or charge's reason or \
+         VAT category, and a line allowance's or charge's reason, given empty stay in the \
+         canonical invoice as given, empty (their presence rules test existence).\n\n\
          | schema | types | element particles |\n|---|---|---|\n",
     );
     for (name, schema) in [
