@@ -594,7 +594,11 @@ async fn acknowledgement_details_are_in_the_partners_language() {
     let bad = |n: &str| {
         String::from_utf8(ubl(n))
             .unwrap()
-            .replacen(">801.78</cbc:PayableAmount>", ">801.79</cbc:PayableAmount>", 1)
+            .replacen(
+                ">801.78</cbc:PayableAmount>",
+                ">801.79</cbc:PayableAmount>",
+                1,
+            )
             .into_bytes()
     };
     let mut messages = Vec::new();
@@ -613,7 +617,10 @@ async fn acknowledgement_details_are_in_the_partners_language() {
     }
     assert!(!messages[0].contains("Montant à payer"), "{messages:?}");
     assert!(messages[1].contains("Montant à payer"), "{messages:?}");
-    assert!(messages[1].contains("801.79"), "the value as written: {messages:?}");
+    assert!(
+        messages[1].contains("801.79"),
+        "the value as written: {messages:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
