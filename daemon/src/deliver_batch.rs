@@ -69,8 +69,12 @@ async fn deliver_chunk(
         Err(e) => {
             for row in &rows {
                 failed += 1;
-                crate::deliverer::record_failure(app, row, &refused(format!("cannot stage: {e}")))
-                    .await;
+                crate::delivery_attempt::record_failure(
+                    app,
+                    row,
+                    &refused(format!("cannot stage: {e}")),
+                )
+                .await;
             }
             return (0, failed);
         }
@@ -91,14 +95,15 @@ async fn deliver_chunk(
     let mut pending = rows.iter().zip(jobs).peekable();
     while pending.peek().is_some() {
         let wave: Vec<_> = pending.by_ref().take(RENDERERS).collect();
-        let results = crate::deliverer::join_all(wave.into_iter().map(|(row, job)| async move {
-            let (out, path) = job?;
-            render_row(app, known, row, out)
-                .await
-                .map(|()| path)
-                .map_err(|e| format!("{e:#}"))
-        }))
-        .await;
+        let results =
+            crate::delivery_attempt::join_all(wave.into_iter().map(|(row, job)| async move {
+                let (out, path) = job?;
+                render_row(app, known, row, out)
+                    .await
+                    .map(|()| path)
+                    .map_err(|e| format!("{e:#}"))
+            }))
+            .await;
         rendered.extend(results);
     }
     let rendered_at = started.elapsed();
@@ -118,7 +123,8 @@ async fn deliver_chunk(
             }
             Err(e) => {
                 failed += 1;
-                crate::deliverer::record_failure(app, row, &refused(not_rendered(row, &e))).await;
+                crate::delivery_attempt::record_failure(app, row, &refused(not_rendered(row, &e)))
+                    .await;
             }
         }
     }
@@ -136,7 +142,7 @@ async fn deliver_chunk(
             Ok(sent) => sent,
             Err(failure) => {
                 failed += 1;
-                crate::deliverer::record_failure(app, row, &failure).await;
+                crate::delivery_attempt::record_failure(app, row, &failure).await;
                 continue;
             }
         };

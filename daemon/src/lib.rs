@@ -16,6 +16,7 @@ pub mod connect;
 pub mod daemon;
 pub mod deliver_batch;
 pub mod deliverer;
+pub mod delivery_attempt;
 pub mod directory;
 pub mod exchange;
 pub mod flow_json;

@@ -97,7 +97,7 @@ impl Document {
             let start = violations.len();
             violations.extend(validate::validate_layers(invoice, layers));
             for v in &mut violations[start..] {
-                positions.stamp(v, crate::positions::At::Header);
+                v.place_by(&positions, crate::positions::At::Header);
             }
         }
     }

@@ -642,6 +642,19 @@ pub struct Violation {
 }
 
 impl Violation {
+    /// Give this finding, if it has no place yet, the place `positions`
+    /// finds for its rule and term in the group `at`.
+    pub fn place_by(&mut self, positions: &crate::positions::Positions, at: crate::positions::At) {
+        if self.location.is_some() {
+            return;
+        }
+        if let Some(p) = positions.place(&self.rule, &self.term, at) {
+            self.location = Some(p.location);
+            self.line = p.line;
+            self.column = p.column;
+        }
+    }
+
     pub fn fatal(
         rule: impl Into<String>,
         term: impl Into<String>,

@@ -15,7 +15,14 @@
 //! an element given but unreadable (`x#1` as a quantity) gets the reader's
 //! `SYNTAX` finding, not also "missing".
 
-use crate::model::Violation;
+/// Where a finding is: the XPath of its node, its line and column (1-based;
+/// `None` when unknown).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub location: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+}
 
 /// Which element a listed term's path is relative to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,14 +274,15 @@ impl Positions {
         self.mark(term, at).map(|m| m.blank)
     }
 
-    /// Give `v`, a finding about `v.term` (in the group `at`), the place of
+    /// The place of a finding of `rule` about `term` (in the group `at`):
     /// the term's element; without one, the group that should hold it (a
     /// missing country code is reported on its address), else the place of
     /// the rule's context as the schematron reports it: the line, the VAT
-    /// breakdown, or the root. A finding that has a place keeps it.
-    pub fn stamp(&self, v: &mut Violation, at: At) {
-        if v.location.is_some() || self.root.is_empty() {
-            return;
+    /// breakdown, or the root. `None` for a document without a table.
+    /// (`Violation::place_by` applies it to a finding that has no place.)
+    pub fn place(&self, rule: &str, term: &str, at: At) -> Option<Placement> {
+        if self.root.is_empty() {
+            return None;
         }
         let mut location = String::with_capacity(64);
         let mut place = self.root_at;
@@ -307,24 +315,27 @@ impl Positions {
         // The artefacts state a breakdown's or an allowance's rules on its
         // element (or its TaxCategory), its code lists on the code's element.
         if matches!(at, At::Breakdown(_) | At::Allowance(_) | At::Charge(_))
-            && !v.rule.starts_with("BR-CL-")
+            && !rule.starts_with("BR-CL-")
         {
-            v.location = Some(location);
-            v.line = (place.0 > 0).then_some(place.0);
-            v.column = (place.1 > 0).then_some(place.1);
-            return;
+            return Some(placement(location, place));
         }
-        let mark = self.mark(&v.term, at).or_else(|| {
-            group_of(&v.term, self.root.starts_with("/rsm:")).and_then(|g| self.mark(g, at))
+        let mark = self.mark(term, at).or_else(|| {
+            group_of(term, self.root.starts_with("/rsm:")).and_then(|g| self.mark(g, at))
         });
         if let Some(m) = mark {
             location.push('/');
             location.push_str(m.at.xpath);
             place = (m.line, m.column);
         }
-        v.location = Some(location);
-        v.line = (place.0 > 0).then_some(place.0);
-        v.column = (place.1 > 0).then_some(place.1);
+        Some(placement(location, place))
+    }
+}
+
+fn placement(location: String, (line, column): (u32, u32)) -> Placement {
+    Placement {
+        location,
+        line: (line > 0).then_some(line),
+        column: (column > 0).then_some(column),
     }
 }
 
@@ -586,26 +597,22 @@ mod tests {
         p.opened(ubl_term("InvoiceLine/InvoicedQuantity"), (12, 5));
         p.closed("");
         p.line_opened((20, 3));
-        let mut v = Violation::fatal("BR-22", "BT-129", "x");
-        p.stamp(&mut v, At::Line(0));
+        let v = p.place("BR-22", "BT-129", At::Line(0)).unwrap();
         assert_eq!(
-            v.location.as_deref(),
-            Some("/Invoice/cac:InvoiceLine[1]/cbc:InvoicedQuantity")
+            v.location,
+            "/Invoice/cac:InvoiceLine[1]/cbc:InvoicedQuantity"
         );
         assert_eq!((v.line, v.column), (Some(12), Some(5)));
         assert_eq!(p.given("BT-129", At::Line(0)), Some(true));
         assert_eq!(p.given("BT-129", At::Line(1)), None);
-        let mut v = Violation::fatal("BR-22", "BT-129", "x");
-        p.stamp(&mut v, At::Line(1));
-        assert_eq!(v.location.as_deref(), Some("/Invoice/cac:InvoiceLine[2]"));
+        let v = p.place("BR-22", "BT-129", At::Line(1)).unwrap();
+        assert_eq!(v.location, "/Invoice/cac:InvoiceLine[2]");
         assert_eq!(v.line, Some(20));
-        let mut v = Violation::fatal("BR-02", "BT-1", "x");
-        p.stamp(&mut v, At::Header);
-        assert_eq!(v.location.as_deref(), Some("/Invoice/cbc:ID"));
+        let v = p.place("BR-02", "BT-1", At::Header).unwrap();
+        assert_eq!(v.location, "/Invoice/cbc:ID");
         assert_eq!(p.given("BT-1", At::Header), Some(false));
-        let mut v = Violation::fatal("BR-05", "BT-5", "x");
-        p.stamp(&mut v, At::Header);
-        assert_eq!(v.location.as_deref(), Some("/Invoice"));
+        let v = p.place("BR-05", "BT-5", At::Header).unwrap();
+        assert_eq!(v.location, "/Invoice");
         assert_eq!((v.line, v.column), (Some(2), Some(1)));
     }
 }

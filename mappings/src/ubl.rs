@@ -471,7 +471,7 @@ impl Mapper {
         // The document-wide binding findings are about the root (their
         // schematron context).
         for v in &mut document_wide {
-            self.positions.stamp(v, crate::positions::At::Header);
+            v.place_by(&self.positions, crate::positions::At::Header);
         }
         structure.extend(document_wide);
         ReadOutcome {

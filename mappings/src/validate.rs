@@ -289,7 +289,7 @@ impl Out<'_> {
             column: None,
         };
         if let Some(p) = self.positions {
-            p.stamp(&mut v, self.at());
+            v.place_by(p, self.at());
         }
         self.violations.push(v);
     }

@@ -94,15 +94,7 @@ pub struct NewInvoiceDelivery {
     pub file_name: String,
 }
 
-/// The `next_attempt_at` of an invoice delivery held for a flow still
-/// being processed: no claim takes it (claims want `next_attempt_at <=
-/// now`) until the transaction that finishes the flow makes it due.
-pub fn held_until() -> DateTime<Utc> {
-    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
+pub use crate::delivery_rows::held_until;
 
 /// What a partner is still owed (for `quai status`, metrics, alerts).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

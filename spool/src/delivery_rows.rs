@@ -45,3 +45,13 @@ pub(crate) const DELIVERY_SELECT: &str = "SELECT d.id, d.item, d.flow_id, d.ack_
     d.doc_index, d.digest_id, d.status_id, d.partner, d.destination_kind, d.destination, d.file_name, d.state, \
     d.created_at, d.attempts, d.next_attempt_at, d.last_error, d.delivered_at, d.receipt, d.lease_owner, \
     d.lease_expires_at FROM deliveries d LEFT JOIN acknowledgements a ON a.id = d.ack_id";
+
+/// The `next_attempt_at` of an invoice delivery held for a flow still
+/// being processed: no claim takes it (claims want `next_attempt_at <=
+/// now`) until the transaction that finishes the flow makes it due.
+pub fn held_until() -> DateTime<Utc> {
+    chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -383,7 +383,7 @@ macro_rules! shared_steps {
             /// being processed: the batch's invoices get their recipient
             /// (`docs` without one in `owed` get none), and each routed
             /// accepted invoice a pending delivery row that no claim takes
-            /// (`next_attempt_at` = [`crate::deliveries::held_until`])
+            /// (`next_attempt_at` = [`crate::delivery_rows::held_until`])
             /// until the transaction that finishes the flow releases it
             /// ([`release_held`]). Returns the ids of the new rows.
             pub(crate) async fn hold_invoice_deliveries(
@@ -403,7 +403,7 @@ macro_rules! shared_steps {
                 .bind(json_ids(docs))
                 .execute(&mut *conn)
                 .await?;
-                route_rows(conn, cx, flow, owed, crate::deliveries::held_until(), "held until its flow is processed").await
+                route_rows(conn, cx, flow, owed, crate::delivery_rows::held_until(), "held until its flow is processed").await
             }
 
             /// In the transaction that finishes a processed flow: the held
@@ -418,7 +418,7 @@ macro_rules! shared_steps {
                      AND i.verdict = 'accepted' AND i.recipient = deliveries.partner)",
                 )
                 .bind(flow)
-                .bind(crate::deliveries::held_until())
+                .bind(crate::delivery_rows::held_until())
                 .execute(&mut *conn)
                 .await?;
                 Ok(sqlx::query(
@@ -426,7 +426,7 @@ macro_rules! shared_steps {
                      WHERE flow_id = $1 AND item = 'invoice' AND state = 'pending' AND next_attempt_at = $2",
                 )
                 .bind(flow)
-                .bind(crate::deliveries::held_until())
+                .bind(crate::delivery_rows::held_until())
                 .bind(cx.now)
                 .execute(&mut *conn)
                 .await?
@@ -440,7 +440,7 @@ macro_rules! shared_steps {
                      AND next_attempt_at = $2",
                 )
                 .bind(flow)
-                .bind(crate::deliveries::held_until())
+                .bind(crate::delivery_rows::held_until())
                 .execute(&mut *conn)
                 .await?;
                 Ok(())
@@ -622,7 +622,7 @@ macro_rules! shared_steps {
                 .await?;
                 let raw: Vec<crate::delivery_rows::RawDelivery> = sqlx::query_as(&format!(
                     "{} WHERE d.id {} ORDER BY d.next_attempt_at, d.id",
-                    crate::deliveries::DELIVERY_SELECT,
+                    crate::delivery_rows::DELIVERY_SELECT,
                     D.in_json_ids(1)
                 ))
                 .bind(json_ids(ids))
