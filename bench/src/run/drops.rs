@@ -86,13 +86,14 @@ pub(super) fn drop_scenario(
     );
 
     let mut d = Daemon::start(opts, name, &limits_for(invoices))?;
-    // Stage hard links beside the drop zone (same filesystem), so the drop
-    // is one rename per file and the cache stays intact.
+    // Stage copies beside the drop zone (same filesystem), so the drop is
+    // one rename per file and the cache stays intact.
     let staging = d.home.join("staging");
     fs::create_dir_all(&staging)?;
     for f in &files {
-        fs::hard_link(cache.join(f), staging.join(f))
-            .or_else(|_| fs::copy(cache.join(f), staging.join(f)).map(|_| ()))?;
+        // A copy, not a hard link: drop zones refuse a file with several
+        // links (issue 14), so a linked cache file would be refused.
+        fs::copy(cache.join(f), staging.join(f))?;
     }
     let cpu0 = d.cpu_seconds().unwrap_or(0.0);
     let expected: HashSet<String> = files.iter().cloned().collect();

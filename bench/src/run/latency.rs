@@ -36,8 +36,9 @@ pub(super) fn latency(opts: &RunOptions) -> anyhow::Result<Value> {
     let outbound = d.outbound();
     let mut ms = Vec::with_capacity(drops);
     for f in &manifest.flows {
-        fs::hard_link(cache.join(&f.file), staging.join(&f.file))
-            .or_else(|_| fs::copy(cache.join(&f.file), staging.join(&f.file)).map(|_| ()))?;
+        // A copy, not a hard link: drop zones refuse a file with several
+        // links (issue 14), so a linked cache file would be refused.
+        fs::copy(cache.join(&f.file), staging.join(&f.file))?;
         let one: HashSet<String> = [f.file.clone()].into_iter().collect();
         // Idle: let the daemon settle between drops.
         std::thread::sleep(Duration::from_millis(100));
