@@ -135,9 +135,11 @@ impl FxProfile {
     /// The profile's checks on `path`. Looked up by hash, built once per
     /// profile: a binary search over the sorted paths compared their long
     /// shared prefixes at every element's start and end (8 % of a large
-    /// CII invoice's reading, plus most of its `memcmp`).
+    /// CII invoice's reading, plus most of its `memcmp`); foldhash, as
+    /// SipHash cost as much again on these long keys.
     fn checks(self, path: &str) -> &'static [Check] {
-        type Index = std::collections::HashMap<&'static str, &'static [Check]>;
+        type Index =
+            std::collections::HashMap<&'static str, &'static [Check], foldhash::fast::FixedState>;
         static INDEXES: [std::sync::OnceLock<Index>; 5] = [const { std::sync::OnceLock::new() }; 5];
         INDEXES[self as usize]
             .get_or_init(|| self.table().paths.iter().copied().collect())
