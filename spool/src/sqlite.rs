@@ -81,7 +81,27 @@ pub(crate) struct SqliteBackend {
 }
 
 impl SqliteBackend {
+    /// Open (and create or migrate) the spool. Two processes opening a new
+    /// spool at once (`quai run` and a `quai status`, or a test and its
+    /// daemon) can meet SQLite's lock while one of them switches the file
+    /// to WAL or creates its tables, which SQLite answers `SQLITE_BUSY`
+    /// without waiting: that is retried for a few seconds, as the busy
+    /// timeout would.
     pub(crate) async fn connect(url: &str, me: &str) -> Result<SqliteBackend> {
+        let mut attempt: u64 = 0;
+        loop {
+            match Self::connect_once(url, me).await {
+                Err(SpoolError::Database(e)) if is_busy(&e) && attempt < 20 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "the spool is being opened by another process; trying again");
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn connect_once(url: &str, me: &str) -> Result<SqliteBackend> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -297,5 +317,55 @@ impl SqliteBackend {
         }
         .await;
         crate::settle(tx, result).await
+    }
+}
+
+/// SQLite's "database is locked" or "table is locked" (primary code 5 or 6
+/// in the extended code sqlx reports).
+fn is_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d
+            .code()
+            .and_then(|c| c.parse::<i32>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 5 | 6)),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    /// A write refused because another connection holds the lock is what
+    /// `connect` retries; another error is not.
+    #[tokio::test]
+    async fn a_locked_database_is_recognised_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("busy.db").display());
+        let opts = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .busy_timeout(Duration::ZERO);
+        let mut holder = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        sqlx::query("CREATE TABLE t (x)")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut other = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let err = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut other)
+            .await
+            .unwrap_err();
+        assert!(is_busy(&err), "{err}");
+        let err = sqlx::query("INSERT INTO nowhere VALUES (1)")
+            .execute(&mut holder)
+            .await
+            .unwrap_err();
+        assert!(!is_busy(&err), "{err}");
     }
 }
