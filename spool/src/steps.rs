@@ -152,6 +152,29 @@ macro_rules! shared_steps {
                 }
             }
 
+            /// The event `ev` (its entity id aside) for each delivery of `ids`,
+            /// in one statement.
+            pub(crate) async fn insert_events_for(conn: &mut Conn, cx: &Cx<'_>, ev: &Event, ids: &[i64]) -> Result<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                sqlx::query(&format!(
+                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
+                     SELECT $1, $2, $3, id, $4, $5, $6 FROM deliveries WHERE id {}",
+                    D.in_json_ids(7)
+                ))
+                .bind(cx.now)
+                .bind(cx.me)
+                .bind(ev.entity)
+                .bind(ev.from.as_deref())
+                .bind(&ev.to)
+                .bind(ev.reason.as_deref())
+                .bind(json_ids(ids))
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
             pub(crate) async fn insert_event(conn: &mut Conn, cx: &Cx<'_>, ev: &Event) -> Result<()> {
                 sqlx::query(
                     "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
@@ -510,23 +533,8 @@ macro_rules! shared_steps {
                 .bind(next_at)
                 .fetch_all(&mut *conn)
                 .await?;
-                if !ids.is_empty() {
-                    let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, Some(why.to_owned()))?;
-                    sqlx::query(&format!(
-                        "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                         SELECT $1, $2, $3, id, $4, $5, $6 FROM deliveries WHERE id {}",
-                        D.in_json_ids(7)
-                    ))
-                    .bind(cx.now)
-                    .bind(cx.me)
-                    .bind(ev.entity)
-                    .bind(ev.from.as_deref())
-                    .bind(&ev.to)
-                    .bind(ev.reason.as_deref())
-                    .bind(json_ids(&ids))
-                    .execute(&mut *conn)
-                    .await?;
-                }
+                let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, Some(why.to_owned()))?;
+                insert_events_for(conn, cx, &ev, &ids).await?;
                 Ok(ids)
             }
 

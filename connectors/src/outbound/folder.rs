@@ -198,6 +198,25 @@ impl Dir {
     }
 
     /// `lstat` of an entry (None when there is none).
+    /// A new file under an unpredictable temporary name, created
+    /// exclusively (a name already taken, by a planted link or file, draws
+    /// another); `None` when 16 names in a row were taken.
+    fn create_temporary(&self) -> io::Result<Option<(String, File)>> {
+        for _ in 0..16 {
+            let name = temp_name();
+            match self.open_at(
+                &name,
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                FILE_MODE as libc::mode_t,
+            ) {
+                Ok(f) => return Ok(Some((name, f))),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     fn stat_at(&self, name: &str) -> io::Result<Option<libc::stat>> {
         let c = cstring(name)?;
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -486,26 +505,11 @@ impl FolderOutbox {
             dir: &dir,
             name: None,
         };
-        let mut temp = None;
-        for _ in 0..16 {
-            let name = temp_name();
-            match dir.open_at(
-                &name,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-                FILE_MODE as libc::mode_t,
-            ) {
-                Ok(f) => {
-                    guard.name = Some(name.clone());
-                    temp = Some((name, f));
-                    break;
-                }
-                // Taken (by a planted link or file): draw another name.
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => return Err(io_fail("cannot create a temporary for", e)),
-            }
-        }
-        let (temp_name, mut out) =
-            temp.ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        let (temp_name, mut out) = dir
+            .create_temporary()
+            .map_err(|e| io_fail("cannot create a temporary for", e))?
+            .ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        guard.name = Some(temp_name.clone());
         io::copy(&mut staged, &mut out).map_err(|e| io_fail("cannot write", e))?;
         out.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
             .map_err(|e| io_fail("cannot set the mode of", e))?;
@@ -720,25 +724,11 @@ impl FolderOutbox {
             )
         })?;
         let mut guard = TempGuard { dir, name: None };
-        let mut temp = None;
-        for _ in 0..16 {
-            let name = temp_name();
-            match dir.open_at(
-                &name,
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
-                FILE_MODE as libc::mode_t,
-            ) {
-                Ok(f) => {
-                    guard.name = Some(name.clone());
-                    temp = Some((name, f));
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-                Err(e) => return Err(io_fail("cannot create a temporary for", e)),
-            }
-        }
-        let (name, mut out) =
-            temp.ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        let (name, mut out) = dir
+            .create_temporary()
+            .map_err(|e| io_fail("cannot create a temporary for", e))?
+            .ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        guard.name = Some(name.clone());
         io::copy(&mut staged, &mut out).map_err(|e| io_fail("cannot write", e))?;
         out.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
             .map_err(|e| io_fail("cannot set the mode of", e))?;

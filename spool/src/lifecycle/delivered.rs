@@ -42,7 +42,7 @@ macro_rules! delivered_steps {
             use crate::lifecycle::table::{may_follow, Issuer, StatusCode};
             use crate::lifecycle::{verdict_status, StatusRefusal};
             use crate::state::{self, DeliveryState, DeliveryStep};
-            use crate::steps::{json_ids, Cx, Dialect};
+            use crate::steps::{Cx, Dialect};
             use crate::{Result, SpoolError};
 
             type Conn = $Conn;
@@ -272,7 +272,7 @@ macro_rules! delivered_steps {
                     .fetch_all(&mut *conn)
                     .await?;
                     let ev = state::delivery(state::DELIVERY, 0, DeliveryStep::Owe, None, None)?;
-                    events_for(conn, cx, &ev, &ids).await?;
+                    crate::steps::$backend::insert_events_for(conn, cx, &ev, &ids).await?;
                 }
 
                 // The marks, pending → delivered, of the items not refused.
@@ -314,7 +314,7 @@ macro_rules! delivered_steps {
                         Some(DeliveryState::Pending),
                         None,
                     )?;
-                    events_for(conn, cx, &ev, &marked).await?;
+                    crate::steps::$backend::insert_events_for(conn, cx, &ev, &marked).await?;
                     let marked: HashSet<i64> = marked.into_iter().collect();
                     for (d, refused) in batch.iter().zip(out.iter_mut()) {
                         if refused.is_none() && !marked.contains(&d.delivery) {
@@ -328,27 +328,6 @@ macro_rules! delivered_steps {
                 Ok(out)
             }
 
-            /// The event `ev` (its entity id aside) for each delivery of `ids`.
-            async fn events_for(conn: &mut Conn, cx: &Cx<'_>, ev: &state::Event, ids: &[i64]) -> Result<()> {
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                sqlx::query(&format!(
-                    "INSERT INTO events (at, instance, entity, entity_id, from_state, to_state, reason) \
-                     SELECT $1, $2, $3, id, $4, $5, $6 FROM deliveries WHERE id {}",
-                    D.in_json_ids(7)
-                ))
-                .bind(cx.now)
-                .bind(cx.me)
-                .bind(ev.entity)
-                .bind(ev.from.as_deref())
-                .bind(&ev.to)
-                .bind(ev.reason.as_deref())
-                .bind(json_ids(ids))
-                .execute(&mut *conn)
-                .await?;
-                Ok(())
-            }
         }
     };
 }
