@@ -53,3 +53,39 @@ pub fn python_with(modules: &[&str]) -> PathBuf {
     }
     python
 }
+
+/// One schemathesis run (the venv's) of the OpenAPI document `spec`
+/// against the live server `url`, with a bearer `token`, the given
+/// `checks` (comma-separated), at most `max_examples` per operation and a
+/// fixed `seed`; its cache goes to `cwd`. Returns whether it passed, and
+/// its output (stdout, then stderr).
+pub fn schemathesis(
+    spec: &std::path::Path,
+    url: &str,
+    token: &str,
+    checks: &str,
+    max_examples: u32,
+    seed: u32,
+    cwd: &std::path::Path,
+) -> (bool, String) {
+    let python = python_with(&["schemathesis"]);
+    let out = Command::new(python.with_file_name("schemathesis"))
+        .arg("run")
+        .arg(spec)
+        .args(["--url", url])
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--checks", checks])
+        .args(["--phases", "examples,coverage,fuzzing"])
+        .args(["--max-examples", &max_examples.to_string()])
+        .args(["--workers", "1", "--seed", &seed.to_string()])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .current_dir(cwd)
+        .output()
+        .expect("run schemathesis");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
