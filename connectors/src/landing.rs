@@ -7,6 +7,15 @@
 //! files, with [`land_unsynced_folder`]). A crash at any point leaves either
 //! nothing or a complete file under its hash; a leftover temporary file is
 //! never mistaken for a flow. Two flows with the same bytes share one file.
+//!
+//! [`land_unsynced`] is the partner API's variant for many small deposits
+//! at once: nothing is fsynced per file; the caller makes the whole group
+//! durable with one [`sync_store`] (`syncfs(2)` and a final flush) before it
+//! registers any of them. A crash before that may leave a file under its
+//! hash whose bytes did not reach the disk (never registered); so a landing
+//! that finds its hash already there checks the bytes (the unsynced
+//! variant) or replaces them with its own fsynced copy ([`land`]) rather
+//! than trusting them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -58,7 +67,7 @@ pub fn stored_path(store: &Path, sha256: &str) -> PathBuf {
 /// Past `max_bytes` the bytes are no longer kept (the temporary file is
 /// removed) but still hashed to the end, and the result is not `complete`.
 pub fn land(reader: &mut dyn Read, store: &Path, max_bytes: u64) -> Result<Stored, LandingError> {
-    let stored = land_unsynced_folder(reader, store, max_bytes)?;
+    let stored = land_with(reader, store, max_bytes, Durability::Fsynced)?;
     if stored.complete {
         sync_dir(stored.path.parent().expect("stored path has a parent"))?;
     }
@@ -75,9 +84,37 @@ pub fn land_unsynced_folder(
     store: &Path,
     max_bytes: u64,
 ) -> Result<Stored, LandingError> {
+    land_with(reader, store, max_bytes, Durability::Fsynced)
+}
+
+/// [`land`] with nothing fsynced, neither the file nor its folder: the
+/// caller must [`sync_store`] after it (once for every file landed so)
+/// before it relies on the flow.
+pub fn land_unsynced(
+    reader: &mut dyn Read,
+    store: &Path,
+    max_bytes: u64,
+) -> Result<Stored, LandingError> {
+    land_with(reader, store, max_bytes, Durability::Unsynced)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// The file fsynced before its rename.
+    Fsynced,
+    /// Made durable later by the caller ([`sync_store`]).
+    Unsynced,
+}
+
+fn land_with(
+    reader: &mut dyn Read,
+    store: &Path,
+    max_bytes: u64,
+    durability: Durability,
+) -> Result<Stored, LandingError> {
     create_private_dir(store)?;
     let temp_path = store.join(format!("{TEMP_PREFIX}{}", unique_suffix()));
-    let result = copy_hashing(reader, &temp_path, max_bytes);
+    let result = copy_hashing(reader, &temp_path, max_bytes, durability == Durability::Fsynced);
     let (sha256, size, complete) = match result {
         Ok(v) => v,
         Err(e) => {
@@ -97,10 +134,17 @@ pub fn land_unsynced_folder(
     }
     let parent = final_path.parent().expect("stored path has a parent");
     create_private_dir(parent)?;
-    if final_path.exists() {
-        // Same bytes already stored: keep the first copy. (Its folder is
-        // synced again by `land`, or by the caller: the first landing may
-        // not have synced it yet.)
+    let keep_existing = match durability {
+        // An fsynced copy replaces whatever is there (the same bytes, or
+        // an unsynced landing's that a crash left incomplete): the file
+        // under the hash is then durable once the folder is synced.
+        Durability::Fsynced => false,
+        // Never replace a durable file by an unsynced one: keep the first
+        // copy when its bytes are right (if it is itself still unsynced,
+        // the caller's `sync_store` makes it durable with this one).
+        Durability::Unsynced => final_path.exists() && hash_of(&final_path)? == sha256,
+    };
+    if keep_existing {
         fs::remove_file(&temp_path)?;
     } else {
         fs::rename(&temp_path, &final_path)?;
@@ -137,10 +181,27 @@ pub fn sweep_temporaries(store: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// The SHA-256 of a stored file's bytes (in hex).
+fn hash_of(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
 fn copy_hashing(
     reader: &mut dyn Read,
     temp_path: &Path,
     max_bytes: u64,
+    fsync: bool,
 ) -> Result<(String, u64, bool), LandingError> {
     // Raw flows are partners' data: readable by quai's user only.
     let mut out = {
@@ -167,7 +228,7 @@ fn copy_hashing(
             out.write_all(&buf[..n])?;
         }
     }
-    if size <= max_bytes {
+    if fsync && size <= max_bytes {
         out.sync_all()?;
     }
     Ok((hex::encode(hasher.finalize()), size, size <= max_bytes))
@@ -185,6 +246,23 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// fsync a directory so a rename inside it survives a crash.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Make everything written to the store's file system durable: the files
+/// [`land_unsynced`] wrote and the renames into their folders. One
+/// `syncfs(2)` writes every dirty file and folder of the file system out
+/// and waits for them; the fsync of `store` after it flushes the disk's
+/// cache once more, after those writes completed (`syncfs` on ext4 without
+/// a journal issues its flush before the last metadata writes finish).
+/// `store` is an open handle on the store folder, kept open by the caller
+/// so that a write-back error since it was opened is reported here.
+pub fn sync_store(store: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: syncfs only reads the descriptor, which `store` keeps open.
+    if unsafe { libc::syncfs(store.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    store.sync_all()
 }
 
 fn unique_suffix() -> String {

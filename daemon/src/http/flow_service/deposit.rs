@@ -4,13 +4,13 @@
 //! The multipart body is read a chunk at a time (axum's `Multipart`, over
 //! the listener's body-rate bounds): `flowInfo` (JSON, at most 64 KiB) is
 //! checked against the specification, `file` goes through a bounded
-//! channel into `landing::land` on the blocking pool (hashed, fsynced,
+//! channel into `landing::land_unsynced` on the blocking pool (hashed,
 //! renamed to its SHA-256), so no deposit is ever held whole in memory.
 //! Past the limit (`[api] max_file_bytes`, at most 100 MiB, and the
 //! partner's `max_flow_bytes`) the landing is abandoned and the answer is
-//! 413; nothing is registered. The file is fsynced here; its store folder
-//! and its registration are made durable by the group it joins
-//! ([`super::group_commit`]: the folders once per group, the flows and
+//! 413; nothing is registered. The file, its store folder and its
+//! registration are made durable by the group it joins
+//! ([`super::group_commit`]: one `syncfs` per group, the flows and
 //! their metadata in one transaction) before the 202: a repeat
 //! of the same tracking id or the same bytes is answered with the original
 //! flow and registers nothing, so a client that retries after losing the
@@ -160,7 +160,7 @@ async fn land_field(
             rx,
             current: Bytes::new(),
         };
-        landing::land_unsynced_folder(&mut reader, &store, max)
+        landing::land_unsynced(&mut reader, &store, max)
     });
     let mut total: u64 = 0;
     let mut outcome = Ok(false);
@@ -308,14 +308,9 @@ pub async fn deposit(
         sha256: stored.sha256.clone(),
         as2_message_id: None,
     };
-    let folder = stored
-        .path
-        .parent()
-        .ok_or_else(|| FlowError::internal("a stored flow without a folder"))?
-        .to_path_buf();
     let landed = group_commit::Landed {
         deposit: ApiDeposit { flow: new, meta },
-        folder,
+        store: config.store.clone(),
     };
     let registered = group.register(landed).await.map_err(FlowError::internal)?;
     let body = match registered.registration {

@@ -4,22 +4,24 @@
 //!
 //! Why: a deposit must be durable before its `202` (the file, the store
 //! folder it was renamed into, the spool's row), and on SQLite every
-//! commit is a WAL fsync queued behind every other spool write. Committed
-//! one by one, deposits/s is bounded by fsyncs/s of the disk. Here each
-//! request lands and fsyncs its own file (in parallel on the blocking
-//! pool), then queues its registration; the committer takes everything
-//! queued, fsyncs each store folder of the group once, registers the
-//! group in one transaction (`Spool::register_api_flows`: one commit,
-//! repeats within the group answered with the first) and answers each. While
-//! a group commits, the next one queues and its folders are synced: the
-//! busier the API, the larger the groups, with no timer to wait for.
+//! commit is a WAL fsync queued behind every other spool write; an fsync
+//! per file costs a disk flush per file too. Here each request lands its
+//! file without fsync ([`landing::land_unsynced`], in parallel on the
+//! blocking pool) and queues its registration; the committer takes
+//! everything queued, makes the group's files and folders durable at once
+//! ([`landing::sync_store`]: one `syncfs(2)` and one flush, whatever the
+//! group's size), registers the group in one transaction
+//! (`Spool::register_api_flows`: one commit, repeats within the group
+//! answered with the first) and answers each. While a group commits, the
+//! next one queues and is synced: the busier the API, the larger the
+//! groups, with no timer to wait for.
 //!
 //! Nothing is acknowledged before the durable commit: a request is
 //! answered from the commit's outcome only. When a group's transaction
 //! fails, its deposits are registered again one by one, so one deposit
 //! the spool refuses does not fail the others.
 
-use std::collections::BTreeSet;
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,11 +40,11 @@ const MAX_GROUP: usize = 512;
 /// cap bounds them first).
 const QUEUE: usize = 1024;
 
-/// A deposit whose file is landed and fsynced, to register.
+/// A deposit whose file is landed (not yet durable), to register.
 pub struct Landed {
     pub deposit: ApiDeposit,
-    /// The store folder its file was renamed into (fsynced by the group).
-    pub folder: PathBuf,
+    /// The store its file was landed in (made durable by the group).
+    pub store: PathBuf,
 }
 
 /// How a deposit was registered, and when its group committed.
@@ -94,9 +96,10 @@ async fn committer(app: Arc<App>, mut rx: mpsc::Receiver<Queued>) {
     let (synced_tx, synced_rx) = mpsc::channel::<Vec<Queued>>(1);
     let registrar = tokio::spawn(registrar(app, synced_rx));
     let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut store: Option<(PathBuf, Arc<File>)> = None;
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let group = std::mem::replace(&mut group, Vec::with_capacity(MAX_GROUP));
-        if let Some(synced) = sync_folders(group).await {
+        if let Some(synced) = sync_group(&mut store, group).await {
             if synced_tx.send(synced).await.is_err() {
                 break;
             }
@@ -112,26 +115,37 @@ async fn registrar(app: Arc<App>, mut rx: mpsc::Receiver<Vec<Queued>>) {
     }
 }
 
-/// fsync each store folder of a group once, all at the same time; the
-/// group when they all are, else its deposits are answered with the error.
-async fn sync_folders(group: Vec<Queued>) -> Option<Vec<Queued>> {
+/// Make a group's files durable (one [`landing::sync_store`] for each
+/// store its deposits were landed in: one, unless the configuration
+/// changed meanwhile); the group when they are, else its deposits are
+/// answered with the error. The store stays open between groups (`open`)
+/// so that a write-back error since the first group is reported.
+async fn sync_group(
+    open: &mut Option<(PathBuf, Arc<File>)>,
+    group: Vec<Queued>,
+) -> Option<Vec<Queued>> {
     let started = Instant::now();
-    let folders: BTreeSet<PathBuf> = group.iter().map(|q| q.landed.folder.clone()).collect();
-    let count = folders.len();
-    let syncs: Vec<_> = folders
-        .into_iter()
-        .map(|f| {
-            tokio::task::spawn_blocking(move || {
-                landing::sync_dir(&f).map_err(|e| format!("fsync of {}: {e}", f.display()))
-            })
-        })
-        .collect();
+    let mut stores: Vec<PathBuf> = group.iter().map(|q| q.landed.store.clone()).collect();
+    stores.sort();
+    stores.dedup();
     let mut failed = None;
-    for s in syncs {
-        match s.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => failed = Some(e),
-            Err(e) => failed = Some(e.to_string()),
+    for path in stores {
+        let handle = match open {
+            Some((p, f)) if *p == path => Ok(f.clone()),
+            _ => File::open(&path).map(Arc::new),
+        };
+        let outcome = match handle {
+            Ok(file) => {
+                *open = Some((path.clone(), file.clone()));
+                tokio::task::spawn_blocking(move || landing::sync_store(&file))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = outcome {
+            failed = Some(format!("sync of the store {}: {e}", path.display()));
         }
     }
     if let Some(e) = failed {
@@ -143,9 +157,8 @@ async fn sync_folders(group: Vec<Queued>) -> Option<Vec<Queued>> {
     }
     debug!(
         deposits = group.len(),
-        folders = count,
         elapsed_us = started.elapsed().as_micros() as u64,
-        "deposit group: store folders synced"
+        "deposit group: store synced"
     );
     Some(group)
 }
