@@ -156,10 +156,16 @@ async fn deliver_claimed(app: &App, rows: Vec<DeliveryRow>) -> Pass {
 
 /// Send one destination's rows in order; (delivered, failed).
 async fn deliver_group(app: &App, to: Destination, rows: Vec<DeliveryRow>) -> (usize, usize) {
-    if let Destination::Api { partner } = &to {
-        // The partner API's answers are announced, not sent (`webhooks`).
+    let (mut api_delivered, mut api_failed) = (0, 0);
+    let rows = if let Destination::Api { partner } = &to {
+        // The partner API's acknowledgements are announced, not sent
+        // (`webhooks`); invoices and status relays become flows `In`
+        // (`outbound_api`, through the batched path below).
+        let (acks, rest): (Vec<_>, Vec<_>) = rows
+            .into_iter()
+            .partition(|r| !crate::deliver_batch::batchable(r));
         let (mut delivered, mut failed) = (0, 0);
-        for row in rows {
+        for row in acks {
             match crate::webhooks::announce(app, partner, &row).await {
                 Ok(sent) => delivered += usize::from(record_delivered(app, &row, &sent).await),
                 Err(failure) => {
@@ -168,10 +174,23 @@ async fn deliver_group(app: &App, to: Destination, rows: Vec<DeliveryRow>) -> (u
                 }
             }
         }
-        return (delivered, failed);
-    }
-    let channel = outbound::for_destination(&app.config(), &to);
-    let (mut delivered, mut failed) = (0, 0);
+        if rest.is_empty() {
+            return (delivered, failed);
+        }
+        (api_delivered, api_failed) = (delivered, failed);
+        rest
+    } else {
+        rows
+    };
+    let channel: Result<Box<dyn outbound::Outbound>, _> = match &to {
+        Destination::Api { partner } => Ok(Box::new(crate::outbound_api::ApiInbox::new(
+            &app.config(),
+            partner,
+            app.spool.clone(),
+        ))),
+        _ => outbound::for_destination(&app.config(), &to),
+    };
+    let (mut delivered, mut failed) = (api_delivered, api_failed);
     // Invoices and status relays go in batches (`deliver_batch`).
     let (batched, rows): (Vec<_>, Vec<_>) =
         rows.into_iter().partition(crate::deliver_batch::batchable);

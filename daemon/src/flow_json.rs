@@ -12,9 +12,14 @@
 //!   a processed flow's rejected invoices are details too (level `Error`,
 //!   the rule as reason code), at most [`MAX_DETAILS`]; each `reasonMessage`
 //!   in the partner's `[[partner]] language`, as its reports;
-//! - `flowDirection` is always `Out` (deposited by the partner) and
+//! - a flow deposited by the partner has `flowDirection` `Out` and
 //!   `flowType` `CustomerInvoice`, or `SupplierInvoiceLC` for CDAR
-//!   statuses: quai has no incoming flows to offer through the API.
+//!   statuses;
+//! - a flow `In` (delivered by quai to a partner whose only channel is the
+//!   API, [`inbox_flow`]) has the id `in-<n>`, `flowDirection` `In` and
+//!   `flowType` `SupplierInvoice` (an invoice routed to it) or
+//!   `CustomerInvoiceLC` (a lifecycle status of an invoice it issued);
+//!   its acknowledgement is `Ok` (it is complete when it is listed).
 //!
 //! Used by the HTTP routes and by the webhook posts, which carry a `Flow`.
 
@@ -151,6 +156,40 @@ pub async fn flow(
     // `Flow` has no sha256 (FullFlowInfo has).
     o.remove("sha256");
     Ok(v)
+}
+
+/// The id a flow `In` is known by (quai's deposited flows have numbers).
+pub fn inbox_flow_id(id: i64) -> String {
+    format!("in-{id}")
+}
+
+/// The FlowType of a flow `In` of this syntax.
+pub fn inbox_flow_type(syntax: &str) -> &'static str {
+    if syntax == "CDAR" {
+        "CustomerInvoiceLC"
+    } else {
+        "SupplierInvoice"
+    }
+}
+
+/// `Flow` of the specification for a flow `In`.
+pub fn inbox_flow(f: &quai_spool::api::InboxFlow) -> Value {
+    let mut o = Map::new();
+    o.insert("flowId".into(), json!(inbox_flow_id(f.id)));
+    o.insert("submittedAt".into(), json!(f.created_at.to_rfc3339()));
+    o.insert(
+        "updatedAt".into(),
+        json!(f.fetched_at.unwrap_or(f.created_at).to_rfc3339()),
+    );
+    o.insert("name".into(), json!(truncate(&f.name, 255)));
+    o.insert("flowSyntax".into(), json!(f.flow_syntax));
+    o.insert("flowProfile".into(), json!("Undefined"));
+    o.insert("processingRule".into(), json!("Undefined"));
+    o.insert("processingRuleSource".into(), json!("Computed"));
+    o.insert("flowType".into(), json!(f.flow_type));
+    o.insert("flowDirection".into(), json!("In"));
+    o.insert("acknowledgement".into(), json!({ "status": "Ok" }));
+    Value::Object(o)
 }
 
 /// `FullFlowInfo` of the specification: the answer to a deposit.

@@ -28,6 +28,7 @@ pub mod language;
 pub mod mail;
 pub mod metrics;
 pub mod outbound;
+pub mod outbound_api;
 pub mod partner_text;
 pub mod pipeline;
 pub mod preflight;

@@ -16,7 +16,9 @@
 //! it back from there, never comparing names.
 //!
 //! Invoices routed to a recipient (the exchange, issue 15) go the
-//! recipient's own way ([`invoice_destination`]): over AS2 when it has a
+//! recipient's own way ([`invoice_destination`]): as a flow `In` of the
+//! partner API when the API is its only channel ([`api_only`]), over AS2
+//! when it has a
 //! `[partner.as2] url` (and quai an `[as2]` identity), else to its SFTP
 //! outbox when `[partner.sftp] outbox` is set, else to its local outbox;
 //! in the form its `syntax` asks for ([`invoice_form`]) and under the name
@@ -36,6 +38,25 @@ pub fn sends_over_as2(config: &Config, partner: &str) -> bool {
             .partner(partner)
             .and_then(|p| p.as2.as_ref())
             .is_some_and(|a| a.url.is_some())
+}
+
+/// Is `partner` reached only through the partner API? Yes when the API is
+/// served (`[http] listen`) and the partner has no other way to be
+/// delivered to: the partner-root drop zones are off (`[dropzones]
+/// enabled = false`), and it has no `[partner.dropzone]` inbox or outbox,
+/// no `[partner.sftp]` and no `[partner.as2]`. Invoices routed to it and
+/// statuses relayed to it then become its flows `In` (`Destination::Api`,
+/// [`crate::outbound_api`]), never files in an outbox.
+pub fn api_only(config: &Config, partner: &str) -> bool {
+    let Some(p) = config.partner(partner) else {
+        return false;
+    };
+    config.http_listen.is_some()
+        && config.inbound_root.is_none()
+        && p.inbox.is_none()
+        && p.outbox.is_none()
+        && p.sftp.is_none()
+        && p.as2.is_none()
 }
 
 /// Where the answers to a flow of `partner` that came by `origin` go.
@@ -140,6 +161,9 @@ pub fn routes_invoices(config: &Config) -> bool {
 /// Where invoices routed to `recipient` are delivered (see the module doc).
 pub fn invoice_destination(config: &Config, recipient: &str) -> Destination {
     let partner = recipient.to_string();
+    if api_only(config, recipient) {
+        return Destination::Api { partner };
+    }
     if sends_over_as2(config, recipient) {
         return Destination::As2 { partner };
     }
@@ -267,12 +291,15 @@ pub fn report_file_name(original: &str, flow_id: i64) -> String {
 }
 
 /// Where a lifecycle status relayed to `partner` goes (it answers no flow
-/// of that partner's): over AS2 when the partner takes AS2, to its SFTP
+/// of that partner's): a flow `In` when the API is its only channel
+/// ([`api_only`]), over AS2 when the partner takes AS2, to its SFTP
 /// outbox when it has one, else its local outbox.
 pub fn relay_destination(config: &Config, partner: &str) -> Destination {
     let partner_cfg = config.partner(partner);
     let partner = partner.to_string();
-    if sends_over_as2(config, &partner) {
+    if api_only(config, &partner) {
+        Destination::Api { partner }
+    } else if sends_over_as2(config, &partner) {
         Destination::As2 { partner }
     } else if partner_cfg
         .and_then(|p| p.sftp.as_ref())

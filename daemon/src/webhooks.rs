@@ -12,6 +12,8 @@
 //! the subscribed URL only while `[api] webhook_urls` allows it, without
 //! following redirects; a failure stores the next attempt after
 //! `quai_spool::retry_delay` (5 s doubling to 15 min), as deliveries do.
+//! A flow `In` (`crate::outbound_api`) owes its posts when it is
+//! registered; they carry its `Flow` JSON the same way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,11 +35,12 @@ const LEASE: Duration = Duration::from_secs(5 * 60);
 /// pass finds it within this).
 const IDLE: Duration = Duration::from_millis(500);
 
-/// Does a subscription want to hear of a flow in this ack status?
-fn matches(hook: &ApiWebhook, status: &str, flow_type: &str) -> bool {
+/// Does a subscription want to hear of a flow of this direction (`Out`:
+/// deposited by the partner, `In`: delivered to it), ack status and type?
+pub fn matches(hook: &ApiWebhook, direction: &str, status: &str, flow_type: &str) -> bool {
     let types: Vec<String> = serde_json::from_str(&hook.flow_types).unwrap_or_default();
     (types.is_empty() || types.iter().any(|t| t == flow_type))
-        && hook.flow_direction.as_deref().is_none_or(|d| d == "Out")
+        && hook.flow_direction.as_deref().is_none_or(|d| d == direction)
         && hook.ack_status.as_deref().is_none_or(|s| s == status)
 }
 
@@ -73,7 +76,7 @@ pub async fn announce(app: &App, partner: &str, row: &DeliveryRow) -> Result<Sen
         .map_err(|e| fail(e.to_string()))?;
     let ids: Vec<String> = hooks
         .iter()
-        .filter(|h| matches(h, status, flow_type))
+        .filter(|h| matches(h, "Out", status, flow_type))
         .map(|h| h.id.clone())
         .collect();
     let owed = app
@@ -132,11 +135,11 @@ pub async fn post_due(app: &App) -> usize {
         };
         match (&outcome, recorded) {
             (Ok(()), Ok(())) => {
-                info!(partner = %post.partner, flow_id = post.flow_id, webhook = %post.webhook_id,
-                    "webhook posted")
+                info!(partner = %post.partner, flow_id = ?post.flow_id, inbox_id = ?post.inbox_id,
+                    webhook = %post.webhook_id, "webhook posted")
             }
             (Err(e), Ok(())) => {
-                warn!(partner = %post.partner, flow_id = post.flow_id, webhook = %post.webhook_id,
+                warn!(partner = %post.partner, flow_id = ?post.flow_id, inbox_id = ?post.inbox_id, webhook = %post.webhook_id,
                     attempts = post.attempts + 1, error = %e, "webhook post failed; it will be tried again")
             }
             (_, Err(e)) => {
@@ -152,15 +155,29 @@ async fn send(app: &App, post: &WebhookPost) -> Result<(), String> {
     if !config.api.allows_webhook(&post.callback_url) {
         return Err("the callback URL is not allowed by [api] webhook_urls".into());
     }
-    let flow = app
-        .spool
-        .api_flow(&post.partner, post.flow_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("flow {} not found", post.flow_id))?;
-    let json = crate::flow_json::flow(&app.spool, &flow, config.language_of(&post.partner))
-        .await
-        .map_err(|e| e.to_string())?;
+    let json = match (post.flow_id, post.inbox_id) {
+        (Some(id), _) => {
+            let flow = app
+                .spool
+                .api_flow(&post.partner, id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("flow {id} not found"))?;
+            crate::flow_json::flow(&app.spool, &flow, config.language_of(&post.partner))
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        (None, Some(id)) => {
+            let flow = app
+                .spool
+                .inbox_flow(&post.partner, id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("flow in-{id} not found"))?;
+            crate::flow_json::inbox_flow(&flow)
+        }
+        (None, None) => return Err("a webhook post of no flow".into()),
+    };
     let body = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
     let timestamp = chrono::Utc::now().timestamp();
     let signature = crate::tokens::sign_webhook(&post.signing_key, timestamp, &body);

@@ -15,6 +15,10 @@
 //! - **Webhooks**: subscriptions of a partner, and the posts owed to them
 //!   (one per subscription and flow), sent with a lease and the stored
 //!   backoff of [`crate::retry_delay`], as deliveries are.
+//! - **Flows `In`** ([`InboxFlow`]): files quai delivered to a partner
+//!   through the API (invoices routed to it, statuses relayed to it), one
+//!   per partner and file name, registered with their webhook posts in one
+//!   transaction ([`Spool::put_inbox_flow`]).
 //!
 //! Every read takes the partner: another partner's flow or webhook is
 //! not found.
@@ -173,7 +177,10 @@ pub struct ApiWebhook {
 pub struct WebhookPost {
     pub id: i64,
     pub webhook_id: String,
-    pub flow_id: FlowId,
+    /// The flow deposited through the API it announces, or
+    pub flow_id: Option<FlowId>,
+    /// the flow `In` ([`InboxFlow`]) it announces.
+    pub inbox_id: Option<i64>,
     pub attempts: i32,
     pub partner: String,
     pub callback_url: String,
@@ -765,7 +772,7 @@ impl Spool {
                 .execute(&mut *tx)
                 .await?;
                 let post: WebhookPost = sqlx::query_as(
-                    "SELECT p.id, p.webhook_id, p.flow_id, p.attempts, w.partner, w.callback_url, \
+                    "SELECT p.id, p.webhook_id, p.flow_id, p.inbox_id, p.attempts, w.partner, w.callback_url, \
                      w.signing_key FROM api_webhook_posts p JOIN api_webhooks w ON w.id = p.webhook_id \
                      WHERE p.id = $1",
                 )
@@ -844,5 +851,182 @@ impl Spool {
             }
         }
         Ok(c)
+    }
+}
+
+// ------------------------------------------------------------- flows `In`
+
+/// A flow `In`: a file quai delivered to a partner through the API (an
+/// invoice routed to it, or a lifecycle status relayed to it).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboxFlow {
+    pub id: i64,
+    pub partner: String,
+    /// The delivered file's name (unique per partner).
+    pub name: String,
+    /// FlowSyntax (`UBL`, `CII`, `Factur-X`, `CDAR`).
+    pub flow_syntax: String,
+    /// FlowType (`SupplierInvoice`, `CustomerInvoiceLC`...).
+    pub flow_type: String,
+    pub sha256: String,
+    pub size: i64,
+    pub created_at: DateTime<Utc>,
+    /// The first successful download of its file.
+    pub fetched_at: Option<DateTime<Utc>>,
+}
+
+/// A file to deliver as a flow `In`, and the subscriptions to tell.
+#[derive(Debug, Clone)]
+pub struct NewInboxFlow {
+    pub partner: String,
+    pub name: String,
+    pub flow_syntax: String,
+    pub flow_type: String,
+    pub sha256: String,
+    pub size: i64,
+    /// Subscriptions owed a post of the new flow (none when it exists).
+    pub webhooks: Vec<String>,
+}
+
+/// What [`Spool::put_inbox_flow`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboxPut {
+    /// A new flow `In` (and its webhook posts), committed.
+    New(i64),
+    /// Already delivered under this name with the same bytes: nothing added.
+    Existing(i64),
+    /// Already delivered under this name with other bytes (their SHA-256).
+    Conflict(String),
+}
+
+/// The filters of a search of flows `In`.
+#[derive(Debug, Clone, Default)]
+pub struct InboxSearch {
+    pub updated_after: Option<DateTime<Utc>>,
+    pub updated_before: Option<DateTime<Utc>>,
+    /// FlowTypes to keep (`None`: all).
+    pub flow_types: Option<Vec<String>>,
+    /// Flows `In` with an id above this one (the cursor).
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+const INBOX_SELECT: &str = "SELECT id, partner, name, flow_syntax, flow_type, sha256, size, \
+     created_at, fetched_at FROM api_inbox";
+
+impl Spool {
+    /// Register a delivered file as a flow `In` of its partner, with its
+    /// webhook posts, in one transaction; once per partner and name.
+    pub async fn put_inbox_flow(&self, new: &NewInboxFlow) -> Result<InboxPut> {
+        let name = clean_text(&new.name).into_owned();
+        in_tx!(self, tx, now => {
+            let existing: Option<(i64, String)> = sqlx::query_as(
+                "SELECT id, sha256 FROM api_inbox WHERE partner = $1 AND name = $2",
+            )
+            .bind(&new.partner)
+            .bind(&name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((id, sha)) = existing {
+                return Ok(if sha == new.sha256 {
+                    InboxPut::Existing(id)
+                } else {
+                    InboxPut::Conflict(sha)
+                });
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_inbox (partner, name, flow_syntax, flow_type, sha256, size, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&new.partner)
+            .bind(&name)
+            .bind(&new.flow_syntax)
+            .bind(&new.flow_type)
+            .bind(&new.sha256)
+            .bind(new.size)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for hook in &new.webhooks {
+                sqlx::query(
+                    "INSERT INTO api_webhook_posts (webhook_id, inbox_id, state, created_at, \
+                     updated_at, next_attempt_at) VALUES ($1, $2, 'pending', $3, $3, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(hook)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Ok(InboxPut::New(id))
+        })
+    }
+
+    /// One flow `In` of `partner`, or `None`.
+    pub async fn inbox_flow(&self, partner: &str, id: i64) -> Result<Option<InboxFlow>> {
+        with_pool!(self, pool => {
+            Ok(sqlx::query_as::<_, InboxFlow>(&format!(
+                "{INBOX_SELECT} WHERE id = $1 AND partner = $2"
+            ))
+            .bind(id)
+            .bind(partner)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
+    /// Record the first download of a flow `In`'s file; true the first time.
+    pub async fn inbox_flow_fetched(&self, id: i64) -> Result<bool> {
+        in_tx!(self, tx, now => {
+            let n = sqlx::query(
+                "UPDATE api_inbox SET fetched_at = $1 WHERE id = $2 AND fetched_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// A page of `partner`'s flows `In` matching `search`, by id.
+    /// `updatedAt` is the first download, else the delivery.
+    pub async fn search_inbox_flows(
+        &self,
+        partner: &str,
+        search: &InboxSearch,
+    ) -> Result<Vec<InboxFlow>> {
+        let mut sql = format!("{INBOX_SELECT} WHERE partner = $1 AND id > $2");
+        let mut n = 2;
+        if search.updated_after.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND COALESCE(fetched_at, created_at) > ${n}"));
+        }
+        if search.updated_before.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND COALESCE(fetched_at, created_at) < ${n}"));
+        }
+        if let Some(types) = &search.flow_types {
+            if types.is_empty() || !types.iter().all(|t| plain_word(t)) {
+                return Ok(Vec::new());
+            }
+            let names: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+            sql.push_str(&format!(" AND flow_type IN ({})", names.join(", ")));
+        }
+        sql.push_str(&format!(" ORDER BY id LIMIT ${}", n + 1));
+        with_pool!(self, pool => {
+            let mut q = sqlx::query_as::<_, InboxFlow>(&sql)
+                .bind(partner)
+                .bind(search.after.unwrap_or(0));
+            if let Some(t) = search.updated_after {
+                q = q.bind(t);
+            }
+            if let Some(t) = search.updated_before {
+                q = q.bind(t);
+            }
+            Ok(q.bind(search.limit.max(0)).fetch_all(pool).await?)
+        })
     }
 }

@@ -1,9 +1,14 @@
 //! `GET /v1/flows/{flowId}` and `POST /v1/flows/search`: a partner's own
 //! flows, as the specification's `Flow`, or a flow's original file.
 //!
-//! Paging: results by flow id; `nextCursor` (opaque: base64url of
-//! `quai:<last id>`) is present only when more results may follow. The
+//! Paging: results by flow id, the partner's deposited flows (`Out`)
+//! first, then its flows `In` (files quai delivered to it,
+//! `crate::outbound_api`, ids `in-<n>`); `nextCursor` (opaque: base64url
+//! of `quai:<last id>`) is present only when more results may follow. The
 //! search's `where` needs at least one filter, as the specification says.
+//! A flow `In` has no tracking id, processing rule `Undefined` and
+//! acknowledgement `Ok`: the filters on those keep it or not accordingly.
+//! Its first download (`docType=Original`) is recorded (`updatedAt`).
 
 use std::sync::Arc;
 
@@ -13,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use quai_spool::api::ApiFlowSearch;
+use quai_spool::api::{ApiFlowSearch, InboxSearch};
 use serde_json::{json, Map, Value};
 
 use super::{FlowError, Who};
@@ -60,6 +65,9 @@ pub async fn get_flow(
     let partner = &who.0 .0;
     let doc = doc_type(query.as_deref())?;
     let doc = doc.as_str();
+    if let Some(n) = raw.strip_prefix("in-") {
+        return get_inbox_flow(&app, partner, flow_id(n)?, doc).await;
+    }
     let id = flow_id(&raw)?;
     let flow = app
         .spool
@@ -86,25 +94,7 @@ pub async fn get_flow(
                 .as_ref()
                 .map(|m| m.name.clone())
                 .unwrap_or_else(|| flow.flow.original_name.clone());
-            let mut resp =
-                axum::body::Body::new(crate::http::api::ReaderBody::spawn(Box::new(file)))
-                    .into_response();
-            let h = resp.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/octet-stream"),
-            );
-            h.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(flow.flow.size.max(0) as u64),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!(
-                "attachment;filename=\"{}\"",
-                safe_file_name(&name)
-            )) {
-                h.insert(header::CONTENT_DISPOSITION, v);
-            }
-            Ok(resp)
+            Ok(file_response(file, flow.flow.size, &name))
         }
         _ => Err(FlowError::new(
             StatusCode::NOT_FOUND,
@@ -112,6 +102,63 @@ pub async fn get_flow(
             format!("quai keeps no {doc} document of a deposited flow"),
         )),
     }
+}
+
+/// `GET /v1/flows/in-<n>`: a flow `In` of the partner's.
+async fn get_inbox_flow(
+    app: &App,
+    partner: &str,
+    id: i64,
+    doc: &str,
+) -> Result<Response, FlowError> {
+    let flow = app
+        .spool
+        .inbox_flow(partner, id)
+        .await?
+        .ok_or_else(|| FlowError::not_found("flow"))?;
+    match doc {
+        "Metadata" => Ok(Json(flow_json::inbox_flow(&flow)).into_response()),
+        "Original" => {
+            let dir = crate::outbound_api::inbox_dir(&app.config());
+            let path = quai_connectors::landing::stored_path(&dir, &flow.sha256);
+            let file = std::fs::File::open(&path).map_err(|_| {
+                FlowError::new(
+                    StatusCode::NOT_FOUND,
+                    "MISSING_RESOURCE",
+                    "the flow's file is no longer stored",
+                )
+            })?;
+            if app.spool.inbox_flow_fetched(flow.id).await? {
+                tracing::info!(partner, flow_id = %flow_json::inbox_flow_id(flow.id),
+                    file = %flow.name, "flow In downloaded for the first time");
+            }
+            Ok(file_response(file, flow.size, &flow.name))
+        }
+        _ => Err(FlowError::new(
+            StatusCode::NOT_FOUND,
+            "MISSING_RESOURCE",
+            format!("quai keeps no {doc} document of a flow In"),
+        )),
+    }
+}
+
+/// A stored file as the answer (streamed, with its name).
+fn file_response(file: std::fs::File, size: i64, name: &str) -> Response {
+    let mut resp = axum::body::Body::new(crate::http::api::ReaderBody::spawn(Box::new(file)))
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size.max(0) as u64));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment;filename=\"{}\"",
+        safe_file_name(name)
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }
 
 /// A file name for a header: printable ASCII without quotes or backslashes.
@@ -133,19 +180,31 @@ fn safe_file_name(name: &str) -> String {
     }
 }
 
-fn encode_cursor(id: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("quai:{id}"))
+/// Where a page ended: after a deposited flow, or after a flow `In`
+/// (every deposited flow listed before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Out(i64),
+    In(i64),
 }
 
-fn decode_cursor(c: &str) -> Option<i64> {
+fn encode_cursor(c: Cursor) -> String {
+    let raw = match c {
+        Cursor::Out(id) => format!("quai:{id}"),
+        Cursor::In(id) => format!("quai:in-{id}"),
+    };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_cursor(c: &str) -> Option<Cursor> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(c.trim_end_matches('='))
         .ok()?;
-    std::str::from_utf8(&raw)
-        .ok()?
-        .strip_prefix("quai:")?
-        .parse()
-        .ok()
+    let rest = std::str::from_utf8(&raw).ok()?.strip_prefix("quai:")?;
+    match rest.strip_prefix("in-") {
+        Some(n) => n.parse().ok().map(Cursor::In),
+        None => rest.parse().ok().map(Cursor::Out),
+    }
 }
 
 fn date(v: &Value, k: &str) -> Result<Option<DateTime<Utc>>, FlowError> {
@@ -241,24 +300,44 @@ pub async fn search(
             "where needs at least one filter: updatedAfter, updatedBefore, processingRule, flowType, flowDirection, trackingId or ackStatus",
         ));
     }
+    let (out_after, in_after, skip_out) = match after {
+        None => (None, None, false),
+        Some(Cursor::Out(id)) => (Some(id), None, false),
+        Some(Cursor::In(id)) => (None, Some(id), true),
+    };
     let mut search = ApiFlowSearch {
         updated_after: date(filters, "updatedAfter")?,
         updated_before: date(filters, "updatedBefore")?,
         processing_rules: list(filters, "processingRule", flow_json::PROCESSING_RULES)?,
-        after,
+        after: out_after,
         limit: limit + 1,
         ..ApiFlowSearch::default()
     };
-    let mut empty = false;
+    let mut inbox = InboxSearch {
+        updated_after: search.updated_after,
+        updated_before: search.updated_before,
+        after: in_after,
+        ..InboxSearch::default()
+    };
+    // What a flow `In` is: no tracking id, rule Undefined, status Ok.
+    let mut in_empty = search
+        .processing_rules
+        .as_ref()
+        .is_some_and(|r| !r.iter().any(|r| r == "Undefined"));
+    let mut empty = skip_out;
     match filters.get("trackingId") {
         None | Some(Value::Null) => {}
-        Some(Value::String(t)) => search.tracking_id = Some(t.clone()),
+        Some(Value::String(t)) => {
+            search.tracking_id = Some(t.clone());
+            in_empty = true;
+        }
         Some(_) => return Err(FlowError::bad_request("where.trackingId must be a string")),
     }
     match filters.get("ackStatus") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) if flow_json::ACK_STATUSES.contains(&s.as_str()) => {
             search.states = Some(flow_json::states_of(s));
+            in_empty |= s != "Ok";
         }
         Some(_) => {
             return Err(FlowError::bad_request(
@@ -275,10 +354,14 @@ pub async fn search(
             (false, true) => search.cdar = Some(true),
             (false, false) => empty = true,
         }
+        inbox.flow_types = Some(types);
     }
     if let Some(dirs) = list(filters, "flowDirection", flow_json::FLOW_DIRECTIONS)? {
         if !dirs.iter().any(|d| d == "Out") {
             empty = true;
+        }
+        if !dirs.iter().any(|d| d == "In") {
+            in_empty = true;
         }
     }
     let mut found = if empty {
@@ -286,19 +369,33 @@ pub async fn search(
     } else {
         app.spool.search_api_flows(partner, &search).await?
     };
-    let more = found.len() as i64 > limit;
-    found.truncate(limit as usize);
+    let mut next = None;
+    if found.len() as i64 > limit {
+        found.truncate(limit as usize);
+        next = found.last().map(|f| Cursor::Out(f.flow.id));
+    }
     let mut results = Vec::with_capacity(found.len());
     let lang = app.config().language_of(partner);
     for f in &found {
         results.push(flow_json::flow(&app.spool, f, lang).await?);
     }
+    if next.is_none() && !in_empty {
+        // The page's room left, and one more to know whether more follow.
+        let room = limit - found.len() as i64;
+        inbox.limit = room + 1;
+        let mut delivered = app.spool.search_inbox_flows(partner, &inbox).await?;
+        if delivered.len() as i64 > room {
+            delivered.truncate(room as usize);
+            next = Some(Cursor::In(
+                delivered.last().map(|f| f.id).or(in_after).unwrap_or(0),
+            ));
+        }
+        results.extend(delivered.iter().map(flow_json::inbox_flow));
+    }
     let mut out = Map::new();
     out.insert("limit".into(), json!(limit));
-    if more {
-        if let Some(last) = found.last() {
-            out.insert("nextCursor".into(), json!(encode_cursor(last.flow.id)));
-        }
+    if let Some(c) = next {
+        out.insert("nextCursor".into(), json!(encode_cursor(c)));
     }
     out.insert("filters".into(), filters.clone());
     out.insert("results".into(), Value::Array(results));
@@ -311,7 +408,14 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_refuse_strangers() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
+        assert_eq!(
+            decode_cursor(&encode_cursor(Cursor::Out(42))),
+            Some(Cursor::Out(42))
+        );
+        assert_eq!(
+            decode_cursor(&encode_cursor(Cursor::In(7))),
+            Some(Cursor::In(7))
+        );
         assert_eq!(decode_cursor("bm9wZQ"), None);
         assert_eq!(decode_cursor("***"), None);
         assert_eq!(safe_file_name("a\"b\\c\n.xml"), "a_b_c_.xml");
