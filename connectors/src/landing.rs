@@ -114,7 +114,12 @@ fn land_with(
 ) -> Result<Stored, LandingError> {
     create_private_dir(store)?;
     let temp_path = store.join(format!("{TEMP_PREFIX}{}", unique_suffix()));
-    let result = copy_hashing(reader, &temp_path, max_bytes, durability == Durability::Fsynced);
+    let result = copy_hashing(
+        reader,
+        &temp_path,
+        max_bytes,
+        durability == Durability::Fsynced,
+    );
     let (sha256, size, complete) = match result {
         Ok(v) => v,
         Err(e) => {

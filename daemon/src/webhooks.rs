@@ -40,7 +40,10 @@ const IDLE: Duration = Duration::from_millis(500);
 pub fn matches(hook: &ApiWebhook, direction: &str, status: &str, flow_type: &str) -> bool {
     let types: Vec<String> = serde_json::from_str(&hook.flow_types).unwrap_or_default();
     (types.is_empty() || types.iter().any(|t| t == flow_type))
-        && hook.flow_direction.as_deref().is_none_or(|d| d == direction)
+        && hook
+            .flow_direction
+            .as_deref()
+            .is_none_or(|d| d == direction)
         && hook.ack_status.as_deref().is_none_or(|s| s == status)
 }
 

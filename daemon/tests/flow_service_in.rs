@@ -321,6 +321,44 @@ fn assert_no_outbox_files(q: &Quai, dropper: Option<&str>) {
     }
 }
 
+/// `value` validates against the specification's schema `name`, checked
+/// by jsonschema-rs in the test venv (with the ReasonCode erratum of
+/// docs/api.md read as `anyOf`, as the schemathesis test does).
+fn assert_conforms(home: &Path, value: &Value, name: &str) {
+    let mut spec: Value =
+        serde_json::from_str(include_str!("fixtures/afnor/afnor-flow-service-1.3.0.json")).unwrap();
+    let reason = spec["components"]["schemas"]["ReasonCode"]
+        .as_object_mut()
+        .unwrap();
+    let branches = reason.remove("oneOf").expect("the erratum's oneOf");
+    reason.insert("anyOf".into(), branches);
+    let schema =
+        json!({ "$ref": format!("#/components/schemas/{name}"), "components": spec["components"] });
+    let schema_path = home.join(format!("schema-{name}.json"));
+    let value_path = home.join(format!("value-{name}.json"));
+    std::fs::write(&schema_path, schema.to_string()).unwrap();
+    std::fs::write(&value_path, value.to_string()).unwrap();
+    let python = quai_test_support::venv::python_with(&["jsonschema_rs"]);
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import json, sys, jsonschema_rs\n\
+             schema = json.load(open(sys.argv[1])); value = json.load(open(sys.argv[2]))\n\
+             errors = [str(e) for e in jsonschema_rs.validator_for(schema).iter_errors(value)]\n\
+             print('\\n'.join(errors)); sys.exit(1 if errors else 0)",
+        )
+        .arg(&schema_path)
+        .arg(&value_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} does not conform: {}{} — {value}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
     let hook_port = free_port();
@@ -356,14 +394,27 @@ async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
     assert_eq!(flow["flowSyntax"], "CII");
     let id = flow["flowId"].as_str().unwrap().to_owned();
     // `Out` only: the recipient deposited nothing.
-    assert!(search_all(&q, &buy, json!({ "flowDirection": ["Out"] }), 10)
-        .await
-        .is_empty());
+    assert!(
+        search_all(&q, &buy, json!({ "flowDirection": ["Out"] }), 10)
+            .await
+            .is_empty()
+    );
 
     // Metadata, then the file in the recipient's syntax, valid.
     let (code, meta) = call_json(&q, "GET", &format!("/v1/flows/{id}"), Some(&buy), None).await;
     assert_eq!(code, 200, "{meta}");
     assert_eq!(meta["flowId"], json!(id));
+    assert_conforms(q.home(), &meta, "Flow");
+    let (code, page) = call_json(
+        &q,
+        "POST",
+        "/v1/flows/search",
+        Some(&buy),
+        Some(json!({ "limit": 5, "where": { "flowDirection": ["In"] } })),
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    assert_conforms(q.home(), &page, "SearchFlowContent");
     let (code, file) = call(
         &q,
         "GET",

@@ -144,18 +144,20 @@ async fn get_inbox_flow(
 
 /// A stored file as the answer (streamed, with its name).
 fn file_response(file: std::fs::File, size: i64, name: &str) -> Response {
-    let mut resp = axum::body::Body::new(crate::http::api::ReaderBody::spawn(Box::new(file)))
-        .into_response();
+    let mut resp =
+        axum::body::Body::new(crate::http::api::ReaderBody::spawn(Box::new(file))).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size.max(0) as u64));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment;filename=\"{}\"",
-        safe_file_name(name)
-    )) {
+    h.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(size.max(0) as u64),
+    );
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("attachment;filename=\"{}\"", safe_file_name(name)))
+    {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     resp
