@@ -35,6 +35,10 @@ use super::{FlowError, Who};
 use crate::app::App;
 use crate::flow_json;
 
+/// Files up to this size are landed from memory (see [`land_field`]):
+/// at most this much per request in flight, bounded by the listener's
+/// connection cap.
+const SMALL_FILE: u64 = 64 * 1024;
 /// Largest `flowInfo` part.
 const MAX_FLOW_INFO: usize = 64 * 1024;
 /// Room for the multipart framing and `flowInfo` beside the file when a
@@ -148,11 +152,61 @@ enum Landed {
     TooLarge,
 }
 
-/// Stream one multipart field into the store, at most `max` bytes.
+/// Stream one multipart field into the store, at most `max` bytes. A
+/// file of at most [`SMALL_FILE`] bytes (most single invoices) is landed
+/// from memory in one task of the blocking pool; a larger one is handed
+/// over chunk by chunk, never held whole.
 async fn land_field(
     field: &mut axum::extract::multipart::Field<'_>,
     store: std::path::PathBuf,
     max: u64,
+) -> Result<Landed, FlowError> {
+    let mut head: Vec<Bytes> = Vec::new();
+    let mut total: u64 = 0;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                total += chunk.len() as u64;
+                if total > max {
+                    return Ok(Landed::TooLarge);
+                }
+                head.push(chunk);
+                if total > SMALL_FILE {
+                    break;
+                }
+            }
+            Ok(None) => {
+                let bytes = head.concat();
+                let landed = tokio::task::spawn_blocking(move || {
+                    landing::land_unsynced(&mut bytes.as_slice(), &store, max)
+                })
+                .await
+                .map_err(FlowError::internal)?;
+                let stored = landed.map_err(FlowError::internal)?;
+                if !stored.complete {
+                    return Ok(Landed::TooLarge);
+                }
+                return Ok(Landed::Stored(stored));
+            }
+            Err(e) => {
+                return Err(FlowError::bad_request(format!(
+                    "the request body could not be read: {e}"
+                )))
+            }
+        }
+    }
+    land_streamed(field, store, max, head, total).await
+}
+
+/// [`land_field`] for a file larger than [`SMALL_FILE`]: `head` (the
+/// chunks read so far, `total` bytes), then the rest of the field, go
+/// through a bounded channel to the landing on the blocking pool.
+async fn land_streamed(
+    field: &mut axum::extract::multipart::Field<'_>,
+    store: std::path::PathBuf,
+    max: u64,
+    head: Vec<Bytes>,
+    mut total: u64,
 ) -> Result<Landed, FlowError> {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let landing = tokio::task::spawn_blocking(move || {
@@ -162,8 +216,12 @@ async fn land_field(
         };
         landing::land_unsynced(&mut reader, &store, max)
     });
-    let mut total: u64 = 0;
     let mut outcome = Ok(false);
+    for chunk in head {
+        if tx.send(Ok(chunk)).await.is_err() {
+            break;
+        }
+    }
     loop {
         match field.chunk().await {
             Ok(Some(chunk)) => {
