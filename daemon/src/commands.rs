@@ -945,11 +945,20 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> anyhow::Resul
     };
     match result {
         Ok(c) => {
+            // Partners reached only through the partner API (docs/api.md,
+            // "Flows In"): what is delivered to them becomes their flows In.
+            let api_only: Vec<&str> = c
+                .partners
+                .iter()
+                .filter(|p| crate::routing::api_only(&c, &p.id))
+                .map(|p| p.id.as_str())
+                .collect();
             if json {
                 out!(
                     "{}",
                     serde_json::json!({"ok": true, "problems": [], "config": source,
-                        "spool": crate::text::redact_url(&c.spool_url), "partners": c.partners.len()})
+                        "spool": crate::text::redact_url(&c.spool_url), "partners": c.partners.len(),
+                        "api_only_partners": api_only})
                 );
             } else {
                 out!(
@@ -957,6 +966,12 @@ pub fn check_config(path: Option<&std::path::Path>, json: bool) -> anyhow::Resul
                     crate::text::redact_url(&c.spool_url),
                     c.partners.len()
                 );
+                if !api_only.is_empty() {
+                    out!(
+                        "reached only through the partner API (flows In): {}",
+                        api_only.join(", ")
+                    );
+                }
             }
             Ok(0)
         }

@@ -370,6 +370,11 @@ async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
     let mut q = Quai::new(hook_port, true);
     let buy = q.token("buy");
     let sup = q.token("sup");
+    // check-config says who is reached only through the API.
+    let out = q.cli(&["check-config", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let checked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(checked["api_only_partners"], json!(["buy"]), "{checked}");
     q.start();
     let (code, hook) = call_json(
         &q,
