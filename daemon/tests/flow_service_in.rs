@@ -389,6 +389,19 @@ async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
     .await;
     assert_eq!(code, 201, "{hook}");
     let key = hook["signingKey"].as_str().unwrap().to_owned();
+    // A subscription to deposits only (`Out`) is not told of flows `In`.
+    let (code, v) = call_json(
+        &q,
+        "POST",
+        "/v1/webhooks",
+        Some(&buy),
+        Some(json!({
+            "callbackUrl": format!("http://127.0.0.1:{hook_port}/hooks/out-only"),
+            "flowDirection": "Out",
+        })),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
 
     q.drop_file("two.xml", &invoice("IN-1"));
     let flows = wait_flows_in(&q, &buy, json!({ "flowDirection": ["In"] }), 1).await;
@@ -467,6 +480,19 @@ async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
         assert!(Instant::now() < deadline, "no webhook post: {posts:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let posts = got.lock().unwrap().clone();
+    assert_eq!(
+        posts
+            .iter()
+            .filter(|(h, _)| h.contains("/hooks/buy"))
+            .count(),
+        1,
+        "posted more than once"
+    );
+    assert!(
+        !posts.iter().any(|(h, _)| h.contains("/hooks/out-only")),
+        "an Out subscription was told of a flow In"
+    );
     assert_no_outbox_files(&q, Some("sup"));
 }
 

@@ -17,6 +17,7 @@ both!(
     a_group_commits_together_and_repeats_within_it_are_the_first,
     rooms_and_search_paging,
     webhook_posts_owed_once_with_backoff,
+    flows_in_once_per_name_with_their_posts,
 );
 
 fn flow(partner: &str, sha: &str) -> NewFlow {
@@ -360,4 +361,111 @@ async fn webhook_posts_owed_once_with_backoff(db: Db) {
         s.webhook_post_counts().await.unwrap(),
         WebhookPostCounts::default()
     );
+}
+
+async fn flows_in_once_per_name_with_their_posts(db: Db) {
+    let s = db.spool("t").await;
+    let hook = ApiWebhook {
+        id: "0b9b5c55-1111-4a4a-9a9a-000000000002".into(),
+        partner: "acme".into(),
+        callback_url: "http://127.0.0.1:1/hook".into(),
+        signing_key: "a2V5".into(),
+        flow_types: "[]".into(),
+        flow_direction: Some("In".into()),
+        ack_status: None,
+        created_at: chrono::Utc::now(),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    let new = |name: &str, sha: &str, flow_type: &str| NewInboxFlow {
+        partner: "acme".into(),
+        name: name.into(),
+        flow_syntax: "CII".into(),
+        flow_type: flow_type.into(),
+        sha256: sha.into(),
+        size: 10,
+        webhooks: vec![hook.id.clone()],
+    };
+    let InboxPut::New(a) = s
+        .put_inbox_flow(&new("a.cii.xml", "s1", "SupplierInvoice"))
+        .await
+        .unwrap()
+    else {
+        panic!("not new")
+    };
+    // Delivered again (after a crash): the same flow, no second post.
+    assert_eq!(
+        s.put_inbox_flow(&new("a.cii.xml", "s1", "SupplierInvoice"))
+            .await
+            .unwrap(),
+        InboxPut::Existing(a)
+    );
+    assert_eq!(
+        s.put_inbox_flow(&new("a.cii.xml", "other", "SupplierInvoice"))
+            .await
+            .unwrap(),
+        InboxPut::Conflict("s1".into())
+    );
+    let InboxPut::New(b) = s
+        .put_inbox_flow(&new("b.cdar.xml", "s2", "CustomerInvoiceLC"))
+        .await
+        .unwrap()
+    else {
+        panic!("not new")
+    };
+    assert_eq!(s.webhook_post_counts().await.unwrap().pending, 2);
+    let lease = Lease {
+        duration: Duration::from_secs(60),
+    };
+    let mut posts = s.claim_due_webhook_posts(10, lease).await.unwrap();
+    posts.sort_by_key(|p| p.inbox_id);
+    assert_eq!(
+        posts
+            .iter()
+            .map(|p| (p.flow_id, p.inbox_id))
+            .collect::<Vec<_>>(),
+        [(None, Some(a)), (None, Some(b))]
+    );
+    // Another partner sees none of them.
+    assert!(s.inbox_flow("beta", a).await.unwrap().is_none());
+    let all = InboxSearch {
+        limit: 10,
+        ..InboxSearch::default()
+    };
+    assert!(s.search_inbox_flows("beta", &all).await.unwrap().is_empty());
+    // Paging and the type filter.
+    let page = InboxSearch {
+        limit: 1,
+        ..InboxSearch::default()
+    };
+    let first = s.search_inbox_flows("acme", &page).await.unwrap();
+    assert_eq!(first.iter().map(|f| f.id).collect::<Vec<_>>(), [a]);
+    let next = InboxSearch {
+        after: Some(a),
+        ..page.clone()
+    };
+    let second = s.search_inbox_flows("acme", &next).await.unwrap();
+    assert_eq!(second.iter().map(|f| f.id).collect::<Vec<_>>(), [b]);
+    let lc = InboxSearch {
+        flow_types: Some(vec!["CustomerInvoiceLC".into()]),
+        ..all.clone()
+    };
+    let found = s.search_inbox_flows("acme", &lc).await.unwrap();
+    assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), [b]);
+    // The first download is recorded once.
+    assert!(s
+        .inbox_flow("acme", a)
+        .await
+        .unwrap()
+        .unwrap()
+        .fetched_at
+        .is_none());
+    assert!(s.inbox_flow_fetched(a).await.unwrap());
+    assert!(!s.inbox_flow_fetched(a).await.unwrap());
+    assert!(s
+        .inbox_flow("acme", a)
+        .await
+        .unwrap()
+        .unwrap()
+        .fetched_at
+        .is_some());
 }
