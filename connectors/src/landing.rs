@@ -306,6 +306,30 @@ mod tests {
     }
 
     #[test]
+    fn an_incomplete_copy_under_the_hash_is_never_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path();
+        // Unsynced, then durable for the store's file system at once.
+        let a = land_unsynced(&mut &b"hello"[..], store, 100).unwrap();
+        sync_store(&File::open(store).unwrap()).unwrap();
+        assert_eq!(fs::read(&a.path).unwrap(), b"hello");
+        // The same bytes again: the first copy is kept (same inode).
+        use std::os::unix::fs::MetadataExt;
+        let inode = fs::metadata(&a.path).unwrap().ino();
+        let again = land_unsynced(&mut &b"hello"[..], store, 100).unwrap();
+        assert_eq!(again, a);
+        assert_eq!(fs::metadata(&a.path).unwrap().ino(), inode);
+        // What a crash before the sync may leave: the name, not the bytes.
+        fs::write(&a.path, b"").unwrap();
+        land_unsynced(&mut &b"hello"[..], store, 100).unwrap();
+        assert_eq!(fs::read(&a.path).unwrap(), b"hello");
+        fs::write(&a.path, b"hel").unwrap();
+        land(&mut &b"hello"[..], store, 100).unwrap();
+        assert_eq!(fs::read(&a.path).unwrap(), b"hello");
+        assert_eq!(sweep_temporaries(store).unwrap(), 0);
+    }
+
+    #[test]
     fn refuses_oversized_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let stored = land(&mut &[0u8; 1000][..], dir.path(), 999).unwrap();
