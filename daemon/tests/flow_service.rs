@@ -898,3 +898,31 @@ async fn responses_conform_to_the_flow_service_description_by_schemathesis() {
         "not every operation was tested:\n{text}"
     );
 }
+
+/// A file larger than the 64 KiB a deposit lands from memory goes through
+/// the streamed path: registered, and its bytes read back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposit_past_64_kib_is_streamed_and_read_back_exactly() {
+    let mut q = Quai::new(free_port());
+    let acme = q.token("acme");
+    q.start();
+    let padding = format!("<!-- {} -->", "p".repeat(300 * 1024));
+    let file = String::from_utf8(ubl("API-LARGE"))
+        .unwrap()
+        .replacen("<cbc:ID>", &format!("{padding}<cbc:ID>"), 1)
+        .into_bytes();
+    assert!(file.len() > 300 * 1024);
+    let (code, v) = deposit(&q, &acme, info("large.xml", Some("L-1")), &file).await;
+    assert_eq!(code, 202, "{v}");
+    let id = v["flowId"].as_str().unwrap().to_owned();
+    use sha2::Digest;
+    assert_eq!(v["sha256"], json!(hex::encode(sha2::Sha256::digest(&file))));
+    let resp = reqwest::Client::new()
+        .get(q.url(&format!("/v1/flows/{id}?docType=Original")))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), file.as_slice());
+}
