@@ -1,8 +1,9 @@
 //! Everything that leaves quai goes through one trait, [`Outbound`], defined
 //! here where it is consumed (the deliverer, the mail of the jobs) and
 //! implemented over the channels of `quai_connectors::outbound`: a local
-//! outbox folder, an SFTP outbox, an AS2 partner, mail, plus the one
-//! channel that is quai's own, the POST of a queued asynchronous MDN.
+//! outbox folder, an SFTP outbox, an AS2 partner, mail, plus the channels
+//! that are quai's own: the POST of a queued asynchronous MDN, and the
+//! partner API's flows `In` (`crate::outbound_api`).
 //!
 //! [`for_destination`] is the one place a spool [`Destination`] becomes a
 //! channel, built from the current configuration (so a partner's new
@@ -181,8 +182,10 @@ pub fn for_destination(
         Destination::Mail { address } => {
             Box::new(mail(config, vec![address.clone()]).map_err(|e| refused(e.to_string()))?)
         }
-        // Answered by the partner API itself (the deliverer hands these
-        // rows to `flow_api::announce`): nothing is sent anywhere.
+        // The partner API: its acknowledgements are announced
+        // (`webhooks::announce`), its invoices and status relays become
+        // flows `In` through `outbound_api::ApiInbox`, which needs the
+        // spool: the deliverer builds it (never this function).
         Destination::Api { .. } => {
             return Err(refused(
                 "an answer through the partner API is announced, not sent".into(),
