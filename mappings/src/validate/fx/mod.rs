@@ -21,8 +21,10 @@
 
 mod tables;
 
+use std::cell::Cell;
+
 use crate::model::{Severity, Violation};
-use crate::xml::Attrs;
+use crate::xml::{Attrs, Element, PathMemo, ThreadMemo};
 
 /// One structure rule of a profile schematron, on the element at its path.
 #[derive(Debug)]
@@ -238,9 +240,24 @@ struct Frame {
     counts: Vec<(&'static str, u32)>,
 }
 
+/// A path's checks in each profile, looked up the first time the path is
+/// met in that profile (three hash lookups of the long CII path per element
+/// were a fifth of reading a CII invoice).
+#[derive(Default)]
+struct PathChecks {
+    foreign: bool,
+    by_profile: [Option<&'static [Check]>; 5],
+}
+
+thread_local! {
+    static PATH_CHECKS: Cell<PathMemo<PathChecks>> = const { Cell::new(PathMemo::new()) };
+}
+
 /// Follows a CII document's elements and reports the structure rules of its
 /// profile it breaks.
 pub(crate) struct Checker {
+    /// The checks of each path met, kept per thread.
+    paths: ThreadMemo<PathChecks>,
     profile: FxProfile,
     /// BT-24 was read and names a Factur-X profile: the findings stand.
     named: bool,
@@ -259,6 +276,7 @@ const HEADER_ARD: &str =
 impl Default for Checker {
     fn default() -> Self {
         let mut c = Checker {
+            paths: ThreadMemo::take(&PATH_CHECKS),
             profile: FxProfile::En16931,
             named: false,
             stack: Vec::new(),
@@ -270,10 +288,6 @@ impl Default for Checker {
     }
 }
 
-fn local(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
-}
-
 /// `A/B` -> `/rsm:CrossIndustryInvoice/A/B`, for messages.
 fn xpath(path: &str) -> String {
     if path.is_empty() {
@@ -283,11 +297,9 @@ fn xpath(path: &str) -> String {
     }
 }
 
-impl Checker {
-    fn frame(&self, path: &str) -> Frame {
-        let counts = self
-            .profile
-            .checks(path)
+impl Frame {
+    fn of(checks: &[Check]) -> Frame {
+        let counts = checks
             .iter()
             .filter_map(|c| match c {
                 Check::Count { child, .. } => Some((*child, 0)),
@@ -295,6 +307,26 @@ impl Checker {
             })
             .collect();
         Frame { counts }
+    }
+}
+
+impl Checker {
+    fn frame(&self, path: &str) -> Frame {
+        Frame::of(self.profile.checks(path))
+    }
+
+    /// The current profile's checks on `el`; `None` for an element in a
+    /// foreign namespace (`~` in its path: not checked).
+    fn checks_of(&mut self, el: &Element<'_>) -> Option<&'static [Check]> {
+        let profile = self.profile;
+        let e = self.paths.get(el.node, || PathChecks {
+            foreign: el.path.contains('~'),
+            by_profile: [None; 5],
+        });
+        if e.foreign {
+            return None;
+        }
+        Some(e.by_profile[profile as usize].get_or_insert_with(|| profile.checks(el.path)))
     }
 
     /// BT-24 named the profile: the open elements (the root, the context,
@@ -335,8 +367,8 @@ impl Checker {
     }
 
     /// An element opened (a foreign one, `~` in its path, is not checked).
-    pub fn start(&mut self, path: &str, attrs: &Attrs<'_>) {
-        let name = local(path);
+    pub fn start(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) {
+        let (path, name) = (el.path, el.local());
         if let Some(parent) = self.stack.last_mut() {
             for (child, seen) in parent.counts.iter_mut() {
                 if *child == name {
@@ -344,16 +376,12 @@ impl Checker {
                 }
             }
         }
-        let frame = if path.contains('~') {
-            Frame { counts: Vec::new() }
-        } else {
-            self.frame(path)
-        };
-        self.stack.push(frame);
-        if path.contains('~') {
+        let Some(checks) = self.checks_of(el) else {
+            self.stack.push(Frame { counts: Vec::new() });
             return;
-        }
-        for check in self.profile.checks(path) {
+        };
+        self.stack.push(Frame::of(checks));
+        for check in checks {
             match check {
                 Check::NotUsed {
                     attr: None,
@@ -406,9 +434,10 @@ impl Checker {
     }
 
     /// An element closed, with its trimmed text.
-    pub fn end(&mut self, path: &str, text: &str) {
+    pub fn end(&mut self, el: &Element<'_>, text: &str) {
+        let path = el.path;
         let frame = self.stack.pop();
-        if path.contains('~') {
+        if self.checks_of(el).is_none() {
             return;
         }
         if path.strip_suffix("/TypeCode") == Some(HEADER_ARD) {
@@ -441,7 +470,7 @@ impl Checker {
                 None => self.named = false,
             }
         }
-        let checks = self.profile.checks(path);
+        let checks = self.checks_of(el).unwrap_or(&[]);
         if let Some(frame) = frame {
             self.counts(path, checks, &frame);
         }

@@ -343,10 +343,9 @@ impl Checker {
         self.findings.push(v);
     }
 
-    /// An element opened (its path relative to the root; a `~` marks a
-    /// foreign namespace).
-    pub fn start(&mut self, path: &str, attrs: &Attrs<'_>) {
-        let local = path.rsplit('/').next().unwrap_or(path);
+    /// An element opened (its local name; a `~` marks a foreign
+    /// namespace).
+    pub fn start(&mut self, local: &str, attrs: &Attrs<'_>) {
         let mut frame = self.child(local);
         frame.line = self.at.0;
         frame.column = self.at.1;
