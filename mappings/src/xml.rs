@@ -504,9 +504,11 @@ pub trait Handler {
 
 struct Frame {
     path_len: usize,
-    /// Where the element's local name starts in the path, and its node.
+    /// Where the element's local name starts in the path, its node, and
+    /// the node of its last child so far.
     local: usize,
     node: Node,
+    last_child: Node,
     attrs_start: usize,
     attr_buf_start: usize,
     /// Namespace bindings in scope before this element's own.
@@ -834,10 +836,10 @@ impl<'h, H: Handler> Driver<'h, H> {
             Event::Decl(e) => (e, 2),
             _ => return,
         };
-        let Some(last) = raw.iter().rposition(|&b| b == b'\n') else {
+        let Some(last) = memchr::memrchr(b'\n', raw) else {
             return;
         };
-        let n = raw[..last].iter().filter(|&&b| b == b'\n').count() + 1;
+        let n = memchr::memchr_iter(b'\n', &raw[..last]).count() + 1;
         self.line = self
             .line
             .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
@@ -1068,6 +1070,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                         path_len: 0,
                         local: 0,
                         node,
+                        last_child: Node::NONE,
                         attrs_start,
                         attr_buf_start,
                         bindings_len,
@@ -1111,11 +1114,12 @@ impl<'h, H: Handler> Driver<'h, H> {
                     buf: &self.attr_buf,
                     items: self.attrs.get(attrs_start..).unwrap_or(&[]),
                 };
-                let parent = self.frames.last().expect("the root is open");
+                let parent = self.frames.last_mut().expect("the root is open");
                 let node = match self.tree.as_mut() {
-                    Some(t) => t.child(parent.node, &self.path[local_at..]),
+                    Some(t) => t.child(parent.node, parent.last_child, &self.path[local_at..]),
                     None => Node::NONE,
                 };
+                parent.last_child = node;
                 let el = Element {
                     path: &self.path,
                     node,
@@ -1132,6 +1136,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                     path_len,
                     local: local_at,
                     node,
+                    last_child: Node::NONE,
                     attrs_start,
                     attr_buf_start,
                     bindings_len,

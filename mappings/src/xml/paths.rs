@@ -65,13 +65,27 @@ impl Hasher for Identity {
     }
 }
 
-/// One thread's paths: each node its parent and local name.
+/// One path: its parent, its local name (a range of the tree's names) and
+/// two guesses at the next element, which a document of repeated structure
+/// (lines, parties) nearly always confirms with one name comparison.
+struct NodeRec {
+    parent: u32,
+    name: (u32, u32),
+    /// The first child seen last time this element had children.
+    first: u32,
+    /// The sibling that followed this element last time.
+    follow: u32,
+}
+
+const NO_GUESS: u32 = u32::MAX;
+
+/// One thread's paths.
 pub(super) struct Tree {
     generation: u32,
     /// Hash of (parent, local name) -> node id; checked against the node
     /// on a hit (a collision gives no id, never a wrong one).
     index: HashMap<u64, u32, BuildHasherDefault<Identity>>,
-    nodes: Vec<(u32, u32, u32)>,
+    nodes: Vec<NodeRec>,
     names: String,
 }
 
@@ -93,7 +107,12 @@ impl Tree {
             names: String::with_capacity(4096),
         });
         // The root element: the empty path.
-        t.nodes.push((u32::MAX, 0, 0));
+        t.nodes.push(NodeRec {
+            parent: u32::MAX,
+            name: (0, 0),
+            first: NO_GUESS,
+            follow: NO_GUESS,
+        });
         t
     }
 
@@ -116,35 +135,61 @@ impl Tree {
         }
     }
 
+    fn is(&self, id: u32, parent: u32, local: &str) -> bool {
+        let n = &self.nodes[id as usize];
+        n.parent == parent && &self.names[n.name.0 as usize..n.name.1 as usize] == local
+    }
+
     /// The node of the element `local` (as it appears in the path, `~`
-    /// included) under `parent`.
-    pub fn child(&mut self, parent: Node, local: &str) -> Node {
+    /// included) under `parent`, whose previous child was `previous`
+    /// ([`Node::NONE`] for its first).
+    pub fn child(&mut self, parent: Node, previous: Node, local: &str) -> Node {
         if parent.is_none() || parent.generation != self.generation {
             return Node::NONE;
         }
-        let key = foldhash::fast::FixedState::default().hash_one((parent.id, local));
-        if let Some(&id) = self.index.get(&key) {
-            let (p, a, b) = self.nodes[id as usize];
-            if p == parent.id && &self.names[a as usize..b as usize] == local {
-                return Node {
-                    generation: self.generation,
-                    id,
-                };
+        let previous =
+            (!previous.is_none() && previous.generation == self.generation).then_some(previous.id);
+        let guess = match previous {
+            Some(p) => self.nodes[p as usize].follow,
+            None => self.nodes[parent.id as usize].first,
+        };
+        let id = if guess != NO_GUESS && self.is(guess, parent.id, local) {
+            guess
+        } else {
+            let Some(id) = self.find_or_add(parent.id, local) else {
+                return Node::NONE;
+            };
+            match previous {
+                Some(p) => self.nodes[p as usize].follow = id,
+                None => self.nodes[parent.id as usize].first = id,
             }
-            return Node::NONE;
-        }
-        if self.nodes.len() >= MAX_NODES || self.names.len() + local.len() > u32::MAX as usize {
-            return Node::NONE;
-        }
-        let id = self.nodes.len() as u32;
-        let a = self.names.len() as u32;
-        self.names.push_str(local);
-        self.nodes.push((parent.id, a, self.names.len() as u32));
-        self.index.insert(key, id);
+            id
+        };
         Node {
             generation: self.generation,
             id,
         }
+    }
+
+    fn find_or_add(&mut self, parent: u32, local: &str) -> Option<u32> {
+        let key = foldhash::fast::FixedState::default().hash_one((parent, local));
+        if let Some(&id) = self.index.get(&key) {
+            return self.is(id, parent, local).then_some(id);
+        }
+        if self.nodes.len() >= MAX_NODES || self.names.len() + local.len() > u32::MAX as usize {
+            return None;
+        }
+        let id = self.nodes.len() as u32;
+        let a = self.names.len() as u32;
+        self.names.push_str(local);
+        self.nodes.push(NodeRec {
+            parent,
+            name: (a, self.names.len() as u32),
+            first: NO_GUESS,
+            follow: NO_GUESS,
+        });
+        self.index.insert(key, id);
+        Some(id)
     }
 }
 
@@ -226,12 +271,20 @@ mod tests {
     fn a_path_keeps_its_node_and_a_memo_its_value() {
         let mut t = Tree::new();
         let root = t.root();
-        let a = t.child(root, "A");
-        let b = t.child(a, "B");
-        assert_eq!(t.child(root, "A"), a);
-        assert_eq!(t.child(a, "B"), b);
-        assert_ne!(t.child(root, "B"), b);
-        assert_eq!(t.child(Node::NONE, "B"), Node::NONE);
+        let n = Node::NONE;
+        let a = t.child(root, n, "A");
+        let b = t.child(a, n, "B");
+        assert_eq!(t.child(root, n, "A"), a);
+        assert_eq!(t.child(a, n, "B"), b);
+        let c = t.child(a, b, "C");
+        // The guesses (C after B) and the index agree.
+        assert_eq!(t.child(a, b, "C"), c);
+        assert_eq!(t.child(a, n, "C"), c);
+        assert_eq!(t.child(a, c, "B"), b);
+        assert_eq!(t.child(a, b, "B"), b);
+        assert_ne!(t.child(root, n, "B"), b);
+        assert_ne!(t.child(root, a, "C"), c);
+        assert_eq!(t.child(Node::NONE, n, "B"), Node::NONE);
         let mut m = PathMemo::new();
         let mut calls = 0;
         for _ in 0..3 {
@@ -246,7 +299,7 @@ mod tests {
         assert_eq!(calls, 1);
         // Another tree: the memo starts again.
         let mut t2 = Tree::new();
-        let a2 = t2.child(t2.root(), "A");
+        let a2 = t2.child(t2.root(), Node::NONE, "A");
         assert_eq!(*m.get(a2, || 9), 9);
         assert_eq!(*m.get(Node::NONE, || 5), 5);
     }
@@ -256,10 +309,10 @@ mod tests {
         let mut t = Tree::new();
         let root = t.root();
         for i in 0..MAX_NODES {
-            t.child(root, &format!("e{i}"));
+            t.child(root, Node::NONE, &format!("e{i}"));
         }
-        assert_eq!(t.child(root, "another"), Node::NONE);
+        assert_eq!(t.child(root, Node::NONE, "another"), Node::NONE);
         // Paths already known keep their ids.
-        assert_ne!(t.child(root, "e1"), Node::NONE);
+        assert_ne!(t.child(root, Node::NONE, "e1"), Node::NONE);
     }
 }

@@ -247,6 +247,19 @@ struct Frame {
 struct PathChecks {
     foreign: bool,
     by_profile: [Option<&'static [Check]>; 5],
+    /// Which of its parent's counted children an element of this path is
+    /// (indexes into the parent's [`Frame::counts`], which its path and the
+    /// profile decide), per profile.
+    in_parent: [Option<Box<[u16]>>; 5],
+}
+
+impl PathChecks {
+    fn of(path: &str) -> PathChecks {
+        PathChecks {
+            foreign: path.contains('~'),
+            ..PathChecks::default()
+        }
+    }
 }
 
 thread_local! {
@@ -319,10 +332,7 @@ impl Checker {
     /// foreign namespace (`~` in its path: not checked).
     fn checks_of(&mut self, el: &Element<'_>) -> Option<&'static [Check]> {
         let profile = self.profile;
-        let e = self.paths.get(el.node, || PathChecks {
-            foreign: el.path.contains('~'),
-            by_profile: [None; 5],
-        });
+        let e = self.paths.get(el.node, || PathChecks::of(el.path));
         if e.foreign {
             return None;
         }
@@ -370,8 +380,15 @@ impl Checker {
     pub fn start(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) {
         let (path, name) = (el.path, el.local());
         if let Some(parent) = self.stack.last_mut() {
-            for (child, seen) in parent.counts.iter_mut() {
-                if *child == name {
+            let e = self.paths.get(el.node, || PathChecks::of(path));
+            let slots = e.in_parent[self.profile as usize].get_or_insert_with(|| {
+                (parent.counts.iter().enumerate())
+                    .filter(|(_, (child, _))| *child == name)
+                    .map(|(i, _)| i as u16)
+                    .collect()
+            });
+            for &i in slots.iter() {
+                if let Some((_, seen)) = parent.counts.get_mut(i as usize) {
                     *seen += 1;
                 }
             }
