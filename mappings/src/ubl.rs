@@ -533,7 +533,7 @@ impl Handler for Mapper {
     fn start_element(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) -> TextMode {
         let path = el.path;
         if let Some(x) = self.xsd.as_mut() {
-            x.start(el.local(), attrs);
+            x.start(el, attrs);
         }
         match path {
             "InvoiceLine" | "CreditNoteLine" => self.positions.line_opened(self.at),
