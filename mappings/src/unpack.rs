@@ -486,6 +486,64 @@ impl Read for EntryLimit<'_, '_, '_> {
     }
 }
 
+/// A tar stream that "seeks" forward by reading: the tar crate skips the
+/// padding after each entry through a 32 KiB stack buffer it zeroes every
+/// time (a tenth of reading a flow of small invoices); given a seekable
+/// reader it seeks instead, and this one reads the bytes into a buffer
+/// zeroed once per archive. Only forward seeks from the current position
+/// are possible, which is all the tar crate asks for.
+struct ForwardSeek<'a> {
+    inner: &'a mut dyn Read,
+    pos: u64,
+    scratch: Box<[u8]>,
+}
+
+impl<'a> ForwardSeek<'a> {
+    fn new(inner: &'a mut dyn Read) -> Self {
+        ForwardSeek {
+            inner,
+            pos: 0,
+            scratch: vec![0u8; 4096].into_boxed_slice(),
+        }
+    }
+}
+
+impl Read for ForwardSeek<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ForwardSeek<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Current(delta) = to else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a tar stream only skips forward",
+            ));
+        };
+        let mut amt = u64::try_from(delta).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a tar stream only skips forward",
+            )
+        })?;
+        while amt > 0 {
+            let n = amt.min(self.scratch.len() as u64) as usize;
+            let n = self.inner.read(&mut self.scratch[..n])?;
+            if n == 0 {
+                // The tar crate's own skip says the same.
+                return Err(io::Error::other("unexpected EOF during skip"));
+            }
+            amt -= n as u64;
+            self.pos += n as u64;
+        }
+        Ok(self.pos)
+    }
+}
+
 /// A read buffer over a zip file that survives seeks landing in what it
 /// holds. The zip crate seeks to each entry's local header and asks for its
 /// position although the entries follow one another: over a bare file that
@@ -612,6 +670,22 @@ impl<R: Read> BufRead for Peeked<R> {
         } else {
             self.rest.consume(amt);
         }
+    }
+}
+
+/// Read what the visitor left of an entry and drop it, from the reader's
+/// own buffer (`io::copy` to a sink zeroed an 8 KiB buffer per entry).
+fn drain(r: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let n = match r.fill_buf() {
+            Ok(b) => b.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        r.consume(n);
     }
 }
 
@@ -809,7 +883,7 @@ impl<E> Walker<'_, '_, '_, E> {
                     return Err(f.cast());
                 }
                 outcome.map_err(UnpackError::Visit)?;
-                if let Err(e) = io::copy(&mut peeked, &mut io::sink()) {
+                if let Err(e) = drain(&mut peeked) {
                     return Err(self.fault_or(UnpackError::Io(e)));
                 }
                 Ok(())
@@ -843,8 +917,8 @@ impl<E> Walker<'_, '_, '_, E> {
 
     fn tar(&mut self, src: &mut dyn Read, path: &str, level: u32) -> Result<(), UnpackError<E>> {
         let ctx = self.ctx;
-        let mut archive = tar::Archive::new(src);
-        let entries = match archive.entries() {
+        let mut archive = tar::Archive::new(ForwardSeek::new(src));
+        let entries = match archive.entries_with_seek() {
             Ok(e) => e.raw(true),
             Err(e) => return Err(ctx.corrupt(path, e).cast()),
         };

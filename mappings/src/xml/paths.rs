@@ -219,6 +219,7 @@ impl<T> PathMemo<T> {
     }
 
     /// The value for `node`, computed by `compute` the first time.
+    #[inline]
     pub fn get(&mut self, node: Node, compute: impl FnOnce() -> T) -> &mut T {
         if node.is_none() {
             return self.scratch.insert(compute());
@@ -250,6 +251,7 @@ impl<T: 'static> ThreadMemo<T> {
         }
     }
 
+    #[inline]
     pub fn get(&mut self, node: Node, compute: impl FnOnce() -> T) -> &mut T {
         self.memo.get(node, compute)
     }

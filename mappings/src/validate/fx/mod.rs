@@ -279,6 +279,8 @@ thread_local! {
 pub(crate) struct Checker {
     /// The checks of each path met, kept per thread.
     paths: ThreadMemo<PathChecks>,
+    /// Emptied counter vectors of closed elements.
+    spare: Vec<Vec<(&'static str, u32)>>,
     profile: FxProfile,
     /// BT-24 was read and names a Factur-X profile: the findings stand.
     named: bool,
@@ -298,6 +300,7 @@ impl Default for Checker {
     fn default() -> Self {
         let mut c = Checker {
             paths: ThreadMemo::take(&PATH_CHECKS),
+            spare: Vec::new(),
             profile: FxProfile::En16931,
             named: false,
             stack: Vec::new(),
@@ -319,17 +322,24 @@ fn xpath(path: &str) -> String {
 }
 
 impl Frame {
-    fn of(checks: &[Check]) -> Frame {
-        let counts = checks
-            .iter()
-            .filter_map(|c| match c {
-                Check::Count { child, .. } => Some((*child, 0)),
-                _ => None,
-            })
-            .collect();
+    fn of(checks: &'static [Check]) -> Frame {
+        Frame::into(Vec::new(), checks)
+    }
+
+    /// The frame of an element with `checks`, its counters in `counts`
+    /// (an emptied vector, reused).
+    fn into(mut counts: Vec<(&'static str, u32)>, checks: &'static [Check]) -> Frame {
+        counts.extend(checks.iter().filter_map(|c| match c {
+            Check::Count { child, .. } => Some((*child, 0)),
+            _ => None,
+        }));
         Frame { counts }
     }
 }
+
+/// Counter vectors kept for reuse (an allocation per counted element was
+/// a tenth of the checker's time).
+const SPARE_MAX: usize = 64;
 
 impl Checker {
     fn frame(&self, path: &str) -> Frame {
@@ -405,7 +415,8 @@ impl Checker {
             self.stack.push(Frame { counts: Vec::new() });
             return;
         };
-        self.stack.push(Frame::of(checks));
+        let counts = self.spare.pop().unwrap_or_default();
+        self.stack.push(Frame::into(counts, checks));
         for check in checks {
             match check {
                 Check::NotUsed {
@@ -496,8 +507,12 @@ impl Checker {
             }
         }
         let checks = self.checks_of(el).unwrap_or(&[]);
-        if let Some(frame) = frame {
+        if let Some(mut frame) = frame {
             self.counts(path, checks, &frame);
+            if self.spare.len() < SPARE_MAX && frame.counts.capacity() > 0 {
+                frame.counts.clear();
+                self.spare.push(frame.counts);
+            }
         }
         for check in checks {
             if let Check::Code {
@@ -519,6 +534,9 @@ impl Checker {
     }
 
     fn counts(&mut self, path: &str, checks: &'static [Check], frame: &Frame) {
+        // The frame's counters are those of `checks` in order, unless the
+        // profile changed while the element was open: then by name.
+        let mut k = 0;
         for check in checks {
             if let Check::Count {
                 child,
@@ -528,11 +546,15 @@ impl Checker {
                 severity,
             } = check
             {
-                let seen = frame
-                    .counts
-                    .iter()
-                    .find(|(c, _)| c == child)
-                    .map_or(0, |(_, n)| *n);
+                let seen = match frame.counts.get(k) {
+                    Some((c, n)) if std::ptr::eq(*c, *child) => *n,
+                    _ => frame
+                        .counts
+                        .iter()
+                        .find(|(c, _)| c == child)
+                        .map_or(0, |(_, n)| *n),
+                };
+                k += 1;
                 if seen < *min || seen > *max {
                     let want = match (*min, *max) {
                         (a, b) if a == b => format!("exactly {a} time(s)"),
