@@ -613,35 +613,75 @@ impl<R: Read + Seek> Seek for SeekBuf<R> {
 }
 
 /// A reader whose first bytes (up to [`SNIFF_LEN`]) were read ahead to
-/// detect the format, then served again.
+/// detect its format, then read on through the same buffer. The buffers
+/// are kept per thread for the next entries: a fresh one per archive entry
+/// was zeroed before its first read (16 KiB for each small invoice).
 struct Peeked<R> {
-    prefix: Vec<u8>,
+    inner: R,
+    buf: Box<[u8]>,
+    /// `buf[..prefix]` is the sniffed prefix (until the first refill).
+    prefix: usize,
     pos: usize,
-    rest: BufReader<R>,
+    end: usize,
+}
+
+/// The read buffer of one [`Peeked`] (at least [`SNIFF_LEN`]).
+const PEEK_BUF: usize = 16 * 1024;
+/// Buffers kept per thread (an entry nests a few readers at most).
+const PEEK_KEEP: usize = 8;
+
+thread_local! {
+    static PEEK_BUFFERS: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<R: Read> Peeked<R> {
     fn new(mut inner: R) -> io::Result<Self> {
-        let mut prefix = vec![0u8; SNIFF_LEN];
+        let mut buf = PEEK_BUFFERS
+            .with(|b| b.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; PEEK_BUF.max(SNIFF_LEN)].into_boxed_slice());
         let mut filled = 0;
-        while filled < prefix.len() {
-            match inner.read(&mut prefix[filled..]) {
+        while filled < SNIFF_LEN {
+            match inner.read(&mut buf[filled..SNIFF_LEN]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    give_back(buf);
+                    return Err(e);
+                }
             }
         }
-        prefix.truncate(filled);
         Ok(Peeked {
-            prefix,
+            inner,
+            buf,
+            prefix: filled,
             pos: 0,
-            rest: BufReader::with_capacity(16 * 1024, inner),
+            end: filled,
         })
     }
 
+    /// The bytes read ahead (before any other read).
+    fn prefix(&self) -> &[u8] {
+        &self.buf[..self.prefix]
+    }
+
     fn inner_mut(&mut self) -> &mut R {
-        self.rest.get_mut()
+        &mut self.inner
+    }
+}
+
+fn give_back(buf: Box<[u8]>) {
+    let _ = PEEK_BUFFERS.try_with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < PEEK_KEEP {
+            b.push(buf);
+        }
+    });
+}
+
+impl<R> Drop for Peeked<R> {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -657,19 +697,17 @@ impl<R: Read> Read for Peeked<R> {
 
 impl<R: Read> BufRead for Peeked<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos < self.prefix.len() {
-            Ok(&self.prefix[self.pos..])
-        } else {
-            self.rest.fill_buf()
+        if self.pos >= self.end {
+            self.prefix = 0;
+            self.pos = 0;
+            self.end = 0;
+            self.end = self.inner.read(&mut self.buf)?;
         }
+        Ok(&self.buf[self.pos..self.end])
     }
 
     fn consume(&mut self, amt: usize) {
-        if self.pos < self.prefix.len() {
-            self.pos = (self.pos + amt).min(self.prefix.len());
-        } else {
-            self.rest.consume(amt);
-        }
+        self.pos = (self.pos + amt).min(self.end);
     }
 }
 
@@ -842,7 +880,7 @@ impl<E> Walker<'_, '_, '_, E> {
             Ok(p) => p,
             Err(e) => return Err(self.fault_or(UnpackError::Io(e))),
         };
-        let format = sniff(&peeked.prefix);
+        let format = sniff(peeked.prefix());
         match format {
             Format::Gzip => {
                 let next = self.enter(path, level)?;
@@ -903,7 +941,7 @@ impl<E> Walker<'_, '_, '_, E> {
             Ok(p) => p,
             Err(e) => return Err(self.fault_or(UnpackError::Io(e))),
         };
-        if sniff(&peeked.prefix) == Format::Tar {
+        if sniff(peeked.prefix()) == Format::Tar {
             // tar.gz: one archive, one level.
             return self.tar(&mut peeked, path, level);
         }
