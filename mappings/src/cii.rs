@@ -21,7 +21,7 @@ use crate::model::{
     VatBreakdown, Violation,
 };
 use crate::ubl::{ident, set, text, AcBuf, MeansBuf};
-use crate::xml::{self, Attrs, Handler, TextMode, Values};
+use crate::xml::{self, Attrs, Element, Handler, TextMode, Values};
 use crate::{ReadError, ReadOutcome};
 
 pub const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100";
@@ -104,6 +104,8 @@ struct Mapper {
     xsd: Option<crate::validate::xsd::Checker>,
     /// Where the listed terms are, for the rules' findings.
     positions: crate::positions::Positions,
+    /// The listed term of each path met ([`crate::positions::cii_term`]).
+    terms: crate::positions::CiiTerms,
     /// Where the element about to open starts.
     at: (u32, u32),
     /// VAT breakdown elements so far.
@@ -778,9 +780,14 @@ impl Handler for Mapper {
         }
     }
 
-    fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        self.end_element(&Element::of_path(path), attrs, t, binary_size)
+    }
+
+    fn start_element(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) -> TextMode {
+        let path = el.path;
         if let Some(x) = self.xsd.as_mut() {
-            x.start(path, attrs);
+            x.start(el, attrs);
         }
         if !self.zugferd1 {
             if crate::positions::cii_line(path) {
@@ -804,10 +811,10 @@ impl Handler for Mapper {
                     self.at,
                 );
             }
-            self.positions
-                .opened(crate::positions::cii_term(path), self.at);
+            let term = self.terms.term(el);
+            self.positions.opened(term, self.at);
             let before = self.fx.findings.len();
-            self.fx.start(path, attrs);
+            self.fx.start(el, attrs);
             if self.fx.findings.len() > before {
                 if let Some(x) = self.xsd.as_ref() {
                     let place = x.open_place();
@@ -816,12 +823,19 @@ impl Handler for Mapper {
                         .for_each(|v| place.stamp(v));
                 }
             }
-            self.binding.start(path);
+            self.binding.start(el);
         }
         self.map_start(path, attrs)
     }
 
-    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+    fn end_element(
+        &mut self,
+        el: &Element<'_>,
+        attrs: &Attrs<'_>,
+        t: &str,
+        binary_size: Option<u64>,
+    ) {
+        let path = el.path;
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
         self.positions.closed(t);
         if path == crate::validate::fx::GUIDELINE || path == "ExchangedDocumentContext" {
@@ -836,8 +850,8 @@ impl Handler for Mapper {
         }
         let before_fx = self.fx.findings.len();
         if !self.zugferd1 {
-            self.fx.end(path, t);
-            self.binding.end(path, t);
+            self.fx.end(el, t);
+            self.binding.end(el, t);
         }
         let before = self.v.issues.len();
         self.map_end(path, attrs, t, binary_size);

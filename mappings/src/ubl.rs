@@ -22,7 +22,7 @@ use crate::model::{
     LineAllowanceCharge, Note, Party, Payee, PaymentCard, PaymentInstructions, PaymentMeans,
     Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative, VatBreakdown, Violation,
 };
-use crate::xml::{self, Attrs, Handler, TextMode, Values};
+use crate::xml::{self, Attrs, Element, Handler, TextMode, Values};
 use crate::{ReadError, ReadOutcome};
 
 pub const NS_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";
@@ -228,6 +228,8 @@ struct Mapper {
     xsd: Option<crate::validate::xsd::Checker>,
     /// Where the listed terms are, for the rules' findings.
     positions: crate::positions::Positions,
+    /// The listed term of each path met ([`crate::positions::ubl_term`]).
+    terms: crate::positions::UblTerms,
     /// Where the element about to open starts.
     at: (u32, u32),
     /// TaxTotal elements so far, and TaxSubtotals in the last one.
@@ -524,9 +526,14 @@ impl Handler for Mapper {
         }
     }
 
-    fn start(&mut self, path: &str, attrs: &Attrs<'_>) -> TextMode {
+    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+        self.end_element(&Element::of_path(path), attrs, t, binary_size)
+    }
+
+    fn start_element(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) -> TextMode {
+        let path = el.path;
         if let Some(x) = self.xsd.as_mut() {
-            x.start(path, attrs);
+            x.start(el, attrs);
         }
         match path {
             "InvoiceLine" | "CreditNoteLine" => self.positions.line_opened(self.at),
@@ -558,11 +565,11 @@ impl Handler for Mapper {
             }
             _ => {}
         }
-        self.positions
-            .opened(crate::positions::ubl_term(path), self.at);
+        let term = self.terms.term(el);
+        self.positions.opened(term, self.at);
         if let Some(b) = self.binding.as_mut() {
             let before = b.findings.len();
-            b.start(path, attrs);
+            b.start(el, attrs);
             if b.findings.len() > before {
                 if let Some(x) = self.xsd.as_ref() {
                     let place = x.open_place();
@@ -638,13 +645,20 @@ impl Handler for Mapper {
         TextMode::Keep
     }
 
-    fn end(&mut self, path: &str, attrs: &Attrs<'_>, t: &str, binary_size: Option<u64>) {
+    fn end_element(
+        &mut self,
+        el: &Element<'_>,
+        attrs: &Attrs<'_>,
+        t: &str,
+        binary_size: Option<u64>,
+    ) {
+        let path = el.path;
         let refused = self.xsd.as_mut().is_some_and(|x| x.end(t));
         self.positions.closed(t);
         let before = self.v.issues.len();
         let before_b = self.binding.as_ref().map_or(0, |b| b.findings.len());
         if let Some(b) = self.binding.as_mut() {
-            b.end(path, t);
+            b.end(el, t);
         }
         self.map_end(path, attrs, t, binary_size);
         let grew_b = self

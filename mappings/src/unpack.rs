@@ -486,6 +486,64 @@ impl Read for EntryLimit<'_, '_, '_> {
     }
 }
 
+/// A tar stream that "seeks" forward by reading: the tar crate skips the
+/// padding after each entry through a 32 KiB stack buffer it zeroes every
+/// time (a tenth of reading a flow of small invoices); given a seekable
+/// reader it seeks instead, and this one reads the bytes into a buffer
+/// zeroed once per archive. Only forward seeks from the current position
+/// are possible, which is all the tar crate asks for.
+struct ForwardSeek<'a> {
+    inner: &'a mut dyn Read,
+    pos: u64,
+    scratch: Box<[u8]>,
+}
+
+impl<'a> ForwardSeek<'a> {
+    fn new(inner: &'a mut dyn Read) -> Self {
+        ForwardSeek {
+            inner,
+            pos: 0,
+            scratch: vec![0u8; 4096].into_boxed_slice(),
+        }
+    }
+}
+
+impl Read for ForwardSeek<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for ForwardSeek<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let SeekFrom::Current(delta) = to else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a tar stream only skips forward",
+            ));
+        };
+        let mut amt = u64::try_from(delta).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a tar stream only skips forward",
+            )
+        })?;
+        while amt > 0 {
+            let n = amt.min(self.scratch.len() as u64) as usize;
+            let n = self.inner.read(&mut self.scratch[..n])?;
+            if n == 0 {
+                // The tar crate's own skip says the same.
+                return Err(io::Error::other("unexpected EOF during skip"));
+            }
+            amt -= n as u64;
+            self.pos += n as u64;
+        }
+        Ok(self.pos)
+    }
+}
+
 /// A read buffer over a zip file that survives seeks landing in what it
 /// holds. The zip crate seeks to each entry's local header and asks for its
 /// position although the entries follow one another: over a bare file that
@@ -555,35 +613,75 @@ impl<R: Read + Seek> Seek for SeekBuf<R> {
 }
 
 /// A reader whose first bytes (up to [`SNIFF_LEN`]) were read ahead to
-/// detect the format, then served again.
+/// detect its format, then read on through the same buffer. The buffers
+/// are kept per thread for the next entries: a fresh one per archive entry
+/// was zeroed before its first read (16 KiB for each small invoice).
 struct Peeked<R> {
-    prefix: Vec<u8>,
+    inner: R,
+    buf: Box<[u8]>,
+    /// `buf[..prefix]` is the sniffed prefix (until the first refill).
+    prefix: usize,
     pos: usize,
-    rest: BufReader<R>,
+    end: usize,
+}
+
+/// The read buffer of one [`Peeked`] (at least [`SNIFF_LEN`]).
+const PEEK_BUF: usize = 16 * 1024;
+/// Buffers kept per thread (an entry nests a few readers at most).
+const PEEK_KEEP: usize = 8;
+
+thread_local! {
+    static PEEK_BUFFERS: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl<R: Read> Peeked<R> {
     fn new(mut inner: R) -> io::Result<Self> {
-        let mut prefix = vec![0u8; SNIFF_LEN];
+        let mut buf = PEEK_BUFFERS
+            .with(|b| b.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; PEEK_BUF.max(SNIFF_LEN)].into_boxed_slice());
         let mut filled = 0;
-        while filled < prefix.len() {
-            match inner.read(&mut prefix[filled..]) {
+        while filled < SNIFF_LEN {
+            match inner.read(&mut buf[filled..SNIFF_LEN]) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    give_back(buf);
+                    return Err(e);
+                }
             }
         }
-        prefix.truncate(filled);
         Ok(Peeked {
-            prefix,
+            inner,
+            buf,
+            prefix: filled,
             pos: 0,
-            rest: BufReader::with_capacity(16 * 1024, inner),
+            end: filled,
         })
     }
 
+    /// The bytes read ahead (before any other read).
+    fn prefix(&self) -> &[u8] {
+        &self.buf[..self.prefix]
+    }
+
     fn inner_mut(&mut self) -> &mut R {
-        self.rest.get_mut()
+        &mut self.inner
+    }
+}
+
+fn give_back(buf: Box<[u8]>) {
+    let _ = PEEK_BUFFERS.try_with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < PEEK_KEEP {
+            b.push(buf);
+        }
+    });
+}
+
+impl<R> Drop for Peeked<R> {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
     }
 }
 
@@ -599,19 +697,33 @@ impl<R: Read> Read for Peeked<R> {
 
 impl<R: Read> BufRead for Peeked<R> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos < self.prefix.len() {
-            Ok(&self.prefix[self.pos..])
-        } else {
-            self.rest.fill_buf()
+        if self.pos >= self.end {
+            self.prefix = 0;
+            self.pos = 0;
+            self.end = 0;
+            self.end = self.inner.read(&mut self.buf)?;
         }
+        Ok(&self.buf[self.pos..self.end])
     }
 
     fn consume(&mut self, amt: usize) {
-        if self.pos < self.prefix.len() {
-            self.pos = (self.pos + amt).min(self.prefix.len());
-        } else {
-            self.rest.consume(amt);
+        self.pos = (self.pos + amt).min(self.end);
+    }
+}
+
+/// Read what the visitor left of an entry and drop it, from the reader's
+/// own buffer (`io::copy` to a sink zeroed an 8 KiB buffer per entry).
+fn drain(r: &mut impl BufRead) -> io::Result<()> {
+    loop {
+        let n = match r.fill_buf() {
+            Ok(b) => b.len(),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(());
         }
+        r.consume(n);
     }
 }
 
@@ -768,7 +880,7 @@ impl<E> Walker<'_, '_, '_, E> {
             Ok(p) => p,
             Err(e) => return Err(self.fault_or(UnpackError::Io(e))),
         };
-        let format = sniff(&peeked.prefix);
+        let format = sniff(peeked.prefix());
         match format {
             Format::Gzip => {
                 let next = self.enter(path, level)?;
@@ -809,7 +921,7 @@ impl<E> Walker<'_, '_, '_, E> {
                     return Err(f.cast());
                 }
                 outcome.map_err(UnpackError::Visit)?;
-                if let Err(e) = io::copy(&mut peeked, &mut io::sink()) {
+                if let Err(e) = drain(&mut peeked) {
                     return Err(self.fault_or(UnpackError::Io(e)));
                 }
                 Ok(())
@@ -829,7 +941,7 @@ impl<E> Walker<'_, '_, '_, E> {
             Ok(p) => p,
             Err(e) => return Err(self.fault_or(UnpackError::Io(e))),
         };
-        if sniff(&peeked.prefix) == Format::Tar {
+        if sniff(peeked.prefix()) == Format::Tar {
             // tar.gz: one archive, one level.
             return self.tar(&mut peeked, path, level);
         }
@@ -843,8 +955,8 @@ impl<E> Walker<'_, '_, '_, E> {
 
     fn tar(&mut self, src: &mut dyn Read, path: &str, level: u32) -> Result<(), UnpackError<E>> {
         let ctx = self.ctx;
-        let mut archive = tar::Archive::new(src);
-        let entries = match archive.entries() {
+        let mut archive = tar::Archive::new(ForwardSeek::new(src));
+        let entries = match archive.entries_with_seek() {
             Ok(e) => e.raw(true),
             Err(e) => return Err(ctx.corrupt(path, e).cast()),
         };

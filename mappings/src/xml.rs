@@ -38,6 +38,9 @@ use rust_decimal::Decimal;
 use crate::model::Violation;
 use crate::ReadError;
 
+mod paths;
+pub use paths::{Node, PathMemo, ThreadMemo};
+
 /// Longest run of bytes without a `<` (one text node or one tag) accepted.
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 /// Deepest element nesting accepted.
@@ -398,6 +401,56 @@ impl TextMode {
     }
 }
 
+/// The element a [`Handler`] is told about: its path relative to the root
+/// (local names joined by `/`, `~` before a foreign one), where its own
+/// local name starts in it, its parent's, and its [`Node`] (the same for
+/// every element of the same path: what a checker works out from a path it
+/// keeps by node).
+#[derive(Debug, Clone, Copy)]
+pub struct Element<'a> {
+    pub path: &'a str,
+    pub node: Node,
+    /// `path[local..]` is the element's local name, `path[..parent]` its
+    /// parent's path, `path[parent_local..parent]` the parent's local name.
+    local: usize,
+    parent: usize,
+    parent_local: usize,
+}
+
+impl<'a> Element<'a> {
+    /// An element without a node, its local name and parent found from the
+    /// path (for tests and callers outside the driver).
+    pub fn of_path(path: &'a str) -> Element<'a> {
+        let (parent, local) = match path.rfind('/') {
+            Some(i) => (i, i + 1),
+            None => (0, 0),
+        };
+        let parent_local = path[..parent].rfind('/').map_or(0, |i| i + 1);
+        Element {
+            path,
+            node: Node::NONE,
+            local,
+            parent,
+            parent_local,
+        }
+    }
+
+    /// The element's local name as in the path (`~` included).
+    pub fn local(&self) -> &'a str {
+        &self.path[self.local..]
+    }
+
+    /// The parent's path (empty for a child of the root).
+    pub fn parent(&self) -> &'a str {
+        &self.path[..self.parent]
+    }
+
+    /// The parent's local name (empty for a child of the root).
+    pub fn parent_local(&self) -> &'a str {
+        &self.path[self.parent_local..self.parent]
+    }
+}
+
 /// A reader for one XML syntax.
 pub trait Handler {
     /// Whether elements of namespace `ns` belong to the syntax (others are
@@ -426,6 +479,21 @@ pub trait Handler {
     /// An element closed: its trimmed text (for [`TextMode::Base64Size`], the
     /// decoded byte count is in `binary_size` and `text` is empty).
     fn end(&mut self, path: &str, attrs: &Attrs<'_>, text: &str, binary_size: Option<u64>);
+    /// [`Handler::start`] with the element's [`Element`] (what the driver
+    /// calls; by default the path is all a reader uses).
+    fn start_element(&mut self, el: &Element<'_>, attrs: &Attrs<'_>) -> TextMode {
+        self.start(el.path, attrs)
+    }
+    /// [`Handler::end`] with the element's [`Element`].
+    fn end_element(
+        &mut self,
+        el: &Element<'_>,
+        attrs: &Attrs<'_>,
+        text: &str,
+        binary_size: Option<u64>,
+    ) {
+        self.end(el.path, attrs, text, binary_size)
+    }
     /// Decoded bytes of the element opened with [`TextMode::Base64Bytes`],
     /// in order, in pieces of any size (invalid characters are skipped, and
     /// decoding ends at the first `=`).
@@ -436,6 +504,11 @@ pub trait Handler {
 
 struct Frame {
     path_len: usize,
+    /// Where the element's local name starts in the path, its node, and
+    /// the node of its last child so far.
+    local: usize,
+    node: Node,
+    last_child: Node,
     attrs_start: usize,
     attr_buf_start: usize,
     /// Namespace bindings in scope before this element's own.
@@ -738,6 +811,16 @@ struct Driver<'h, H> {
     /// event, so counting the events' newlines tracks it exactly.
     line: u32,
     line_start: u64,
+    /// This thread's element paths (given back when the walk ends).
+    tree: Option<Box<paths::Tree>>,
+}
+
+impl<H> Drop for Driver<'_, H> {
+    fn drop(&mut self) {
+        if let Some(t) = self.tree.take() {
+            t.put_back();
+        }
+    }
 }
 
 impl<'h, H: Handler> Driver<'h, H> {
@@ -753,10 +836,10 @@ impl<'h, H: Handler> Driver<'h, H> {
             Event::Decl(e) => (e, 2),
             _ => return,
         };
-        let Some(last) = raw.iter().rposition(|&b| b == b'\n') else {
+        let Some(last) = memchr::memrchr(b'\n', raw) else {
             return;
         };
-        let n = raw[..last].iter().filter(|&&b| b == b'\n').count() + 1;
+        let n = memchr::memchr_iter(b'\n', &raw[..last]).count() + 1;
         self.line = self
             .line
             .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
@@ -793,6 +876,7 @@ impl<'h, H: Handler> Driver<'h, H> {
             seen_root: false,
             line: 1,
             line_start: 0,
+            tree: Some(paths::Tree::take()),
         }
     }
 
@@ -981,8 +1065,12 @@ impl<'h, H: Handler> Driver<'h, H> {
                         b.known = None;
                     }
                     self.unbound_known = None;
+                    let node = self.tree.as_ref().map_or(Node::NONE, |t| t.root());
                     self.frames.push(Frame {
                         path_len: 0,
+                        local: 0,
+                        node,
+                        last_child: Node::NONE,
                         attrs_start,
                         attr_buf_start,
                         bindings_len,
@@ -1016,6 +1104,7 @@ impl<'h, H: Handler> Driver<'h, H> {
                         .unbound_known
                         .get_or_insert_with(|| self.handler.known_namespace("")),
                 };
+                let local_at = self.path.len();
                 if !known {
                     self.path.push('~');
                 }
@@ -1025,13 +1114,29 @@ impl<'h, H: Handler> Driver<'h, H> {
                     buf: &self.attr_buf,
                     items: self.attrs.get(attrs_start..).unwrap_or(&[]),
                 };
+                let parent = self.frames.last_mut().expect("the root is open");
+                let node = match self.tree.as_mut() {
+                    Some(t) => t.child(parent.node, parent.last_child, &self.path[local_at..]),
+                    None => Node::NONE,
+                };
+                parent.last_child = node;
+                let el = Element {
+                    path: &self.path,
+                    node,
+                    local: local_at,
+                    parent: path_len,
+                    parent_local: parent.local,
+                };
                 self.handler.at(at.0, at.1);
-                let mode = self.handler.start(&self.path, &attrs);
+                let mode = self.handler.start_element(&el, &attrs);
                 if mode.is_base64() {
                     self.b64 = Base64Count::default();
                 }
                 self.frames.push(Frame {
                     path_len,
+                    local: local_at,
+                    node,
+                    last_child: Node::NONE,
                     attrs_start,
                     attr_buf_start,
                     bindings_len,
@@ -1046,16 +1151,23 @@ impl<'h, H: Handler> Driver<'h, H> {
                         before,
                     ));
                 };
-                if !self.frames.is_empty() {
+                if let Some(parent) = self.frames.last() {
                     let a = Attrs {
                         buf: &self.attr_buf,
                         items: self.attrs.get(frame.attrs_start..).unwrap_or(&[]),
                     };
+                    let el = Element {
+                        path: &self.path,
+                        node: frame.node,
+                        local: frame.local,
+                        parent: frame.path_len,
+                        parent_local: parent.local,
+                    };
                     match frame.mode {
-                        TextMode::Keep => self.handler.end(&self.path, &a, self.text.trim(), None),
+                        TextMode::Keep => self.handler.end_element(&el, &a, self.text.trim(), None),
                         TextMode::Base64Size | TextMode::Base64Bytes => {
                             let size = (!self.b64.invalid).then(|| self.b64.size());
-                            self.handler.end(&self.path, &a, "", size);
+                            self.handler.end_element(&el, &a, "", size);
                         }
                     }
                 }

@@ -13,6 +13,7 @@
 //! (`A or B or (not A and not B)`) and never fires.
 
 use crate::model::{Severity, Violation};
+use crate::xml::Element;
 
 const AGREEMENT: &str = "SupplyChainTradeTransaction/ApplicableHeaderTradeAgreement";
 const SELLER_CONTACT: &str =
@@ -81,8 +82,8 @@ impl Checker {
     }
 
     /// An element opened.
-    pub fn start(&mut self, path: &str) {
-        let name = path.rsplit('/').next().unwrap_or(path);
+    pub fn start(&mut self, el: &Element<'_>) {
+        let name = el.local();
         match name {
             "SpecifiedTradeAllowanceCharge" => self.ac.push(Ac::default()),
             "SpecifiedTradeSettlementPaymentMeans" => self.means = Means::default(),
@@ -93,10 +94,9 @@ impl Checker {
     }
 
     /// An element closed, with its trimmed text.
-    pub fn end(&mut self, path: &str, text: &str) {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
-        let parent_name = parent.rsplit('/').next().unwrap_or(parent);
+    pub fn end(&mut self, el: &Element<'_>, text: &str) {
+        let (path, name) = (el.path, el.local());
+        let (parent, parent_name) = (el.parent(), el.parent_local());
         if parent_name == "SpecifiedTradeAllowanceCharge" {
             if let Some(ac) = self.ac.last_mut() {
                 match name {

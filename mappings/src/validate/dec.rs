@@ -12,9 +12,12 @@ use crate::model::{Invoice, Line, Syntax};
 
 use super::{amt, LineRef, Out, Scope};
 
-fn check(value: Option<Decimal>, rule: &'static str, what: &str, out: &mut Out) {
+/// `what` names the amount, put into words only for a finding (it was a
+/// string formatted per line of every invoice).
+fn check(value: Option<Decimal>, rule: &'static str, what: impl FnOnce() -> String, out: &mut Out) {
     if let Some(v) = value {
         if v.scale() > 2 {
+            let what = what();
             out.emit(
                 rule,
                 format!(
@@ -36,13 +39,13 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             check(
                 a.amount,
                 "BR-DEC-01",
-                &format!("The amount (BT-92) of document level allowance {n}"),
+                || format!("The amount (BT-92) of document level allowance {n}"),
                 out,
             );
             check(
                 a.base_amount,
                 "BR-DEC-02",
-                &format!("The base amount (BT-93) of document level allowance {n}"),
+                || format!("The base amount (BT-93) of document level allowance {n}"),
                 out,
             );
         }
@@ -53,13 +56,13 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             check(
                 c.amount,
                 "BR-DEC-05",
-                &format!("The amount (BT-99) of document level charge {n}"),
+                || format!("The amount (BT-99) of document level charge {n}"),
                 out,
             );
             check(
                 c.base_amount,
                 "BR-DEC-06",
-                &format!("The base amount (BT-100) of document level charge {n}"),
+                || format!("The base amount (BT-100) of document level charge {n}"),
                 out,
             );
         }
@@ -68,25 +71,25 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(
         t.line_net_total,
         "BR-DEC-09",
-        "The sum of line net amounts (BT-106)",
+        || "The sum of line net amounts (BT-106)".to_string(),
         out,
     );
     check(
         t.allowance_total,
         "BR-DEC-10",
-        "The sum of allowances (BT-107)",
+        || "The sum of allowances (BT-107)".to_string(),
         out,
     );
     check(
         t.charge_total,
         "BR-DEC-11",
-        "The sum of charges (BT-108)",
+        || "The sum of charges (BT-108)".to_string(),
         out,
     );
     check(
         t.total_without_vat,
         "BR-DEC-12",
-        "The total without VAT (BT-109)",
+        || "The total without VAT (BT-109)".to_string(),
         out,
     );
     // The CII binding states BR-DEC-13 and BR-DEC-15 on the value
@@ -96,13 +99,13 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(
         by_value(t.vat_total),
         "BR-DEC-13",
-        "The total VAT amount (BT-110)",
+        || "The total VAT amount (BT-110)".to_string(),
         out,
     );
     check(
         t.total_with_vat,
         "BR-DEC-14",
-        "The total with VAT (BT-112)",
+        || "The total with VAT (BT-112)".to_string(),
         out,
     );
     // The CII BR-DEC-15 selects `TaxTotalAmount[@currencyID = TaxCurrencyCode
@@ -121,12 +124,27 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
     check(
         by_value(t.vat_total_accounting),
         "BR-DEC-15",
-        "The total VAT in accounting currency (BT-111)",
+        || "The total VAT in accounting currency (BT-111)".to_string(),
         out,
     );
-    check(t.prepaid, "BR-DEC-16", "The paid amount (BT-113)", out);
-    check(t.rounding, "BR-DEC-17", "The rounding amount (BT-114)", out);
-    check(t.amount_due, "BR-DEC-18", "The amount due (BT-115)", out);
+    check(
+        t.prepaid,
+        "BR-DEC-16",
+        || "The paid amount (BT-113)".to_string(),
+        out,
+    );
+    check(
+        t.rounding,
+        "BR-DEC-17",
+        || "The rounding amount (BT-114)".to_string(),
+        out,
+    );
+    check(
+        t.amount_due,
+        "BR-DEC-18",
+        || "The amount due (BT-115)".to_string(),
+        out,
+    );
     if scope.vat_breakdown {
         for (i, b) in inv.vat_breakdown.iter().enumerate() {
             out.group = Some(At::Breakdown(i));
@@ -134,13 +152,13 @@ pub(super) fn document(inv: &Invoice, scope: Scope, out: &mut Out) {
             check(
                 b.taxable_amount,
                 "BR-DEC-19",
-                &format!("The taxable amount (BT-116) of VAT breakdown {n}"),
+                || format!("The taxable amount (BT-116) of VAT breakdown {n}"),
                 out,
             );
             check(
                 b.tax_amount,
                 "BR-DEC-20",
-                &format!("The tax amount (BT-117) of VAT breakdown {n}"),
+                || format!("The tax amount (BT-117) of VAT breakdown {n}"),
                 out,
             );
         }
@@ -152,20 +170,20 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
     check(
         l.net_amount,
         "BR-DEC-23",
-        &format!("The net amount (BT-131) of {at}"),
+        || format!("The net amount (BT-131) of {at}"),
         out,
     );
     for (i, a) in l.allowances.iter().enumerate() {
         check(
             a.amount,
             "BR-DEC-24",
-            &format!("The amount (BT-136) of allowance {} on {at}", i + 1),
+            || format!("The amount (BT-136) of allowance {} on {at}", i + 1),
             out,
         );
         check(
             a.base_amount,
             "BR-DEC-25",
-            &format!("The base amount (BT-137) of allowance {} on {at}", i + 1),
+            || format!("The base amount (BT-137) of allowance {} on {at}", i + 1),
             out,
         );
     }
@@ -173,13 +191,13 @@ pub(super) fn line(l: &Line, at: LineRef<'_>, out: &mut Out) {
         check(
             c.amount,
             "BR-DEC-27",
-            &format!("The amount (BT-141) of charge {} on {at}", i + 1),
+            || format!("The amount (BT-141) of charge {} on {at}", i + 1),
             out,
         );
         check(
             c.base_amount,
             "BR-DEC-28",
-            &format!("The base amount (BT-142) of charge {} on {at}", i + 1),
+            || format!("The base amount (BT-142) of charge {} on {at}", i + 1),
             out,
         );
     }
