@@ -131,6 +131,12 @@ pub async fn process_claimed(
         // a batch is validated and another one committed.
         let batch_size = config.batch_size;
         let (doc_tx, doc_rx) = std::sync::mpsc::sync_channel::<Vec<flow::Document>>(2);
+        // Converted documents go back to the reader to be freed there: what
+        // one thread allocated is freed by the same one, not by the
+        // converter in the reader's malloc arena. The reader frees them each
+        // time it hands a batch on, so no more come back than the few
+        // batches in flight.
+        let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<flow::Document>>();
         // Each row with its routing key (the buyer's address, issue 15).
         let (tx, mut rx) = mpsc::channel::<Vec<(NewInvoice, Option<String>)>>(2);
         let name = claimed.original_name.clone();
@@ -142,6 +148,9 @@ pub async fn process_claimed(
                 if batch.len() >= batch_size {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                     doc_tx.send(full).map_err(|_| flow::Stop)?;
+                    while let Ok(spent) = spent_rx.try_recv() {
+                        drop(spent);
+                    }
                 }
                 Ok(())
             });
@@ -153,10 +162,10 @@ pub async fn process_claimed(
         // Returns how many documents it found rejected.
         let converter = tokio::task::spawn_blocking(move || {
             let mut rejected = 0u64;
-            for docs in doc_rx {
+            for mut docs in doc_rx {
                 let rows: Vec<(NewInvoice, Option<String>)> = docs
-                    .into_iter()
-                    .map(|mut doc| {
+                    .iter_mut()
+                    .map(|doc| {
                         doc.validate_with(&layers);
                         if doc.is_rejected() {
                             rejected += 1;
@@ -167,9 +176,11 @@ pub async fn process_claimed(
                             }
                             DocumentResult::Unreadable { .. } => None,
                         };
-                        (to_new_invoice(&doc), key)
+                        (to_new_invoice(doc), key)
                     })
                     .collect();
+                // The reader may be done already: then they are freed here.
+                let _ = spent_tx.send(docs);
                 if tx.blocking_send(rows).is_err() {
                     break;
                 }
