@@ -272,19 +272,34 @@ pub(crate) mod canonical {
     }
 
     /// Compresses the canonical JSON of a batch; reuse one per batch.
-    pub(crate) struct Compressor(zstd::bulk::Compressor<'static>);
+    ///
+    /// Each frame is compressed into one buffer kept by the compressor and
+    /// copied out at its exact size: `zstd::bulk::Compressor::compress`
+    /// would return a vector of the worst-case size (about 4 KB for a 4 KB
+    /// invoice whose frame is 250 bytes), held until the batch is written.
+    pub(crate) struct Compressor {
+        zstd: zstd::bulk::Compressor<'static>,
+        buffer: Vec<u8>,
+    }
 
     impl Compressor {
         pub(crate) fn new() -> Result<Compressor> {
             zstd::bulk::Compressor::with_prepared_dictionary(encoder())
-                .map(Compressor)
+                .map(|zstd| Compressor {
+                    zstd,
+                    buffer: Vec::new(),
+                })
                 .map_err(|e| SpoolError::Corrupt(format!("zstd compressor: {e}")))
         }
 
         pub(crate) fn compress(&mut self, json: &str) -> Result<Vec<u8>> {
-            self.0
-                .compress(json.as_bytes())
-                .map_err(|e| SpoolError::Corrupt(format!("zstd compression: {e}")))
+            self.buffer.clear();
+            self.buffer
+                .reserve(zstd::zstd_safe::compress_bound(json.len()));
+            self.zstd
+                .compress_to_buffer(json.as_bytes(), &mut self.buffer)
+                .map_err(|e| SpoolError::Corrupt(format!("zstd compression: {e}")))?;
+            Ok(self.buffer.as_slice().to_vec())
         }
     }
 
