@@ -770,6 +770,9 @@ pub async fn purge(app: &Arc<App>, dry_run: bool, json: bool) -> anyhow::Result<
                 would.invoices,
                 when(&cutoff)
             );
+            if would.inbox_flows > 0 {
+                out!("and {} flow(s) In of the partner API", would.inbox_flows);
+            }
         }
         return Ok(0);
     }
@@ -787,6 +790,13 @@ pub async fn purge(app: &Arc<App>, dry_run: bool, json: bool) -> anyhow::Result<
                 .unwrap_or_else(|_| s.cutoff.clone()),
             s.raw_deleted
         );
+        if s.inbox_flows > 0 {
+            out!(
+                "purged {} flow(s) In of the partner API; {} file(s) deleted",
+                s.inbox_flows,
+                s.inbox_deleted
+            );
+        }
         for e in &s.raw_errors {
             out!("not deleted: {}", p(e));
         }

@@ -494,6 +494,41 @@ async fn an_invoice_for_an_api_only_recipient_is_its_flow_in() {
         "an Out subscription was told of a flow In"
     );
     assert_no_outbox_files(&q, Some("sup"));
+
+    // Retention: once past `retention_days` (here 0) and announced, the
+    // flow `In` and its file go with `quai purge`.
+    let mut config = std::fs::read_to_string(&q.config).unwrap();
+    config.push_str("[spool]\nretention_days = 0\n");
+    std::fs::write(&q.config, config).unwrap();
+    // The receiver has the post; the spool records it delivered right after.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = q.cli(&["purge", "--dry-run", "--json"]);
+        assert!(out.status.success(), "{out:?}");
+        let would: Value = serde_json::from_slice(&out.stdout).unwrap();
+        if would["inbox_flows"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still owed a post: {would}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    q.kill9();
+    let inbox_files = |q: &Quai| {
+        walk(&q.home().join("api-inbox"))
+            .into_iter()
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .count()
+    };
+    assert_eq!(inbox_files(&q), 1);
+    let out = q.cli(&["purge", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let purged: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(purged["inbox_flows"], 1, "{purged}");
+    assert_eq!(purged["inbox_deleted"], 1, "{purged}");
+    assert_eq!(inbox_files(&q), 0);
+    q.start();
+    let (code, _) = call(&q, "GET", &format!("/v1/flows/{id}"), Some(&buy), None).await;
+    assert_eq!(code, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

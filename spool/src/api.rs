@@ -1029,4 +1029,65 @@ impl Spool {
             Ok(q.bind(search.limit.max(0)).fetch_all(pool).await?)
         })
     }
+
+    /// Retention of flows `In` (`quai purge`): remove those last changed
+    /// (downloaded, else delivered) before `older_than` that no webhook post
+    /// still waits on, with their posts, in one transaction. Returns how many
+    /// went and the SHA-256 of their files that no remaining flow `In` holds:
+    /// the caller deletes those from the inbox folder after the commit.
+    pub async fn purge_inbox(&self, older_than: DateTime<Utc>) -> Result<InboxPurge> {
+        in_tx!(self, tx, _now => {
+            let gone: Vec<String> = sqlx::query_scalar(&format!(
+                "DELETE FROM api_inbox WHERE {INBOX_PURGEABLE} RETURNING sha256"
+            ))
+            .bind(older_than)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut shas: Vec<String> = gone.clone();
+            shas.sort();
+            shas.dedup();
+            let mut unreferenced = Vec::new();
+            for sha in shas {
+                let held: bool =
+                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_inbox WHERE sha256 = $1)")
+                        .bind(&sha)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if !held {
+                    unreferenced.push(sha);
+                }
+            }
+            Ok(InboxPurge {
+                flows: gone.len() as u64,
+                unreferenced,
+            })
+        })
+    }
+
+    /// How many flows `In` [`Spool::purge_inbox`] would remove now.
+    pub async fn purgeable_inbox_flows(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        with_pool!(self, pool => {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM api_inbox WHERE {INBOX_PURGEABLE}"
+            ))
+            .bind(older_than)
+            .fetch_one(pool)
+            .await?;
+            Ok(n.max(0) as u64)
+        })
+    }
+}
+
+/// The flows `In` retention takes: last changed before `$1`, no webhook post
+/// of theirs still pending.
+const INBOX_PURGEABLE: &str = "COALESCE(fetched_at, created_at) < $1 \
+    AND NOT EXISTS (SELECT 1 FROM api_webhook_posts p \
+    WHERE p.inbox_id = api_inbox.id AND p.state = 'pending')";
+
+/// What [`Spool::purge_inbox`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboxPurge {
+    pub flows: u64,
+    /// Files (by SHA-256) no remaining flow `In` refers to: delete them.
+    pub unreferenced: Vec<String>,
 }

@@ -12,6 +12,8 @@ use crate::{Backend, FlowId, Result, Spool};
 pub struct PurgePreview {
     pub flows: u64,
     pub invoices: u64,
+    /// Flows `In` of the partner API ([`Spool::purge_inbox`]).
+    pub inbox_flows: u64,
 }
 
 /// The flows a purge takes: the same condition as [`Spool::purge`].
@@ -59,6 +61,7 @@ impl Spool {
             Ok(PurgePreview {
                 flows: flows.max(0) as u64,
                 invoices: invoices.max(0) as u64,
+                inbox_flows: self.purgeable_inbox_flows(older_than).await?,
             })
         })
     }

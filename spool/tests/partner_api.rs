@@ -18,6 +18,7 @@ both!(
     rooms_and_search_paging,
     webhook_posts_owed_once_with_backoff,
     flows_in_once_per_name_with_their_posts,
+    old_flows_in_are_purged_unless_a_post_waits,
 );
 
 fn flow(partner: &str, sha: &str) -> NewFlow {
@@ -468,4 +469,72 @@ async fn flows_in_once_per_name_with_their_posts(db: Db) {
         .unwrap()
         .fetched_at
         .is_some());
+}
+
+async fn old_flows_in_are_purged_unless_a_post_waits(db: Db) {
+    let s = db.spool("t").await;
+    let hook = ApiWebhook {
+        id: "0b9b5c55-1111-4a4a-9a9a-000000000003".into(),
+        partner: "acme".into(),
+        callback_url: "http://127.0.0.1:1/hook".into(),
+        signing_key: "a2V5".into(),
+        flow_types: "[]".into(),
+        flow_direction: Some("In".into()),
+        ack_status: None,
+        created_at: chrono::Utc::now(),
+    };
+    s.create_webhook(&hook).await.unwrap();
+    let put = |name: &str, sha: &str, webhooks: Vec<String>| {
+        let new = NewInboxFlow {
+            partner: "acme".into(),
+            name: name.into(),
+            flow_syntax: "UBL".into(),
+            flow_type: "SupplierInvoice".into(),
+            sha256: sha.into(),
+            size: 10,
+            webhooks,
+        };
+        let s = s.clone();
+        async move {
+            match s.put_inbox_flow(&new).await.unwrap() {
+                InboxPut::New(id) => id,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let fetched = put("a.ubl.xml", "s1", vec![]).await;
+    let shared_1 = put("b.ubl.xml", "s2", vec![]).await;
+    let _shared_2 = put("c.ubl.xml", "s2", vec![]).await;
+    let announced = put("d.ubl.xml", "s3", vec![hook.id.clone()]).await;
+    assert!(s.inbox_flow_fetched(fetched).await.unwrap());
+    let earlier = chrono::Utc::now() - chrono::Duration::hours(1);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(1);
+    // Nothing is older than an hour ago.
+    assert_eq!(s.purgeable_inbox_flows(earlier).await.unwrap(), 0);
+    assert_eq!(s.purge_inbox(earlier).await.unwrap(), InboxPurge::default());
+    // Every flow but the one whose post still waits.
+    assert_eq!(s.purgeable_inbox_flows(later).await.unwrap(), 3);
+    let gone = s.purge_inbox(later).await.unwrap();
+    assert_eq!(gone.flows, 3);
+    assert_eq!(gone.unreferenced, ["s1", "s2"]);
+    assert!(s.inbox_flow("acme", fetched).await.unwrap().is_none());
+    assert!(s.inbox_flow("acme", shared_1).await.unwrap().is_none());
+    assert!(s.inbox_flow("acme", announced).await.unwrap().is_some());
+    // Once its post is delivered, it goes too, with the post.
+    let lease = Lease {
+        duration: Duration::from_secs(60),
+    };
+    let posts = s.claim_due_webhook_posts(10, lease).await.unwrap();
+    assert_eq!(posts.len(), 1);
+    s.webhook_post_delivered(posts[0].id).await.unwrap();
+    let gone = s.purge_inbox(later).await.unwrap();
+    assert_eq!(
+        gone,
+        InboxPurge {
+            flows: 1,
+            unreferenced: vec!["s3".into()]
+        }
+    );
+    assert_eq!(s.webhook_post_counts().await.unwrap().pending, 0);
+    assert!(s.inbox_flow("acme", announced).await.unwrap().is_none());
 }

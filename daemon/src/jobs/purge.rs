@@ -27,6 +27,9 @@ pub struct PurgeSummary {
     pub raw_deleted: usize,
     /// Raw files that could not be deleted (path: error).
     pub raw_errors: Vec<String>,
+    /// Flows `In` of the partner API removed, and their files deleted.
+    pub inbox_flows: u64,
+    pub inbox_deleted: usize,
 }
 
 impl PurgeSummary {
@@ -47,12 +50,40 @@ pub async fn run(daemon: &Arc<App>) -> anyhow::Result<PurgeSummary> {
         ..PurgeSummary::default()
     };
     let store = daemon.config().store.clone();
-    let shas = report.unreferenced_raw.clone();
-    let (deleted, errors) = tokio::task::spawn_blocking(move || {
+    let (deleted, errors) = delete_stored(store, report.unreferenced_raw.clone()).await?;
+    summary.raw_deleted = deleted;
+    summary.raw_errors = errors;
+    let inbox = daemon.spool.purge_inbox(cutoff).await?;
+    summary.inbox_flows = inbox.flows;
+    let inbox_dir = crate::outbound_api::inbox_dir(&daemon.config());
+    let (deleted, errors) = delete_stored(inbox_dir, inbox.unreferenced).await?;
+    summary.inbox_deleted = deleted;
+    summary.raw_errors.extend(errors);
+    for e in &summary.raw_errors {
+        warn!(error = %e, "purged flow's raw file not deleted");
+    }
+    info!(
+        flows = summary.flows,
+        invoices = summary.invoices,
+        raw_deleted = summary.raw_deleted,
+        inbox_flows = summary.inbox_flows,
+        cutoff = %summary.cutoff,
+        "purge done"
+    );
+    Ok(summary)
+}
+
+/// Delete the files stored under these SHA-256 in `dir` (the flow store's
+/// layout), after the spool's commit: how many went, and the errors.
+async fn delete_stored(
+    dir: std::path::PathBuf,
+    shas: Vec<String>,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    Ok(tokio::task::spawn_blocking(move || {
         let mut deleted = 0;
         let mut errors = Vec::new();
         for sha in shas {
-            let path = quai_connectors::landing::stored_path(&store, &sha);
+            let path = quai_connectors::landing::stored_path(&dir, &sha);
             match std::fs::remove_file(&path) {
                 Ok(()) => deleted += 1,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -61,18 +92,5 @@ pub async fn run(daemon: &Arc<App>) -> anyhow::Result<PurgeSummary> {
         }
         (deleted, errors)
     })
-    .await?;
-    summary.raw_deleted = deleted;
-    summary.raw_errors = errors;
-    for e in &summary.raw_errors {
-        warn!(error = %e, "purged flow's raw file not deleted");
-    }
-    info!(
-        flows = summary.flows,
-        invoices = summary.invoices,
-        raw_deleted = summary.raw_deleted,
-        cutoff = %summary.cutoff,
-        "purge done"
-    );
-    Ok(summary)
+    .await?)
 }
