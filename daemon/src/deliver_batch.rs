@@ -15,10 +15,12 @@
 //! channel and that commit leaves the rows pending; they are sent again
 //! under the same names, which every channel takes as already delivered.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use quai_spool::{DeliveredItem, DeliveryItem, DeliveryRow, FlowRow, InvoiceRow, StatusRow};
+use quai_spool::{
+    DeliveredItem, DeliveryItem, DeliveryRow, FlowRow, InvoiceRow, StatusRelayRow, StatusRow,
+};
 use tracing::{debug, info, warn};
 
 use crate::acks::Staged;
@@ -43,9 +45,15 @@ pub fn batchable(row: &DeliveryRow) -> bool {
 /// (delivered, failed).
 pub async fn deliver(app: &App, channel: &dyn Outbound, rows: Vec<DeliveryRow>) -> (usize, usize) {
     let (mut delivered, mut failed) = (0, 0);
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<DeliveryRow> = rows.by_ref().take(CHUNK).collect();
+    let mut units = units_of(rows).into_iter().peekable();
+    while units.peek().is_some() {
+        let mut chunk: Vec<Unit> = Vec::new();
+        let mut n = 0;
+        while n < CHUNK {
+            let Some(unit) = units.next() else { break };
+            n += unit.rows.len();
+            chunk.push(unit);
+        }
         let (d, f) = deliver_chunk(app, channel, chunk).await;
         delivered += d;
         failed += f;
@@ -53,21 +61,48 @@ pub async fn deliver(app: &App, channel: &dyn Outbound, rows: Vec<DeliveryRow>) 
     (delivered, failed)
 }
 
-async fn deliver_chunk(
-    app: &App,
-    channel: &dyn Outbound,
+/// What becomes one file: an invoice row, or the claimed rows of one relay
+/// group (status rows of one flow sharing a file name, `delivered.rs`).
+struct Unit {
     rows: Vec<DeliveryRow>,
-) -> (usize, usize) {
+}
+
+impl Unit {
+    fn first(&self) -> &DeliveryRow {
+        &self.rows[0]
+    }
+}
+
+/// Rows in units, in the order of their first row.
+fn units_of(rows: Vec<DeliveryRow>) -> Vec<Unit> {
+    let mut units: Vec<Unit> = Vec::new();
+    let mut groups: HashMap<(i64, String, String), usize> = HashMap::new();
+    for row in rows {
+        if let DeliveryItem::Status { flow, .. } = row.item {
+            let key = (flow, row.partner.clone(), row.file_name.clone());
+            if let Some(&i) = groups.get(&key) {
+                units[i].rows.push(row);
+                continue;
+            }
+            groups.insert(key, units.len());
+        }
+        units.push(Unit { rows: vec![row] });
+    }
+    units
+}
+
+async fn deliver_chunk(app: &App, channel: &dyn Outbound, units: Vec<Unit>) -> (usize, usize) {
     let refused = |message: String| SendFailure {
         destination: channel.describe(),
         message,
         transient: true,
     };
     let mut failed = 0;
+    let rows_in = units.iter().map(|u| u.rows.len()).sum::<usize>();
     let mut staged = match Staged::new(app) {
         Ok(s) => s,
         Err(e) => {
-            for row in &rows {
+            for row in units.iter().flat_map(|u| &u.rows) {
                 failed += 1;
                 crate::delivery_attempt::record_failure(
                     app,
@@ -82,23 +117,24 @@ async fn deliver_chunk(
     let started = std::time::Instant::now();
 
     // Render: every staged file created first, then written concurrently.
-    let mut jobs = Vec::with_capacity(rows.len());
-    for (i, row) in rows.iter().enumerate() {
+    let mut jobs = Vec::with_capacity(units.len());
+    for (i, unit) in units.iter().enumerate() {
+        let name = &unit.first().file_name;
         jobs.push(
             staged
-                .create_numbered(i, &row.file_name)
-                .map_err(|e| format!("cannot stage {}: {e}", row.file_name)),
+                .create_numbered(i, name)
+                .map_err(|e| format!("cannot stage {name}: {e}")),
         );
     }
-    let known = &prefetch(app, &rows).await;
-    let mut rendered: Vec<Result<PathBuf, String>> = Vec::with_capacity(rows.len());
-    let mut pending = rows.iter().zip(jobs).peekable();
+    let known = &prefetch(app, &units).await;
+    let mut rendered: Vec<Result<PathBuf, String>> = Vec::with_capacity(units.len());
+    let mut pending = units.iter().zip(jobs).peekable();
     while pending.peek().is_some() {
         let wave: Vec<_> = pending.by_ref().take(RENDERERS).collect();
         let results =
-            crate::delivery_attempt::join_all(wave.into_iter().map(|(row, job)| async move {
+            crate::delivery_attempt::join_all(wave.into_iter().map(|(unit, job)| async move {
                 let (out, path) = job?;
-                render_row(app, known, row, out)
+                render_unit(app, known, unit, out)
                     .await
                     .map(|()| path)
                     .map_err(|e| format!("{e:#}"))
@@ -108,23 +144,29 @@ async fn deliver_chunk(
     }
     let rendered_at = started.elapsed();
 
-    // Send what rendered, as one batch.
+    // Send what rendered, as one batch: one parcel per unit.
     let mut parcels = Vec::new();
-    let mut sent_rows = Vec::new();
-    for (row, r) in rows.iter().zip(rendered) {
+    let mut sent_units = Vec::new();
+    for (unit, r) in units.iter().zip(rendered) {
         match r {
             Ok(path) => {
                 parcels.push(Parcel {
-                    name: row.file_name.clone(),
+                    name: unit.first().file_name.clone(),
                     staged: path,
-                    media_type: media_type(row),
+                    media_type: media_type(unit.first()),
                 });
-                sent_rows.push(row);
+                sent_units.push(unit);
             }
             Err(e) => {
-                failed += 1;
-                crate::delivery_attempt::record_failure(app, row, &refused(not_rendered(row, &e)))
+                for row in &unit.rows {
+                    failed += 1;
+                    crate::delivery_attempt::record_failure(
+                        app,
+                        row,
+                        &refused(not_rendered(row, &e)),
+                    )
                     .await;
+                }
             }
         }
     }
@@ -137,54 +179,56 @@ async fn deliver_chunk(
     let mut flows: HashMap<i64, Option<FlowRow>> = HashMap::new();
     let mut items = Vec::new();
     let mut recorded_rows = Vec::new();
-    for (row, result) in sent_rows.into_iter().zip(results) {
+    for (unit, result) in sent_units.into_iter().zip(results) {
         let sent = match result {
             Ok(sent) => sent,
             Err(failure) => {
-                failed += 1;
-                crate::delivery_attempt::record_failure(app, row, &failure).await;
+                for row in &unit.rows {
+                    failed += 1;
+                    crate::delivery_attempt::record_failure(app, row, &failure).await;
+                }
                 continue;
             }
         };
-        let statuses = match &row.item {
-            DeliveryItem::Invoice { flow, doc_index } => {
-                if !flows.contains_key(flow) {
-                    let found = app.spool.flow(*flow).await.ok();
-                    flows.insert(*flow, found);
-                }
-                match &flows[flow] {
-                    Some(f) => crate::exchange::sent_statuses(&config, f, &row.to, *doc_index),
-                    None => {
-                        warn!(
-                            delivery = row.id,
-                            flow,
-                            "sent, but its flow is no longer in the spool; it will be sent again"
-                        );
-                        continue;
+        for row in &unit.rows {
+            let statuses = match &row.item {
+                DeliveryItem::Invoice { flow, doc_index } => {
+                    if !flows.contains_key(flow) {
+                        let found = app.spool.flow(*flow).await.ok();
+                        flows.insert(*flow, found);
+                    }
+                    match &flows[flow] {
+                        Some(f) => crate::exchange::sent_statuses(&config, f, &row.to, *doc_index),
+                        None => {
+                            warn!(
+                                delivery = row.id,
+                                flow,
+                                "sent, but its flow is no longer in the spool; it will be sent again"
+                            );
+                            continue;
+                        }
                     }
                 }
-            }
-            _ => Vec::new(),
-        };
-        items.push(DeliveredItem {
-            delivery: row.id,
-            to: row.to.clone(),
-            receipt: sent.receipt.clone(),
-            statuses,
-        });
-        recorded_rows.push((row, sent));
+                _ => Vec::new(),
+            };
+            items.push(DeliveredItem {
+                delivery: row.id,
+                to: row.to.clone(),
+                receipt: sent.receipt.clone(),
+                statuses,
+            });
+            recorded_rows.push((row, sent.clone()));
+        }
     }
     let mut delivered = 0;
     match app.spool.record_delivered_batch(&items).await {
         Ok(outcomes) => {
+            let mut marked: HashSet<i64> = HashSet::new();
             for ((row, sent), outcome) in recorded_rows.iter().zip(outcomes) {
                 match outcome {
                     None => {
                         delivered += 1;
-                        if let Err(e) = channel.forget(&row.file_name) {
-                            warn!(delivery = row.id, file = %row.file_name, error = %e,
-                                "delivered; its send record could not be removed");
-                        }
+                        marked.insert(row.id);
                         match &row.item {
                             DeliveryItem::Invoice { flow, doc_index } => {
                                 crate::metrics::invoice_delivered(&row.partner);
@@ -201,11 +245,32 @@ async fn deliver_chunk(
                     }
                 }
             }
+            // A file's send record goes once every row it carries is
+            // marked (a relay group's rows claimed later are taken as
+            // delivered by that record, not sent twice).
+            for unit in &units {
+                let first = unit.first();
+                let whole = match &first.item {
+                    DeliveryItem::Status { flow, .. } => known
+                        .groups
+                        .get(&(*flow, first.partner.clone(), first.file_name.clone()))
+                        .map_or(unit.rows.iter().map(|r| r.id).collect(), |g| {
+                            g.iter().map(|m| m.delivery).collect::<Vec<_>>()
+                        }),
+                    _ => vec![first.id],
+                };
+                if whole.iter().all(|id| marked.contains(id)) {
+                    if let Err(e) = channel.forget(&first.file_name) {
+                        warn!(delivery = first.id, file = %first.file_name, error = %e,
+                            "delivered; its send record could not be removed");
+                    }
+                }
+            }
         }
         Err(e) => warn!(error = %e, rows = items.len(),
             "a batch was sent but not recorded; it will be sent again (same names, same bytes)"),
     }
-    info!(destination = %channel.describe(), rows = rows.len(), delivered, failed,
+    info!(destination = %channel.describe(), rows = rows_in, files = units.len(), delivered, failed,
         render_ms = rendered_at.as_millis() as u64,
         send_ms = (sent_at - rendered_at).as_millis() as u64,
         record_ms = (started.elapsed() - sent_at).as_millis() as u64,
@@ -218,35 +283,58 @@ async fn deliver_chunk(
 }
 
 /// What the status relays of a batch are rendered from, read in bulk:
-/// the statuses by id, their invoices by (flow, doc).
+/// each relay group's rows (all of them, claimed or not, so a group is
+/// always the same file), their statuses by id, their invoices by (flow,
+/// doc).
 #[derive(Default)]
 struct Known {
+    groups: HashMap<(i64, String, String), Vec<StatusRelayRow>>,
     statuses: HashMap<i64, StatusRow>,
     invoices: HashMap<(i64, i64), InvoiceRow>,
 }
 
-/// Read the statuses of the batch's relays in one query, and their
-/// invoices one page per flow (a relay missing here is rendered from
-/// its own reads).
-async fn prefetch(app: &App, rows: &[DeliveryRow]) -> Known {
+/// Read the relay groups of the batch (one query per flow and partner),
+/// their statuses in one query, and their invoices one page per flow (a
+/// relay missing here is rendered from its own reads).
+async fn prefetch(app: &App, units: &[Unit]) -> Known {
     let mut known = Known::default();
-    let mut ids = Vec::new();
-    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
-    for row in rows {
-        if let DeliveryItem::Status {
-            status,
-            flow,
-            doc_index,
-        } = row.item
-        {
-            ids.push(status);
-            let span = spans.entry(flow).or_insert((doc_index, doc_index));
-            span.0 = span.0.min(doc_index);
-            span.1 = span.1.max(doc_index);
+    let mut wanted: HashMap<(i64, String), HashSet<String>> = HashMap::new();
+    for unit in units {
+        let row = unit.first();
+        if let DeliveryItem::Status { flow, .. } = row.item {
+            wanted
+                .entry((flow, row.partner.clone()))
+                .or_default()
+                .insert(row.file_name.clone());
         }
     }
-    if ids.is_empty() {
+    if wanted.is_empty() {
         return known;
+    }
+    for ((flow, partner), names) in &wanted {
+        match app.spool.status_relays_of_flow(*flow, partner).await {
+            Ok(found) => {
+                for r in found.into_iter().filter(|r| names.contains(&r.file_name)) {
+                    known
+                        .groups
+                        .entry((*flow, partner.clone(), r.file_name.clone()))
+                        .or_default()
+                        .push(r);
+                }
+            }
+            Err(e) => warn!(flow, error = %e, "cannot read the relay groups of a batch"),
+        }
+    }
+    let mut ids = Vec::new();
+    let mut spans: HashMap<i64, (i64, i64)> = HashMap::new();
+    for ((flow, _, _), members) in known.groups.iter_mut() {
+        members.sort_by_key(|m| (m.doc_index, m.status));
+        for m in members.iter() {
+            ids.push(m.status);
+            let span = spans.entry(*flow).or_insert((m.doc_index, m.doc_index));
+            span.0 = span.0.min(m.doc_index);
+            span.1 = span.1.max(m.doc_index);
+        }
     }
     match app.spool.status_rows(&ids).await {
         Ok(found) => known.statuses = found.into_iter().map(|s| (s.id.unwrap_or(0), s)).collect(),
@@ -267,13 +355,37 @@ async fn prefetch(app: &App, rows: &[DeliveryRow]) -> Known {
     known
 }
 
-/// Render one row into its staged writer (not fsynced).
-async fn render_row(
+/// The CDAR of a relay group from what was read in bulk; `None` when a
+/// part of it is missing there.
+fn group_xml(app: &App, known: &Known, row: &DeliveryRow, flow: i64) -> Option<String> {
+    let members = known
+        .groups
+        .get(&(flow, row.partner.clone(), row.file_name.clone()))?;
+    let mut parts = Vec::with_capacity(members.len());
+    for m in members {
+        let st = known.statuses.get(&m.status)?;
+        let inv = known.invoices.get(&(flow, m.doc_index))?;
+        parts.push((m.status, st, inv));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    Some(crate::acks::status_relays_xml(
+        &app.config(),
+        &parts,
+        &row.partner,
+        &row.file_name,
+    ))
+}
+
+/// Render one unit into its staged writer (not fsynced).
+async fn render_unit(
     app: &App,
     known: &Known,
-    row: &DeliveryRow,
+    unit: &Unit,
     out: std::io::BufWriter<std::fs::File>,
 ) -> anyhow::Result<()> {
+    let row = unit.first();
     match &row.item {
         DeliveryItem::Invoice { flow, doc_index } => {
             crate::render::write_invoice(app, *flow, *doc_index, &row.file_name, out, false).await
@@ -283,19 +395,9 @@ async fn render_row(
             flow,
             doc_index,
         } => {
-            let xml = match (
-                known.statuses.get(status),
-                known.invoices.get(&(*flow, *doc_index)),
-            ) {
-                (Some(st), Some(inv)) => crate::acks::status_relay_xml(
-                    &app.config(),
-                    *status,
-                    st,
-                    inv,
-                    &row.partner,
-                    &row.file_name,
-                ),
-                _ => {
+            let xml = match group_xml(app, known, row, *flow) {
+                Some(xml) => xml,
+                None => {
                     crate::acks::status_xml(
                         app,
                         *status,
