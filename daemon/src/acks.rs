@@ -228,30 +228,30 @@ pub fn status_relays_xml(
 /// One status as a CDAR relay carries it.
 fn relayed_status(st: &quai_spool::StatusRow, inv: &InvoiceRow) -> cdar::RelayedStatus {
     cdar::RelayedStatus {
-            invoice_number: inv.number.clone().unwrap_or_default(),
-            type_code: inv.type_code.clone().unwrap_or_else(|| "380".into()),
-            issue_date: inv.issue_date.unwrap_or_else(|| st.at.date_naive()),
-            seller_id: inv.seller_id.clone(),
-            code: st.code.code(),
-            label: st.code.label().to_owned(),
-            at: st.at,
-            reasons: st
-                .reasons
-                .iter()
-                .map(|r| (r.code.clone(), r.text.clone()))
-                .collect(),
-            amounts: st
-                .amounts
-                .iter()
-                .map(|a| {
-                    (
-                        a.kind.clone(),
-                        a.amount.to_string(),
-                        a.currency.clone(),
-                        a.vat_rate.map(|r| r.to_string()),
-                    )
-                })
-                .collect(),
+        invoice_number: inv.number.clone().unwrap_or_default(),
+        type_code: inv.type_code.clone().unwrap_or_else(|| "380".into()),
+        issue_date: inv.issue_date.unwrap_or_else(|| st.at.date_naive()),
+        seller_id: inv.seller_id.clone(),
+        code: st.code.code(),
+        label: st.code.label().to_owned(),
+        at: st.at,
+        reasons: st
+            .reasons
+            .iter()
+            .map(|r| (r.code.clone(), r.text.clone()))
+            .collect(),
+        amounts: st
+            .amounts
+            .iter()
+            .map(|a| {
+                (
+                    a.kind.clone(),
+                    a.amount.to_string(),
+                    a.currency.clone(),
+                    a.vat_rate.map(|r| r.to_string()),
+                )
+            })
+            .collect(),
     }
 }
 

@@ -166,7 +166,10 @@ fn a_relay_naming_several_invoices_passes_the_official_schemas_and_reads_back() 
             assert_eq!(r.code, code.to_string());
         }
         // One status alone is the single relay, byte for byte.
-        assert_eq!(relays_xml(&head, std::slice::from_ref(&head.status)), relay_xml(&head));
+        assert_eq!(
+            relays_xml(&head, std::slice::from_ref(&head.status)),
+            relay_xml(&head)
+        );
         let f = dir.path().join(format!("group-{code}.xml"));
         std::fs::write(&f, xml).unwrap();
         files.push(f);
