@@ -184,11 +184,16 @@ async fn statuses_from_partners_are_checked_recorded_and_relayed() {
     let multi = std::fs::read_to_string(&platform[0]).unwrap();
     for number in ["LC-1", "LC-2"] {
         assert!(
-            multi.contains(&format!("<ram:IssuerAssignedID>{number}</ram:IssuerAssignedID>")),
+            multi.contains(&format!(
+                "<ram:IssuerAssignedID>{number}</ram:IssuerAssignedID>"
+            )),
             "{multi}"
         );
     }
-    assert!(multi.contains("<udt:Indicator>true</udt:Indicator>"), "{multi}");
+    assert!(
+        multi.contains("<udt:Indicator>true</udt:Indicator>"),
+        "{multi}"
+    );
     check_cdar(&[relayed.clone(), platform].concat());
 
     // 205 after 210, an unknown invoice, another partner: refused, answered.
