@@ -16,6 +16,7 @@
 //! under the same names, which every channel takes as already delivered.
 
 use std::collections::{HashMap, HashSet};
+use std::io::BufWriter;
 use std::path::PathBuf;
 
 use quai_spool::{
@@ -25,7 +26,9 @@ use tracing::{debug, info, warn};
 
 use crate::acks::Staged;
 use crate::app::App;
-use crate::outbound::{Outbound, Parcel, SendFailure};
+use quai_connectors::outbound::{InPlaceBatch, InPlaceFile};
+
+use crate::outbound::{Outbound, Parcel, SendFailure, Sent};
 
 /// Rows of one destination sent as one batch.
 pub const CHUNK: usize = 500;
@@ -99,80 +102,101 @@ async fn deliver_chunk(app: &App, channel: &dyn Outbound, units: Vec<Unit>) -> (
     };
     let mut failed = 0;
     let rows_in = units.iter().map(|u| u.rows.len()).sum::<usize>();
-    let mut staged = match Staged::new(app) {
+    // Where the batch is rendered: straight into a local outbox's
+    // temporaries, else into staged files handed to the channel.
+    let sink = match channel.in_place() {
+        Some(folder) => folder.in_place_batch().map(Sink::InPlace),
+        None => Staged::new(app)
+            .map(Sink::Staged)
+            .map_err(|e| refused(format!("cannot stage: {e}"))),
+    };
+    let mut sink = match sink {
         Ok(s) => s,
-        Err(e) => {
+        Err(failure) => {
             for row in units.iter().flat_map(|u| &u.rows) {
                 failed += 1;
-                crate::delivery_attempt::record_failure(
-                    app,
-                    row,
-                    &refused(format!("cannot stage: {e}")),
-                )
-                .await;
+                crate::delivery_attempt::record_failure(app, row, &failure).await;
             }
             return (0, failed);
         }
     };
     let started = std::time::Instant::now();
 
-    // Render: every staged file created first, then written concurrently.
+    // Render: every file created first, then written concurrently.
     let mut jobs = Vec::with_capacity(units.len());
+    let mut targets = Vec::with_capacity(units.len());
     for (i, unit) in units.iter().enumerate() {
         let name = &unit.first().file_name;
-        jobs.push(
-            staged
+        let created = match &mut sink {
+            Sink::Staged(staged) => staged
                 .create_numbered(i, name)
-                .map_err(|e| format!("cannot stage {name}: {e}")),
-        );
+                .map(|(out, path)| (out, Target::Staged(path)))
+                .map_err(|e| refused(format!("cannot stage {name}: {e}"))),
+            Sink::InPlace(batch) => batch.temporary(name).map(|(entry, file, handle)| {
+                (
+                    BufWriter::with_capacity(64 * 1024, file),
+                    Target::InPlace(entry, handle),
+                )
+            }),
+        };
+        match created {
+            Ok((out, target)) => {
+                jobs.push(Ok(out));
+                targets.push(Some(target));
+            }
+            Err(failure) => {
+                jobs.push(Err(failure));
+                targets.push(None);
+            }
+        }
     }
     let known = &prefetch(app, &units).await;
-    let mut rendered: Vec<Result<PathBuf, String>> = Vec::with_capacity(units.len());
+    let mut rendered: Vec<Result<(), SendFailure>> = Vec::with_capacity(units.len());
     let mut pending = units.iter().zip(jobs).peekable();
     while pending.peek().is_some() {
         let wave: Vec<_> = pending.by_ref().take(RENDERERS).collect();
         let results =
             crate::delivery_attempt::join_all(wave.into_iter().map(|(unit, job)| async move {
-                let (out, path) = job?;
+                let out = job?;
                 render_unit(app, known, unit, out)
                     .await
-                    .map(|()| path)
-                    .map_err(|e| format!("{e:#}"))
+                    .map_err(|e| refused(not_rendered(unit.first(), &format!("{e:#}"))))
             }))
             .await;
         rendered.extend(results);
     }
     let rendered_at = started.elapsed();
 
-    // Send what rendered, as one batch: one parcel per unit.
-    let mut parcels = Vec::new();
+    // Send what rendered, as one batch: one file per unit.
     let mut sent_units = Vec::new();
-    for (unit, r) in units.iter().zip(rendered) {
-        match r {
-            Ok(path) => {
-                parcels.push(Parcel {
-                    name: unit.first().file_name.clone(),
-                    staged: path,
-                    media_type: media_type(unit.first()),
-                });
-                sent_units.push(unit);
-            }
-            Err(e) => {
+    let mut files = Vec::new();
+    for ((unit, r), target) in units.iter().zip(rendered).zip(targets) {
+        let Some(target) = target else {
+            // Its file could not be created: nothing to send or remove.
+            if let Err(failure) = r {
                 for row in &unit.rows {
                     failed += 1;
-                    crate::delivery_attempt::record_failure(
-                        app,
-                        row,
-                        &refused(not_rendered(row, &e)),
-                    )
-                    .await;
+                    crate::delivery_attempt::record_failure(app, row, &failure).await;
                 }
+            }
+            continue;
+        };
+        match r {
+            Ok(()) => {
+                sent_units.push(unit);
+                files.push((target, true));
+            }
+            Err(failure) => {
+                for row in &unit.rows {
+                    failed += 1;
+                    crate::delivery_attempt::record_failure(app, row, &failure).await;
+                }
+                files.push((target, false));
             }
         }
     }
-    let results = channel.send_batch(&parcels).await;
+    let results = send(channel, sink, &sent_units, files).await;
     let sent_at = started.elapsed();
-    drop(staged);
 
     // Record every row sent, and its statuses, in one transaction.
     let config = app.config();
@@ -280,6 +304,81 @@ async fn deliver_chunk(app: &App, channel: &dyn Outbound, units: Vec<Unit>) -> (
         app.acks.notify_one();
     }
     (delivered, failed)
+}
+
+/// Where a batch is rendered.
+enum Sink {
+    /// Staged files (not fsynced), handed to the channel as parcels.
+    Staged(Staged),
+    /// A local outbox's own temporaries, published in place.
+    InPlace(InPlaceBatch),
+}
+
+/// Where one unit was rendered.
+enum Target {
+    Staged(PathBuf),
+    /// Its temporary, and the handle the publication syncs.
+    InPlace(InPlaceFile, std::fs::File),
+}
+
+/// Send the files of a batch (`true`: rendered whole; the others are
+/// dropped, a temporary removed): one result per rendered file, in order
+/// (`rendered` are their units).
+async fn send(
+    channel: &dyn Outbound,
+    sink: Sink,
+    rendered: &[&Unit],
+    files: Vec<(Target, bool)>,
+) -> Vec<Result<Sent, SendFailure>> {
+    match sink {
+        Sink::Staged(staged) => {
+            let parcels: Vec<Parcel> = files
+                .into_iter()
+                .filter(|(_, ok)| *ok)
+                .zip(rendered)
+                .filter_map(|((target, _), unit)| match target {
+                    Target::Staged(path) => Some(Parcel {
+                        name: unit.first().file_name.clone(),
+                        staged: path,
+                        media_type: media_type(unit.first()),
+                    }),
+                    Target::InPlace(..) => None,
+                })
+                .collect();
+            let out = channel.send_batch(&parcels).await;
+            drop(staged);
+            out
+        }
+        Sink::InPlace(batch) => {
+            let keep: Vec<bool> = files.iter().map(|(_, ok)| *ok).collect();
+            let entries: Vec<(InPlaceFile, Option<std::fs::File>)> = files
+                .into_iter()
+                .filter_map(|(target, ok)| match target {
+                    Target::InPlace(entry, handle) => Some((entry, ok.then_some(handle))),
+                    Target::Staged(_) => None,
+                })
+                .collect();
+            let published = tokio::task::spawn_blocking(move || batch.publish(entries)).await;
+            match published {
+                Ok(out) => out
+                    .into_iter()
+                    .zip(keep)
+                    .filter(|(_, ok)| *ok)
+                    .map(|(r, _)| r)
+                    .collect(),
+                Err(e) => rendered
+                    .iter()
+                    .map(|_| {
+                        Err(SendFailure {
+                            destination: channel.describe(),
+                            message: format!("outbox writer task failed: {e}"),
+                            transient: true,
+                        })
+                    })
+                    .collect(),
+            }
+        }
+    }
 }
 
 /// What the status relays of a batch are rendered from, read in bulk:
