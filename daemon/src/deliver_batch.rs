@@ -4,16 +4,24 @@
 //! Sending one file per spool transaction costs a handful of fsyncs per
 //! file (the staged copy, the outbox copy, the outbox folder, the spool's
 //! commits of statuses and marks). Here the rows of one destination claimed
-//! together are rendered concurrently into one staging folder (not
-//! fsynced: a crash renders them again, same bytes), handed to the channel
-//! as one batch (`Outbound::send_batch`: a local outbox writes every
-//! temporary, fsyncs each, renames each without replacing and fsyncs the
-//! folder once; SFTP uploads over one session; AS2 sends one message
-//! each), and the whole batch is recorded in one spool transaction
-//! (`Spool::record_delivered_batch`): each invoice's 201/202/203 with
-//! their relays owed, and every mark delivered. A crash between the
-//! channel and that commit leaves the rows pending; they are sent again
-//! under the same names, which every channel takes as already delivered.
+//! together are rendered concurrently — into a local outbox's own exclusive
+//! temporaries (`Outbound::in_place`: no staged copy to create and unlink),
+//! else into one staging folder (not fsynced: a crash renders them again,
+//! same bytes) handed to the channel as one batch (`Outbound::send_batch`:
+//! SFTP uploads over one session, AS2 sends one message each). A local
+//! outbox fsyncs every temporary, renames each without replacing and
+//! fsyncs the folder once. The whole batch is then recorded in one spool
+//! transaction (`Spool::record_delivered_batch`): each invoice's
+//! 201/202/203 with their relays owed, and every mark delivered. A crash
+//! between the channel and that commit leaves the rows pending; they are
+//! sent again under the same names, which every channel takes as already
+//! delivered.
+//!
+//! Status relays travel in relay groups (`quai_spool` `delivered.rs`): the
+//! rows of one flow's statuses of one code recorded in one batch share one
+//! file name and are one CDAR file naming each invoice. A group is
+//! rendered whole from all its rows in the spool, claimed or not, so it is
+//! the same file every time it is offered.
 
 use std::collections::{HashMap, HashSet};
 use std::io::BufWriter;
