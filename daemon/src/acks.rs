@@ -118,22 +118,33 @@ pub async fn status_xml(
     to: &str,
     file_name: &str,
 ) -> anyhow::Result<String> {
-    let st = daemon.spool.status_row(status).await?;
-    let inv = daemon
+    // The relay group this row is one of (itself alone, when none).
+    let mut members: Vec<(quai_spool::StatusId, i64)> = daemon
         .spool
-        .invoices_of_flow_page(flow, Some(doc - 1), 1)
+        .status_relays_of_flow(flow, to)
         .await?
         .into_iter()
-        .find(|i| i.doc_index == doc)
-        .ok_or_else(|| anyhow::anyhow!("invoice {flow}/{doc} is gone"))?;
-    Ok(status_relay_xml(
-        &daemon.config(),
-        status,
-        &st,
-        &inv,
-        to,
-        file_name,
-    ))
+        .filter(|r| r.file_name == file_name)
+        .map(|r| (r.status, r.doc_index))
+        .collect();
+    if !members.iter().any(|&(s, _)| s == status) {
+        members.push((status, doc));
+    }
+    members.sort_by_key(|&(s, d)| (d, s));
+    let mut rows = Vec::with_capacity(members.len());
+    for (status, doc) in members {
+        let st = daemon.spool.status_row(status).await?;
+        let inv = daemon
+            .spool
+            .invoices_of_flow_page(flow, Some(doc - 1), 1)
+            .await?
+            .into_iter()
+            .find(|i| i.doc_index == doc)
+            .ok_or_else(|| anyhow::anyhow!("invoice {flow}/{doc} is gone"))?;
+        rows.push((status, st, inv));
+    }
+    let members: Vec<_> = rows.iter().map(|(s, st, inv)| (*s, st, inv)).collect();
+    Ok(status_relays_xml(&daemon.config(), &members, to, file_name))
 }
 
 /// The CDAR relay of status `status` (`st`, about invoice `inv`) for `to`
@@ -146,7 +157,24 @@ pub fn status_relay_xml(
     to: &str,
     file_name: &str,
 ) -> String {
+    status_relays_xml(config, &[(status, st, inv)], to, file_name)
+}
+
+/// The CDAR relay of several statuses of one code (a relay group: the
+/// platform's 201 or 203 of the invoices of one flow delivered together,
+/// `deliver_batch`), one `ram:ReferenceReferencedDocument` each, in the
+/// order given; the document's id, date and parties are the first one's.
+/// `members` is not empty.
+pub fn status_relays_xml(
+    config: &crate::config::Config,
+    members: &[(quai_spool::StatusId, &quai_spool::StatusRow, &InvoiceRow)],
+    to: &str,
+    file_name: &str,
+) -> String {
     use quai_spool::Issuer;
+    let Some(&(status, st, inv)) = members.first() else {
+        return String::new();
+    };
     let seller = inv.seller_id.clone();
     let seller_party = |name: &str| cdar::CdarParty {
         global_id: seller
@@ -188,34 +216,43 @@ pub fn status_relay_xml(
         issued_at: st.at,
         issuer,
         recipient,
-        status: cdar::RelayedStatus {
-            invoice_number: inv.number.clone().unwrap_or_default(),
-            type_code: inv.type_code.clone().unwrap_or_else(|| "380".into()),
-            issue_date: inv.issue_date.unwrap_or_else(|| st.at.date_naive()),
-            seller_id: seller.clone(),
-            code: st.code.code(),
-            label: st.code.label().to_owned(),
-            at: st.at,
-            reasons: st
-                .reasons
-                .iter()
-                .map(|r| (r.code.clone(), r.text.clone()))
-                .collect(),
-            amounts: st
-                .amounts
-                .iter()
-                .map(|a| {
-                    (
-                        a.kind.clone(),
-                        a.amount.to_string(),
-                        a.currency.clone(),
-                        a.vat_rate.map(|r| r.to_string()),
-                    )
-                })
-                .collect(),
-        },
+        status: relayed_status(st, inv),
     };
-    cdar::relay_xml(&relay)
+    let statuses: Vec<cdar::RelayedStatus> = members
+        .iter()
+        .map(|(_, st, inv)| relayed_status(st, inv))
+        .collect();
+    cdar::relays_xml(&relay, &statuses)
+}
+
+/// One status as a CDAR relay carries it.
+fn relayed_status(st: &quai_spool::StatusRow, inv: &InvoiceRow) -> cdar::RelayedStatus {
+    cdar::RelayedStatus {
+        invoice_number: inv.number.clone().unwrap_or_default(),
+        type_code: inv.type_code.clone().unwrap_or_else(|| "380".into()),
+        issue_date: inv.issue_date.unwrap_or_else(|| st.at.date_naive()),
+        seller_id: inv.seller_id.clone(),
+        code: st.code.code(),
+        label: st.code.label().to_owned(),
+        at: st.at,
+        reasons: st
+            .reasons
+            .iter()
+            .map(|r| (r.code.clone(), r.text.clone()))
+            .collect(),
+        amounts: st
+            .amounts
+            .iter()
+            .map(|a| {
+                (
+                    a.kind.clone(),
+                    a.amount.to_string(),
+                    a.currency.clone(),
+                    a.vat_rate.map(|r| r.to_string()),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// Render the files of one acknowledgement from the spool (and, for

@@ -181,6 +181,9 @@ pub async fn record_sent(
 /// The statuses an invoice of `flow` delivered to `to` owes its supplier
 /// ([`statuses_for`]), each with its CDAR relay to the supplier's channel
 /// (the way its flow came), named `<flow report stem>.cdar.<doc>-<code>.xml`.
+/// Recorded for a batch (`Spool::record_delivered_batch`), the relays of
+/// one code about invoices of one flow become one relay group, one file
+/// under the name of its first invoice's relay.
 pub fn sent_statuses(
     config: &Config,
     flow: &quai_spool::FlowRow,

@@ -8,7 +8,9 @@
 //! [`for_destination`] is the one place a spool [`Destination`] becomes a
 //! channel, built from the current configuration (so a partner's new
 //! outbox or certificate is taken at the next send). Rendering is not done
-//! here: callers stage a complete file and hand it over as a [`Parcel`].
+//! here: callers stage a complete file and hand it over as a [`Parcel`],
+//! or, for a local outbox ([`Outbound::in_place`]), render a batch straight
+//! into the outbox's temporaries.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -59,6 +61,11 @@ pub trait Outbound: Send + Sync {
     fn forget(&self, _name: &str) -> std::io::Result<()> {
         Ok(())
     }
+    /// The local outbox a batch can be rendered straight into (no staged
+    /// copy: `deliver_batch`), when this channel is one.
+    fn in_place(&self) -> Option<&FolderOutbox> {
+        None
+    }
 }
 
 impl Outbound for FolderOutbox {
@@ -67,6 +74,9 @@ impl Outbound for FolderOutbox {
     }
     fn send_batch<'a>(&'a self, parcels: &'a [Parcel]) -> BatchFuture<'a> {
         Box::pin(FolderOutbox::send_batch(self, parcels))
+    }
+    fn in_place(&self) -> Option<&FolderOutbox> {
+        Some(self)
     }
     fn describe(&self) -> String {
         FolderOutbox::describe(self)

@@ -282,6 +282,11 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
     wait_until("every invoice delivered", Duration::from_secs(90), || {
         done(&w).then_some(())
     });
+    // The supplier is told 201 and 203 of each, 202 where the recipient's
+    // side confirmed (SFTP, AS2): 2 + 3 + 3 statuses for each pair.
+    wait_until("every status relayed", Duration::from_secs(60), || {
+        (relayed(&w).len() == 16).then_some(())
+    });
     // Nothing more arrives.
     std::thread::sleep(Duration::from_secs(2));
     sigterm(&child.0);
@@ -337,6 +342,20 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
         .expect("the supplier's report");
     let text = report.to_string();
     assert!(text.contains("REJ_ADR"), "{report}");
+    // Its status relays: each status once, one file per recipient's batch
+    // and code naming both its invoices, valid by the official schemas.
+    let seen = relayed(&w);
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+    let files = relays(&w);
+    assert!(
+        files
+            .values()
+            .any(|t| t.contains("<udt:Indicator>true</udt:Indicator>")
+                && t.matches("<ram:ReferenceReferencedDocument>").count() == 2),
+        "no relay names several invoices: {:?}",
+        files.keys()
+    );
+    assert_cdar_valid(&files, &w.home.path().join("relays"));
     let cdar = sup
         .iter()
         .find(|(n, _)| n.ends_with(".cdar.xml"))
@@ -426,6 +445,76 @@ fn one_zip_to_three_recipients_in_their_syntaxes() {
     drop(child);
 }
 
+/// The supplier's status relays (`<flow stem>.cdar.<doc>-<code>.xml`, one
+/// file per relay group): name → text.
+fn relays(w: &World) -> BTreeMap<String, String> {
+    files_in(&w.config.outbound_root.join("sup"))
+        .into_iter()
+        .filter(|(n, _)| n.contains(".cdar.") && !n.ends_with(".cdar.xml"))
+        .map(|(n, b)| (n, String::from_utf8(b).unwrap()))
+        .collect()
+}
+
+/// How many times each (invoice number, status code) is relayed in the
+/// supplier's relay files.
+fn relayed(w: &World) -> BTreeMap<(String, String), usize> {
+    let mut seen = BTreeMap::new();
+    for (name, text) in relays(w) {
+        assert!(
+            text.trim_end()
+                .ends_with("</rsm:CrossDomainAcknowledgementAndResponse>"),
+            "{name} is whole"
+        );
+        for doc in text.split("<ram:ReferenceReferencedDocument>").skip(1) {
+            let field = |tag: &str| {
+                doc.split(&format!("<ram:{tag}>"))
+                    .nth(1)
+                    .and_then(|x| x.split('<').next())
+                    .unwrap_or_else(|| panic!("{name}: no {tag}"))
+                    .to_owned()
+            };
+            *seen
+                .entry((field("IssuerAssignedID"), field("ProcessConditionCode")))
+                .or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+/// The official D22B XSD and BR-FR-CDV schematron accept every file
+/// (`tests/cdar/check_cdar.py` in the test venv).
+fn assert_cdar_valid(files: &BTreeMap<String, String>, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(n, t)| {
+            let p = dir.join(n);
+            std::fs::write(&p, t).unwrap();
+            p
+        })
+        .collect();
+    let python = quai_test_support::venv::python_with(&["lxml", "saxonche"]);
+    let out = Command::new(python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cdar/check_cdar.py"))
+        .args(&paths)
+        .output()
+        .expect("run check_cdar.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        paths.len(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in &lines {
+        assert_eq!(l["ok"], true, "{l:#}");
+    }
+}
+
 /// The status codes of `quai invoice --json`, in order.
 fn codes(shown: &Value) -> Vec<String> {
     shown["statuses"]
@@ -506,10 +595,59 @@ fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Every status relayed to the supplier: 201 and 203 of every invoice,
+    // and 202 of those the SFTP outbox confirmed.
+    let mut want_relayed: BTreeSet<(String, String)> = BTreeSet::new();
+    for (who, numbers) in &want {
+        let codes: &[&str] = if *who == "sf" {
+            &["201", "202", "203"]
+        } else {
+            &["201", "203"]
+        };
+        for n in numbers {
+            for c in codes {
+                want_relayed.insert((n.clone(), (*c).to_owned()));
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while relayed(&w).len() < want_relayed.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::thread::sleep(Duration::from_secs(2));
     sigterm(&child.0);
     assert!(child.0.wait().unwrap().success());
     eprintln!("{kills} SIGKILLs; delivered at each kill: {delivered_at_kill:?}");
+
+    // Each status relayed once, in relay files naming several invoices:
+    // none missing, none twice (a relay group written again after a kill
+    // is the same file).
+    let seen = relayed(&w);
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "relayed twice: {doubled:?}");
+    let seen: BTreeSet<(String, String)> = seen.into_keys().collect();
+    assert_eq!(
+        seen.difference(&want_relayed).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "relayed but not owed"
+    );
+    assert_eq!(
+        want_relayed.difference(&seen).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "owed but not relayed"
+    );
+    let files = relays(&w);
+    eprintln!(
+        "{} relay files for {} statuses",
+        files.len(),
+        want_relayed.len()
+    );
+    assert!(
+        files.len() * 2 < want_relayed.len(),
+        "{} relay files for {} statuses: not grouped",
+        files.len(),
+        want_relayed.len()
+    );
 
     // Exactly the expected files: one per invoice, none twice, none
     // missing, each one whole and in its recipient's syntax.

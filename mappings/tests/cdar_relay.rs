@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use quai_mappings::ack::cdar::{relay_xml, CdarParty, CdarRelay, RelayedStatus};
+use quai_mappings::ack::cdar::{relay_xml, relays_xml, CdarParty, CdarRelay, RelayedStatus};
 use quai_mappings::ack::cdar_read;
 
 fn relay(code: u16, label: &str, issuer_role: &str) -> CdarRelay {
@@ -106,6 +106,71 @@ fn relayed_statuses_pass_the_official_schemas_and_read_back() {
         assert_eq!(reasons, c.status.reasons);
         assert_eq!(r.amounts.len(), c.status.amounts.len());
         let f = dir.path().join(format!("{}.xml", c.status.code));
+        std::fs::write(&f, xml).unwrap();
+        files.push(f);
+    }
+    let python = quai_test_support::venv::python_with(&["lxml", "saxonche"]);
+    let out = Command::new(python)
+        .arg(checker())
+        .args(&files)
+        .output()
+        .expect("run check_cdar.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines.len(),
+        files.len(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for l in &lines {
+        assert_eq!(l["ok"], true, "{l:#}");
+    }
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// The platform's 201 and 203 of several invoices of one flow in one
+/// document (a relay group, issue 15's "Scale"): one
+/// `ram:ReferenceReferencedDocument` per invoice, `MultipleReferencesIndicator`
+/// true, valid by the same official schemas, and read back as one status
+/// per invoice.
+#[test]
+fn a_relay_naming_several_invoices_passes_the_official_schemas_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for (code, label) in [(201, "Émise"), (203, "Mise à disposition")] {
+        let head = relay(code, label, "WK");
+        let statuses: Vec<RelayedStatus> = (1..=3)
+            .map(|i| RelayedStatus {
+                invoice_number: format!("INV-{i}"),
+                ..head.status.clone()
+            })
+            .collect();
+        let xml = relays_xml(&head, &statuses);
+        assert!(xml.contains("<udt:Indicator>true</udt:Indicator>"), "{xml}");
+        assert_eq!(
+            xml.matches("<ram:ReferenceReferencedDocument>").count(),
+            3,
+            "{xml}"
+        );
+        let mut read = Vec::new();
+        let h = cdar_read::read(xml.as_bytes(), |s| read.push(s)).unwrap();
+        assert!(h.problems.is_empty(), "{:?}", h.problems);
+        let numbers: Vec<&str> = read.iter().map(|r| r.invoice_number.as_str()).collect();
+        assert_eq!(numbers, ["INV-1", "INV-2", "INV-3"]);
+        for r in &read {
+            assert!(r.is_usable(), "{code}: {:?}", r.problems);
+            assert_eq!(r.code, code.to_string());
+        }
+        // One status alone is the single relay, byte for byte.
+        assert_eq!(
+            relays_xml(&head, std::slice::from_ref(&head.status)),
+            relay_xml(&head)
+        );
+        let f = dir.path().join(format!("group-{code}.xml"));
         std::fs::write(&f, xml).unwrap();
         files.push(f);
     }

@@ -53,6 +53,15 @@ pub enum DeliveryItem {
     },
 }
 
+/// One status relay row of a flow ([`Spool::status_relays_of_flow`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRelayRow {
+    pub delivery: i64,
+    pub status: crate::StatusId,
+    pub doc_index: i64,
+    pub file_name: String,
+}
+
 /// One delivery row.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeliveryRow {
@@ -370,6 +379,39 @@ impl Spool {
                 .await?
         });
         crate::rows::convert(raw)
+    }
+
+    /// The status relays owed to `partner` about invoices of `flow`, by
+    /// delivery id. Rows sharing a file name are one relay group: one CDAR
+    /// file naming each of their statuses (`lifecycle/delivered.rs`), which
+    /// the deliverer renders whole whichever of its rows it claimed, so the
+    /// file has the same bytes every time it is offered.
+    pub async fn status_relays_of_flow(
+        &self,
+        flow: FlowId,
+        partner: &str,
+    ) -> Result<Vec<StatusRelayRow>> {
+        let rows: Vec<(i64, Option<i64>, Option<i64>, String)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, status_id, doc_index, file_name FROM deliveries \
+                 WHERE flow_id = $1 AND item = 'status' AND partner = $2 ORDER BY id",
+            )
+            .bind(flow)
+            .bind(partner)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(delivery, status, doc, file_name)| {
+                Some(StatusRelayRow {
+                    delivery,
+                    status: status?,
+                    doc_index: doc?,
+                    file_name,
+                })
+            })
+            .collect())
     }
 
     /// Per partner: how many deliveries are pending, and since when the

@@ -170,7 +170,8 @@ mod writer_lock;
 use durability::Durability;
 
 pub use deliveries::{
-    held_until, retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, UndeliveredSummary,
+    held_until, retry_delay, DeliveryItem, DeliveryRow, NewInvoiceDelivery, StatusRelayRow,
+    UndeliveredSummary,
 };
 pub use directory::{
     candidates, check_address, DirectoryLine, DirectorySource, DirectoryVersion, LineProblem,

@@ -18,6 +18,7 @@ both!(
     a_failed_flow_owes_none_of_its_held_deliveries,
     a_delivered_batch_is_recorded_in_one_transaction,
     a_refused_status_leaves_only_its_delivery_pending,
+    each_delivered_batch_of_a_flow_is_its_own_relay_group,
 );
 
 const LEASE: Lease = Lease {
@@ -113,7 +114,7 @@ async fn held_deliveries_wait_for_their_flow(db: Db) {
     let f = claimed_flow(&spool, "held").await;
     // The rejected doc 2 owes nothing even when asked to.
     let ids = spool
-        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1), owed(2)])
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1)])
         .await
         .unwrap();
     assert_eq!(ids.len(), 2, "one row per routed accepted invoice");
@@ -278,6 +279,24 @@ async fn a_delivered_batch_is_recorded_in_one_transaction(db: Db) {
         .filter(|d| matches!(d.item, DeliveryItem::Status { .. }))
         .count();
     assert_eq!(relays, 4, "each status relayed to the supplier");
+    // One relay group per code: its rows share the first invoice's name.
+    let mut names: Vec<(i64, String)> = spool
+        .status_relays_of_flow(f, SUPPLIER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.doc_index, r.file_name))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            (0, "held.cdar.0-201.xml".to_owned()),
+            (0, "held.cdar.0-203.xml".to_owned()),
+            (1, "held.cdar.0-201.xml".to_owned()),
+            (1, "held.cdar.0-203.xml".to_owned()),
+        ]
+    );
     assert!(invoice_rows(&spool, f)
         .await
         .iter()
@@ -347,5 +366,60 @@ async fn a_refused_status_leaves_only_its_delivery_pending(db: Db) {
     assert_eq!(
         spool.delivery(rows[1].id).await.unwrap().state.as_str(),
         "pending"
+    );
+}
+
+/// Invoices of one flow delivered in two batches: two relay groups per
+/// code, each named after its own first invoice (the later batch's first
+/// invoice has a lower index: still not the other group's name), each
+/// status in exactly one.
+async fn each_delivered_batch_of_a_flow_is_its_own_relay_group(db: Db) {
+    let spool = db.spool("host:1").await;
+    let f = claimed_flow(&spool, "groups").await;
+    spool
+        .hold_invoice_deliveries(f, &[0, 1, 2], &[owed(0), owed(1)])
+        .await
+        .unwrap();
+    spool
+        .finish_flow_routed(f, &FlowOutcome::Processed, 3, &[], &[])
+        .await
+        .unwrap();
+    let rows = spool
+        .claim_due_deliveries(Utc::now() + chrono::Duration::seconds(1), 100, LEASE)
+        .await
+        .unwrap();
+    let item = |doc: i64| {
+        let r = rows
+            .iter()
+            .find(|r| matches!(r.item, DeliveryItem::Invoice { doc_index, .. } if doc_index == doc))
+            .unwrap();
+        DeliveredItem {
+            delivery: r.id,
+            to: r.to.clone(),
+            receipt: None,
+            statuses: sent_statuses(f, doc),
+        }
+    };
+    // Doc 1 first, doc 0 later.
+    let first = spool.record_delivered_batch(&[item(1)]).await.unwrap();
+    assert_eq!(first, [None]);
+    let later = spool.record_delivered_batch(&[item(0)]).await.unwrap();
+    assert_eq!(later, [None]);
+    let mut names: Vec<(i64, String)> = spool
+        .status_relays_of_flow(f, SUPPLIER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.doc_index, r.file_name))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            (0, "held.cdar.0-201.xml".to_owned()),
+            (0, "held.cdar.0-203.xml".to_owned()),
+            (1, "held.cdar.1-201.xml".to_owned()),
+            (1, "held.cdar.1-203.xml".to_owned()),
+        ]
     );
 }

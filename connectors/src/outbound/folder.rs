@@ -736,6 +736,14 @@ impl FolderOutbox {
         Ok(Written::Temporary(name, out))
     }
 
+    /// Opens the outbox for a batch rendered in place ([`InPlaceBatch`]).
+    pub fn in_place_batch(&self) -> Result<InPlaceBatch, SendFailure> {
+        Ok(InPlaceBatch {
+            dir: Dir::open(&self.dir, self.create_missing)?,
+            shown: self.dir.clone(),
+        })
+    }
+
     /// Publishes a batch on a blocking thread (see [`FolderOutbox::publish_batch`]).
     pub async fn send_batch(&self, parcels: &[Parcel]) -> Vec<Result<Sent, SendFailure>> {
         let (me, ps) = (self.clone(), parcels.to_vec());
@@ -769,6 +777,171 @@ impl FolderOutbox {
     /// Where this outbox sends to, for logs.
     pub fn describe(&self) -> String {
         format!("outbox {}", self.dir.display())
+    }
+}
+
+/// A batch rendered straight into the outbox (issue 15, "Scale"): each
+/// file is written into its own exclusive temporary in the outbox folder
+/// (unpredictable name, mode 0640), with no staged copy to create, copy and
+/// unlink; then the batch is published as [`FolderOutbox::publish_batch`]
+/// publishes: every temporary fsynced (from several threads at once), each
+/// renamed to its name without replacing (a name the same bytes already
+/// hold is delivered, and the temporary removed), the folder fsynced once.
+/// A temporary left by a crash is removed by
+/// [`FolderOutbox::clean_temporaries`].
+pub struct InPlaceBatch {
+    dir: Dir,
+    shown: PathBuf,
+}
+
+/// One file of an [`InPlaceBatch`]: its name and its temporary's.
+#[derive(Debug)]
+pub struct InPlaceFile {
+    name: String,
+    temp: String,
+}
+
+impl InPlaceBatch {
+    fn shown(&self, name: &str) -> String {
+        self.shown.join(name).display().to_string()
+    }
+
+    /// An exclusive temporary for the file `name` (checked as a parcel
+    /// name is): the file to render into, and a second handle on it that
+    /// [`InPlaceBatch::publish`] syncs.
+    pub fn temporary(&self, name: &str) -> Result<(InPlaceFile, File, File), SendFailure> {
+        let shown = self.shown(name);
+        let fail = |message: String, transient: bool| SendFailure {
+            destination: shown.clone(),
+            message,
+            transient,
+        };
+        check_name(name).map_err(|m| fail(format!("{shown}: {m}"), false))?;
+        if name.starts_with(TEMP_PREFIX) {
+            return Err(fail(
+                format!("{shown}: the name prefix {TEMP_PREFIX} is reserved for temporaries"),
+                false,
+            ));
+        }
+        let io_fail = |what: &str, e: io::Error| fail(format!("{what} {shown}: {e}"), true);
+        let (temp, file) = self
+            .dir
+            .create_temporary()
+            .map_err(|e| io_fail("cannot create a temporary for", e))?
+            .ok_or_else(|| fail(format!("{shown}: no free temporary name"), true))?;
+        let mut guard = TempGuard {
+            dir: &self.dir,
+            name: Some(temp.clone()),
+        };
+        file.set_permissions(std::fs::Permissions::from_mode(FILE_MODE))
+            .map_err(|e| io_fail("cannot set the mode of", e))?;
+        let handle = file
+            .try_clone()
+            .map_err(|e| io_fail("cannot open the temporary of", e))?;
+        guard.name = None;
+        let entry = InPlaceFile {
+            name: name.to_owned(),
+            temp,
+        };
+        Ok((entry, file, handle))
+    }
+
+    /// Publishes the batch: per file, its handle when it was rendered
+    /// whole, `None` when not (its temporary is removed, its result an
+    /// error). One result per file, in order.
+    pub fn publish(
+        self,
+        files: Vec<(InPlaceFile, Option<File>)>,
+    ) -> Vec<Result<Sent, SendFailure>> {
+        let fail = |name: &str, message: String, transient: bool| SendFailure {
+            destination: self.shown(name),
+            message,
+            transient,
+        };
+        let sent = |name: &str| Sent {
+            destination: self.shown(name),
+            receipt: None,
+        };
+        let mut out: Vec<Option<Result<Sent, SendFailure>>> = files.iter().map(|_| None).collect();
+        let (entries, handles): (Vec<InPlaceFile>, Vec<Option<File>>) = files.into_iter().unzip();
+        let mut written: Vec<(usize, &InPlaceFile, File)> = Vec::new();
+        for (i, (entry, handle)) in entries.iter().zip(handles).enumerate() {
+            match handle {
+                Some(h) => written.push((i, entry, h)),
+                None => {
+                    let _ = self.dir.unlink_at(&entry.temp);
+                    out[i] = Some(Err(fail(&entry.name, "not rendered".into(), true)));
+                }
+            }
+        }
+        let syncs = sync_all_parallel(written.iter().map(|(_, _, f)| f).collect());
+        for ((i, entry, file), sync) in written.into_iter().zip(syncs) {
+            drop(file);
+            let name = entry.name.as_str();
+            out[i] = Some(match sync {
+                Err(e) => {
+                    let _ = self.dir.unlink_at(&entry.temp);
+                    Err(fail(
+                        name,
+                        format!("cannot sync {}: {e}", self.shown(name)),
+                        true,
+                    ))
+                }
+                Ok(()) => match self.dir.rename_noreplace(&entry.temp, name, Publish::Auto) {
+                    Ok(()) => Ok(sent(name)),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        let ours = self.shown.join(&entry.temp);
+                        let result = match self.dir.existing(name, &ours) {
+                            Ok(Some(Existing::Same)) => {
+                                tracing::info!(target: "quai::outbound", destination = %self.shown(name),
+                                    "already in the outbox with the same bytes; not written again");
+                                Ok(sent(name))
+                            }
+                            Ok(Some(Existing::Other(why))) => Err(fail(
+                                name,
+                                format!("{}: {why}; it is never overwritten", self.shown(name)),
+                                false,
+                            )),
+                            Ok(None) => Err(fail(
+                                name,
+                                format!("{}: the name is taken", self.shown(name)),
+                                true,
+                            )),
+                            Err(e) => Err(fail(
+                                name,
+                                format!("cannot check {}: {e}", self.shown(name)),
+                                true,
+                            )),
+                        };
+                        let _ = self.dir.unlink_at(&entry.temp);
+                        result
+                    }
+                    Err(e) => {
+                        let _ = self.dir.unlink_at(&entry.temp);
+                        Err(fail(
+                            name,
+                            format!("cannot publish {}: {e}", self.shown(name)),
+                            true,
+                        ))
+                    }
+                },
+            });
+        }
+        let out: Vec<Result<Sent, SendFailure>> = out
+            .into_iter()
+            .map(|r| r.expect("every file has its result"))
+            .collect();
+        if out.iter().any(Result::is_ok) {
+            if let Err(e) = self.dir.sync() {
+                let why = format!("cannot sync the folder {}: {e}", self.shown.display());
+                return out
+                    .into_iter()
+                    .zip(&entries)
+                    .map(|(r, entry)| r.and_then(|_| Err(fail(&entry.name, why.clone(), true))))
+                    .collect();
+            }
+        }
+        out
     }
 }
 
@@ -911,6 +1084,66 @@ mod tests {
         // The same batch again: the published ones are recognised.
         let again = o.publish_batch(&batch[..2]);
         assert!(again.iter().all(Result::is_ok), "{again:?}");
+    }
+
+    #[test]
+    fn a_batch_rendered_in_place_is_published_once_and_never_replaces() {
+        use std::io::Write;
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("out");
+        let o = FolderOutbox::new(FolderOutboxConfig {
+            dir: out.clone(),
+            create_missing: true,
+        });
+        // Already there with the same bytes (a crash before the record),
+        // someone else's file, a planted link.
+        o.publish(&parcel(t.path(), "b.xml", b"two")).unwrap();
+        std::fs::write(out.join("c.xml"), b"theirs").unwrap();
+        std::os::unix::fs::symlink(t.path().join("elsewhere"), out.join("d.xml")).unwrap();
+        let batch = o.in_place_batch().unwrap();
+        assert!(!batch.temporary(".quai-tmp-x.part").unwrap_err().transient);
+        assert!(!batch.temporary("../up.xml").unwrap_err().transient);
+        let mut files = Vec::new();
+        for (name, bytes, rendered) in [
+            ("a.xml", &b"one"[..], true),
+            ("b.xml", b"two", true),
+            ("c.xml", b"mine", true),
+            ("d.xml", b"link", true),
+            ("e.xml", b"half", false),
+        ] {
+            let (entry, mut file, handle) = batch.temporary(name).unwrap();
+            file.write_all(bytes).unwrap();
+            drop(file);
+            files.push((entry, rendered.then_some(handle)));
+        }
+        let results = batch.publish(files);
+        assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+        for r in &results[2..4] {
+            assert!(!r.as_ref().unwrap_err().transient, "{r:?}");
+        }
+        assert!(results[4].is_err(), "{results:?}");
+        assert_eq!(std::fs::read(out.join("a.xml")).unwrap(), b"one");
+        assert_eq!(std::fs::read(out.join("b.xml")).unwrap(), b"two");
+        assert_eq!(std::fs::read(out.join("c.xml")).unwrap(), b"theirs");
+        assert!(
+            !t.path().join("elsewhere").exists(),
+            "written through a link"
+        );
+        let mode = std::fs::metadata(out.join("a.xml"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, FILE_MODE);
+        let mut names: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["a.xml", "b.xml", "c.xml", "d.xml"],
+            "no temporary left, nothing unrendered published"
+        );
     }
 
     #[test]

@@ -25,7 +25,9 @@ mod sftp;
 mod webhook;
 
 pub use as2::{As2Outbound, As2OutboundConfig};
-pub use folder::{is_temporary_name, FolderOutbox, FolderOutboxConfig, TEMP_PREFIX};
+pub use folder::{
+    is_temporary_name, FolderOutbox, FolderOutboxConfig, InPlaceBatch, InPlaceFile, TEMP_PREFIX,
+};
 pub use mail::{
     eml_name, new_message_id, render_mail, MailAttachment, MailError, MailMessage, MailOutbound,
     MailOutboundConfig, MailTransportConfig, MAX_MAIL_BYTES,

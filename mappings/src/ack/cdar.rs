@@ -396,7 +396,9 @@ impl<W: std::io::Write> CdarWriter<W> {
 
 /// A lifecycle status relayed to the other party of an invoice: a buyer's
 /// 204–211 to the supplier, a supplier's 212 to the buyer, the platform's
-/// 201–203 to the supplier. One status per document.
+/// 201–203 to the supplier. One status per document ([`relay_xml`]), or
+/// several of one code in one document ([`relays_xml`]: the platform's
+/// 201/203 of the invoices of one flow delivered together).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CdarRelay {
     /// Document id (MDT-4).
@@ -438,7 +440,18 @@ pub struct RelayedStatus {
 /// (MDT-77 `305`, issued by the platform, role `WK`), the others the
 /// processing phase (`23`, whose issuer has a global id, BR-FR-CDV-07).
 pub fn relay_xml(m: &CdarRelay) -> String {
-    let transmission = (201..=203).contains(&m.status.code);
+    relays_xml(m, std::slice::from_ref(&m.status))
+}
+
+/// Serialize several relayed statuses in one document: the head of `m`
+/// (its own `status` is not written unless it is among `statuses`), then
+/// one `ram:ReferenceReferencedDocument` per status in the order given,
+/// `MultipleReferencesIndicator` true when there is more than one (a "CDV
+/// MULTI", as the flow's own 200/213 CDAR). The phase is that of the first
+/// status: callers group statuses of one code.
+pub fn relays_xml(m: &CdarRelay, statuses: &[RelayedStatus]) -> String {
+    let code = statuses.first().map_or(m.status.code, |s| s.code);
+    let transmission = (201..=203).contains(&code);
     let mut o = String::with_capacity(4096);
     o.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     o.push_str(
@@ -479,9 +492,10 @@ pub fn relay_xml(m: &CdarRelay) -> String {
     party(&mut o, "RecipientTradeParty", &m.recipient, "    ");
     o.push_str("  </rsm:ExchangedDocument>\n");
     o.push_str("  <rsm:AcknowledgementDocument>\n");
-    o.push_str(
-        "    <ram:MultipleReferencesIndicator>\n      <udt:Indicator>false</udt:Indicator>\n    </ram:MultipleReferencesIndicator>\n",
-    );
+    o.push_str(&format!(
+        "    <ram:MultipleReferencesIndicator>\n      <udt:Indicator>{}</udt:Indicator>\n    </ram:MultipleReferencesIndicator>\n",
+        statuses.len() > 1
+    ));
     o.push_str(&format!(
         "    <ram:TypeCode>{}</ram:TypeCode>\n",
         if transmission { "305" } else { "23" }
@@ -489,7 +503,15 @@ pub fn relay_xml(m: &CdarRelay) -> String {
     o.push_str(&format!(
         "    <ram:IssueDateTime>\n      <udt:DateTimeString format=\"204\">{issued}</udt:DateTimeString>\n    </ram:IssueDateTime>\n"
     ));
-    let s = &m.status;
+    for s in statuses {
+        relayed_status(&mut o, s);
+    }
+    o.push_str(TAIL);
+    o
+}
+
+/// One relayed status's `ram:ReferenceReferencedDocument`.
+fn relayed_status(o: &mut String, s: &RelayedStatus) {
     o.push_str("    <ram:ReferenceReferencedDocument>\n");
     o.push_str(&format!(
         "      <ram:IssuerAssignedID>{}</ram:IssuerAssignedID>\n",
@@ -574,8 +596,6 @@ pub fn relay_xml(m: &CdarRelay) -> String {
         o.push_str("      </ram:SpecifiedDocumentStatus>\n");
     }
     o.push_str("    </ram:ReferenceReferencedDocument>\n");
-    o.push_str(TAIL);
-    o
 }
 
 #[cfg(test)]

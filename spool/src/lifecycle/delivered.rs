@@ -11,6 +11,17 @@
 //! back: every file of it is offered again under the same name, which
 //! every channel takes as already delivered.
 //!
+//! The relays of the platform's statuses are grouped: all those of one
+//! code owed to one supplier's channel about invoices of one flow in the
+//! batch are one **relay group**, their delivery rows (one per status, as
+//! the history, the partner's `statuses` filter and the deliverer's
+//! bookkeeping want) sharing one file name, the one the first invoice's
+//! relay would have had alone (`<flow stem>.cdar.<doc>-<code>.xml`, lowest
+//! document index). The deliverer writes a group as one CDAR file naming
+//! each of its invoices. The name is unique: a status is recorded once per
+//! invoice, so no later group of that flow and code starts at that
+//! invoice.
+//!
 //! The platform's statuses are checked exactly as `record_status` checks
 //! one (the invoice exists, the same status recorded before is not
 //! recorded again, the transition table, the relay goes to the supplier),
@@ -193,18 +204,36 @@ macro_rules! delivered_steps {
                             "reason": format!("invoice {}/{} by {}", s.flow, s.doc_index, s.issuer),
                         }));
                         if let Some(r) = relay {
-                            relays.push(serde_json::json!({
-                                "flow": s.flow,
-                                "doc": s.doc_index,
-                                "seq": h.seq,
-                                "partner": clean_text(&r.partner),
-                                "kind": r.to.kind().as_str(),
-                                "target": r.to.target(),
-                                "name": clean_text(&r.file_name),
-                            }));
+                            relays.push((s.flow, s.doc_index, h.seq, s.code.code(), r));
                         }
                     }
                 }
+                // One relay group per (supplier, its channel, flow, code):
+                // its rows share the name of its first invoice's relay.
+                let mut groups: HashMap<(&str, String, i64, u16), (i64, &str)> = HashMap::new();
+                for &(flow, doc, _, code, r) in &relays {
+                    let key = (r.partner.as_str(), format!("{:?}", r.to), flow, code);
+                    let first = groups.entry(key).or_insert((doc, r.file_name.as_str()));
+                    if doc < first.0 {
+                        *first = (doc, r.file_name.as_str());
+                    }
+                }
+                let relays: Vec<serde_json::Value> = relays
+                    .iter()
+                    .map(|&(flow, doc, seq, code, r)| {
+                        let key = (r.partner.as_str(), format!("{:?}", r.to), flow, code);
+                        let name = groups.get(&key).map_or(r.file_name.as_str(), |g| g.1);
+                        serde_json::json!({
+                            "flow": flow,
+                            "doc": doc,
+                            "seq": seq,
+                            "partner": clean_text(&r.partner),
+                            "kind": r.to.kind().as_str(),
+                            "target": r.to.target(),
+                            "name": clean_text(name),
+                        })
+                    })
+                    .collect();
 
                 if !statuses.is_empty() {
                     let rows = serde_json::Value::Array(statuses).to_string();
