@@ -10,6 +10,7 @@
 //! ZUGFeRD 1.0 (`CrossIndustryDocument`, D13B-era names) is read by the
 //! same mapping through an element-name alias table.
 
+use std::cell::Cell;
 use std::io::BufRead;
 
 use rust_decimal::Decimal;
@@ -20,8 +21,9 @@ use crate::model::{
     PaymentInstructions, Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative,
     VatBreakdown, Violation,
 };
+use crate::positions::{cii_term, TermAt};
 use crate::ubl::{ident, set, text, AcBuf, MeansBuf};
-use crate::xml::{self, Attrs, Element, Handler, TextMode, Values};
+use crate::xml::{self, Attrs, Element, Handler, PathMemo, TextMode, ThreadMemo, Values};
 use crate::{ReadError, ReadOutcome};
 
 pub const NS_RSM: &str = "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100";
@@ -105,7 +107,7 @@ struct Mapper {
     /// Where the listed terms are, for the rules' findings.
     positions: crate::positions::Positions,
     /// The listed term of each path met ([`crate::positions::cii_term`]).
-    terms: crate::positions::CiiTerms,
+    terms: CiiTerms,
     /// Where the element about to open starts.
     at: (u32, u32),
     /// VAT breakdown elements so far.
@@ -1015,5 +1017,25 @@ impl Mapper {
             }
             _ => {}
         }
+    }
+}
+
+thread_local! {
+    static CII_TERMS: Cell<PathMemo<Option<&'static TermAt>>> = const { Cell::new(PathMemo::new()) };
+}
+
+/// [`cii_term`] of each path met, worked out once per path and kept per
+/// thread (`xml::PathMemo`).
+struct CiiTerms(ThreadMemo<Option<&'static TermAt>>);
+
+impl Default for CiiTerms {
+    fn default() -> Self {
+        CiiTerms(ThreadMemo::take(&CII_TERMS))
+    }
+}
+
+impl CiiTerms {
+    fn term(&mut self, el: &Element<'_>) -> Option<&'static TermAt> {
+        *self.0.get(el.node, || cii_term(el.path))
     }
 }

@@ -15,10 +15,6 @@
 //! an element given but unreadable (`x#1` as a quantity) gets the reader's
 //! `SYNTAX` finding, not also "missing".
 
-use std::cell::Cell;
-
-use crate::xml::{Element, PathMemo, ThreadMemo};
-
 /// Where a finding is: the XPath of its node, its line and column (1-based;
 /// `None` when unknown).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,42 +383,6 @@ fn group_of(term: &str, cii: bool) -> Option<&'static str> {
         }
         _ => return None,
     })
-}
-
-thread_local! {
-    static UBL_TERMS: Cell<PathMemo<Option<&'static TermAt>>> = const { Cell::new(PathMemo::new()) };
-    static CII_TERMS: Cell<PathMemo<Option<&'static TermAt>>> = const { Cell::new(PathMemo::new()) };
-}
-
-/// [`ubl_term`] of each path met, worked out once per path and kept per
-/// thread (`xml::PathMemo`).
-pub struct UblTerms(ThreadMemo<Option<&'static TermAt>>);
-
-impl Default for UblTerms {
-    fn default() -> Self {
-        UblTerms(ThreadMemo::take(&UBL_TERMS))
-    }
-}
-
-impl UblTerms {
-    pub fn term(&mut self, el: &Element<'_>) -> Option<&'static TermAt> {
-        *self.0.get(el.node, || ubl_term(el.path))
-    }
-}
-
-/// [`cii_term`] of each path met, as [`UblTerms`].
-pub struct CiiTerms(ThreadMemo<Option<&'static TermAt>>);
-
-impl Default for CiiTerms {
-    fn default() -> Self {
-        CiiTerms(ThreadMemo::take(&CII_TERMS))
-    }
-}
-
-impl CiiTerms {
-    pub fn term(&mut self, el: &Element<'_>) -> Option<&'static TermAt> {
-        *self.0.get(el.node, || cii_term(el.path))
-    }
 }
 
 /// The UBL elements of the terms quai places (`path` relative to the root,

@@ -12,6 +12,7 @@
 //! buffered until their end tag. Embedded attachments (BT-125) are only
 //! counted, never kept.
 
+use std::cell::Cell;
 use std::io::BufRead;
 
 use rust_decimal::Decimal;
@@ -22,7 +23,8 @@ use crate::model::{
     LineAllowanceCharge, Note, Party, Payee, PaymentCard, PaymentInstructions, PaymentMeans,
     Period, PrecedingInvoice, Profile, Syntax, TaxRepresentative, VatBreakdown, Violation,
 };
-use crate::xml::{self, Attrs, Element, Handler, TextMode, Values};
+use crate::positions::{ubl_term, TermAt};
+use crate::xml::{self, Attrs, Element, Handler, PathMemo, TextMode, ThreadMemo, Values};
 use crate::{ReadError, ReadOutcome};
 
 pub const NS_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";
@@ -229,7 +231,7 @@ struct Mapper {
     /// Where the listed terms are, for the rules' findings.
     positions: crate::positions::Positions,
     /// The listed term of each path met ([`crate::positions::ubl_term`]).
-    terms: crate::positions::UblTerms,
+    terms: UblTerms,
     /// Where the element about to open starts.
     at: (u32, u32),
     /// TaxTotal elements so far, and TaxSubtotals in the last one.
@@ -1022,6 +1024,26 @@ pub(crate) fn split_note(n: String) -> Note {
     Note {
         subject_code: None,
         text: n,
+    }
+}
+
+thread_local! {
+    static UBL_TERMS: Cell<PathMemo<Option<&'static TermAt>>> = const { Cell::new(PathMemo::new()) };
+}
+
+/// [`ubl_term`] of each path met, worked out once per path and kept per
+/// thread (`xml::PathMemo`).
+struct UblTerms(ThreadMemo<Option<&'static TermAt>>);
+
+impl Default for UblTerms {
+    fn default() -> Self {
+        UblTerms(ThreadMemo::take(&UBL_TERMS))
+    }
+}
+
+impl UblTerms {
+    fn term(&mut self, el: &Element<'_>) -> Option<&'static TermAt> {
+        *self.0.get(el.node, || ubl_term(el.path))
     }
 }
 
